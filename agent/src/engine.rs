@@ -1,0 +1,293 @@
+//! The local indicator engine: evaluates a recipe over one region's datalager with
+//! DataFusion and returns the additive components of every cell.
+
+use std::sync::Arc;
+
+use arrow::array::{Array, ArrayRef, Float64Array, Int64Array, RecordBatch, StringArray};
+use arrow::compute::cast;
+use arrow::datatypes::{DataType, Field, Schema};
+use datafusion::error::DataFusionError;
+use datafusion::execution::context::SessionConfig;
+use datafusion::prelude::SessionContext;
+use norrsken_common::breakdown::Breakdown;
+use norrsken_common::catalog::Recipe;
+use norrsken_common::geography;
+use norrsken_common::query::ValidatedQuery;
+
+use crate::datalager::{Datalager, DatalagerError};
+use crate::record_key::RecordKeyer;
+use crate::sql::{self, literal, SqlContext};
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error(transparent)]
+    Datalager(#[from] DatalagerError),
+    #[error("evaluating {recipe}: {message}")]
+    Evaluation { recipe: String, message: String },
+    #[error("evaluating {recipe}: the query needs more memory than the agent's limit allows ({message})")]
+    ResourcesExhausted { recipe: String, message: String },
+    #[error("recipe {recipe} returned {problem}")]
+    RecipeOutput { recipe: String, problem: String },
+}
+
+/// The additive components of one cell, before disclosure control. Counts are exact and
+/// never leave the agent in this form.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RawCell {
+    /// County code the cell belongs to (the agent's region, or the patient's home region in
+    /// the population perspective).
+    pub region: String,
+    /// One label per breakdown of the query, in query order.
+    pub labels: Vec<String>,
+    /// Outcome category for distribution recipes.
+    pub category: Option<String>,
+    /// Units in the cell (the denominator of a proportion, the events of a rate or count,
+    /// the n of a mean or cost sum).
+    pub units: i64,
+    /// Distinct persons among the units.
+    pub persons: i64,
+    /// Units meeting the numerator (proportions).
+    pub numerator: i64,
+    pub numerator_persons: i64,
+    pub value_sum: f64,
+    pub value_sum_sq: f64,
+    /// Largest and second-largest per-person contribution to `value_sum` (cost sums).
+    pub top1: f64,
+    pub top2: f64,
+    /// Inhabitants (rates): residents alive on 1 July, summed over the period's years.
+    pub population: i64,
+    /// Sums of record keys (cell keys before the modulo).
+    pub units_key: i64,
+    pub numerator_key: i64,
+    pub population_key: i64,
+}
+
+/// The cells of one evaluated query.
+#[derive(Debug, Clone)]
+pub struct CellTable {
+    pub recipe: Arc<Recipe>,
+    pub breakdowns: Vec<Breakdown>,
+    pub cells: Vec<RawCell>,
+}
+
+impl CellTable {
+    /// The cells as an Arrow batch (for `norrsken eval` and tests).
+    pub fn to_record_batch(&self) -> Result<RecordBatch, arrow::error::ArrowError> {
+        let mut fields = vec![Field::new("region", DataType::Utf8, false)];
+        fields.extend(self.breakdowns.iter().map(|b| Field::new(b.name(), DataType::Utf8, false)));
+        let distribution = self.recipe.is_distribution();
+        if distribution {
+            fields.push(Field::new("category", DataType::Utf8, false));
+        }
+        let ints = ["units", "persons", "numerator", "numerator_persons", "population"];
+        let floats = ["value_sum", "value_sum_sq"];
+        fields.extend(ints.iter().map(|n| Field::new(*n, DataType::Int64, false)));
+        fields.extend(floats.iter().map(|n| Field::new(*n, DataType::Float64, false)));
+        let mut columns: Vec<ArrayRef> = vec![Arc::new(StringArray::from_iter_values(self.cells.iter().map(|c| c.region.as_str())))];
+        for i in 0..self.breakdowns.len() {
+            columns.push(Arc::new(StringArray::from_iter_values(self.cells.iter().map(|c| c.labels[i].as_str()))));
+        }
+        if distribution {
+            columns.push(Arc::new(StringArray::from_iter_values(self.cells.iter().map(|c| c.category.as_deref().unwrap_or("")))));
+        }
+        let int_of = |name: &str, c: &RawCell| match name {
+            "units" => c.units,
+            "persons" => c.persons,
+            "numerator" => c.numerator,
+            "numerator_persons" => c.numerator_persons,
+            _ => c.population,
+        };
+        for n in ints {
+            columns.push(Arc::new(Int64Array::from_iter_values(self.cells.iter().map(|c| int_of(n, c)))));
+        }
+        columns.push(Arc::new(Float64Array::from_iter_values(self.cells.iter().map(|c| c.value_sum))));
+        columns.push(Arc::new(Float64Array::from_iter_values(self.cells.iter().map(|c| c.value_sum_sq))));
+        RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)
+    }
+}
+
+/// Settings for the engine's DataFusion session.
+#[derive(Debug, Clone)]
+pub struct EngineOptions {
+    /// Parallel partitions per query; 0 = one per core.
+    pub target_partitions: usize,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        EngineOptions { target_partitions: 0 }
+    }
+}
+
+/// Evaluates recipes over one region's datalager.
+pub struct Engine {
+    ctx: SessionContext,
+    region: String,
+    data_version: String,
+    data_years: (i32, i32),
+    cell_keys: bool,
+}
+
+impl Engine {
+    /// Opens the datalager for `region` (a county code). With a keyer, record-key sums are
+    /// computed for the cell key method.
+    pub async fn open(
+        datalager: &dyn Datalager,
+        region: &str,
+        keyer: Option<Arc<RecordKeyer>>,
+        options: &EngineOptions,
+    ) -> Result<Engine, EngineError> {
+        let mut config = SessionConfig::new().with_information_schema(false);
+        if options.target_partitions > 0 {
+            config = config.with_target_partitions(options.target_partitions);
+        }
+        let ctx = SessionContext::new_with_config(config);
+        datalager.register(&ctx).await?;
+        let cell_keys = keyer.is_some();
+        ctx.register_udf(match &keyer {
+            Some(k) => k.udf(),
+            None => RecordKeyer::disabled_udf(),
+        });
+        // Residents: persons registered in a kommun of this region.
+        let residents = format!("CREATE VIEW residents AS SELECT * FROM persons WHERE substr(kommun, 1, 2) = {}", literal(region));
+        ctx.sql(&residents).await.map_err(|e| DatalagerError::Other(format!("creating the residents view: {e}")))?;
+        let data_years = match datalager.years() {
+            Some(y) => y,
+            None => contact_years(&ctx).await?,
+        };
+        Ok(Engine {
+            ctx,
+            region: region.to_string(),
+            data_version: datalager.data_version(),
+            data_years,
+            cell_keys,
+        })
+    }
+
+    pub fn region(&self) -> &str {
+        &self.region
+    }
+    pub fn data_version(&self) -> &str {
+        &self.data_version
+    }
+    /// First and last year the datalager holds.
+    pub fn data_years(&self) -> (i32, i32) {
+        self.data_years
+    }
+    pub fn session(&self) -> &SessionContext {
+        &self.ctx
+    }
+
+    /// The SQL the engine runs for a query.
+    pub fn sql(&self, q: &ValidatedQuery) -> String {
+        sql::compile(q, &SqlContext { region: &self.region, cell_keys: self.cell_keys })
+    }
+
+    /// Evaluates a validated query into cells, sorted by region and labels.
+    pub async fn evaluate(&self, q: &ValidatedQuery) -> Result<CellTable, EngineError> {
+        let recipe = q.recipe.key();
+        let text = self.sql(q);
+        let fail = |e: DataFusionError| classify(&recipe, e);
+        let df = self.ctx.sql(&text).await.map_err(fail)?;
+        let batches = df.collect().await.map_err(fail)?;
+        let mut cells = Vec::new();
+        for batch in &batches {
+            read_cells(batch, q, &mut cells).map_err(|problem| EngineError::RecipeOutput { recipe: recipe.clone(), problem })?;
+        }
+        cells.sort_by(|a, b| (&a.region, &a.labels, &a.category).cmp(&(&b.region, &b.labels, &b.category)));
+        Ok(CellTable { recipe: q.recipe.clone(), breakdowns: q.breakdowns.clone(), cells })
+    }
+}
+
+fn classify(recipe: &str, e: DataFusionError) -> EngineError {
+    let root = e.find_root();
+    match root {
+        DataFusionError::ResourcesExhausted(m) => EngineError::ResourcesExhausted { recipe: recipe.into(), message: m.clone() },
+        other => EngineError::Evaluation { recipe: recipe.into(), message: other.to_string() },
+    }
+}
+
+async fn contact_years(ctx: &SessionContext) -> Result<(i32, i32), EngineError> {
+    let fail = |e: DataFusionError| EngineError::Evaluation { recipe: "data years".into(), message: e.to_string() };
+    let df = ctx
+        .sql("SELECT CAST(MIN(date_part('year', start_time)) AS BIGINT) AS a, CAST(MAX(date_part('year', start_time)) AS BIGINT) AS b FROM contacts")
+        .await
+        .map_err(fail)?;
+    let batches = df.collect().await.map_err(fail)?;
+    let get = |i: usize| -> Option<i64> {
+        let b = batches.first()?;
+        let a = b.column(i).as_any().downcast_ref::<Int64Array>()?;
+        (!a.is_null(0)).then(|| a.value(0))
+    };
+    match (get(0), get(1)) {
+        (Some(a), Some(b)) => Ok((a as i32, b as i32)),
+        _ => Err(EngineError::Datalager(DatalagerError::Other("the contacts table is empty".into()))),
+    }
+}
+
+fn column<'a>(batch: &'a RecordBatch, name: &str) -> Result<&'a ArrayRef, String> {
+    batch.column_by_name(name).ok_or_else(|| format!("no column '{name}'"))
+}
+
+fn ints(batch: &RecordBatch, name: &str) -> Result<Int64Array, String> {
+    let a = cast(column(batch, name)?, &DataType::Int64).map_err(|e| format!("column '{name}': {e}"))?;
+    a.as_any().downcast_ref::<Int64Array>().cloned().ok_or_else(|| format!("column '{name}' is not an integer"))
+}
+
+fn floats(batch: &RecordBatch, name: &str) -> Result<Float64Array, String> {
+    let a = cast(column(batch, name)?, &DataType::Float64).map_err(|e| format!("column '{name}': {e}"))?;
+    a.as_any().downcast_ref::<Float64Array>().cloned().ok_or_else(|| format!("column '{name}' is not a number"))
+}
+
+fn strings(batch: &RecordBatch, name: &str) -> Result<StringArray, String> {
+    let a = cast(column(batch, name)?, &DataType::Utf8).map_err(|e| format!("column '{name}': {e}"))?;
+    a.as_any().downcast_ref::<StringArray>().cloned().ok_or_else(|| format!("column '{name}' is not text"))
+}
+
+fn read_cells(batch: &RecordBatch, q: &ValidatedQuery, out: &mut Vec<RawCell>) -> Result<(), String> {
+    let region = strings(batch, "region")?;
+    let labels: Vec<StringArray> = q.breakdowns.iter().map(|b| strings(batch, &format!("b_{}", b.name()))).collect::<Result<_, _>>()?;
+    let category = if q.recipe.is_distribution() { Some(strings(batch, "category")?) } else { None };
+    let (units, persons, numerator, numerator_persons) =
+        (ints(batch, "units")?, ints(batch, "persons")?, ints(batch, "numerator")?, ints(batch, "numerator_persons")?);
+    let (population, units_key, numerator_key, population_key) =
+        (ints(batch, "population")?, ints(batch, "units_key")?, ints(batch, "numerator_key")?, ints(batch, "population_key")?);
+    let (value_sum, value_sum_sq, top1, top2) =
+        (floats(batch, "value_sum")?, floats(batch, "value_sum_sq")?, floats(batch, "top1")?, floats(batch, "top2")?);
+    let int = |a: &Int64Array, i: usize| if a.is_null(i) { 0 } else { a.value(i) };
+    let float = |a: &Float64Array, i: usize| if a.is_null(i) { 0.0 } else { a.value(i) };
+    for i in 0..batch.num_rows() {
+        if region.is_null(i) {
+            return Err("a cell without a region (a person with no kommun?)".into());
+        }
+        let code = region.value(i);
+        if geography::find_region(code).is_none() && code.len() != 2 {
+            return Err(format!("a cell with region '{code}'"));
+        }
+        let mut ls = Vec::with_capacity(labels.len());
+        for (b, l) in q.breakdowns.iter().zip(&labels) {
+            if l.is_null(i) {
+                return Err(format!("a cell without a value for '{}'", b.name()));
+            }
+            ls.push(l.value(i).to_string());
+        }
+        out.push(RawCell {
+            region: code.to_string(),
+            labels: ls,
+            category: category.as_ref().map(|c| c.value(i).to_string()),
+            units: int(&units, i),
+            persons: int(&persons, i),
+            numerator: int(&numerator, i),
+            numerator_persons: int(&numerator_persons, i),
+            value_sum: float(&value_sum, i),
+            value_sum_sq: float(&value_sum_sq, i),
+            top1: float(&top1, i),
+            top2: float(&top2, i),
+            population: int(&population, i),
+            units_key: int(&units_key, i),
+            numerator_key: int(&numerator_key, i),
+            population_key: int(&population_key, i),
+        });
+    }
+    Ok(())
+}

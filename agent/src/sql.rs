@@ -1,0 +1,256 @@
+//! Compiles a validated query into one SQL statement over the CDM.
+//!
+//! The recipe's unit query (trusted catalog text) is wrapped: units are joined to the
+//! person register, placed in the period, labelled with the breakdown values, filtered by
+//! the typed filters and aggregated into additive components per cell. Requester input
+//! reaches the SQL only as values from the fixed vocabulary, quoted as literals.
+//!
+//! Output columns: `region`, `b_<breakdown>` per breakdown, `category` for distribution
+//! recipes, then `units`, `persons`, `numerator`, `numerator_persons`, `value_sum`,
+//! `value_sum_sq`, `top1`, `top2`, `population`, `units_key`, `numerator_key`,
+//! `population_key`.
+
+use std::fmt::Write as _;
+
+use norrsken_common::breakdown::{Breakdown, UNKNOWN};
+use norrsken_common::catalog::{Kind, Recipe, Unit};
+use norrsken_common::query::{Perspective, ValidatedQuery};
+
+use crate::record_key::RECORD_KEY_FUNCTION;
+
+/// Quotes a string as an SQL literal.
+pub fn literal(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
+const AGE: &str = "(t_year - birth_year - CASE WHEN t_month < birth_month THEN 1 ELSE 0 END)";
+
+/// The SQL expression giving a breakdown's label, over the `base` columns.
+fn label_expr(b: Breakdown, recipe: &Recipe) -> String {
+    match b {
+        Breakdown::Year => "CAST(t_year AS VARCHAR)".into(),
+        Breakdown::Quarter => "CAST(t_year AS VARCHAR) || 'Q' || CAST((t_month - 1) / 3 + 1 AS VARCHAR)".into(),
+        Breakdown::Month => {
+            "CAST(t_year AS VARCHAR) || '-' || CASE WHEN t_month < 10 THEN '0' ELSE '' END || CAST(t_month AS VARCHAR)".into()
+        }
+        Breakdown::Sex => "sex".into(),
+        Breakdown::AgeBand => {
+            let labels = recipe.age_bands.labels();
+            let mut s = String::from("CASE");
+            for (lower, label) in recipe.age_bands.0.iter().zip(labels.iter()).rev() {
+                let _ = write!(s, " WHEN {AGE} >= {lower} THEN {}", literal(label));
+            }
+            s.push_str(" END");
+            s
+        }
+        Breakdown::Kommun => "kommun".into(),
+        Breakdown::Education => format!("COALESCE(education, {})", literal(UNKNOWN)),
+        Breakdown::BirthCountry => "birth_country".into(),
+        Breakdown::IncomeQuintile => format!("COALESCE(CAST(income_quintile AS VARCHAR), {})", literal(UNKNOWN)),
+        Breakdown::CareType => "care_type".into(),
+    }
+}
+
+fn column(b: Breakdown) -> String {
+    format!("b_{}", b.name())
+}
+
+fn timestamp(year: i32, month: u32) -> String {
+    format!("TIMESTAMP '{year:04}-{month:02}-01 00:00:00'")
+}
+
+/// Everything the compiler needs besides the query.
+pub struct SqlContext<'a> {
+    /// County code of the agent's region.
+    pub region: &'a str,
+    /// Whether to compute record-key sums (perturbation on).
+    pub cell_keys: bool,
+}
+
+struct Parts {
+    /// Columns the unit query contributes besides unit_id, person_id and index_time.
+    extra: Vec<&'static str>,
+    labels: Vec<Breakdown>,
+    group: Vec<String>,
+}
+
+fn rk(cx: &SqlContext<'_>, expr: &str) -> String {
+    if cx.cell_keys {
+        format!("{RECORD_KEY_FUNCTION}({expr})")
+    } else {
+        "CAST(0 AS BIGINT)".into()
+    }
+}
+
+/// Builds the SELECT over `base` that adds `region`, labels, age and filters, then keeps
+/// only rows in scope. `region_expr` is the region label; `extra` are passed through.
+fn scoped_select(q: &ValidatedQuery, parts: &Parts, region_expr: &str, from: &str, extra_where: Option<&str>) -> String {
+    let recipe = &q.recipe;
+    let mut cols = vec!["unit_id".to_string(), "person_id".to_string()];
+    cols.extend(parts.extra.iter().map(|c| c.to_string()));
+    cols.push(format!("{region_expr} AS region"));
+    for b in &parts.labels {
+        cols.push(format!("{} AS {}", label_expr(*b, recipe), column(*b)));
+    }
+    let mut conditions = vec![format!("{AGE} >= {}", recipe.min_age)];
+    for (b, values) in &q.filters {
+        let list: Vec<String> = values.iter().map(|v| literal(v)).collect();
+        conditions.push(format!("{} IN ({})", label_expr(*b, recipe), list.join(", ")));
+    }
+    if let Some(w) = extra_where {
+        conditions.push(w.to_string());
+    }
+    format!("SELECT {} FROM {from} WHERE {}", cols.join(", "), conditions.join(" AND "))
+}
+
+/// Compiles the query. The caller has validated it against the catalog.
+pub fn compile(q: &ValidatedQuery, cx: &SqlContext<'_>) -> String {
+    let recipe = &q.recipe;
+    let mut extra = Vec::new();
+    match recipe.kind {
+        Kind::Proportion if recipe.is_distribution() => extra.push("category"),
+        Kind::Proportion => extra.push("numerator"),
+        Kind::Mean | Kind::CostSum => extra.push("value"),
+        Kind::Rate | Kind::Count => {}
+    }
+    if recipe.allows(Breakdown::CareType) {
+        extra.push("care_type");
+    }
+    let group: Vec<String> = std::iter::once("region".to_string()).chain(q.breakdowns.iter().map(|b| column(*b))).collect();
+    let parts = Parts { extra, labels: q.breakdowns.clone(), group };
+    let own = literal(cx.region);
+    let (sy, sm) = q.period.start();
+    let (ey, em) = q.period.end_exclusive();
+
+    let mut sql = String::new();
+    let _ = write!(sql, "WITH units AS (\n{}\n),\n", recipe.sql);
+    let passthrough: String = parts.extra.iter().map(|c| format!("u.{c}, ")).collect();
+    let _ = write!(
+        sql,
+        "base AS (SELECT u.unit_id, u.person_id, {passthrough}\
+         CAST(date_part('year', u.index_time) AS BIGINT) AS t_year, \
+         CAST(date_part('month', u.index_time) AS BIGINT) AS t_month, \
+         p.birth_year, p.birth_month, p.sex, p.kommun, p.education, p.birth_country, p.income_quintile \
+         FROM units u JOIN persons p ON p.person_id = u.person_id \
+         WHERE u.index_time >= {} AND u.index_time < {}),\n",
+        timestamp(sy, sm),
+        timestamp(ey, em)
+    );
+    let home_region = "substr(kommun, 1, 2)";
+    let (region_expr, resident_only) = match (q.options.perspective, recipe.kind) {
+        (Perspective::Population, _) => (home_region.to_string(), None),
+        // A provider-perspective rate counts the care the region gave its own residents, so
+        // that numerator and population cover the same people.
+        (Perspective::Provider, Kind::Rate) => (own.clone(), Some(format!("{home_region} = {own}"))),
+        (Perspective::Provider, _) => (own.clone(), None),
+    };
+    let _ = write!(sql, "scoped AS ({}),\n", scoped_select(q, &parts, &region_expr, "base", resident_only.as_deref()));
+    let g = parts.group.join(", ");
+
+    // Person-based recipes count each person once per cell.
+    let cells_from = if recipe.unit == Unit::Person {
+        let carry: String = parts
+            .extra
+            .iter()
+            .map(|c| match *c {
+                "numerator" => ", MAX(CASE WHEN numerator THEN 1 ELSE 0 END) AS num".to_string(),
+                c => format!(", MAX({c}) AS {c}"),
+            })
+            .collect();
+        let _ = write!(sql, "deduplicated AS (SELECT {g}, unit_id, MAX(person_id) AS person_id{carry} FROM scoped GROUP BY {g}, unit_id),\n");
+        "deduplicated"
+    } else {
+        if parts.extra.contains(&"numerator") {
+            let _ = write!(sql, "flagged AS (SELECT scoped.*, CASE WHEN numerator THEN 1 ELSE 0 END AS num FROM scoped),\n");
+            "flagged"
+        } else {
+            "scoped"
+        }
+    };
+    let key = rk(cx, "unit_id");
+
+    let body = match recipe.kind {
+        Kind::Proportion if recipe.is_distribution() => {
+            let cats: Vec<String> = recipe.categories.iter().map(|c| format!("({})", literal(&c.code))).collect();
+            let on: Vec<String> = parts.group.iter().map(|c| format!("b.{c} = t.{c}")).collect();
+            let tcols: String = parts.group.iter().map(|c| format!("t.{c}, ")).collect();
+            format!(
+                "totals AS (SELECT {g}, COUNT(*) AS units, COUNT(DISTINCT person_id) AS persons, SUM({key}) AS units_key FROM {cells_from} GROUP BY {g}),\n\
+                 categories AS (SELECT column1 AS category FROM (VALUES {})),\n\
+                 by_category AS (SELECT {g}, category, COUNT(*) AS numerator, COUNT(DISTINCT person_id) AS numerator_persons, SUM({key}) AS numerator_key FROM {cells_from} GROUP BY {g}, category)\n\
+                 SELECT {tcols}c.category, t.units, t.persons, COALESCE(b.numerator, 0) AS numerator, \
+                 COALESCE(b.numerator_persons, 0) AS numerator_persons, \
+                 CAST(0 AS DOUBLE) AS value_sum, CAST(0 AS DOUBLE) AS value_sum_sq, CAST(0 AS DOUBLE) AS top1, CAST(0 AS DOUBLE) AS top2, \
+                 CAST(0 AS BIGINT) AS population, t.units_key, COALESCE(b.numerator_key, 0) AS numerator_key, CAST(0 AS BIGINT) AS population_key \
+                 FROM totals t CROSS JOIN categories c LEFT JOIN by_category b ON {} AND b.category = c.category",
+                cats.join(", "),
+                on.join(" AND ")
+            )
+        }
+        Kind::Proportion => format!(
+            "cells AS (SELECT {g}, COUNT(*) AS units, COUNT(DISTINCT person_id) AS persons, SUM(num) AS numerator, \
+             COUNT(DISTINCT CASE WHEN num = 1 THEN person_id END) AS numerator_persons, \
+             SUM({key}) AS units_key, SUM(CASE WHEN num = 1 THEN {key} ELSE 0 END) AS numerator_key \
+             FROM {cells_from} GROUP BY {g})\n\
+             SELECT {g}, units, persons, numerator, numerator_persons, \
+             CAST(0 AS DOUBLE) AS value_sum, CAST(0 AS DOUBLE) AS value_sum_sq, CAST(0 AS DOUBLE) AS top1, CAST(0 AS DOUBLE) AS top2, \
+             CAST(0 AS BIGINT) AS population, units_key, numerator_key, CAST(0 AS BIGINT) AS population_key FROM cells"
+        ),
+        Kind::Mean | Kind::Count => format!(
+            "cells AS (SELECT {g}, COUNT(*) AS units, COUNT(DISTINCT person_id) AS persons, {} AS value_sum, {} AS value_sum_sq, \
+             SUM({key}) AS units_key FROM {cells_from} GROUP BY {g})\n\
+             SELECT {g}, units, persons, CAST(0 AS BIGINT) AS numerator, CAST(0 AS BIGINT) AS numerator_persons, value_sum, value_sum_sq, \
+             CAST(0 AS DOUBLE) AS top1, CAST(0 AS DOUBLE) AS top2, CAST(0 AS BIGINT) AS population, units_key, \
+             CAST(0 AS BIGINT) AS numerator_key, CAST(0 AS BIGINT) AS population_key FROM cells",
+            if recipe.kind == Kind::Mean { "SUM(value)" } else { "CAST(0 AS DOUBLE)" },
+            if recipe.kind == Kind::Mean { "SUM(value * value)" } else { "CAST(0 AS DOUBLE)" },
+        ),
+        Kind::CostSum => {
+            let on: Vec<String> = parts.group.iter().map(|c| format!("t.{c} = c.{c}")).collect();
+            let ccols: String = parts.group.iter().map(|c| format!("c.{c}, ")).collect();
+            format!(
+                "cells AS (SELECT {g}, COUNT(*) AS units, COUNT(DISTINCT person_id) AS persons, SUM(value) AS value_sum, \
+                 SUM(value * value) AS value_sum_sq, SUM({key}) AS units_key FROM {cells_from} GROUP BY {g}),\n\
+                 per_person AS (SELECT {g}, person_id, SUM(value) AS person_sum FROM {cells_from} GROUP BY {g}, person_id),\n\
+                 ranked AS (SELECT {g}, person_sum, ROW_NUMBER() OVER (PARTITION BY {g} ORDER BY person_sum DESC) AS rn FROM per_person),\n\
+                 top AS (SELECT {g}, SUM(CASE WHEN rn = 1 THEN person_sum ELSE 0 END) AS top1, \
+                 SUM(CASE WHEN rn = 2 THEN person_sum ELSE 0 END) AS top2 FROM ranked WHERE rn <= 2 GROUP BY {g})\n\
+                 SELECT {ccols}c.units, c.persons, CAST(0 AS BIGINT) AS numerator, CAST(0 AS BIGINT) AS numerator_persons, \
+                 c.value_sum, c.value_sum_sq, t.top1, t.top2, CAST(0 AS BIGINT) AS population, c.units_key, \
+                 CAST(0 AS BIGINT) AS numerator_key, CAST(0 AS BIGINT) AS population_key \
+                 FROM cells c JOIN top t ON {}",
+                on.join(" AND ")
+            )
+        }
+        Kind::Rate => {
+            let years: Vec<String> = (q.period.first_year()..=q.period.last_year()).map(|y| format!("({y})")).collect();
+            let pop_base = format!(
+                "SELECT p.person_id AS unit_id, p.person_id, y.column1 AS t_year, CAST(7 AS BIGINT) AS t_month, \
+                 p.birth_year, p.birth_month, p.sex, p.kommun, p.education, p.birth_country, p.income_quintile \
+                 FROM residents p CROSS JOIN (VALUES {}) y \
+                 WHERE (p.birth_year < y.column1 OR (p.birth_year = y.column1 AND p.birth_month <= 7)) \
+                 AND (p.death_date IS NULL OR p.death_date >= make_date(CAST(y.column1 AS INT), 7, 1))",
+                years.join(", ")
+            );
+            let pop_scoped = scoped_select(q, &Parts { extra: vec![], labels: parts.labels.clone(), group: vec![] }, &own, "population_base", None);
+            let on: Vec<String> = parts.group.iter().map(|c| format!("p.{c} = e.{c}")).collect();
+            let cols: String = parts.group.iter().map(|c| format!("COALESCE(p.{c}, e.{c}) AS {c}, ")).collect();
+            let pkey = rk(cx, "unit_id");
+            format!(
+                "population_base AS ({pop_base}),\n\
+                 population_scoped AS ({pop_scoped}),\n\
+                 population AS (SELECT {g}, COUNT(*) AS population, SUM({pkey}) AS population_key FROM population_scoped GROUP BY {g}),\n\
+                 events AS (SELECT {g}, COUNT(*) AS units, COUNT(DISTINCT person_id) AS persons, SUM({key}) AS units_key FROM {cells_from} GROUP BY {g})\n\
+                 SELECT {cols}COALESCE(e.units, 0) AS units, COALESCE(e.persons, 0) AS persons, \
+                 CAST(0 AS BIGINT) AS numerator, CAST(0 AS BIGINT) AS numerator_persons, \
+                 CAST(0 AS DOUBLE) AS value_sum, CAST(0 AS DOUBLE) AS value_sum_sq, CAST(0 AS DOUBLE) AS top1, CAST(0 AS DOUBLE) AS top2, \
+                 COALESCE(p.population, 0) AS population, COALESCE(e.units_key, 0) AS units_key, CAST(0 AS BIGINT) AS numerator_key, \
+                 COALESCE(p.population_key, 0) AS population_key \
+                 FROM population p FULL OUTER JOIN events e ON {}",
+                on.join(" AND ")
+            )
+        }
+    };
+    sql.push_str(&body);
+    sql
+}

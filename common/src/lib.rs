@@ -1,0 +1,14 @@
+//! What the Norrsken agent and coordinator share: the common data model, the indicator
+//! catalog, the query model and wire contract, and the vocabulary of breakdowns.
+
+pub mod breakdown;
+pub mod catalog;
+pub mod cdm;
+pub mod geography;
+pub mod period;
+pub mod query;
+
+/// Code generated from `proto/norrsken.proto`.
+pub mod proto {
+    include!(concat!(env!("OUT_DIR"), "/norrsken.v1.rs"));
+}

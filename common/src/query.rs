@@ -1,0 +1,468 @@
+//! The indicator query: its JSON and protobuf forms (the Flight ticket) and its validation
+//! against the catalog.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use prost::Message;
+use serde::{Deserialize, Serialize};
+
+use crate::breakdown::Breakdown;
+use crate::catalog::{Catalog, Kind, Recipe};
+use crate::period::{Period, PeriodError};
+use crate::proto;
+
+/// Largest ticket accepted, in bytes. Real queries are a few hundred bytes.
+pub const MAX_TICKET_BYTES: usize = 16 * 1024;
+
+/// Where a cell is counted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Perspective {
+    /// Vårdgivarperspektiv: every agent counts the care its region gave, whoever the patient.
+    #[default]
+    Provider,
+    /// Befolkningsperspektiv: units are counted under the patient's home region, wherever
+    /// the care was given.
+    Population,
+}
+
+impl Perspective {
+    pub fn name(self) -> &'static str {
+        match self {
+            Perspective::Provider => "provider",
+            Perspective::Population => "population",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QueryOptions {
+    /// Asks for a larger minimum cell size than the recipe's and the regions' floors.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_cell_size: Option<u32>,
+    #[serde(default)]
+    pub perspective: Perspective,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub dry_run: bool,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub no_cache: bool,
+}
+
+/// An indicator query as a requester writes it (JSON form; the protobuf form maps 1:1).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IndicatorQuery {
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub query_id: String,
+    pub indicator: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<u32>,
+    #[serde(default)]
+    pub breakdowns: Vec<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub filters: BTreeMap<String, Vec<String>>,
+    pub period: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub regions: Vec<String>,
+    #[serde(default)]
+    pub options: QueryOptions,
+}
+
+/// Who asked, as the coordinator authenticated them; travels to agents with the query.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Relay {
+    pub requester_subject: String,
+    pub requester_fingerprint: String,
+    pub requester_role: String,
+    pub catalog_hash: String,
+    #[serde(default)]
+    pub traceparent: String,
+}
+
+/// Why a query was not accepted. Every variant names what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum QueryError {
+    #[error("malformed ticket: {0}")]
+    MalformedTicket(String),
+    #[error("ticket of {size} bytes is larger than the {max}-byte limit")]
+    TicketTooLarge { size: usize, max: usize },
+    #[error("the query has no '{0}'")]
+    MissingField(&'static str),
+    #[error("unknown indicator '{id}'; the catalog has: {known}")]
+    UnknownIndicator { id: String, known: String },
+    #[error("indicator '{id}' has no version {version}; the catalog has version(s) {known}")]
+    UnknownVersion { id: String, version: u32, known: String },
+    #[error("unknown breakdown '{name}'; known breakdowns: {known}")]
+    UnknownBreakdown { name: String, known: String },
+    #[error("breakdown '{breakdown}' is not allowed for {indicator}; allowed: {allowed}")]
+    BreakdownNotAllowed { breakdown: String, indicator: String, allowed: String },
+    #[error("breakdown '{0}' is asked for twice")]
+    DuplicateBreakdown(String),
+    #[error("only one time breakdown at a time, got {0}")]
+    SeveralTimeBreakdowns(String),
+    #[error("filter on '{breakdown}' is not allowed for {indicator}; filters may name: {allowed}")]
+    FilterNotAllowed { breakdown: String, indicator: String, allowed: String },
+    #[error("filter on '{0}': choose time with the period, not a filter")]
+    TimeFilter(String),
+    #[error("filter on '{breakdown}' lists no values")]
+    EmptyFilter { breakdown: String },
+    #[error("filter on '{breakdown}': unknown value '{value}'; allowed: {allowed}")]
+    UnknownFilterValue { breakdown: String, value: String, allowed: String },
+    #[error(transparent)]
+    Period(#[from] PeriodError),
+    #[error("period {period} lies outside the data held ({first}..{last})")]
+    PeriodOutOfRange { period: String, first: i32, last: i32 },
+    #[error("{indicator} is a rate per inhabitant-year: the period must cover whole years, got {period}")]
+    RateNeedsWholeYears { indicator: String, period: String },
+    #[error("unknown region '{region}'; configured regions: {known}")]
+    UnknownRegion { region: String, known: String },
+    #[error("query_id '{0}' is not valid: use up to 64 letters, digits, '-' or '_'")]
+    InvalidQueryId(String),
+    #[error("min_cell_size {0} is not valid: use 1 to 1000")]
+    InvalidMinCellSize(u32),
+}
+
+impl QueryError {
+    /// True for errors that mean "no such thing" rather than "badly formed".
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, QueryError::UnknownIndicator { .. } | QueryError::UnknownVersion { .. })
+    }
+}
+
+impl IndicatorQuery {
+    /// Decodes a Flight ticket: JSON when it starts with `{`, else protobuf.
+    /// Returns the query and the relay block (only agents trust the latter).
+    pub fn decode_ticket(bytes: &[u8]) -> Result<(IndicatorQuery, Option<Relay>), QueryError> {
+        if bytes.len() > MAX_TICKET_BYTES {
+            return Err(QueryError::TicketTooLarge { size: bytes.len(), max: MAX_TICKET_BYTES });
+        }
+        if bytes.is_empty() {
+            return Err(QueryError::MalformedTicket("the ticket is empty".into()));
+        }
+        let first = bytes.iter().find(|b| !b.is_ascii_whitespace()).copied();
+        if first == Some(b'{') {
+            let text = std::str::from_utf8(bytes)
+                .map_err(|e| QueryError::MalformedTicket(format!("JSON ticket is not UTF-8: {e}")))?;
+            let q: IndicatorQuery = serde_json::from_str(text)
+                .map_err(|e| QueryError::MalformedTicket(format!("JSON ticket: {e}")))?;
+            return Ok((q, None));
+        }
+        let p = proto::IndicatorQuery::decode(bytes)
+            .map_err(|e| QueryError::MalformedTicket(format!("protobuf ticket: {e}")))?;
+        Ok(IndicatorQuery::from_proto(p))
+    }
+
+    pub fn to_json(&self) -> String {
+        // Serialising plain strings, maps and numbers cannot fail.
+        serde_json::to_string(self).unwrap_or_default()
+    }
+
+    /// Encodes as a protobuf ticket, with an optional relay block.
+    pub fn encode_ticket(&self, relay: Option<&Relay>) -> Vec<u8> {
+        self.to_proto(relay).encode_to_vec()
+    }
+
+    pub fn from_proto(p: proto::IndicatorQuery) -> (IndicatorQuery, Option<Relay>) {
+        let options = p.options.unwrap_or_default();
+        let perspective = match proto::Perspective::try_from(options.perspective) {
+            Ok(proto::Perspective::Population) => Perspective::Population,
+            _ => Perspective::Provider,
+        };
+        let relay = p.relay.map(|r| Relay {
+            requester_subject: r.requester_subject,
+            requester_fingerprint: r.requester_fingerprint,
+            requester_role: r.requester_role,
+            catalog_hash: r.catalog_hash,
+            traceparent: r.traceparent,
+        });
+        let mut filters: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for f in p.filters {
+            filters.entry(f.breakdown).or_default().extend(f.values);
+        }
+        let q = IndicatorQuery {
+            query_id: p.query_id,
+            indicator: p.indicator_id,
+            version: (p.indicator_version != 0).then_some(p.indicator_version),
+            breakdowns: p.breakdowns,
+            filters,
+            period: p.period,
+            regions: p.regions,
+            options: QueryOptions {
+                min_cell_size: (options.min_cell_size != 0).then_some(options.min_cell_size),
+                perspective,
+                dry_run: options.dry_run,
+                no_cache: options.no_cache,
+            },
+        };
+        (q, relay)
+    }
+
+    pub fn to_proto(&self, relay: Option<&Relay>) -> proto::IndicatorQuery {
+        proto::IndicatorQuery {
+            query_id: self.query_id.clone(),
+            indicator_id: self.indicator.clone(),
+            indicator_version: self.version.unwrap_or(0),
+            breakdowns: self.breakdowns.clone(),
+            filters: self
+                .filters
+                .iter()
+                .map(|(k, v)| proto::Filter { breakdown: k.clone(), values: v.clone() })
+                .collect(),
+            period: self.period.clone(),
+            regions: self.regions.clone(),
+            options: Some(proto::QueryOptions {
+                min_cell_size: self.options.min_cell_size.unwrap_or(0),
+                perspective: match self.options.perspective {
+                    Perspective::Provider => proto::Perspective::Provider as i32,
+                    Perspective::Population => proto::Perspective::Population as i32,
+                },
+                dry_run: self.options.dry_run,
+                no_cache: self.options.no_cache,
+            }),
+            relay: relay.map(|r| proto::Relay {
+                requester_subject: r.requester_subject.clone(),
+                requester_fingerprint: r.requester_fingerprint.clone(),
+                requester_role: r.requester_role.clone(),
+                catalog_hash: r.catalog_hash.clone(),
+                traceparent: r.traceparent.clone(),
+            }),
+        }
+    }
+
+    /// Checks the query against the catalog: the recipe exists, breakdowns and filters are
+    /// the recipe's, values come from the fixed vocabulary and the period lies within
+    /// `data_years` when given.
+    pub fn validate(&self, catalog: &Catalog, data_years: Option<(i32, i32)>) -> Result<ValidatedQuery, QueryError> {
+        if !self.query_id.is_empty()
+            && (self.query_id.len() > 64
+                || !self.query_id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'))
+        {
+            return Err(QueryError::InvalidQueryId(self.query_id.chars().take(80).collect()));
+        }
+        if self.indicator.trim().is_empty() {
+            return Err(QueryError::MissingField("indicator"));
+        }
+        let recipe = catalog.get(&self.indicator, self.version).ok_or_else(|| {
+            if catalog.versions(&self.indicator).is_empty() {
+                QueryError::UnknownIndicator { id: shorten(&self.indicator), known: catalog.ids().join(", ") }
+            } else {
+                QueryError::UnknownVersion {
+                    id: self.indicator.clone(),
+                    version: self.version.unwrap_or(0),
+                    known: join(catalog.versions(&self.indicator)),
+                }
+            }
+        })?;
+        let allowed = || recipe.breakdowns.iter().map(|b| b.name()).collect::<Vec<_>>().join(", ");
+
+        let mut breakdowns = Vec::new();
+        for name in &self.breakdowns {
+            let b = Breakdown::parse(name).ok_or_else(|| QueryError::UnknownBreakdown {
+                name: shorten(name),
+                known: Breakdown::all_names(),
+            })?;
+            if !recipe.allows(b) {
+                return Err(QueryError::BreakdownNotAllowed {
+                    breakdown: b.name().into(),
+                    indicator: recipe.key(),
+                    allowed: allowed(),
+                });
+            }
+            if breakdowns.contains(&b) {
+                return Err(QueryError::DuplicateBreakdown(b.name().into()));
+            }
+            breakdowns.push(b);
+        }
+        let times: Vec<&str> = breakdowns.iter().filter(|b| b.time_grain().is_some()).map(|b| b.name()).collect();
+        if times.len() > 1 {
+            return Err(QueryError::SeveralTimeBreakdowns(times.join(" and ")));
+        }
+
+        let mut filters = BTreeMap::new();
+        for (name, values) in &self.filters {
+            let b = Breakdown::parse(name).ok_or_else(|| QueryError::UnknownBreakdown {
+                name: shorten(name),
+                known: Breakdown::all_names(),
+            })?;
+            if !b.filterable() {
+                return Err(QueryError::TimeFilter(b.name().into()));
+            }
+            if !recipe.allows(b) {
+                return Err(QueryError::FilterNotAllowed {
+                    breakdown: b.name().into(),
+                    indicator: recipe.key(),
+                    allowed: recipe
+                        .breakdowns
+                        .iter()
+                        .filter(|b| b.filterable())
+                        .map(|b| b.name())
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                });
+            }
+            if values.is_empty() {
+                return Err(QueryError::EmptyFilter { breakdown: b.name().into() });
+            }
+            let vocabulary = b.allowed_values(&recipe.age_bands);
+            let mut set = BTreeSet::new();
+            for v in values {
+                if !vocabulary.iter().any(|a| a == v) {
+                    return Err(QueryError::UnknownFilterValue {
+                        breakdown: b.name().into(),
+                        value: shorten(v),
+                        allowed: vocabulary.join(", "),
+                    });
+                }
+                set.insert(v.clone());
+            }
+            filters.insert(b, set);
+        }
+
+        if self.period.trim().is_empty() {
+            return Err(QueryError::MissingField("period"));
+        }
+        let period = Period::parse(&self.period)?;
+        if let Some((first, last)) = data_years {
+            if !period.contains_years(first, last) {
+                return Err(QueryError::PeriodOutOfRange { period: period.to_string(), first, last });
+            }
+        }
+        if recipe.kind == Kind::Rate && !period.is_whole_years() {
+            return Err(QueryError::RateNeedsWholeYears { indicator: recipe.key(), period: period.to_string() });
+        }
+        if let Some(k) = self.options.min_cell_size {
+            if !(1..=1000).contains(&k) {
+                return Err(QueryError::InvalidMinCellSize(k));
+            }
+        }
+        Ok(ValidatedQuery {
+            query_id: self.query_id.clone(),
+            recipe: recipe.clone(),
+            breakdowns,
+            filters,
+            period,
+            regions: self.regions.clone(),
+            options: self.options.clone(),
+        })
+    }
+}
+
+fn shorten(s: &str) -> String {
+    if s.chars().count() > 60 {
+        format!("{}…", s.chars().take(60).collect::<String>())
+    } else {
+        s.to_string()
+    }
+}
+
+fn join(v: Vec<u32>) -> String {
+    v.iter().map(|x| x.to_string()).collect::<Vec<_>>().join(", ")
+}
+
+/// A query checked against the catalog, in typed form.
+#[derive(Debug, Clone)]
+pub struct ValidatedQuery {
+    pub query_id: String,
+    pub recipe: Arc<Recipe>,
+    /// In the order asked for; result columns follow this order.
+    pub breakdowns: Vec<Breakdown>,
+    pub filters: BTreeMap<Breakdown, BTreeSet<String>>,
+    pub period: Period,
+    pub regions: Vec<String>,
+    pub options: QueryOptions,
+}
+
+impl ValidatedQuery {
+    /// The query in its canonical form: what it asks, independent of id, spelling of the
+    /// period, order of filter values and transport. Used for cache keys and audit.
+    pub fn normalized(&self) -> IndicatorQuery {
+        IndicatorQuery {
+            query_id: String::new(),
+            indicator: self.recipe.id.clone(),
+            version: Some(self.recipe.version),
+            breakdowns: self.breakdowns.iter().map(|b| b.name().to_string()).collect(),
+            filters: self.filters.iter().map(|(b, v)| (b.name().to_string(), v.iter().cloned().collect())).collect(),
+            period: self.period.to_string(),
+            regions: self.regions.clone(),
+            options: QueryOptions { no_cache: false, ..self.options.clone() },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn catalog() -> Catalog {
+        Catalog::embedded()
+    }
+
+    fn q(json: &str) -> Result<ValidatedQuery, QueryError> {
+        let (q, _) = IndicatorQuery::decode_ticket(json.as_bytes())?;
+        q.validate(&catalog(), Some((2021, 2025)))
+    }
+
+    #[test]
+    fn json_and_protobuf_tickets_decode_to_the_same_query() {
+        let json = r#"{"indicator":"stroke_reperfusion","breakdowns":["sex","age_band"],
+            "filters":{"sex":["female"]},"period":"2023..2025","options":{"min_cell_size":10}}"#;
+        let (from_json, relay) = IndicatorQuery::decode_ticket(json.as_bytes()).unwrap();
+        assert!(relay.is_none());
+        let relay = Relay { requester_subject: "CN=analyst".into(), ..Default::default() };
+        let bytes = from_json.encode_ticket(Some(&relay));
+        let (from_proto, relay_back) = IndicatorQuery::decode_ticket(&bytes).unwrap();
+        assert_eq!(from_json, from_proto);
+        assert_eq!(relay_back.unwrap().requester_subject, "CN=analyst");
+        let v = from_json.validate(&catalog(), None).unwrap();
+        assert_eq!(v.breakdowns, [Breakdown::Sex, Breakdown::AgeBand]);
+        assert_eq!(v.options.min_cell_size, Some(10));
+    }
+
+    #[test]
+    fn bad_queries_name_the_problem() {
+        let cases = [
+            (r#"{"indicator":"nope","period":"2023"}"#, "unknown indicator 'nope'"),
+            (r#"{"indicator":"stroke_reperfusion","version":99,"period":"2023"}"#, "has no version 99"),
+            (r#"{"indicator":"stroke_reperfusion","period":"2023","breakdowns":["shoe"]}"#, "unknown breakdown 'shoe'"),
+            (r#"{"indicator":"stroke_reperfusion","period":"2023","breakdowns":["care_type"]}"#, "not allowed"),
+            (r#"{"indicator":"stroke_reperfusion","period":"2023","breakdowns":["sex","sex"]}"#, "twice"),
+            (r#"{"indicator":"stroke_reperfusion","period":"2023","breakdowns":["year","month"]}"#, "one time breakdown"),
+            (r#"{"indicator":"stroke_reperfusion","period":"2023","filters":{"sex":["x"]}}"#, "unknown value 'x'"),
+            (r#"{"indicator":"stroke_reperfusion","period":"2023","filters":{"age_band":["41-64"]}}"#, "unknown value '41-64'"),
+            (r#"{"indicator":"stroke_reperfusion","period":"2023","filters":{"year":["2023"]}}"#, "with the period"),
+            (r#"{"indicator":"stroke_reperfusion","period":"2023","filters":{"sex":[]}}"#, "lists no values"),
+            (r#"{"indicator":"stroke_reperfusion","period":"2019..2020"}"#, "outside the data held"),
+            (r#"{"indicator":"stroke_reperfusion","period":"2025..2023"}"#, "before the start"),
+            (r#"{"indicator":"stroke_reperfusion"}"#, "missing field `period`"),
+            (r#"{"indicator":"stroke_reperfusion","period":"2023","sql":"DROP"}"#, "unknown field `sql`"),
+            (r#"{"indicator":"stroke_reperfusion","period":"2023""#, "malformed ticket"),
+            (r#"{"indicator":"hf_hospitalisation_rate","period":"2023Q1..2023Q2"}"#, "whole years"),
+            (r#"{"indicator":"stroke_reperfusion","period":"2023","query_id":"a b"}"#, "query_id"),
+        ];
+        for (json, fragment) in cases {
+            let e = q(json).unwrap_err();
+            assert!(e.to_string().contains(fragment), "{json}: {e}");
+        }
+    }
+
+    #[test]
+    fn garbage_and_oversized_tickets_are_refused() {
+        assert!(matches!(IndicatorQuery::decode_ticket(&[0xff, 0xff, 0xff]), Err(QueryError::MalformedTicket(_))));
+        assert!(matches!(IndicatorQuery::decode_ticket(b""), Err(QueryError::MalformedTicket(_))));
+        let big = vec![b' '; MAX_TICKET_BYTES + 1];
+        assert!(matches!(IndicatorQuery::decode_ticket(&big), Err(QueryError::TicketTooLarge { .. })));
+        let good = IndicatorQuery { indicator: "x".into(), period: "2023".into(), ..Default::default() };
+        let bytes = good.encode_ticket(None);
+        let truncated = &bytes[..bytes.len() - 2];
+        assert!(matches!(IndicatorQuery::decode_ticket(truncated), Err(QueryError::MalformedTicket(_))));
+    }
+
+    #[test]
+    fn normalized_form_ignores_spelling() {
+        let a = q(r#"{"query_id":"a","indicator":"stroke_reperfusion","period":"2023..2023","filters":{"sex":["male","female"]}}"#).unwrap();
+        let b = q(r#"{"query_id":"b","indicator":"stroke_reperfusion","version":1,"period":"2023","filters":{"sex":["female","male"]}}"#).unwrap();
+        assert_eq!(a.normalized(), b.normalized());
+    }
+}
