@@ -1,1 +1,7 @@
-mod dummy {}
+//! The one integration-test binary of the workspace (every extra test binary would link
+//! DataFusion again). Each module tests one part end to end with real components.
+
+mod engine;
+mod fixtures;
+mod reference;
+mod synth;

@@ -30,6 +30,26 @@ pub enum Kind {
     CostSum,
 }
 
+impl Unit {
+    pub fn name(self) -> &'static str {
+        match self {
+            Unit::Person => "person",
+            Unit::Event => "event",
+        }
+    }
+}
+
+impl Source {
+    pub fn name(self) -> &'static str {
+        match self {
+            Source::Vardforlopp => "vardforlopp",
+            Source::Npo => "npo",
+            Source::Primarvardskvalitet => "primarvardskvalitet",
+            Source::Kpp => "kpp",
+        }
+    }
+}
+
 impl Kind {
     pub fn name(self) -> &'static str {
         match self {
@@ -488,6 +508,62 @@ impl Catalog {
         self.recipes.keys().filter(|(i, _)| i == id).map(|(_, v)| *v).collect()
     }
 
+    /// The catalog as a Markdown reference (docs/indicators.md is this text).
+    pub fn to_markdown(&self) -> String {
+        let mut s = String::new();
+        s.push_str("# Indicators\n\n");
+        s.push_str("Generated from the recipes in `catalog/` by `norrsken indicators --format markdown`; ");
+        s.push_str("a test fails when this page and the catalog disagree. The recipe format is described in ");
+        s.push_str("[catalog.md](catalog.md).\n\n");
+        s.push_str(&format!("Catalog hash: `{}`\n\n", self.hash));
+        s.push_str("| indicator | version | kind | unit | source | title |\n|---|---|---|---|---|---|\n");
+        for r in self.latest() {
+            s.push_str(&format!(
+                "| [`{}`](#{}) | {} | {} | {} | {} | {} |\n",
+                r.id,
+                r.id.replace('_', "-"),
+                r.version,
+                r.kind.name(),
+                r.unit.name(),
+                r.source.name(),
+                r.title.en
+            ));
+        }
+        for r in self.latest() {
+            s.push_str(&format!("\n## {}\n\n", r.id.replace('_', "-")));
+            s.push_str(&format!("**{}** / *{}*  \n", r.title.en, r.title.sv));
+            s.push_str(&format!("`{}` · version {} · {} · counted in {}s · source {}\n\n", r.id, r.version, r.kind.name(), r.unit.name(), r.source.name()));
+            s.push_str(&format!("{}\n\n", r.description.en));
+            s.push_str(&format!("- Population (denominator): {}\n", r.population.en));
+            if let Some(n) = &r.numerator {
+                s.push_str(&format!("- Numerator: {}\n", n.en));
+            }
+            if !r.categories.is_empty() {
+                let cats: Vec<String> = r.categories.iter().map(|c| format!("`{}` ({})", c.code, c.en)).collect();
+                s.push_str(&format!("- Categories: {}\n", cats.join(", ")));
+            }
+            if let Some(per) = r.rate_per {
+                s.push_str(&format!("- Rate per {per} inhabitant-years\n"));
+            }
+            if let Some(u) = &r.value_unit {
+                s.push_str(&format!("- Value unit: {u}\n"));
+            }
+            s.push_str(&format!("- Placed in the period by: {}\n", r.period_attribute));
+            if let Some(f) = r.follow_up_days {
+                s.push_str(&format!("- Follow-up: {f} days after the index date (recent units have incomplete follow-up)\n"));
+            }
+            s.push_str(&format!("- Ages: {}+ at the index date; age bands {}\n", r.min_age, r.age_bands.labels().join(", ")));
+            let bds: Vec<&str> = r.breakdowns.iter().map(|b| b.name()).collect();
+            s.push_str(&format!("- Breakdowns: {}\n", bds.join(", ")));
+            s.push_str(&format!("- Minimum cell size: {}\n", r.min_cell_size));
+            if let Some(p) = r.plausible {
+                s.push_str(&format!("- Plausible region-level value on synthetic data: {} to {}\n", p.min, p.max));
+            }
+            s.push_str(&format!("- Recipe file: `{}` (sha256 `{}`)\n", r.file, &r.hash[..16]));
+        }
+        s
+    }
+
     pub fn ids(&self) -> Vec<String> {
         let set: BTreeSet<&String> = self.recipes.keys().map(|(id, _)| id).collect();
         set.into_iter().cloned().collect()
@@ -593,5 +669,14 @@ en = "All"
     fn the_embedded_catalog_is_valid() {
         let c = Catalog::embedded();
         assert!(c.latest().len() >= 14, "{}", c.latest().len());
+    }
+
+    #[test]
+    fn docs_indicators_md_matches_the_catalog() {
+        let doc = include_str!("../../docs/indicators.md");
+        assert!(
+            doc == Catalog::embedded().to_markdown(),
+            "docs/indicators.md is out of date: run `norrsken indicators --format markdown > docs/indicators.md`"
+        );
     }
 }

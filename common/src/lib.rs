@@ -1,12 +1,17 @@
 //! What the Norrsken agent and coordinator share: the common data model, the indicator
 //! catalog, the query model and wire contract, and the vocabulary of breakdowns.
 
+pub mod answer;
 pub mod breakdown;
 pub mod catalog;
 pub mod cdm;
+pub mod error;
+pub mod flight;
 pub mod geography;
 pub mod period;
+pub mod pki;
 pub mod query;
+pub mod tls;
 
 /// Code generated from `proto/norrsken.proto`.
 pub mod proto {

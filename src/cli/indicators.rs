@@ -10,7 +10,7 @@ pub struct IndicatorsArgs {
     /// Recipe folder instead of the built-in catalog.
     #[arg(long)]
     catalog: Option<PathBuf>,
-    /// Output format: table or json.
+    /// Output format: table, json or markdown.
     #[arg(long, default_value = "table")]
     format: String,
 }
@@ -22,6 +22,7 @@ pub fn run(args: IndicatorsArgs) -> anyhow::Result<()> {
             let all: Vec<_> = catalog.all().map(|r| r.as_ref()).collect();
             println!("{}", serde_json::to_string_pretty(&all)?);
         }
+        "markdown" => print!("{}", catalog.to_markdown()),
         "table" => {
             println!("{:<30} {:>3} {:<11} {:<7} {:<20} {}", "indicator", "ver", "kind", "unit", "source", "title");
             for r in catalog.latest() {
@@ -30,14 +31,14 @@ pub fn run(args: IndicatorsArgs) -> anyhow::Result<()> {
                     r.id,
                     r.version,
                     r.kind.name(),
-                    format!("{:?}", r.unit).to_lowercase(),
-                    format!("{:?}", r.source).to_lowercase(),
+                    r.unit.name(),
+                    r.source.name(),
                     r.title.en
                 );
             }
             println!("\ncatalog hash {}", catalog.hash());
         }
-        other => anyhow::bail!("--format '{other}' must be table or json"),
+        other => anyhow::bail!("--format '{other}' must be table, json or markdown"),
     }
     Ok(())
 }

@@ -49,9 +49,9 @@ pub fn care_rates(age: i32) -> CareRates {
     CareRates {
         inpatient,
         specialist_doctor,
-        specialist_other: specialist_doctor * 0.4,
+        specialist_other: specialist_doctor * 0.6,
         primary_doctor,
-        primary_other: primary_doctor * 1.6,
+        primary_other: primary_doctor * 2.2,
     }
 }
 

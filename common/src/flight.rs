@@ -1,0 +1,243 @@
+//! The thin Arrow Flight layer shared by agent and coordinator.
+//!
+//! A node implements [`FlightNode`], a small trait with only the calls Norrsken offers, in
+//! plain types. [`FlightAdapter`] turns it into a full `FlightService`: it reads the
+//! caller's verified certificate identity from the connection, decodes requests, encodes
+//! answers as Flight data and maps errors to gRPC codes (via `NodeError::to_status`).
+
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use arrow::datatypes::SchemaRef;
+use arrow::record_batch::RecordBatch;
+use arrow_flight::encode::FlightDataEncoderBuilder;
+use arrow_flight::flight_service_server::{FlightService, FlightServiceServer};
+use arrow_flight::{
+    Action, ActionType, Criteria, Empty, FlightData, FlightDescriptor, FlightInfo, HandshakeRequest, HandshakeResponse,
+    PollInfo, PutResult, SchemaAsIpc, SchemaResult, Ticket,
+};
+use bytes::Bytes;
+use futures::stream::{self, BoxStream, StreamExt, TryStreamExt};
+use tonic::{Request, Response, Status, Streaming};
+
+use crate::error::NodeError;
+use crate::pki::CertIdentity;
+use crate::tls::{incoming, HandshakeFailure, PeerInfo, ReloadableTls};
+
+/// The largest request message a node accepts (a ticket is at most 16 KiB; this bounds
+/// anything else a client sends).
+pub const MAX_REQUEST_BYTES: usize = 1024 * 1024;
+
+/// Who is calling, as established by mutual TLS.
+#[derive(Debug, Clone, Default)]
+pub struct Caller {
+    pub identity: Option<CertIdentity>,
+    pub addr: Option<SocketAddr>,
+    /// W3C `traceparent` header, when the caller sent one.
+    pub traceparent: Option<String>,
+}
+
+impl Caller {
+    /// The caller's common name, or an error when no verified certificate is present.
+    pub fn require(&self) -> Result<&CertIdentity, NodeError> {
+        self.identity
+            .as_ref()
+            .ok_or_else(|| NodeError::Unauthenticated("no verified client certificate on this connection".into()))
+    }
+
+    fn from_request<T>(req: &Request<T>) -> Caller {
+        let info = req.extensions().get::<PeerInfo>().cloned();
+        Caller {
+            identity: info.as_ref().and_then(|i| i.identity.clone()),
+            addr: info.and_then(|i| i.addr),
+            traceparent: req.metadata().get("traceparent").and_then(|v| v.to_str().ok()).map(str::to_string),
+        }
+    }
+}
+
+/// A finished answer: schema (with metadata) and batches.
+pub struct Answer {
+    pub schema: SchemaRef,
+    pub batches: Vec<RecordBatch>,
+}
+
+/// The Flight calls a Norrsken node offers.
+#[tonic::async_trait]
+pub trait FlightNode: Send + Sync + 'static {
+    async fn list_flights(&self, caller: &Caller) -> Result<Vec<FlightInfo>, NodeError>;
+    async fn flight_info(&self, caller: &Caller, descriptor: FlightDescriptor) -> Result<FlightInfo, NodeError>;
+    async fn do_get(&self, caller: &Caller, ticket: &[u8]) -> Result<Answer, NodeError>;
+    async fn do_action(&self, caller: &Caller, action: &str, body: &[u8]) -> Result<Vec<Bytes>, NodeError>;
+    /// (name, description) of every action.
+    fn actions(&self) -> Vec<(&'static str, &'static str)>;
+}
+
+/// Adapts a [`FlightNode`] to tonic's `FlightService`.
+pub struct FlightAdapter<N> {
+    node: Arc<N>,
+}
+
+impl<N: FlightNode> FlightAdapter<N> {
+    pub fn new(node: Arc<N>) -> FlightAdapter<N> {
+        FlightAdapter { node }
+    }
+}
+
+fn unsupported(what: &str) -> Status {
+    NodeError::Unsupported(format!("{what} is not offered by Norrsken")).to_status()
+}
+
+type Boxed<T> = Pin<Box<dyn futures::Stream<Item = Result<T, Status>> + Send + 'static>>;
+
+/// Encodes an answer as a Flight data stream (the schema first, even with no rows).
+pub fn encode(answer: Answer) -> BoxStream<'static, Result<FlightData, Status>> {
+    let batches = stream::iter(answer.batches.into_iter().map(Ok));
+    FlightDataEncoderBuilder::new()
+        .with_schema(answer.schema)
+        .build(batches)
+        .map_err(|e| Status::internal(format!("encoding the answer: {e}")))
+        .boxed()
+}
+
+/// The schema of an answer as a `SchemaResult`/`FlightInfo` payload.
+pub fn schema_bytes(schema: &arrow::datatypes::Schema) -> Result<Bytes, NodeError> {
+    let options = arrow::ipc::writer::IpcWriteOptions::default();
+    let result: Result<SchemaResult, _> = SchemaAsIpc::new(schema, &options).try_into();
+    result.map(|r| r.schema).map_err(|e: arrow::error::ArrowError| NodeError::Internal(e.to_string()))
+}
+
+#[tonic::async_trait]
+impl<N: FlightNode> FlightService for FlightAdapter<N> {
+    type HandshakeStream = Boxed<HandshakeResponse>;
+    type ListFlightsStream = Boxed<FlightInfo>;
+    type DoGetStream = Boxed<FlightData>;
+    type DoPutStream = Boxed<PutResult>;
+    type DoExchangeStream = Boxed<FlightData>;
+    type DoActionStream = Boxed<arrow_flight::Result>;
+    type ListActionsStream = Boxed<ActionType>;
+
+    async fn handshake(&self, _r: Request<Streaming<HandshakeRequest>>) -> Result<Response<Self::HandshakeStream>, Status> {
+        Err(unsupported("Handshake (authentication is mutual TLS)"))
+    }
+
+    async fn list_flights(&self, r: Request<Criteria>) -> Result<Response<Self::ListFlightsStream>, Status> {
+        let caller = Caller::from_request(&r);
+        let infos = self.node.list_flights(&caller).await?;
+        Ok(Response::new(stream::iter(infos.into_iter().map(Ok)).boxed()))
+    }
+
+    async fn get_flight_info(&self, r: Request<FlightDescriptor>) -> Result<Response<FlightInfo>, Status> {
+        let caller = Caller::from_request(&r);
+        Ok(Response::new(self.node.flight_info(&caller, r.into_inner()).await?))
+    }
+
+    async fn poll_flight_info(&self, _r: Request<FlightDescriptor>) -> Result<Response<PollInfo>, Status> {
+        Err(unsupported("PollFlightInfo"))
+    }
+
+    async fn get_schema(&self, r: Request<FlightDescriptor>) -> Result<Response<SchemaResult>, Status> {
+        let caller = Caller::from_request(&r);
+        let info = self.node.flight_info(&caller, r.into_inner()).await?;
+        Ok(Response::new(SchemaResult { schema: info.schema }))
+    }
+
+    async fn do_get(&self, r: Request<Ticket>) -> Result<Response<Self::DoGetStream>, Status> {
+        let caller = Caller::from_request(&r);
+        let ticket = r.into_inner().ticket;
+        let answer = self.node.do_get(&caller, &ticket).await?;
+        Ok(Response::new(encode(answer)))
+    }
+
+    async fn do_put(&self, _r: Request<Streaming<FlightData>>) -> Result<Response<Self::DoPutStream>, Status> {
+        Err(unsupported("DoPut (Norrsken never receives data)"))
+    }
+
+    async fn do_exchange(&self, _r: Request<Streaming<FlightData>>) -> Result<Response<Self::DoExchangeStream>, Status> {
+        Err(unsupported("DoExchange"))
+    }
+
+    async fn do_action(&self, r: Request<Action>) -> Result<Response<Self::DoActionStream>, Status> {
+        let caller = Caller::from_request(&r);
+        let action = r.into_inner();
+        let results = self.node.do_action(&caller, &action.r#type, &action.body).await?;
+        Ok(Response::new(stream::iter(results.into_iter().map(|body| Ok(arrow_flight::Result { body }))).boxed()))
+    }
+
+    async fn list_actions(&self, _r: Request<Empty>) -> Result<Response<Self::ListActionsStream>, Status> {
+        let actions: Vec<Result<ActionType, Status>> = self
+            .node
+            .actions()
+            .into_iter()
+            .map(|(t, d)| Ok(ActionType { r#type: t.to_string(), description: d.to_string() }))
+            .collect();
+        Ok(Response::new(stream::iter(actions).boxed()))
+    }
+}
+
+/// A running server: its address and a handle to stop it.
+pub struct ServerHandle {
+    pub addr: SocketAddr,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<Result<(), String>>>,
+}
+
+impl ServerHandle {
+    /// Stops accepting requests, lets in-flight ones finish (up to `grace`) and waits.
+    pub async fn stop(mut self, grace: Duration) -> Result<(), String> {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        match self.task.take() {
+            Some(task) => match tokio::time::timeout(grace, task).await {
+                Ok(Ok(r)) => r,
+                Ok(Err(e)) => Err(e.to_string()),
+                Err(_) => Err(format!("server did not stop within {grace:?}")),
+            },
+            None => Ok(()),
+        }
+    }
+
+    /// Stops at once, without waiting (as if the process died).
+    pub fn abort(mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+}
+
+impl Drop for ServerHandle {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// Serves a node over mutual TLS on an already bound listener.
+pub fn serve<N: FlightNode>(
+    node: Arc<N>,
+    listener: tokio::net::TcpListener,
+    tls: ReloadableTls,
+    on_handshake_failure: Arc<dyn Fn(HandshakeFailure) + Send + Sync>,
+) -> Result<ServerHandle, String> {
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    let service = FlightServiceServer::new(FlightAdapter::new(node)).max_decoding_message_size(MAX_REQUEST_BYTES);
+    let (health_reporter, health_service) = tonic_health::server::health_reporter();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let conns = incoming(listener, tls, on_handshake_failure);
+    let task = tokio::spawn(async move {
+        health_reporter.set_serving::<FlightServiceServer<FlightAdapter<N>>>().await;
+        tonic::transport::Server::builder()
+            .http2_keepalive_interval(Some(Duration::from_secs(30)))
+            .add_service(health_service)
+            .add_service(service)
+            .serve_with_incoming_shutdown(conns, async {
+                let _ = rx.await;
+            })
+            .await
+            .map_err(|e| e.to_string())
+    });
+    Ok(ServerHandle { addr, shutdown: Some(tx), task: Some(task) })
+}

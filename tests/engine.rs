@@ -1,0 +1,141 @@
+//! The local engine's cells equal an independent computation in plain Rust over the same
+//! rows, for every catalog indicator and several breakdowns, filters and perspectives.
+
+use std::collections::BTreeMap;
+
+use norrsken_agent::datalager::{FolderDatalager, FolderFormat};
+use norrsken_agent::engine::{Engine, EngineOptions};
+use norrsken_common::catalog::{Catalog, Kind};
+use norrsken_common::query::{IndicatorQuery, Perspective, QueryOptions};
+
+use crate::fixtures::region_dir;
+use crate::reference::{self, Data, RefCell};
+
+async fn engine(slug: &str, code: &str) -> Engine {
+    let dl = FolderDatalager::open(&region_dir(slug), FolderFormat::Parquet).expect("open datalager");
+    Engine::open(&dl, code, None, &EngineOptions::default()).await.expect("open engine")
+}
+
+fn query(indicator: &str, by: &[&str], period: &str, filters: &[(&str, &[&str])], perspective: Perspective) -> IndicatorQuery {
+    IndicatorQuery {
+        indicator: indicator.into(),
+        breakdowns: by.iter().map(|s| s.to_string()).collect(),
+        filters: filters.iter().map(|(k, v)| (k.to_string(), v.iter().map(|s| s.to_string()).collect())).collect(),
+        period: period.into(),
+        options: QueryOptions { perspective, ..Default::default() },
+        ..Default::default()
+    }
+}
+
+async fn compare(engine: &Engine, data: &Data, q: IndicatorQuery) -> usize {
+    let catalog = Catalog::embedded();
+    let v = q.validate(&catalog, Some(engine.data_years())).expect("valid query");
+    let table = engine.evaluate(&v).await.unwrap_or_else(|e| panic!("{}: {e}", v.recipe.key()));
+    let expected = reference::cells(data, &v);
+    let mut got = BTreeMap::new();
+    for c in &table.cells {
+        got.insert(
+            (c.region.clone(), c.labels.clone(), c.category.clone()),
+            RefCell {
+                units: c.units,
+                persons: c.persons,
+                numerator: c.numerator,
+                numerator_persons: c.numerator_persons,
+                value_sum: c.value_sum,
+                population: c.population,
+            },
+        );
+    }
+    let what = format!("{} by {:?} in {} ({:?})", v.recipe.key(), q.breakdowns, q.period, q.options.perspective);
+    assert_eq!(
+        got.keys().collect::<Vec<_>>(),
+        expected.keys().collect::<Vec<_>>(),
+        "cells differ for {what}"
+    );
+    for (k, e) in &expected {
+        let g = &got[k];
+        assert_eq!(
+            (g.units, g.persons, g.numerator, g.numerator_persons, g.population),
+            (e.units, e.persons, e.numerator, e.numerator_persons, e.population),
+            "{what}, cell {k:?}"
+        );
+        assert!((g.value_sum - e.value_sum).abs() <= 1e-6 * e.value_sum.abs().max(1.0), "{what}, cell {k:?}: {} vs {}", g.value_sum, e.value_sum);
+    }
+    got.len()
+}
+
+/// Every catalog indicator, by year and sex, equals the plain-Rust computation in two regions.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_indicator_matches_the_independent_computation() {
+    for (slug, code) in [("vasterbotten", "24"), ("jamtland", "23")] {
+        let engine = engine(slug, code).await;
+        let data = Data::load(&region_dir(slug), code);
+        for recipe in Catalog::embedded().latest() {
+            let n = compare(&engine, &data, query(&recipe.id, &["year", "sex"], "2021..2025", &[], Perspective::Provider)).await;
+            assert!(n >= 5, "{}: only {n} cells in {slug}", recipe.id);
+        }
+    }
+}
+
+/// Finer breakdowns, filters, sub-year periods and the population perspective.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn breakdowns_filters_periods_and_perspectives_match() {
+    let engine = engine("norrbotten", "25").await;
+    let data = Data::load(&region_dir("norrbotten"), "25");
+    let cases: Vec<IndicatorQuery> = vec![
+        query("stroke_reperfusion", &["age_band", "kommun"], "2022..2024", &[], Perspective::Provider),
+        query("stroke_mortality_30d", &["quarter"], "2023Q2..2024Q3", &[("sex", &["female"])], Perspective::Provider),
+        query("hip_fracture_surgery_24h", &["month"], "2024-01..2024-12", &[], Perspective::Provider),
+        query("hf_raas_bb", &["education", "age_band"], "2023", &[("age_band", &["65-79", "80+"])], Perspective::Provider),
+        query("diabetes_hba1c_over_70", &["income_quintile", "year"], "2021..2025", &[], Perspective::Provider),
+        query("diabetes_bp_bands", &["sex", "year"], "2022..2023", &[], Perspective::Provider),
+        query("diabetes_hba1c_mean", &["birth_country"], "2025", &[], Perspective::Provider),
+        query("kpp_cost", &["care_type", "year"], "2021..2025", &[("kommun", &["2580", "2584"])], Perspective::Provider),
+        query("kpp_cost", &["age_band"], "2023", &[], Perspective::Population),
+        query("hf_hospitalisation_rate", &["year", "age_band", "sex"], "2021..2025", &[], Perspective::Provider),
+        query("hf_hospitalisation_rate", &["year"], "2022..2023", &[], Perspective::Population),
+        query("stroke_admissions", &[], "2021..2025", &[], Perspective::Population),
+        query("osteoporosis_after_fracture", &["kommun"], "2021..2024", &[], Perspective::Provider),
+        query("tonsillectomy_cold", &["age_band"], "2021..2025", &[("birth_country", &["sweden"])], Perspective::Provider),
+    ];
+    for q in cases {
+        compare(&engine, &data, q).await;
+    }
+    // The university hospital treats patients from the other regions: the population
+    // perspective sorts them under their home regions.
+    let nus = self::engine("vasterbotten", "24").await;
+    let data = Data::load(&region_dir("vasterbotten"), "24");
+    let regions = compare(&nus, &data, query("kpp_cost", &[], "2021..2025", &[], Perspective::Population)).await;
+    assert_eq!(regions, 4, "Västerbotten's datalager holds care for residents of all four regions");
+}
+
+/// Rates carry the population denominator; other kinds have the components they need.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn components_fit_each_kind() {
+    let engine = engine("vasternorrland", "22").await;
+    let catalog = Catalog::embedded();
+    for recipe in catalog.latest() {
+        let v = query(&recipe.id, &[], "2021..2025", &[], Perspective::Provider).validate(&catalog, None).unwrap();
+        let t = engine.evaluate(&v).await.unwrap();
+        let c = &t.cells[0];
+        match recipe.kind {
+            Kind::Rate => assert!(c.population > 10_000 && c.units > 0, "{}: {c:?}", recipe.id),
+            Kind::Proportion => assert!(c.numerator <= c.units && c.units > 0, "{}: {c:?}", recipe.id),
+            Kind::Mean | Kind::CostSum => assert!(c.value_sum > 0.0 && c.value_sum_sq > 0.0, "{}: {c:?}", recipe.id),
+            Kind::Count => assert!(c.units > 0, "{}: {c:?}", recipe.id),
+        }
+        if recipe.kind == Kind::CostSum {
+            assert!(c.top1 >= c.top2 && c.top1 > 0.0 && c.top1 <= c.value_sum, "{c:?}");
+        }
+    }
+}
+
+/// Unknown names and values never reach the engine: validation names them.
+#[tokio::test]
+async fn the_engine_only_accepts_validated_queries() {
+    let engine = engine("jamtland", "23").await;
+    let catalog = Catalog::embedded();
+    let bad = query("stroke_reperfusion", &["age_band"], "2019..2020", &[], Perspective::Provider);
+    let e = bad.validate(&catalog, Some(engine.data_years())).unwrap_err();
+    assert!(e.to_string().contains("outside the data held (2021..2025)"), "{e}");
+}
