@@ -1,7 +1,11 @@
 //! The Norrsken regional agent: evaluates indicator recipes over the region's datalager and
 //! answers with disclosure-controlled aggregates only.
 
+pub mod config;
 pub mod datalager;
 pub mod engine;
+pub mod node;
 pub mod record_key;
+pub mod release;
+pub mod server;
 pub mod sql;

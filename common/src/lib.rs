@@ -11,6 +11,7 @@ pub mod geography;
 pub mod period;
 pub mod pki;
 pub mod query;
+pub mod settings;
 pub mod tls;
 
 /// Code generated from `proto/norrsken.proto`.

@@ -4,8 +4,13 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod certs;
+mod client;
+mod demo;
 mod eval;
 mod indicators;
+mod query;
+mod render;
 mod synth;
 
 #[derive(Parser)]
@@ -17,6 +22,12 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run four regional agents and a coordinator on this machine and compare a few indicators.
+    Demo(demo::DemoArgs),
+    /// Ask the coordinator for a cross-region comparison.
+    Query(query::QueryArgs),
+    /// Development certificates.
+    Certs(certs::CertsArgs),
     /// Generate a synthetic datalager (Parquet) for the four Norra regions.
     Synth(synth::SynthArgs),
     /// Evaluate one recipe on a local datalager and print the raw cells (region IT only).
@@ -26,8 +37,16 @@ enum Command {
 }
 
 pub fn main() -> ExitCode {
+    norrsken_common::tls::install_crypto_provider();
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("NORRSKEN_LOG").unwrap_or_else(|_| "warn".into()))
+        .with_writer(std::io::stderr)
+        .init();
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Demo(args) => demo::run(args),
+        Command::Query(args) => query::run(args),
+        Command::Certs(args) => certs::run(args),
         Command::Synth(args) => synth::run(args),
         Command::Eval(args) => eval::run(args),
         Command::Indicators(args) => indicators::run(args),

@@ -1,0 +1,86 @@
+//! The agent's configuration (`agent.toml`, see deploy/ and docs/deploy.md).
+
+use std::path::PathBuf;
+
+use norrsken_common::geography;
+use norrsken_common::settings::{self, SettingsError};
+use norrsken_common::tls::TlsFiles;
+use serde::{Deserialize, Serialize};
+
+/// Environment variables overriding the file start with this prefix.
+pub const ENV_PREFIX: &str = "NORRSKEN_AGENT";
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct AgentConfig {
+    /// The region this agent answers for: county code (e.g. "25"), ISO code or name.
+    pub region: String,
+    /// Address to listen on.
+    #[serde(default = "default_listen")]
+    pub listen: String,
+    pub tls: TlsFiles,
+    /// Certificate common names allowed to query (normally the coordinator's).
+    #[serde(default = "default_allowed_clients")]
+    pub allowed_clients: Vec<String>,
+    pub datalager: DatalagerConfig,
+    /// Folder of recipe files; the built-in catalog when absent.
+    #[serde(default)]
+    pub catalog_dir: Option<PathBuf>,
+    #[serde(default)]
+    pub engine: EngineConfig,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum DatalagerKind {
+    Parquet,
+    Csv,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct DatalagerConfig {
+    pub kind: DatalagerKind,
+    /// Folder with one sub-folder per CDM table.
+    pub path: PathBuf,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[serde(deny_unknown_fields)]
+pub struct EngineConfig {
+    /// Parallel partitions per query; 0 = one per core.
+    #[serde(default)]
+    pub target_partitions: usize,
+}
+
+fn default_listen() -> String {
+    "0.0.0.0:50051".into()
+}
+
+fn default_allowed_clients() -> Vec<String> {
+    vec!["coordinator".into()]
+}
+
+impl AgentConfig {
+    /// Defaults, then the file, then `NORRSKEN_AGENT_*` variables, then validation.
+    pub fn load(file: Option<&std::path::Path>) -> Result<AgentConfig, SettingsError> {
+        let mut c: AgentConfig = settings::load(file, ENV_PREFIX)?;
+        c.validate()?;
+        Ok(c)
+    }
+
+    /// Checks values and normalises the region to its county code.
+    pub fn validate(&mut self) -> Result<(), SettingsError> {
+        let region = geography::find_region(&self.region).ok_or_else(|| {
+            SettingsError::key("region", format!("'{}' is not a region; use a county code such as 25", self.region))
+        })?;
+        self.region = region.code.to_string();
+        self.listen
+            .parse::<std::net::SocketAddr>()
+            .map_err(|e| SettingsError::key("listen", format!("'{}': {e}", self.listen)))?;
+        if self.allowed_clients.is_empty() {
+            return Err(SettingsError::key("allowed_clients", "lists nobody: the agent would refuse every query"));
+        }
+        Ok(())
+    }
+}

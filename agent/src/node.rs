@@ -1,0 +1,183 @@
+//! The agent as a Flight node: authorises the caller, validates the query against the
+//! catalog, evaluates it and releases only what passes the region's disclosure control.
+
+use std::sync::Arc;
+
+use arrow_flight::{FlightDescriptor, FlightEndpoint, FlightInfo, Ticket};
+use bytes::Bytes;
+use norrsken_common::answer::{agent_answer_schema, AnswerMeta, RegionAnswer};
+use norrsken_common::catalog::Catalog;
+use norrsken_common::error::NodeError;
+use norrsken_common::flight::{schema_bytes, Answer, Caller, FlightNode};
+use norrsken_common::geography::{self, Region};
+use norrsken_common::pki::CertIdentity;
+use norrsken_common::query::{IndicatorQuery, ValidatedQuery};
+use serde_json::json;
+
+use crate::config::AgentConfig;
+use crate::engine::{Engine, EngineError};
+use crate::release::release;
+
+pub struct AgentNode {
+    pub region: &'static Region,
+    pub config: AgentConfig,
+    pub catalog: Arc<Catalog>,
+    pub engine: Engine,
+    pub started: std::time::Instant,
+}
+
+impl From<EngineError> for NodeError {
+    fn from(e: EngineError) -> NodeError {
+        match e {
+            EngineError::ResourcesExhausted { .. } => NodeError::ResourceExhausted(e.to_string()),
+            EngineError::Datalager(_) => NodeError::NotReady(e.to_string()),
+            EngineError::Evaluation { .. } | EngineError::RecipeOutput { .. } => NodeError::Internal(e.to_string()),
+        }
+    }
+}
+
+impl AgentNode {
+    pub fn new(config: AgentConfig, catalog: Arc<Catalog>, engine: Engine) -> Result<AgentNode, NodeError> {
+        let region = geography::find_region(&config.region)
+            .ok_or_else(|| NodeError::NotReady(format!("unknown region '{}'", config.region)))?;
+        Ok(AgentNode { region, config, catalog, engine, started: std::time::Instant::now() })
+    }
+
+    /// Only the identities in `allowed_clients` may ask.
+    fn authorize<'a>(&self, caller: &'a Caller) -> Result<&'a CertIdentity, NodeError> {
+        let id = caller.require()?;
+        if self.config.allowed_clients.iter().any(|c| c == &id.common_name) {
+            Ok(id)
+        } else {
+            tracing::warn!(
+                client = %id.common_name,
+                fingerprint = %id.fingerprint,
+                addr = ?caller.addr,
+                "refused: client certificate not in allowed_clients"
+            );
+            Err(NodeError::PermissionDenied(format!(
+                "client '{}' is not allowed to query the agent of region {}",
+                id.common_name, self.region.code
+            )))
+        }
+    }
+
+    fn meta(&self, v: &ValidatedQuery) -> AnswerMeta {
+        AnswerMeta {
+            query_id: v.query_id.clone(),
+            region: self.region.code.to_string(),
+            data_version: self.engine.data_version().to_string(),
+            policy_version: "none".into(),
+            recipe: v.recipe.key(),
+            recipe_hash: v.recipe.hash.clone(),
+            catalog_hash: self.catalog.hash().to_string(),
+            kind: v.recipe.kind.name().to_string(),
+            perspective: v.options.perspective.name().to_string(),
+            period: v.period.to_string(),
+            min_cell_size: v.recipe.min_cell_size.max(v.options.min_cell_size.unwrap_or(0)),
+            dry_run: v.options.dry_run,
+        }
+    }
+
+    /// Answers one query (the domain operation behind DoGet).
+    pub async fn answer(&self, v: &ValidatedQuery) -> Result<RegionAnswer, NodeError> {
+        let table = self.engine.evaluate(v).await?;
+        let meta = self.meta(v);
+        Ok(release(v, &table, meta))
+    }
+
+    fn recipe_info(&self, recipe: &norrsken_common::catalog::Recipe) -> Result<FlightInfo, NodeError> {
+        let schema = agent_answer_schema(&[], recipe.is_distribution());
+        Ok(FlightInfo {
+            schema: schema_bytes(&schema)?,
+            flight_descriptor: Some(FlightDescriptor::new_path(vec![recipe.id.clone(), recipe.version.to_string()])),
+            endpoint: vec![],
+            total_records: -1,
+            total_bytes: -1,
+            ordered: false,
+            app_metadata: Bytes::from(recipe.title.en.clone()),
+        })
+    }
+}
+
+#[tonic::async_trait]
+impl FlightNode for AgentNode {
+    async fn list_flights(&self, caller: &Caller) -> Result<Vec<FlightInfo>, NodeError> {
+        self.authorize(caller)?;
+        self.catalog.latest().iter().map(|r| self.recipe_info(r)).collect()
+    }
+
+    async fn flight_info(&self, caller: &Caller, descriptor: FlightDescriptor) -> Result<FlightInfo, NodeError> {
+        self.authorize(caller)?;
+        if !descriptor.cmd.is_empty() {
+            let (q, _) = IndicatorQuery::decode_ticket(&descriptor.cmd)?;
+            let v = q.validate(&self.catalog, Some(self.engine.data_years()))?;
+            let schema = agent_answer_schema(&v.breakdowns, v.recipe.is_distribution()).with_metadata(self.meta(&v).to_metadata());
+            return Ok(FlightInfo {
+                schema: schema_bytes(&schema)?,
+                flight_descriptor: Some(descriptor.clone()),
+                endpoint: vec![FlightEndpoint::new().with_ticket(Ticket::new(descriptor.cmd.clone()))],
+                total_records: -1,
+                total_bytes: -1,
+                ordered: false,
+                app_metadata: Bytes::new(),
+            });
+        }
+        let id = descriptor.path.first().cloned().unwrap_or_default();
+        let recipe = self.catalog.get(&id, None).ok_or_else(|| {
+            NodeError::Query(norrsken_common::query::QueryError::UnknownIndicator { id: id.clone(), known: self.catalog.ids().join(", ") })
+        })?;
+        self.recipe_info(recipe)
+    }
+
+    async fn do_get(&self, caller: &Caller, ticket: &[u8]) -> Result<Answer, NodeError> {
+        let client = self.authorize(caller)?.common_name.clone();
+        let (query, relay) = IndicatorQuery::decode_ticket(ticket)?;
+        let v = query.validate(&self.catalog, Some(self.engine.data_years()))?;
+        let started = std::time::Instant::now();
+        let answer = self.answer(&v).await?;
+        tracing::info!(
+            query_id = %v.query_id,
+            indicator = %v.recipe.key(),
+            relayed_by = %client,
+            requester = %relay.as_ref().map(|r| r.requester_subject.as_str()).unwrap_or(""),
+            cells = answer.cells.len(),
+            ms = started.elapsed().as_millis() as u64,
+            "answered"
+        );
+        let batch = answer.to_record_batch().map_err(|e| NodeError::Internal(e.to_string()))?;
+        Ok(Answer { schema: batch.schema(), batches: vec![batch] })
+    }
+
+    async fn do_action(&self, caller: &Caller, action: &str, _body: &[u8]) -> Result<Vec<Bytes>, NodeError> {
+        self.authorize(caller)?;
+        let body = match action {
+            "health" => json!({
+                "status": "serving",
+                "role": "agent",
+                "region": self.region.code,
+                "region_name": self.region.name,
+                "data_version": self.engine.data_version(),
+                "data_years": [self.engine.data_years().0, self.engine.data_years().1],
+                "catalog_hash": self.catalog.hash(),
+                "policy_version": "none",
+                "uptime_s": self.started.elapsed().as_secs(),
+            }),
+            "catalog" => json!({
+                "catalog_hash": self.catalog.hash(),
+                "recipes": self.catalog.all().map(|r| json!({
+                    "id": r.id, "version": r.version, "hash": r.hash, "kind": r.kind.name(), "title": r.title.en,
+                })).collect::<Vec<_>>(),
+            }),
+            other => return Err(NodeError::Unsupported(format!("action '{other}'; offered: health, catalog"))),
+        };
+        Ok(vec![Bytes::from(body.to_string())])
+    }
+
+    fn actions(&self) -> Vec<(&'static str, &'static str)> {
+        vec![
+            ("health", "Agent status: region, data version and years, catalog hash, policy version"),
+            ("catalog", "The recipes (id, version, hash) this agent answers"),
+        ]
+    }
+}

@@ -1,0 +1,74 @@
+//! Starting an agent: open the datalager and catalog, then serve Flight over mutual TLS.
+
+use std::sync::Arc;
+
+use norrsken_common::catalog::Catalog;
+use norrsken_common::flight::{serve, ServerHandle};
+use norrsken_common::tls::{server_config, HandshakeFailure, ReloadableTls};
+
+use crate::config::{AgentConfig, DatalagerKind};
+use crate::datalager::{FolderDatalager, FolderFormat};
+use crate::engine::{Engine, EngineOptions};
+use crate::node::AgentNode;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("{0}")]
+    Config(String),
+    #[error(transparent)]
+    Tls(#[from] norrsken_common::tls::TlsError),
+    #[error(transparent)]
+    Engine(#[from] crate::engine::EngineError),
+    #[error(transparent)]
+    Datalager(#[from] crate::datalager::DatalagerError),
+    #[error("cannot listen on {addr}: {reason}")]
+    Listen { addr: String, reason: String },
+}
+
+/// A running agent.
+pub struct RunningAgent {
+    pub node: Arc<AgentNode>,
+    pub server: ServerHandle,
+    pub tls: ReloadableTls,
+}
+
+/// Opens everything the agent needs; fails with a clear error before serving anything.
+pub async fn build_node(config: AgentConfig) -> Result<AgentNode, StartError> {
+    let catalog = Arc::new(Catalog::load(config.catalog_dir.as_deref()).map_err(|e| StartError::Config(e.to_string()))?);
+    let format = match config.datalager.kind {
+        DatalagerKind::Parquet => FolderFormat::Parquet,
+        DatalagerKind::Csv => FolderFormat::Csv,
+    };
+    let datalager = FolderDatalager::open(&config.datalager.path, format)?;
+    if let Some(m) = datalager.manifest() {
+        if m.region != config.region {
+            return Err(StartError::Config(format!(
+                "datalager {} holds region {} ({}), but this agent is configured for region {}",
+                config.datalager.path.display(),
+                m.region,
+                m.region_name,
+                config.region
+            )));
+        }
+    }
+    let options = EngineOptions { target_partitions: config.engine.target_partitions };
+    let engine = Engine::open(&datalager, &config.region, None, &options).await?;
+    AgentNode::new(config, catalog, engine).map_err(|e| StartError::Config(e.to_string()))
+}
+
+/// Starts an agent on its configured address (port 0 picks a free port).
+pub async fn start(config: AgentConfig) -> Result<RunningAgent, StartError> {
+    let tls = ReloadableTls::new(server_config(&config.tls)?);
+    let listen = config.listen.clone();
+    let node = Arc::new(build_node(config).await?);
+    let listener = tokio::net::TcpListener::bind(&listen)
+        .await
+        .map_err(|e| StartError::Listen { addr: listen.clone(), reason: e.to_string() })?;
+    let region = node.region.code;
+    let on_failure = Arc::new(move |f: HandshakeFailure| {
+        tracing::warn!(region, peer = %f.addr, reason = %f.reason, "TLS handshake refused");
+    });
+    let server = serve(node.clone(), listener, tls.clone(), on_failure).map_err(|reason| StartError::Listen { addr: listen, reason })?;
+    tracing::info!(region, addr = %server.addr, "agent serving");
+    Ok(RunningAgent { node, server, tls })
+}

@@ -1,0 +1,135 @@
+//! The coordinator's configuration (`coordinator.toml`): its agents, its clients and roles.
+
+use std::path::PathBuf;
+
+use norrsken_common::settings::{self, SettingsError};
+use norrsken_common::tls::TlsFiles;
+use serde::{Deserialize, Serialize};
+
+pub const ENV_PREFIX: &str = "NORRSKEN_COORDINATOR";
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct CoordinatorConfig {
+    #[serde(default = "default_listen")]
+    pub listen: String,
+    pub tls: TlsFiles,
+    /// Label of the pooled rows.
+    #[serde(default = "default_pooled_label")]
+    pub pooled_label: String,
+    /// Folder of recipe files; the built-in catalog when absent.
+    #[serde(default)]
+    pub catalog_dir: Option<PathBuf>,
+    /// How long to wait for one agent, retries included.
+    #[serde(default = "default_agent_timeout_ms")]
+    pub agent_timeout_ms: u64,
+    /// Retries after a transient failure (agent unreachable).
+    #[serde(default = "default_retries")]
+    pub retries: u32,
+    /// The regions' agents; their number is configuration (4 in Norra, 21 nationally).
+    pub agents: Vec<AgentEndpoint>,
+    /// Who may connect, and in which role.
+    pub clients: Vec<ClientRule>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct AgentEndpoint {
+    /// County code of the agent's region.
+    pub region: String,
+    /// Display name.
+    pub name: String,
+    /// e.g. `https://agent-25.example.se:50051`
+    pub url: String,
+    /// Name the agent's server certificate carries (TLS server name).
+    pub domain: String,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Runs queries.
+    Analyst,
+    /// Runs queries and reads their own region's audit log.
+    RegionAdmin,
+    /// Reads the coordinator's audit log.
+    Auditor,
+}
+
+impl Role {
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Analyst => "analyst",
+            Role::RegionAdmin => "region_admin",
+            Role::Auditor => "auditor",
+        }
+    }
+}
+
+/// Maps a client certificate to a role.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ClientRule {
+    /// Certificate subject common name.
+    pub cn: String,
+    pub role: Role,
+    /// For a region admin: the county code of their region.
+    #[serde(default)]
+    pub region: Option<String>,
+    /// Optional pin: the certificate's `sha256:` fingerprint must match too.
+    #[serde(default)]
+    pub fingerprint: Option<String>,
+}
+
+fn default_listen() -> String {
+    "0.0.0.0:50050".into()
+}
+fn default_pooled_label() -> String {
+    "Norra".into()
+}
+fn default_agent_timeout_ms() -> u64 {
+    30_000
+}
+fn default_retries() -> u32 {
+    2
+}
+
+impl CoordinatorConfig {
+    pub fn load(file: Option<&std::path::Path>) -> Result<CoordinatorConfig, SettingsError> {
+        let c: CoordinatorConfig = settings::load(file, ENV_PREFIX)?;
+        c.validate()?;
+        Ok(c)
+    }
+
+    pub fn validate(&self) -> Result<(), SettingsError> {
+        self.listen.parse::<std::net::SocketAddr>().map_err(|e| SettingsError::key("listen", format!("'{}': {e}", self.listen)))?;
+        if self.agents.is_empty() {
+            return Err(SettingsError::key("agents", "no agents configured"));
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for (i, a) in self.agents.iter().enumerate() {
+            if !seen.insert(a.region.clone()) {
+                return Err(SettingsError::key(&format!("agents[{i}].region"), format!("region {} is listed twice", a.region)));
+            }
+            if !(a.url.starts_with("https://")) {
+                return Err(SettingsError::key(&format!("agents[{i}].url"), format!("'{}' must start with https:// (agents serve only TLS)", a.url)));
+            }
+        }
+        for (i, c) in self.clients.iter().enumerate() {
+            if c.role == Role::RegionAdmin && c.region.is_none() {
+                return Err(SettingsError::key(&format!("clients[{i}].region"), "a region_admin needs the region they administer"));
+            }
+        }
+        if self.agent_timeout_ms == 0 {
+            return Err(SettingsError::key("agent_timeout_ms", "must be above 0"));
+        }
+        Ok(())
+    }
+
+    /// The rule for a client certificate, if any.
+    pub fn client_rule(&self, cn: &str, fingerprint: &str) -> Option<&ClientRule> {
+        self.clients
+            .iter()
+            .find(|c| c.cn == cn && c.fingerprint.as_deref().map_or(true, |f| f.eq_ignore_ascii_case(fingerprint)))
+    }
+}

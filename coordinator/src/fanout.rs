@@ -1,0 +1,147 @@
+//! Asking the agents: one Flight call per region, concurrently, each with a deadline and
+//! bounded retries for transient failures.
+
+use std::time::{Duration, Instant};
+
+use arrow_flight::{FlightClient, Ticket};
+use bytes::Bytes;
+use futures::TryStreamExt;
+use norrsken_common::answer::RegionAnswer;
+use norrsken_common::tls::{client_tls, TlsFiles, TlsError};
+use tonic::transport::{Channel, Endpoint};
+use tonic::Code;
+
+use crate::config::AgentEndpoint;
+use crate::merge::{RegionOutcome, RegionState};
+
+/// A connection (lazily established) to one agent.
+#[derive(Clone)]
+pub struct AgentClient {
+    pub endpoint: AgentEndpoint,
+    channel: Channel,
+}
+
+impl AgentClient {
+    pub fn new(endpoint: &AgentEndpoint, tls: &TlsFiles) -> Result<AgentClient, TlsError> {
+        let tls_config = client_tls(tls, &endpoint.domain)?;
+        let channel = Endpoint::from_shared(endpoint.url.clone())
+            .map_err(|e| TlsError::Config(format!("agent url '{}': {e}", endpoint.url)))?
+            .tls_config(tls_config)
+            .map_err(|e| TlsError::Config(e.to_string()))?
+            .connect_timeout(Duration::from_secs(3))
+            .tcp_nodelay(true)
+            .connect_lazy();
+        Ok(AgentClient { endpoint: endpoint.clone(), channel })
+    }
+
+    fn client(&self, traceparent: Option<&str>) -> FlightClient {
+        let mut c = FlightClient::new(self.channel.clone());
+        if let Some(tp) = traceparent {
+            let _ = c.add_header("traceparent", tp);
+        }
+        c
+    }
+
+    async fn get_once(&self, ticket: Bytes, traceparent: Option<&str>) -> Result<RegionAnswer, Failure> {
+        let mut client = self.client(traceparent);
+        let stream = client.do_get(Ticket::new(ticket)).await.map_err(classify)?;
+        let mut stream = stream;
+        let mut batches = Vec::new();
+        while let Some(b) = stream.try_next().await.map_err(classify)? {
+            batches.push(b);
+        }
+        let schema = stream
+            .schema()
+            .cloned()
+            .ok_or_else(|| Failure::new(RegionState::Error, "the agent sent no schema".to_string()))?;
+        RegionAnswer::from_batches(&schema, &batches).map_err(|e| Failure::new(RegionState::Error, format!("unreadable answer: {e}")))
+    }
+
+    /// Asks the agent, retrying transient failures, within `deadline`.
+    pub async fn ask(&self, ticket: Bytes, deadline: Duration, retries: u32, traceparent: Option<&str>) -> RegionOutcome {
+        let started = Instant::now();
+        let mut attempts = 0;
+        let run = async {
+            loop {
+                attempts += 1;
+                match self.get_once(ticket.clone(), traceparent).await {
+                    Ok(a) => return Ok(a),
+                    Err(f) => {
+                        if f.transient && attempts <= retries {
+                            tokio::time::sleep(Duration::from_millis(100 * 3u64.pow(attempts - 1))).await;
+                            continue;
+                        }
+                        return Err(f);
+                    }
+                }
+            }
+        };
+        let result = tokio::time::timeout(deadline, run).await;
+        let duration_ms = started.elapsed().as_millis() as u64;
+        let (state, message, answer, code) = match result {
+            Ok(Ok(a)) => (RegionState::Ok, String::new(), Some(a), None),
+            Ok(Err(f)) => (f.state, f.message, None, f.code),
+            Err(_) => (RegionState::Timeout, format!("no answer within {} ms", deadline.as_millis()), None, None),
+        };
+        RegionOutcome {
+            region: self.endpoint.region.clone(),
+            name: self.endpoint.name.clone(),
+            state,
+            message,
+            answer,
+            duration_ms,
+            attempts,
+            grpc_code: code.map(|c| c as i32),
+        }
+    }
+
+    /// Runs a Flight action on the agent (health, catalog) and returns the first result.
+    pub async fn action(&self, name: &str, deadline: Duration) -> Result<Bytes, String> {
+        let mut client = self.client(None);
+        let run = async {
+            let mut stream = client
+                .do_action(arrow_flight::Action::new(name, Bytes::new()))
+                .await
+                .map_err(|e| e.to_string())?;
+            stream.try_next().await.map_err(|e| e.to_string())?.ok_or_else(|| "empty answer".to_string())
+        };
+        tokio::time::timeout(deadline, run).await.map_err(|_| format!("no answer within {} ms", deadline.as_millis()))?
+    }
+}
+
+/// Why one attempt failed.
+struct Failure {
+    state: RegionState,
+    message: String,
+    transient: bool,
+    code: Option<Code>,
+}
+
+impl Failure {
+    fn new(state: RegionState, message: String) -> Failure {
+        Failure { state, message, transient: false, code: None }
+    }
+}
+
+/// Maps a Flight error to a region state, and whether a retry may help.
+fn classify(e: arrow_flight::error::FlightError) -> Failure {
+    match e {
+        arrow_flight::error::FlightError::Tonic(status) => {
+            let message = status.message().to_string();
+            let code = Some(status.code());
+            let (state, transient) = match status.code() {
+                Code::Unavailable => (RegionState::Unavailable, true),
+                Code::DeadlineExceeded => (RegionState::Timeout, false),
+                Code::PermissionDenied | Code::Unauthenticated => (RegionState::Refused, false),
+                Code::Cancelled | Code::Unknown
+                    if message.contains("transport") || message.contains("connection") || message.contains("h2") =>
+                {
+                    (RegionState::Unavailable, true)
+                }
+                _ => (RegionState::Error, false),
+            };
+            Failure { state, message, transient, code }
+        }
+        other => Failure::new(RegionState::Error, other.to_string()),
+    }
+}

@@ -1,0 +1,527 @@
+//! Merges the regions' answers into one comparison: a row per region and cell, a pooled row
+//! per cell computed exactly from the released components, values with confidence
+//! intervals, and the status of every region.
+//!
+//! Pooled rows protect the regions (design invariant 6): a pooled cell is released only
+//! when every region's cell it adds up was released; if any region withheld the cell, the
+//! pooled cell is withheld too (`pooled_protection`), so "pooled minus the other regions"
+//! cannot recover a withheld regional cell. Pooled values are sums of released values, so
+//! they reveal nothing the regions did not release.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, BooleanArray, Float64Array, Int64Array, RecordBatch, StringArray};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use norrsken_common::answer::{CellStatus, Reason, RegionAnswer};
+use norrsken_common::breakdown::Breakdown;
+use norrsken_common::catalog::{Kind, Recipe};
+use serde::{Deserialize, Serialize};
+
+use crate::stats::{estimate, Estimate};
+
+/// How a region's part of a query ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RegionState {
+    Ok,
+    Timeout,
+    Unavailable,
+    Refused,
+    Error,
+}
+
+impl RegionState {
+    pub fn name(self) -> &'static str {
+        match self {
+            RegionState::Ok => "ok",
+            RegionState::Timeout => "timeout",
+            RegionState::Unavailable => "unavailable",
+            RegionState::Refused => "refused",
+            RegionState::Error => "error",
+        }
+    }
+}
+
+/// One region's outcome for a query.
+#[derive(Debug, Clone)]
+pub struct RegionOutcome {
+    pub region: String,
+    pub name: String,
+    pub state: RegionState,
+    pub message: String,
+    pub answer: Option<RegionAnswer>,
+    pub duration_ms: u64,
+    pub attempts: u32,
+    /// The gRPC status code the agent answered with, when it refused or failed.
+    pub grpc_code: Option<i32>,
+}
+
+/// A region's status as reported with every answer (`norrsken.regions` metadata).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RegionReport {
+    pub region: String,
+    pub name: String,
+    pub status: RegionState,
+    pub message: String,
+    pub data_version: Option<String>,
+    pub policy_version: Option<String>,
+    pub cells: usize,
+    pub cells_withheld: usize,
+    pub cells_perturbed: usize,
+    pub duration_ms: u64,
+    pub attempts: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum RowKind {
+    Region,
+    Pooled,
+    /// A region that did not answer.
+    Missing,
+}
+
+impl RowKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            RowKind::Region => "region",
+            RowKind::Pooled => "pooled",
+            RowKind::Missing => "missing",
+        }
+    }
+}
+
+/// One row of a comparison.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ComparisonRow {
+    pub kind: RowKind,
+    pub region: String,
+    pub region_name: String,
+    pub labels: Vec<Option<String>>,
+    pub category: Option<String>,
+    pub numerator: Option<i64>,
+    pub denominator: Option<i64>,
+    pub value_sum: Option<f64>,
+    pub value_sum_sq: Option<f64>,
+    pub estimate: Option<Estimate>,
+    /// released / perturbed / suppressed, or the region's state for a missing region.
+    pub status: String,
+    pub reasons: Vec<String>,
+    pub suggestion: Option<String>,
+    /// True when a region asked did not answer, so this row lacks its part.
+    pub partial: bool,
+}
+
+/// What the coordinator answers.
+#[derive(Debug, Clone)]
+pub struct Comparison {
+    pub query_id: String,
+    pub recipe: Arc<Recipe>,
+    pub catalog_hash: String,
+    pub perspective: String,
+    pub period: String,
+    pub pooled_label: String,
+    pub breakdowns: Vec<Breakdown>,
+    pub rows: Vec<ComparisonRow>,
+    pub regions: Vec<RegionReport>,
+    pub partial: bool,
+    pub dry_run: bool,
+}
+
+#[derive(Default, Clone)]
+struct Acc {
+    numerator: Option<i64>,
+    denominator: Option<i64>,
+    value_sum: Option<f64>,
+    value_sum_sq: Option<f64>,
+    withheld: bool,
+    perturbed: bool,
+    reasons: BTreeSet<String>,
+    suggestion: Option<String>,
+}
+
+fn add_i(a: Option<i64>, b: Option<i64>) -> Option<i64> {
+    match (a, b) {
+        (Some(x), Some(y)) => Some(x + y),
+        (x, None) => x,
+        (None, y) => y,
+    }
+}
+
+fn add_f(a: Option<f64>, b: Option<f64>) -> Option<f64> {
+    match (a, b) {
+        (Some(x), Some(y)) => Some(x + y),
+        (x, None) => x,
+        (None, y) => y,
+    }
+}
+
+impl Acc {
+    fn add_values(&mut self, n: Option<i64>, d: Option<i64>, s: Option<f64>, sq: Option<f64>) {
+        self.numerator = add_i(self.numerator, n);
+        self.denominator = add_i(self.denominator, d);
+        self.value_sum = add_f(self.value_sum, s);
+        self.value_sum_sq = add_f(self.value_sum_sq, sq);
+    }
+}
+
+type CellKey = (Vec<String>, Option<String>);
+
+/// Merges region outcomes. `order` lists (county code, name) of the configured regions in
+/// display order; `asked` says which were asked.
+pub fn merge(
+    recipe: Arc<Recipe>,
+    breakdowns: Vec<Breakdown>,
+    outcomes: &[RegionOutcome],
+    order: &[(String, String)],
+    pooled_label: &str,
+    query_id: &str,
+    catalog_hash: &str,
+    perspective: &str,
+    period: &str,
+    dry_run: bool,
+) -> Comparison {
+    let missing: Vec<&RegionOutcome> = outcomes.iter().filter(|o| o.state != RegionState::Ok).collect();
+    let partial = !missing.is_empty();
+    let name_of = |code: &str| order.iter().find(|(c, _)| c == code).map_or_else(|| code.to_string(), |(_, n)| n.clone());
+    let rank = |code: &str| order.iter().position(|(c, _)| c == code).unwrap_or(usize::MAX);
+
+    // Region rows: cells keyed by (region, labels, category); in the population perspective
+    // several agents contribute to one home region.
+    let mut per_region: BTreeMap<(usize, String), BTreeMap<CellKey, Acc>> = BTreeMap::new();
+    let mut reports = Vec::new();
+    for o in outcomes {
+        let mut report = RegionReport {
+            region: o.region.clone(),
+            name: o.name.clone(),
+            status: o.state,
+            message: o.message.clone(),
+            data_version: None,
+            policy_version: None,
+            cells: 0,
+            cells_withheld: 0,
+            cells_perturbed: 0,
+            duration_ms: o.duration_ms,
+            attempts: o.attempts,
+        };
+        if let Some(a) = &o.answer {
+            report.data_version = Some(a.meta.data_version.clone());
+            report.policy_version = Some(a.meta.policy_version.clone());
+            report.cells = a.cells.len();
+            for c in &a.cells {
+                match c.status {
+                    CellStatus::Suppressed => report.cells_withheld += 1,
+                    CellStatus::Perturbed => report.cells_perturbed += 1,
+                    CellStatus::Released => {}
+                }
+                let acc = per_region
+                    .entry((rank(&c.region), c.region.clone()))
+                    .or_default()
+                    .entry((c.labels.clone(), c.category.clone()))
+                    .or_default();
+                acc.add_values(c.numerator, c.denominator, c.value_sum, c.value_sum_sq);
+                match c.status {
+                    CellStatus::Suppressed => acc.withheld = true,
+                    CellStatus::Perturbed => acc.perturbed = true,
+                    CellStatus::Released => {}
+                }
+                acc.reasons.extend(c.reasons.iter().map(|r| r.name().to_string()));
+                if acc.suggestion.is_none() {
+                    acc.suggestion = c.suggestion.clone();
+                }
+            }
+        }
+        reports.push(report);
+    }
+    reports.sort_by_key(|r| rank(&r.region));
+
+    let kind = recipe.kind;
+    let rate_per = recipe.rate_per.unwrap_or(1000) as f64;
+    let population_view = perspective == "population";
+    let make_row = |kind_of_row: RowKind, region: &str, name: &str, key: &CellKey, acc: &Acc, partial: bool| -> ComparisonRow {
+        let status = if acc.withheld {
+            CellStatus::Suppressed
+        } else if acc.perturbed {
+            CellStatus::Perturbed
+        } else {
+            CellStatus::Released
+        };
+        let (n, d, s, sq) = if acc.withheld || dry_run {
+            (None, None, None, None)
+        } else {
+            (acc.numerator, acc.denominator, acc.value_sum, acc.value_sum_sq)
+        };
+        ComparisonRow {
+            kind: kind_of_row,
+            region: region.to_string(),
+            region_name: name.to_string(),
+            labels: key.0.iter().cloned().map(Some).collect(),
+            category: key.1.clone(),
+            numerator: n,
+            denominator: d,
+            value_sum: s,
+            value_sum_sq: sq,
+            estimate: estimate(kind, n, d, s, sq, rate_per),
+            status: status.name().to_string(),
+            reasons: acc.reasons.iter().cloned().collect(),
+            suggestion: if acc.withheld { acc.suggestion.clone() } else { None },
+            partial,
+        }
+    };
+
+    let mut rows = Vec::new();
+    let mut pooled: BTreeMap<CellKey, Acc> = BTreeMap::new();
+    for ((_, region), cells) in &per_region {
+        for (key, acc) in cells {
+            // In the population perspective a home region's row lacks the parts of agents that
+            // did not answer.
+            rows.push(make_row(RowKind::Region, region, &name_of(region), key, acc, population_view && partial));
+            let p = pooled.entry(key.clone()).or_default();
+            p.add_values(acc.numerator, acc.denominator, acc.value_sum, acc.value_sum_sq);
+            p.perturbed |= acc.perturbed;
+            if acc.withheld {
+                p.withheld = true;
+                p.reasons.insert(Reason::PooledProtection.name().to_string());
+                if p.suggestion.is_none() {
+                    p.suggestion = acc.suggestion.clone();
+                }
+            } else if acc.perturbed {
+                p.reasons.insert(Reason::Perturbed.name().to_string());
+            }
+        }
+    }
+    let answering = outcomes.iter().filter(|o| o.state == RegionState::Ok).count();
+    if answering > 0 {
+        for (key, acc) in &pooled {
+            rows.push(make_row(RowKind::Pooled, pooled_label, pooled_label, key, acc, partial));
+        }
+    }
+    for o in &missing {
+        rows.push(ComparisonRow {
+            kind: RowKind::Missing,
+            region: o.region.clone(),
+            region_name: o.name.clone(),
+            labels: vec![None; breakdowns.len()],
+            category: None,
+            numerator: None,
+            denominator: None,
+            value_sum: None,
+            value_sum_sq: None,
+            estimate: None,
+            status: o.state.name().to_string(),
+            reasons: Vec::new(),
+            suggestion: Some(o.message.clone()),
+            partial: true,
+        });
+    }
+    // Region rows in configured order, then pooled, then missing; cells sorted within.
+    rows.sort_by(|a, b| {
+        let ka = (a.kind, rank(&a.region), &a.labels, &a.category);
+        let kb = (b.kind, rank(&b.region), &b.labels, &b.category);
+        ka.cmp(&kb)
+    });
+    Comparison {
+        query_id: query_id.to_string(),
+        recipe,
+        catalog_hash: catalog_hash.to_string(),
+        perspective: perspective.to_string(),
+        period: period.to_string(),
+        pooled_label: pooled_label.to_string(),
+        breakdowns,
+        rows,
+        regions: reports,
+        partial,
+        dry_run,
+    }
+}
+
+/// The Arrow schema of a comparison, without metadata.
+pub fn comparison_schema(breakdowns: &[Breakdown], distribution: bool) -> Schema {
+    let mut fields = vec![
+        Field::new("row_kind", DataType::Utf8, false),
+        Field::new("region", DataType::Utf8, false),
+        Field::new("region_name", DataType::Utf8, false),
+    ];
+    fields.extend(breakdowns.iter().map(|b| Field::new(b.name(), DataType::Utf8, true)));
+    if distribution {
+        fields.push(Field::new("category", DataType::Utf8, true));
+    }
+    fields.extend([
+        Field::new("numerator", DataType::Int64, true),
+        Field::new("denominator", DataType::Int64, true),
+        Field::new("value_sum", DataType::Float64, true),
+        Field::new("value", DataType::Float64, true),
+        Field::new("ci_lower", DataType::Float64, true),
+        Field::new("ci_upper", DataType::Float64, true),
+        Field::new("status", DataType::Utf8, false),
+        Field::new("reason", DataType::Utf8, true),
+        Field::new("suggestion", DataType::Utf8, true),
+        Field::new("partial", DataType::Boolean, false),
+    ]);
+    Schema::new(fields)
+}
+
+/// Schema metadata keys of a comparison.
+pub fn comparison_metadata(c: &Comparison) -> std::collections::HashMap<String, String> {
+    let r = &c.recipe;
+    let ci = match r.kind {
+        Kind::Proportion => "95% Wilson score",
+        Kind::Rate | Kind::Count => "95% exact Poisson",
+        Kind::Mean => "95% Student t",
+        Kind::CostSum => "95% Student t on the mean, times n",
+    };
+    let value = match r.kind {
+        Kind::Proportion => "share (numerator / denominator)".to_string(),
+        Kind::Rate => format!("events per {} inhabitant-years", r.rate_per.unwrap_or(1000)),
+        Kind::Mean => format!("mean ({})", r.value_unit.clone().unwrap_or_default()),
+        Kind::Count => "count".to_string(),
+        Kind::CostSum => format!("sum ({})", r.value_unit.clone().unwrap_or_default()),
+    };
+    let mut md = std::collections::HashMap::new();
+    let mut put = |k: &str, v: String| {
+        md.insert(format!("norrsken.{k}"), v);
+    };
+    put("query_id", c.query_id.clone());
+    put("recipe", r.key());
+    put("recipe_hash", r.hash.clone());
+    put("catalog_hash", c.catalog_hash.clone());
+    put("title", r.title.en.clone());
+    put("kind", r.kind.name().to_string());
+    put("unit", r.unit.name().to_string());
+    put("value", value);
+    put("ci", ci.to_string());
+    put("perspective", c.perspective.clone());
+    put("period", c.period.clone());
+    put("pooled_label", c.pooled_label.clone());
+    put("partial", c.partial.to_string());
+    put("dry_run", c.dry_run.to_string());
+    put("regions", serde_json::to_string(&c.regions).unwrap_or_default());
+    md
+}
+
+impl Comparison {
+    pub fn schema(&self) -> SchemaRef {
+        Arc::new(comparison_schema(&self.breakdowns, self.recipe.is_distribution()).with_metadata(comparison_metadata(self)))
+    }
+
+    pub fn to_record_batch(&self) -> Result<RecordBatch, arrow::error::ArrowError> {
+        let rows = &self.rows;
+        let text = |f: &dyn Fn(&ComparisonRow) -> String| -> ArrayRef { Arc::new(StringArray::from_iter_values(rows.iter().map(f))) };
+        let mut columns: Vec<ArrayRef> = vec![
+            text(&|r| r.kind.name().to_string()),
+            text(&|r| r.region.clone()),
+            text(&|r| r.region_name.clone()),
+        ];
+        for i in 0..self.breakdowns.len() {
+            columns.push(Arc::new(rows.iter().map(|r| r.labels.get(i).cloned().flatten()).collect::<StringArray>()));
+        }
+        if self.recipe.is_distribution() {
+            columns.push(Arc::new(rows.iter().map(|r| r.category.clone()).collect::<StringArray>()));
+        }
+        columns.push(Arc::new(rows.iter().map(|r| r.numerator).collect::<Int64Array>()));
+        columns.push(Arc::new(rows.iter().map(|r| r.denominator).collect::<Int64Array>()));
+        columns.push(Arc::new(rows.iter().map(|r| r.value_sum).collect::<Float64Array>()));
+        let est = |f: fn(&Estimate) -> f64| -> ArrayRef {
+            Arc::new(rows.iter().map(|r| r.estimate.as_ref().map(f).filter(|v| v.is_finite())).collect::<Float64Array>())
+        };
+        columns.push(est(|e| e.value));
+        columns.push(est(|e| e.lower));
+        columns.push(est(|e| e.upper));
+        columns.push(text(&|r| r.status.clone()));
+        columns.push(Arc::new(rows.iter().map(|r| (!r.reasons.is_empty()).then(|| r.reasons.join(","))).collect::<StringArray>()));
+        columns.push(Arc::new(rows.iter().map(|r| r.suggestion.clone()).collect::<StringArray>()));
+        columns.push(Arc::new(rows.iter().map(|r| Some(r.partial)).collect::<BooleanArray>()));
+        RecordBatch::try_new(self.schema(), columns)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use norrsken_common::answer::{AnswerMeta, ReleasedCell};
+    use norrsken_common::catalog::Catalog;
+
+    fn cell(region: &str, sex: &str, n: i64, d: i64, status: CellStatus) -> ReleasedCell {
+        let withheld = status == CellStatus::Suppressed;
+        ReleasedCell {
+            region: region.into(),
+            labels: vec![sex.into()],
+            category: None,
+            numerator: (!withheld).then_some(n),
+            denominator: (!withheld).then_some(d),
+            value_sum: None,
+            value_sum_sq: None,
+            status,
+            reasons: if withheld { vec![Reason::BelowMinCell] } else { vec![] },
+            suggestion: withheld.then(|| "merge".to_string()),
+        }
+    }
+
+    fn ok(region: &str, cells: Vec<ReleasedCell>) -> RegionOutcome {
+        RegionOutcome {
+            region: region.into(),
+            name: region.into(),
+            state: RegionState::Ok,
+            message: String::new(),
+            answer: Some(RegionAnswer {
+                meta: AnswerMeta { region: region.into(), data_version: "v".into(), ..Default::default() },
+                breakdowns: vec![Breakdown::Sex],
+                distribution: false,
+                cells,
+            }),
+            duration_ms: 1,
+            attempts: 1,
+            grpc_code: None,
+        }
+    }
+
+    fn order() -> Vec<(String, String)> {
+        ["22", "23", "24", "25"].iter().map(|c| (c.to_string(), format!("R{c}"))).collect()
+    }
+
+    #[test]
+    fn pooled_rows_add_components_exactly() {
+        let recipe = Catalog::embedded().get("stroke_reperfusion", None).unwrap().clone();
+        let outcomes = vec![
+            ok("24", vec![cell("24", "female", 10, 50, CellStatus::Released), cell("24", "male", 12, 60, CellStatus::Released)]),
+            ok("25", vec![cell("25", "female", 5, 40, CellStatus::Released), cell("25", "male", 8, 45, CellStatus::Released)]),
+        ];
+        let c = merge(recipe, vec![Breakdown::Sex], &outcomes, &order(), "Norra", "q", "h", "provider", "2023", false);
+        let pooled: Vec<&ComparisonRow> = c.rows.iter().filter(|r| r.kind == RowKind::Pooled).collect();
+        assert_eq!(pooled.len(), 2);
+        assert_eq!((pooled[0].numerator, pooled[0].denominator), (Some(15), Some(90)));
+        assert!((pooled[0].estimate.unwrap().value - 15.0 / 90.0).abs() < 1e-12);
+        assert!(!c.partial);
+        assert_eq!(c.rows[0].region, "24");
+    }
+
+    #[test]
+    fn a_withheld_region_cell_withholds_the_pooled_cell_and_a_missing_region_marks_partial() {
+        let recipe = Catalog::embedded().get("stroke_reperfusion", None).unwrap().clone();
+        let mut outcomes = vec![
+            ok("24", vec![cell("24", "female", 10, 50, CellStatus::Released), cell("24", "male", 0, 0, CellStatus::Suppressed)]),
+            ok("25", vec![cell("25", "female", 5, 40, CellStatus::Released), cell("25", "male", 8, 45, CellStatus::Released)]),
+        ];
+        outcomes.push(RegionOutcome {
+            region: "23".into(),
+            name: "R23".into(),
+            state: RegionState::Timeout,
+            message: "no answer within 2 s".into(),
+            answer: None,
+            duration_ms: 2000,
+            attempts: 1,
+            grpc_code: None,
+        });
+        let c = merge(recipe, vec![Breakdown::Sex], &outcomes, &order(), "Norra", "q", "h", "provider", "2023", false);
+        let male = c.rows.iter().find(|r| r.kind == RowKind::Pooled && r.labels[0].as_deref() == Some("male")).unwrap();
+        assert_eq!(male.status, "suppressed");
+        assert_eq!(male.numerator, None);
+        assert!(male.reasons.contains(&"pooled_protection".to_string()));
+        assert!(male.partial && c.partial);
+        let missing = c.rows.iter().find(|r| r.kind == RowKind::Missing).unwrap();
+        assert_eq!((missing.region.as_str(), missing.status.as_str()), ("23", "timeout"));
+        let batch = c.to_record_batch().unwrap();
+        assert_eq!(batch.num_rows(), c.rows.len());
+        assert_eq!(batch.schema().metadata()["norrsken.partial"], "true");
+    }
+}

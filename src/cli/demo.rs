@@ -1,0 +1,90 @@
+//! `norrsken demo`: four regional agents and a coordinator on this machine, a few
+//! cross-region comparisons, and a clean shutdown.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Args;
+use norrsken::local::{tls_files, LocalFederation};
+use norrsken_common::cdm::Manifest;
+use norrsken_common::geography::NORRA;
+use norrsken_common::query::{IndicatorQuery, QueryOptions};
+use norrsken_synth::{generate, SynthOptions};
+
+use super::client::Connection;
+use super::render::comparison_table;
+
+#[derive(Args)]
+pub struct DemoArgs {
+    /// Working folder for the synthetic datalager and the development certificates.
+    #[arg(long, default_value = "demo-run")]
+    dir: PathBuf,
+    /// Scale of the synthetic datalager (1.0 = the real populations).
+    #[arg(long, default_value_t = 0.05)]
+    scale: f64,
+    /// Keep the federation running after the comparisons (Ctrl-C stops it).
+    #[arg(long)]
+    keep_running: bool,
+    /// Coordinator address (port 0 picks a free one; with --keep-running the default is 50050).
+    #[arg(long)]
+    listen: Option<String>,
+}
+
+fn demo_queries() -> Vec<IndicatorQuery> {
+    let q = |indicator: &str, by: &[&str], period: &str| IndicatorQuery {
+        indicator: indicator.into(),
+        breakdowns: by.iter().map(|s| s.to_string()).collect(),
+        period: period.into(),
+        options: QueryOptions::default(),
+        ..Default::default()
+    };
+    vec![
+        q("stroke_reperfusion", &["year"], "2021..2025"),
+        q("hip_fracture_surgery_24h", &["sex"], "2023..2025"),
+        q("diabetes_hba1c_over_70", &["education"], "2025"),
+        q("hf_hospitalisation_rate", &["age_band"], "2024"),
+        q("kpp_cost", &["care_type"], "2025"),
+    ]
+}
+
+pub fn run(args: DemoArgs) -> anyhow::Result<()> {
+    let datalager = args.dir.join("datalager");
+    let certs = args.dir.join("certs");
+    let fresh = NORRA.iter().all(|r| Manifest::read(&datalager.join(r.slug)).is_ok_and(|m| (m.scale - args.scale).abs() < 1e-12));
+    if !fresh {
+        println!("Generating a synthetic datalager for the four regions (scale {}) in {} ...", args.scale, datalager.display());
+        generate(&SynthOptions { out: datalager.clone(), scale: args.scale, seed: 1, progress: true, ..Default::default() })
+            .context("generating the synthetic datalager")?;
+    }
+    let listen = args.listen.clone().unwrap_or_else(|| if args.keep_running { "127.0.0.1:50050".into() } else { "127.0.0.1:0".into() });
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(async {
+        let federation = LocalFederation::start(&datalager, &certs, &listen).await?;
+        println!("Started agents for");
+        for a in &federation.agents {
+            println!("  {:<20} https://{}  (datalager version {})", a.node.region.name, a.server.addr, a.node.engine.data_version());
+        }
+        println!("and a coordinator at {} (mutual TLS, development certificates in {}).\n", federation.coordinator_url(), certs.display());
+        let connection = Connection {
+            url: federation.coordinator_url(),
+            tls: tls_files(&certs, "analyst"),
+            server_name: norrsken_common::pki::COORDINATOR_DNS_NAME.to_string(),
+        };
+        for q in demo_queries() {
+            let (schema, batches) = connection.fetch(q.encode_ticket(None)).await?;
+            println!("{}", comparison_table(&schema, &batches));
+        }
+        if args.keep_running {
+            let c = &certs;
+            println!("The federation keeps running. Query it from another terminal:\n");
+            println!("  export NORRSKEN_COORDINATOR={}", federation.coordinator_url());
+            println!("  export NORRSKEN_CERT={}/analyst.pem NORRSKEN_KEY={}/analyst.key NORRSKEN_CA={}/ca.pem", c.display(), c.display(), c.display());
+            println!("  norrsken query stroke_reperfusion --by sex,age_band --period 2023..2025\n");
+            println!("Press Ctrl-C to stop.");
+            tokio::signal::ctrl_c().await?;
+        }
+        federation.stop().await?;
+        println!("Stopped the coordinator and the four agents.");
+        Ok(())
+    })
+}

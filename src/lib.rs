@@ -1,0 +1,6 @@
+//! The `norrsken` package: the command-line tool and the two server binaries
+//! (`norrsken-agent`, `norrsken-coordinator`), plus helpers to run a whole federation on one
+//! machine (the demo, benchmarks and tests).
+
+pub mod local;
+pub mod server_main;
