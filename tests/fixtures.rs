@@ -62,3 +62,100 @@ pub fn datalager() -> &'static Path {
 pub fn region_dir(slug: &str) -> PathBuf {
     datalager().join(slug)
 }
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use arrow::datatypes::SchemaRef;
+use arrow::record_batch::RecordBatch;
+use arrow_flight::{FlightClient, Ticket};
+use futures::TryStreamExt;
+use norrsken::local::LocalFederation;
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
+
+use crate::reference::Data;
+
+/// A federation over the shared datalager, running on its own runtime for the whole test run.
+pub struct SharedFederation {
+    /// Hosts the servers; kept alive for the whole run.
+    #[allow(dead_code)]
+    pub runtime: tokio::runtime::Runtime,
+    pub federation: LocalFederation,
+    pub certs: PathBuf,
+}
+
+pub fn federation() -> &'static SharedFederation {
+    static FED: OnceLock<SharedFederation> = OnceLock::new();
+    FED.get_or_init(|| {
+        norrsken_common::tls::install_crypto_provider();
+        let dl = datalager().to_path_buf();
+        off_runtime(move || {
+            let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+            let certs = std::env::temp_dir().join(format!("norrsken-test-certs-{}", std::process::id()));
+            let federation = runtime
+                .block_on(LocalFederation::start(&dl, &certs, "127.0.0.1:0"))
+                .expect("start the local federation");
+            SharedFederation { runtime, federation, certs }
+        })
+    })
+}
+
+/// Runs `f` on a fresh thread (outside any async runtime), e.g. to build and block on a
+/// runtime of its own from inside an async test.
+pub fn off_runtime<T: Send>(f: impl FnOnce() -> T + Send) -> T {
+    std::thread::scope(|s| s.spawn(f).join().expect("thread"))
+}
+
+/// The plain-Rust view of one region's datalager, loaded once.
+pub fn data(slug: &str, code: &str) -> std::sync::Arc<Data> {
+    static CACHE: OnceLock<Mutex<HashMap<String, std::sync::Arc<Data>>>> = OnceLock::new();
+    let cache = CACHE.get_or_init(|| Mutex::new(HashMap::new()));
+    if let Some(d) = cache.lock().unwrap().get(slug) {
+        return d.clone();
+    }
+    let d = std::sync::Arc::new(Data::load(&region_dir(slug), code));
+    cache.lock().unwrap().insert(slug.to_string(), d.clone());
+    d
+}
+
+/// A Flight client presenting `cert`/`key` (PEM bytes; none for no client certificate) and
+/// trusting `ca`, to `url` expecting the server name `domain`. Built with tonic directly, so
+/// tests can present certificates the CLI would refuse to send.
+pub async fn raw_client(url: &str, ca: &[u8], identity: Option<(&[u8], &[u8])>, domain: &str) -> Result<FlightClient, String> {
+    let mut tls = ClientTlsConfig::new().ca_certificate(Certificate::from_pem(ca)).domain_name(domain);
+    if let Some((cert, key)) = identity {
+        tls = tls.identity(Identity::from_pem(cert, key));
+    }
+    let channel: Channel = Endpoint::from_shared(url.to_string())
+        .map_err(|e| e.to_string())?
+        .tls_config(tls)
+        .map_err(|e| e.to_string())?
+        .connect_timeout(std::time::Duration::from_secs(5))
+        .connect()
+        .await
+        .map_err(|e| format!("connect: {e:?}"))?;
+    Ok(FlightClient::new(channel))
+}
+
+/// A client with one of the development certificates.
+pub async fn client_as(url: &str, certs: &Path, name: &str, domain: &str) -> FlightClient {
+    let read = |f: String| std::fs::read(certs.join(f)).expect("read cert");
+    raw_client(url, &read("ca.pem".into()), Some((&read(format!("{name}.pem")), &read(format!("{name}.key")))), domain)
+        .await
+        .expect("connect")
+}
+
+/// Runs a ticket; the error is the gRPC status (or a transport error as text).
+pub async fn fetch(client: &mut FlightClient, ticket: Vec<u8>) -> Result<(SchemaRef, Vec<RecordBatch>), tonic::Status> {
+    let to_status = |e: arrow_flight::error::FlightError| match e {
+        arrow_flight::error::FlightError::Tonic(s) => *s,
+        other => tonic::Status::unknown(other.to_string()),
+    };
+    let mut stream = client.do_get(Ticket::new(ticket)).await.map_err(to_status)?;
+    let mut batches = Vec::new();
+    while let Some(b) = stream.try_next().await.map_err(to_status)? {
+        batches.push(b);
+    }
+    let schema = stream.schema().cloned().ok_or_else(|| tonic::Status::unknown("no schema"))?;
+    Ok((schema, batches))
+}

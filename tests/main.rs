@@ -2,6 +2,7 @@
 //! DataFusion again). Each module tests one part end to end with real components.
 
 mod engine;
+mod federation;
 mod fixtures;
 mod reference;
 mod synth;
