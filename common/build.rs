@@ -7,6 +7,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let manifest = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR")?);
     let root = manifest.parent().ok_or("no workspace root")?.to_path_buf();
     let out = PathBuf::from(std::env::var("OUT_DIR")?);
+    // Checkouts at different paths share one target folder (CI reuses the build); rerun when
+    // the checkout changes so the paths below are this checkout's.
+    println!("cargo:rerun-if-env-changed=CARGO_MANIFEST_DIR");
 
     let proto_dir = root.join("proto");
     let proto = proto_dir.join("norrsken.proto");

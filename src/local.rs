@@ -29,14 +29,68 @@ pub fn ensure_dev_pki(dir: &Path, regions: &[String]) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// How the local agents protect their answers.
+#[derive(Debug, Clone)]
+pub struct LocalOptions {
+    /// Coordinator address (port 0 picks a free one).
+    pub coordinator_listen: String,
+    /// Cell key perturbation on (the default policy) or off (exact counts above k).
+    pub perturbation: bool,
+    /// The regions' minimum cell size.
+    pub min_cell_size: u32,
+}
+
+impl Default for LocalOptions {
+    fn default() -> Self {
+        LocalOptions { coordinator_listen: "127.0.0.1:0".into(), perturbation: true, min_cell_size: 5 }
+    }
+}
+
+/// Writes a development policy for `region` (every recipe approved) and, with perturbation,
+/// a fresh 64-byte secret; returns the policy path.
+pub fn write_dev_policy(dir: &Path, region: &str, options: &LocalOptions) -> anyhow::Result<PathBuf> {
+    std::fs::create_dir_all(dir)?;
+    let secret_name = format!("region-{region}.key");
+    let secret = dir.join(&secret_name);
+    if options.perturbation && !secret.is_file() {
+        let mut bytes = [0u8; 64];
+        rustls::crypto::ring::default_provider()
+            .secure_random
+            .fill(&mut bytes)
+            .map_err(|_| anyhow::anyhow!("no random source for the region secret"))?;
+        norrsken_common::pki::write_file(&secret, &bytes, true)?;
+    }
+    let text = format!(
+        "# Development policy for region {region}: approves every recipe. Not for production.\n\
+         version = \"dev-{region}-k{k}{p}\"\n\
+         min_cell_size = {k}\n\
+         max_dimensions = 3\n\
+         \n\
+         [[indicators]]\n\
+         id = \"*\"\n\
+         \n\
+         [perturbation]\n\
+         enabled = {enabled}\n\
+         {secret_line}",
+        k = options.min_cell_size,
+        p = if options.perturbation { "-ckm" } else { "" },
+        enabled = options.perturbation,
+        secret_line = if options.perturbation { format!("secret_file = \"{secret_name}\"\n") } else { String::new() },
+    );
+    let path = dir.join(format!("policy-{region}.toml"));
+    std::fs::write(&path, text)?;
+    Ok(path)
+}
+
 /// Agent configuration for `region` reading `datalager`, listening on `listen`.
-pub fn agent_config(region: &str, datalager: &Path, certs: &Path, listen: &str) -> AgentConfig {
+pub fn agent_config(region: &str, datalager: &Path, certs: &Path, policy: &Path, listen: &str) -> AgentConfig {
     AgentConfig {
         region: region.to_string(),
         listen: listen.to_string(),
         tls: tls_files(certs, &format!("agent-{region}")),
         allowed_clients: vec!["coordinator".into()],
         datalager: DatalagerConfig { kind: DatalagerKind::Parquet, path: datalager.to_path_buf() },
+        policy: policy.to_path_buf(),
         catalog_dir: None,
         engine: EngineConfig::default(),
     }
@@ -79,20 +133,23 @@ pub struct LocalFederation {
 }
 
 impl LocalFederation {
-    /// Starts one agent per Norra region found under `datalager` and a coordinator.
-    pub async fn start(datalager: &Path, certs: &Path, coordinator_listen: &str) -> anyhow::Result<LocalFederation> {
+    /// Starts one agent per Norra region found under `datalager` and a coordinator; `dir`
+    /// holds their certificates (`dir/certs`) and policies (`dir/policies`).
+    pub async fn start(datalager: &Path, dir: &Path, options: &LocalOptions) -> anyhow::Result<LocalFederation> {
         let regions: Vec<String> = NORRA.iter().map(|r| r.code.to_string()).collect();
-        ensure_dev_pki(certs, &regions)?;
+        let certs = dir.join("certs");
+        ensure_dev_pki(&certs, &regions)?;
         let mut agents = Vec::new();
         let mut endpoints = Vec::new();
         for region in NORRA {
-            let config = agent_config(region.code, &datalager.join(region.slug), certs, "127.0.0.1:0");
+            let policy = write_dev_policy(&dir.join("policies"), region.code, options)?;
+            let config = agent_config(region.code, &datalager.join(region.slug), &certs, &policy, "127.0.0.1:0");
             let running = norrsken_agent::server::start(config).await?;
             endpoints.push((region.code.to_string(), running.server.addr));
             agents.push(running);
         }
-        let coordinator = norrsken_coordinator::server::start(coordinator_config(&endpoints, certs, coordinator_listen)).await?;
-        Ok(LocalFederation { agents, coordinator, certs: certs.to_path_buf() })
+        let coordinator = norrsken_coordinator::server::start(coordinator_config(&endpoints, &certs, &options.coordinator_listen)).await?;
+        Ok(LocalFederation { agents, coordinator, certs })
     }
 
     pub fn coordinator_url(&self) -> String {

@@ -70,7 +70,7 @@ use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 use arrow_flight::{FlightClient, Ticket};
 use futures::TryStreamExt;
-use norrsken::local::LocalFederation;
+use norrsken::local::{LocalFederation, LocalOptions};
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 
 use crate::reference::Data;
@@ -91,10 +91,11 @@ pub fn federation() -> &'static SharedFederation {
         let dl = datalager().to_path_buf();
         off_runtime(move || {
             let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
-            let certs = std::env::temp_dir().join(format!("norrsken-test-certs-{}", std::process::id()));
-            let federation = runtime
-                .block_on(LocalFederation::start(&dl, &certs, "127.0.0.1:0"))
-                .expect("start the local federation");
+            let dir = std::env::temp_dir().join(format!("norrsken-test-federation-{}", std::process::id()));
+            // The most permissive setting: no perturbation, the floor k = 5.
+            let options = LocalOptions { perturbation: false, ..LocalOptions::default() };
+            let federation = runtime.block_on(LocalFederation::start(&dl, &dir, &options)).expect("start the local federation");
+            let certs = federation.certs.clone();
             SharedFederation { runtime, federation, certs }
         })
     })

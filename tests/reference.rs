@@ -438,6 +438,17 @@ pub struct RefCell {
 
 type Key = (String, Vec<String>, Option<String>);
 
+/// A cell and every margin it adds to: each subset of its labels replaced by 'total'.
+fn with_margins(cell: &(String, Vec<String>)) -> Vec<(String, Vec<String>)> {
+    let n = cell.1.len();
+    (0..(1u32 << n))
+        .map(|mask| {
+            let labels = (0..n).map(|i| if mask & (1 << i) != 0 { cell.1[i].clone() } else { "total".to_string() }).collect();
+            (cell.0.clone(), labels)
+        })
+        .collect()
+}
+
 /// Computes every cell of a validated query in plain Rust.
 pub fn cells(d: &Data, q: &ValidatedQuery) -> BTreeMap<Key, RefCell> {
     let recipe = &q.recipe;
@@ -465,7 +476,8 @@ pub fn cells(d: &Data, q: &ValidatedQuery) -> BTreeMap<Key, RefCell> {
         Some((region, labels))
     };
 
-    // Units per cell, deduplicated for person-based recipes.
+    // Units per cell (and per margin cell, where some breakdowns read 'total'),
+    // deduplicated for person-based recipes.
     let mut per_cell: BTreeMap<(String, Vec<String>), BTreeMap<i64, RefUnit>> = BTreeMap::new();
     let mut event_cells: BTreeMap<(String, Vec<String>), Vec<RefUnit>> = BTreeMap::new();
     for u in units(d, &recipe.id) {
@@ -476,12 +488,14 @@ pub fn cells(d: &Data, q: &ValidatedQuery) -> BTreeMap<Key, RefCell> {
         if recipe.kind == Kind::Rate && q.options.perspective == Perspective::Provider && !p.kommun.starts_with(&d.region) {
             continue;
         }
-        let Some(key) = labelled(p, u.index, u.care_type.as_deref()) else { continue };
-        if recipe.unit == Unit::Person {
-            let e = per_cell.entry(key).or_default().entry(u.unit_id).or_insert_with(|| u.clone());
-            e.numerator |= u.numerator;
-        } else {
-            event_cells.entry(key).or_default().push(u);
+        let Some(fine) = labelled(p, u.index, u.care_type.as_deref()) else { continue };
+        for key in with_margins(&fine) {
+            if recipe.unit == Unit::Person {
+                let e = per_cell.entry(key).or_default().entry(u.unit_id).or_insert_with(|| u.clone());
+                e.numerator |= u.numerator;
+            } else {
+                event_cells.entry(key).or_default().push(u.clone());
+            }
         }
     }
     for (k, v) in per_cell {
@@ -527,8 +541,10 @@ pub fn cells(d: &Data, q: &ValidatedQuery) -> BTreeMap<Key, RefCell> {
             for id in d.population_on_july_first(year) {
                 let p = &d.persons[&id];
                 let t = days_from_civil(year, 7, 1) as i64 * MICROS_PER_DAY;
-                let Some((_, labels)) = labelled(p, t, None) else { continue };
-                out.entry((d.region.clone(), labels, None)).or_default().population += 1;
+                let Some(fine) = labelled(p, t, None) else { continue };
+                for (_, labels) in with_margins(&(d.region.clone(), fine.1)) {
+                    out.entry((d.region.clone(), labels, None)).or_default().population += 1;
+                }
             }
         }
     }

@@ -23,6 +23,8 @@ pub struct AgentConfig {
     #[serde(default = "default_allowed_clients")]
     pub allowed_clients: Vec<String>,
     pub datalager: DatalagerConfig,
+    /// The region's disclosure policy file (see docs/disclosure-control.md).
+    pub policy: PathBuf,
     /// Folder of recipe files; the built-in catalog when absent.
     #[serde(default)]
     pub catalog_dir: Option<PathBuf>,

@@ -125,7 +125,7 @@ pub struct Engine {
     region: String,
     data_version: String,
     data_years: (i32, i32),
-    cell_keys: bool,
+    cell_keys: std::sync::atomic::AtomicBool,
 }
 
 impl Engine {
@@ -143,7 +143,7 @@ impl Engine {
         }
         let ctx = SessionContext::new_with_config(config);
         datalager.register(&ctx).await?;
-        let cell_keys = keyer.is_some();
+        let cell_keys = std::sync::atomic::AtomicBool::new(keyer.is_some());
         ctx.register_udf(match &keyer {
             Some(k) => k.udf(),
             None => RecordKeyer::disabled_udf(),
@@ -180,7 +180,22 @@ impl Engine {
 
     /// The SQL the engine runs for a query.
     pub fn sql(&self, q: &ValidatedQuery) -> String {
-        sql::compile(q, &SqlContext { region: &self.region, cell_keys: self.cell_keys })
+        sql::compile(q, &SqlContext { region: &self.region, cell_keys: self.has_cell_keys() })
+    }
+
+    /// Whether record-key sums are computed (the cell key method can run).
+    pub fn has_cell_keys(&self) -> bool {
+        self.cell_keys.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Replaces the record keyer (a reloaded policy with another secret, or perturbation
+    /// switched on or off).
+    pub fn set_record_keyer(&self, keyer: Option<Arc<RecordKeyer>>) {
+        self.ctx.register_udf(match &keyer {
+            Some(k) => k.udf(),
+            None => RecordKeyer::disabled_udf(),
+        });
+        self.cell_keys.store(keyer.is_some(), std::sync::atomic::Ordering::SeqCst);
     }
 
     /// Evaluates a validated query into cells, sorted by region and labels.

@@ -3,8 +3,11 @@
 
 pub mod config;
 pub mod datalager;
+pub mod disclosure;
 pub mod engine;
 pub mod node;
+pub mod policy;
+pub mod protection;
 pub mod record_key;
 pub mod release;
 pub mod server;

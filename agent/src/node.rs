@@ -1,7 +1,7 @@
 //! The agent as a Flight node: authorises the caller, validates the query against the
 //! catalog, evaluates it and releases only what passes the region's disclosure control.
 
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use arrow_flight::{FlightDescriptor, FlightEndpoint, FlightInfo, Ticket};
 use bytes::Bytes;
@@ -11,18 +11,20 @@ use norrsken_common::error::NodeError;
 use norrsken_common::flight::{schema_bytes, Answer, Caller, FlightNode};
 use norrsken_common::geography::{self, Region};
 use norrsken_common::pki::CertIdentity;
-use norrsken_common::query::{IndicatorQuery, ValidatedQuery};
+use norrsken_common::query::{IndicatorQuery, Relay, ValidatedQuery};
 use serde_json::json;
 
 use crate::config::AgentConfig;
+use crate::disclosure::{protect, Settings};
 use crate::engine::{Engine, EngineError};
-use crate::release::release;
+use crate::protection::Protection;
 
 pub struct AgentNode {
     pub region: &'static Region,
     pub config: AgentConfig,
     pub catalog: Arc<Catalog>,
     pub engine: Engine,
+    protection: RwLock<Arc<Protection>>,
     pub started: std::time::Instant,
 }
 
@@ -37,10 +39,39 @@ impl From<EngineError> for NodeError {
 }
 
 impl AgentNode {
-    pub fn new(config: AgentConfig, catalog: Arc<Catalog>, engine: Engine) -> Result<AgentNode, NodeError> {
+    pub fn new(config: AgentConfig, catalog: Arc<Catalog>, engine: Engine, protection: Protection) -> Result<AgentNode, NodeError> {
         let region = geography::find_region(&config.region)
             .ok_or_else(|| NodeError::NotReady(format!("unknown region '{}'", config.region)))?;
-        Ok(AgentNode { region, config, catalog, engine, started: std::time::Instant::now() })
+        engine.set_record_keyer(protection.keyer.clone());
+        Ok(AgentNode {
+            region,
+            config,
+            catalog,
+            engine,
+            protection: RwLock::new(Arc::new(protection)),
+            started: std::time::Instant::now(),
+        })
+    }
+
+    /// The policy in force.
+    pub fn protection(&self) -> Arc<Protection> {
+        match self.protection.read() {
+            Ok(p) => p.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Re-reads the policy file. A policy that does not load leaves the old one in force.
+    pub fn reload_policy(&self) -> Result<String, String> {
+        let fresh = Protection::load(&self.config.policy).map_err(|e| e.to_string())?;
+        let version = fresh.policy.version.clone();
+        self.engine.set_record_keyer(fresh.keyer.clone());
+        match self.protection.write() {
+            Ok(mut p) => *p = Arc::new(fresh),
+            Err(poisoned) => *poisoned.into_inner() = Arc::new(fresh),
+        }
+        tracing::info!(region = self.region.code, policy_version = %version, "policy reloaded");
+        Ok(version)
     }
 
     /// Only the identities in `allowed_clients` may ask.
@@ -62,28 +93,41 @@ impl AgentNode {
         }
     }
 
-    fn meta(&self, v: &ValidatedQuery) -> AnswerMeta {
+    fn meta(&self, v: &ValidatedQuery, policy_version: &str, k: u32) -> AnswerMeta {
         AnswerMeta {
             query_id: v.query_id.clone(),
             region: self.region.code.to_string(),
             data_version: self.engine.data_version().to_string(),
-            policy_version: "none".into(),
+            policy_version: policy_version.to_string(),
             recipe: v.recipe.key(),
             recipe_hash: v.recipe.hash.clone(),
             catalog_hash: self.catalog.hash().to_string(),
             kind: v.recipe.kind.name().to_string(),
             perspective: v.options.perspective.name().to_string(),
             period: v.period.to_string(),
-            min_cell_size: v.recipe.min_cell_size.max(v.options.min_cell_size.unwrap_or(0)),
+            min_cell_size: k,
             dry_run: v.options.dry_run,
         }
     }
 
-    /// Answers one query (the domain operation behind DoGet).
-    pub async fn answer(&self, v: &ValidatedQuery) -> Result<RegionAnswer, NodeError> {
+    /// Answers one query (the domain operation behind DoGet): the region's policy admits
+    /// it, the engine evaluates it, disclosure control decides what is released.
+    pub async fn answer(&self, v: &ValidatedQuery, relay: Option<&Relay>) -> Result<RegionAnswer, NodeError> {
+        let protection = self.protection();
+        let policy = &protection.policy;
+        let k = policy.admit(v, relay).map_err(NodeError::PolicyRefused)?;
+        if policy.perturbation.enabled && !self.engine.has_cell_keys() {
+            return Err(NodeError::DisclosureFailed("perturbation is on but record keys are not available".into()));
+        }
         let table = self.engine.evaluate(v).await?;
-        let meta = self.meta(v);
-        Ok(release(v, &table, meta))
+        let settings = Settings { policy, k, ptable: protection.ptable.as_ref() };
+        let cells = protect(&table, v, &settings, self.engine.data_years()).map_err(|e| NodeError::DisclosureFailed(e.to_string()))?;
+        Ok(RegionAnswer {
+            meta: self.meta(v, &policy.version, k),
+            breakdowns: table.breakdowns.clone(),
+            distribution: v.recipe.is_distribution(),
+            cells,
+        })
     }
 
     fn recipe_info(&self, recipe: &norrsken_common::catalog::Recipe) -> Result<FlightInfo, NodeError> {
@@ -112,7 +156,10 @@ impl FlightNode for AgentNode {
         if !descriptor.cmd.is_empty() {
             let (q, _) = IndicatorQuery::decode_ticket(&descriptor.cmd)?;
             let v = q.validate(&self.catalog, Some(self.engine.data_years()))?;
-            let schema = agent_answer_schema(&v.breakdowns, v.recipe.is_distribution()).with_metadata(self.meta(&v).to_metadata());
+            let protection = self.protection();
+            let k = protection.policy.admit(&v, None).map_err(NodeError::PolicyRefused)?;
+            let schema = agent_answer_schema(&v.breakdowns, v.recipe.is_distribution())
+                .with_metadata(self.meta(&v, &protection.policy.version, k).to_metadata());
             return Ok(FlightInfo {
                 schema: schema_bytes(&schema)?,
                 flight_descriptor: Some(descriptor.clone()),
@@ -135,7 +182,7 @@ impl FlightNode for AgentNode {
         let (query, relay) = IndicatorQuery::decode_ticket(ticket)?;
         let v = query.validate(&self.catalog, Some(self.engine.data_years()))?;
         let started = std::time::Instant::now();
-        let answer = self.answer(&v).await?;
+        let answer = self.answer(&v, relay.as_ref()).await?;
         tracing::info!(
             query_id = %v.query_id,
             indicator = %v.recipe.key(),
@@ -160,7 +207,7 @@ impl FlightNode for AgentNode {
                 "data_version": self.engine.data_version(),
                 "data_years": [self.engine.data_years().0, self.engine.data_years().1],
                 "catalog_hash": self.catalog.hash(),
-                "policy_version": "none",
+                "policy_version": self.protection().policy.version,
                 "uptime_s": self.started.elapsed().as_secs(),
             }),
             "catalog" => json!({

@@ -1,10 +1,8 @@
 //! Turns the engine's raw cells into the cells an agent releases.
 
-use norrsken_common::answer::{AnswerMeta, CellStatus, RegionAnswer, ReleasedCell};
 use norrsken_common::catalog::Kind;
-use norrsken_common::query::ValidatedQuery;
 
-use crate::engine::{CellTable, RawCell};
+use crate::engine::RawCell;
 
 /// The released components of a raw cell for its kind: (numerator, denominator, sum, sum of
 /// squares). See `norrsken_common::answer::ReleasedCell`.
@@ -17,27 +15,3 @@ pub fn components(kind: Kind, c: &RawCell) -> (Option<i64>, Option<i64>, Option<
     }
 }
 
-/// Releases every cell exactly (no disclosure control).
-pub fn release(v: &ValidatedQuery, table: &CellTable, meta: AnswerMeta) -> RegionAnswer {
-    let kind = v.recipe.kind;
-    let cells = table
-        .cells
-        .iter()
-        .map(|c| {
-            let (numerator, denominator, value_sum, value_sum_sq) = components(kind, c);
-            ReleasedCell {
-                region: c.region.clone(),
-                labels: c.labels.clone(),
-                category: c.category.clone(),
-                numerator,
-                denominator,
-                value_sum,
-                value_sum_sq,
-                status: CellStatus::Released,
-                reasons: Vec::new(),
-                suggestion: None,
-            }
-        })
-        .collect();
-    RegionAnswer { meta, breakdowns: table.breakdowns.clone(), distribution: v.recipe.is_distribution(), cells }
-}

@@ -10,6 +10,7 @@ use crate::config::{AgentConfig, DatalagerKind};
 use crate::datalager::{FolderDatalager, FolderFormat};
 use crate::engine::{Engine, EngineOptions};
 use crate::node::AgentNode;
+use crate::protection::Protection;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -51,9 +52,10 @@ pub async fn build_node(config: AgentConfig) -> Result<AgentNode, StartError> {
             )));
         }
     }
+    let protection = Protection::load(&config.policy).map_err(|e| StartError::Config(e.to_string()))?;
     let options = EngineOptions { target_partitions: config.engine.target_partitions };
-    let engine = Engine::open(&datalager, &config.region, None, &options).await?;
-    AgentNode::new(config, catalog, engine).map_err(|e| StartError::Config(e.to_string()))
+    let engine = Engine::open(&datalager, &config.region, protection.keyer.clone(), &options).await?;
+    AgentNode::new(config, catalog, engine, protection).map_err(|e| StartError::Config(e.to_string()))
 }
 
 /// Starts an agent on its configured address (port 0 picks a free port).

@@ -103,7 +103,15 @@ fn scoped_select(q: &ValidatedQuery, parts: &Parts, region_expr: &str, from: &st
     format!("SELECT {} FROM {from} WHERE {}", cols.join(", "), conditions.join(" AND "))
 }
 
+/// The label written for a breakdown in a margin (total) cell.
+pub const TOTAL: &str = "total";
+
 /// Compiles the query. The caller has validated it against the catalog.
+///
+/// Besides the cells of the asked breakdowns the statement returns their margins: every
+/// subset of the breakdowns summed over the others (label `total`), computed with
+/// GROUPING SETS so that distinct persons and record keys are exact in margins too.
+/// Disclosure control needs the margins to protect withheld cells against subtraction.
 pub fn compile(q: &ValidatedQuery, cx: &SqlContext<'_>) -> String {
     let recipe = &q.recipe;
     let mut extra = Vec::new();
@@ -116,11 +124,33 @@ pub fn compile(q: &ValidatedQuery, cx: &SqlContext<'_>) -> String {
     if recipe.allows(Breakdown::CareType) {
         extra.push("care_type");
     }
-    let group: Vec<String> = std::iter::once("region".to_string()).chain(q.breakdowns.iter().map(|b| column(*b))).collect();
-    let parts = Parts { extra, labels: q.breakdowns.clone(), group };
+    let bcols: Vec<String> = q.breakdowns.iter().map(|b| column(*b)).collect();
+    let group: Vec<String> = std::iter::once("region".to_string()).chain(bcols.iter().cloned()).collect();
+    let parts = Parts { extra, labels: q.breakdowns.clone(), group: group.clone() };
     let own = literal(cx.region);
     let (sy, sm) = q.period.start();
     let (ey, em) = q.period.end_exclusive();
+
+    // Label lists: `plain` names the columns, `lab` also turns rolled-up NULLs into 'total'.
+    let plain = group.join(", ");
+    let lab = std::iter::once("region".to_string())
+        .chain(bcols.iter().map(|c| format!("COALESCE({c}, {}) AS {c}", literal(TOTAL))))
+        .collect::<Vec<_>>()
+        .join(", ");
+    // GROUP BY over every subset of the breakdowns (each set keeps region and `extra`).
+    let sets = |extra: &[&str]| -> String {
+        let tail: String = extra.iter().map(|e| format!(", {e}")).collect();
+        if bcols.is_empty() {
+            return format!("region{tail}");
+        }
+        let n = bcols.len();
+        let mut subsets = Vec::new();
+        for mask in (0..(1u32 << n)).rev() {
+            let cols: String = (0..n).filter(|i| mask & (1 << i) != 0).map(|i| format!(", {}", bcols[i])).collect();
+            subsets.push(format!("(region{cols}{tail})"));
+        }
+        format!("GROUPING SETS ({})", subsets.join(", "))
+    };
 
     let mut sql = String::new();
     let _ = write!(sql, "WITH units AS (\n{}\n),\n", recipe.sql);
@@ -145,10 +175,10 @@ pub fn compile(q: &ValidatedQuery, cx: &SqlContext<'_>) -> String {
         (Perspective::Provider, _) => (own.clone(), None),
     };
     let _ = write!(sql, "scoped AS ({}),\n", scoped_select(q, &parts, &region_expr, "base", resident_only.as_deref()));
-    let g = parts.group.join(", ");
 
-    // Person-based recipes count each person once per cell.
-    let cells_from = if recipe.unit == Unit::Person {
+    // Person-based recipes count each person once per cell (and once per margin cell).
+    let dedup = recipe.unit == Unit::Person;
+    let src = if dedup {
         let carry: String = parts
             .extra
             .iter()
@@ -157,17 +187,31 @@ pub fn compile(q: &ValidatedQuery, cx: &SqlContext<'_>) -> String {
                 c => format!(", MAX({c}) AS {c}"),
             })
             .collect();
-        let _ = write!(sql, "deduplicated AS (SELECT {g}, unit_id, MAX(person_id) AS person_id{carry} FROM scoped GROUP BY {g}, unit_id),\n");
+        let _ = write!(sql, "deduplicated AS (SELECT {lab}, unit_id, MAX(person_id) AS person_id{carry} FROM scoped GROUP BY {}),\n", sets(&["unit_id"]));
         "deduplicated"
+    } else if parts.extra.contains(&"numerator") {
+        let _ = write!(sql, "flagged AS (SELECT scoped.*, CASE WHEN numerator THEN 1 ELSE 0 END AS num FROM scoped),\n");
+        "flagged"
     } else {
-        if parts.extra.contains(&"numerator") {
-            let _ = write!(sql, "flagged AS (SELECT scoped.*, CASE WHEN numerator THEN 1 ELSE 0 END AS num FROM scoped),\n");
-            "flagged"
+        "scoped"
+    };
+    // How to select and group labels when aggregating `src`.
+    let sel = if dedup { plain.clone() } else { lab.clone() };
+    let grp = |extra: &[&str]| -> String {
+        if dedup {
+            let tail: String = extra.iter().map(|e| format!(", {e}")).collect();
+            format!("{plain}{tail}")
         } else {
-            "scoped"
+            sets(extra)
         }
     };
     let key = rk(cx, "unit_id");
+    let (units, numerator) = if dedup {
+        ("COUNT(DISTINCT unit_id)", "COUNT(DISTINCT CASE WHEN num = 1 THEN unit_id END)")
+    } else {
+        ("COUNT(*)", "SUM(num)")
+    };
+    let g = plain.clone();
 
     let body = match recipe.kind {
         Kind::Proportion if recipe.is_distribution() => {
@@ -175,43 +219,47 @@ pub fn compile(q: &ValidatedQuery, cx: &SqlContext<'_>) -> String {
             let on: Vec<String> = parts.group.iter().map(|c| format!("b.{c} = t.{c}")).collect();
             let tcols: String = parts.group.iter().map(|c| format!("t.{c}, ")).collect();
             format!(
-                "totals AS (SELECT {g}, COUNT(*) AS units, COUNT(DISTINCT person_id) AS persons, SUM({key}) AS units_key FROM {cells_from} GROUP BY {g}),\n\
-                 categories AS (SELECT column1 AS category FROM (VALUES {})),\n\
-                 by_category AS (SELECT {g}, category, COUNT(*) AS numerator, COUNT(DISTINCT person_id) AS numerator_persons, SUM({key}) AS numerator_key FROM {cells_from} GROUP BY {g}, category)\n\
+                "totals AS (SELECT {sel}, {units} AS units, COUNT(DISTINCT person_id) AS persons, SUM({key}) AS units_key FROM {src} GROUP BY {}),\n\
+                 categories AS (SELECT column1 AS category FROM (VALUES {}) AS v),\n\
+                 by_category AS (SELECT {sel}, category, {units} AS numerator, COUNT(DISTINCT person_id) AS numerator_persons, SUM({key}) AS numerator_key FROM {src} GROUP BY {})\n\
                  SELECT {tcols}c.category, t.units, t.persons, COALESCE(b.numerator, 0) AS numerator, \
                  COALESCE(b.numerator_persons, 0) AS numerator_persons, \
                  CAST(0 AS DOUBLE) AS value_sum, CAST(0 AS DOUBLE) AS value_sum_sq, CAST(0 AS DOUBLE) AS top1, CAST(0 AS DOUBLE) AS top2, \
                  CAST(0 AS BIGINT) AS population, t.units_key, COALESCE(b.numerator_key, 0) AS numerator_key, CAST(0 AS BIGINT) AS population_key \
                  FROM totals t CROSS JOIN categories c LEFT JOIN by_category b ON {} AND b.category = c.category",
+                grp(&[]),
                 cats.join(", "),
+                grp(&["category"]),
                 on.join(" AND ")
             )
         }
         Kind::Proportion => format!(
-            "cells AS (SELECT {g}, COUNT(*) AS units, COUNT(DISTINCT person_id) AS persons, SUM(num) AS numerator, \
+            "cells AS (SELECT {sel}, {units} AS units, COUNT(DISTINCT person_id) AS persons, {numerator} AS numerator, \
              COUNT(DISTINCT CASE WHEN num = 1 THEN person_id END) AS numerator_persons, \
              SUM({key}) AS units_key, SUM(CASE WHEN num = 1 THEN {key} ELSE 0 END) AS numerator_key \
-             FROM {cells_from} GROUP BY {g})\n\
+             FROM {src} GROUP BY {})\n\
              SELECT {g}, units, persons, numerator, numerator_persons, \
              CAST(0 AS DOUBLE) AS value_sum, CAST(0 AS DOUBLE) AS value_sum_sq, CAST(0 AS DOUBLE) AS top1, CAST(0 AS DOUBLE) AS top2, \
-             CAST(0 AS BIGINT) AS population, units_key, numerator_key, CAST(0 AS BIGINT) AS population_key FROM cells"
+             CAST(0 AS BIGINT) AS population, units_key, numerator_key, CAST(0 AS BIGINT) AS population_key FROM cells",
+            grp(&[])
         ),
         Kind::Mean | Kind::Count => format!(
-            "cells AS (SELECT {g}, COUNT(*) AS units, COUNT(DISTINCT person_id) AS persons, {} AS value_sum, {} AS value_sum_sq, \
-             SUM({key}) AS units_key FROM {cells_from} GROUP BY {g})\n\
+            "cells AS (SELECT {sel}, {units} AS units, COUNT(DISTINCT person_id) AS persons, {} AS value_sum, {} AS value_sum_sq, \
+             SUM({key}) AS units_key FROM {src} GROUP BY {})\n\
              SELECT {g}, units, persons, CAST(0 AS BIGINT) AS numerator, CAST(0 AS BIGINT) AS numerator_persons, value_sum, value_sum_sq, \
              CAST(0 AS DOUBLE) AS top1, CAST(0 AS DOUBLE) AS top2, CAST(0 AS BIGINT) AS population, units_key, \
              CAST(0 AS BIGINT) AS numerator_key, CAST(0 AS BIGINT) AS population_key FROM cells",
             if recipe.kind == Kind::Mean { "SUM(value)" } else { "CAST(0 AS DOUBLE)" },
             if recipe.kind == Kind::Mean { "SUM(value * value)" } else { "CAST(0 AS DOUBLE)" },
+            grp(&[])
         ),
         Kind::CostSum => {
             let on: Vec<String> = parts.group.iter().map(|c| format!("t.{c} = c.{c}")).collect();
             let ccols: String = parts.group.iter().map(|c| format!("c.{c}, ")).collect();
             format!(
-                "cells AS (SELECT {g}, COUNT(*) AS units, COUNT(DISTINCT person_id) AS persons, SUM(value) AS value_sum, \
-                 SUM(value * value) AS value_sum_sq, SUM({key}) AS units_key FROM {cells_from} GROUP BY {g}),\n\
-                 per_person AS (SELECT {g}, person_id, SUM(value) AS person_sum FROM {cells_from} GROUP BY {g}, person_id),\n\
+                "cells AS (SELECT {sel}, {units} AS units, COUNT(DISTINCT person_id) AS persons, SUM(value) AS value_sum, \
+                 SUM(value * value) AS value_sum_sq, SUM({key}) AS units_key FROM {src} GROUP BY {}),\n\
+                 per_person AS (SELECT {sel}, person_id, SUM(value) AS person_sum FROM {src} GROUP BY {}),\n\
                  ranked AS (SELECT {g}, person_sum, ROW_NUMBER() OVER (PARTITION BY {g} ORDER BY person_sum DESC) AS rn FROM per_person),\n\
                  top AS (SELECT {g}, SUM(CASE WHEN rn = 1 THEN person_sum ELSE 0 END) AS top1, \
                  SUM(CASE WHEN rn = 2 THEN person_sum ELSE 0 END) AS top2 FROM ranked WHERE rn <= 2 GROUP BY {g})\n\
@@ -219,6 +267,8 @@ pub fn compile(q: &ValidatedQuery, cx: &SqlContext<'_>) -> String {
                  c.value_sum, c.value_sum_sq, t.top1, t.top2, CAST(0 AS BIGINT) AS population, c.units_key, \
                  CAST(0 AS BIGINT) AS numerator_key, CAST(0 AS BIGINT) AS population_key \
                  FROM cells c JOIN top t ON {}",
+                grp(&[]),
+                grp(&["person_id"]),
                 on.join(" AND ")
             )
         }
@@ -227,7 +277,7 @@ pub fn compile(q: &ValidatedQuery, cx: &SqlContext<'_>) -> String {
             let pop_base = format!(
                 "SELECT p.person_id AS unit_id, p.person_id, y.column1 AS t_year, CAST(7 AS BIGINT) AS t_month, \
                  p.birth_year, p.birth_month, p.sex, p.kommun, p.education, p.birth_country, p.income_quintile \
-                 FROM residents p CROSS JOIN (VALUES {}) y \
+                 FROM residents p CROSS JOIN (VALUES {}) AS y \
                  WHERE (p.birth_year < y.column1 OR (p.birth_year = y.column1 AND p.birth_month <= 7)) \
                  AND (p.death_date IS NULL OR p.death_date >= make_date(CAST(y.column1 AS INT), 7, 1))",
                 years.join(", ")
@@ -239,14 +289,16 @@ pub fn compile(q: &ValidatedQuery, cx: &SqlContext<'_>) -> String {
             format!(
                 "population_base AS ({pop_base}),\n\
                  population_scoped AS ({pop_scoped}),\n\
-                 population AS (SELECT {g}, COUNT(*) AS population, SUM({pkey}) AS population_key FROM population_scoped GROUP BY {g}),\n\
-                 events AS (SELECT {g}, COUNT(*) AS units, COUNT(DISTINCT person_id) AS persons, SUM({key}) AS units_key FROM {cells_from} GROUP BY {g})\n\
+                 population AS (SELECT {lab}, COUNT(*) AS population, SUM({pkey}) AS population_key FROM population_scoped GROUP BY {}),\n\
+                 events AS (SELECT {sel}, {units} AS units, COUNT(DISTINCT person_id) AS persons, SUM({key}) AS units_key FROM {src} GROUP BY {})\n\
                  SELECT {cols}COALESCE(e.units, 0) AS units, COALESCE(e.persons, 0) AS persons, \
                  CAST(0 AS BIGINT) AS numerator, CAST(0 AS BIGINT) AS numerator_persons, \
                  CAST(0 AS DOUBLE) AS value_sum, CAST(0 AS DOUBLE) AS value_sum_sq, CAST(0 AS DOUBLE) AS top1, CAST(0 AS DOUBLE) AS top2, \
                  COALESCE(p.population, 0) AS population, COALESCE(e.units_key, 0) AS units_key, CAST(0 AS BIGINT) AS numerator_key, \
                  COALESCE(p.population_key, 0) AS population_key \
                  FROM population p FULL OUTER JOIN events e ON {}",
+                sets(&[]),
+                grp(&[]),
                 on.join(" AND ")
             )
         }

@@ -48,6 +48,9 @@ pub struct QueryOptions {
     pub dry_run: bool,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub no_cache: bool,
+    /// Also release the margins: each breakdown summed over (label `total`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub totals: bool,
 }
 
 /// An indicator query as a requester writes it (JSON form; the protobuf form maps 1:1).
@@ -194,6 +197,7 @@ impl IndicatorQuery {
                 perspective,
                 dry_run: options.dry_run,
                 no_cache: options.no_cache,
+                totals: options.totals,
             },
         };
         (q, relay)
@@ -220,6 +224,7 @@ impl IndicatorQuery {
                 },
                 dry_run: self.options.dry_run,
                 no_cache: self.options.no_cache,
+                totals: self.options.totals,
             }),
             relay: relay.map(|r| proto::Relay {
                 requester_subject: r.requester_subject.clone(),

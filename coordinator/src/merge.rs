@@ -281,7 +281,6 @@ pub fn merge(
             p.perturbed |= acc.perturbed;
             if acc.withheld {
                 p.withheld = true;
-                p.reasons.insert(Reason::PooledProtection.name().to_string());
                 if p.suggestion.is_none() {
                     p.suggestion = acc.suggestion.clone();
                 }
@@ -292,6 +291,9 @@ pub fn merge(
     }
     let answering = outcomes.iter().filter(|o| o.state == RegionState::Ok).count();
     if answering > 0 {
+        for acc in pooled.values_mut().filter(|a| a.withheld) {
+            acc.reasons = [Reason::PooledProtection.name().to_string()].into_iter().collect();
+        }
         for (key, acc) in &pooled {
             rows.push(make_row(RowKind::Pooled, pooled_label, pooled_label, key, acc, partial));
         }

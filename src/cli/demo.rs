@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Args;
-use norrsken::local::{tls_files, LocalFederation};
+use norrsken::local::{tls_files, LocalFederation, LocalOptions};
 use norrsken_common::cdm::Manifest;
 use norrsken_common::geography::NORRA;
 use norrsken_common::query::{IndicatorQuery, QueryOptions};
@@ -20,7 +20,7 @@ pub struct DemoArgs {
     #[arg(long, default_value = "demo-run")]
     dir: PathBuf,
     /// Scale of the synthetic datalager (1.0 = the real populations).
-    #[arg(long, default_value_t = 0.05)]
+    #[arg(long, default_value_t = 0.25)]
     scale: f64,
     /// Keep the federation running after the comparisons (Ctrl-C stops it).
     #[arg(long)]
@@ -50,21 +50,28 @@ fn demo_queries() -> Vec<IndicatorQuery> {
 pub fn run(args: DemoArgs) -> anyhow::Result<()> {
     let datalager = args.dir.join("datalager");
     let certs = args.dir.join("certs");
+    let options = LocalOptions {
+        coordinator_listen: args.listen.clone().unwrap_or_else(|| if args.keep_running { "127.0.0.1:50050".into() } else { "127.0.0.1:0".into() }),
+        ..LocalOptions::default()
+    };
     let fresh = NORRA.iter().all(|r| Manifest::read(&datalager.join(r.slug)).is_ok_and(|m| (m.scale - args.scale).abs() < 1e-12));
     if !fresh {
         println!("Generating a synthetic datalager for the four regions (scale {}) in {} ...", args.scale, datalager.display());
         generate(&SynthOptions { out: datalager.clone(), scale: args.scale, seed: 1, progress: true, ..Default::default() })
             .context("generating the synthetic datalager")?;
     }
-    let listen = args.listen.clone().unwrap_or_else(|| if args.keep_running { "127.0.0.1:50050".into() } else { "127.0.0.1:0".into() });
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async {
-        let federation = LocalFederation::start(&datalager, &certs, &listen).await?;
+        let federation = LocalFederation::start(&datalager, &args.dir, &options).await?;
         println!("Started agents for");
         for a in &federation.agents {
             println!("  {:<20} https://{}  (datalager version {})", a.node.region.name, a.server.addr, a.node.engine.data_version());
         }
-        println!("and a coordinator at {} (mutual TLS, development certificates in {}).\n", federation.coordinator_url(), certs.display());
+        println!("and a coordinator at {} (mutual TLS, development certificates in {}).", federation.coordinator_url(), certs.display());
+        println!(
+            "Each agent applies its region's policy ({}): cells under 5 persons withheld, counts perturbed with the cell key method.\n",
+            args.dir.join("policies").display()
+        );
         let connection = Connection {
             url: federation.coordinator_url(),
             tls: tls_files(&certs, "analyst"),

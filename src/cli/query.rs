@@ -40,6 +40,9 @@ pub struct QueryArgs {
     /// Bypass the coordinator's result cache.
     #[arg(long)]
     no_cache: bool,
+    /// Also return the margins (each breakdown summed over, labelled `total`).
+    #[arg(long)]
+    totals: bool,
     /// table (default), csv, json or parquet.
     #[arg(long, default_value = "table")]
     format: String,
@@ -100,6 +103,7 @@ pub fn run(args: QueryArgs) -> anyhow::Result<()> {
             perspective: parse_perspective(&args.perspective)?,
             dry_run: args.dry_run,
             no_cache: args.no_cache,
+            totals: args.totals,
         },
         ..Default::default()
     };

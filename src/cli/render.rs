@@ -100,9 +100,9 @@ pub fn comparison_table(schema: &Schema, batches: &[RecordBatch]) -> String {
                 _ => String::new(),
             });
             let mut st = text(&status);
-            let why = text(&reason);
+            let why: Vec<String> = text(&reason).split(',').filter(|r| !r.is_empty() && *r != st).map(str::to_string).collect();
             if !why.is_empty() {
-                st = format!("{st} ({why})");
+                st = format!("{st} ({})", why.join(", "));
             }
             if partial.as_ref().is_some_and(|p| p.value(r)) && row_kind == "pooled" {
                 st.push_str(" PARTIAL");

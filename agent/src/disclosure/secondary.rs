@@ -1,0 +1,262 @@
+//! Secondary suppression: no withheld cell may be recoverable from the released cells of the
+//! same answer by adding and subtracting margins.
+//!
+//! A table's cells carry labels per breakdown, `total` in a margin. Along each breakdown,
+//! a line of cells (the other labels fixed) adds up to its `total` cell; for distributions
+//! the categories of a cell add up to the cell's denominator. Two passes run until nothing
+//! changes:
+//!
+//! 1. the leaf rule: a line with exactly one withheld cell gives it away (total minus the
+//!    rest), so the smallest released cell of that line is withheld too;
+//! 2. the linear audit: with the withheld cells as unknowns and every line as an equation,
+//!    a withheld cell whose unit vector lies in the row space of the equations is
+//!    determined; the smallest released cell on one of its lines is withheld.
+//!
+//! Choices are deterministic: smallest count first, then the labels in order.
+//! Margins the query did not ask for are treated as if published (another query can ask for
+//! them), so a total query and a breakdown query together cannot give a withheld cell away.
+
+use std::collections::BTreeMap;
+
+/// One cell for suppression purposes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Cell {
+    /// Labels per breakdown (`total` in margins); for distributions the category is the last
+    /// label, with `total` for the cell's denominator.
+    pub labels: Vec<String>,
+    /// Persons (or units) in the cell: the smaller, the sooner it is chosen.
+    pub size: i64,
+    pub withheld: bool,
+    /// A stand-in that is never released itself (a distribution's denominator): it is known
+    /// when any of its categories is released; withholding it withholds all its categories.
+    pub virtual_cell: bool,
+    /// Whether this cell must stay underivable (real withheld cells; a virtual denominator
+    /// only when it was withheld for its own size).
+    pub protect: bool,
+}
+
+const TOTAL: &str = "total";
+
+/// The lines (groups) of a table: for each dimension, the cells sharing all other labels.
+fn lines(cells: &[Cell]) -> Vec<(Vec<usize>, usize)> {
+    let dims = cells.first().map_or(0, |c| c.labels.len());
+    let index: BTreeMap<&[String], usize> = cells.iter().enumerate().map(|(i, c)| (c.labels.as_slice(), i)).collect();
+    let mut out = Vec::new();
+    for d in 0..dims {
+        let mut groups: BTreeMap<Vec<&str>, Vec<usize>> = BTreeMap::new();
+        for (i, c) in cells.iter().enumerate() {
+            if c.labels[d] == TOTAL {
+                continue;
+            }
+            let key: Vec<&str> = c.labels.iter().enumerate().map(|(j, l)| if j == d { "" } else { l.as_str() }).collect();
+            groups.entry(key).or_default().push(i);
+        }
+        for (key, parts) in groups {
+            let mut total_labels: Vec<String> = key.iter().map(|s| s.to_string()).collect();
+            total_labels[d] = TOTAL.to_string();
+            if let Some(&t) = index.get(total_labels.as_slice()) {
+                out.push((parts, t));
+            }
+        }
+    }
+    out
+}
+
+fn smallest_released(cells: &[Cell], members: impl Iterator<Item = usize>) -> Option<usize> {
+    members
+        .filter(|&i| !cells[i].withheld)
+        .min_by(|&a, &b| (cells[a].size, &cells[a].labels).cmp(&(cells[b].size, &cells[b].labels)))
+}
+
+fn same_cell(a: &Cell, b: &Cell) -> bool {
+    a.labels[..a.labels.len() - 1] == b.labels[..b.labels.len() - 1]
+}
+
+/// Withholds cell `i`; for a virtual denominator, every category of its cell. Returns the
+/// real cells newly withheld.
+fn withhold(cells: &mut [Cell], i: usize) -> Vec<usize> {
+    let mut out = Vec::new();
+    if cells[i].virtual_cell {
+        let v = cells[i].clone();
+        for (j, c) in cells.iter_mut().enumerate() {
+            if !c.virtual_cell && !c.withheld && same_cell(c, &v) {
+                c.withheld = true;
+                out.push(j);
+            }
+        }
+    } else {
+        cells[i].withheld = true;
+        out.push(i);
+    }
+    refresh_virtual(cells);
+    out
+}
+
+/// Whether each unknown is determined by the equations (Gaussian elimination over the
+/// unknowns; the constants do not matter for determinacy).
+pub fn determined(equations: &[Vec<f64>], unknowns: usize) -> Vec<bool> {
+    let mut rows: Vec<Vec<f64>> = equations.iter().filter(|r| r.iter().any(|x| *x != 0.0)).cloned().collect();
+    let mut pivots: Vec<(usize, usize)> = Vec::new(); // (row, column)
+    let mut r = 0;
+    for c in 0..unknowns {
+        let Some(p) = (r..rows.len()).max_by(|&a, &b| rows[a][c].abs().total_cmp(&rows[b][c].abs())) else { break };
+        if rows[p][c].abs() < 1e-9 {
+            continue;
+        }
+        rows.swap(r, p);
+        let pv = rows[r][c];
+        for x in rows[r].iter_mut() {
+            *x /= pv;
+        }
+        for i in 0..rows.len() {
+            if i != r && rows[i][c].abs() > 1e-12 {
+                let f = rows[i][c];
+                for j in 0..unknowns {
+                    rows[i][j] -= f * rows[r][j];
+                }
+            }
+        }
+        pivots.push((r, c));
+        r += 1;
+        if r == rows.len() {
+            break;
+        }
+    }
+    // In reduced row echelon form, unknown c is determined iff it is a pivot column whose
+    // row has no other non-zero entry.
+    let mut out = vec![false; unknowns];
+    for (row, c) in pivots {
+        out[c] = rows[row].iter().enumerate().all(|(j, x)| j == c || x.abs() < 1e-9);
+    }
+    out
+}
+
+/// The equations of a table over its withheld cells: each line says parts sum to the total.
+fn equations(lines: &[(Vec<usize>, usize)], unknown: &BTreeMap<usize, usize>) -> Vec<Vec<f64>> {
+    let mut out = Vec::new();
+    for (parts, total) in lines {
+        let mut row = vec![0.0; unknown.len()];
+        let mut any = false;
+        for &p in parts {
+            if let Some(&u) = unknown.get(&p) {
+                row[u] += 1.0;
+                any = true;
+            }
+        }
+        if let Some(&u) = unknown.get(total) {
+            row[u] -= 1.0;
+            any = true;
+        }
+        if any {
+            out.push(row);
+        }
+    }
+    out
+}
+
+/// Refreshes virtual cells: known iff a category at the same labels is released.
+fn refresh_virtual(cells: &mut [Cell]) {
+    let n = cells.len();
+    for i in 0..n {
+        if !cells[i].virtual_cell {
+            continue;
+        }
+        let any_released = (0..n).any(|j| !cells[j].virtual_cell && !cells[j].withheld && same_cell(&cells[j], &cells[i]));
+        cells[i].withheld = !any_released;
+    }
+}
+
+/// Withholds more cells until no withheld cell can be derived. Returns the indices withheld
+/// here (secondary suppression). Fails when a cell cannot be protected.
+pub fn protect(cells: &mut [Cell]) -> Result<Vec<usize>, String> {
+    let lines = lines(cells);
+    let mut added = Vec::new();
+    refresh_virtual(cells);
+    for _round in 0..10_000 {
+        // 1. The leaf rule.
+        let mut changed = false;
+        for (parts, total) in &lines {
+            let members = || parts.iter().copied().chain(std::iter::once(*total));
+            let withheld = members().filter(|&i| cells[i].withheld).count();
+            if withheld == 1 {
+                if let Some(i) = smallest_released(cells, members()) {
+                    added.extend(withhold(cells, i));
+                    changed = true;
+                }
+            }
+        }
+        if changed {
+            continue;
+        }
+        // 2. The linear audit.
+        let unknown: BTreeMap<usize, usize> =
+            cells.iter().enumerate().filter(|(_, c)| c.withheld).enumerate().map(|(u, (i, _))| (i, u)).collect();
+        if unknown.is_empty() {
+            return Ok(added);
+        }
+        let eqs = equations(&lines, &unknown);
+        let det = determined(&eqs, unknown.len());
+        let exposed = unknown.iter().find(|(&i, &u)| det[u] && cells[i].protect).map(|(&i, _)| i);
+        let Some(i) = exposed else { return Ok(added) };
+        let choice = lines
+            .iter()
+            .filter(|(parts, total)| parts.contains(&i) || *total == i)
+            .filter_map(|(parts, total)| smallest_released(cells, parts.iter().copied().chain(std::iter::once(*total))))
+            .min_by(|&a, &b| (cells[a].size, &cells[a].labels).cmp(&(cells[b].size, &cells[b].labels)));
+        match choice {
+            Some(j) => added.extend(withhold(cells, j)),
+            None => return Err(format!("cell {:?} cannot be protected by withholding more cells", cells[i].labels)),
+        }
+    }
+    Err("secondary suppression did not settle".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cell(labels: &[&str], size: i64, withheld: bool) -> Cell {
+        Cell { labels: labels.iter().map(|s| s.to_string()).collect(), size, withheld, virtual_cell: false, protect: true }
+    }
+
+    #[test]
+    fn a_lone_withheld_part_takes_the_next_smallest_with_it() {
+        let mut cells = vec![cell(&["female"], 97, false), cell(&["male"], 3, true), cell(&["total"], 100, false)];
+        let added = protect(&mut cells).unwrap();
+        assert_eq!(added, vec![0], "female must go too, or male = total - female");
+    }
+
+    #[test]
+    fn two_dimensional_tables_need_a_rectangle() {
+        // 2 x 3 table with margins; one small cell.
+        let mut cells = Vec::new();
+        for (s, sizes) in [("f", [20, 30, 2]), ("m", [25, 35, 40])] {
+            for (a, n) in ["a", "b", "c"].iter().zip(sizes) {
+                cells.push(cell(&[s, a], n, n < 5));
+            }
+            cells.push(cell(&[s, "total"], sizes.iter().sum(), false));
+        }
+        for a in ["a", "b", "c", "total"] {
+            cells.push(cell(&["total", a], 100, false));
+        }
+        protect(&mut cells).unwrap();
+        let withheld: Vec<&Vec<String>> = cells.iter().filter(|c| c.withheld).map(|c| &c.labels).collect();
+        assert!(withheld.len() >= 4, "{withheld:?}");
+        // No withheld cell is determined by the lines.
+        let lines = lines(&cells);
+        let unknown: BTreeMap<usize, usize> = cells.iter().enumerate().filter(|(_, c)| c.withheld).enumerate().map(|(u, (i, _))| (i, u)).collect();
+        let det = determined(&equations(&lines, &unknown), unknown.len());
+        assert!(det.iter().all(|d| !d), "{withheld:?}");
+    }
+
+    #[test]
+    fn the_audit_finds_what_the_leaf_rule_misses() {
+        // x1 + x2 = s1, x2 + x3 = s2, x1 + x3 = s3 determine all three.
+        let eqs = vec![vec![1.0, 1.0, 0.0], vec![0.0, 1.0, 1.0], vec![1.0, 0.0, 1.0]];
+        assert_eq!(determined(&eqs, 3), vec![true, true, true]);
+        let eqs = vec![vec![1.0, 1.0, 0.0], vec![0.0, 1.0, 1.0]];
+        assert_eq!(determined(&eqs, 3), vec![false, false, false]);
+        let eqs = vec![vec![1.0, 1.0, 0.0], vec![1.0, 1.0, 1.0]];
+        assert_eq!(determined(&eqs, 3), vec![false, false, true]);
+    }
+}
