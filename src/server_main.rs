@@ -39,6 +39,20 @@ pub async fn wait_for_shutdown() {
     tracing::info!("shutting down");
 }
 
+/// Reloads the agent's policy on SIGHUP (a broken policy is logged and the old one kept).
+pub fn reload_on_hangup(node: std::sync::Arc<norrsken_agent::node::AgentNode>) {
+    #[cfg(unix)]
+    tokio::spawn(async move {
+        let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else { return };
+        while hup.recv().await.is_some() {
+            match node.reload_policy() {
+                Ok(v) => tracing::info!(policy_version = %v, "policy reloaded on SIGHUP"),
+                Err(e) => tracing::error!(error = %e, "policy reload failed; the previous policy stays in force"),
+            }
+        }
+    });
+}
+
 fn check_tls(tls: &TlsFiles) -> anyhow::Result<()> {
     for (what, path) in [("certificate", &tls.cert), ("CA bundle", &tls.ca)] {
         let certs = load_certs(path, if what == "certificate" { "certificate" } else { "CA bundle" })?;
