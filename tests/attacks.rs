@@ -490,6 +490,23 @@ async fn the_region_policy_is_the_floor() {
     }
     assert!(ask(&strict, &query("stroke_reperfusion", &[], "2024")).await.is_ok());
 
+    let mut others_only = exact_policy();
+    others_only.requesters.names = vec!["someone-else".into()];
+    let closed = node("jamtland", "23", others_only).await;
+    match ask(&closed, &query("stroke_reperfusion", &[], "2024")).await {
+        Err(NodeError::PolicyRefused(m)) => assert!(m.contains("does not answer requester 'analyst'"), "{m}"),
+        other => panic!("a requester the region does not serve must be refused: {other:?}"),
+    }
+
+    let mut rounding = exact_policy();
+    rounding.rounding_base = 5;
+    let rounded = node("jamtland", "23", rounding).await;
+    let a = ask(&rounded, &query("stroke_admissions", &["sex", "age_band"], "2021..2025")).await.unwrap();
+    for c in a.cells.iter().filter(|c| c.status != CellStatus::Suppressed) {
+        assert_eq!(c.numerator.unwrap() % 5, 0, "{c:?}");
+        assert!(c.reasons.contains(&Reason::Rounded));
+    }
+
     let mut by_region = exact_policy();
     by_region.finest_geography = norrsken_common::breakdown::Geography::Region;
     by_region.finest_time = norrsken_common::breakdown::TimeGrain::Year;

@@ -277,3 +277,45 @@ pub fn protect(table: &CellTable, v: &ValidatedQuery, s: &Settings<'_>, data_yea
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::Dominance;
+
+    fn cost_cell(persons: i64, sum: f64, top1: f64, top2: f64) -> RawCell {
+        RawCell {
+            region: "23".into(),
+            labels: vec![],
+            category: None,
+            units: persons,
+            persons,
+            numerator: 0,
+            numerator_persons: 0,
+            value_sum: sum,
+            value_sum_sq: 0.0,
+            top1,
+            top2,
+            population: 0,
+            units_key: 0,
+            numerator_key: 0,
+            population_key: 0,
+        }
+    }
+
+    #[test]
+    fn both_dominance_rules() {
+        let mut policy = Policy::development(None);
+        let s = |p: &Policy| primary(Kind::CostSum, &cost_cell(10, 1000.0, 700.0, 200.0), &Settings { policy: p, k: 5, ptable: None });
+        // (2, 85): 900 of 1000 is dominated.
+        assert!(s(&policy).contains(&Reason::Dominance));
+        policy.dominance = Dominance { rule: DominanceRule::Nk, n: 1, k: 85.0, p: 10.0 };
+        assert!(!s(&policy).contains(&Reason::Dominance), "700 of 1000 is not above 85 %");
+        // p = 10: the rest (100) is above 10 % of the largest (70): released.
+        policy.dominance = Dominance { rule: DominanceRule::PPercent, n: 2, k: 85.0, p: 10.0 };
+        assert!(!s(&policy).contains(&Reason::Dominance));
+        policy.dominance.p = 20.0;
+        assert!(s(&policy).contains(&Reason::Dominance), "the rest (100) is below 20 % of 700");
+        assert!(primary(Kind::CostSum, &cost_cell(3, 1000.0, 400.0, 300.0), &Settings { policy: &policy, k: 5, ptable: None }).contains(&Reason::BelowMinCell));
+    }
+}
