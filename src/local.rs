@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use norrsken_agent::config::{AgentConfig, DatalagerConfig, DatalagerKind, EngineConfig};
 use norrsken_agent::server::RunningAgent;
+use norrsken_common::audit::AuditConfig;
 use norrsken_common::geography::{self, NORRA};
 use norrsken_common::pki::{agent_dns_name, create_dev_pki, DevPkiOptions};
 use norrsken_common::tls::TlsFiles;
@@ -82,22 +83,33 @@ pub fn write_dev_policy(dir: &Path, region: &str, options: &LocalOptions) -> any
     Ok(path)
 }
 
-/// Agent configuration for `region` reading `datalager`, listening on `listen`.
-pub fn agent_config(region: &str, datalager: &Path, certs: &Path, policy: &Path, listen: &str) -> AgentConfig {
+/// Where a node of a local federation in `dir` keeps its audit log and signing key.
+pub fn audit_config(dir: &Path, node: &str) -> AuditConfig {
+    AuditConfig::in_dir(&dir.join("audit").join(node), &dir.join("keys").join(format!("{node}.ed25519.pem")))
+}
+
+/// Agent configuration for `region` reading `datalager`, listening on `listen`, with its
+/// certificates, policy, audit log and key under `dir` (`certs/`, `policies/`, `audit/`,
+/// `keys/`).
+pub fn agent_config(region: &str, datalager: &Path, dir: &Path, listen: &str) -> AgentConfig {
     AgentConfig {
         region: region.to_string(),
         listen: listen.to_string(),
-        tls: tls_files(certs, &format!("agent-{region}")),
+        tls: tls_files(&dir.join("certs"), &format!("agent-{region}")),
         allowed_clients: vec!["coordinator".into()],
         datalager: DatalagerConfig { kind: DatalagerKind::Parquet, path: datalager.to_path_buf() },
-        policy: policy.to_path_buf(),
+        policy: dir.join("policies").join(format!("policy-{region}.toml")),
+        audit: audit_config(dir, &format!("agent-{region}")),
+        admins: vec![format!("region-admin-{region}")],
         catalog_dir: None,
         engine: EngineConfig::default(),
     }
 }
 
-/// Coordinator configuration for agents at the given (region, address) pairs.
-pub fn coordinator_config(agents: &[(String, std::net::SocketAddr)], certs: &Path, listen: &str) -> CoordinatorConfig {
+/// Coordinator configuration for agents at the given (region, address) pairs, with its
+/// certificates, audit log and key under `dir`.
+pub fn coordinator_config(agents: &[(String, std::net::SocketAddr)], dir: &Path, listen: &str) -> CoordinatorConfig {
+    let certs = dir.join("certs");
     let mut clients = vec![
         ClientRule { cn: "analyst".into(), role: Role::Analyst, region: None, fingerprint: None },
         ClientRule { cn: "auditor".into(), role: Role::Auditor, region: None, fingerprint: None },
@@ -107,7 +119,7 @@ pub fn coordinator_config(agents: &[(String, std::net::SocketAddr)], certs: &Pat
     }
     CoordinatorConfig {
         listen: listen.to_string(),
-        tls: tls_files(certs, "coordinator"),
+        tls: tls_files(&certs, "coordinator"),
         pooled_label: "Norra".into(),
         catalog_dir: None,
         agent_timeout_ms: 30_000,
@@ -122,6 +134,7 @@ pub fn coordinator_config(agents: &[(String, std::net::SocketAddr)], certs: &Pat
             })
             .collect(),
         clients,
+        audit: audit_config(dir, "coordinator"),
     }
 }
 
@@ -130,6 +143,8 @@ pub struct LocalFederation {
     pub agents: Vec<RunningAgent>,
     pub coordinator: RunningCoordinator,
     pub certs: PathBuf,
+    /// Holds `certs/`, `policies/`, `audit/` and `keys/`.
+    pub dir: PathBuf,
 }
 
 impl LocalFederation {
@@ -142,26 +157,27 @@ impl LocalFederation {
         let mut agents = Vec::new();
         let mut endpoints = Vec::new();
         for region in NORRA {
-            let policy = write_dev_policy(&dir.join("policies"), region.code, options)?;
-            let config = agent_config(region.code, &datalager.join(region.slug), &certs, &policy, "127.0.0.1:0");
+            write_dev_policy(&dir.join("policies"), region.code, options)?;
+            let config = agent_config(region.code, &datalager.join(region.slug), dir, "127.0.0.1:0");
             let running = norrsken_agent::server::start(config).await?;
             endpoints.push((region.code.to_string(), running.server.addr));
             agents.push(running);
         }
-        let coordinator = norrsken_coordinator::server::start(coordinator_config(&endpoints, &certs, &options.coordinator_listen)).await?;
-        Ok(LocalFederation { agents, coordinator, certs })
+        let coordinator = norrsken_coordinator::server::start(coordinator_config(&endpoints, dir, &options.coordinator_listen)).await?;
+        Ok(LocalFederation { agents, coordinator, certs, dir: dir.to_path_buf() })
     }
 
     pub fn coordinator_url(&self) -> String {
         format!("https://{}", self.coordinator.server.addr)
     }
 
-    /// Stops the coordinator, then the agents, letting in-flight queries finish.
+    /// Stops the coordinator, then the agents, letting in-flight queries finish and sealing
+    /// every audit log.
     pub async fn stop(self) -> anyhow::Result<()> {
         let grace = std::time::Duration::from_secs(10);
-        self.coordinator.server.stop(grace).await.map_err(anyhow::Error::msg)?;
+        self.coordinator.stop(grace).await.map_err(anyhow::Error::msg)?;
         for a in self.agents {
-            a.server.stop(grace).await.map_err(anyhow::Error::msg)?;
+            a.stop(grace).await.map_err(anyhow::Error::msg)?;
         }
         Ok(())
     }

@@ -15,6 +15,7 @@ use norrsken_agent::node::AgentNode;
 use norrsken_agent::policy::{Approval, Policy};
 use norrsken_agent::protection::Protection;
 use norrsken_common::answer::{CellStatus, Reason, RegionAnswer, ReleasedCell};
+use norrsken_common::audit::AuditLog;
 use norrsken_common::catalog::{Catalog, Kind};
 use norrsken_common::cdm::CdmTable;
 use norrsken_common::error::NodeError;
@@ -38,11 +39,13 @@ fn relay() -> Relay {
     Relay { requester_subject: "CN=analyst, O=test".into(), requester_role: "analyst".into(), ..Default::default() }
 }
 
-/// An agent over one region of the shared test datalager (or `dir`) with `policy`.
+/// An agent over one region of the shared test datalager (or `dir`) with `policy`, its
+/// audit log in a fresh temporary folder.
 async fn node_at(dir: &Path, code: &str, policy: Policy) -> AgentNode {
     let dl = FolderDatalager::open(dir, FolderFormat::Parquet).unwrap();
     let protection = Protection::from_policy(policy).unwrap();
     let engine = Engine::open(&dl, code, protection.keyer.clone(), &EngineOptions::default()).await.unwrap();
+    let run = std::env::temp_dir().join(format!("norrsken-test-attack-node-{}-{}", std::process::id(), NODES.fetch_add(1, std::sync::atomic::Ordering::Relaxed)));
     let config = AgentConfig {
         region: code.into(),
         listen: "127.0.0.1:0".into(),
@@ -50,11 +53,16 @@ async fn node_at(dir: &Path, code: &str, policy: Policy) -> AgentNode {
         allowed_clients: vec!["coordinator".into()],
         datalager: DatalagerConfig { kind: DatalagerKind::Parquet, path: dir.to_path_buf() },
         policy: "unused".into(),
+        audit: norrsken::local::audit_config(&run, &format!("agent-{code}")),
+        admins: vec![],
         catalog_dir: None,
         engine: EngineConfig::default(),
     };
-    AgentNode::new(config, Arc::new(Catalog::embedded()), engine, protection).unwrap()
+    let audit = AuditLog::open(&config.audit, &format!("agent-{code}")).unwrap();
+    AgentNode::new(config, Arc::new(Catalog::embedded()), engine, protection, audit).unwrap()
 }
+
+static NODES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 async fn node(slug: &str, code: &str, policy: Policy) -> AgentNode {
     node_at(&region_dir(slug), code, policy).await
@@ -520,8 +528,9 @@ async fn the_region_policy_is_the_floor() {
     let bad = tmp.path().join("policy.toml");
     std::fs::write(&bad, "version = \"1\"\nmin_cell_size = 5\nmax_dimensions = \"three\"\n\n[[indicators]]\nid = \"*\"\n").unwrap();
     let f = crate::fixtures::federation();
-    let mut config = norrsken::local::agent_config("23", &region_dir("jamtland"), &f.certs, &bad, "127.0.0.1:0");
+    let mut config = norrsken::local::agent_config("23", &region_dir("jamtland"), &f.federation.dir, "127.0.0.1:0");
     config.policy = bad.clone();
+    config.audit = norrsken::local::audit_config(tmp.path(), "agent-23");
     let e = norrsken_agent::server::start(config).await.err().expect("the agent must not start");
     assert!(e.to_string().contains("line 3"), "{e}");
 }
@@ -539,7 +548,9 @@ async fn protection_failures_refuse() {
     let policy_file = tmp.path().join("policy.toml");
     std::fs::write(&policy_file, "version = \"x\"\n[[indicators]]\nid = \"*\"\n[perturbation]\nenabled = true\nsecret_file = \"nowhere.key\"\n").unwrap();
     let f = crate::fixtures::federation();
-    let config = norrsken::local::agent_config("23", &region_dir("jamtland"), &f.certs, &policy_file, "127.0.0.1:0");
+    let mut config = norrsken::local::agent_config("23", &region_dir("jamtland"), &f.federation.dir, "127.0.0.1:0");
+    config.policy = policy_file.clone();
+    config.audit = norrsken::local::audit_config(tmp.path(), "agent-23");
     let e = norrsken_agent::server::start(config).await.err().expect("no secret, no agent");
     assert!(e.to_string().contains("nowhere.key"), "{e}");
 
@@ -643,9 +654,11 @@ async fn the_policy_reloads_and_a_broken_one_is_refused() {
     let dl = FolderDatalager::open(&region_dir("jamtland"), FolderFormat::Parquet).unwrap();
     let protection = Protection::load(&file).unwrap();
     let engine = Engine::open(&dl, "23", protection.keyer.clone(), &EngineOptions::default()).await.unwrap();
-    let mut config = norrsken::local::agent_config("23", &region_dir("jamtland"), &crate::fixtures::federation().certs, &file, "127.0.0.1:0");
+    let mut config = norrsken::local::agent_config("23", &region_dir("jamtland"), &crate::fixtures::federation().federation.dir, "127.0.0.1:0");
     config.policy = file.clone();
-    let agent = AgentNode::new(config, Arc::new(Catalog::embedded()), engine, protection).unwrap();
+    config.audit = norrsken::local::audit_config(tmp.path(), "agent-23");
+    let audit = AuditLog::open(&config.audit, "agent-23").unwrap();
+    let agent = AgentNode::new(config, Arc::new(Catalog::embedded()), engine, protection, audit).unwrap();
     let q = query("stroke_admissions", &["sex"], "2024");
     assert_eq!(ask(&agent, &q).await.unwrap().meta.policy_version, "v1");
     let key = secret(tmp.path());

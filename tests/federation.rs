@@ -350,13 +350,17 @@ fn hanging_agent(certs: &Path) -> (tokio::runtime::Runtime, Arc<HangingAgent>, s
 }
 
 /// A coordinator whose region 22 agent is at `addr22` and the others are the shared agents.
-async fn coordinator_with(addr22: std::net::SocketAddr, timeout_ms: u64) -> norrsken_coordinator::server::RunningCoordinator {
+pub async fn coordinator_with(addr22: std::net::SocketAddr, timeout_ms: u64) -> norrsken_coordinator::server::RunningCoordinator {
     let f = federation();
     let mut endpoints: Vec<(String, std::net::SocketAddr)> =
         f.federation.agents.iter().map(|a| (a.node.region.code.to_string(), a.server.addr)).collect();
     endpoints[0].1 = addr22;
-    let mut config = coordinator_config(&endpoints, &f.certs, "127.0.0.1:0");
+    let run = TempDir::new("coordinator-with");
+    let mut config = coordinator_config(&endpoints, &f.federation.dir, "127.0.0.1:0");
     config.agent_timeout_ms = timeout_ms;
+    // Its own audit log; the folder lives until the process ends.
+    config.audit = norrsken::local::audit_config(run.path(), "coordinator");
+    std::mem::forget(run);
     norrsken_coordinator::server::start(config).await.unwrap()
 }
 

@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+use norrsken_common::audit::AuditConfig;
 use norrsken_common::geography;
 use norrsken_common::settings::{self, SettingsError};
 use norrsken_common::tls::TlsFiles;
@@ -25,6 +26,12 @@ pub struct AgentConfig {
     pub datalager: DatalagerConfig,
     /// The region's disclosure policy file (see docs/disclosure-control.md).
     pub policy: PathBuf,
+    /// The agent's own audit log (see docs/audit.md).
+    pub audit: AuditConfig,
+    /// Common names of the region admins who may read this agent's audit log, directly or
+    /// through the coordinator.
+    #[serde(default)]
+    pub admins: Vec<String>,
     /// Folder of recipe files; the built-in catalog when absent.
     #[serde(default)]
     pub catalog_dir: Option<PathBuf>,

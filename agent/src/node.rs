@@ -14,7 +14,25 @@ use norrsken_common::pki::CertIdentity;
 use norrsken_common::query::{IndicatorQuery, Relay, ValidatedQuery};
 use serde_json::json;
 
+use norrsken_common::audit::{audit_chunks, result_hash, trace_id_of, AuditEvent, AuditLog, CellCounts, Who};
+use norrsken_common::answer::CellStatus;
+
 use crate::config::AgentConfig;
+
+fn counts(answer: &RegionAnswer) -> CellCounts {
+    let mut c = CellCounts::default();
+    for cell in &answer.cells {
+        match cell.status {
+            CellStatus::Suppressed => c.withheld += 1,
+            CellStatus::Perturbed => {
+                c.released += 1;
+                c.perturbed += 1
+            }
+            CellStatus::Released => c.released += 1,
+        }
+    }
+    c
+}
 use crate::disclosure::{protect, Settings};
 use crate::engine::{Engine, EngineError};
 use crate::protection::Protection;
@@ -25,7 +43,32 @@ pub struct AgentNode {
     pub catalog: Arc<Catalog>,
     pub engine: Engine,
     protection: RwLock<Arc<Protection>>,
+    pub audit: AuditLog,
     pub started: std::time::Instant,
+}
+
+/// How a failed request is recorded.
+fn outcome_of(e: &NodeError) -> &'static str {
+    match e {
+        NodeError::Query(_) => "invalid",
+        NodeError::Unauthenticated(_) | NodeError::PermissionDenied(_) | NodeError::PolicyRefused(_) => "refused",
+        NodeError::ResourceExhausted(_)
+        | NodeError::AuditUnavailable(_)
+        | NodeError::DisclosureFailed(_)
+        | NodeError::NotReady(_)
+        | NodeError::Unsupported(_)
+        | NodeError::Internal(_)
+        | NodeError::Timeout(_) => "error",
+    }
+}
+
+/// The requester a coordinator relayed.
+fn relayed_requester(relay: &Relay) -> Who {
+    Who {
+        cn: crate::policy::common_name(&relay.requester_subject).to_string(),
+        subject: relay.requester_subject.clone(),
+        fingerprint: relay.requester_fingerprint.clone(),
+    }
 }
 
 impl From<EngineError> for NodeError {
@@ -39,7 +82,7 @@ impl From<EngineError> for NodeError {
 }
 
 impl AgentNode {
-    pub fn new(config: AgentConfig, catalog: Arc<Catalog>, engine: Engine, protection: Protection) -> Result<AgentNode, NodeError> {
+    pub fn new(config: AgentConfig, catalog: Arc<Catalog>, engine: Engine, protection: Protection, audit: AuditLog) -> Result<AgentNode, NodeError> {
         let region = geography::find_region(&config.region)
             .ok_or_else(|| NodeError::NotReady(format!("unknown region '{}'", config.region)))?;
         engine.set_record_keyer(protection.keyer.clone());
@@ -49,6 +92,7 @@ impl AgentNode {
             catalog,
             engine,
             protection: RwLock::new(Arc::new(protection)),
+            audit,
             started: std::time::Instant::now(),
         })
     }
@@ -130,6 +174,60 @@ impl AgentNode {
         })
     }
 
+    /// Authorises, decodes, answers; fills in the audit event as it learns things.
+    async fn serve_query(&self, caller: &Caller, ticket: &[u8], event: &mut AuditEvent) -> Result<(RegionAnswer, Answer), NodeError> {
+        let client = self.authorize(caller)?.common_name.clone();
+        let (query, relay) = IndicatorQuery::decode_ticket(ticket)?;
+        event.query_id = (!query.query_id.is_empty()).then(|| query.query_id.clone());
+        event.indicator = Some(query.indicator.clone());
+        if let Some(r) = &relay {
+            event.requester = Some(relayed_requester(r));
+            event.role = Some(r.requester_role.clone());
+            if event.trace_id.is_none() {
+                event.trace_id = trace_id_of(&r.traceparent);
+            }
+        }
+        let v = query.validate(&self.catalog, Some(self.engine.data_years()))?;
+        event.indicator_version = Some(v.recipe.version);
+        event.catalog_hash = Some(self.catalog.hash().to_string());
+        event.query = serde_json::to_value(v.normalized()).ok();
+        event.policy_version = Some(self.protection().policy.version.clone());
+        let answer = self.answer(&v, relay.as_ref()).await?;
+        tracing::info!(
+            query_id = %v.query_id,
+            indicator = %v.recipe.key(),
+            relayed_by = %client,
+            requester = %relay.as_ref().map(|r| r.requester_subject.as_str()).unwrap_or(""),
+            cells = answer.cells.len(),
+            "answered"
+        );
+        let batch = answer.to_record_batch().map_err(|e| NodeError::Internal(e.to_string()))?;
+        let released = Answer { schema: batch.schema(), batches: vec![batch] };
+        Ok((answer, released))
+    }
+
+    /// Who may read this agent's audit log: a region admin of this region named in `admins`,
+    /// directly or relayed by an allowed coordinator.
+    fn authorize_audit_access(&self, caller: &Caller, body: &[u8]) -> Result<Who, NodeError> {
+        let id = caller.require()?;
+        if self.config.admins.iter().any(|a| a == &id.common_name) {
+            return Ok(Who::from(id));
+        }
+        if self.config.allowed_clients.iter().any(|c| c == &id.common_name) {
+            let relay: Relay = serde_json::from_slice(body)
+                .map_err(|e| NodeError::PermissionDenied(format!("a relayed audit-log request must name its requester: {e}")))?;
+            let who = relayed_requester(&relay);
+            if relay.requester_role == "region_admin" && self.config.admins.iter().any(|a| *a == who.cn) {
+                return Ok(who);
+            }
+            return Err(NodeError::PermissionDenied(format!(
+                "'{}' ({}) may not read the audit log of region {}",
+                who.cn, relay.requester_role, self.region.code
+            )));
+        }
+        Err(NodeError::PermissionDenied(format!("'{}' may not read the audit log of region {}", id.common_name, self.region.code)))
+    }
+
     fn recipe_info(&self, recipe: &norrsken_common::catalog::Recipe) -> Result<FlightInfo, NodeError> {
         let schema = agent_answer_schema(&[], recipe.is_distribution());
         Ok(FlightInfo {
@@ -178,25 +276,51 @@ impl FlightNode for AgentNode {
     }
 
     async fn do_get(&self, caller: &Caller, ticket: &[u8]) -> Result<Answer, NodeError> {
-        let client = self.authorize(caller)?.common_name.clone();
-        let (query, relay) = IndicatorQuery::decode_ticket(ticket)?;
-        let v = query.validate(&self.catalog, Some(self.engine.data_years()))?;
         let started = std::time::Instant::now();
-        let answer = self.answer(&v, relay.as_ref()).await?;
-        tracing::info!(
-            query_id = %v.query_id,
-            indicator = %v.recipe.key(),
-            relayed_by = %client,
-            requester = %relay.as_ref().map(|r| r.requester_subject.as_str()).unwrap_or(""),
-            cells = answer.cells.len(),
-            ms = started.elapsed().as_millis() as u64,
-            "answered"
-        );
-        let batch = answer.to_record_batch().map_err(|e| NodeError::Internal(e.to_string()))?;
-        Ok(Answer { schema: batch.schema(), batches: vec![batch] })
+        let mut event = AuditEvent {
+            kind: "query".into(),
+            relayed_by: caller.identity.as_ref().map(Who::from),
+            trace_id: caller.traceparent.as_deref().and_then(trace_id_of),
+            regions: vec![self.region.code.to_string()],
+            data_version: Some(self.engine.data_version().to_string()),
+            ..Default::default()
+        };
+        let result = self.serve_query(caller, ticket, &mut event).await;
+        event.duration_ms = Some(started.elapsed().as_millis() as u64);
+        match &result {
+            Ok((answer, released)) => {
+                event.outcome = "ok".into();
+                event.result_hash = Some(result_hash(&released.schema, &released.batches));
+                event.cells = Some(counts(answer));
+            }
+            Err(e) => {
+                event.kind = "refused".into();
+                event.outcome = outcome_of(e).into();
+                event.reason = Some(e.to_string());
+            }
+        }
+        // No record, no answer.
+        self.audit.append(event).await.map_err(|e| NodeError::AuditUnavailable(e.to_string()))?;
+        norrsken_common::failpoint::hit("after-audit");
+        result.map(|(_, released)| released)
     }
 
-    async fn do_action(&self, caller: &Caller, action: &str, _body: &[u8]) -> Result<Vec<Bytes>, NodeError> {
+    async fn do_action(&self, caller: &Caller, action: &str, body: &[u8]) -> Result<Vec<Bytes>, NodeError> {
+        if action == "audit-log" {
+            let access = self.authorize_audit_access(caller, body);
+            let event = AuditEvent {
+                kind: "audit_access".into(),
+                outcome: if access.is_ok() { "ok".into() } else { "refused".into() },
+                requester: access.as_ref().ok().cloned().or_else(|| caller.identity.as_ref().map(Who::from)),
+                relayed_by: caller.identity.as_ref().map(Who::from),
+                reason: access.as_ref().err().map(|e| e.to_string()),
+                regions: vec![self.region.code.to_string()],
+                ..Default::default()
+            };
+            self.audit.append(event).await.map_err(|e| NodeError::AuditUnavailable(e.to_string()))?;
+            access?;
+            return audit_chunks(&self.audit);
+        }
         self.authorize(caller)?;
         let body = match action {
             "health" => json!({
@@ -216,7 +340,7 @@ impl FlightNode for AgentNode {
                     "id": r.id, "version": r.version, "hash": r.hash, "kind": r.kind.name(), "title": r.title.en,
                 })).collect::<Vec<_>>(),
             }),
-            other => return Err(NodeError::Unsupported(format!("action '{other}'; offered: health, catalog"))),
+            other => return Err(NodeError::Unsupported(format!("action '{other}'; offered: health, catalog, audit-log"))),
         };
         Ok(vec![Bytes::from(body.to_string())])
     }
@@ -225,6 +349,7 @@ impl FlightNode for AgentNode {
         vec![
             ("health", "Agent status: region, data version and years, catalog hash, policy version"),
             ("catalog", "The recipes (id, version, hash) this agent answers"),
+            ("audit-log", "This agent's audit log (region admins of this region only)"),
         ]
     }
 }

@@ -4,7 +4,9 @@ use std::sync::Arc;
 
 use norrsken_common::catalog::Catalog;
 use norrsken_common::flight::{serve, ServerHandle};
-use norrsken_common::tls::{server_config, HandshakeFailure, ReloadableTls};
+use norrsken_common::audit::AuditLog;
+use norrsken_common::flight::{audit_handshake_failures, audit_rejections};
+use norrsken_common::tls::{server_config_reporting, ReloadableTls};
 
 use crate::config::{AgentConfig, DatalagerKind};
 use crate::datalager::{FolderDatalager, FolderFormat};
@@ -33,6 +35,15 @@ pub struct RunningAgent {
     pub tls: ReloadableTls,
 }
 
+impl RunningAgent {
+    /// Stops serving (in-flight queries finish within `grace`) and seals the audit log.
+    pub async fn stop(self, grace: std::time::Duration) -> Result<(), String> {
+        let served = self.server.stop(grace).await;
+        self.node.audit.seal(true).map_err(|e| e.to_string())?;
+        served
+    }
+}
+
 /// Opens everything the agent needs; fails with a clear error before serving anything.
 pub async fn build_node(config: AgentConfig) -> Result<AgentNode, StartError> {
     let catalog = Arc::new(Catalog::load(config.catalog_dir.as_deref()).map_err(|e| StartError::Config(e.to_string()))?);
@@ -55,21 +66,24 @@ pub async fn build_node(config: AgentConfig) -> Result<AgentNode, StartError> {
     let protection = Protection::load(&config.policy).map_err(|e| StartError::Config(e.to_string()))?;
     let options = EngineOptions { target_partitions: config.engine.target_partitions };
     let engine = Engine::open(&datalager, &config.region, protection.keyer.clone(), &options).await?;
-    AgentNode::new(config, catalog, engine, protection).map_err(|e| StartError::Config(e.to_string()))
+    let audit = AuditLog::open(&config.audit, &format!("agent-{}", config.region)).map_err(|e| StartError::Config(e.to_string()))?;
+    AgentNode::new(config, catalog, engine, protection, audit).map_err(|e| StartError::Config(e.to_string()))
 }
 
 /// Starts an agent on its configured address (port 0 picks a free port).
 pub async fn start(config: AgentConfig) -> Result<RunningAgent, StartError> {
-    let tls = ReloadableTls::new(server_config(&config.tls)?);
     let listen = config.listen.clone();
+    let tls_files = config.tls.clone();
+    let seal_every = std::time::Duration::from_secs(config.audit.seal_interval_s.max(1));
     let node = Arc::new(build_node(config).await?);
+    let log = node.audit.clone();
+    let tls = ReloadableTls::new(server_config_reporting(&tls_files, Some(audit_rejections(log.clone())))?);
+    log.spawn_sealer(seal_every);
     let listener = tokio::net::TcpListener::bind(&listen)
         .await
         .map_err(|e| StartError::Listen { addr: listen.clone(), reason: e.to_string() })?;
     let region = node.region.code;
-    let on_failure = Arc::new(move |f: HandshakeFailure| {
-        tracing::warn!(region, peer = %f.addr, reason = %f.reason, "TLS handshake refused");
-    });
+    let on_failure = audit_handshake_failures(log, region);
     let server = serve(node.clone(), listener, tls.clone(), on_failure).map_err(|reason| StartError::Listen { addr: listen, reason })?;
     tracing::info!(region, addr = %server.addr, "agent serving");
     Ok(RunningAgent { node, server, tls })

@@ -176,6 +176,47 @@ impl<N: FlightNode> FlightService for FlightAdapter<N> {
     }
 }
 
+/// Records refused client certificates (the identity is known: it was presented).
+pub fn audit_rejections(log: crate::audit::AuditLog) -> crate::tls::RejectHook {
+    Arc::new(move |id: CertIdentity, reason: String| {
+        tracing::warn!(client = %id.common_name, fingerprint = %id.fingerprint, %reason, "client certificate refused");
+        let event = crate::audit::AuditEvent {
+            kind: "tls_refused".into(),
+            outcome: "refused".into(),
+            requester: Some(crate::audit::Who::from(&id)),
+            reason: Some(reason),
+            ..Default::default()
+        };
+        let log = log.clone();
+        // The verifier runs inside the handshake task; write off the async threads.
+        let _ = std::thread::spawn(move || {
+            if let Err(e) = log.append_blocking(event) {
+                tracing::error!(error = %e, "could not audit a refused certificate");
+            }
+        });
+    })
+}
+
+/// Records failed TLS handshakes (no certificate, wrong CA, protocol errors) with the peer.
+pub fn audit_handshake_failures(log: crate::audit::AuditLog, node: &'static str) -> Arc<dyn Fn(HandshakeFailure) + Send + Sync> {
+    Arc::new(move |f: HandshakeFailure| {
+        tracing::warn!(node, peer = %f.addr, reason = %f.reason, "TLS handshake refused");
+        let event = crate::audit::AuditEvent {
+            kind: "tls_refused".into(),
+            outcome: "refused".into(),
+            peer: Some(f.addr.to_string()),
+            reason: Some(f.reason),
+            ..Default::default()
+        };
+        let log = log.clone();
+        let _ = std::thread::spawn(move || {
+            if let Err(e) = log.append_blocking(event) {
+                tracing::error!(error = %e, "could not audit a failed handshake");
+            }
+        });
+    })
+}
+
 /// A running server: its address and a handle to stop it.
 pub struct ServerHandle {
     pub addr: SocketAddr,

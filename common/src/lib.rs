@@ -2,10 +2,12 @@
 //! catalog, the query model and wire contract, and the vocabulary of breakdowns.
 
 pub mod answer;
+pub mod audit;
 pub mod breakdown;
 pub mod catalog;
 pub mod cdm;
 pub mod error;
+pub mod failpoint;
 pub mod flight;
 pub mod geography;
 pub mod period;

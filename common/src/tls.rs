@@ -107,8 +107,70 @@ pub struct TlsFiles {
     pub crls: Vec<PathBuf>,
 }
 
-/// A server configuration requiring client certificates from `files.ca`.
-pub fn server_config(files: &TlsFiles) -> Result<Arc<ServerConfig>, TlsError> {
+/// Called when a client certificate is presented but refused (expired, revoked, unknown
+/// CA): the identity it names and the reason.
+pub type RejectHook = Arc<dyn Fn(CertIdentity, String) + Send + Sync>;
+
+/// Wraps the client certificate verifier to report refused certificates.
+struct ReportingVerifier {
+    inner: Arc<dyn rustls::server::danger::ClientCertVerifier>,
+    on_reject: RejectHook,
+}
+
+impl std::fmt::Debug for ReportingVerifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ReportingVerifier")
+    }
+}
+
+impl rustls::server::danger::ClientCertVerifier for ReportingVerifier {
+    fn offer_client_auth(&self) -> bool {
+        self.inner.offer_client_auth()
+    }
+    fn client_auth_mandatory(&self) -> bool {
+        self.inner.client_auth_mandatory()
+    }
+    fn root_hint_subjects(&self) -> &[rustls::DistinguishedName] {
+        self.inner.root_hint_subjects()
+    }
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::server::danger::ClientCertVerified, rustls::Error> {
+        let result = self.inner.verify_client_cert(end_entity, intermediates, now);
+        if let Err(e) = &result {
+            if let Ok(id) = identity_of(end_entity) {
+                (self.on_reject)(id, e.to_string());
+            }
+        }
+        result
+    }
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.inner.supported_verify_schemes()
+    }
+}
+
+/// A server configuration requiring client certificates from `files.ca`, checked against
+/// `files.crls`; refused certificates are reported to `on_reject`.
+pub fn server_config_reporting(files: &TlsFiles, on_reject: Option<RejectHook>) -> Result<Arc<ServerConfig>, TlsError> {
     let certs = load_certs(&files.cert, "certificate")?;
     let key = load_key(&files.key)?;
     let mut roots = RootCertStore::empty();
@@ -116,16 +178,24 @@ pub fn server_config(files: &TlsFiles) -> Result<Arc<ServerConfig>, TlsError> {
         roots.add(ca).map_err(|e| file_err("CA bundle", &files.ca, e))?;
     }
     let crls = load_crls(&files.crls)?;
-    let verifier = WebPkiClientVerifier::builder(Arc::new(roots))
+    let mut verifier = WebPkiClientVerifier::builder(Arc::new(roots))
         .with_crls(crls)
         .build()
         .map_err(|e| TlsError::Config(e.to_string()))?;
+    if let Some(on_reject) = on_reject {
+        verifier = Arc::new(ReportingVerifier { inner: verifier, on_reject });
+    }
     let mut config = ServerConfig::builder()
         .with_client_cert_verifier(verifier)
         .with_single_cert(certs, key)
         .map_err(|e| TlsError::Config(format!("{}: {e}", files.key.display())))?;
     config.alpn_protocols = vec![b"h2".to_vec()];
     Ok(Arc::new(config))
+}
+
+/// A server configuration requiring client certificates from `files.ca`.
+pub fn server_config(files: &TlsFiles) -> Result<Arc<ServerConfig>, TlsError> {
+    server_config_reporting(files, None)
 }
 
 /// Who is on the other end of a connection.

@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+use norrsken_common::audit::AuditConfig;
 use norrsken_common::settings::{self, SettingsError};
 use norrsken_common::tls::TlsFiles;
 use serde::{Deserialize, Serialize};
@@ -30,6 +31,8 @@ pub struct CoordinatorConfig {
     pub agents: Vec<AgentEndpoint>,
     /// Who may connect, and in which role.
     pub clients: Vec<ClientRule>,
+    /// The coordinator's own audit log (see docs/audit.md).
+    pub audit: AuditConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

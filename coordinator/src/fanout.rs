@@ -95,6 +95,16 @@ impl AgentClient {
         }
     }
 
+    /// Runs a Flight action on the agent and returns all results.
+    pub async fn action_all(&self, name: &str, body: Bytes, deadline: Duration) -> Result<Vec<Bytes>, String> {
+        let mut client = self.client(None);
+        let run = async {
+            let stream = client.do_action(arrow_flight::Action::new(name, body)).await.map_err(|e| message(e))?;
+            stream.try_collect::<Vec<Bytes>>().await.map_err(message)
+        };
+        tokio::time::timeout(deadline, run).await.map_err(|_| format!("no answer within {} ms", deadline.as_millis()))?
+    }
+
     /// Runs a Flight action on the agent (health, catalog) and returns the first result.
     pub async fn action(&self, name: &str, deadline: Duration) -> Result<Bytes, String> {
         let mut client = self.client(None);
@@ -106,6 +116,13 @@ impl AgentClient {
             stream.try_next().await.map_err(|e| e.to_string())?.ok_or_else(|| "empty answer".to_string())
         };
         tokio::time::timeout(deadline, run).await.map_err(|_| format!("no answer within {} ms", deadline.as_millis()))?
+    }
+}
+
+fn message(e: arrow_flight::error::FlightError) -> String {
+    match e {
+        arrow_flight::error::FlightError::Tonic(s) => s.message().to_string(),
+        other => other.to_string(),
     }
 }
 

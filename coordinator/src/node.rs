@@ -14,6 +14,8 @@ use norrsken_common::geography;
 use norrsken_common::query::{IndicatorQuery, QueryError, Relay, ValidatedQuery};
 use serde_json::json;
 
+use norrsken_common::audit::{result_hash, trace_id_of, AuditEvent, AuditLog, CellCounts, RegionPart, Who};
+
 use crate::config::{ClientRule, CoordinatorConfig, Role};
 use crate::fanout::AgentClient;
 use crate::merge::{comparison_schema, merge, Comparison, RegionState};
@@ -22,18 +24,43 @@ pub struct CoordinatorNode {
     pub config: CoordinatorConfig,
     pub catalog: Arc<Catalog>,
     pub agents: Vec<AgentClient>,
+    pub audit: AuditLog,
     pub started: std::time::Instant,
 }
 
+fn outcome_of(e: &NodeError) -> &'static str {
+    match e {
+        NodeError::Query(_) => "invalid",
+        NodeError::Unauthenticated(_) | NodeError::PermissionDenied(_) | NodeError::PolicyRefused(_) => "refused",
+        NodeError::ResourceExhausted(_)
+        | NodeError::AuditUnavailable(_)
+        | NodeError::DisclosureFailed(_)
+        | NodeError::NotReady(_)
+        | NodeError::Unsupported(_)
+        | NodeError::Internal(_)
+        | NodeError::Timeout(_) => "error",
+    }
+}
+
+/// A new W3C traceparent (version 00, sampled).
+fn new_traceparent() -> String {
+    let mut bytes = [0u8; 24];
+    if rustls::crypto::ring::default_provider().secure_random.fill(&mut bytes).is_err() {
+        let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+        bytes[..16].copy_from_slice(&t.to_be_bytes());
+    }
+    format!("00-{}-{}-01", hex::encode(&bytes[..16]), hex::encode(&bytes[16..]))
+}
+
 impl CoordinatorNode {
-    pub fn new(config: CoordinatorConfig, catalog: Arc<Catalog>) -> Result<CoordinatorNode, NodeError> {
+    pub fn new(config: CoordinatorConfig, catalog: Arc<Catalog>, audit: AuditLog) -> Result<CoordinatorNode, NodeError> {
         let agents = config
             .agents
             .iter()
             .map(|a| AgentClient::new(a, &config.tls))
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| NodeError::NotReady(e.to_string()))?;
-        Ok(CoordinatorNode { config, catalog, agents, started: std::time::Instant::now() })
+        Ok(CoordinatorNode { config, catalog, agents, audit, started: std::time::Instant::now() })
     }
 
     /// The caller's role, from their certificate and the configured client rules.
@@ -90,7 +117,7 @@ impl CoordinatorNode {
     }
 
     /// Runs a validated query across the agents (the domain operation behind DoGet).
-    pub async fn run(&self, v: &ValidatedQuery, rule: &ClientRule, caller: &Caller) -> Result<Comparison, NodeError> {
+    pub async fn run(&self, v: &ValidatedQuery, rule: &ClientRule, caller: &Caller, traceparent: &str) -> Result<Comparison, NodeError> {
         let agents = self.select_agents(&v.regions)?;
         let id = caller.require()?;
         let relay = Relay {
@@ -98,14 +125,14 @@ impl CoordinatorNode {
             requester_fingerprint: id.fingerprint.clone(),
             requester_role: rule.role.name().to_string(),
             catalog_hash: self.catalog.hash().to_string(),
-            traceparent: caller.traceparent.clone().unwrap_or_default(),
+            traceparent: traceparent.to_string(),
         };
         let mut outgoing = v.normalized();
         outgoing.query_id = v.query_id.clone();
         outgoing.regions = Vec::new();
         let ticket = Bytes::from(outgoing.encode_ticket(Some(&relay)));
         let deadline = Duration::from_millis(self.config.agent_timeout_ms);
-        let outcomes = join_all(agents.iter().map(|a| a.ask(ticket.clone(), deadline, self.config.retries, caller.traceparent.as_deref()))).await;
+        let outcomes = join_all(agents.iter().map(|a| a.ask(ticket.clone(), deadline, self.config.retries, Some(traceparent)))).await;
 
         // A question every region rejected as malformed is the requester's error.
         let answered = outcomes.iter().any(|o| o.state == RegionState::Ok);
@@ -134,6 +161,77 @@ impl CoordinatorNode {
             &v.period.to_string(),
             v.options.dry_run,
         ))
+    }
+
+    async fn serve_query(&self, caller: &Caller, ticket: &[u8], traceparent: &str, event: &mut AuditEvent) -> Result<(Comparison, Answer), NodeError> {
+        let rule = self.require_query_role(caller)?.clone();
+        event.role = Some(rule.role.name().to_string());
+        let v = self.validate(ticket)?;
+        event.query_id = Some(v.query_id.clone());
+        event.indicator = Some(v.recipe.id.clone());
+        event.indicator_version = Some(v.recipe.version);
+        event.catalog_hash = Some(self.catalog.hash().to_string());
+        event.query = serde_json::to_value(v.normalized()).ok();
+        event.regions = self.select_agents(&v.regions)?.iter().map(|a| a.endpoint.region.clone()).collect();
+        let comparison = self.run(&v, &rule, caller, traceparent).await?;
+        tracing::info!(
+            query_id = %v.query_id,
+            indicator = %v.recipe.key(),
+            requester = %rule.cn,
+            role = rule.role.name(),
+            partial = comparison.partial,
+            rows = comparison.rows.len(),
+            "answered"
+        );
+        let batch = comparison.to_record_batch().map_err(|e| NodeError::Internal(e.to_string()))?;
+        let answer = Answer { schema: batch.schema(), batches: vec![batch] };
+        Ok((comparison, answer))
+    }
+
+    /// The audit log an identity may read: the coordinator's (auditors) or their own
+    /// region's agent's (region admins, relayed to the agent, which checks again).
+    async fn fetch_audit_log(&self, caller: &Caller, body: &[u8]) -> Result<Vec<Bytes>, NodeError> {
+        let rule = self.authenticate(caller)?.clone();
+        let request: serde_json::Value = if body.is_empty() { json!({}) } else {
+            serde_json::from_slice(body).map_err(|e| NodeError::Query(QueryError::MalformedTicket(format!("audit-log request: {e}"))))?
+        };
+        let node = request["node"].as_str().unwrap_or("coordinator");
+        match (rule.role, node) {
+            (Role::Auditor, "coordinator") => norrsken_common::audit::audit_chunks(&self.audit),
+            (Role::RegionAdmin, "agent") => {
+                let region = request["region"].as_str().unwrap_or("").to_string();
+                if rule.region.as_deref() != Some(region.as_str()) {
+                    return Err(NodeError::PermissionDenied(format!(
+                        "'{}' administers region {} and may not read the audit log of region '{region}'",
+                        rule.cn,
+                        rule.region.as_deref().unwrap_or("?")
+                    )));
+                }
+                let agent = self
+                    .agents
+                    .iter()
+                    .find(|a| a.endpoint.region == region)
+                    .ok_or_else(|| NodeError::Query(QueryError::UnknownRegion { region: region.clone(), known: String::new() }))?;
+                let id = caller.require()?;
+                let relay = Relay {
+                    requester_subject: id.subject.clone(),
+                    requester_fingerprint: id.fingerprint.clone(),
+                    requester_role: rule.role.name().to_string(),
+                    catalog_hash: self.catalog.hash().to_string(),
+                    traceparent: String::new(),
+                };
+                let body = Bytes::from(serde_json::to_vec(&relay).unwrap_or_default());
+                agent
+                    .action_all("audit-log", body, Duration::from_millis(self.config.agent_timeout_ms))
+                    .await
+                    .map_err(|e| NodeError::PermissionDenied(format!("region {region}'s agent refused: {e}")))
+            }
+            (role, node) => Err(NodeError::PermissionDenied(format!(
+                "'{}' has the {} role and may not read the {node} audit log",
+                rule.cn,
+                role.name()
+            ))),
+        }
     }
 
     fn recipe_info(&self, recipe: &Recipe) -> Result<FlightInfo, NodeError> {
@@ -203,25 +301,58 @@ impl FlightNode for CoordinatorNode {
     }
 
     async fn do_get(&self, caller: &Caller, ticket: &[u8]) -> Result<Answer, NodeError> {
-        let rule = self.require_query_role(caller)?.clone();
-        let v = self.validate(ticket)?;
         let started = std::time::Instant::now();
-        let comparison = self.run(&v, &rule, caller).await?;
-        tracing::info!(
-            query_id = %v.query_id,
-            indicator = %v.recipe.key(),
-            requester = %rule.cn,
-            role = rule.role.name(),
-            partial = comparison.partial,
-            rows = comparison.rows.len(),
-            ms = started.elapsed().as_millis() as u64,
-            "answered"
-        );
-        let batch = comparison.to_record_batch().map_err(|e| NodeError::Internal(e.to_string()))?;
-        Ok(Answer { schema: batch.schema(), batches: vec![batch] })
+        let traceparent = caller.traceparent.clone().filter(|t| trace_id_of(t).is_some()).unwrap_or_else(new_traceparent);
+        let mut event = AuditEvent {
+            kind: "query".into(),
+            requester: caller.identity.as_ref().map(Who::from),
+            trace_id: trace_id_of(&traceparent),
+            ..Default::default()
+        };
+        let result = self.serve_query(caller, ticket, &traceparent, &mut event).await;
+        event.duration_ms = Some(started.elapsed().as_millis() as u64);
+        match &result {
+            Ok((comparison, answer)) => {
+                event.outcome = if comparison.partial { "partial".into() } else { "ok".into() };
+                event.result_hash = Some(result_hash(&answer.schema, &answer.batches));
+                event.region_outcomes = comparison
+                    .regions
+                    .iter()
+                    .map(|r| RegionPart { region: r.region.clone(), status: r.status.name().to_string(), message: r.message.clone() })
+                    .collect();
+                let mut cells = CellCounts::default();
+                for r in &comparison.regions {
+                    cells.withheld += r.cells_withheld as u64;
+                    cells.perturbed += r.cells_perturbed as u64;
+                    cells.released += (r.cells - r.cells_withheld) as u64;
+                }
+                event.cells = Some(cells);
+            }
+            Err(e) => {
+                event.kind = "refused".into();
+                event.outcome = outcome_of(e).into();
+                event.reason = Some(e.to_string());
+            }
+        }
+        // No record, no answer.
+        self.audit.append(event).await.map_err(|e| NodeError::AuditUnavailable(e.to_string()))?;
+        result.map(|(_, answer)| answer)
     }
 
-    async fn do_action(&self, caller: &Caller, action: &str, _body: &[u8]) -> Result<Vec<Bytes>, NodeError> {
+    async fn do_action(&self, caller: &Caller, action: &str, body: &[u8]) -> Result<Vec<Bytes>, NodeError> {
+        if action == "audit-log" {
+            let result = self.fetch_audit_log(caller, body).await;
+            let event = AuditEvent {
+                kind: "audit_access".into(),
+                outcome: if result.is_ok() { "ok".into() } else { "refused".into() },
+                requester: caller.identity.as_ref().map(Who::from),
+                role: self.authenticate(caller).ok().map(|r| r.role.name().to_string()),
+                reason: result.as_ref().err().map(|e| e.to_string()).or_else(|| Some(String::from_utf8_lossy(body).to_string())),
+                ..Default::default()
+            };
+            self.audit.append(event).await.map_err(|e| NodeError::AuditUnavailable(e.to_string()))?;
+            return result;
+        }
         self.authenticate(caller)?;
         let body = match action {
             "health" => self.health().await,
@@ -230,7 +361,7 @@ impl FlightNode for CoordinatorNode {
                 "recipes": self.catalog.latest().iter().map(|r| serde_json::to_value(r.as_ref()).unwrap_or_default()).collect::<Vec<_>>(),
             }),
             "regions" => json!(self.agents.iter().map(|a| json!({"region": a.endpoint.region, "name": a.endpoint.name})).collect::<Vec<_>>()),
-            other => return Err(NodeError::Unsupported(format!("action '{other}'; offered: health, catalog, regions"))),
+            other => return Err(NodeError::Unsupported(format!("action '{other}'; offered: health, catalog, regions, audit-log"))),
         };
         Ok(vec![Bytes::from(body.to_string())])
     }
@@ -240,6 +371,7 @@ impl FlightNode for CoordinatorNode {
             ("health", "Coordinator status and every agent's health"),
             ("catalog", "The indicator catalog (latest version of every recipe) as JSON"),
             ("regions", "The configured regions"),
+            ("audit-log", "An audit log: {\"node\": \"coordinator\"} for auditors, {\"node\": \"agent\", \"region\": \"25\"} for that region's admins"),
         ]
     }
 }

@@ -4,7 +4,9 @@ use std::sync::Arc;
 
 use norrsken_common::catalog::Catalog;
 use norrsken_common::flight::{serve, ServerHandle};
-use norrsken_common::tls::{server_config, HandshakeFailure, ReloadableTls};
+use norrsken_common::audit::AuditLog;
+use norrsken_common::flight::{audit_handshake_failures, audit_rejections};
+use norrsken_common::tls::{server_config_reporting, ReloadableTls};
 
 use crate::config::CoordinatorConfig;
 use crate::node::CoordinatorNode;
@@ -25,17 +27,26 @@ pub struct RunningCoordinator {
     pub tls: ReloadableTls,
 }
 
+impl RunningCoordinator {
+    /// Stops serving (in-flight queries finish within `grace`) and seals the audit log.
+    pub async fn stop(self, grace: std::time::Duration) -> Result<(), String> {
+        let served = self.server.stop(grace).await;
+        self.node.audit.seal(true).map_err(|e| e.to_string())?;
+        served
+    }
+}
+
 pub async fn start(config: CoordinatorConfig) -> Result<RunningCoordinator, StartError> {
-    let tls = ReloadableTls::new(server_config(&config.tls)?);
     let catalog = Arc::new(Catalog::load(config.catalog_dir.as_deref()).map_err(|e| StartError::Config(e.to_string()))?);
     let listen = config.listen.clone();
-    let node = Arc::new(CoordinatorNode::new(config, catalog).map_err(|e| StartError::Config(e.to_string()))?);
+    let audit = AuditLog::open(&config.audit, "coordinator").map_err(|e| StartError::Config(e.to_string()))?;
+    let tls = ReloadableTls::new(server_config_reporting(&config.tls, Some(audit_rejections(audit.clone())))?);
+    audit.spawn_sealer(std::time::Duration::from_secs(config.audit.seal_interval_s.max(1)));
+    let node = Arc::new(CoordinatorNode::new(config, catalog, audit.clone()).map_err(|e| StartError::Config(e.to_string()))?);
     let listener = tokio::net::TcpListener::bind(&listen)
         .await
         .map_err(|e| StartError::Listen { addr: listen.clone(), reason: e.to_string() })?;
-    let on_failure = Arc::new(|f: HandshakeFailure| {
-        tracing::warn!(peer = %f.addr, reason = %f.reason, "TLS handshake refused");
-    });
+    let on_failure = audit_handshake_failures(audit, "coordinator");
     let server = serve(node.clone(), listener, tls.clone(), on_failure).map_err(|reason| StartError::Listen { addr: listen, reason })?;
     tracing::info!(addr = %server.addr, agents = node.agents.len(), "coordinator serving");
     Ok(RunningCoordinator { node, server, tls })

@@ -38,7 +38,7 @@ fn main() -> ExitCode {
                 eprintln!("norrsken-agent for region {} listening on {}", running.node.region.code, running.server.addr);
                 norrsken::server_main::reload_on_hangup(running.node.clone());
                 norrsken::server_main::wait_for_shutdown().await;
-                running.server.stop(std::time::Duration::from_secs(30)).await.map_err(anyhow::Error::msg)
+                running.stop(std::time::Duration::from_secs(30)).await.map_err(anyhow::Error::msg)
             }),
         }
     })();

@@ -37,7 +37,7 @@ fn main() -> ExitCode {
                 let running = norrsken_coordinator::server::start(config).await?;
                 eprintln!("norrsken-coordinator listening on {} with {} agents", running.server.addr, running.node.agents.len());
                 norrsken::server_main::wait_for_shutdown().await;
-                running.server.stop(std::time::Duration::from_secs(30)).await.map_err(anyhow::Error::msg)
+                running.stop(std::time::Duration::from_secs(30)).await.map_err(anyhow::Error::msg)
             }),
         }
     })();

@@ -125,6 +125,13 @@ impl Connection {
         Ok((schema, batches))
     }
 
+    /// Runs an action and returns all its results.
+    pub async fn action_all(&self, name: &str, body: Vec<u8>) -> anyhow::Result<Vec<Bytes>> {
+        let mut client = self.client().await?;
+        let stream = client.do_action(Action::new(name, Bytes::from(body))).await.map_err(flight_error)?;
+        stream.try_collect().await.map_err(flight_error)
+    }
+
     pub async fn action(&self, name: &str) -> anyhow::Result<Bytes> {
         let mut client = self.client().await?;
         let mut stream = client.do_action(Action::new(name, Bytes::new())).await.map_err(flight_error)?;

@@ -90,8 +90,26 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
             println!("Press Ctrl-C to stop.");
             tokio::signal::ctrl_c().await?;
         }
+        let audit_dir = federation.dir.join("audit");
         federation.stop().await?;
-        println!("Stopped the coordinator and the four agents.");
+        println!("Stopped the coordinator and the four agents.\n");
+        println!("Every node kept its own signed audit log in {}:", audit_dir.display());
+        for node in std::iter::once("coordinator".to_string()).chain(NORRA.iter().map(|r| format!("agent-{}", r.code))) {
+            let files = norrsken_common::audit::log_files(&audit_dir.join(&node))?;
+            let key = args.dir.join("keys").join(format!("{node}.ed25519.pem.pub"));
+            let v = norrsken_common::audit::review::verify(&files, Some(&norrsken_common::audit::read_public_key(&key)?), false)?;
+            println!(
+                "  {node:<14} {} records, {} seals: {}",
+                v.records,
+                v.seals,
+                if v.ok() { "verified".to_string() } else { format!("NOT VALID: {:?}", v.problem) }
+            );
+        }
+        let d = args.dir.display();
+        println!("\nReview them yourself:");
+        println!("  norrsken audit verify {d}/audit/coordinator --key {d}/keys/coordinator.ed25519.pem.pub");
+        println!("  norrsken audit show {d}/audit/coordinator --summary");
+        println!("  norrsken audit reconcile {d}/audit/coordinator {d}/audit/agent-22 {d}/audit/agent-23 {d}/audit/agent-24 {d}/audit/agent-25");
         Ok(())
     })
 }

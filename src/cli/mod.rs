@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod audit;
 mod certs;
 mod client;
 mod demo;
@@ -28,6 +29,8 @@ enum Command {
     Query(query::QueryArgs),
     /// Development certificates.
     Certs(certs::CertsArgs),
+    /// Verify, review, reconcile and fetch audit logs.
+    Audit(audit::AuditArgs),
     /// Generate a synthetic datalager (Parquet) for the four Norra regions.
     Synth(synth::SynthArgs),
     /// Evaluate one recipe on a local datalager and print the raw cells (region IT only).
@@ -43,19 +46,21 @@ pub fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
+    let ok = |r: anyhow::Result<()>| r.map(|()| ExitCode::SUCCESS);
     let result = match cli.command {
-        Command::Demo(args) => demo::run(args),
-        Command::Query(args) => query::run(args),
-        Command::Certs(args) => certs::run(args),
-        Command::Synth(args) => synth::run(args),
-        Command::Eval(args) => eval::run(args),
-        Command::Indicators(args) => indicators::run(args),
+        Command::Demo(args) => ok(demo::run(args)),
+        Command::Query(args) => ok(query::run(args)),
+        Command::Certs(args) => ok(certs::run(args)),
+        Command::Audit(args) => audit::run(args),
+        Command::Synth(args) => ok(synth::run(args)),
+        Command::Eval(args) => ok(eval::run(args)),
+        Command::Indicators(args) => ok(indicators::run(args)),
     };
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
-            ExitCode::FAILURE
+            ExitCode::from(2)
         }
     }
 }
