@@ -97,7 +97,7 @@ pub fn agent_config(region: &str, datalager: &Path, dir: &Path, listen: &str) ->
         listen: listen.to_string(),
         tls: tls_files(&dir.join("certs"), &format!("agent-{region}")),
         allowed_clients: vec!["coordinator".into()],
-        datalager: DatalagerConfig { kind: DatalagerKind::Parquet, path: datalager.to_path_buf() },
+        datalager: DatalagerConfig::folder(DatalagerKind::Parquet, datalager),
         policy: dir.join("policies").join(format!("policy-{region}.toml")),
         audit: audit_config(dir, &format!("agent-{region}")),
         admins: vec![format!("region-admin-{region}")],

@@ -13,7 +13,7 @@ use crate::reference::{self, Data, RefCell};
 
 async fn engine(slug: &str, code: &str) -> Engine {
     let dl = FolderDatalager::open(&region_dir(slug), FolderFormat::Parquet).expect("open datalager");
-    Engine::open(&dl, code, None, &EngineOptions::default()).await.expect("open engine")
+    Engine::open(&dl, code, &EngineOptions::default()).await.expect("open engine")
 }
 
 fn query(indicator: &str, by: &[&str], period: &str, filters: &[(&str, &[&str])], perspective: Perspective) -> IndicatorQuery {

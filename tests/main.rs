@@ -6,5 +6,7 @@ mod audit;
 mod engine;
 mod federation;
 mod fixtures;
+mod pgwire;
+mod postgres;
 mod reference;
 mod synth;

@@ -92,7 +92,7 @@ async fn every_indicator_is_plausible_and_regions_differ() {
     for region in NORRA {
         let dir = datalager().join(region.slug);
         let dl = FolderDatalager::open(&dir, FolderFormat::Parquet).unwrap();
-        let engine = Engine::open(&dl, region.code, None, &EngineOptions::default()).await.unwrap();
+        let engine = Engine::open(&dl, region.code, &EngineOptions::default()).await.unwrap();
         let data = Data::load(&dir, region.code);
         let inhabitant_years: usize = (2021..=2025).map(|y| data.population_on_july_first(y).len()).sum();
         for recipe in catalog.latest() {

@@ -3,6 +3,9 @@
 use std::path::PathBuf;
 
 use norrsken_common::audit::AuditConfig;
+
+use crate::datalager::postgres::PostgresSettings;
+use crate::datalager::Mapping;
 use norrsken_common::geography;
 use norrsken_common::settings::{self, SettingsError};
 use norrsken_common::tls::TlsFiles;
@@ -44,14 +47,68 @@ pub struct AgentConfig {
 pub enum DatalagerKind {
     Parquet,
     Csv,
+    Postgres,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct DatalagerConfig {
     pub kind: DatalagerKind,
-    /// Folder with one sub-folder per CDM table.
-    pub path: PathBuf,
+    /// parquet, csv: folder with one sub-folder per table.
+    #[serde(default)]
+    pub path: Option<PathBuf>,
+    /// postgres: libpq key=value connection string without the password.
+    #[serde(default)]
+    pub url: Option<String>,
+    /// postgres: file holding the password.
+    #[serde(default)]
+    pub password_file: Option<PathBuf>,
+    /// postgres: the password (from NORRSKEN_AGENT_DATALAGER__PASSWORD; never printed).
+    #[serde(default, skip_serializing)]
+    pub password: Option<String>,
+    /// postgres: schema holding the tables.
+    #[serde(default)]
+    pub schema: Option<String>,
+    /// How the region's own tables map onto the CDM (see docs/deploy.md).
+    #[serde(default)]
+    pub tables: Mapping,
+}
+
+impl DatalagerConfig {
+    /// A folder datalager with CDM-named tables.
+    pub fn folder(kind: DatalagerKind, path: &std::path::Path) -> DatalagerConfig {
+        DatalagerConfig {
+            kind,
+            path: Some(path.to_path_buf()),
+            url: None,
+            password_file: None,
+            password: None,
+            schema: None,
+            tables: Mapping::new(),
+        }
+    }
+
+    /// A PostgreSQL datalager.
+    pub fn postgres(url: &str, schema: &str) -> DatalagerConfig {
+        DatalagerConfig {
+            kind: DatalagerKind::Postgres,
+            path: None,
+            url: Some(url.to_string()),
+            password_file: None,
+            password: None,
+            schema: Some(schema.to_string()),
+            tables: Mapping::new(),
+        }
+    }
+
+    pub fn postgres_settings(&self) -> Option<PostgresSettings> {
+        Some(PostgresSettings {
+            url: self.url.clone()?,
+            password_file: self.password_file.clone(),
+            password: self.password.clone(),
+            schema: self.schema.clone().unwrap_or_else(|| "public".into()),
+        })
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
@@ -90,6 +147,19 @@ impl AgentConfig {
         if self.allowed_clients.is_empty() {
             return Err(SettingsError::key("allowed_clients", "lists nobody: the agent would refuse every query"));
         }
+        match self.datalager.kind {
+            DatalagerKind::Parquet | DatalagerKind::Csv => {
+                if self.datalager.path.is_none() {
+                    return Err(SettingsError::key("datalager.path", "a parquet or csv datalager needs the folder"));
+                }
+            }
+            DatalagerKind::Postgres => {
+                if self.datalager.url.is_none() {
+                    return Err(SettingsError::key("datalager.url", "a postgres datalager needs a connection string"));
+                }
+            }
+        }
+        crate::datalager::validate_mapping(&self.datalager.tables).map_err(|e| SettingsError::key("datalager.tables", e))?;
         Ok(())
     }
 }

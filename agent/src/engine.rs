@@ -15,7 +15,6 @@ use norrsken_common::geography;
 use norrsken_common::query::ValidatedQuery;
 
 use crate::datalager::{Datalager, DatalagerError};
-use crate::record_key::RecordKeyer;
 use crate::sql::{self, literal, SqlContext};
 
 #[derive(Debug, thiserror::Error)]
@@ -56,10 +55,11 @@ pub struct RawCell {
     pub top2: f64,
     /// Inhabitants (rates): residents alive on 1 July, summed over the period's years.
     pub population: i64,
-    /// Sums of record keys (cell keys before the modulo).
-    pub units_key: i64,
-    pub numerator_key: i64,
-    pub population_key: i64,
+    /// Sums of the mixed unit ids of the units, the numerator's units and the population
+    /// (see `record_key`): with the counts they give the cell keys.
+    pub units_mix: i64,
+    pub numerator_mix: i64,
+    pub population_mix: i64,
 }
 
 /// The cells of one evaluated query.
@@ -125,29 +125,17 @@ pub struct Engine {
     region: String,
     data_version: String,
     data_years: (i32, i32),
-    cell_keys: std::sync::atomic::AtomicBool,
 }
 
 impl Engine {
-    /// Opens the datalager for `region` (a county code). With a keyer, record-key sums are
-    /// computed for the cell key method.
-    pub async fn open(
-        datalager: &dyn Datalager,
-        region: &str,
-        keyer: Option<Arc<RecordKeyer>>,
-        options: &EngineOptions,
-    ) -> Result<Engine, EngineError> {
+    /// Opens the datalager for `region` (a county code).
+    pub async fn open(datalager: &dyn Datalager, region: &str, options: &EngineOptions) -> Result<Engine, EngineError> {
         let mut config = SessionConfig::new().with_information_schema(false);
         if options.target_partitions > 0 {
             config = config.with_target_partitions(options.target_partitions);
         }
-        let ctx = SessionContext::new_with_config(config);
+        let ctx = SessionContext::new_with_state(datalager.session_state(config));
         datalager.register(&ctx).await?;
-        let cell_keys = std::sync::atomic::AtomicBool::new(keyer.is_some());
-        ctx.register_udf(match &keyer {
-            Some(k) => k.udf(),
-            None => RecordKeyer::disabled_udf(),
-        });
         // Residents: persons registered in a kommun of this region.
         let residents = format!("CREATE VIEW residents AS SELECT * FROM persons WHERE substr(kommun, 1, 2) = {}", literal(region));
         ctx.sql(&residents).await.map_err(|e| DatalagerError::Other(format!("creating the residents view: {e}")))?;
@@ -160,7 +148,6 @@ impl Engine {
             region: region.to_string(),
             data_version: datalager.data_version(),
             data_years,
-            cell_keys,
         })
     }
 
@@ -180,22 +167,7 @@ impl Engine {
 
     /// The SQL the engine runs for a query.
     pub fn sql(&self, q: &ValidatedQuery) -> String {
-        sql::compile(q, &SqlContext { region: &self.region, cell_keys: self.has_cell_keys() })
-    }
-
-    /// Whether record-key sums are computed (the cell key method can run).
-    pub fn has_cell_keys(&self) -> bool {
-        self.cell_keys.load(std::sync::atomic::Ordering::SeqCst)
-    }
-
-    /// Replaces the record keyer (a reloaded policy with another secret, or perturbation
-    /// switched on or off).
-    pub fn set_record_keyer(&self, keyer: Option<Arc<RecordKeyer>>) {
-        self.ctx.register_udf(match &keyer {
-            Some(k) => k.udf(),
-            None => RecordKeyer::disabled_udf(),
-        });
-        self.cell_keys.store(keyer.is_some(), std::sync::atomic::Ordering::SeqCst);
+        sql::compile(q, &SqlContext { region: &self.region })
     }
 
     /// Evaluates a validated query into cells, sorted by region and labels.
@@ -265,8 +237,8 @@ fn read_cells(batch: &RecordBatch, q: &ValidatedQuery, out: &mut Vec<RawCell>) -
     let category = if q.recipe.is_distribution() { Some(strings(batch, "category")?) } else { None };
     let (units, persons, numerator, numerator_persons) =
         (ints(batch, "units")?, ints(batch, "persons")?, ints(batch, "numerator")?, ints(batch, "numerator_persons")?);
-    let (population, units_key, numerator_key, population_key) =
-        (ints(batch, "population")?, ints(batch, "units_key")?, ints(batch, "numerator_key")?, ints(batch, "population_key")?);
+    let (population, units_mix, numerator_mix, population_mix) =
+        (ints(batch, "population")?, ints(batch, "units_mix")?, ints(batch, "numerator_mix")?, ints(batch, "population_mix")?);
     let (value_sum, value_sum_sq, top1, top2) =
         (floats(batch, "value_sum")?, floats(batch, "value_sum_sq")?, floats(batch, "top1")?, floats(batch, "top2")?);
     let int = |a: &Int64Array, i: usize| if a.is_null(i) { 0 } else { a.value(i) };
@@ -299,9 +271,9 @@ fn read_cells(batch: &RecordBatch, q: &ValidatedQuery, out: &mut Vec<RawCell>) -
             top1: float(&top1, i),
             top2: float(&top2, i),
             population: int(&population, i),
-            units_key: int(&units_key, i),
-            numerator_key: int(&numerator_key, i),
-            population_key: int(&population_key, i),
+            units_mix: int(&units_mix, i),
+            numerator_mix: int(&numerator_mix, i),
+            population_mix: int(&population_mix, i),
         });
     }
     Ok(())

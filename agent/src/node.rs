@@ -85,7 +85,6 @@ impl AgentNode {
     pub fn new(config: AgentConfig, catalog: Arc<Catalog>, engine: Engine, protection: Protection, audit: AuditLog) -> Result<AgentNode, NodeError> {
         let region = geography::find_region(&config.region)
             .ok_or_else(|| NodeError::NotReady(format!("unknown region '{}'", config.region)))?;
-        engine.set_record_keyer(protection.keyer.clone());
         Ok(AgentNode {
             region,
             config,
@@ -109,7 +108,6 @@ impl AgentNode {
     pub fn reload_policy(&self) -> Result<String, String> {
         let fresh = Protection::load(&self.config.policy).map_err(|e| e.to_string())?;
         let version = fresh.policy.version.clone();
-        self.engine.set_record_keyer(fresh.keyer.clone());
         match self.protection.write() {
             Ok(mut p) => *p = Arc::new(fresh),
             Err(poisoned) => *poisoned.into_inner() = Arc::new(fresh),
@@ -160,11 +158,8 @@ impl AgentNode {
         let protection = self.protection();
         let policy = &protection.policy;
         let k = policy.admit(v, relay).map_err(NodeError::PolicyRefused)?;
-        if policy.perturbation.enabled && !self.engine.has_cell_keys() {
-            return Err(NodeError::DisclosureFailed("perturbation is on but record keys are not available".into()));
-        }
         let table = self.engine.evaluate(v).await?;
-        let settings = Settings { policy, k, ptable: protection.ptable.as_ref() };
+        let settings = Settings { policy, k, ptable: protection.ptable.as_ref(), keyer: protection.keyer.as_deref() };
         let cells = protect(&table, v, &settings, self.engine.data_years()).map_err(|e| NodeError::DisclosureFailed(e.to_string()))?;
         Ok(RegionAnswer {
             meta: self.meta(v, &policy.version, k),

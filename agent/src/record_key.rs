@@ -1,31 +1,42 @@
 //! Permanent record keys for the cell key method.
 //!
-//! Every counted unit (a person, or an event for event-based recipes) gets a record key
-//! derived with HMAC-SHA256 from the region's secret and the unit's id: a 32-bit integer,
-//! read as a fraction of 2^32. A cell's key is the sum of its units' record keys modulo
-//! 2^32, so the same set of units always gives the same cell key, whichever query asks.
-//! The secret never leaves the agent.
+//! Every counted unit (a person, or an event for event-based recipes) has a record key in
+//! [0, 2^32), read as a fraction of 2^32, derived with a keyed hash from the region's
+//! secret: `key(u) = (a · mix(u) + b) mod 2^32`, where `mix` is a public mixing of the unit
+//! id (multiplication modulo the Mersenne prime 2^31 - 1) and `a` (odd) and `b` come from
+//! HMAC-SHA256 of the secret. A cell's key is the sum of its units' record keys modulo 1.
+//!
+//! Because the keyed part is affine, the sum over a cell needs only two aggregates the
+//! warehouse can compute without the secret: the sum of `mix(u)` and the count. So the
+//! cell key is computed where the data lives (Parquet or a PostgreSQL warehouse with the
+//! aggregate pushed down), and the secret never leaves the agent.
 
 use std::path::Path;
-use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, Int64Array};
-use arrow::datatypes::DataType;
-use datafusion::common::{exec_err, Result as DfResult};
-use datafusion::logical_expr::{ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
-
-/// Name of the SQL function the engine calls.
-pub const RECORD_KEY_FUNCTION: &str = "norrsken_record_key";
 
 /// Smallest accepted secret, in bytes.
 pub const MIN_SECRET_BYTES: usize = 32;
 
-/// Derives record keys from the region's secret.
+const PRIME: i64 = 2_147_483_647;
+const MULTIPLIER: i64 = 48_271;
+
+/// The public mixing of a unit id, in [0, 2^31 - 1).
+pub fn mix(unit_id: i64) -> i64 {
+    (unit_id.rem_euclid(PRIME) * MULTIPLIER) % PRIME
+}
+
+/// The SQL expression of [`mix`] over a BIGINT column (ids are non-negative).
+pub fn mix_sql(column: &str) -> String {
+    format!("((({column}) % {PRIME}) * {MULTIPLIER}) % {PRIME}")
+}
+
+/// Derives record and cell keys from the region's secret.
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct RecordKeyer {
-    secret: Vec<u8>,
+    a: u64,
+    b: u64,
 }
 
 impl std::fmt::Debug for RecordKeyer {
@@ -43,87 +54,43 @@ pub enum RecordKeyError {
 }
 
 impl RecordKeyer {
-    pub fn new(secret: Vec<u8>) -> Result<RecordKeyer, RecordKeyError> {
+    pub fn new(secret: &[u8]) -> Result<RecordKeyer, RecordKeyError> {
         if secret.len() < MIN_SECRET_BYTES {
             return Err(RecordKeyError::TooShort { path: "(in memory)".into(), len: secret.len(), min: MIN_SECRET_BYTES });
         }
-        Ok(RecordKeyer { secret })
+        let mut mac = Hmac::<Sha256>::new_from_slice(secret)
+            .map_err(|e| RecordKeyError::Unreadable { path: "(in memory)".into(), reason: e.to_string() })?;
+        mac.update(b"norrsken record key v1");
+        let out = mac.finalize().into_bytes();
+        let a = u32::from_le_bytes([out[0], out[1], out[2], out[3]]) as u64 | 1;
+        let b = u32::from_le_bytes([out[4], out[5], out[6], out[7]]) as u64;
+        Ok(RecordKeyer { a, b })
     }
 
-    /// Reads the secret from a key file (raw bytes; surrounding whitespace of a text key is
-    /// kept, so generate it with e.g. `head -c 64 /dev/urandom > region.key`).
+    /// Reads the secret from a key file (raw bytes; generate it with e.g.
+    /// `head -c 64 /dev/urandom > region.key`).
     pub fn from_file(path: &Path) -> Result<RecordKeyer, RecordKeyError> {
         let secret = std::fs::read(path)
             .map_err(|e| RecordKeyError::Unreadable { path: path.display().to_string(), reason: e.to_string() })?;
         if secret.len() < MIN_SECRET_BYTES {
             return Err(RecordKeyError::TooShort { path: path.display().to_string(), len: secret.len(), min: MIN_SECRET_BYTES });
         }
-        Ok(RecordKeyer { secret })
+        RecordKeyer::new(&secret)
     }
 
     /// The record key of one unit, in [0, 2^32).
-    pub fn key(&self, unit_id: i64) -> u32 {
-        let mut mac = match Hmac::<Sha256>::new_from_slice(&self.secret) {
-            Ok(m) => m,
-            // HMAC accepts keys of any length.
-            Err(_) => return 0,
-        };
-        mac.update(&unit_id.to_le_bytes());
-        let out = mac.finalize().into_bytes();
-        u32::from_le_bytes([out[0], out[1], out[2], out[3]])
+    pub fn record_key(&self, unit_id: i64) -> u32 {
+        ((self.a * mix(unit_id) as u64 + self.b) % (1 << 32)) as u32
     }
 
-    /// The SQL function `norrsken_record_key(BIGINT) -> BIGINT`.
-    pub fn udf(self: &Arc<Self>) -> ScalarUDF {
-        ScalarUDF::new_from_impl(RecordKeyUdf {
-            keyer: Some(self.clone()),
-            signature: Signature::exact(vec![DataType::Int64], Volatility::Immutable),
-        })
-    }
-
-    /// The same function returning 0 for every unit, used when perturbation is off.
-    pub fn disabled_udf() -> ScalarUDF {
-        ScalarUDF::new_from_impl(RecordKeyUdf {
-            keyer: None,
-            signature: Signature::exact(vec![DataType::Int64], Volatility::Immutable),
-        })
-    }
-}
-
-/// Cell key as a fraction in [0, 1) from a sum of record keys.
-pub fn cell_key_fraction(key_sum: i64) -> f64 {
-    (key_sum.rem_euclid(1 << 32)) as f64 / (1u64 << 32) as f64
-}
-
-#[derive(Debug, PartialEq, Eq, Hash)]
-struct RecordKeyUdf {
-    keyer: Option<Arc<RecordKeyer>>,
-    signature: Signature,
-}
-
-impl ScalarUDFImpl for RecordKeyUdf {
-    fn name(&self) -> &str {
-        RECORD_KEY_FUNCTION
-    }
-    fn signature(&self) -> &Signature {
-        &self.signature
-    }
-    fn return_type(&self, _arg_types: &[DataType]) -> DfResult<DataType> {
-        Ok(DataType::Int64)
-    }
-    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
-        let Some(arg) = args.args.first() else {
-            return exec_err!("{RECORD_KEY_FUNCTION} takes one argument");
-        };
-        let array = arg.to_array(args.number_rows)?;
-        let Some(ids) = array.as_any().downcast_ref::<Int64Array>() else {
-            return exec_err!("{RECORD_KEY_FUNCTION} takes a BIGINT unit id");
-        };
-        let out: Int64Array = match &self.keyer {
-            Some(k) => ids.iter().map(|id| id.map(|id| k.key(id) as i64)).collect(),
-            None => ids.iter().map(|id| id.map(|_| 0)).collect(),
-        };
-        Ok(ColumnarValue::Array(Arc::new(out) as ArrayRef))
+    /// The cell key in [0, 1) of a cell with `count` units whose mixed ids sum to `mix_sum`:
+    /// the sum of the units' record keys modulo 1.
+    pub fn cell_key(&self, mix_sum: i64, count: i64) -> f64 {
+        let m = 1u128 << 32;
+        let s = (mix_sum.max(0) as u128) % m;
+        let n = (count.max(0) as u128) % m;
+        let key = (self.a as u128 * s + self.b as u128 * n) % m;
+        key as f64 / m as f64
     }
 }
 
@@ -132,20 +99,35 @@ mod tests {
     use super::*;
 
     #[test]
-    fn keys_are_stable_keyed_and_spread() {
-        let a = RecordKeyer::new(vec![7; 32]).unwrap();
-        let b = RecordKeyer::new(vec![8; 32]).unwrap();
-        assert_eq!(a.key(42), a.key(42));
-        assert_ne!(a.key(42), b.key(42));
-        let mean = (0..10_000).map(|i| a.key(i) as f64 / 4_294_967_296.0).sum::<f64>() / 10_000.0;
-        assert!((mean - 0.5).abs() < 0.02, "{mean}");
-        assert!(RecordKeyer::new(vec![1; 8]).is_err());
+    fn the_cell_key_is_the_sum_of_record_keys_modulo_one() {
+        let k = RecordKeyer::new(&[7; 32]).unwrap();
+        let units: Vec<i64> = (0..500).map(|i| 2_500_000_000 + i * 7_919).collect();
+        let sum_keys: u64 = units.iter().map(|&u| k.record_key(u) as u64).sum();
+        let expected = (sum_keys % (1 << 32)) as f64 / (1u64 << 32) as f64;
+        let mix_sum: i64 = units.iter().map(|&u| mix(u)).sum();
+        assert_eq!(k.cell_key(mix_sum, units.len() as i64), expected);
     }
 
     #[test]
-    fn cell_key_is_the_sum_modulo_one() {
-        assert_eq!(cell_key_fraction(0), 0.0);
-        assert_eq!(cell_key_fraction(1 << 31), 0.5);
-        assert_eq!(cell_key_fraction((1 << 32) + (1 << 30)), 0.25);
+    fn keys_depend_on_the_secret_and_spread_evenly() {
+        let a = RecordKeyer::new(&[7; 32]).unwrap();
+        let b = RecordKeyer::new(&[8; 32]).unwrap();
+        assert_ne!(a.record_key(42), b.record_key(42));
+        let mean = (0..10_000).map(|i| a.record_key(i) as f64 / 4_294_967_296.0).sum::<f64>() / 10_000.0;
+        assert!((mean - 0.5).abs() < 0.02, "{mean}");
+        // Cells that differ by one person get unrelated keys.
+        let base: Vec<i64> = (1..=20).collect();
+        let s: i64 = base.iter().map(|&u| mix(u)).sum();
+        let with_one_more = a.cell_key(s + mix(21), 21);
+        assert_ne!(a.cell_key(s, 20), with_one_more);
+        assert!(RecordKeyer::new(&[1; 8]).is_err());
+    }
+
+    #[test]
+    fn the_sql_mix_matches() {
+        assert_eq!(mix_sql("unit_id"), "(((unit_id) % 2147483647) * 48271) % 2147483647");
+        assert_eq!(mix(0), 0);
+        assert_eq!(mix(1), 48_271);
+        assert_eq!(mix(2_147_483_647), 0);
     }
 }

@@ -7,8 +7,8 @@
 //!
 //! Output columns: `region`, `b_<breakdown>` per breakdown, `category` for distribution
 //! recipes, then `units`, `persons`, `numerator`, `numerator_persons`, `value_sum`,
-//! `value_sum_sq`, `top1`, `top2`, `population`, `units_key`, `numerator_key`,
-//! `population_key`.
+//! `value_sum_sq`, `top1`, `top2`, `population`, `units_mix`, `numerator_mix`,
+//! `population_mix` (sums of the mixed unit ids, from which the agent derives cell keys).
 
 use std::fmt::Write as _;
 
@@ -16,7 +16,7 @@ use norrsken_common::breakdown::{Breakdown, UNKNOWN};
 use norrsken_common::catalog::{Kind, Recipe, Unit};
 use norrsken_common::query::{Perspective, ValidatedQuery};
 
-use crate::record_key::RECORD_KEY_FUNCTION;
+use crate::record_key::mix_sql;
 
 /// Quotes a string as an SQL literal.
 pub fn literal(s: &str) -> String {
@@ -63,8 +63,6 @@ fn timestamp(year: i32, month: u32) -> String {
 pub struct SqlContext<'a> {
     /// County code of the agent's region.
     pub region: &'a str,
-    /// Whether to compute record-key sums (perturbation on).
-    pub cell_keys: bool,
 }
 
 struct Parts {
@@ -72,14 +70,6 @@ struct Parts {
     extra: Vec<&'static str>,
     labels: Vec<Breakdown>,
     group: Vec<String>,
-}
-
-fn rk(cx: &SqlContext<'_>, expr: &str) -> String {
-    if cx.cell_keys {
-        format!("{RECORD_KEY_FUNCTION}({expr})")
-    } else {
-        "CAST(0 AS BIGINT)".into()
-    }
 }
 
 /// Builds the SELECT over `base` that adds `region`, labels, age and filters, then keeps
@@ -205,7 +195,7 @@ pub fn compile(q: &ValidatedQuery, cx: &SqlContext<'_>) -> String {
             sets(extra)
         }
     };
-    let key = rk(cx, "unit_id");
+    let key = mix_sql("unit_id");
     let (units, numerator) = if dedup {
         ("COUNT(DISTINCT unit_id)", "COUNT(DISTINCT CASE WHEN num = 1 THEN unit_id END)")
     } else {
@@ -215,20 +205,21 @@ pub fn compile(q: &ValidatedQuery, cx: &SqlContext<'_>) -> String {
 
     let body = match recipe.kind {
         Kind::Proportion if recipe.is_distribution() => {
-            let cats: Vec<String> = recipe.categories.iter().map(|c| format!("({})", literal(&c.code))).collect();
+            // Categories as a union of one-row selects (portable: also pushed down to warehouses).
+            let cats: Vec<String> = recipe.categories.iter().map(|c| format!("SELECT {} AS category", literal(&c.code))).collect();
             let on: Vec<String> = parts.group.iter().map(|c| format!("b.{c} = t.{c}")).collect();
             let tcols: String = parts.group.iter().map(|c| format!("t.{c}, ")).collect();
             format!(
-                "totals AS (SELECT {sel}, {units} AS units, COUNT(DISTINCT person_id) AS persons, SUM({key}) AS units_key FROM {src} GROUP BY {}),\n\
-                 categories AS (SELECT column1 AS category FROM (VALUES {}) AS v),\n\
-                 by_category AS (SELECT {sel}, category, {units} AS numerator, COUNT(DISTINCT person_id) AS numerator_persons, SUM({key}) AS numerator_key FROM {src} GROUP BY {})\n\
+                "totals AS (SELECT {sel}, {units} AS units, COUNT(DISTINCT person_id) AS persons, SUM({key}) AS units_mix FROM {src} GROUP BY {}),\n\
+                 categories AS ({}),\n\
+                 by_category AS (SELECT {sel}, category, {units} AS numerator, COUNT(DISTINCT person_id) AS numerator_persons, SUM({key}) AS numerator_mix FROM {src} GROUP BY {})\n\
                  SELECT {tcols}c.category, t.units, t.persons, COALESCE(b.numerator, 0) AS numerator, \
                  COALESCE(b.numerator_persons, 0) AS numerator_persons, \
                  CAST(0 AS DOUBLE) AS value_sum, CAST(0 AS DOUBLE) AS value_sum_sq, CAST(0 AS DOUBLE) AS top1, CAST(0 AS DOUBLE) AS top2, \
-                 CAST(0 AS BIGINT) AS population, t.units_key, COALESCE(b.numerator_key, 0) AS numerator_key, CAST(0 AS BIGINT) AS population_key \
+                 CAST(0 AS BIGINT) AS population, t.units_mix, COALESCE(b.numerator_mix, 0) AS numerator_mix, CAST(0 AS BIGINT) AS population_mix \
                  FROM totals t CROSS JOIN categories c LEFT JOIN by_category b ON {} AND b.category = c.category",
                 grp(&[]),
-                cats.join(", "),
+                cats.join(" UNION ALL "),
                 grp(&["category"]),
                 on.join(" AND ")
             )
@@ -236,19 +227,19 @@ pub fn compile(q: &ValidatedQuery, cx: &SqlContext<'_>) -> String {
         Kind::Proportion => format!(
             "cells AS (SELECT {sel}, {units} AS units, COUNT(DISTINCT person_id) AS persons, {numerator} AS numerator, \
              COUNT(DISTINCT CASE WHEN num = 1 THEN person_id END) AS numerator_persons, \
-             SUM({key}) AS units_key, SUM(CASE WHEN num = 1 THEN {key} ELSE 0 END) AS numerator_key \
+             SUM({key}) AS units_mix, SUM(CASE WHEN num = 1 THEN {key} ELSE 0 END) AS numerator_mix \
              FROM {src} GROUP BY {})\n\
              SELECT {g}, units, persons, numerator, numerator_persons, \
              CAST(0 AS DOUBLE) AS value_sum, CAST(0 AS DOUBLE) AS value_sum_sq, CAST(0 AS DOUBLE) AS top1, CAST(0 AS DOUBLE) AS top2, \
-             CAST(0 AS BIGINT) AS population, units_key, numerator_key, CAST(0 AS BIGINT) AS population_key FROM cells",
+             CAST(0 AS BIGINT) AS population, units_mix, numerator_mix, CAST(0 AS BIGINT) AS population_mix FROM cells",
             grp(&[])
         ),
         Kind::Mean | Kind::Count => format!(
             "cells AS (SELECT {sel}, {units} AS units, COUNT(DISTINCT person_id) AS persons, {} AS value_sum, {} AS value_sum_sq, \
-             SUM({key}) AS units_key FROM {src} GROUP BY {})\n\
+             SUM({key}) AS units_mix FROM {src} GROUP BY {})\n\
              SELECT {g}, units, persons, CAST(0 AS BIGINT) AS numerator, CAST(0 AS BIGINT) AS numerator_persons, value_sum, value_sum_sq, \
-             CAST(0 AS DOUBLE) AS top1, CAST(0 AS DOUBLE) AS top2, CAST(0 AS BIGINT) AS population, units_key, \
-             CAST(0 AS BIGINT) AS numerator_key, CAST(0 AS BIGINT) AS population_key FROM cells",
+             CAST(0 AS DOUBLE) AS top1, CAST(0 AS DOUBLE) AS top2, CAST(0 AS BIGINT) AS population, units_mix, \
+             CAST(0 AS BIGINT) AS numerator_mix, CAST(0 AS BIGINT) AS population_mix FROM cells",
             if recipe.kind == Kind::Mean { "SUM(value)" } else { "CAST(0 AS DOUBLE)" },
             if recipe.kind == Kind::Mean { "SUM(value * value)" } else { "CAST(0 AS DOUBLE)" },
             grp(&[])
@@ -258,14 +249,14 @@ pub fn compile(q: &ValidatedQuery, cx: &SqlContext<'_>) -> String {
             let ccols: String = parts.group.iter().map(|c| format!("c.{c}, ")).collect();
             format!(
                 "cells AS (SELECT {sel}, {units} AS units, COUNT(DISTINCT person_id) AS persons, SUM(value) AS value_sum, \
-                 SUM(value * value) AS value_sum_sq, SUM({key}) AS units_key FROM {src} GROUP BY {}),\n\
+                 SUM(value * value) AS value_sum_sq, SUM({key}) AS units_mix FROM {src} GROUP BY {}),\n\
                  per_person AS (SELECT {sel}, person_id, SUM(value) AS person_sum FROM {src} GROUP BY {}),\n\
                  ranked AS (SELECT {g}, person_sum, ROW_NUMBER() OVER (PARTITION BY {g} ORDER BY person_sum DESC) AS rn FROM per_person),\n\
                  top AS (SELECT {g}, SUM(CASE WHEN rn = 1 THEN person_sum ELSE 0 END) AS top1, \
                  SUM(CASE WHEN rn = 2 THEN person_sum ELSE 0 END) AS top2 FROM ranked WHERE rn <= 2 GROUP BY {g})\n\
                  SELECT {ccols}c.units, c.persons, CAST(0 AS BIGINT) AS numerator, CAST(0 AS BIGINT) AS numerator_persons, \
-                 c.value_sum, c.value_sum_sq, t.top1, t.top2, CAST(0 AS BIGINT) AS population, c.units_key, \
-                 CAST(0 AS BIGINT) AS numerator_key, CAST(0 AS BIGINT) AS population_key \
+                 c.value_sum, c.value_sum_sq, t.top1, t.top2, CAST(0 AS BIGINT) AS population, c.units_mix, \
+                 CAST(0 AS BIGINT) AS numerator_mix, CAST(0 AS BIGINT) AS population_mix \
                  FROM cells c JOIN top t ON {}",
                 grp(&[]),
                 grp(&["person_id"]),
@@ -273,29 +264,31 @@ pub fn compile(q: &ValidatedQuery, cx: &SqlContext<'_>) -> String {
             )
         }
         Kind::Rate => {
-            let years: Vec<String> = (q.period.first_year()..=q.period.last_year()).map(|y| format!("({y})")).collect();
+            let years: Vec<String> = (q.period.first_year()..=q.period.last_year())
+                .map(|y| format!("SELECT CAST({y} AS BIGINT) AS year_no, DATE '{y:04}-07-01' AS mid_year"))
+                .collect();
             let pop_base = format!(
-                "SELECT p.person_id AS unit_id, p.person_id, y.column1 AS t_year, CAST(7 AS BIGINT) AS t_month, \
+                "SELECT p.person_id AS unit_id, p.person_id, y.year_no AS t_year, CAST(7 AS BIGINT) AS t_month, \
                  p.birth_year, p.birth_month, p.sex, p.kommun, p.education, p.birth_country, p.income_quintile \
-                 FROM residents p CROSS JOIN (VALUES {}) AS y \
-                 WHERE (p.birth_year < y.column1 OR (p.birth_year = y.column1 AND p.birth_month <= 7)) \
-                 AND (p.death_date IS NULL OR p.death_date >= make_date(CAST(y.column1 AS INT), 7, 1))",
-                years.join(", ")
+                 FROM residents p CROSS JOIN ({}) AS y \
+                 WHERE (p.birth_year < y.year_no OR (p.birth_year = y.year_no AND p.birth_month <= 7)) \
+                 AND (p.death_date IS NULL OR p.death_date >= y.mid_year)",
+                years.join(" UNION ALL ")
             );
             let pop_scoped = scoped_select(q, &Parts { extra: vec![], labels: parts.labels.clone(), group: vec![] }, &own, "population_base", None);
             let on: Vec<String> = parts.group.iter().map(|c| format!("p.{c} = e.{c}")).collect();
             let cols: String = parts.group.iter().map(|c| format!("COALESCE(p.{c}, e.{c}) AS {c}, ")).collect();
-            let pkey = rk(cx, "unit_id");
+            let pkey = mix_sql("unit_id");
             format!(
                 "population_base AS ({pop_base}),\n\
                  population_scoped AS ({pop_scoped}),\n\
-                 population AS (SELECT {lab}, COUNT(*) AS population, SUM({pkey}) AS population_key FROM population_scoped GROUP BY {}),\n\
-                 events AS (SELECT {sel}, {units} AS units, COUNT(DISTINCT person_id) AS persons, SUM({key}) AS units_key FROM {src} GROUP BY {})\n\
+                 population AS (SELECT {lab}, COUNT(*) AS population, SUM({pkey}) AS population_mix FROM population_scoped GROUP BY {}),\n\
+                 events AS (SELECT {sel}, {units} AS units, COUNT(DISTINCT person_id) AS persons, SUM({key}) AS units_mix FROM {src} GROUP BY {})\n\
                  SELECT {cols}COALESCE(e.units, 0) AS units, COALESCE(e.persons, 0) AS persons, \
                  CAST(0 AS BIGINT) AS numerator, CAST(0 AS BIGINT) AS numerator_persons, \
                  CAST(0 AS DOUBLE) AS value_sum, CAST(0 AS DOUBLE) AS value_sum_sq, CAST(0 AS DOUBLE) AS top1, CAST(0 AS DOUBLE) AS top2, \
-                 COALESCE(p.population, 0) AS population, COALESCE(e.units_key, 0) AS units_key, CAST(0 AS BIGINT) AS numerator_key, \
-                 COALESCE(p.population_key, 0) AS population_key \
+                 COALESCE(p.population, 0) AS population, COALESCE(e.units_mix, 0) AS units_mix, CAST(0 AS BIGINT) AS numerator_mix, \
+                 COALESCE(p.population_mix, 0) AS population_mix \
                  FROM population p FULL OUTER JOIN events e ON {}",
                 sets(&[]),
                 grp(&[]),

@@ -87,7 +87,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
     let (indicator, version) = split_indicator(&args.indicator)?;
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async {
-        let engine = Engine::open(&datalager, &region, None, &EngineOptions::default()).await?;
+        let engine = Engine::open(&datalager, &region, &EngineOptions::default()).await?;
         let (first, last) = engine.data_years();
         let query = IndicatorQuery {
             indicator,

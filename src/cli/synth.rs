@@ -29,6 +29,16 @@ pub struct SynthArgs {
     /// Do not show a progress bar.
     #[arg(long)]
     quiet: bool,
+    /// Also load each region into this PostgreSQL database (libpq key=value string, e.g.
+    /// "host=127.0.0.1 user=postgres dbname=test"), one schema per region.
+    #[arg(long)]
+    postgres: Option<String>,
+    /// Schema name prefix for --postgres: region 25 goes to <prefix>25.
+    #[arg(long, default_value = "norrsken_")]
+    pg_schema_prefix: String,
+    /// Create b-tree indexes (keys, main diagnosis, start time) after loading.
+    #[arg(long)]
+    pg_indexes: bool,
 }
 
 pub fn run(args: SynthArgs) -> anyhow::Result<()> {
@@ -59,5 +69,19 @@ pub fn run(args: SynthArgs) -> anyhow::Result<()> {
         );
     }
     println!("written to {}", args.out.display());
+    if let Some(url) = &args.postgres {
+        let runtime = tokio::runtime::Runtime::new()?;
+        for m in &manifests {
+            let region = norrsken_common::geography::find_region(&m.region).context("unknown region in manifest")?;
+            let schema = format!("{}{}", args.pg_schema_prefix, m.region);
+            let started = std::time::Instant::now();
+            let folder = norrsken_synth::region_dir(&args.out, region);
+            let counts = runtime
+                .block_on(norrsken_agent::datalager::postgres::load_folder(url, &schema, &folder, args.pg_indexes))
+                .with_context(|| format!("loading region {} into PostgreSQL", m.region))?;
+            let rows: u64 = counts.iter().map(|(_, n)| n).sum();
+            println!("loaded region {} into schema {schema}: {rows} rows in {:.1} s", m.region, started.elapsed().as_secs_f64());
+        }
+    }
     Ok(())
 }

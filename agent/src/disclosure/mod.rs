@@ -23,7 +23,7 @@ use norrsken_common::query::ValidatedQuery;
 
 use crate::engine::{CellTable, RawCell};
 use crate::policy::{DominanceRule, Policy};
-use crate::record_key::cell_key_fraction;
+use crate::record_key::RecordKeyer;
 use crate::release::components;
 use crate::sql::TOTAL;
 use ptable::PTable;
@@ -37,8 +37,9 @@ pub struct Settings<'a> {
     pub policy: &'a Policy,
     /// The minimum cell size to apply (policy floor, recipe and request combined).
     pub k: u32,
-    /// The perturbation table when the cell key method is on.
+    /// The perturbation table and record keyer when the cell key method is on.
     pub ptable: Option<&'a PTable>,
+    pub keyer: Option<&'a RecordKeyer>,
 }
 
 fn small(n: i64, k: i64) -> bool {
@@ -139,8 +140,8 @@ pub fn protect(table: &CellTable, v: &ValidatedQuery, s: &Settings<'_>, data_yea
     let kind = recipe.kind;
     let distribution = recipe.is_distribution();
     let with_totals = v.options.totals;
-    if s.policy.perturbation.enabled && s.ptable.is_none() {
-        return Err(DisclosureError("perturbation is on but no perturbation table is loaded".into()));
+    if s.policy.perturbation.enabled && (s.ptable.is_none() || s.keyer.is_none()) {
+        return Err(DisclosureError("perturbation is on but its table or record keys are not available".into()));
     }
     let mut out = Vec::new();
     // Each region of the answer is its own table.
@@ -219,16 +220,17 @@ pub fn protect(table: &CellTable, v: &ValidatedQuery, s: &Settings<'_>, data_yea
                 continue;
             }
             let mut reasons_out = Vec::new();
-            if let Some(t) = s.ptable {
+            if let (Some(t), Some(keyer)) = (s.ptable, s.keyer) {
                 let perturbable = matches!(kind, Kind::Proportion | Kind::Rate | Kind::Count);
                 if perturbable {
-                    let (nk, dk) = match kind {
-                        Kind::Proportion => (c.numerator_key, c.units_key),
-                        Kind::Rate => (c.units_key, c.population_key),
-                        _ => (c.units_key, 0),
+                    // Each count with the key of exactly the units it counts.
+                    let (num_key, den_key) = match kind {
+                        Kind::Proportion => (keyer.cell_key(c.numerator_mix, c.numerator), keyer.cell_key(c.units_mix, c.units)),
+                        Kind::Rate => (keyer.cell_key(c.units_mix, c.units), keyer.cell_key(c.population_mix, c.population)),
+                        _ => (keyer.cell_key(c.units_mix, c.units), 0.0),
                     };
-                    num = num.map(|n| t.perturb(n, cell_key_fraction(nk)));
-                    den = den.map(|d| t.perturb(d, cell_key_fraction(dk)));
+                    num = num.map(|n| t.perturb(n, num_key));
+                    den = den.map(|d| t.perturb(d, den_key));
                     status = CellStatus::Perturbed;
                     reasons_out.push(Reason::Perturbed);
                 }
@@ -297,16 +299,16 @@ mod tests {
             top1,
             top2,
             population: 0,
-            units_key: 0,
-            numerator_key: 0,
-            population_key: 0,
+            units_mix: 0,
+            numerator_mix: 0,
+            population_mix: 0,
         }
     }
 
     #[test]
     fn both_dominance_rules() {
         let mut policy = Policy::development(None);
-        let s = |p: &Policy| primary(Kind::CostSum, &cost_cell(10, 1000.0, 700.0, 200.0), &Settings { policy: p, k: 5, ptable: None });
+        let s = |p: &Policy| primary(Kind::CostSum, &cost_cell(10, 1000.0, 700.0, 200.0), &Settings { policy: p, k: 5, ptable: None, keyer: None });
         // (2, 85): 900 of 1000 is dominated.
         assert!(s(&policy).contains(&Reason::Dominance));
         policy.dominance = Dominance { rule: DominanceRule::Nk, n: 1, k: 85.0, p: 10.0 };
@@ -316,6 +318,29 @@ mod tests {
         assert!(!s(&policy).contains(&Reason::Dominance));
         policy.dominance.p = 20.0;
         assert!(s(&policy).contains(&Reason::Dominance), "the rest (100) is below 20 % of 700");
-        assert!(primary(Kind::CostSum, &cost_cell(3, 1000.0, 400.0, 300.0), &Settings { policy: &policy, k: 5, ptable: None }).contains(&Reason::BelowMinCell));
+        assert!(primary(Kind::CostSum, &cost_cell(3, 1000.0, 400.0, 300.0), &Settings { policy: &policy, k: 5, ptable: None, keyer: None }).contains(&Reason::BelowMinCell));
+    }
+
+    /// Fail closed: with perturbation on and no record keys, nothing is released.
+    #[test]
+    fn without_record_keys_the_cell_key_method_refuses() {
+        let dir = std::env::temp_dir().join(format!("norrsken-ckm-unit-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let secret = dir.join("k");
+        std::fs::write(&secret, [1u8; 64]).unwrap();
+        let policy = Policy::development(Some(secret));
+        let table = PTable::new(2, 1.0, 4);
+        let catalog = norrsken_common::catalog::Catalog::embedded();
+        let v = norrsken_common::query::IndicatorQuery { indicator: "stroke_admissions".into(), period: "2024".into(), ..Default::default() }
+            .validate(&catalog, None)
+            .unwrap();
+        let cells = CellTable { recipe: v.recipe.clone(), breakdowns: vec![], cells: vec![cost_cell(20, 0.0, 0.0, 0.0)] };
+        let settings = Settings { policy: &policy, k: 5, ptable: Some(&table), keyer: None };
+        let e = protect(&cells, &v, &settings, (2021, 2025)).unwrap_err();
+        assert!(e.to_string().contains("record keys"), "{e}");
+        let keyer = RecordKeyer::new(&[1u8; 64]).unwrap();
+        let settings = Settings { keyer: Some(&keyer), ..settings };
+        assert!(protect(&cells, &v, &settings, (2021, 2025)).is_ok());
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }
