@@ -103,6 +103,7 @@ pub fn agent_config(region: &str, datalager: &Path, dir: &Path, listen: &str) ->
         admins: vec![format!("region-admin-{region}")],
         catalog_dir: None,
         engine: EngineConfig::default(),
+        telemetry: Default::default(),
     }
 }
 
@@ -135,11 +136,14 @@ pub fn coordinator_config(agents: &[(String, std::net::SocketAddr)], dir: &Path,
             .collect(),
         clients,
         audit: audit_config(dir, "coordinator"),
+        telemetry: Default::default(),
     }
 }
 
 /// A running local federation.
 pub struct LocalFederation {
+    /// Flushes telemetry when the federation is dropped (when this process installed it).
+    _telemetry: norrsken_common::telemetry::TelemetryGuard,
     pub agents: Vec<RunningAgent>,
     pub coordinator: RunningCoordinator,
     pub certs: PathBuf,
@@ -151,6 +155,7 @@ impl LocalFederation {
     /// Starts one agent per Norra region found under `datalager` and a coordinator; `dir`
     /// holds their certificates (`dir/certs`) and policies (`dir/policies`).
     pub async fn start(datalager: &Path, dir: &Path, options: &LocalOptions) -> anyhow::Result<LocalFederation> {
+        let telemetry = norrsken_common::telemetry::init(&Default::default(), "norrsken-local")?;
         let regions: Vec<String> = NORRA.iter().map(|r| r.code.to_string()).collect();
         let certs = dir.join("certs");
         ensure_dev_pki(&certs, &regions)?;
@@ -164,7 +169,7 @@ impl LocalFederation {
             agents.push(running);
         }
         let coordinator = norrsken_coordinator::server::start(coordinator_config(&endpoints, dir, &options.coordinator_listen)).await?;
-        Ok(LocalFederation { agents, coordinator, certs, dir: dir.to_path_buf() })
+        Ok(LocalFederation { _telemetry: telemetry, agents, coordinator, certs, dir: dir.to_path_buf() })
     }
 
     pub fn coordinator_url(&self) -> String {

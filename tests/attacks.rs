@@ -57,6 +57,7 @@ async fn node_at(dir: &Path, code: &str, policy: Policy) -> AgentNode {
         admins: vec![],
         catalog_dir: None,
         engine: EngineConfig::default(),
+        telemetry: Default::default(),
     };
     let audit = AuditLog::open(&config.audit, &format!("agent-{code}")).unwrap();
     AgentNode::new(config, Arc::new(Catalog::embedded()), engine, protection, audit).unwrap()

@@ -186,19 +186,31 @@ fn verify_detects_every_kind_of_tampering() {
     assert!(!ok && out.contains("no seal"), "{out}");
 }
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 /// Starts the real `norrsken-agent` binary for region 22 with its config in `run`.
-fn spawn_agent(run: &Path, port: u16, failpoint: Option<&str>) -> std::process::Child {
+pub fn spawn_agent(run: &Path, port: u16, failpoint: Option<&str>) -> std::process::Child {
+    spawn_agent_with(run, port, failpoint, &[], None)
+}
+
+/// The same, with extra environment and standard error to a file.
+pub fn spawn_agent_with(run: &Path, port: u16, failpoint: Option<&str>, env: &[(&str, &str)], stderr: Option<&Path>) -> std::process::Child {
     let f = federation();
     let mut config = norrsken::local::agent_config("22", &region_dir("vasternorrland"), &f.federation.dir, &format!("127.0.0.1:{port}"));
     config.audit = audit_config(run, "agent-22");
     let path = run.join("agent.toml");
     std::fs::write(&path, toml::to_string(&config).unwrap()).unwrap();
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_norrsken-agent"));
-    cmd.arg("--config").arg(&path).env("NORRSKEN_LOG", "warn").stdout(Stdio::null()).stderr(Stdio::null());
+    cmd.arg("--config").arg(&path).env("NORRSKEN_LOG", "warn").stdout(Stdio::null());
+    match stderr {
+        Some(f) => cmd.stderr(std::fs::File::create(f).unwrap()),
+        None => cmd.stderr(Stdio::null()),
+    };
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
     if let Some(fp) = failpoint {
         cmd.env("NORRSKEN_FAILPOINT", fp);
     }

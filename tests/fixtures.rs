@@ -39,6 +39,8 @@ pub const TEST_SEED: u64 = 20_251_123;
 /// under the system temp folder and removed at the next run's start).
 pub fn datalager() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
+    // Telemetry first, so every node of the run records into the test exporters.
+    telemetry();
     DIR.get_or_init(|| {
         let dir = std::env::temp_dir().join(format!("norrsken-test-datalager-{}", std::process::id()));
         // Remove leftovers of earlier runs.
@@ -159,4 +161,27 @@ pub async fn fetch(client: &mut FlightClient, ticket: Vec<u8>) -> Result<(Schema
     }
     let schema = stream.schema().cloned().ok_or_else(|| tonic::Status::unknown("no schema"))?;
     Ok((schema, batches))
+}
+
+/// Spans of the whole test run (in memory) and a Prometheus endpoint for its metrics.
+pub struct Telemetry {
+    pub spans: opentelemetry_sdk::trace::InMemorySpanExporter,
+    pub metrics_addr: String,
+    #[allow(dead_code)]
+    runtime: tokio::runtime::Runtime,
+}
+
+pub fn telemetry() -> &'static Telemetry {
+    static T: OnceLock<Telemetry> = OnceLock::new();
+    T.get_or_init(|| {
+        off_runtime(|| {
+            let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().expect("runtime");
+            let spans = opentelemetry_sdk::trace::InMemorySpanExporter::default();
+            let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+            let metrics_addr = format!("127.0.0.1:{port}");
+            let installed = runtime.block_on(async { norrsken_common::telemetry::init_for_tests(spans.clone(), &metrics_addr) }).expect("telemetry");
+            assert!(installed, "the test telemetry must be installed before any node starts");
+            Telemetry { spans, metrics_addr, runtime }
+        })
+    })
 }

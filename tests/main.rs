@@ -6,6 +6,7 @@ mod audit;
 mod engine;
 mod federation;
 mod fixtures;
+mod observability;
 mod pgwire;
 mod postgres;
 mod reference;

@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use norrsken_common::audit::AuditConfig;
+use norrsken_common::telemetry::TelemetryConfig;
 
 use crate::datalager::postgres::PostgresSettings;
 use crate::datalager::Mapping;
@@ -40,6 +41,9 @@ pub struct AgentConfig {
     pub catalog_dir: Option<PathBuf>,
     #[serde(default)]
     pub engine: EngineConfig,
+    /// Traces and metrics (both exporters off by default).
+    #[serde(default)]
+    pub telemetry: TelemetryConfig,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]

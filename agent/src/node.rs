@@ -16,6 +16,9 @@ use serde_json::json;
 
 use norrsken_common::audit::{audit_chunks, result_hash, trace_id_of, AuditEvent, AuditLog, CellCounts, Who};
 use norrsken_common::answer::CellStatus;
+use norrsken_common::telemetry;
+use opentelemetry::trace::SpanKind;
+use opentelemetry::KeyValue;
 
 use crate::config::AgentConfig;
 
@@ -169,6 +172,29 @@ impl AgentNode {
         })
     }
 
+    /// Ends the query's span and records its metrics (no personal data: counts and labels).
+    fn observe(&self, cx: &opentelemetry::Context, event: &AuditEvent, seconds: f64) {
+        let indicator = event.indicator.clone().unwrap_or_default();
+        let cells = event.cells.unwrap_or_default();
+        telemetry::end_span(
+            cx,
+            vec![
+                KeyValue::new("norrsken.query_id", event.query_id.clone().unwrap_or_default()),
+                KeyValue::new("norrsken.indicator", indicator.clone()),
+                KeyValue::new("norrsken.outcome", event.outcome.clone()),
+                KeyValue::new("norrsken.cells_released", cells.released as i64),
+                KeyValue::new("norrsken.cells_withheld", cells.withheld as i64),
+            ],
+        );
+        let m = telemetry::metrics();
+        let region = KeyValue::new("region", self.region.code);
+        m.queries.add(1, &[KeyValue::new("node", "agent"), KeyValue::new("indicator", indicator.clone()), region.clone(), KeyValue::new("outcome", event.outcome.clone())]);
+        m.duration.record(seconds, &[KeyValue::new("node", "agent"), KeyValue::new("indicator", indicator.clone()), region.clone()]);
+        if cells.withheld > 0 {
+            m.cells_withheld.add(cells.withheld, &[KeyValue::new("indicator", indicator), region]);
+        }
+    }
+
     /// Authorises, decodes, answers; fills in the audit event as it learns things.
     async fn serve_query(&self, caller: &Caller, ticket: &[u8], event: &mut AuditEvent) -> Result<(RegionAnswer, Answer), NodeError> {
         let client = self.authorize(caller)?.common_name.clone();
@@ -190,6 +216,7 @@ impl AgentNode {
         let answer = self.answer(&v, relay.as_ref()).await?;
         tracing::info!(
             query_id = %v.query_id,
+            trace_id = %event.trace_id.clone().unwrap_or_default(),
             indicator = %v.recipe.key(),
             relayed_by = %client,
             requester = %relay.as_ref().map(|r| r.requester_subject.as_str()).unwrap_or(""),
@@ -272,10 +299,18 @@ impl FlightNode for AgentNode {
 
     async fn do_get(&self, caller: &Caller, ticket: &[u8]) -> Result<Answer, NodeError> {
         let started = std::time::Instant::now();
+        // Continue the coordinator's trace.
+        let parent = telemetry::context_from_traceparent(caller.traceparent.as_deref());
+        let cx = telemetry::start_span(
+            "norrsken.agent.query",
+            SpanKind::Server,
+            &parent,
+            vec![KeyValue::new("norrsken.region", self.region.code)],
+        );
         let mut event = AuditEvent {
             kind: "query".into(),
             relayed_by: caller.identity.as_ref().map(Who::from),
-            trace_id: caller.traceparent.as_deref().and_then(trace_id_of),
+            trace_id: telemetry::traceparent_of(&cx).as_deref().and_then(trace_id_of),
             regions: vec![self.region.code.to_string()],
             data_version: Some(self.engine.data_version().to_string()),
             ..Default::default()
@@ -294,6 +329,7 @@ impl FlightNode for AgentNode {
                 event.reason = Some(e.to_string());
             }
         }
+        self.observe(&cx, &event, started.elapsed().as_secs_f64());
         // No record, no answer.
         self.audit.append(event).await.map_err(|e| NodeError::AuditUnavailable(e.to_string()))?;
         norrsken_common::failpoint::hit("after-audit");

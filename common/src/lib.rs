@@ -14,6 +14,7 @@ pub mod period;
 pub mod pki;
 pub mod query;
 pub mod settings;
+pub mod telemetry;
 pub mod tls;
 
 /// Code generated from `proto/norrsken.proto`.

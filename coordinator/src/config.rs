@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use norrsken_common::audit::AuditConfig;
+use norrsken_common::telemetry::TelemetryConfig;
 use norrsken_common::settings::{self, SettingsError};
 use norrsken_common::tls::TlsFiles;
 use serde::{Deserialize, Serialize};
@@ -33,6 +34,9 @@ pub struct CoordinatorConfig {
     pub clients: Vec<ClientRule>,
     /// The coordinator's own audit log (see docs/audit.md).
     pub audit: AuditConfig,
+    /// Traces and metrics (both exporters off by default).
+    #[serde(default)]
+    pub telemetry: TelemetryConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

@@ -15,6 +15,9 @@ use norrsken_common::query::{IndicatorQuery, QueryError, Relay, ValidatedQuery};
 use serde_json::json;
 
 use norrsken_common::audit::{result_hash, trace_id_of, AuditEvent, AuditLog, CellCounts, RegionPart, Who};
+use norrsken_common::telemetry;
+use opentelemetry::trace::SpanKind;
+use opentelemetry::KeyValue;
 
 use crate::config::{ClientRule, CoordinatorConfig, Role};
 use crate::fanout::AgentClient;
@@ -117,7 +120,8 @@ impl CoordinatorNode {
     }
 
     /// Runs a validated query across the agents (the domain operation behind DoGet).
-    pub async fn run(&self, v: &ValidatedQuery, rule: &ClientRule, caller: &Caller, traceparent: &str) -> Result<Comparison, NodeError> {
+    pub async fn run(&self, v: &ValidatedQuery, rule: &ClientRule, caller: &Caller, cx: &opentelemetry::Context) -> Result<Comparison, NodeError> {
+        let traceparent = telemetry::traceparent_of(cx).unwrap_or_else(new_traceparent);
         let agents = self.select_agents(&v.regions)?;
         let id = caller.require()?;
         let relay = Relay {
@@ -125,14 +129,38 @@ impl CoordinatorNode {
             requester_fingerprint: id.fingerprint.clone(),
             requester_role: rule.role.name().to_string(),
             catalog_hash: self.catalog.hash().to_string(),
-            traceparent: traceparent.to_string(),
+            traceparent: traceparent.clone(),
         };
         let mut outgoing = v.normalized();
         outgoing.query_id = v.query_id.clone();
         outgoing.regions = Vec::new();
         let ticket = Bytes::from(outgoing.encode_ticket(Some(&relay)));
         let deadline = Duration::from_millis(self.config.agent_timeout_ms);
-        let outcomes = join_all(agents.iter().map(|a| a.ask(ticket.clone(), deadline, self.config.retries, Some(traceparent)))).await;
+        let outcomes = join_all(agents.iter().map(|a| {
+            let ticket = ticket.clone();
+            async move {
+                // One child span per agent call; its context travels to the agent.
+                let call = telemetry::start_span(
+                    "norrsken.coordinator.agent_call",
+                    SpanKind::Client,
+                    cx,
+                    vec![KeyValue::new("norrsken.region", a.endpoint.region.clone())],
+                );
+                let tp = telemetry::traceparent_of(&call);
+                let outcome = a.ask(ticket, deadline, self.config.retries, tp.as_deref()).await;
+                let cells = outcome.answer.as_ref().map_or(0, |r| r.cells.len() as i64);
+                telemetry::end_span(
+                    &call,
+                    vec![
+                        KeyValue::new("norrsken.outcome", outcome.state.name()),
+                        KeyValue::new("norrsken.cells", cells),
+                        KeyValue::new("norrsken.attempts", outcome.attempts as i64),
+                    ],
+                );
+                outcome
+            }
+        }))
+        .await;
 
         // A question every region rejected as malformed is the requester's error.
         let answered = outcomes.iter().any(|o| o.state == RegionState::Ok);
@@ -163,7 +191,36 @@ impl CoordinatorNode {
         ))
     }
 
-    async fn serve_query(&self, caller: &Caller, ticket: &[u8], traceparent: &str, event: &mut AuditEvent) -> Result<(Comparison, Answer), NodeError> {
+    /// Ends the query's span and records its metrics.
+    fn observe(&self, cx: &opentelemetry::Context, event: &AuditEvent, seconds: f64, comparison: Option<&Comparison>) {
+        let outcome = match comparison {
+            Some(c) if c.partial => "partial",
+            Some(_) => "ok",
+            None => "refused",
+        };
+        let indicator = event.indicator.clone().unwrap_or_default();
+        telemetry::end_span(
+            cx,
+            vec![
+                KeyValue::new("norrsken.query_id", event.query_id.clone().unwrap_or_default()),
+                KeyValue::new("norrsken.indicator", indicator.clone()),
+                KeyValue::new("norrsken.role", event.role.clone().unwrap_or_default()),
+                KeyValue::new("norrsken.regions", event.regions.join(",")),
+                KeyValue::new("norrsken.outcome", outcome),
+            ],
+        );
+        let m = telemetry::metrics();
+        let labels = [KeyValue::new("node", "coordinator"), KeyValue::new("indicator", indicator.clone()), KeyValue::new("outcome", outcome)];
+        m.queries.add(1, &labels);
+        m.duration.record(seconds, &[KeyValue::new("node", "coordinator"), KeyValue::new("indicator", indicator)]);
+        for r in comparison.map(|c| c.regions.as_slice()).unwrap_or_default() {
+            if r.status != RegionState::Ok {
+                m.region_failures.add(1, &[KeyValue::new("region", r.region.clone()), KeyValue::new("status", r.status.name())]);
+            }
+        }
+    }
+
+    async fn serve_query(&self, caller: &Caller, ticket: &[u8], cx: &opentelemetry::Context, event: &mut AuditEvent) -> Result<(Comparison, Answer), NodeError> {
         let rule = self.require_query_role(caller)?.clone();
         event.role = Some(rule.role.name().to_string());
         let v = self.validate(ticket)?;
@@ -173,9 +230,10 @@ impl CoordinatorNode {
         event.catalog_hash = Some(self.catalog.hash().to_string());
         event.query = serde_json::to_value(v.normalized()).ok();
         event.regions = self.select_agents(&v.regions)?.iter().map(|a| a.endpoint.region.clone()).collect();
-        let comparison = self.run(&v, &rule, caller, traceparent).await?;
+        let comparison = self.run(&v, &rule, caller, cx).await?;
         tracing::info!(
             query_id = %v.query_id,
+            trace_id = %telemetry::trace_id(cx),
             indicator = %v.recipe.key(),
             requester = %rule.cn,
             role = rule.role.name(),
@@ -302,15 +360,18 @@ impl FlightNode for CoordinatorNode {
 
     async fn do_get(&self, caller: &Caller, ticket: &[u8]) -> Result<Answer, NodeError> {
         let started = std::time::Instant::now();
-        let traceparent = caller.traceparent.clone().filter(|t| trace_id_of(t).is_some()).unwrap_or_else(new_traceparent);
+        let parent = telemetry::context_from_traceparent(caller.traceparent.as_deref());
+        let cx = telemetry::start_span("norrsken.coordinator.query", SpanKind::Server, &parent, vec![]);
+        let traceparent = telemetry::traceparent_of(&cx).unwrap_or_else(new_traceparent);
         let mut event = AuditEvent {
             kind: "query".into(),
             requester: caller.identity.as_ref().map(Who::from),
             trace_id: trace_id_of(&traceparent),
             ..Default::default()
         };
-        let result = self.serve_query(caller, ticket, &traceparent, &mut event).await;
+        let result = self.serve_query(caller, ticket, &cx, &mut event).await;
         event.duration_ms = Some(started.elapsed().as_millis() as u64);
+        self.observe(&cx, &event, started.elapsed().as_secs_f64(), result.as_ref().ok().map(|(c, _)| c));
         match &result {
             Ok((comparison, answer)) => {
                 event.outcome = if comparison.partial { "partial".into() } else { "ok".into() };

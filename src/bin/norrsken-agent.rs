@@ -34,6 +34,7 @@ fn main() -> ExitCode {
         match cli.command.unwrap_or(Command::Run) {
             Command::CheckConfig => runtime.block_on(norrsken::server_main::check_agent(config)),
             Command::Run => runtime.block_on(async {
+                let _telemetry = norrsken_common::telemetry::init(&config.telemetry, &format!("norrsken-agent-{}", config.region))?;
                 let running = norrsken_agent::server::start(config).await?;
                 eprintln!("norrsken-agent for region {} listening on {}", running.node.region.code, running.server.addr);
                 norrsken::server_main::reload_on_hangup(running.node.clone());

@@ -34,6 +34,7 @@ fn main() -> ExitCode {
         match cli.command.unwrap_or(Command::Run) {
             Command::CheckConfig => runtime.block_on(norrsken::server_main::check_coordinator(config)),
             Command::Run => runtime.block_on(async {
+                let _telemetry = norrsken_common::telemetry::init(&config.telemetry, "norrsken-coordinator")?;
                 let running = norrsken_coordinator::server::start(config).await?;
                 eprintln!("norrsken-coordinator listening on {} with {} agents", running.server.addr, running.node.agents.len());
                 norrsken::server_main::wait_for_shutdown().await;
