@@ -104,6 +104,7 @@ pub fn agent_config(region: &str, datalager: &Path, dir: &Path, listen: &str) ->
         catalog_dir: None,
         engine: EngineConfig::default(),
         telemetry: Default::default(),
+        reload_poll_s: 0,
     }
 }
 
@@ -137,6 +138,7 @@ pub fn coordinator_config(agents: &[(String, std::net::SocketAddr)], dir: &Path,
         clients,
         audit: audit_config(dir, "coordinator"),
         telemetry: Default::default(),
+        reload_poll_s: 0,
     }
 }
 

@@ -39,15 +39,15 @@ pub async fn wait_for_shutdown() {
     tracing::info!("shutting down");
 }
 
-/// Reloads the agent's policy on SIGHUP (a broken policy is logged and the old one kept).
-pub fn reload_on_hangup(node: std::sync::Arc<norrsken_agent::node::AgentNode>) {
+/// Calls `reload` on every SIGHUP.
+pub fn reload_on_hangup(reload: impl Fn() -> Result<String, String> + Send + Sync + 'static) {
     #[cfg(unix)]
     tokio::spawn(async move {
         let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else { return };
         while hup.recv().await.is_some() {
-            match node.reload_policy() {
-                Ok(v) => tracing::info!(policy_version = %v, "policy reloaded on SIGHUP"),
-                Err(e) => tracing::error!(error = %e, "policy reload failed; the previous policy stays in force"),
+            match reload() {
+                Ok(what) => tracing::info!(reloaded = %what, "reloaded on SIGHUP"),
+                Err(e) => tracing::error!(error = %e, "reload on SIGHUP failed; the previous versions stay in force"),
             }
         }
     });
@@ -58,29 +58,87 @@ fn check_tls(tls: &TlsFiles) -> anyhow::Result<()> {
         let certs = load_certs(path, if what == "certificate" { "certificate" } else { "CA bundle" })?;
         let id = norrsken_common::pki::identity_of(&certs[0]).map_err(anyhow::Error::msg)?;
         let days = (id.not_after - chrono::Utc::now().timestamp()) / 86_400;
-        println!("  ok  {what} {} ({}, expires in {days} days)", path.display(), id.subject);
+        let warn = if days < 30 { "  << renew soon" } else { "" };
+        println!("  ok  {what} {} ({}, expires in {days} days){warn}", path.display(), id.subject);
     }
     load_key(&tls.key)?;
     println!("  ok  private key {}", tls.key.display());
+    if !tls.crls.is_empty() {
+        let crls = norrsken_common::tls::load_crls(&tls.crls)?;
+        println!("  ok  {} revocation list(s)", crls.len());
+    }
+    // The whole TLS setup loads as the server will load it.
+    norrsken_common::tls::server_config(tls)?;
     Ok(())
 }
 
-/// `norrsken-agent check-config`.
+fn check_audit(audit: &norrsken_common::audit::AuditConfig) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&audit.dir)?;
+    let probe = audit.dir.join(".norrsken-write-check");
+    std::fs::write(&probe, b"ok").map_err(|e| anyhow::anyhow!("audit folder {} is not writable: {e}", audit.dir.display()))?;
+    std::fs::remove_file(&probe)?;
+    let key = norrsken_common::audit::load_or_create_key(&audit.signing_key)?;
+    println!(
+        "  ok  audit log {} (writable), signing key {} (public key {})",
+        audit.dir.display(),
+        audit.signing_key.display(),
+        norrsken_common::audit::public_path(&audit.signing_key).display()
+    );
+    let _ = key;
+    Ok(())
+}
+
+/// `norrsken-agent check-config`: the effective configuration (secrets redacted) and a
+/// check of every file and the datalager connection. Fails on the first problem.
 pub async fn check_agent(config: AgentConfig) -> anyhow::Result<()> {
-    println!("Effective configuration:\n{}", toml::to_string_pretty(&config)?);
+    println!("Effective configuration (passwords are never printed):\n{}", toml::to_string_pretty(&config)?);
     println!("Checks:");
     check_tls(&config.tls)?;
-    let node = norrsken_agent::server::build_node(config).await?;
-    let (a, b) = node.engine.data_years();
-    println!("  ok  datalager: region {}, years {a}..{b}, data version {}", node.region.code, node.engine.data_version());
-    println!("  ok  catalog: {} recipes, hash {}", node.catalog.latest().len(), node.catalog.hash());
+    let protection = norrsken_agent::protection::Protection::load(&config.policy)?;
+    println!(
+        "  ok  policy {} version {} (k = {}, perturbation {})",
+        config.policy.display(),
+        protection.policy.version,
+        protection.policy.min_cell_size,
+        if protection.policy.perturbation.enabled { "on" } else { "off" }
+    );
+    check_audit(&config.audit)?;
+    let datalager = norrsken_agent::server::open_datalager(&config).await?;
+    let engine = norrsken_agent::engine::Engine::open(datalager.as_ref(), &config.region, &Default::default()).await?;
+    let (a, b) = engine.data_years();
+    println!("  ok  datalager {}: region {}, years {a}..{b}, data version {}", datalager.describe(), config.region, engine.data_version());
+    let catalog = norrsken_common::catalog::Catalog::load(config.catalog_dir.as_deref())?;
+    println!("  ok  catalog: {} recipes, hash {}", catalog.latest().len(), catalog.hash());
+    println!("All checks passed.");
     Ok(())
 }
 
-/// `norrsken-coordinator check-config`.
+/// `norrsken-coordinator check-config`: configuration, files, and every agent's health.
 pub async fn check_coordinator(config: CoordinatorConfig) -> anyhow::Result<()> {
     println!("Effective configuration:\n{}", toml::to_string_pretty(&config)?);
     println!("Checks:");
     check_tls(&config.tls)?;
+    check_audit(&config.audit)?;
+    let mut unreachable = 0;
+    for a in &config.agents {
+        let client = norrsken_coordinator::fanout::AgentClient::new(a, &config.tls)?;
+        match client.action("health", std::time::Duration::from_secs(5)).await {
+            Ok(body) => {
+                let v: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+                println!(
+                    "  ok  agent {} ({}) at {}: data {}, policy {}",
+                    a.region, a.name, a.url, v["data_version"].as_str().unwrap_or("?"), v["policy_version"].as_str().unwrap_or("?")
+                );
+            }
+            Err(e) => {
+                unreachable += 1;
+                println!("  !!  agent {} ({}) at {}: {e}", a.region, a.name, a.url);
+            }
+        }
+    }
+    if unreachable > 0 {
+        anyhow::bail!("{unreachable} agent(s) did not answer");
+    }
+    println!("All checks passed.");
     Ok(())
 }

@@ -58,6 +58,7 @@ async fn node_at(dir: &Path, code: &str, policy: Policy) -> AgentNode {
         catalog_dir: None,
         engine: EngineConfig::default(),
         telemetry: Default::default(),
+        reload_poll_s: 0,
     };
     let audit = AuditLog::open(&config.audit, &format!("agent-{code}")).unwrap();
     AgentNode::new(config, Arc::new(Catalog::embedded()), engine, protection, audit).unwrap()

@@ -10,4 +10,5 @@ mod observability;
 mod pgwire;
 mod postgres;
 mod reference;
+mod service;
 mod synth;

@@ -44,6 +44,14 @@ pub struct AgentConfig {
     /// Traces and metrics (both exporters off by default).
     #[serde(default)]
     pub telemetry: TelemetryConfig,
+    /// Check the certificate, CA, CRL and policy files for changes this often (seconds;
+    /// 0 = only on SIGHUP).
+    #[serde(default = "default_reload_poll")]
+    pub reload_poll_s: u64,
+}
+
+fn default_reload_poll() -> u64 {
+    10
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
@@ -135,7 +143,7 @@ impl AgentConfig {
     /// Defaults, then the file, then `NORRSKEN_AGENT_*` variables, then validation.
     pub fn load(file: Option<&std::path::Path>) -> Result<AgentConfig, SettingsError> {
         let mut c: AgentConfig = settings::load(file, ENV_PREFIX)?;
-        c.validate()?;
+        c.validate().map_err(|e| e.in_file(file))?;
         Ok(c)
     }
 

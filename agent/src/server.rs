@@ -34,11 +34,48 @@ pub struct RunningAgent {
     pub node: Arc<AgentNode>,
     pub server: ServerHandle,
     pub tls: ReloadableTls,
+    reject_hook: norrsken_common::tls::RejectHook,
 }
 
 impl RunningAgent {
+    /// Re-reads the certificate, key, CA bundle, revocation lists and policy. What does not
+    /// load is reported and the old version stays in force.
+    pub fn reload(&self) -> Result<String, String> {
+        let mut problems = Vec::new();
+        let mut done = Vec::new();
+        match server_config_reporting(&self.node.config.tls, Some(self.reject_hook.clone())) {
+            Ok(c) => {
+                self.tls.replace(c);
+                done.push("certificates".to_string());
+            }
+            Err(e) => problems.push(e.to_string()),
+        }
+        match self.node.reload_policy() {
+            Ok(v) => done.push(format!("policy {v}")),
+            Err(e) => problems.push(e),
+        }
+        if problems.is_empty() {
+            tracing::info!(region = self.node.region.code, reloaded = %done.join(", "), "reloaded");
+            Ok(done.join(", "))
+        } else {
+            tracing::error!(region = self.node.region.code, problems = %problems.join("; "), "reload incomplete; the previous versions stay in force");
+            Err(problems.join("; "))
+        }
+    }
+
+    /// Reloads whenever a certificate, CA, CRL or policy file changes.
+    pub fn watch(self: &Arc<Self>, every: std::time::Duration) {
+        let tls = &self.node.config.tls;
+        let mut files = vec![tls.cert.clone(), tls.key.clone(), tls.ca.clone(), self.node.config.policy.clone()];
+        files.extend(tls.crls.iter().cloned());
+        let me = self.clone();
+        norrsken_common::reload::watch_files(files, every, move || {
+            let _ = me.reload();
+        });
+    }
+
     /// Stops serving (in-flight queries finish within `grace`) and seals the audit log.
-    pub async fn stop(self, grace: std::time::Duration) -> Result<(), String> {
+    pub async fn stop(&self, grace: std::time::Duration) -> Result<(), String> {
         let served = self.server.stop(grace).await;
         self.node.audit.seal(true).map_err(|e| e.to_string())?;
         served
@@ -91,7 +128,8 @@ pub async fn start(config: AgentConfig) -> Result<RunningAgent, StartError> {
     let seal_every = std::time::Duration::from_secs(config.audit.seal_interval_s.max(1));
     let node = Arc::new(build_node(config).await?);
     let log = node.audit.clone();
-    let tls = ReloadableTls::new(server_config_reporting(&tls_files, Some(audit_rejections(log.clone())))?);
+    let reject_hook = audit_rejections(log.clone());
+    let tls = ReloadableTls::new(server_config_reporting(&tls_files, Some(reject_hook.clone()))?);
     log.spawn_sealer(seal_every);
     let listener = tokio::net::TcpListener::bind(&listen)
         .await
@@ -100,5 +138,5 @@ pub async fn start(config: AgentConfig) -> Result<RunningAgent, StartError> {
     let on_failure = audit_handshake_failures(log, region);
     let server = serve(node.clone(), listener, tls.clone(), on_failure).map_err(|reason| StartError::Listen { addr: listen, reason })?;
     tracing::info!(region, addr = %server.addr, "agent serving");
-    Ok(RunningAgent { node, server, tls })
+    Ok(RunningAgent { node, server, tls, reject_hook })
 }

@@ -220,17 +220,18 @@ pub fn audit_handshake_failures(log: crate::audit::AuditLog, node: &'static str)
 /// A running server: its address and a handle to stop it.
 pub struct ServerHandle {
     pub addr: SocketAddr,
-    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
-    task: Option<tokio::task::JoinHandle<Result<(), String>>>,
+    shutdown: std::sync::Mutex<Option<tokio::sync::oneshot::Sender<()>>>,
+    task: std::sync::Mutex<Option<tokio::task::JoinHandle<Result<(), String>>>>,
 }
 
 impl ServerHandle {
     /// Stops accepting requests, lets in-flight ones finish (up to `grace`) and waits.
-    pub async fn stop(mut self, grace: Duration) -> Result<(), String> {
-        if let Some(tx) = self.shutdown.take() {
+    pub async fn stop(&self, grace: Duration) -> Result<(), String> {
+        if let Some(tx) = self.shutdown.lock().ok().and_then(|mut s| s.take()) {
             let _ = tx.send(());
         }
-        match self.task.take() {
+        let task = self.task.lock().ok().and_then(|mut t| t.take());
+        match task {
             Some(task) => match tokio::time::timeout(grace, task).await {
                 Ok(Ok(r)) => r,
                 Ok(Err(e)) => Err(e.to_string()),
@@ -241,8 +242,8 @@ impl ServerHandle {
     }
 
     /// Stops at once, without waiting (as if the process died).
-    pub fn abort(mut self) {
-        if let Some(task) = self.task.take() {
+    pub fn abort(&self) {
+        if let Some(task) = self.task.lock().ok().and_then(|mut t| t.take()) {
             task.abort();
         }
     }
@@ -250,7 +251,7 @@ impl ServerHandle {
 
 impl Drop for ServerHandle {
     fn drop(&mut self) {
-        if let Some(tx) = self.shutdown.take() {
+        if let Some(tx) = self.shutdown.lock().ok().and_then(|mut s| s.take()) {
             let _ = tx.send(());
         }
     }
@@ -280,5 +281,5 @@ pub fn serve<N: FlightNode>(
             .await
             .map_err(|e| e.to_string())
     });
-    Ok(ServerHandle { addr, shutdown: Some(tx), task: Some(task) })
+    Ok(ServerHandle { addr, shutdown: std::sync::Mutex::new(Some(tx)), task: std::sync::Mutex::new(Some(task)) })
 }

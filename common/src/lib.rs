@@ -13,6 +13,7 @@ pub mod geography;
 pub mod period;
 pub mod pki;
 pub mod query;
+pub mod reload;
 pub mod settings;
 pub mod telemetry;
 pub mod tls;

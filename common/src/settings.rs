@@ -17,6 +17,14 @@ impl SettingsError {
     pub fn key(key: &str, problem: impl std::fmt::Display) -> SettingsError {
         SettingsError { source_name: None, message: format!("key '{key}': {problem}") }
     }
+
+    /// Names the file the configuration came from.
+    pub fn in_file(mut self, file: Option<&Path>) -> SettingsError {
+        if self.source_name.is_none() {
+            self.source_name = file.map(|f| f.display().to_string());
+        }
+        self
+    }
 }
 
 /// Loads a configuration: `file` (TOML) when given, then environment variables starting with

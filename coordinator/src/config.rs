@@ -37,6 +37,14 @@ pub struct CoordinatorConfig {
     /// Traces and metrics (both exporters off by default).
     #[serde(default)]
     pub telemetry: TelemetryConfig,
+    /// Check the certificate, CA and CRL files for changes this often (seconds; 0 = only on
+    /// SIGHUP).
+    #[serde(default = "default_reload_poll")]
+    pub reload_poll_s: u64,
+}
+
+fn default_reload_poll() -> u64 {
+    10
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -104,7 +112,7 @@ fn default_retries() -> u32 {
 impl CoordinatorConfig {
     pub fn load(file: Option<&std::path::Path>) -> Result<CoordinatorConfig, SettingsError> {
         let c: CoordinatorConfig = settings::load(file, ENV_PREFIX)?;
-        c.validate()?;
+        c.validate().map_err(|e| e.in_file(file))?;
         Ok(c)
     }
 

@@ -26,7 +26,7 @@ use crate::merge::{comparison_schema, merge, Comparison, RegionState};
 pub struct CoordinatorNode {
     pub config: CoordinatorConfig,
     pub catalog: Arc<Catalog>,
-    pub agents: Vec<AgentClient>,
+    agents: std::sync::RwLock<Arc<Vec<AgentClient>>>,
     pub audit: AuditLog,
     pub started: std::time::Instant,
 }
@@ -63,7 +63,31 @@ impl CoordinatorNode {
             .map(|a| AgentClient::new(a, &config.tls))
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| NodeError::NotReady(e.to_string()))?;
-        Ok(CoordinatorNode { config, catalog, agents, audit, started: std::time::Instant::now() })
+        Ok(CoordinatorNode { config, catalog, agents: std::sync::RwLock::new(Arc::new(agents)), audit, started: std::time::Instant::now() })
+    }
+
+    /// The agents (a snapshot: a certificate reload swaps in new connections).
+    pub fn agents(&self) -> Arc<Vec<AgentClient>> {
+        match self.agents.read() {
+            Ok(a) => a.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Reconnects to the agents with the certificate files as they are now on disk.
+    pub fn reload_agent_connections(&self) -> Result<(), NodeError> {
+        let fresh = self
+            .config
+            .agents
+            .iter()
+            .map(|a| AgentClient::new(a, &self.config.tls))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| NodeError::NotReady(e.to_string()))?;
+        match self.agents.write() {
+            Ok(mut a) => *a = Arc::new(fresh),
+            Err(poisoned) => *poisoned.into_inner() = Arc::new(fresh),
+        }
+        Ok(())
     }
 
     /// The caller's role, from their certificate and the configured client rules.
@@ -87,23 +111,23 @@ impl CoordinatorNode {
     }
 
     /// Which configured agents a query asks: all, or those named.
-    fn select_agents(&self, names: &[String]) -> Result<Vec<&AgentClient>, QueryError> {
+    fn select_agents(&self, names: &[String]) -> Result<Vec<AgentClient>, QueryError> {
+        let all = self.agents();
         if names.is_empty() {
-            return Ok(self.agents.iter().collect());
+            return Ok(all.iter().cloned().collect());
         }
-        let mut out: Vec<&AgentClient> = Vec::new();
+        let mut out: Vec<AgentClient> = Vec::new();
         for name in names {
             let code = geography::find_region(name).map(|r| r.code.to_string()).unwrap_or_else(|| name.clone());
-            let agent = self
-                .agents
+            let agent = all
                 .iter()
                 .find(|a| a.endpoint.region == code || a.endpoint.name.eq_ignore_ascii_case(name))
                 .ok_or_else(|| QueryError::UnknownRegion {
                     region: name.chars().take(40).collect(),
-                    known: self.agents.iter().map(|a| format!("{} ({})", a.endpoint.region, a.endpoint.name)).collect::<Vec<_>>().join(", "),
+                    known: all.iter().map(|a| format!("{} ({})", a.endpoint.region, a.endpoint.name)).collect::<Vec<_>>().join(", "),
                 })?;
             if !out.iter().any(|a| a.endpoint.region == agent.endpoint.region) {
-                out.push(agent);
+                out.push(agent.clone());
             }
         }
         Ok(out)
@@ -176,7 +200,7 @@ impl CoordinatorNode {
                 }
             }
         }
-        let order: Vec<(String, String)> = self.agents.iter().map(|a| (a.endpoint.region.clone(), a.endpoint.name.clone())).collect();
+        let order: Vec<(String, String)> = self.agents().iter().map(|a| (a.endpoint.region.clone(), a.endpoint.name.clone())).collect();
         Ok(merge(
             v.recipe.clone(),
             v.breakdowns.clone(),
@@ -265,8 +289,8 @@ impl CoordinatorNode {
                         rule.region.as_deref().unwrap_or("?")
                     )));
                 }
-                let agent = self
-                    .agents
+                let agents = self.agents();
+                let agent = agents
                     .iter()
                     .find(|a| a.endpoint.region == region)
                     .ok_or_else(|| NodeError::Query(QueryError::UnknownRegion { region: region.clone(), known: String::new() }))?;
@@ -307,7 +331,8 @@ impl CoordinatorNode {
 
     async fn health(&self) -> serde_json::Value {
         let deadline = Duration::from_millis(self.config.agent_timeout_ms.min(5_000));
-        let checks = join_all(self.agents.iter().map(|a| async move {
+        let agents = self.agents();
+        let checks = join_all(agents.iter().map(|a| async move {
             let r = a.action("health", deadline).await;
             match r {
                 Ok(body) => {
@@ -421,7 +446,7 @@ impl FlightNode for CoordinatorNode {
                 "catalog_hash": self.catalog.hash(),
                 "recipes": self.catalog.latest().iter().map(|r| serde_json::to_value(r.as_ref()).unwrap_or_default()).collect::<Vec<_>>(),
             }),
-            "regions" => json!(self.agents.iter().map(|a| json!({"region": a.endpoint.region, "name": a.endpoint.name})).collect::<Vec<_>>()),
+            "regions" => json!(self.agents().iter().map(|a| json!({"region": a.endpoint.region, "name": a.endpoint.name})).collect::<Vec<_>>()),
             other => return Err(NodeError::Unsupported(format!("action '{other}'; offered: health, catalog, regions, audit-log"))),
         };
         Ok(vec![Bytes::from(body.to_string())])

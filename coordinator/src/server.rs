@@ -25,11 +25,35 @@ pub struct RunningCoordinator {
     pub node: Arc<CoordinatorNode>,
     pub server: ServerHandle,
     pub tls: ReloadableTls,
+    reject_hook: norrsken_common::tls::RejectHook,
 }
 
 impl RunningCoordinator {
+    /// Re-reads the certificate, key, CA bundle and revocation lists: for new client
+    /// connections and for new connections to the agents.
+    pub fn reload(&self) -> Result<String, String> {
+        let config = server_config_reporting(&self.node.config.tls, Some(self.reject_hook.clone())).map_err(|e| e.to_string())?;
+        self.node.reload_agent_connections().map_err(|e| e.to_string())?;
+        self.tls.replace(config);
+        tracing::info!("certificates reloaded");
+        Ok("certificates".into())
+    }
+
+    /// Reloads whenever a certificate, CA or CRL file changes.
+    pub fn watch(self: &Arc<Self>, every: std::time::Duration) {
+        let tls = &self.node.config.tls;
+        let mut files = vec![tls.cert.clone(), tls.key.clone(), tls.ca.clone()];
+        files.extend(tls.crls.iter().cloned());
+        let me = self.clone();
+        norrsken_common::reload::watch_files(files, every, move || {
+            if let Err(e) = me.reload() {
+                tracing::error!(error = %e, "reload failed; the previous certificates stay in force");
+            }
+        });
+    }
+
     /// Stops serving (in-flight queries finish within `grace`) and seals the audit log.
-    pub async fn stop(self, grace: std::time::Duration) -> Result<(), String> {
+    pub async fn stop(&self, grace: std::time::Duration) -> Result<(), String> {
         let served = self.server.stop(grace).await;
         self.node.audit.seal(true).map_err(|e| e.to_string())?;
         served
@@ -40,7 +64,8 @@ pub async fn start(config: CoordinatorConfig) -> Result<RunningCoordinator, Star
     let catalog = Arc::new(Catalog::load(config.catalog_dir.as_deref()).map_err(|e| StartError::Config(e.to_string()))?);
     let listen = config.listen.clone();
     let audit = AuditLog::open(&config.audit, "coordinator").map_err(|e| StartError::Config(e.to_string()))?;
-    let tls = ReloadableTls::new(server_config_reporting(&config.tls, Some(audit_rejections(audit.clone())))?);
+    let reject_hook = audit_rejections(audit.clone());
+    let tls = ReloadableTls::new(server_config_reporting(&config.tls, Some(reject_hook.clone()))?);
     audit.spawn_sealer(std::time::Duration::from_secs(config.audit.seal_interval_s.max(1)));
     let node = Arc::new(CoordinatorNode::new(config, catalog, audit.clone()).map_err(|e| StartError::Config(e.to_string()))?);
     let listener = tokio::net::TcpListener::bind(&listen)
@@ -48,6 +73,6 @@ pub async fn start(config: CoordinatorConfig) -> Result<RunningCoordinator, Star
         .map_err(|e| StartError::Listen { addr: listen.clone(), reason: e.to_string() })?;
     let on_failure = audit_handshake_failures(audit, "coordinator");
     let server = serve(node.clone(), listener, tls.clone(), on_failure).map_err(|reason| StartError::Listen { addr: listen, reason })?;
-    tracing::info!(addr = %server.addr, agents = node.agents.len(), "coordinator serving");
-    Ok(RunningCoordinator { node, server, tls })
+    tracing::info!(addr = %server.addr, agents = node.agents().len(), "coordinator serving");
+    Ok(RunningCoordinator { node, server, tls, reject_hook })
 }

@@ -35,9 +35,14 @@ fn main() -> ExitCode {
             Command::CheckConfig => runtime.block_on(norrsken::server_main::check_agent(config)),
             Command::Run => runtime.block_on(async {
                 let _telemetry = norrsken_common::telemetry::init(&config.telemetry, &format!("norrsken-agent-{}", config.region))?;
-                let running = norrsken_agent::server::start(config).await?;
+                let poll = config.reload_poll_s;
+                let running = std::sync::Arc::new(norrsken_agent::server::start(config).await?);
                 eprintln!("norrsken-agent for region {} listening on {}", running.node.region.code, running.server.addr);
-                norrsken::server_main::reload_on_hangup(running.node.clone());
+                let r = running.clone();
+                norrsken::server_main::reload_on_hangup(move || r.reload());
+                if poll > 0 {
+                    running.watch(std::time::Duration::from_secs(poll));
+                }
                 norrsken::server_main::wait_for_shutdown().await;
                 running.stop(std::time::Duration::from_secs(30)).await.map_err(anyhow::Error::msg)
             }),

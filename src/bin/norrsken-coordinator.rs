@@ -35,8 +35,14 @@ fn main() -> ExitCode {
             Command::CheckConfig => runtime.block_on(norrsken::server_main::check_coordinator(config)),
             Command::Run => runtime.block_on(async {
                 let _telemetry = norrsken_common::telemetry::init(&config.telemetry, "norrsken-coordinator")?;
-                let running = norrsken_coordinator::server::start(config).await?;
-                eprintln!("norrsken-coordinator listening on {} with {} agents", running.server.addr, running.node.agents.len());
+                let poll = config.reload_poll_s;
+                let running = std::sync::Arc::new(norrsken_coordinator::server::start(config).await?);
+                eprintln!("norrsken-coordinator listening on {} with {} agents", running.server.addr, running.node.agents().len());
+                let r = running.clone();
+                norrsken::server_main::reload_on_hangup(move || r.reload());
+                if poll > 0 {
+                    running.watch(std::time::Duration::from_secs(poll));
+                }
                 norrsken::server_main::wait_for_shutdown().await;
                 running.stop(std::time::Duration::from_secs(30)).await.map_err(anyhow::Error::msg)
             }),
