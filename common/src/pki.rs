@@ -188,6 +188,28 @@ impl CertificateAuthority {
         Ok(CertificateAuthority { issuer, cert_pem, key_pem })
     }
 
+    /// Signs a certificate signing request (PEM) for `days` days, as a server and/or client
+    /// certificate, keeping the request's subject and names.
+    pub fn sign_request(&self, csr_pem: &str, days: i64, server: bool, client: bool) -> Result<IssuedCert, PkiError> {
+        let mut csr = rcgen::CertificateSigningRequestParams::from_pem(csr_pem).map_err(gen_err)?;
+        let now = OffsetDateTime::now_utc();
+        csr.params.not_before = now - Duration::days(1);
+        csr.params.not_after = now + Duration::days(days);
+        csr.params.is_ca = IsCa::ExplicitNoCa;
+        csr.params.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
+        csr.params.extended_key_usages.clear();
+        if server {
+            csr.params.extended_key_usages.push(ExtendedKeyUsagePurpose::ServerAuth);
+        }
+        if client {
+            csr.params.extended_key_usages.push(ExtendedKeyUsagePurpose::ClientAuth);
+        }
+        csr.params.use_authority_key_identifier_extension = true;
+        csr.params.serial_number = Some(rcgen::SerialNumber::from_slice(&rand_bytes()));
+        let cert = csr.signed_by(&self.issuer).map_err(gen_err)?;
+        Ok(IssuedCert { cert_pem: cert.pem(), key_pem: String::new(), der: cert.der().to_vec() })
+    }
+
     /// A certificate revocation list revoking the given DER certificates.
     pub fn crl(&self, revoked: &[&[u8]], number: u64) -> Result<String, PkiError> {
         let now = OffsetDateTime::now_utc();
@@ -256,6 +278,25 @@ pub fn write_file(path: &Path, bytes: &[u8], private: bool) -> Result<(), PkiErr
     Ok(())
 }
 
+/// Creates a private key and a certificate signing request for `common_name` with the
+/// given DNS names / IP addresses, to send to the organisation's CA. Returns (csr, key) PEM.
+pub fn certificate_request(common_name: &str, organisation: &str, sans: &[String]) -> Result<(String, String), PkiError> {
+    let key = KeyPair::generate().map_err(gen_err)?;
+    let mut params = CertificateParams::new(Vec::<String>::new()).map_err(gen_err)?;
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::CommonName, common_name);
+    dn.push(DnType::OrganizationName, organisation);
+    params.distinguished_name = dn;
+    for san in sans {
+        params.subject_alt_names.push(match san.parse::<std::net::IpAddr>() {
+            Ok(ip) => SanType::IpAddress(ip),
+            Err(_) => SanType::DnsName(san.clone().try_into().map_err(gen_err)?),
+        });
+    }
+    let csr = params.serialize_request(&key).map_err(gen_err)?;
+    Ok((csr.pem().map_err(gen_err)?, key.serialize_pem()))
+}
+
 /// What `norrsken certs dev` creates.
 #[derive(Debug, Clone)]
 pub struct DevPkiOptions {
@@ -319,5 +360,18 @@ mod tests {
         let other = ca.issue(&CertSpec::new("analyst", "analyst", false, true, 1)).unwrap();
         assert_ne!(identity_of(&other.der).unwrap().fingerprint, id.fingerprint);
         assert!(ca.crl(&[&cert.der], 1).unwrap().contains("BEGIN X509 CRL"));
+    }
+
+    #[test]
+    fn a_request_signed_by_the_ca_keeps_its_names() {
+        let ca = CertificateAuthority::generate("test CA", 2).unwrap();
+        let (csr, key) = certificate_request("agent-25", "Region Norrbotten", &["agent.nll.example".into(), "10.0.0.5".into()]).unwrap();
+        assert!(key.contains("PRIVATE KEY") && csr.contains("CERTIFICATE REQUEST"));
+        let cert = ca.sign_request(&csr, 365, true, true).unwrap();
+        let id = identity_of(&cert.der).unwrap();
+        assert_eq!(id.common_name, "agent-25");
+        let (_, x509) = x509_parser::parse_x509_certificate(&cert.der).unwrap();
+        let sans = format!("{:?}", x509.subject_alternative_name().unwrap().unwrap().value.general_names);
+        assert!(sans.contains("agent.nll.example") && sans.contains("10.0.0.5") || sans.contains("[10, 0, 0, 5]"), "{sans}");
     }
 }

@@ -44,7 +44,8 @@ pub fn load<T: DeserializeOwned>(file: Option<&Path>, env_prefix: &str) -> Resul
             .separator("__")
             .try_parsing(true)
             .list_separator(",")
-            .with_list_parse_key("allowed_clients"),
+            .with_list_parse_key("allowed_clients")
+            .with_list_parse_key("admins"),
     );
     let source_name = file.map(|p| p.display().to_string());
     let built = builder.build().map_err(|e| SettingsError { source_name: source_name.clone(), message: e.to_string() })?;

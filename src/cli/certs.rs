@@ -3,7 +3,8 @@
 use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
-use norrsken_common::pki::{create_dev_pki, DevPkiOptions};
+use anyhow::Context;
+use norrsken_common::pki::{certificate_request, create_dev_pki, write_file, CertificateAuthority, DevPkiOptions};
 
 #[derive(Args)]
 pub struct CertsArgs {
@@ -29,6 +30,39 @@ enum CertsCommand {
         #[arg(long, default_value_t = 90)]
         days: i64,
     },
+    /// Create a private key and a certificate signing request (CSR) to send to your
+    /// organisation's CA: for an agent, the coordinator or a client.
+    Request {
+        /// Common name: agent-<county code>, coordinator, or a person's or script's name.
+        #[arg(long)]
+        cn: String,
+        /// Your organisation, e.g. "Region Norrbotten".
+        #[arg(long, default_value = "Norrsken")]
+        organisation: String,
+        /// DNS names and IP addresses of a server, comma-separated.
+        #[arg(long, value_delimiter = ',')]
+        names: Vec<String>,
+        /// Output folder: <cn>.csr and <cn>.key (the key never leaves your machine).
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Sign a CSR with a CA (the development CA, or a small federation CA).
+    Sign {
+        #[arg(long)]
+        ca: PathBuf,
+        #[arg(long)]
+        ca_key: PathBuf,
+        #[arg(long)]
+        csr: PathBuf,
+        /// server, client or both.
+        #[arg(long, default_value = "both")]
+        usage: String,
+        #[arg(long, default_value_t = 365)]
+        days: i64,
+        /// The certificate file to write (PEM).
+        #[arg(long)]
+        out: PathBuf,
+    },
 }
 
 pub fn run(args: CertsArgs) -> anyhow::Result<()> {
@@ -39,6 +73,28 @@ pub fn run(args: CertsArgs) -> anyhow::Result<()> {
             for name in written {
                 println!("  {name}.pem  {name}.key");
             }
+            Ok(())
+        }
+        CertsCommand::Request { cn, organisation, names, out } => {
+            let (csr, key) = certificate_request(&cn, &organisation, &names)?;
+            write_file(&out.join(format!("{cn}.key")), key.as_bytes(), true)?;
+            write_file(&out.join(format!("{cn}.csr")), csr.as_bytes(), false)?;
+            println!("wrote {0}/{cn}.key (keep it here) and {0}/{cn}.csr (send it to your CA)", out.display());
+            Ok(())
+        }
+        CertsCommand::Sign { ca, ca_key, csr, usage, days, out } => {
+            let (server, client) = match usage.as_str() {
+                "server" => (true, false),
+                "client" => (false, true),
+                "both" => (true, true),
+                other => anyhow::bail!("--usage '{other}' must be server, client or both"),
+            };
+            let authority = CertificateAuthority::load(&ca, &ca_key)?;
+            let request = std::fs::read_to_string(&csr).with_context(|| format!("reading {}", csr.display()))?;
+            let cert = authority.sign_request(&request, days, server, client)?;
+            write_file(&out, cert.cert_pem.as_bytes(), false)?;
+            let id = norrsken_common::pki::identity_of(&cert.der).map_err(anyhow::Error::msg)?;
+            println!("wrote {} for {} ({}), valid {days} days", out.display(), id.subject, id.fingerprint);
             Ok(())
         }
     }
