@@ -4,10 +4,13 @@ use norrsken_agent::config::AgentConfig;
 use norrsken_common::tls::{load_certs, load_key, TlsFiles};
 use norrsken_coordinator::config::CoordinatorConfig;
 
-/// Logs to standard error; `NORRSKEN_LOG` sets the filter (default `info`),
-/// `NORRSKEN_LOG_FORMAT=json` gives JSON lines.
+/// Logs to standard error; `NORRSKEN_LOG` sets the filter (default: `info` for Norrsken,
+/// `warn` for the OpenTelemetry SDK's own start-up notes), `NORRSKEN_LOG_FORMAT=json`
+/// gives JSON lines.
+pub const DEFAULT_LOG_FILTER: &str = "info,opentelemetry=warn,opentelemetry_sdk=warn";
+
 pub fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("NORRSKEN_LOG").unwrap_or_else(|_| "info".into());
+    let filter = tracing_subscriber::EnvFilter::try_from_env("NORRSKEN_LOG").unwrap_or_else(|_| DEFAULT_LOG_FILTER.into());
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     if std::env::var("NORRSKEN_LOG_FORMAT").as_deref() == Ok("json") {
         builder.json().init();
@@ -88,41 +91,88 @@ fn check_audit(audit: &norrsken_common::audit::AuditConfig) -> anyhow::Result<()
     Ok(())
 }
 
+/// Runs every check, printing `FAIL` lines for the ones that fail, and fails at the end
+/// with their number: one run shows every problem.
+#[derive(Default)]
+struct Checks {
+    failed: Vec<&'static str>,
+}
+
+impl Checks {
+    fn run<T>(&mut self, what: &'static str, result: anyhow::Result<T>) -> Option<T> {
+        match result {
+            Ok(v) => Some(v),
+            Err(e) => {
+                println!("  FAIL {what}: {e:#}");
+                self.failed.push(what);
+                None
+            }
+        }
+    }
+
+    fn finish(self) -> anyhow::Result<()> {
+        if self.failed.is_empty() {
+            println!("All checks passed.");
+            Ok(())
+        } else {
+            anyhow::bail!("{} check(s) failed: {}", self.failed.len(), self.failed.join(", "))
+        }
+    }
+}
+
 /// `norrsken-agent check-config`: the effective configuration (secrets redacted) and a
-/// check of every file and the datalager connection. Fails on the first problem.
+/// check of every file and the datalager connection.
 pub async fn check_agent(config: AgentConfig) -> anyhow::Result<()> {
     println!("Effective configuration (passwords are never printed):\n{}", toml::to_string_pretty(&config)?);
     println!("Checks:");
-    check_tls(&config.tls)?;
-    let protection = norrsken_agent::protection::Protection::load(&config.policy)?;
-    println!(
-        "  ok  policy {} version {} (k = {}, perturbation {})",
-        config.policy.display(),
-        protection.policy.version,
-        protection.policy.min_cell_size,
-        if protection.policy.perturbation.enabled { "on" } else { "off" }
-    );
-    check_audit(&config.audit)?;
-    let datalager = norrsken_agent::server::open_datalager(&config).await?;
-    let engine = norrsken_agent::engine::Engine::open(datalager.as_ref(), &config.region, &Default::default()).await?;
-    let (a, b) = engine.data_years();
-    println!("  ok  datalager {}: region {}, years {a}..{b}, data version {}", datalager.describe(), config.region, engine.data_version());
-    let catalog = norrsken_common::catalog::Catalog::load(config.catalog_dir.as_deref())?;
-    println!("  ok  catalog: {} recipes, hash {}", catalog.latest().len(), catalog.hash());
-    println!("All checks passed.");
-    Ok(())
+    let mut checks = Checks::default();
+    checks.run("tls", check_tls(&config.tls));
+    let protection = norrsken_agent::protection::Protection::load(&config.policy).map_err(anyhow::Error::from);
+    if let Some(protection) = checks.run("policy", protection) {
+        println!(
+            "  ok  policy {} version {} (k = {}, perturbation {})",
+            config.policy.display(),
+            protection.policy.version,
+            protection.policy.min_cell_size,
+            if protection.policy.perturbation.enabled { "on" } else { "off" }
+        );
+    }
+    checks.run("audit", check_audit(&config.audit));
+    let datalager = async {
+        let datalager = norrsken_agent::server::open_datalager(&config).await?;
+        let engine = norrsken_agent::engine::Engine::open(datalager.as_ref(), &config.region, &Default::default()).await?;
+        let (a, b) = engine.data_years();
+        println!("  ok  datalager {}: region {}, years {a}..{b}, data version {}", datalager.describe(), config.region, engine.data_version());
+        for u in norrsken_agent::datalager::unmapped_codes(engine.session(), &config.datalager.tables).await? {
+            let codes = u.codes.iter().map(|(c, n)| format!("'{c}' ({n} rows)")).collect::<Vec<_>>().join(", ");
+            println!(
+                "  !!  mapping {}.{}: codes not listed under [datalager.tables.{}.codes.{}] read as unknown: {codes}",
+                u.table, u.column, u.table, u.column
+            );
+        }
+        anyhow::Ok(())
+    };
+    checks.run("datalager", datalager.await);
+    if let Some(catalog) = checks.run("catalog", norrsken_common::catalog::Catalog::load(config.catalog_dir.as_deref()).map_err(anyhow::Error::from)) {
+        println!("  ok  catalog: {} recipes, hash {}", catalog.latest().len(), catalog.hash());
+    }
+    checks.finish()
 }
 
 /// `norrsken-coordinator check-config`: configuration, files, and every agent's health.
 pub async fn check_coordinator(config: CoordinatorConfig) -> anyhow::Result<()> {
     println!("Effective configuration:\n{}", toml::to_string_pretty(&config)?);
     println!("Checks:");
-    check_tls(&config.tls)?;
-    check_audit(&config.audit)?;
+    let mut checks = Checks::default();
+    checks.run("tls", check_tls(&config.tls));
+    checks.run("audit", check_audit(&config.audit));
     let mut unreachable = 0;
     for a in &config.agents {
-        let client = norrsken_coordinator::fanout::AgentClient::new(a, &config.tls)?;
-        match client.action("health", std::time::Duration::from_secs(5)).await {
+        let health = async {
+            let client = norrsken_coordinator::fanout::AgentClient::new(a, &config.tls)?;
+            anyhow::Ok(client.action("health", std::time::Duration::from_secs(5)).await.map_err(anyhow::Error::msg)?)
+        };
+        match health.await {
             Ok(body) => {
                 let v: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
                 println!(
@@ -132,13 +182,12 @@ pub async fn check_coordinator(config: CoordinatorConfig) -> anyhow::Result<()> 
             }
             Err(e) => {
                 unreachable += 1;
-                println!("  !!  agent {} ({}) at {}: {e}", a.region, a.name, a.url);
+                println!("  FAIL agent {} ({}) at {}: {e:#}", a.region, a.name, a.url);
             }
         }
     }
     if unreachable > 0 {
-        anyhow::bail!("{unreachable} agent(s) did not answer");
+        checks.failed.push("agents");
     }
-    println!("All checks passed.");
-    Ok(())
+    checks.finish()
 }

@@ -221,3 +221,46 @@ fn compose_stack_runs_as_plain_processes() {
         assert!(std::fs::read_dir(&dir).map(|d| d.count() > 0).unwrap_or(false), "no audit log in {}", dir.display());
     }
 }
+
+/// docs/deploy.md rehearsed end to end (deploy/rehearse.sh): certificate request and
+/// signing, a warehouse with the region's own names in the machine's PostgreSQL, a
+/// read-only role, check-config for agent and coordinator, a test query answered through
+/// the coordinator, reload on SIGHUP, a clean stop and a verified audit log.
+#[test]
+fn the_deployment_guide_rehearsal_ends_with_an_agent_on_postgres_answering() {
+    let tmp = TempDir::new("rehearsal");
+    let n = std::process::id();
+    let out = Command::new("bash")
+        .arg(repo().join("deploy/rehearse.sh"))
+        .env("NORRSKEN_BIN_DIR", bin_dir())
+        .env("REHEARSAL_DIR", tmp.path())
+        .env("PG_DATABASE", format!("norrsken_rehearsal_{n}"))
+        .env("PG_ROLE", format!("norrsken_ro_rehearsal_{n}"))
+        .env("AGENT_PORT", free_port().to_string())
+        .env("COORDINATOR_PORT", free_port().to_string())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "rehearse.sh failed:\n{text}\n{err}");
+    for expected in [
+        "dbname=norrsken_rehearsal_",
+        "schema dw: region 23, years 2021..2025",
+        "ok  agent 23 (Jämtland Härjedalen)",
+        "Jämtland Härjedalen  primary_care",
+        "reloaded on SIGHUP",
+        "agent stopped cleanly",
+        "OK: 4 records",
+        "Rehearsal complete",
+    ] {
+        assert!(text.contains(expected), "expected '{expected}' in:\n{text}\n{err}");
+    }
+    assert_eq!(text.matches("All checks passed.").count(), 2, "{text}");
+    // The rehearsal cleaned up the database it made.
+    let left = Command::new("psql")
+        .args(["host=127.0.0.1 user=postgres dbname=postgres", "-tAc"])
+        .arg(format!("SELECT count(*) FROM pg_database WHERE datname = 'norrsken_rehearsal_{n}'"))
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&left.stdout).trim(), "0");
+}

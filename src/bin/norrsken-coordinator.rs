@@ -37,7 +37,7 @@ fn main() -> ExitCode {
                 let _telemetry = norrsken_common::telemetry::init(&config.telemetry, "norrsken-coordinator")?;
                 let poll = config.reload_poll_s;
                 let running = std::sync::Arc::new(norrsken_coordinator::server::start(config).await?);
-                eprintln!("norrsken-coordinator listening on {} with {} agents", running.server.addr, running.node.agents().len());
+                eprintln!("norrsken-coordinator listening on {} with {} agent(s)", running.server.addr, running.node.agents().len());
                 let r = running.clone();
                 norrsken::server_main::reload_on_hangup(move || r.reload());
                 if poll > 0 {

@@ -8,7 +8,8 @@ use std::path::PathBuf;
 use anyhow::{bail, Context};
 use arrow::util::pretty::pretty_format_batches;
 use clap::Args;
-use norrsken_agent::datalager::{FolderDatalager, FolderFormat};
+use norrsken_agent::config::AgentConfig;
+use norrsken_agent::datalager::{Datalager, FolderDatalager, FolderFormat};
 use norrsken_agent::engine::{Engine, EngineOptions};
 use norrsken_common::catalog::Catalog;
 use norrsken_common::cdm::Manifest;
@@ -20,8 +21,12 @@ pub struct EvalArgs {
     /// Indicator id (see `norrsken indicators`), optionally id@version.
     indicator: String,
     /// Datalager folder of one region (Parquet sub-folders per CDM table).
+    #[arg(long, required_unless_present = "config", conflicts_with = "config")]
+    datalager: Option<PathBuf>,
+    /// Or the agent's configuration file: evaluate on the datalager it names (PostgreSQL,
+    /// mapped tables), for the region it is configured for.
     #[arg(long)]
-    datalager: PathBuf,
+    config: Option<PathBuf>,
     /// The folder holds CSV files instead of Parquet.
     #[arg(long)]
     csv: bool,
@@ -77,17 +82,27 @@ pub fn split_indicator(s: &str) -> anyhow::Result<(String, Option<u32>)> {
 
 pub fn run(args: EvalArgs) -> anyhow::Result<()> {
     let catalog = Catalog::load(args.catalog.as_deref())?;
-    let format = if args.csv { FolderFormat::Csv } else { FolderFormat::Parquet };
-    let datalager = FolderDatalager::open(&args.datalager, format)?;
-    let region = match (&args.region, Manifest::read(&args.datalager)) {
-        (Some(r), _) => geography::find_region(r).map(|r| r.code.to_string()).unwrap_or_else(|| r.clone()),
-        (None, Ok(m)) => m.region,
-        (None, Err(e)) => bail!("give --region: {e}"),
-    };
     let (indicator, version) = split_indicator(&args.indicator)?;
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async {
-        let engine = Engine::open(&datalager, &region, &EngineOptions::default()).await?;
+        let (datalager, region): (Box<dyn Datalager>, String) = match (&args.config, &args.datalager) {
+            (Some(config), _) => {
+                let config = AgentConfig::load(Some(config))?;
+                (norrsken_agent::server::open_datalager(&config).await?, config.region)
+            }
+            (None, Some(folder)) => {
+                let format = if args.csv { FolderFormat::Csv } else { FolderFormat::Parquet };
+                let datalager = FolderDatalager::open(folder, format)?;
+                let region = match (&args.region, Manifest::read(folder)) {
+                    (Some(r), _) => geography::find_region(r).map(|r| r.code.to_string()).unwrap_or_else(|| r.clone()),
+                    (None, Ok(m)) => m.region,
+                    (None, Err(e)) => bail!("give --region: {e}"),
+                };
+                (Box::new(datalager), region)
+            }
+            (None, None) => bail!("give --datalager <folder> or --config <agent.toml>"),
+        };
+        let engine = Engine::open(datalager.as_ref(), &region, &EngineOptions::default()).await?;
         let (first, last) = engine.data_years();
         let query = IndicatorQuery {
             indicator,

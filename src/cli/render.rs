@@ -144,8 +144,9 @@ pub fn comparison_table(schema: &Schema, batches: &[RecordBatch]) -> String {
     for r in &reports {
         let detail = match r.status.as_str() {
             "ok" => format!(
-                "{} cells ({} withheld, {} perturbed), data {}, policy {}, {} ms",
+                "{} cell{} ({} withheld, {} perturbed), data {}, policy {}, {} ms",
                 r.cells,
+                if r.cells == 1 { "" } else { "s" },
                 r.cells_withheld,
                 r.cells_perturbed,
                 r.data_version.as_deref().unwrap_or("?"),

@@ -62,11 +62,11 @@ pub struct TableMapping {
     pub source: String,
     /// CDM column → SQL expression over the source's columns (a column name, a cast, a
     /// CASE). Unlisted CDM columns are read from a source column of the same name.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub columns: BTreeMap<String, String>,
     /// CDM column → (source code → CDM code): translations of code lists, applied to the
     /// column's expression.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub codes: BTreeMap<String, BTreeMap<String, String>>,
 }
 
@@ -119,6 +119,55 @@ pub fn view_sql(table: CdmTable, source: &str, mapping: Option<&TableMapping>) -
         cols.push(format!("{expr} AS {}", quote_ident(name)));
     }
     format!("SELECT {} FROM {}", cols.join(", "), quote_ident(source))
+}
+
+/// Source codes of a code-translated column that the mapping does not list (they read as
+/// null, i.e. unknown), with their row counts.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UnmappedCodes {
+    pub table: String,
+    pub column: String,
+    /// Up to ten codes, most frequent first, with their row counts.
+    pub codes: Vec<(String, i64)>,
+}
+
+/// Looks for codes the mapping does not translate, in every code-translated column of the
+/// registered `src_<table>` sources (one aggregate query per column, pushed down to a
+/// warehouse like any other).
+pub async fn unmapped_codes(ctx: &SessionContext, mapping: &Mapping) -> Result<Vec<UnmappedCodes>, DatalagerError> {
+    use arrow::array::AsArray;
+    let mut found = Vec::new();
+    for (table, m) in mapping {
+        for (column, codes) in &m.codes {
+            if codes.is_empty() {
+                continue;
+            }
+            let expr = m.columns.get(column).cloned().unwrap_or_else(|| quote_ident(column));
+            let listed = codes.keys().map(|c| quote_literal(c)).collect::<Vec<_>>().join(", ");
+            let sql = format!(
+                "SELECT CAST({expr} AS VARCHAR) AS code, COUNT(*) AS n FROM {} WHERE {expr} IS NOT NULL AND CAST({expr} AS VARCHAR) NOT IN ({listed}) GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 10",
+                quote_ident(&format!("src_{table}"))
+            );
+            let fail = |e: datafusion::error::DataFusionError| DatalagerError::Mapping { table: table.clone(), reason: format!("checking codes of {column}: {e}") };
+            let batches = ctx.sql(&sql).await.map_err(fail)?.collect().await.map_err(fail)?;
+            let mut list = Vec::new();
+            for b in &batches {
+                let cast = |i: usize| arrow::compute::cast(b.column(i), &arrow::datatypes::DataType::Utf8);
+                let (code, n) = match (cast(0), arrow::compute::cast(b.column(1), &arrow::datatypes::DataType::Int64)) {
+                    (Ok(c), Ok(n)) => (c, n),
+                    _ => continue,
+                };
+                let (code, n) = (code.as_string::<i32>().clone(), n.as_primitive::<arrow::datatypes::Int64Type>().clone());
+                for i in 0..b.num_rows() {
+                    list.push((code.value(i).to_string(), n.value(i)));
+                }
+            }
+            if !list.is_empty() {
+                found.push(UnmappedCodes { table: table.clone(), column: column.clone(), codes: list });
+            }
+        }
+    }
+    Ok(found)
 }
 
 /// Registers each CDM table as a view over the registered `src_<table>` sources.
@@ -279,6 +328,29 @@ impl Datalager for FolderDatalager {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn codes_the_mapping_does_not_list_are_reported_with_their_counts() {
+        use arrow::array::{Int64Array, RecordBatch};
+        use arrow::datatypes::{DataType, Field, Schema};
+        let schema = Arc::new(Schema::new(vec![Field::new("kon", DataType::Int64, true)]));
+        let values = Int64Array::from(vec![Some(1), Some(2), Some(2), Some(3), Some(9), Some(9), Some(9), None]);
+        let batch = RecordBatch::try_new(schema.clone(), vec![Arc::new(values)]).unwrap();
+        let ctx = SessionContext::new();
+        ctx.register_batch("src_persons", batch).unwrap();
+        let mut m = TableMapping { source: "patient".into(), ..Default::default() };
+        m.columns.insert("sex".into(), "kon".into());
+        m.codes.insert("sex".into(), [("1".to_string(), "male".to_string()), ("2".to_string(), "female".to_string())].into());
+        let mapping: Mapping = [("persons".to_string(), m.clone())].into();
+        let found = unmapped_codes(&ctx, &mapping).await.unwrap();
+        assert_eq!(
+            found,
+            vec![UnmappedCodes { table: "persons".into(), column: "sex".into(), codes: vec![("9".into(), 3), ("3".into(), 1)] }]
+        );
+        m.codes.get_mut("sex").unwrap().extend([("3".to_string(), "female".to_string()), ("9".to_string(), "male".to_string())]);
+        let complete: Mapping = [("persons".to_string(), m)].into();
+        assert!(unmapped_codes(&ctx, &complete).await.unwrap().is_empty());
+    }
 
     #[test]
     fn mapped_columns_and_codes_become_a_view() {

@@ -114,11 +114,25 @@ impl PostgresDatalager {
         let pool = PostgresConnectionPool::new(settings.params()?)
             .await
             .map_err(|e| DatalagerError::Missing { path: settings.url.clone(), reason: format!("cannot connect: {e}") })?;
+        // The warehouse's tables in the schema (views are not listed): to look for the optional
+        // manifest without a failed lookup, and to list what is there when a source is missing.
+        let tables = {
+            use datafusion_table_providers::sql::db_connection_pool::dbconnection::AsyncDbConnection;
+            let conn = pool.connect_direct().await.map_err(|e| DatalagerError::Missing { path: settings.url.clone(), reason: format!("cannot connect: {e}") })?;
+            conn.tables(&settings.schema).await.map_err(|e| DatalagerError::Missing {
+                path: format!("{} schema {}", settings.url, settings.schema),
+                reason: format!("cannot list tables: {e}"),
+            })?
+        };
         let factory = PostgresTableFactory::new(Arc::new(pool));
         let mut dl = PostgresDatalager { settings: settings.clone(), mapping, factory, version: String::new(), years: None };
         // Read the manifest (optional) and the fingerprint through a federating session.
         let ctx = SessionContext::new_with_state(dl.session_state(SessionConfig::new()));
-        if let Ok(p) = dl.factory.table_provider(TableReference::partial(dl.settings.schema.as_str(), "norrsken_manifest")).await {
+        let manifest = match tables.iter().any(|t| t == "norrsken_manifest") {
+            true => dl.factory.table_provider(TableReference::partial(dl.settings.schema.as_str(), "norrsken_manifest")).await.ok(),
+            false => None,
+        };
+        if let Some(p) = manifest {
             ctx.register_table("manifest", p).map_err(other)?;
             let batches = ctx.sql("SELECT key, value FROM manifest").await.map_err(other)?.collect().await.map_err(other)?;
             let mut kv = HashMap::new();
@@ -140,7 +154,11 @@ impl PostgresDatalager {
             for table in CdmTable::ALL {
                 let source = dl.source(table);
                 let p = dl.factory.table_provider(TableReference::partial(dl.settings.schema.as_str(), source.as_str())).await.map_err(|e| {
-                    DatalagerError::Missing { path: format!("{}.{source}", dl.settings.schema), reason: e.to_string() }
+                    let listed = if tables.is_empty() { "none visible to this user".to_string() } else { tables.join(", ") };
+                    DatalagerError::Missing {
+                        path: format!("{}.{source}", dl.settings.schema),
+                        reason: format!("{e} (CDM table '{}'; tables in schema {}: {listed}; map it under [datalager.tables.{}])", table.name(), dl.settings.schema, table.name()),
+                    }
                 })?;
                 ctx.register_table(format!("fp_{}", table.name()), p).map_err(other)?;
                 let n = ctx.sql(&format!("SELECT COUNT(*) FROM fp_{}", table.name())).await.map_err(other)?.collect().await.map_err(other)?;
