@@ -139,6 +139,7 @@ pub fn coordinator_config(agents: &[(String, std::net::SocketAddr)], dir: &Path,
         audit: audit_config(dir, "coordinator"),
         telemetry: Default::default(),
         reload_poll_s: 0,
+        cache: Default::default(),
     }
 }
 

@@ -43,12 +43,16 @@ pub async fn wait_for_shutdown() {
 }
 
 /// Calls `reload` on every SIGHUP.
-pub fn reload_on_hangup(reload: impl Fn() -> Result<String, String> + Send + Sync + 'static) {
+pub fn reload_on_hangup<F, Fut>(reload: F)
+where
+    F: Fn() -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Result<String, String>> + Send,
+{
     #[cfg(unix)]
     tokio::spawn(async move {
         let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else { return };
         while hup.recv().await.is_some() {
-            match reload() {
+            match reload().await {
                 Ok(what) => tracing::info!(reloaded = %what, "reloaded on SIGHUP"),
                 Err(e) => tracing::error!(error = %e, "reload on SIGHUP failed; the previous versions stay in force"),
             }

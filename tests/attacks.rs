@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use arrow::array::{ArrayRef, BooleanArray, Float64Array, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray};
-use norrsken_agent::config::{AgentConfig, DatalagerConfig, DatalagerKind, EngineConfig};
+use norrsken_agent::config::{AgentConfig, DatalagerConfig, DatalagerKind};
 use norrsken_agent::datalager::{FolderDatalager, FolderFormat};
 use norrsken_agent::engine::{CellTable, Engine, EngineOptions, RawCell};
 use norrsken_agent::node::AgentNode;
@@ -35,16 +35,21 @@ fn secret(dir: &Path) -> PathBuf {
     p
 }
 
-fn relay() -> Relay {
+pub fn relay() -> Relay {
     Relay { requester_subject: "CN=analyst, O=test".into(), requester_role: "analyst".into(), ..Default::default() }
 }
 
 /// An agent over one region of the shared test datalager (or `dir`) with `policy`, its
 /// audit log in a fresh temporary folder.
 async fn node_at(dir: &Path, code: &str, policy: Policy) -> AgentNode {
+    node_with_engine(dir, code, policy, EngineOptions::default()).await
+}
+
+/// The same with engine settings (memory, concurrency, cache).
+pub async fn node_with_engine(dir: &Path, code: &str, policy: Policy, options: EngineOptions) -> AgentNode {
     let dl = FolderDatalager::open(dir, FolderFormat::Parquet).unwrap();
     let protection = Protection::from_policy(policy).unwrap();
-    let engine = Engine::open(&dl, code, &EngineOptions::default()).await.unwrap();
+    let engine = Engine::open(&dl, code, &options).await.unwrap();
     let run = std::env::temp_dir().join(format!("norrsken-test-attack-node-{}-{}", std::process::id(), NODES.fetch_add(1, std::sync::atomic::Ordering::Relaxed)));
     let config = AgentConfig {
         region: code.into(),
@@ -56,7 +61,7 @@ async fn node_at(dir: &Path, code: &str, policy: Policy) -> AgentNode {
         audit: norrsken::local::audit_config(&run, &format!("agent-{code}")),
         admins: vec![],
         catalog_dir: None,
-        engine: EngineConfig::default(),
+        engine: options,
         telemetry: Default::default(),
         reload_poll_s: 0,
     };
@@ -70,7 +75,7 @@ async fn node(slug: &str, code: &str, policy: Policy) -> AgentNode {
     node_at(&region_dir(slug), code, policy).await
 }
 
-fn exact_policy() -> Policy {
+pub fn exact_policy() -> Policy {
     Policy::development(None)
 }
 
@@ -78,23 +83,23 @@ fn perturbing_policy(tmp: &TempDir) -> Policy {
     Policy::development(Some(secret(tmp.path())))
 }
 
-fn validate(q: &IndicatorQuery) -> ValidatedQuery {
+pub fn validate(q: &IndicatorQuery) -> ValidatedQuery {
     q.validate(&Catalog::embedded(), Some((2021, 2025))).unwrap()
 }
 
-fn with(q: IndicatorQuery, f: impl FnOnce(&mut QueryOptions)) -> IndicatorQuery {
+pub fn with(q: IndicatorQuery, f: impl FnOnce(&mut QueryOptions)) -> IndicatorQuery {
     let mut q = q;
     f(&mut q.options);
     q
 }
 
 async fn ask(node: &AgentNode, q: &IndicatorQuery) -> Result<RegionAnswer, NodeError> {
-    node.answer(&validate(q), Some(&relay())).await
+    node.answer(&validate(q), Some(&relay())).await.map(|(answer, _)| answer)
 }
 
 /// The engine's exact cells for a query (margins included).
 async fn truth(node: &AgentNode, q: &IndicatorQuery) -> CellTable {
-    node.engine.evaluate(&validate(q)).await.unwrap()
+    node.engine().evaluate(&validate(q)).await.unwrap()
 }
 
 type Key = (Vec<String>, Option<String>);
@@ -364,8 +369,11 @@ async fn asking_again_cannot_average_the_noise_away() {
         let q = q.clone();
         tasks.push(tokio::spawn(async move {
             let mut seen = BTreeSet::new();
+            // Past the answer cache: the computation itself gives the same noise.
+            let q = with(q, |o| o.no_cache = true);
             for _ in 0..250 {
-                let a = agent.answer(&validate(&q), Some(&relay())).await.unwrap();
+                let (a, cached_from) = agent.answer(&validate(&q), Some(&relay())).await.unwrap();
+                assert!(cached_from.is_none());
                 seen.insert(a.cells.iter().find(|c| c.labels == ["female"]).unwrap().numerator.unwrap());
             }
             (worker, seen)

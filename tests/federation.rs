@@ -22,7 +22,7 @@ use crate::fixtures::{client_as, data, federation, fetch, off_runtime, raw_clien
 use crate::reference;
 
 /// One row of a coordinator answer.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Row {
     pub kind: String,
     pub region: String,

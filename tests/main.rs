@@ -8,6 +8,7 @@ mod engine;
 mod federation;
 mod fixtures;
 mod observability;
+mod performance;
 mod pgwire;
 mod postgres;
 mod reference;

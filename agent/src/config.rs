@@ -123,13 +123,8 @@ impl DatalagerConfig {
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
-#[serde(deny_unknown_fields)]
-pub struct EngineConfig {
-    /// Parallel partitions per query; 0 = one per core.
-    #[serde(default)]
-    pub target_partitions: usize,
-}
+/// `[engine]`: see [`EngineOptions`].
+pub type EngineConfig = crate::engine::EngineOptions;
 
 fn default_listen() -> String {
     "0.0.0.0:50051".into()

@@ -8,6 +8,7 @@ use arrow::compute::cast;
 use arrow::datatypes::{DataType, Field, Schema};
 use datafusion::error::DataFusionError;
 use datafusion::execution::context::SessionConfig;
+use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
 use datafusion::prelude::SessionContext;
 use norrsken_common::breakdown::Breakdown;
 use norrsken_common::catalog::Recipe;
@@ -27,6 +28,8 @@ pub enum EngineError {
     ResourcesExhausted { recipe: String, message: String },
     #[error("recipe {recipe} returned {problem}")]
     RecipeOutput { recipe: String, problem: String },
+    #[error("the agent is busy: {running} queries are running and this one waited {waited_ms} ms for its turn; try again later")]
+    Busy { running: usize, waited_ms: u64 },
 }
 
 /// The additive components of one cell, before disclosure control. Counts are exact and
@@ -106,22 +109,98 @@ impl CellTable {
     }
 }
 
-/// Settings for the engine's DataFusion session.
-#[derive(Debug, Clone)]
+/// `[engine]` settings: parallelism and the resources one agent may use.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct EngineOptions {
     /// Parallel partitions per query; 0 = one per core.
+    #[serde(default)]
     pub target_partitions: usize,
+    /// Memory the engine's operators (joins, aggregations, sorts) may hold at once, over all
+    /// queries, in MiB; a query that would need more fails with ResourceExhausted.
+    /// 0 = unbounded.
+    #[serde(default = "default_memory_limit_mb")]
+    pub memory_limit_mb: u64,
+    /// Queries evaluated at once; more wait their turn. 0 = one per core.
+    #[serde(default)]
+    pub max_concurrent_queries: usize,
+    /// How long a query may wait for its turn before it is refused as busy (milliseconds).
+    #[serde(default = "default_queue_timeout_ms")]
+    pub queue_timeout_ms: u64,
+    /// Folder where large sorts and aggregations may spill instead of failing; none = no
+    /// spilling (the memory limit is hard).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spill_dir: Option<std::path::PathBuf>,
+    /// Answers kept for repeated questions, keyed by query, data and policy version.
+    #[serde(default)]
+    pub cache: norrsken_common::cache::CacheSettings,
+}
+
+fn default_memory_limit_mb() -> u64 {
+    2048
+}
+fn default_queue_timeout_ms() -> u64 {
+    30_000
 }
 
 impl Default for EngineOptions {
     fn default() -> Self {
-        EngineOptions { target_partitions: 0 }
+        EngineOptions {
+            target_partitions: 0,
+            memory_limit_mb: default_memory_limit_mb(),
+            max_concurrent_queries: 0,
+            queue_timeout_ms: default_queue_timeout_ms(),
+            spill_dir: None,
+            cache: Default::default(),
+        }
+    }
+}
+
+impl EngineOptions {
+    fn cores() -> usize {
+        std::thread::available_parallelism().map_or(2, |n| n.get())
+    }
+
+    /// Queries evaluated at once.
+    pub fn concurrency(&self) -> usize {
+        if self.max_concurrent_queries == 0 {
+            Self::cores()
+        } else {
+            self.max_concurrent_queries
+        }
+    }
+
+    /// The DataFusion runtime: a memory pool of the configured size (reporting the largest
+    /// consumers when it refuses) and spilling only where configured.
+    fn runtime(&self) -> Result<Arc<RuntimeEnv>, EngineError> {
+        use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
+        use datafusion::execution::memory_pool::{FairSpillPool, GreedyMemoryPool, MemoryPool, TrackConsumersPool, UnboundedMemoryPool};
+        let top = std::num::NonZeroUsize::new(3).expect("3 is not zero");
+        let bytes = usize::try_from(self.memory_limit_mb.saturating_mul(1024 * 1024)).unwrap_or(usize::MAX);
+        let pool: Arc<dyn MemoryPool> = match (self.memory_limit_mb, &self.spill_dir) {
+            (0, _) => Arc::new(UnboundedMemoryPool::default()),
+            (_, Some(_)) => Arc::new(TrackConsumersPool::new(FairSpillPool::new(bytes), top)),
+            (_, None) => Arc::new(TrackConsumersPool::new(GreedyMemoryPool::new(bytes), top)),
+        };
+        let mode = match &self.spill_dir {
+            Some(dir) => DiskManagerMode::Directories(vec![dir.clone()]),
+            None => DiskManagerMode::Disabled,
+        };
+        RuntimeEnvBuilder::new()
+            .with_memory_pool(pool)
+            .with_disk_manager_builder(DiskManagerBuilder::default().with_mode(mode))
+            .build_arc()
+            .map_err(|e| EngineError::Datalager(DatalagerError::Other(format!("engine runtime: {e}"))))
     }
 }
 
 /// Evaluates recipes over one region's datalager.
 pub struct Engine {
     ctx: SessionContext,
+    /// Turns to evaluate a query (`max_concurrent_queries`).
+    turns: Arc<tokio::sync::Semaphore>,
+    concurrency: usize,
+    queue_timeout: std::time::Duration,
     region: String,
     data_version: String,
     data_years: (i32, i32),
@@ -134,7 +213,7 @@ impl Engine {
         if options.target_partitions > 0 {
             config = config.with_target_partitions(options.target_partitions);
         }
-        let ctx = SessionContext::new_with_state(datalager.session_state(config));
+        let ctx = SessionContext::new_with_state(datalager.session_state(config, options.runtime()?));
         datalager.register(&ctx).await?;
         // Residents: persons registered in a kommun of this region.
         let residents = format!("CREATE VIEW residents AS SELECT * FROM persons WHERE substr(kommun, 1, 2) = {}", literal(region));
@@ -143,8 +222,12 @@ impl Engine {
             Some(y) => y,
             None => contact_years(&ctx).await?,
         };
+        let concurrency = options.concurrency();
         Ok(Engine {
             ctx,
+            turns: Arc::new(tokio::sync::Semaphore::new(concurrency)),
+            concurrency,
+            queue_timeout: std::time::Duration::from_millis(options.queue_timeout_ms),
             region: region.to_string(),
             data_version: datalager.data_version(),
             data_years,
@@ -173,6 +256,11 @@ impl Engine {
     /// Evaluates a validated query into cells, sorted by region and labels.
     pub async fn evaluate(&self, q: &ValidatedQuery) -> Result<CellTable, EngineError> {
         let recipe = q.recipe.key();
+        let waiting = std::time::Instant::now();
+        let _turn = match tokio::time::timeout(self.queue_timeout, self.turns.clone().acquire_owned()).await {
+            Ok(Ok(permit)) => permit,
+            _ => return Err(EngineError::Busy { running: self.concurrency, waited_ms: waiting.elapsed().as_millis() as u64 }),
+        };
         let text = self.sql(q);
         let fail = |e: DataFusionError| classify(&recipe, e);
         let df = self.ctx.sql(&text).await.map_err(fail)?;

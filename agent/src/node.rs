@@ -37,6 +37,7 @@ fn counts(answer: &RegionAnswer) -> CellCounts {
     c
 }
 use crate::disclosure::{protect, Settings};
+use norrsken_common::cache::{key as cache_key, query_key, AgentVersions, AnswerCache};
 use crate::engine::{Engine, EngineError};
 use crate::protection::Protection;
 
@@ -44,11 +45,20 @@ pub struct AgentNode {
     pub region: &'static Region,
     pub config: AgentConfig,
     pub catalog: Arc<Catalog>,
-    pub engine: Engine,
+    engine: RwLock<Arc<Engine>>,
     protection: RwLock<Arc<Protection>>,
+    /// Answers to repeated questions, keyed by query, data version, policy version and k.
+    cache: AnswerCache<RegionAnswer>,
+    /// The data and policy versions in force; a coordinator waits on changes (`versions`).
+    versions: tokio::sync::watch::Sender<AgentVersions>,
+    /// Set when the agent stops: long polls return at once so that shutdown is not held up.
+    stopping: tokio::sync::watch::Sender<bool>,
     pub audit: AuditLog,
     pub started: std::time::Instant,
 }
+
+/// The longest a `versions` request waits for a change.
+const VERSIONS_WAIT_MAX: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// How a failed request is recorded.
 fn outcome_of(e: &NodeError) -> &'static str {
@@ -79,6 +89,7 @@ impl From<EngineError> for NodeError {
         match e {
             EngineError::ResourcesExhausted { .. } => NodeError::ResourceExhausted(e.to_string()),
             EngineError::Datalager(_) => NodeError::NotReady(e.to_string()),
+            EngineError::Busy { .. } => NodeError::ResourceExhausted(e.to_string()),
             EngineError::Evaluation { .. } | EngineError::RecipeOutput { .. } => NodeError::Internal(e.to_string()),
         }
     }
@@ -88,15 +99,88 @@ impl AgentNode {
     pub fn new(config: AgentConfig, catalog: Arc<Catalog>, engine: Engine, protection: Protection, audit: AuditLog) -> Result<AgentNode, NodeError> {
         let region = geography::find_region(&config.region)
             .ok_or_else(|| NodeError::NotReady(format!("unknown region '{}'", config.region)))?;
+        let versions = AgentVersions {
+            data_version: engine.data_version().to_string(),
+            policy_version: protection.policy.version.clone(),
+            requesters_by_name: !protection.policy.requesters.names.iter().any(|n| n == "*"),
+        };
+        let cache = AnswerCache::new(&config.engine.cache);
         Ok(AgentNode {
             region,
             config,
             catalog,
-            engine,
+            engine: RwLock::new(Arc::new(engine)),
             protection: RwLock::new(Arc::new(protection)),
+            cache,
+            versions: tokio::sync::watch::Sender::new(versions),
+            stopping: tokio::sync::watch::Sender::new(false),
             audit,
             started: std::time::Instant::now(),
         })
+    }
+
+    /// The engine over the data in force (a data reload swaps in a new one).
+    pub fn engine(&self) -> Arc<Engine> {
+        match self.engine.read() {
+            Ok(e) => e.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// The data and policy versions in force.
+    pub fn versions(&self) -> AgentVersions {
+        self.versions.borrow().clone()
+    }
+
+    fn publish_versions(&self) {
+        let protection = self.protection();
+        let fresh = AgentVersions {
+            data_version: self.engine().data_version().to_string(),
+            policy_version: protection.policy.version.clone(),
+            requesters_by_name: !protection.policy.requesters.names.iter().any(|n| n == "*"),
+        };
+        self.versions.send_if_modified(|v| {
+            let changed = *v != fresh;
+            *v = fresh;
+            changed
+        });
+    }
+
+    /// Re-opens the datalager; when its data version changed, later queries use the new
+    /// data (queries running finish on the old). Returns the new version, if any.
+    pub async fn reload_data(&self) -> Result<Option<String>, String> {
+        let datalager = crate::server::open_datalager(&self.config).await.map_err(|e| e.to_string())?;
+        if datalager.data_version() == self.engine().data_version() {
+            return Ok(None);
+        }
+        let engine = Engine::open(datalager.as_ref(), &self.config.region, &self.config.engine).await.map_err(|e| e.to_string())?;
+        let version = engine.data_version().to_string();
+        match self.engine.write() {
+            Ok(mut e) => *e = Arc::new(engine),
+            Err(poisoned) => *poisoned.into_inner() = Arc::new(engine),
+        }
+        self.cache.clear();
+        self.publish_versions();
+        tracing::info!(region = self.region.code, data_version = %version, "data reloaded");
+        Ok(Some(version))
+    }
+
+    /// Waits until the versions differ from `known` or `wait` passes, then returns them.
+    pub async fn versions_after(&self, known: Option<&AgentVersions>, wait: std::time::Duration) -> AgentVersions {
+        let mut rx = self.versions.subscribe();
+        let mut stopping = self.stopping.subscribe();
+        let differs = |v: &AgentVersions| known != Some(v);
+        tokio::select! {
+            _ = tokio::time::timeout(wait, rx.wait_for(differs)) => {}
+            _ = stopping.wait_for(|s| *s) => {}
+        }
+        let current = rx.borrow().clone();
+        current
+    }
+
+    /// Ends waiting long polls (the agent is stopping).
+    pub fn begin_stop(&self) {
+        self.stopping.send_replace(true);
     }
 
     /// The policy in force.
@@ -115,6 +199,7 @@ impl AgentNode {
             Ok(mut p) => *p = Arc::new(fresh),
             Err(poisoned) => *poisoned.into_inner() = Arc::new(fresh),
         }
+        self.publish_versions();
         tracing::info!(region = self.region.code, policy_version = %version, "policy reloaded");
         Ok(version)
     }
@@ -138,11 +223,11 @@ impl AgentNode {
         }
     }
 
-    fn meta(&self, v: &ValidatedQuery, policy_version: &str, k: u32) -> AnswerMeta {
+    fn meta(&self, v: &ValidatedQuery, engine: &Engine, policy_version: &str, k: u32) -> AnswerMeta {
         AnswerMeta {
             query_id: v.query_id.clone(),
             region: self.region.code.to_string(),
-            data_version: self.engine.data_version().to_string(),
+            data_version: engine.data_version().to_string(),
             policy_version: policy_version.to_string(),
             recipe: v.recipe.key(),
             recipe_hash: v.recipe.hash.clone(),
@@ -156,20 +241,34 @@ impl AgentNode {
     }
 
     /// Answers one query (the domain operation behind DoGet): the region's policy admits
-    /// it, the engine evaluates it, disclosure control decides what is released.
-    pub async fn answer(&self, v: &ValidatedQuery, relay: Option<&Relay>) -> Result<RegionAnswer, NodeError> {
+    /// it, the engine evaluates it, disclosure control decides what is released. A question
+    /// asked before under the same data and policy is answered from the cache (the answer
+    /// would be the same: even the noise is deterministic); then the query id it was first
+    /// computed for comes along.
+    pub async fn answer(&self, v: &ValidatedQuery, relay: Option<&Relay>) -> Result<(RegionAnswer, Option<String>), NodeError> {
         let protection = self.protection();
         let policy = &protection.policy;
         let k = policy.admit(v, relay).map_err(NodeError::PolicyRefused)?;
-        let table = self.engine.evaluate(v).await?;
+        let engine = self.engine();
+        let key = cache_key(&[engine.data_version(), &policy.version, &k.to_string(), &query_key(v)]);
+        if !v.options.no_cache {
+            if let Some(hit) = self.cache.get(&key) {
+                let mut answer = (*hit).clone();
+                let first = std::mem::replace(&mut answer.meta.query_id, v.query_id.clone());
+                return Ok((answer, Some(first)));
+            }
+        }
+        let table = engine.evaluate(v).await?;
         let settings = Settings { policy, k, ptable: protection.ptable.as_ref(), keyer: protection.keyer.as_deref() };
-        let cells = protect(&table, v, &settings, self.engine.data_years()).map_err(|e| NodeError::DisclosureFailed(e.to_string()))?;
-        Ok(RegionAnswer {
-            meta: self.meta(v, &policy.version, k),
+        let cells = protect(&table, v, &settings, engine.data_years()).map_err(|e| NodeError::DisclosureFailed(e.to_string()))?;
+        let answer = RegionAnswer {
+            meta: self.meta(v, &engine, &policy.version, k),
             breakdowns: table.breakdowns.clone(),
             distribution: v.recipe.is_distribution(),
             cells,
-        })
+        };
+        self.cache.insert(key, Arc::new(answer.clone()));
+        Ok((answer, None))
     }
 
     /// Ends the query's span and records its metrics (no personal data: counts and labels).
@@ -208,12 +307,18 @@ impl AgentNode {
                 event.trace_id = trace_id_of(&r.traceparent);
             }
         }
-        let v = query.validate(&self.catalog, Some(self.engine.data_years()))?;
+        let v = query.validate(&self.catalog, Some(self.engine().data_years()))?;
         event.indicator_version = Some(v.recipe.version);
         event.catalog_hash = Some(self.catalog.hash().to_string());
         event.query = serde_json::to_value(v.normalized()).ok();
         event.policy_version = Some(self.protection().policy.version.clone());
-        let answer = self.answer(&v, relay.as_ref()).await?;
+        let (answer, cached_from) = self.answer(&v, relay.as_ref()).await?;
+        event.data_version = Some(answer.meta.data_version.clone());
+        let cached = cached_from.is_some();
+        event.cached_from = cached_from;
+        if cached {
+            telemetry::metrics().cache_hits.add(1, &[KeyValue::new("node", "agent"), KeyValue::new("region", self.region.code)]);
+        }
         tracing::info!(
             query_id = %v.query_id,
             trace_id = %event.trace_id.clone().unwrap_or_default(),
@@ -221,6 +326,7 @@ impl AgentNode {
             relayed_by = %client,
             requester = %relay.as_ref().map(|r| r.requester_subject.as_str()).unwrap_or(""),
             cells = answer.cells.len(),
+            cached,
             "answered"
         );
         let batch = answer.to_record_batch().map_err(|e| NodeError::Internal(e.to_string()))?;
@@ -275,11 +381,12 @@ impl FlightNode for AgentNode {
         self.authorize(caller)?;
         if !descriptor.cmd.is_empty() {
             let (q, _) = IndicatorQuery::decode_ticket(&descriptor.cmd)?;
-            let v = q.validate(&self.catalog, Some(self.engine.data_years()))?;
+            let engine = self.engine();
+            let v = q.validate(&self.catalog, Some(engine.data_years()))?;
             let protection = self.protection();
             let k = protection.policy.admit(&v, None).map_err(NodeError::PolicyRefused)?;
             let schema = agent_answer_schema(&v.breakdowns, v.recipe.is_distribution())
-                .with_metadata(self.meta(&v, &protection.policy.version, k).to_metadata());
+                .with_metadata(self.meta(&v, &engine, &protection.policy.version, k).to_metadata());
             return Ok(FlightInfo {
                 schema: schema_bytes(&schema)?,
                 flight_descriptor: Some(descriptor.clone()),
@@ -312,7 +419,7 @@ impl FlightNode for AgentNode {
             relayed_by: caller.identity.as_ref().map(Who::from),
             trace_id: telemetry::traceparent_of(&cx).as_deref().and_then(trace_id_of),
             regions: vec![self.region.code.to_string()],
-            data_version: Some(self.engine.data_version().to_string()),
+            data_version: Some(self.engine().data_version().to_string()),
             ..Default::default()
         };
         let result = self.serve_query(caller, ticket, &mut event).await;
@@ -353,14 +460,23 @@ impl FlightNode for AgentNode {
             return audit_chunks(&self.audit);
         }
         self.authorize(caller)?;
+        let engine = self.engine();
         let body = match action {
+            "versions" => {
+                // Long poll: answer when the versions differ from the ones the caller knows.
+                let request: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
+                let known: Option<AgentVersions> = serde_json::from_value(request["known"].clone()).ok();
+                let wait = request["wait_ms"].as_u64().map_or(std::time::Duration::ZERO, std::time::Duration::from_millis).min(VERSIONS_WAIT_MAX);
+                json!(self.versions_after(known.as_ref(), wait).await)
+            }
             "health" => json!({
                 "status": "serving",
                 "role": "agent",
                 "region": self.region.code,
                 "region_name": self.region.name,
-                "data_version": self.engine.data_version(),
-                "data_years": [self.engine.data_years().0, self.engine.data_years().1],
+                "data_version": engine.data_version(),
+                "data_years": [engine.data_years().0, engine.data_years().1],
+                "cache_entries": self.cache.len(),
                 "catalog_hash": self.catalog.hash(),
                 "policy_version": self.protection().policy.version,
                 "uptime_s": self.started.elapsed().as_secs(),
@@ -371,7 +487,7 @@ impl FlightNode for AgentNode {
                     "id": r.id, "version": r.version, "hash": r.hash, "kind": r.kind.name(), "title": r.title.en,
                 })).collect::<Vec<_>>(),
             }),
-            other => return Err(NodeError::Unsupported(format!("action '{other}'; offered: health, catalog, audit-log"))),
+            other => return Err(NodeError::Unsupported(format!("action '{other}'; offered: health, versions, catalog, audit-log"))),
         };
         Ok(vec![Bytes::from(body.to_string())])
     }
@@ -379,6 +495,7 @@ impl FlightNode for AgentNode {
     fn actions(&self) -> Vec<(&'static str, &'static str)> {
         vec![
             ("health", "Agent status: region, data version and years, catalog hash, policy version"),
+            ("versions", "Data and policy versions; {\"known\": …, \"wait_ms\": n} waits up to n ms (30 s at most) for a change"),
             ("catalog", "The recipes (id, version, hash) this agent answers"),
             ("audit-log", "This agent's audit log (region admins of this region only)"),
         ]

@@ -11,7 +11,7 @@ use norrsken_common::tls::{server_config_reporting, ReloadableTls};
 use crate::config::{AgentConfig, DatalagerKind};
 use crate::datalager::postgres::PostgresDatalager;
 use crate::datalager::{Datalager, FolderDatalager, FolderFormat};
-use crate::engine::{Engine, EngineOptions};
+use crate::engine::Engine;
 use crate::node::AgentNode;
 use crate::protection::Protection;
 
@@ -63,19 +63,49 @@ impl RunningAgent {
         }
     }
 
-    /// Reloads whenever a certificate, CA, CRL or policy file changes.
+    /// Everything `reload` does, then the data: a datalager whose data version changed
+    /// (new files, a new manifest, changed warehouse tables) is opened anew.
+    pub async fn reload_all(&self) -> Result<String, String> {
+        let mut done = self.reload();
+        match self.node.reload_data().await {
+            Ok(Some(version)) => {
+                if let Ok(d) = &mut done {
+                    d.push_str(&format!(", data {version}"));
+                }
+            }
+            Ok(None) => {}
+            Err(e) => {
+                tracing::error!(region = self.node.region.code, error = %e, "data reload failed; the previous data stays in force");
+                done = Err(match done {
+                    Ok(_) => format!("data: {e}"),
+                    Err(other) => format!("{other}; data: {e}"),
+                });
+            }
+        }
+        done
+    }
+
+    /// Reloads whenever a certificate, CA, CRL or policy file changes, or (for a folder
+    /// datalager) its manifest.json.
     pub fn watch(self: &Arc<Self>, every: std::time::Duration) {
         let tls = &self.node.config.tls;
         let mut files = vec![tls.cert.clone(), tls.key.clone(), tls.ca.clone(), self.node.config.policy.clone()];
         files.extend(tls.crls.iter().cloned());
+        if let Some(dir) = &self.node.config.datalager.path {
+            files.push(dir.join("manifest.json"));
+        }
         let me = self.clone();
         norrsken_common::reload::watch_files(files, every, move || {
-            let _ = me.reload();
+            let me = me.clone();
+            tokio::spawn(async move {
+                let _ = me.reload_all().await;
+            });
         });
     }
 
     /// Stops serving (in-flight queries finish within `grace`) and seals the audit log.
     pub async fn stop(&self, grace: std::time::Duration) -> Result<(), String> {
+        self.node.begin_stop();
         let served = self.server.stop(grace).await;
         self.node.audit.seal(true).map_err(|e| e.to_string())?;
         served
@@ -115,8 +145,7 @@ pub async fn build_node(config: AgentConfig) -> Result<AgentNode, StartError> {
     let catalog = Arc::new(Catalog::load(config.catalog_dir.as_deref()).map_err(|e| StartError::Config(e.to_string()))?);
     let datalager = open_datalager(&config).await?;
     let protection = Protection::load(&config.policy).map_err(|e| StartError::Config(e.to_string()))?;
-    let options = EngineOptions { target_partitions: config.engine.target_partitions };
-    let engine = Engine::open(datalager.as_ref(), &config.region, &options).await?;
+    let engine = Engine::open(datalager.as_ref(), &config.region, &config.engine).await?;
     let audit = AuditLog::open(&config.audit, &format!("agent-{}", config.region)).map_err(|e| StartError::Config(e.to_string()))?;
     AgentNode::new(config, catalog, engine, protection, audit).map_err(|e| StartError::Config(e.to_string()))
 }

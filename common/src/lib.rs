@@ -4,6 +4,7 @@
 pub mod answer;
 pub mod audit;
 pub mod breakdown;
+pub mod cache;
 pub mod catalog;
 pub mod cdm;
 pub mod error;

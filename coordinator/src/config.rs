@@ -41,6 +41,10 @@ pub struct CoordinatorConfig {
     /// SIGHUP).
     #[serde(default = "default_reload_poll")]
     pub reload_poll_s: u64,
+    /// Answers to repeated questions, keyed by the query, the requester's role and every
+    /// asked agent's data and policy versions.
+    #[serde(default)]
+    pub cache: norrsken_common::cache::CacheSettings,
 }
 
 fn default_reload_poll() -> u64 {

@@ -126,6 +126,14 @@ pub struct Comparison {
     pub regions: Vec<RegionReport>,
     pub partial: bool,
     pub dry_run: bool,
+    /// Served from the coordinator's cache.
+    pub cached: bool,
+}
+
+impl norrsken_common::cache::Weighed for Comparison {
+    fn weight(&self) -> u32 {
+        1024u32.saturating_add((self.rows.len() as u32).saturating_mul(300))
+    }
 }
 
 #[derive(Default, Clone)]
@@ -334,6 +342,7 @@ pub fn merge(
         regions: reports,
         partial,
         dry_run,
+        cached: false,
     }
 }
 
@@ -397,6 +406,7 @@ pub fn comparison_metadata(c: &Comparison) -> std::collections::HashMap<String, 
     put("pooled_label", c.pooled_label.clone());
     put("partial", c.partial.to_string());
     put("dry_run", c.dry_run.to_string());
+    put("cached", c.cached.to_string());
     put("regions", serde_json::to_string(&c.regions).unwrap_or_default());
     md
 }

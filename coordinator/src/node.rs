@@ -1,6 +1,7 @@
 //! The coordinator as a Flight node: authenticates analysts by certificate, fans a query out
 //! to the agents and merges their answers.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,6 +15,7 @@ use norrsken_common::geography;
 use norrsken_common::query::{IndicatorQuery, QueryError, Relay, ValidatedQuery};
 use serde_json::json;
 
+use norrsken_common::cache::{key as cache_key, query_key, AgentVersions, AnswerCache};
 use norrsken_common::audit::{result_hash, trace_id_of, AuditEvent, AuditLog, CellCounts, RegionPart, Who};
 use norrsken_common::telemetry;
 use opentelemetry::trace::SpanKind;
@@ -27,9 +29,18 @@ pub struct CoordinatorNode {
     pub config: CoordinatorConfig,
     pub catalog: Arc<Catalog>,
     agents: std::sync::RwLock<Arc<Vec<AgentClient>>>,
+    /// Each agent's data and policy versions, as its `versions` long poll last reported;
+    /// absent while the agent is not being watched (then nothing is served from the cache
+    /// for it).
+    versions: std::sync::RwLock<HashMap<String, AgentVersions>>,
+    cache: AnswerCache<Comparison>,
+    stopping: tokio::sync::watch::Sender<bool>,
     pub audit: AuditLog,
     pub started: std::time::Instant,
 }
+
+/// How long one `versions` long poll waits at the agent.
+const VERSIONS_WAIT: Duration = Duration::from_secs(25);
 
 fn outcome_of(e: &NodeError) -> &'static str {
     match e {
@@ -63,7 +74,120 @@ impl CoordinatorNode {
             .map(|a| AgentClient::new(a, &config.tls))
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| NodeError::NotReady(e.to_string()))?;
-        Ok(CoordinatorNode { config, catalog, agents: std::sync::RwLock::new(Arc::new(agents)), audit, started: std::time::Instant::now() })
+        let cache = AnswerCache::new(&config.cache);
+        Ok(CoordinatorNode {
+            config,
+            catalog,
+            agents: std::sync::RwLock::new(Arc::new(agents)),
+            versions: Default::default(),
+            cache,
+            stopping: tokio::sync::watch::Sender::new(false),
+            audit,
+            started: std::time::Instant::now(),
+        })
+    }
+
+    fn set_versions(&self, region: &str, v: Option<AgentVersions>) {
+        let mut map = match self.versions.write() {
+            Ok(m) => m,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        match v {
+            Some(v) => map.insert(region.to_string(), v),
+            None => map.remove(region),
+        };
+    }
+
+    /// The versions an agent last reported, while it is watched.
+    pub fn agent_versions(&self, region: &str) -> Option<AgentVersions> {
+        match self.versions.read() {
+            Ok(m) => m.get(region).cloned(),
+            Err(poisoned) => poisoned.into_inner().get(region).cloned(),
+        }
+    }
+
+    /// Watches every agent's data and policy versions with a long poll, so that a reload at
+    /// an agent turns the coordinator's cached answers involving it into misses at once.
+    /// Runs until `stop_watching`.
+    pub fn watch_agent_versions(self: &Arc<Self>) {
+        if !self.cache.enabled() {
+            return;
+        }
+        for endpoint in &self.config.agents {
+            let me = self.clone();
+            let region = endpoint.region.clone();
+            let mut stopping = self.stopping.subscribe();
+            tokio::spawn(async move {
+                let mut known: Option<AgentVersions> = None;
+                let mut backoff = Duration::from_millis(200);
+                loop {
+                    if *stopping.borrow() {
+                        break;
+                    }
+                    let agent = me.agents().iter().find(|a| a.endpoint.region == region).cloned();
+                    let poll = async {
+                        let agent = agent.ok_or_else(|| format!("region {region} is no longer configured"))?;
+                        let wait = if known.is_some() { VERSIONS_WAIT } else { Duration::ZERO };
+                        let body = Bytes::from(json!({"known": known, "wait_ms": wait.as_millis() as u64}).to_string());
+                        let chunks = agent.action_all("versions", body, wait + Duration::from_secs(5)).await?;
+                        let first = chunks.first().ok_or("an empty versions answer")?;
+                        serde_json::from_slice::<AgentVersions>(first).map_err(|e| format!("versions answer: {e}"))
+                    };
+                    let result = tokio::select! {
+                        r = poll => r,
+                        _ = stopping.changed() => break,
+                    };
+                    match result {
+                        Ok(v) => {
+                            if known.as_ref() != Some(&v) {
+                                tracing::debug!(region = %region, data_version = %v.data_version, policy_version = %v.policy_version, "agent versions");
+                            }
+                            me.set_versions(&region, Some(v.clone()));
+                            known = Some(v);
+                            backoff = Duration::from_millis(200);
+                        }
+                        Err(e) => {
+                            // Unknown versions: answers involving this agent are not served from the cache.
+                            me.set_versions(&region, None);
+                            known = None;
+                            tracing::debug!(region = %region, error = %e, "agent versions unavailable");
+                            tokio::select! {
+                                _ = tokio::time::sleep(backoff) => {}
+                                _ = stopping.changed() => break,
+                            }
+                            backoff = (backoff * 2).min(Duration::from_secs(10));
+                        }
+                    }
+                }
+            });
+        }
+    }
+
+    /// Ends the version watchers.
+    pub fn stop_watching(&self) {
+        self.stopping.send_replace(true);
+    }
+
+    /// The cache key of a question from `rule` to `agents` under the versions `of` gives, or
+    /// none when an agent's versions are unknown.
+    fn cache_key(&self, v: &ValidatedQuery, rule: &ClientRule, agents: &[AgentClient], of: impl Fn(&str) -> Option<AgentVersions>) -> Option<String> {
+        let mut parts = vec![query_key(v), rule.role.name().to_string()];
+        let mut by_name = false;
+        for a in agents {
+            let ver = of(&a.endpoint.region)?;
+            by_name |= ver.requesters_by_name;
+            parts.push(format!("{}={}/{}", a.endpoint.region, ver.data_version, ver.policy_version));
+        }
+        if by_name {
+            parts.push(format!("cn={}", rule.cn));
+        }
+        let refs: Vec<&str> = parts.iter().map(String::as_str).collect();
+        Some(cache_key(&refs))
+    }
+
+    /// Drops every cached answer.
+    pub fn clear_cache(&self) {
+        self.cache.clear();
     }
 
     /// The agents (a snapshot: a certificate reload swaps in new connections).
@@ -158,6 +282,7 @@ impl CoordinatorNode {
         let mut outgoing = v.normalized();
         outgoing.query_id = v.query_id.clone();
         outgoing.regions = Vec::new();
+        outgoing.options.no_cache = v.options.no_cache;
         let ticket = Bytes::from(outgoing.encode_ticket(Some(&relay)));
         let deadline = Duration::from_millis(self.config.agent_timeout_ms);
         let outcomes = join_all(agents.iter().map(|a| {
@@ -253,8 +378,38 @@ impl CoordinatorNode {
         event.indicator_version = Some(v.recipe.version);
         event.catalog_hash = Some(self.catalog.hash().to_string());
         event.query = serde_json::to_value(v.normalized()).ok();
-        event.regions = self.select_agents(&v.regions)?.iter().map(|a| a.endpoint.region.clone()).collect();
-        let comparison = self.run(&v, &rule, caller, cx).await?;
+        let agents = self.select_agents(&v.regions)?;
+        event.regions = agents.iter().map(|a| a.endpoint.region.clone()).collect();
+        let lookup = if v.options.no_cache { None } else { self.cache_key(&v, &rule, &agents, |r| self.agent_versions(r)) };
+        let hit = lookup.as_ref().and_then(|k| self.cache.get(k));
+        let comparison = match hit {
+            Some(hit) => {
+                let mut c = (*hit).clone();
+                event.cached_from = Some(std::mem::replace(&mut c.query_id, v.query_id.clone()));
+                c.cached = true;
+                telemetry::metrics().cache_hits.add(1, &[KeyValue::new("node", "coordinator"), KeyValue::new("indicator", v.recipe.id.clone())]);
+                c
+            }
+            None => {
+                let c = self.run(&v, &rule, caller, cx).await?;
+                if !c.partial {
+                    // Keyed by the versions the agents answered with.
+                    let answered = |region: &str| {
+                        let r = c.regions.iter().find(|r| r.region == region)?;
+                        let known = self.agent_versions(region);
+                        Some(AgentVersions {
+                            data_version: r.data_version.clone()?,
+                            policy_version: r.policy_version.clone()?,
+                            requesters_by_name: known.map_or(true, |k| k.requesters_by_name),
+                        })
+                    };
+                    if let Some(key) = self.cache_key(&v, &rule, &agents, answered) {
+                        self.cache.insert(key, Arc::new(c.clone()));
+                    }
+                }
+                c
+            }
+        };
         tracing::info!(
             query_id = %v.query_id,
             trace_id = %telemetry::trace_id(cx),
@@ -262,6 +417,7 @@ impl CoordinatorNode {
             requester = %rule.cn,
             role = rule.role.name(),
             partial = comparison.partial,
+            cached = comparison.cached,
             rows = comparison.rows.len(),
             "answered"
         );

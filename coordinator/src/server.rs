@@ -35,6 +35,8 @@ impl RunningCoordinator {
         let config = server_config_reporting(&self.node.config.tls, Some(self.reject_hook.clone())).map_err(|e| e.to_string())?;
         self.node.reload_agent_connections().map_err(|e| e.to_string())?;
         self.tls.replace(config);
+        // The CA or revocations may have changed who answers: start the cache afresh.
+        self.node.clear_cache();
         tracing::info!("certificates reloaded");
         Ok("certificates".into())
     }
@@ -54,6 +56,7 @@ impl RunningCoordinator {
 
     /// Stops serving (in-flight queries finish within `grace`) and seals the audit log.
     pub async fn stop(&self, grace: std::time::Duration) -> Result<(), String> {
+        self.node.stop_watching();
         let served = self.server.stop(grace).await;
         self.node.audit.seal(true).map_err(|e| e.to_string())?;
         served
@@ -73,6 +76,7 @@ pub async fn start(config: CoordinatorConfig) -> Result<RunningCoordinator, Star
         .map_err(|e| StartError::Listen { addr: listen.clone(), reason: e.to_string() })?;
     let on_failure = audit_handshake_failures(audit, "coordinator");
     let server = serve(node.clone(), listener, tls.clone(), on_failure).map_err(|reason| StartError::Listen { addr: listen, reason })?;
+    node.watch_agent_versions();
     tracing::info!(addr = %server.addr, agents = node.agents().len(), "coordinator serving");
     Ok(RunningCoordinator { node, server, tls, reject_hook })
 }

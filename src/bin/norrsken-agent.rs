@@ -39,7 +39,10 @@ fn main() -> ExitCode {
                 let running = std::sync::Arc::new(norrsken_agent::server::start(config).await?);
                 eprintln!("norrsken-agent for region {} listening on {}", running.node.region.code, running.server.addr);
                 let r = running.clone();
-                norrsken::server_main::reload_on_hangup(move || r.reload());
+                norrsken::server_main::reload_on_hangup(move || {
+                    let r = r.clone();
+                    async move { r.reload_all().await }
+                });
                 if poll > 0 {
                     running.watch(std::time::Duration::from_secs(poll));
                 }

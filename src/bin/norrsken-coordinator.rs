@@ -39,7 +39,10 @@ fn main() -> ExitCode {
                 let running = std::sync::Arc::new(norrsken_coordinator::server::start(config).await?);
                 eprintln!("norrsken-coordinator listening on {} with {} agent(s)", running.server.addr, running.node.agents().len());
                 let r = running.clone();
-                norrsken::server_main::reload_on_hangup(move || r.reload());
+                norrsken::server_main::reload_on_hangup(move || {
+                    let r = r.clone();
+                    async move { r.reload() }
+                });
                 if poll > 0 {
                     running.watch(std::time::Duration::from_secs(poll));
                 }

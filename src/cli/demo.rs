@@ -65,7 +65,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         let federation = LocalFederation::start(&datalager, &args.dir, &options).await?;
         println!("Started agents for");
         for a in &federation.agents {
-            println!("  {:<20} https://{}  (datalager version {})", a.node.region.name, a.server.addr, a.node.engine.data_version());
+            println!("  {:<20} https://{}  (datalager version {})", a.node.region.name, a.server.addr, a.node.engine().data_version());
         }
         println!("and a coordinator at {} (mutual TLS, development certificates in {}).", federation.coordinator_url(), certs.display());
         println!(

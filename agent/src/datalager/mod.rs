@@ -18,6 +18,7 @@ use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::file_format::FileFormat;
 use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl};
 use datafusion::execution::context::SessionConfig;
+use datafusion::execution::runtime_env::RuntimeEnv;
 use datafusion::execution::session_state::{SessionState, SessionStateBuilder};
 use datafusion::prelude::SessionContext;
 use futures::future::BoxFuture;
@@ -41,8 +42,8 @@ pub enum DatalagerError {
 pub trait Datalager: Send + Sync {
     /// The DataFusion session state this backend needs (a federating planner for
     /// warehouses that take the aggregate).
-    fn session_state(&self, config: SessionConfig) -> SessionState {
-        SessionStateBuilder::new().with_config(config).with_default_features().build()
+    fn session_state(&self, config: SessionConfig, runtime: Arc<RuntimeEnv>) -> SessionState {
+        SessionStateBuilder::new().with_config(config).with_runtime_env(runtime).with_default_features().build()
     }
     /// Registers every CDM table in the session under its CDM name.
     fn register<'a>(&'a self, ctx: &'a SessionContext) -> BoxFuture<'a, Result<(), DatalagerError>>;

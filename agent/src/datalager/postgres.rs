@@ -15,6 +15,7 @@ use std::sync::Arc;
 use arrow::array::{Array, AsArray};
 use datafusion::common::TableReference;
 use datafusion::execution::context::SessionConfig;
+use datafusion::execution::runtime_env::RuntimeEnv;
 use datafusion::execution::session_state::{SessionState, SessionStateBuilder};
 use datafusion::prelude::SessionContext;
 use datafusion_table_providers::postgres::PostgresTableFactory;
@@ -127,7 +128,7 @@ impl PostgresDatalager {
         let factory = PostgresTableFactory::new(Arc::new(pool));
         let mut dl = PostgresDatalager { settings: settings.clone(), mapping, factory, version: String::new(), years: None };
         // Read the manifest (optional) and the fingerprint through a federating session.
-        let ctx = SessionContext::new_with_state(dl.session_state(SessionConfig::new()));
+        let ctx = SessionContext::new_with_state(dl.session_state(SessionConfig::new(), Arc::new(RuntimeEnv::default())));
         let manifest = match tables.iter().any(|t| t == "norrsken_manifest") {
             true => dl.factory.table_provider(TableReference::partial(dl.settings.schema.as_str(), "norrsken_manifest")).await.ok(),
             false => None,
@@ -175,9 +176,10 @@ impl PostgresDatalager {
 }
 
 impl Datalager for PostgresDatalager {
-    fn session_state(&self, config: SessionConfig) -> SessionState {
+    fn session_state(&self, config: SessionConfig, runtime: Arc<RuntimeEnv>) -> SessionState {
         SessionStateBuilder::new()
             .with_config(config)
+            .with_runtime_env(runtime)
             .with_optimizer_rules(datafusion_federation::default_optimizer_rules())
             .with_query_planner(Arc::new(datafusion_federation::FederatedQueryPlanner::new()))
             .with_default_features()

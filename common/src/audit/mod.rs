@@ -155,6 +155,10 @@ pub struct AuditEvent {
     pub result_hash: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub duration_ms: Option<u64>,
+    /// The answer came from the node's cache; it was computed for this earlier query id
+    /// (a coordinator answering from its cache asked no agent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cached_from: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trace_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

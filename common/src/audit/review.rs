@@ -345,7 +345,7 @@ pub fn reconcile(coordinator: &[AuditRecord], agent_logs: &[(String, Vec<AuditRe
             }
         }
     }
-    for (qid, c) in &coord {
+    for (qid, c) in coord.iter().filter(|(_, c)| c.event.cached_from.is_none()) {
         for part in &c.event.region_outcomes {
             if part.status == "ok" && regions_with_logs.contains(part.region.as_str()) && !seen_at_agents.contains(&(qid.to_string(), part.region.clone())) {
                 out.push(Difference {
