@@ -2,5 +2,7 @@
 //! (`norrsken-agent`, `norrsken-coordinator`), plus helpers to run a whole federation on one
 //! machine (the demo, benchmarks and tests).
 
+pub mod bench;
+pub mod client;
 pub mod local;
 pub mod server_main;

@@ -3,6 +3,7 @@
 
 mod attacks;
 mod audit;
+mod bench;
 mod deploy;
 mod engine;
 mod federation;

@@ -56,7 +56,9 @@ fn bad_options_are_refused_with_the_option_named() {
     let e = generate(&SynthOptions { out: t.path().into(), scale: 0.0, ..Default::default() }).unwrap_err();
     assert!(e.to_string().contains("--scale"), "{e}");
     let e = generate(&SynthOptions { out: t.path().into(), regions: vec!["Skåne".into()], ..Default::default() }).unwrap_err();
-    assert!(e.to_string().contains("unknown region 'Skåne'"), "{e}");
+    assert!(e.to_string().contains("'Skåne' is not a region the generator covers"), "{e}");
+    let e = generate(&SynthOptions { out: t.path().into(), regions: vec!["Atlantis".into()], ..Default::default() }).unwrap_err();
+    assert!(e.to_string().contains("'Atlantis' is not a region"), "{e}");
     assert!(norrsken_synth::parse_years("2025..2021").is_err());
     assert_eq!(norrsken_synth::parse_years("2021..2025").unwrap(), (2021, 2025));
 }

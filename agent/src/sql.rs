@@ -65,6 +65,43 @@ pub struct SqlContext<'a> {
     pub region: &'a str,
 }
 
+/// A CDM table (or `residents`) by name, qualified by `schema` when the region's tables are
+/// not the session's default ones (a central warehouse holding several regions).
+fn table(schema: Option<&str>, name: &str) -> String {
+    match schema {
+        Some(s) => format!("{s}.{name}"),
+        None => name.to_string(),
+    }
+}
+
+/// The names a recipe may read: the CDM tables and the agent's `residents` view.
+fn is_cdm_relation(name: &str) -> bool {
+    name == "residents" || norrsken_common::cdm::CdmTable::from_name(name).is_some()
+}
+
+/// The recipe's unit query with its CDM tables qualified by `schema`. The recipe is parsed
+/// (so that CTE names, columns and literals are never touched) and printed again.
+fn qualified_recipe_sql(sql: &str, schema: &str) -> Result<String, String> {
+    use datafusion::sql::sqlparser::ast::{visit_relations_mut, Ident, ObjectName, ObjectNamePart};
+    use datafusion::sql::sqlparser::dialect::GenericDialect;
+    use datafusion::sql::sqlparser::parser::Parser;
+    use std::ops::ControlFlow;
+    let mut statements = Parser::parse_sql(&GenericDialect {}, sql).map_err(|e| e.to_string())?;
+    let [statement] = statements.as_mut_slice() else {
+        return Err(format!("expected one statement, found {}", statements.len()));
+    };
+    let _ = visit_relations_mut(statement, |name: &mut ObjectName| {
+        if let [ObjectNamePart::Identifier(ident)] = name.0.as_slice() {
+            if is_cdm_relation(&ident.value) {
+                let table = ident.clone();
+                *name = ObjectName(vec![ObjectNamePart::Identifier(Ident::new(schema)), ObjectNamePart::Identifier(table)]);
+            }
+        }
+        ControlFlow::<()>::Continue(())
+    });
+    Ok(statement.to_string())
+}
+
 struct Parts {
     /// Columns the unit query contributes besides unit_id, person_id and index_time.
     extra: Vec<&'static str>,
@@ -96,13 +133,21 @@ fn scoped_select(q: &ValidatedQuery, parts: &Parts, region_expr: &str, from: &st
 /// The label written for a breakdown in a margin (total) cell.
 pub const TOTAL: &str = "total";
 
-/// Compiles the query. The caller has validated it against the catalog.
-///
-/// Besides the cells of the asked breakdowns the statement returns their margins: every
-/// subset of the breakdowns summed over the others (label `total`), computed with
-/// GROUPING SETS so that distinct persons and record keys are exact in margins too.
-/// Disclosure control needs the margins to protect withheld cells against subtraction.
-pub fn compile(q: &ValidatedQuery, cx: &SqlContext<'_>) -> String {
+/// The statement up to the `scoped` rows: `units` (the recipe), `base` (units placed in
+/// the period and joined to the person register) and `scoped` (labelled, filtered, in the
+/// perspective's region), shared by the protected and the central compilation.
+struct Prelude {
+    sql: String,
+    parts: Parts,
+    /// `b_<breakdown>` columns.
+    bcols: Vec<String>,
+    /// `region` and the breakdown columns.
+    group: Vec<String>,
+    /// The agent's region as a literal.
+    own: String,
+}
+
+fn prelude(q: &ValidatedQuery, cx: &SqlContext<'_>, schema: Option<&str>, units: &str) -> Prelude {
     let recipe = &q.recipe;
     let mut extra = Vec::new();
     match recipe.kind {
@@ -120,6 +165,76 @@ pub fn compile(q: &ValidatedQuery, cx: &SqlContext<'_>) -> String {
     let own = literal(cx.region);
     let (sy, sm) = q.period.start();
     let (ey, em) = q.period.end_exclusive();
+    let mut sql = String::new();
+    let _ = write!(sql, "WITH units AS (\n{units}\n),\n");
+    let passthrough: String = parts.extra.iter().map(|c| format!("u.{c}, ")).collect();
+    let _ = write!(
+        sql,
+        "base AS (SELECT u.unit_id, u.person_id, {passthrough}\
+         CAST(date_part('year', u.index_time) AS BIGINT) AS t_year, \
+         CAST(date_part('month', u.index_time) AS BIGINT) AS t_month, \
+         p.birth_year, p.birth_month, p.sex, p.kommun, p.education, p.birth_country, p.income_quintile \
+         FROM units u JOIN {} p ON p.person_id = u.person_id \
+         WHERE u.index_time >= {} AND u.index_time < {}),\n",
+        table(schema, "persons"),
+        timestamp(sy, sm),
+        timestamp(ey, em)
+    );
+    let home_region = "substr(kommun, 1, 2)";
+    let (region_expr, resident_only) = match (q.options.perspective, recipe.kind) {
+        (Perspective::Population, _) => (home_region.to_string(), None),
+        // A provider-perspective rate counts the care the region gave its own residents, so
+        // that numerator and population cover the same people.
+        (Perspective::Provider, Kind::Rate) => (own.clone(), Some(format!("{home_region} = {own}"))),
+        (Perspective::Provider, _) => (own.clone(), None),
+    };
+    let _ = write!(sql, "scoped AS ({}),\n", scoped_select(q, &parts, &region_expr, "base", resident_only.as_deref()));
+    Prelude { sql, parts, bcols, group, own }
+}
+
+/// The CTEs giving a rate's population: residents alive on 1 July of each year of the
+/// period, labelled and filtered like the units (`population_base`, `population_scoped`).
+fn population_ctes(q: &ValidatedQuery, parts: &Parts, own: &str, residents: &str) -> String {
+    let years: Vec<String> = (q.period.first_year()..=q.period.last_year())
+        .map(|y| format!("SELECT CAST({y} AS BIGINT) AS year_no, DATE '{y:04}-07-01' AS mid_year"))
+        .collect();
+    let pop_base = format!(
+        "SELECT p.person_id AS unit_id, p.person_id, y.year_no AS t_year, CAST(7 AS BIGINT) AS t_month, \
+         p.birth_year, p.birth_month, p.sex, p.kommun, p.education, p.birth_country, p.income_quintile \
+         FROM {residents} p CROSS JOIN ({}) AS y \
+         WHERE (p.birth_year < y.year_no OR (p.birth_year = y.year_no AND p.birth_month <= 7)) \
+         AND (p.death_date IS NULL OR p.death_date >= y.mid_year)",
+        years.join(" UNION ALL ")
+    );
+    let pop_scoped = scoped_select(q, &Parts { extra: vec![], labels: parts.labels.clone(), group: vec![] }, own, "population_base", None);
+    format!("population_base AS ({pop_base}),\npopulation_scoped AS ({pop_scoped}),\n")
+}
+
+/// Person-based recipes count each person once per cell: the `deduplicated` CTE keeps one
+/// row per unit and group (`group_by`), with its flags and values.
+fn dedup_cte(parts: &Parts, select: &str, group_by: &str) -> String {
+    let carry: String = parts
+        .extra
+        .iter()
+        .map(|c| match *c {
+            "numerator" => ", MAX(CASE WHEN numerator THEN 1 ELSE 0 END) AS num".to_string(),
+            c => format!(", MAX({c}) AS {c}"),
+        })
+        .collect();
+    format!("deduplicated AS (SELECT {select}, unit_id, MAX(person_id) AS person_id{carry} FROM scoped GROUP BY {group_by}),\n")
+}
+
+const FLAGGED: &str = "flagged AS (SELECT scoped.*, CASE WHEN numerator THEN 1 ELSE 0 END AS num FROM scoped),\n";
+
+/// Compiles the query. The caller has validated it against the catalog.
+///
+/// Besides the cells of the asked breakdowns the statement returns their margins: every
+/// subset of the breakdowns summed over the others (label `total`), computed with
+/// GROUPING SETS so that distinct persons and record keys are exact in margins too.
+/// Disclosure control needs the margins to protect withheld cells against subtraction.
+pub fn compile(q: &ValidatedQuery, cx: &SqlContext<'_>) -> String {
+    let recipe = &q.recipe;
+    let Prelude { mut sql, parts, bcols, group, own } = prelude(q, cx, None, &recipe.sql);
 
     // Label lists: `plain` names the columns, `lab` also turns rolled-up NULLs into 'total'.
     let plain = group.join(", ");
@@ -142,45 +257,13 @@ pub fn compile(q: &ValidatedQuery, cx: &SqlContext<'_>) -> String {
         format!("GROUPING SETS ({})", subsets.join(", "))
     };
 
-    let mut sql = String::new();
-    let _ = write!(sql, "WITH units AS (\n{}\n),\n", recipe.sql);
-    let passthrough: String = parts.extra.iter().map(|c| format!("u.{c}, ")).collect();
-    let _ = write!(
-        sql,
-        "base AS (SELECT u.unit_id, u.person_id, {passthrough}\
-         CAST(date_part('year', u.index_time) AS BIGINT) AS t_year, \
-         CAST(date_part('month', u.index_time) AS BIGINT) AS t_month, \
-         p.birth_year, p.birth_month, p.sex, p.kommun, p.education, p.birth_country, p.income_quintile \
-         FROM units u JOIN persons p ON p.person_id = u.person_id \
-         WHERE u.index_time >= {} AND u.index_time < {}),\n",
-        timestamp(sy, sm),
-        timestamp(ey, em)
-    );
-    let home_region = "substr(kommun, 1, 2)";
-    let (region_expr, resident_only) = match (q.options.perspective, recipe.kind) {
-        (Perspective::Population, _) => (home_region.to_string(), None),
-        // A provider-perspective rate counts the care the region gave its own residents, so
-        // that numerator and population cover the same people.
-        (Perspective::Provider, Kind::Rate) => (own.clone(), Some(format!("{home_region} = {own}"))),
-        (Perspective::Provider, _) => (own.clone(), None),
-    };
-    let _ = write!(sql, "scoped AS ({}),\n", scoped_select(q, &parts, &region_expr, "base", resident_only.as_deref()));
-
     // Person-based recipes count each person once per cell (and once per margin cell).
     let dedup = recipe.unit == Unit::Person;
     let src = if dedup {
-        let carry: String = parts
-            .extra
-            .iter()
-            .map(|c| match *c {
-                "numerator" => ", MAX(CASE WHEN numerator THEN 1 ELSE 0 END) AS num".to_string(),
-                c => format!(", MAX({c}) AS {c}"),
-            })
-            .collect();
-        let _ = write!(sql, "deduplicated AS (SELECT {lab}, unit_id, MAX(person_id) AS person_id{carry} FROM scoped GROUP BY {}),\n", sets(&["unit_id"]));
+        sql.push_str(&dedup_cte(&parts, &lab, &sets(&["unit_id"])));
         "deduplicated"
     } else if parts.extra.contains(&"numerator") {
-        let _ = write!(sql, "flagged AS (SELECT scoped.*, CASE WHEN numerator THEN 1 ELSE 0 END AS num FROM scoped),\n");
+        sql.push_str(FLAGGED);
         "flagged"
     } else {
         "scoped"
@@ -264,24 +347,12 @@ pub fn compile(q: &ValidatedQuery, cx: &SqlContext<'_>) -> String {
             )
         }
         Kind::Rate => {
-            let years: Vec<String> = (q.period.first_year()..=q.period.last_year())
-                .map(|y| format!("SELECT CAST({y} AS BIGINT) AS year_no, DATE '{y:04}-07-01' AS mid_year"))
-                .collect();
-            let pop_base = format!(
-                "SELECT p.person_id AS unit_id, p.person_id, y.year_no AS t_year, CAST(7 AS BIGINT) AS t_month, \
-                 p.birth_year, p.birth_month, p.sex, p.kommun, p.education, p.birth_country, p.income_quintile \
-                 FROM residents p CROSS JOIN ({}) AS y \
-                 WHERE (p.birth_year < y.year_no OR (p.birth_year = y.year_no AND p.birth_month <= 7)) \
-                 AND (p.death_date IS NULL OR p.death_date >= y.mid_year)",
-                years.join(" UNION ALL ")
-            );
-            let pop_scoped = scoped_select(q, &Parts { extra: vec![], labels: parts.labels.clone(), group: vec![] }, &own, "population_base", None);
+            let population = population_ctes(q, &parts, &own, "residents");
             let on: Vec<String> = parts.group.iter().map(|c| format!("p.{c} = e.{c}")).collect();
             let cols: String = parts.group.iter().map(|c| format!("COALESCE(p.{c}, e.{c}) AS {c}, ")).collect();
             let pkey = mix_sql("unit_id");
             format!(
-                "population_base AS ({pop_base}),\n\
-                 population_scoped AS ({pop_scoped}),\n\
+                "{population}\
                  population AS (SELECT {lab}, COUNT(*) AS population, SUM({pkey}) AS population_mix FROM population_scoped GROUP BY {}),\n\
                  events AS (SELECT {sel}, {units} AS units, COUNT(DISTINCT person_id) AS persons, SUM({key}) AS units_mix FROM {src} GROUP BY {})\n\
                  SELECT {cols}COALESCE(e.units, 0) AS units, COALESCE(e.persons, 0) AS persons, \
@@ -298,4 +369,112 @@ pub fn compile(q: &ValidatedQuery, cx: &SqlContext<'_>) -> String {
     };
     sql.push_str(&body);
     sql
+}
+
+/// Compiles the query as a central warehouse would answer it for one region whose CDM
+/// tables and `residents` view live in `schema`: the same units, labels, filters and
+/// de-duplication as [`compile`], but only the asked cells and only the components an
+/// answer releases, without margins, record keys or dominance figures (a central warehouse
+/// applies no disclosure control). Used by the benchmark to check the federation's numbers
+/// against DuckDB and PostgreSQL and to time them; portable to both.
+///
+/// Output columns: `region`, `b_<breakdown>` per breakdown, `category` for distribution
+/// recipes, then `units`, `numerator`, `value_sum`, `population`.
+pub fn compile_central(q: &ValidatedQuery, region: &str, schema: &str) -> Result<String, String> {
+    let recipe = &q.recipe;
+    let units_sql = qualified_recipe_sql(&recipe.sql, schema).map_err(|e| format!("recipe {}: {e}", recipe.key()))?;
+    let Prelude { mut sql, parts, group, own, .. } = prelude(q, &SqlContext { region }, Some(schema), &units_sql);
+    let plain = group.join(", ");
+    let dedup = recipe.unit == Unit::Person;
+    let src = if dedup {
+        sql.push_str(&dedup_cte(&parts, &plain, &format!("{plain}, unit_id")));
+        "deduplicated"
+    } else if parts.extra.contains(&"numerator") {
+        sql.push_str(FLAGGED);
+        "flagged"
+    } else {
+        "scoped"
+    };
+    // Each row of `deduplicated` is one unit of its cell, so plain counts are distinct counts.
+    const ZERO_INT: &str = "CAST(0 AS BIGINT)";
+    const ZERO_FLOAT: &str = "CAST(0 AS DOUBLE PRECISION)";
+    let cells = |numerator: &str, value_sum: &str| {
+        format!(
+            "cells AS (SELECT {plain}, CAST(COUNT(*) AS BIGINT) AS units, CAST({numerator} AS BIGINT) AS numerator, \
+             CAST({value_sum} AS DOUBLE PRECISION) AS value_sum, {ZERO_INT} AS population FROM {src} GROUP BY {plain})\n\
+             SELECT * FROM cells"
+        )
+    };
+    let body = match recipe.kind {
+        Kind::Proportion if recipe.is_distribution() => {
+            let cats: Vec<String> = recipe.categories.iter().map(|c| format!("SELECT {} AS category", literal(&c.code))).collect();
+            let on: Vec<String> = parts.group.iter().map(|c| format!("b.{c} = t.{c}")).collect();
+            let tcols: String = parts.group.iter().map(|c| format!("t.{c}, ")).collect();
+            format!(
+                "totals AS (SELECT {plain}, COUNT(*) AS units FROM {src} GROUP BY {plain}),\n\
+                 categories AS ({}),\n\
+                 by_category AS (SELECT {plain}, category, COUNT(*) AS numerator FROM {src} GROUP BY {plain}, category)\n\
+                 SELECT {tcols}c.category, CAST(t.units AS BIGINT) AS units, CAST(COALESCE(b.numerator, 0) AS BIGINT) AS numerator, \
+                 {ZERO_FLOAT} AS value_sum, {ZERO_INT} AS population \
+                 FROM totals t CROSS JOIN categories c LEFT JOIN by_category b ON {} AND b.category = c.category",
+                cats.join(" UNION ALL "),
+                on.join(" AND ")
+            )
+        }
+        Kind::Proportion => cells("SUM(num)", ZERO_FLOAT),
+        Kind::Mean | Kind::CostSum => cells(ZERO_INT, "SUM(value)"),
+        Kind::Count => cells(ZERO_INT, ZERO_FLOAT),
+        Kind::Rate => {
+            let population = population_ctes(q, &parts, &own, &table(Some(schema), "residents"));
+            let on: Vec<String> = parts.group.iter().map(|c| format!("p.{c} = e.{c}")).collect();
+            let cols: String = parts.group.iter().map(|c| format!("COALESCE(p.{c}, e.{c}) AS {c}, ")).collect();
+            format!(
+                "{population}\
+                 population AS (SELECT {plain}, COUNT(*) AS population FROM population_scoped GROUP BY {plain}),\n\
+                 events AS (SELECT {plain}, COUNT(*) AS units FROM {src} GROUP BY {plain})\n\
+                 SELECT {cols}CAST(COALESCE(e.units, 0) AS BIGINT) AS units, {ZERO_INT} AS numerator, {ZERO_FLOAT} AS value_sum, \
+                 CAST(COALESCE(p.population, 0) AS BIGINT) AS population \
+                 FROM population p FULL OUTER JOIN events e ON {}",
+                on.join(" AND ")
+            )
+        }
+    };
+    sql.push_str(&body);
+    Ok(sql)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use norrsken_common::catalog::Catalog;
+    use norrsken_common::query::IndicatorQuery;
+
+    fn validated(json: &str) -> ValidatedQuery {
+        let (q, _) = IndicatorQuery::decode_ticket(json.as_bytes()).unwrap();
+        q.validate(&Catalog::embedded(), Some((2021, 2025))).unwrap()
+    }
+
+    #[test]
+    fn central_sql_reads_the_regions_schema_and_leaves_other_names_alone() {
+        let q = validated(r#"{"indicator":"diabetes_statin","breakdowns":["sex"],"period":"2023..2025"}"#);
+        let sql = compile_central(&q, "25", "norrsken_25").unwrap();
+        for t in ["norrsken_25.contacts", "norrsken_25.residents", "norrsken_25.drugs", "norrsken_25.persons"] {
+            assert!(sql.contains(t), "{t} missing in {sql}");
+        }
+        // CTE names of the recipe and column names that merely contain a table name stay.
+        assert!(sql.contains("FROM diabetes") && !sql.contains("norrsken_25.diabetes"), "{sql}");
+        assert!(sql.contains("person_id") && !sql.contains("norrsken_25.person_id"), "{sql}");
+        assert!(!sql.contains("GROUPING SETS") && !sql.contains("_mix"), "central SQL computes no margins or keys: {sql}");
+        // The agent's own compilation is unchanged: unqualified tables.
+        let own = compile(&q, &SqlContext { region: "25" });
+        assert!(own.contains("JOIN persons p") && !own.contains("norrsken_25"), "{own}");
+    }
+
+    #[test]
+    fn a_rate_counts_its_population_from_the_schemas_residents() {
+        let q = validated(r#"{"indicator":"hf_hospitalisation_rate","breakdowns":["year"],"period":"2024"}"#);
+        let sql = compile_central(&q, "22", "central_22").unwrap();
+        assert!(sql.contains("FROM central_22.residents p CROSS JOIN"), "{sql}");
+        assert!(sql.contains("FULL OUTER JOIN events"), "{sql}");
+    }
 }

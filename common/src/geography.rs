@@ -100,10 +100,41 @@ pub const NORRA: &[Region] = &[
     Region { code: "25", iso: "SE-BD", name: "Norrbotten", slug: "norrbotten", kommuner: NORRBOTTEN },
 ];
 
-/// Looks a Norra region up by county code, ISO code, slug or name (case-insensitive).
+const fn other(code: &'static str, iso: &'static str, name: &'static str, slug: &'static str) -> Region {
+    Region { code, iso, name, slug, kommuner: &[] }
+}
+
+/// Sweden's 21 regions, in county-code order: the four Norra regions with their kommuner,
+/// the others by code and name only (a national federation; the synthetic datalager and
+/// the kommun vocabulary cover Norra).
+pub const SWEDEN: &[Region] = &[
+    other("01", "SE-AB", "Stockholm", "stockholm"),
+    other("03", "SE-C", "Uppsala", "uppsala"),
+    other("04", "SE-D", "Sörmland", "sormland"),
+    other("05", "SE-E", "Östergötland", "ostergotland"),
+    other("06", "SE-F", "Jönköping", "jonkoping"),
+    other("07", "SE-G", "Kronoberg", "kronoberg"),
+    other("08", "SE-H", "Kalmar", "kalmar"),
+    other("09", "SE-I", "Gotland", "gotland"),
+    other("10", "SE-K", "Blekinge", "blekinge"),
+    other("12", "SE-M", "Skåne", "skane"),
+    other("13", "SE-N", "Halland", "halland"),
+    other("14", "SE-O", "Västra Götaland", "vastra_gotaland"),
+    other("17", "SE-S", "Värmland", "varmland"),
+    other("18", "SE-T", "Örebro", "orebro"),
+    other("19", "SE-U", "Västmanland", "vastmanland"),
+    other("20", "SE-W", "Dalarna", "dalarna"),
+    other("21", "SE-X", "Gävleborg", "gavleborg"),
+    NORRA[0],
+    NORRA[1],
+    NORRA[2],
+    NORRA[3],
+];
+
+/// Looks a region up by county code, ISO code, slug or name (case-insensitive).
 pub fn find_region(key: &str) -> Option<&'static Region> {
     let key = key.trim();
-    NORRA.iter().find(|r| {
+    SWEDEN.iter().find(|r| {
         r.code == key
             || r.iso.eq_ignore_ascii_case(key)
             || r.slug.eq_ignore_ascii_case(key)
@@ -160,5 +191,13 @@ mod tests {
         assert_eq!(find_region("norrbotten").unwrap().code, "25");
         assert_eq!(find_region("22").unwrap().slug, "vasternorrland");
         assert!(find_region("99").is_none());
+        assert_eq!(find_region("Skåne").unwrap().code, "12");
+    }
+
+    #[test]
+    fn sweden_has_21_regions_in_code_order_with_unique_codes() {
+        assert_eq!(SWEDEN.len(), 21);
+        assert!(SWEDEN.windows(2).all(|w| w[0].code < w[1].code));
+        assert!(NORRA.iter().all(|r| SWEDEN.contains(r)));
     }
 }

@@ -12,19 +12,13 @@
 //! ```
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use anyhow::{anyhow, Context};
-use arrow::datatypes::SchemaRef;
-use arrow::record_batch::RecordBatch;
-use arrow_flight::{Action, FlightClient, Ticket};
-use bytes::Bytes;
 use clap::Args;
-use futures::TryStreamExt;
+pub use norrsken::client::Connection;
 use norrsken_common::pki::COORDINATOR_DNS_NAME;
-use norrsken_common::tls::{client_tls, TlsFiles};
+use norrsken_common::tls::TlsFiles;
 use serde::Deserialize;
-use tonic::transport::Endpoint;
 
 #[derive(Args, Clone, Debug, Default)]
 pub struct ConnectArgs {
@@ -58,14 +52,6 @@ struct ClientFile {
     server_name: Option<String>,
 }
 
-/// Resolved connection settings.
-#[derive(Debug, Clone)]
-pub struct Connection {
-    pub url: String,
-    pub tls: TlsFiles,
-    pub server_name: String,
-}
-
 impl ConnectArgs {
     pub fn resolve(&self) -> anyhow::Result<Connection> {
         let file_path = self.client_config.clone().or_else(|| {
@@ -97,52 +83,5 @@ impl ConnectArgs {
             .or(file.server_name)
             .unwrap_or_else(|| COORDINATOR_DNS_NAME.to_string());
         Ok(Connection { url, tls: TlsFiles { cert: cert.into(), key: key.into(), ca: ca.into(), crls: vec![] }, server_name })
-    }
-}
-
-impl Connection {
-    pub async fn client(&self) -> anyhow::Result<FlightClient> {
-        let tls = client_tls(&self.tls, &self.server_name)?;
-        let channel = Endpoint::from_shared(self.url.clone())
-            .with_context(|| format!("coordinator address '{}'", self.url))?
-            .tls_config(tls)?
-            .connect_timeout(Duration::from_secs(5))
-            .connect()
-            .await
-            .with_context(|| format!("connecting to {}", self.url))?;
-        Ok(FlightClient::new(channel))
-    }
-
-    /// Runs a ticket and returns the schema (with metadata) and batches.
-    pub async fn fetch(&self, ticket: Vec<u8>) -> anyhow::Result<(SchemaRef, Vec<RecordBatch>)> {
-        let mut client = self.client().await?;
-        let mut stream = client.do_get(Ticket::new(ticket)).await.map_err(flight_error)?;
-        let mut batches = Vec::new();
-        while let Some(b) = stream.try_next().await.map_err(flight_error)? {
-            batches.push(b);
-        }
-        let schema = stream.schema().cloned().ok_or_else(|| anyhow!("the coordinator sent no schema"))?;
-        Ok((schema, batches))
-    }
-
-    /// Runs an action and returns all its results.
-    pub async fn action_all(&self, name: &str, body: Vec<u8>) -> anyhow::Result<Vec<Bytes>> {
-        let mut client = self.client().await?;
-        let stream = client.do_action(Action::new(name, Bytes::from(body))).await.map_err(flight_error)?;
-        stream.try_collect().await.map_err(flight_error)
-    }
-
-    pub async fn action(&self, name: &str) -> anyhow::Result<Bytes> {
-        let mut client = self.client().await?;
-        let mut stream = client.do_action(Action::new(name, Bytes::new())).await.map_err(flight_error)?;
-        stream.try_next().await.map_err(flight_error)?.ok_or_else(|| anyhow!("empty answer to action {name}"))
-    }
-}
-
-/// A Flight error as a readable message: the gRPC code and the server's text.
-pub fn flight_error(e: arrow_flight::error::FlightError) -> anyhow::Error {
-    match e {
-        arrow_flight::error::FlightError::Tonic(s) => anyhow!("{:?}: {}", s.code(), s.message()),
-        other => anyhow!(other.to_string()),
     }
 }

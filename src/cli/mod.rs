@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod audit;
+mod bench;
 mod certs;
 mod client;
 mod demo;
@@ -37,6 +38,8 @@ enum Command {
     Eval(eval::EvalArgs),
     /// List the indicator catalog.
     Indicators(indicators::IndicatorsArgs),
+    /// Measure the federation against DuckDB and a central PostgreSQL (see BENCHMARKS.md).
+    Bench(bench::BenchArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -55,6 +58,7 @@ pub fn main() -> ExitCode {
         Command::Synth(args) => ok(synth::run(args)),
         Command::Eval(args) => ok(eval::run(args)),
         Command::Indicators(args) => ok(indicators::run(args)),
+        Command::Bench(args) => ok(bench::run_cli(args)),
     };
     match result {
         Ok(code) => code,

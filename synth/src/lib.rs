@@ -132,14 +132,15 @@ fn selected_regions(options: &SynthOptions) -> Result<Vec<bool>, SynthError> {
     }
     let mut wanted = vec![false; NORRA.len()];
     for name in &options.regions {
-        let region = geography::find_region(name).ok_or_else(|| SynthError::Option {
-            option: "--regions",
-            reason: format!(
-                "unknown region '{name}'; use a county code, ISO code or name: {}",
-                NORRA.iter().map(|r| format!("{} ({})", r.code, r.slug)).collect::<Vec<_>>().join(", ")
-            ),
+        let i = geography::find_region(name).and_then(|region| NORRA.iter().position(|r| r.code == region.code)).ok_or_else(|| {
+            SynthError::Option {
+                option: "--regions",
+                reason: format!(
+                    "'{name}' is not a region the generator covers; use a county code, ISO code or name: {}",
+                    NORRA.iter().map(|r| format!("{} ({})", r.code, r.slug)).collect::<Vec<_>>().join(", ")
+                ),
+            }
         })?;
-        let i = NORRA.iter().position(|r| r.code == region.code).unwrap_or(0);
         wanted[i] = true;
     }
     Ok(wanted)

@@ -1,0 +1,73 @@
+//! A Flight client of the coordinator with mutual TLS: what the command-line tool, the
+//! demo and the benchmark use to ask questions.
+
+use std::time::Duration;
+
+use anyhow::{anyhow, Context};
+use arrow::datatypes::SchemaRef;
+use arrow::record_batch::RecordBatch;
+use arrow_flight::{Action, FlightClient, Ticket};
+use bytes::Bytes;
+use futures::TryStreamExt;
+use norrsken_common::tls::{client_tls, TlsFiles};
+use tonic::transport::Endpoint;
+
+/// Resolved connection settings.
+#[derive(Debug, Clone)]
+pub struct Connection {
+    pub url: String,
+    pub tls: TlsFiles,
+    pub server_name: String,
+}
+
+impl Connection {
+    pub async fn client(&self) -> anyhow::Result<FlightClient> {
+        let tls = client_tls(&self.tls, &self.server_name)?;
+        let channel = Endpoint::from_shared(self.url.clone())
+            .with_context(|| format!("coordinator address '{}'", self.url))?
+            .tls_config(tls)?
+            .connect_timeout(Duration::from_secs(5))
+            .connect()
+            .await
+            .with_context(|| format!("connecting to {}", self.url))?;
+        Ok(FlightClient::new(channel))
+    }
+
+    /// Runs a ticket on a new connection and returns the schema (with metadata) and batches.
+    pub async fn fetch(&self, ticket: Vec<u8>) -> anyhow::Result<(SchemaRef, Vec<RecordBatch>)> {
+        let mut client = self.client().await?;
+        fetch_with(&mut client, ticket).await
+    }
+
+    /// Runs an action and returns all its results.
+    pub async fn action_all(&self, name: &str, body: Vec<u8>) -> anyhow::Result<Vec<Bytes>> {
+        let mut client = self.client().await?;
+        let stream = client.do_action(Action::new(name, Bytes::from(body))).await.map_err(flight_error)?;
+        stream.try_collect().await.map_err(flight_error)
+    }
+
+    pub async fn action(&self, name: &str) -> anyhow::Result<Bytes> {
+        let mut client = self.client().await?;
+        let mut stream = client.do_action(Action::new(name, Bytes::new())).await.map_err(flight_error)?;
+        stream.try_next().await.map_err(flight_error)?.ok_or_else(|| anyhow!("empty answer to action {name}"))
+    }
+}
+
+/// Runs a ticket on an open connection and returns the schema (with metadata) and batches.
+pub async fn fetch_with(client: &mut FlightClient, ticket: Vec<u8>) -> anyhow::Result<(SchemaRef, Vec<RecordBatch>)> {
+    let mut stream = client.do_get(Ticket::new(ticket)).await.map_err(flight_error)?;
+    let mut batches = Vec::new();
+    while let Some(b) = stream.try_next().await.map_err(flight_error)? {
+        batches.push(b);
+    }
+    let schema = stream.schema().cloned().ok_or_else(|| anyhow!("the coordinator sent no schema"))?;
+    Ok((schema, batches))
+}
+
+/// A Flight error as a readable message: the gRPC code and the server's text.
+pub fn flight_error(e: arrow_flight::error::FlightError) -> anyhow::Error {
+    match e {
+        arrow_flight::error::FlightError::Tonic(s) => anyhow!("{:?}: {}", s.code(), s.message()),
+        other => anyhow!(other.to_string()),
+    }
+}
