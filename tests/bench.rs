@@ -202,6 +202,7 @@ async fn a_small_benchmark_run_checks_and_measures_everything() {
     assert!(report.synth.is_some(), "the datalager was generated for the run");
     assert_eq!(report.indicators.len(), Catalog::embedded().latest().len());
     for r in &report.indicators {
+        assert_eq!(r.error, None, "{}", r.indicator);
         for (who, a) in [("DuckDB", &r.agreement_duckdb), ("PostgreSQL", &r.agreement_postgres)] {
             let a = a.as_ref().unwrap_or_else(|| panic!("{}: no check against {who}", r.indicator));
             assert!(a.agrees(), "{} vs {who}: {:?}", r.indicator, a.mismatches);

@@ -139,3 +139,48 @@ async fn the_engine_only_accepts_validated_queries() {
     let e = bad.validate(&catalog, Some(engine.data_years())).unwrap_err();
     assert!(e.to_string().contains("outside the data held (2021..2025)"), "{e}");
 }
+
+/// Where the agent aggregates the labelled rows itself (files), its cells and margins equal
+/// the GROUPING SETS compilation a warehouse runs, in every component: distinct persons,
+/// record-key sums, value sums and the largest per-person contributions.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_agents_own_aggregation_equals_the_sql_aggregation() {
+    use norrsken_agent::engine::RawCell;
+    let engine = engine("vasterbotten", "24").await;
+    let catalog = Catalog::embedded();
+    let mut cases = Vec::new();
+    for recipe in catalog.latest() {
+        cases.push(query(&recipe.id, &["year", "sex"], "2021..2025", &[], Perspective::Provider));
+    }
+    cases.extend([
+        query("kpp_cost", &["year", "kommun", "care_type"], "2021..2025", &[], Perspective::Provider),
+        query("kpp_cost", &["age_band"], "2024", &[("sex", &["male"])], Perspective::Population),
+        query("kpp_cost", &[], "2023Q1..2023Q2", &[], Perspective::Provider),
+        query("diabetes_statin", &["education", "age_band", "sex"], "2022..2024", &[], Perspective::Population),
+        query("copd_spirometry", &["kommun"], "2021..2025", &[], Perspective::Provider),
+        query("diabetes_hba1c_mean", &["income_quintile", "birth_country"], "2025", &[], Perspective::Provider),
+        query("stroke_admissions", &["month"], "2024-01..2024-06", &[], Perspective::Population),
+    ]);
+    let key = |c: &RawCell| (c.region.clone(), c.labels.clone(), c.category.clone());
+    let mut checked = 0;
+    for q in cases {
+        let v = q.validate(&catalog, Some(engine.data_years())).expect("valid query");
+        let what = format!("{} by {:?} in {} ({:?})", v.recipe.key(), q.breakdowns, q.period, q.options.perspective);
+        let own = engine.evaluate(&v).await.unwrap_or_else(|e| panic!("{what}: {e}"));
+        let in_sql = engine.evaluate_in_sql(&v).await.unwrap_or_else(|e| panic!("{what} in SQL: {e}"));
+        assert_eq!(own.cells.iter().map(key).collect::<Vec<_>>(), in_sql.cells.iter().map(key).collect::<Vec<_>>(), "{what}: different cells");
+        for (a, b) in own.cells.iter().zip(&in_sql.cells) {
+            assert_eq!(
+                (a.units, a.persons, a.numerator, a.numerator_persons, a.population, a.units_mix, a.numerator_mix, a.population_mix),
+                (b.units, b.persons, b.numerator, b.numerator_persons, b.population, b.units_mix, b.numerator_mix, b.population_mix),
+                "{what}: cell {:?}",
+                key(a)
+            );
+            for (x, y) in [(a.value_sum, b.value_sum), (a.value_sum_sq, b.value_sum_sq), (a.top1, b.top1), (a.top2, b.top2)] {
+                assert!((x - y).abs() <= 1e-9 * x.abs().max(1.0), "{what}: cell {:?}: {x} vs {y}", key(a));
+            }
+        }
+        checked += own.cells.len();
+    }
+    assert!(checked > 1000, "only {checked} cells compared");
+}

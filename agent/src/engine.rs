@@ -11,11 +11,12 @@ use datafusion::execution::context::SessionConfig;
 use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
 use datafusion::prelude::SessionContext;
 use norrsken_common::breakdown::Breakdown;
-use norrsken_common::catalog::Recipe;
+use norrsken_common::catalog::{Kind, Recipe};
 use norrsken_common::geography;
 use norrsken_common::query::ValidatedQuery;
 
 use crate::datalager::{Datalager, DatalagerError};
+use crate::margins::{self, MarginAggregator, MarginError};
 use crate::sql::{self, literal, SqlContext};
 
 #[derive(Debug, thiserror::Error)]
@@ -204,6 +205,9 @@ pub struct Engine {
     region: String,
     data_version: String,
     data_years: (i32, i32),
+    /// The datalager's rows are read into this process, so cells may be aggregated here
+    /// ([`crate::margins`]) rather than by GROUPING SETS in SQL.
+    rows_are_local: bool,
 }
 
 impl Engine {
@@ -231,6 +235,7 @@ impl Engine {
             region: region.to_string(),
             data_version: datalager.data_version(),
             data_years,
+            rows_are_local: datalager.rows_are_local(),
         })
     }
 
@@ -248,29 +253,92 @@ impl Engine {
         &self.ctx
     }
 
-    /// The SQL the engine runs for a query.
+    /// Whether the agent aggregates this query's labelled rows itself.
+    fn aggregates_rows(&self, q: &ValidatedQuery) -> bool {
+        self.rows_are_local && margins::supports(q)
+    }
+
+    /// The SQL the engine runs for a query: the labelled rows when the agent aggregates
+    /// them itself, otherwise the whole aggregation.
     pub fn sql(&self, q: &ValidatedQuery) -> String {
-        sql::compile(q, &SqlContext { region: &self.region })
+        let cx = SqlContext { region: &self.region };
+        if self.aggregates_rows(q) && q.recipe.kind == Kind::Rate {
+            format!("{};\n\n{}", sql::compile_rows(q, &cx), sql::compile_population_cells(q, &cx))
+        } else if self.aggregates_rows(q) {
+            sql::compile_rows(q, &cx)
+        } else {
+            sql::compile(q, &cx)
+        }
     }
 
     /// Evaluates a validated query into cells, sorted by region and labels.
     pub async fn evaluate(&self, q: &ValidatedQuery) -> Result<CellTable, EngineError> {
+        self.evaluate_by(q, self.aggregates_rows(q)).await
+    }
+
+    /// Evaluates a validated query with the whole aggregation in SQL (GROUPING SETS), as a
+    /// warehouse that takes the aggregate does, even where the agent would aggregate the
+    /// rows itself. The two must agree; the tests compare them.
+    pub async fn evaluate_in_sql(&self, q: &ValidatedQuery) -> Result<CellTable, EngineError> {
+        self.evaluate_by(q, false).await
+    }
+
+    async fn evaluate_by(&self, q: &ValidatedQuery, aggregate_rows: bool) -> Result<CellTable, EngineError> {
         let recipe = q.recipe.key();
         let waiting = std::time::Instant::now();
         let _turn = match tokio::time::timeout(self.queue_timeout, self.turns.clone().acquire_owned()).await {
             Ok(Ok(permit)) => permit,
             _ => return Err(EngineError::Busy { running: self.concurrency, waited_ms: waiting.elapsed().as_millis() as u64 }),
         };
-        let text = self.sql(q);
+        let cx = SqlContext { region: &self.region };
         let fail = |e: DataFusionError| classify(&recipe, e);
-        let df = self.ctx.sql(&text).await.map_err(fail)?;
-        let batches = df.collect().await.map_err(fail)?;
-        let mut cells = Vec::new();
-        for batch in &batches {
-            read_cells(batch, q, &mut cells).map_err(|problem| EngineError::RecipeOutput { recipe: recipe.clone(), problem })?;
-        }
+        let mut cells = if aggregate_rows {
+            let df = self.ctx.sql(&sql::compile_rows(q, &cx)).await.map_err(fail)?;
+            self.aggregate_rows(q, df).await?
+        } else {
+            let df = self.ctx.sql(&sql::compile(q, &cx)).await.map_err(fail)?;
+            let batches = df.collect().await.map_err(fail)?;
+            let mut cells = Vec::new();
+            for batch in &batches {
+                read_cells(batch, q, &mut cells).map_err(|problem| EngineError::RecipeOutput { recipe: recipe.clone(), problem })?;
+            }
+            cells
+        };
         cells.sort_by(|a, b| (&a.region, &a.labels, &a.category).cmp(&(&b.region, &b.labels, &b.category)));
         Ok(CellTable { recipe: q.recipe.clone(), breakdowns: q.breakdowns.clone(), cells })
+    }
+}
+
+impl Engine {
+    /// Streams the labelled rows into a [`MarginAggregator`] whose memory counts against
+    /// the engine's pool, then computes the cells off the async runtime.
+    async fn aggregate_rows(&self, q: &ValidatedQuery, df: datafusion::dataframe::DataFrame) -> Result<Vec<RawCell>, EngineError> {
+        use datafusion::execution::memory_pool::MemoryConsumer;
+        use futures::StreamExt;
+        let recipe = q.recipe.key();
+        let margin_error = |e: MarginError| match e {
+            MarginError::Rows(problem) => EngineError::RecipeOutput { recipe: recipe.clone(), problem },
+            MarginError::Memory(e) => classify(&recipe, e),
+        };
+        let reservation = MemoryConsumer::new(format!("norrsken cells of {recipe}")).register(&self.ctx.runtime_env().memory_pool);
+        let mut aggregator = MarginAggregator::new(q, reservation);
+        let mut stream = df.execute_stream().await.map_err(|e| classify(&recipe, e))?;
+        while let Some(batch) = stream.next().await {
+            let batch = batch.map_err(|e| classify(&recipe, e))?;
+            aggregator.push(&batch).map_err(margin_error)?;
+        }
+        drop(stream);
+        if q.recipe.kind == Kind::Rate {
+            let population = sql::compile_population_cells(q, &SqlContext { region: &self.region });
+            let df = self.ctx.sql(&population).await.map_err(|e| classify(&recipe, e))?;
+            for batch in df.collect().await.map_err(|e| classify(&recipe, e))? {
+                aggregator.push_population(&batch).map_err(margin_error)?;
+            }
+        }
+        let finished = tokio::task::spawn_blocking(move || aggregator.finish())
+            .await
+            .map_err(|e| EngineError::Evaluation { recipe: recipe.clone(), message: format!("aggregating the rows: {e}") })?;
+        finished.map_err(margin_error)
     }
 }
 

@@ -5,6 +5,7 @@ pub mod config;
 pub mod datalager;
 pub mod disclosure;
 pub mod engine;
+pub mod margins;
 pub mod node;
 pub mod policy;
 pub mod protection;

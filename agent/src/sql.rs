@@ -371,6 +371,38 @@ pub fn compile(q: &ValidatedQuery, cx: &SqlContext<'_>) -> String {
     sql
 }
 
+/// Compiles the query into its labelled rows in scope, for [`crate::margins`]: `region`,
+/// `b_<breakdown>` per breakdown (query order), `person_id`, `unit_id`, then `num` (1 when
+/// the unit meets the numerator) for proportions and `value` for means and cost sums.
+pub fn compile_rows(q: &ValidatedQuery, cx: &SqlContext<'_>) -> String {
+    let Prelude { mut sql, parts, bcols, .. } = prelude(q, cx, None, &q.recipe.sql);
+    let mut cols = vec!["region".to_string()];
+    cols.extend(bcols);
+    cols.push("person_id".into());
+    cols.push("unit_id".into());
+    if parts.extra.contains(&"numerator") {
+        cols.push("CASE WHEN numerator THEN 1 ELSE 0 END AS num".into());
+    }
+    if parts.extra.contains(&"value") {
+        cols.push("value".into());
+    }
+    let _ = write!(sql, "labelled_rows AS (SELECT {} FROM scoped)\nSELECT * FROM labelled_rows", cols.join(", "));
+    sql
+}
+
+/// Compiles a rate's population per combination of labels, for [`crate::margins`]:
+/// `region`, `b_<breakdown>`..., `population`, `population_mix` (no margins: they are sums).
+pub fn compile_population_cells(q: &ValidatedQuery, cx: &SqlContext<'_>) -> String {
+    let parts = Parts { extra: vec![], labels: q.breakdowns.clone(), group: vec![] };
+    let plain: String = std::iter::once("region".to_string()).chain(q.breakdowns.iter().map(|b| column(*b))).collect::<Vec<_>>().join(", ");
+    let population = population_ctes(q, &parts, &literal(cx.region), "residents");
+    format!(
+        "WITH {population}population_cells AS (SELECT {plain}, COUNT(*) AS population, SUM({}) AS population_mix \
+         FROM population_scoped GROUP BY {plain})\nSELECT * FROM population_cells",
+        mix_sql("unit_id")
+    )
+}
+
 /// Compiles the query as a central warehouse would answer it for one region whose CDM
 /// tables and `residents` view live in `schema`: the same units, labels, filters and
 /// de-duplication as [`compile`], but only the asked cells and only the components an

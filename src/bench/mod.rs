@@ -157,6 +157,8 @@ pub struct IndicatorResult {
     pub postgres_indexed: Option<Latency>,
     pub agreement_duckdb: Option<Agreement>,
     pub agreement_postgres: Option<Agreement>,
+    /// Why the federation did not answer (the indicator's other figures are then missing).
+    pub error: Option<String>,
 }
 
 /// One fan-out measurement.
@@ -241,8 +243,12 @@ fn ensure_datalager(options: &BenchOptions, datalager: &Path) -> anyhow::Result<
 }
 
 /// Asks every query once through a fresh federation with the most permissive policy and
-/// returns the answers' region cells.
-async fn permissive_answers(options: &BenchOptions, agents: &[(String, PathBuf)], queries: &[(IndicatorQuery, ValidatedQuery)]) -> anyhow::Result<Vec<Vec<central::AnswerCell>>> {
+/// returns each answer's region cells, or why there was none.
+async fn permissive_answers(
+    options: &BenchOptions,
+    agents: &[(String, PathBuf)],
+    queries: &[(IndicatorQuery, ValidatedQuery)],
+) -> anyhow::Result<Vec<Result<Vec<central::AnswerCell>, String>>> {
     let spec = ClusterSpec {
         bin_dir: options.bin_dir.clone(),
         dir: options.dir.join("federation"),
@@ -257,8 +263,14 @@ async fn permissive_answers(options: &BenchOptions, agents: &[(String, PathBuf)]
         let mut client = cluster.connection.client().await?;
         let mut out = Vec::new();
         for (q, v) in queries {
-            let (_, batches) = fetch_with(&mut client, ticket(q, true)).await.with_context(|| format!("asking {}", q.indicator))?;
-            out.push(answer_cells(&batches, v)?);
+            let answer = match fetch_with(&mut client, ticket(q, true)).await {
+                Ok((_, batches)) => answer_cells(&batches, v).map_err(|e| format!("{e:#}")),
+                Err(e) => Err(format!("{e:#}")),
+            };
+            if let Err(e) = &answer {
+                say(options, &format!("{} was not answered: {e}", q.indicator));
+            }
+            out.push(answer);
         }
         anyhow::Ok(out)
     }
@@ -297,28 +309,36 @@ async fn time_federation(
         let mut client = cluster.connection.client().await?;
         for ((q, _), r) in queries.iter().zip(results.iter_mut()) {
             say(options, &format!("timing {} through the federation", q.indicator));
-            let start = Instant::now();
-            let (_, batches) = fetch_with(&mut client, ticket(q, true)).await.with_context(|| format!("asking {}", q.indicator))?;
-            r.cold_ms = stats::ms(start.elapsed());
-            r.cells = batches.iter().map(|b| b.num_rows()).sum();
-            let mut slowest = Vec::new();
-            let mut warm = repeat.series();
-            while warm.wants_more() {
-                let t = Instant::now();
-                let (schema, _) = fetch_with(&mut client, ticket(q, true)).await?;
-                warm.record(t);
-                slowest.extend(slowest_agent_ms(&schema));
-            }
-            r.warm = Latency::of(warm.samples());
-            r.warm_slowest_agent = Latency::of(&slowest);
-            fetch_with(&mut client, ticket(q, false)).await?;
-            let mut cached = repeat.series();
-            while cached.wants_more() {
-                let t = Instant::now();
+            let timed = async {
+                let start = Instant::now();
+                let (_, batches) = fetch_with(&mut client, ticket(q, true)).await?;
+                r.cold_ms = stats::ms(start.elapsed());
+                r.cells = batches.iter().map(|b| b.num_rows()).sum();
+                let mut slowest = Vec::new();
+                let mut warm = repeat.series();
+                while warm.wants_more() {
+                    let t = Instant::now();
+                    let (schema, _) = fetch_with(&mut client, ticket(q, true)).await?;
+                    warm.record(t);
+                    slowest.extend(slowest_agent_ms(&schema));
+                }
+                r.warm = Latency::of(warm.samples());
+                r.warm_slowest_agent = Latency::of(&slowest);
                 fetch_with(&mut client, ticket(q, false)).await?;
-                cached.record(t);
+                let mut cached = repeat.series();
+                while cached.wants_more() {
+                    let t = Instant::now();
+                    fetch_with(&mut client, ticket(q, false)).await?;
+                    cached.record(t);
+                }
+                r.cached = Latency::of(cached.samples());
+                anyhow::Ok(())
             }
-            r.cached = Latency::of(cached.samples());
+            .await;
+            if let Err(e) = timed {
+                say(options, &format!("{} failed: {e:#}", q.indicator));
+                r.error.get_or_insert_with(|| format!("{e:#}"));
+            }
         }
         let mut throughput = Vec::new();
         for (mode, no_cache) in [("cached", false), ("uncached", true)] {
@@ -446,11 +466,17 @@ pub async fn run(options: &BenchOptions) -> anyhow::Result<BenchReport> {
             postgres_indexed: None,
             agreement_duckdb: None,
             agreement_postgres: None,
+            error: None,
         })
         .collect();
 
     say(options, "asking every indicator with the most permissive policy, to check the numbers");
     let answers = permissive_answers(options, &agents, &queries).await?;
+    for (r, a) in results.iter_mut().zip(&answers) {
+        if let Err(e) = a {
+            r.error = Some(e.clone());
+        }
+    }
     let repeat = Repeat { runs: options.runs, min_runs: 3.min(options.runs), budget: options.budget };
 
     if let Some(python) = &options.duckdb_python {
@@ -468,7 +494,9 @@ pub async fn run(options: &BenchOptions) -> anyhow::Result<BenchReport> {
         versions.insert("duckdb".to_string(), out.engine.clone());
         for (((q, v), r), answer) in queries.iter().zip(results.iter_mut()).zip(&answers) {
             let d = out.results.get(&q.indicator).ok_or_else(|| anyhow!("DuckDB gave no result for {}", q.indicator))?;
-            r.agreement_duckdb = Some(compare(v.recipe.kind, answer, &d.cells(v)?));
+            if let Ok(answer) = answer {
+                r.agreement_duckdb = Some(compare(v.recipe.kind, answer, &d.cells(v)?));
+            }
             r.duckdb_first_ms = Some(d.first_ms);
             r.duckdb = Latency::of(&d.times_ms);
         }
@@ -483,7 +511,7 @@ pub async fn run(options: &BenchOptions) -> anyhow::Result<BenchReport> {
             for (((q, v), sql), (r, answer)) in queries.iter().zip(&statements).zip(results.iter_mut().zip(&answers)) {
                 say(options, &format!("PostgreSQL{} {}", if indexed { " (indexed)" } else { "" }, q.indicator));
                 let cells = pg.run(sql, v).await.with_context(|| format!("PostgreSQL on {}", q.indicator))?;
-                if !indexed {
+                if let (false, Ok(answer)) = (indexed, answer) {
                     r.agreement_postgres = Some(compare(v.recipe.kind, answer, &cells));
                 }
                 let mut series = repeat.series();
@@ -591,10 +619,13 @@ impl BenchReport {
                 "| {} | {} | {} | {w50} | {w95} | {a50} | {c50} | {c95} | {d50} | {d95} | {g50} | {g95} | {i50} | {i95} | {} | {} |\n",
                 r.indicator,
                 r.cells,
-                fmt_ms(r.cold_ms),
+                if r.cold_ms > 0.0 { fmt_ms(r.cold_ms) } else { "failed".to_string() },
                 ratio(&r.warm, r.duckdb.map(|d| d.p50_ms)),
                 ratio(&r.warm, best_pg)
             ));
+        }
+        for r in self.indicators.iter().filter(|r| r.error.is_some()) {
+            s.push_str(&format!("\n{} was not answered by the federation: {}\n", r.indicator, r.error.as_deref().unwrap_or_default()));
         }
         s.push_str("\nQueries: each indicator over the whole period by ");
         let shapes: std::collections::BTreeSet<String> = self.indicators.iter().map(|r| r.breakdowns.join(" × ")).collect();

@@ -55,12 +55,14 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         ..LocalOptions::default()
     };
     let fresh = NORRA.iter().all(|r| Manifest::read(&datalager.join(r.slug)).is_ok_and(|m| (m.scale - args.scale).abs() < 1e-12));
+    let runtime = tokio::runtime::Runtime::new()?;
     if !fresh {
         println!("Generating a synthetic datalager for the four regions (scale {}) in {} ...", args.scale, datalager.display());
         generate(&SynthOptions { out: datalager.clone(), scale: args.scale, seed: 1, progress: true, ..Default::default() })
             .context("generating the synthetic datalager")?;
+        let folders: Vec<PathBuf> = NORRA.iter().map(|r| datalager.join(r.slug)).collect();
+        runtime.block_on(super::layout::lay_out_all(&folders, &Default::default()))?;
     }
-    let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async {
         let federation = LocalFederation::start(&datalager, &args.dir, &options).await?;
         println!("Started agents for");

@@ -51,6 +51,10 @@ pub struct EvalArgs {
     /// Print the SQL the engine runs instead of running it.
     #[arg(long)]
     sql: bool,
+    /// Aggregate the cells and margins in SQL (GROUPING SETS), as a warehouse that takes the
+    /// aggregate does, instead of in the agent (for comparison; the cells are the same).
+    #[arg(long)]
+    aggregate_in_sql: bool,
 }
 
 pub fn parse_filters(filters: &[String]) -> anyhow::Result<BTreeMap<String, Vec<String>>> {
@@ -119,7 +123,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
             return Ok(());
         }
         let started = std::time::Instant::now();
-        let table = engine.evaluate(&validated).await?;
+        let table = if args.aggregate_in_sql { engine.evaluate_in_sql(&validated).await? } else { engine.evaluate(&validated).await? };
         let batch = table.to_record_batch()?;
         println!("{}", pretty_format_batches(&[batch])?);
         eprintln!(

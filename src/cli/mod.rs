@@ -11,6 +11,7 @@ mod client;
 mod demo;
 mod eval;
 mod indicators;
+mod layout;
 mod query;
 mod render;
 mod synth;
@@ -38,6 +39,8 @@ enum Command {
     Eval(eval::EvalArgs),
     /// List the indicator catalog.
     Indicators(indicators::IndicatorsArgs),
+    /// Sort a Parquet datalager's files for the recipes (synth does it for what it generates).
+    Layout(layout::LayoutArgs),
     /// Measure the federation against DuckDB and a central PostgreSQL (see BENCHMARKS.md).
     Bench(bench::BenchArgs),
 }
@@ -59,6 +62,7 @@ pub fn main() -> ExitCode {
         Command::Eval(args) => ok(eval::run(args)),
         Command::Indicators(args) => ok(indicators::run(args)),
         Command::Bench(args) => ok(bench::run_cli(args)),
+        Command::Layout(args) => ok(layout::run(args)),
     };
     match result {
         Ok(code) => code,

@@ -39,6 +39,10 @@ pub struct SynthArgs {
     /// Create b-tree indexes (keys, main diagnosis, start time) after loading.
     #[arg(long)]
     pg_indexes: bool,
+    /// Keep the files in generation order instead of laying them out for the recipes
+    /// (`norrsken layout`).
+    #[arg(long)]
+    no_layout: bool,
 }
 
 pub fn run(args: SynthArgs) -> anyhow::Result<()> {
@@ -69,8 +73,17 @@ pub fn run(args: SynthArgs) -> anyhow::Result<()> {
         );
     }
     println!("written to {}", args.out.display());
+    let runtime = tokio::runtime::Runtime::new()?;
+    if !args.no_layout {
+        let started = std::time::Instant::now();
+        let folders: Vec<PathBuf> = manifests
+            .iter()
+            .map(|m| norrsken_common::geography::find_region(&m.region).map(|r| norrsken_synth::region_dir(&args.out, r)).context("unknown region in manifest"))
+            .collect::<anyhow::Result<_>>()?;
+        runtime.block_on(super::layout::lay_out_all(&folders, &Default::default()))?;
+        println!("laid out for the recipes (sorted by diagnosis, code and kind) in {:.1} s", started.elapsed().as_secs_f64());
+    }
     if let Some(url) = &args.postgres {
-        let runtime = tokio::runtime::Runtime::new()?;
         for m in &manifests {
             let region = norrsken_common::geography::find_region(&m.region).context("unknown region in manifest")?;
             let schema = format!("{}{}", args.pg_schema_prefix, m.region);

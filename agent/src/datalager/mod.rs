@@ -6,6 +6,7 @@
 //! aggregates are pushed down (see [`postgres`]). With either, region IT can map their own
 //! table and column names onto the CDM ([`Mapping`]), so no warehouse needs reshaping.
 
+pub mod layout;
 pub mod postgres;
 
 use std::collections::BTreeMap;
@@ -53,6 +54,12 @@ pub trait Datalager: Send + Sync {
     fn data_version(&self) -> String;
     /// The years the data covers, when the backend knows them without a query.
     fn years(&self) -> Option<(i32, i32)>;
+    /// Whether the rows are read into the agent's process (files), so that the agent may
+    /// aggregate them itself; false for warehouses that must receive the aggregate so that
+    /// rows never cross the connection.
+    fn rows_are_local(&self) -> bool {
+        true
+    }
 }
 
 /// How one CDM table is read from a region's own schema.

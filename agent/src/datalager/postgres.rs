@@ -212,6 +212,9 @@ impl Datalager for PostgresDatalager {
     fn years(&self) -> Option<(i32, i32)> {
         self.years
     }
+    fn rows_are_local(&self) -> bool {
+        false
+    }
 }
 
 /// The PostgreSQL type of a CDM column.

@@ -1,0 +1,583 @@
+//! Cells and all their margins computed in the agent from the recipe's labelled rows.
+//!
+//! The SQL compilation ([`crate::sql::compile`]) returns the same components with GROUPING
+//! SETS: one aggregation per subset of the breakdowns, each with distinct counts of persons
+//! (and, for cost sums, a window over every person of every margin cell). With three
+//! breakdowns that is eight passes over the rows and millions of (cell, person) groups, which
+//! at a region's full size takes seconds and gigabytes. Here DataFusion only produces the
+//! labelled rows in scope (`region`, `b_<breakdown>`..., `person_id`, `unit_id`, `num`,
+//! `value`); the agent keeps them compactly (32 bytes a row, reserved in the engine's memory
+//! pool), orders them by person and walks each person once, adding what the person
+//! contributes to every cell and margin cell they touch. Distinct persons, record-key sums
+//! and the largest per-person contributions then need no large hash tables.
+//!
+//! A rate's population (residents alive on 1 July of each year) is additive: SQL counts it
+//! per combination of labels, [`MarginAggregator::push_population`] takes those counts and
+//! the margins are their sums.
+//!
+//! Used for every kind but distributions over a datalager whose rows are local (Parquet/CSV
+//! folders). Distributions, and warehouses that take the aggregate (PostgreSQL), use the
+//! SQL compilation; the tests hold both to the same cells.
+
+use ahash::AHashMap as HashMap;
+
+use arrow::array::{Array, Float64Array, Int64Array, RecordBatch, StringArray};
+use arrow::compute::cast;
+use arrow::datatypes::DataType;
+use datafusion::execution::memory_pool::MemoryReservation;
+use norrsken_common::catalog::{Kind, Unit};
+use norrsken_common::query::ValidatedQuery;
+
+use crate::engine::RawCell;
+use crate::record_key::mix;
+use crate::sql::TOTAL;
+
+/// Whether [`MarginAggregator`] computes this query's cells.
+pub fn supports(q: &ValidatedQuery) -> bool {
+    match q.recipe.kind {
+        Kind::Proportion => !q.recipe.is_distribution(),
+        Kind::Mean | Kind::Count | Kind::CostSum | Kind::Rate => true,
+    }
+}
+
+/// Why the rows could not be aggregated.
+#[derive(Debug, thiserror::Error)]
+pub enum MarginError {
+    /// The recipe's rows do not have the expected shape (a recipe bug, not bad input).
+    #[error("{0}")]
+    Rows(String),
+    /// The rows need more memory than the engine's pool grants.
+    #[error(transparent)]
+    Memory(#[from] datafusion::error::DataFusionError),
+}
+
+/// One labelled row, kept compactly.
+#[derive(Clone, Copy)]
+struct Row {
+    person: i64,
+    unit: i64,
+    value: f64,
+    cell: u32,
+    /// Bit 0: meets the numerator; bit 1: has a value.
+    flags: u8,
+}
+
+const NUM: u8 = 1;
+const HAS_VALUE: u8 = 2;
+
+/// What one person (or one unit, when de-duplicating) adds to one cell.
+#[derive(Default, Clone, Copy)]
+struct Contribution {
+    units: i64,
+    units_mix: i64,
+    numerator: i64,
+    numerator_mix: i64,
+    value_sum: f64,
+    value_sum_sq: f64,
+    has_value: bool,
+}
+
+impl Contribution {
+    fn add_unit(&mut self, unit: i64, num: bool, value: Option<f64>) {
+        let key = mix(unit);
+        self.units += 1;
+        self.units_mix += key;
+        if num {
+            self.numerator += 1;
+            self.numerator_mix += key;
+        }
+        if let Some(v) = value {
+            self.value_sum += v;
+            self.value_sum_sq += v * v;
+            self.has_value = true;
+        }
+    }
+}
+
+/// A cell's running totals.
+#[derive(Default, Clone, Copy)]
+struct Totals {
+    c: Contribution,
+    persons: i64,
+    numerator_persons: i64,
+    /// Persons with a value, and the two largest per-person value sums among them.
+    valued_persons: i64,
+    top1: f64,
+    top2: f64,
+    population: i64,
+    population_mix: i64,
+}
+
+impl Contribution {
+    fn absorb(&mut self, o: &Contribution) {
+        self.units += o.units;
+        self.units_mix += o.units_mix;
+        self.numerator += o.numerator;
+        self.numerator_mix += o.numerator_mix;
+        self.value_sum += o.value_sum;
+        self.value_sum_sq += o.value_sum_sq;
+        self.has_value |= o.has_value;
+    }
+}
+
+impl Totals {
+    /// Adds what one person contributes to the cell.
+    fn add_person(&mut self, c: &Contribution, top: bool) {
+        self.c.absorb(c);
+        self.persons += 1;
+        if c.numerator > 0 {
+            self.numerator_persons += 1;
+        }
+        if top && c.has_value {
+            let s = c.value_sum;
+            match self.valued_persons {
+                0 => self.top1 = s,
+                _ if s > self.top1 => (self.top1, self.top2) = (s, self.top1),
+                1 => self.top2 = s,
+                _ if s > self.top2 => self.top2 = s,
+                _ => {}
+            }
+            self.valued_persons += 1;
+        }
+    }
+}
+
+/// A unit's mark in one cell (person-based recipes): whether any of its rows there meets
+/// the numerator, and its largest value.
+#[derive(Default, Clone, Copy)]
+struct UnitMark {
+    num: bool,
+    value: Option<f64>,
+}
+
+impl UnitMark {
+    fn of(r: &Row) -> UnitMark {
+        UnitMark { num: r.flags & NUM != 0, value: (r.flags & HAS_VALUE != 0).then_some(r.value) }
+    }
+    fn absorb(&mut self, o: &UnitMark) {
+        self.num |= o.num;
+        self.value = match (self.value, o.value) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        };
+    }
+}
+
+/// Per-cell accumulators of one person (or unit), reset after each: a slot per cell of the
+/// query, and the list of cells touched.
+struct Scratch<T> {
+    slot: Vec<u32>,
+    touched: Vec<(u32, T)>,
+}
+
+impl<T: Default> Scratch<T> {
+    fn new(cells: usize) -> Scratch<T> {
+        Scratch { slot: vec![u32::MAX; cells], touched: Vec::new() }
+    }
+    fn entry(&mut self, cell: u32) -> &mut T {
+        let s = &mut self.slot[cell as usize];
+        if *s == u32::MAX {
+            *s = self.touched.len() as u32;
+            self.touched.push((cell, T::default()));
+        }
+        let i = *s as usize;
+        &mut self.touched[i].1
+    }
+    /// The touched cells and their accumulators; the scratch is empty afterwards.
+    fn drain(&mut self) -> impl Iterator<Item = (u32, T)> + '_ {
+        for (cell, _) in &self.touched {
+            self.slot[*cell as usize] = u32::MAX;
+        }
+        self.touched.drain(..)
+    }
+}
+
+/// Collects labelled rows batch by batch, then computes every cell and margin cell.
+pub struct MarginAggregator {
+    kind: Kind,
+    per_person_unit: bool,
+    breakdowns: usize,
+    /// Fine cells (region and every label) by their key bytes.
+    fine_ids: HashMap<Box<[u8]>, u32>,
+    /// Region and labels of each fine cell.
+    fine_labels: Vec<Vec<String>>,
+    /// Population and its record-key sum by fine cell (rates).
+    population: HashMap<u32, (i64, i64)>,
+    rows: Vec<Row>,
+    reservation: MemoryReservation,
+    key: Vec<u8>,
+}
+
+fn column<'a>(batch: &'a RecordBatch, name: &str) -> Result<&'a arrow::array::ArrayRef, MarginError> {
+    batch.column_by_name(name).ok_or_else(|| MarginError::Rows(format!("no column '{name}'")))
+}
+
+fn typed<T: Clone + 'static>(batch: &RecordBatch, name: &str, to: &DataType) -> Result<T, MarginError> {
+    let a = cast(column(batch, name)?, to).map_err(|e| MarginError::Rows(format!("column '{name}': {e}")))?;
+    a.as_any().downcast_ref::<T>().cloned().ok_or_else(|| MarginError::Rows(format!("column '{name}' is not {to}")))
+}
+
+impl MarginAggregator {
+    /// An aggregator for `q` (which [`supports`] must accept) holding its rows under
+    /// `reservation`.
+    pub fn new(q: &ValidatedQuery, reservation: MemoryReservation) -> MarginAggregator {
+        MarginAggregator {
+            kind: q.recipe.kind,
+            per_person_unit: q.recipe.unit == Unit::Person,
+            breakdowns: q.breakdowns.len(),
+            fine_ids: HashMap::new(),
+            fine_labels: Vec::new(),
+            population: HashMap::new(),
+            rows: Vec::new(),
+            reservation,
+            key: Vec::new(),
+        }
+    }
+
+    fn label_columns(&self, batch: &RecordBatch) -> Result<Vec<StringArray>, MarginError> {
+        let mut names = vec!["region".to_string()];
+        // The breakdown columns follow `region` in the order of the query.
+        let schema = batch.schema();
+        names.extend(schema.fields().iter().map(|f| f.name()).filter(|n| n.starts_with("b_")).cloned());
+        if names.len() != self.breakdowns + 1 {
+            return Err(MarginError::Rows(format!("{} breakdown columns for {} breakdowns", names.len() - 1, self.breakdowns)));
+        }
+        names.iter().map(|n| typed::<StringArray>(batch, n, &DataType::Utf8)).collect()
+    }
+
+    /// Adds one batch of labelled rows.
+    pub fn push(&mut self, batch: &RecordBatch) -> Result<(), MarginError> {
+        let labels = self.label_columns(batch)?;
+        let person = typed::<Int64Array>(batch, "person_id", &DataType::Int64)?;
+        let unit = typed::<Int64Array>(batch, "unit_id", &DataType::Int64)?;
+        let num = match batch.column_by_name("num") {
+            Some(_) => Some(typed::<Int64Array>(batch, "num", &DataType::Int64)?),
+            None => None,
+        };
+        let value = match batch.column_by_name("value") {
+            Some(_) => Some(typed::<Float64Array>(batch, "value", &DataType::Float64)?),
+            None => None,
+        };
+        let before = self.rows.capacity();
+        self.rows.reserve(batch.num_rows());
+        let grown = (self.rows.capacity() - before) * std::mem::size_of::<Row>();
+        self.reservation.try_grow(grown)?;
+        for i in 0..batch.num_rows() {
+            let cell = self.fine_cell(&labels, i)?;
+            if person.is_null(i) || unit.is_null(i) {
+                return Err(MarginError::Rows("a row without person_id or unit_id".into()));
+            }
+            let mut flags = 0;
+            if num.as_ref().is_some_and(|n| !n.is_null(i) && n.value(i) == 1) {
+                flags |= NUM;
+            }
+            let v = match &value {
+                Some(a) if !a.is_null(i) => {
+                    flags |= HAS_VALUE;
+                    a.value(i)
+                }
+                _ => 0.0,
+            };
+            self.rows.push(Row { person: person.value(i), unit: unit.value(i), value: v, cell, flags });
+        }
+        Ok(())
+    }
+
+    /// The fine cell of row `i`, interned.
+    fn fine_cell(&mut self, labels: &[StringArray], i: usize) -> Result<u32, MarginError> {
+        self.key.clear();
+        for (d, l) in labels.iter().enumerate() {
+            if l.is_null(i) {
+                let what = if d == 0 { "a region (a person with no kommun?)".to_string() } else { format!("a value for breakdown {d}") };
+                return Err(MarginError::Rows(format!("a row without {what}")));
+            }
+            self.key.extend_from_slice(l.value(i).as_bytes());
+            self.key.push(0);
+        }
+        Ok(match self.fine_ids.get(self.key.as_slice()) {
+            Some(id) => *id,
+            None => {
+                let id = self.fine_labels.len() as u32;
+                self.fine_ids.insert(self.key.clone().into_boxed_slice(), id);
+                self.fine_labels.push(labels.iter().map(|l| l.value(i).to_string()).collect());
+                id
+            }
+        })
+    }
+
+    /// Adds a rate's population counted per combination of labels: `region`,
+    /// `b_<breakdown>`..., `population`, `population_mix`.
+    pub fn push_population(&mut self, batch: &RecordBatch) -> Result<(), MarginError> {
+        let labels = self.label_columns(batch)?;
+        let population = typed::<Int64Array>(batch, "population", &DataType::Int64)?;
+        let mixes = typed::<Int64Array>(batch, "population_mix", &DataType::Int64)?;
+        for i in 0..batch.num_rows() {
+            let cell = self.fine_cell(&labels, i)?;
+            let e = self.population.entry(cell).or_insert((0, 0));
+            e.0 += if population.is_null(i) { 0 } else { population.value(i) };
+            e.1 += if mixes.is_null(i) { 0 } else { mixes.value(i) };
+        }
+        Ok(())
+    }
+
+    /// The cells: every combination of labels that occurs, and every margin (labels
+    /// replaced by `total`), each with its region.
+    pub fn finish(mut self) -> Result<Vec<RawCell>, MarginError> {
+        let n = self.breakdowns;
+        let masks = 1usize << n;
+        // Margin cells: mask bit i set = breakdown i kept, clear = total.
+        let mut cell_ids: HashMap<Vec<Option<u32>>, u32> = HashMap::new();
+        let mut cell_keys: Vec<Vec<Option<u32>>> = Vec::new();
+        // Labels by dimension, interned so that margin keys are small.
+        let mut dict: Vec<HashMap<String, u32>> = vec![HashMap::new(); n + 1];
+        let mut names: Vec<Vec<String>> = vec![Vec::new(); n + 1];
+        let table_bytes = self.fine_labels.len() * masks * std::mem::size_of::<u32>();
+        self.reservation.try_grow(table_bytes)?;
+        let mut margin_of: Vec<u32> = Vec::with_capacity(self.fine_labels.len() * masks);
+        for labels in &self.fine_labels {
+            let codes: Vec<u32> = labels
+                .iter()
+                .enumerate()
+                .map(|(d, l)| {
+                    let next = names[d].len() as u32;
+                    *dict[d].entry(l.clone()).or_insert_with(|| {
+                        names[d].push(l.clone());
+                        next
+                    })
+                })
+                .collect();
+            for mask in 0..masks {
+                let key: Vec<Option<u32>> = std::iter::once(Some(codes[0]))
+                    .chain((0..n).map(|i| (mask & (1 << i) != 0).then_some(codes[i + 1])))
+                    .collect();
+                let next = cell_keys.len() as u32;
+                let id = *cell_ids.entry(key.clone()).or_insert_with(|| {
+                    cell_keys.push(key);
+                    next
+                });
+                margin_of.push(id);
+            }
+        }
+        drop(cell_ids);
+
+        // Rows of one person together; within them a unit's rows (person-based recipes) and
+        // rows of the same fine cell, which are merged before they are fanned out.
+        if self.per_person_unit {
+            self.rows.sort_unstable_by_key(|r| (r.person, r.unit, r.cell));
+        } else {
+            self.rows.sort_unstable_by_key(|r| (r.person, r.cell));
+        }
+        let cells_count = cell_keys.len();
+        self.reservation.try_grow(cells_count * (std::mem::size_of::<Totals>() + 2 * std::mem::size_of::<u32>()))?;
+        let mut totals = vec![Totals::default(); cells_count];
+        for (&fine, &(population, mixes)) in &self.population {
+            let base = fine as usize * masks;
+            for &m in &margin_of[base..base + masks] {
+                totals[m as usize].population += population;
+                totals[m as usize].population_mix += mixes;
+            }
+        }
+        let mut person_cells: Scratch<Contribution> = Scratch::new(cells_count);
+        let mut unit_cells: Scratch<UnitMark> = Scratch::new(cells_count);
+        let top = self.kind == Kind::CostSum;
+        let rows = &self.rows;
+        let run_end = |from: usize, to: usize, same: &dyn Fn(&Row) -> bool| (from..to).find(|&k| !same(&rows[k])).unwrap_or(to);
+        let mut start = 0;
+        while start < rows.len() {
+            let person = rows[start].person;
+            let end = run_end(start, rows.len(), &|r| r.person == person);
+            if self.per_person_unit {
+                // A unit counts once per cell: it meets the numerator if any of its rows
+                // does there, and carries its largest value.
+                let mut u = start;
+                while u < end {
+                    let unit = rows[u].unit;
+                    let unit_end = run_end(u, end, &|r| r.unit == unit);
+                    let mut f = u;
+                    while f < unit_end {
+                        let cell = rows[f].cell;
+                        let cell_end = run_end(f, unit_end, &|r| r.cell == cell);
+                        let mut mark = UnitMark::default();
+                        for r in &rows[f..cell_end] {
+                            mark.absorb(&UnitMark::of(r));
+                        }
+                        let base = cell as usize * masks;
+                        for &m in &margin_of[base..base + masks] {
+                            unit_cells.entry(m).absorb(&mark);
+                        }
+                        f = cell_end;
+                    }
+                    for (m, mark) in unit_cells.drain() {
+                        person_cells.entry(m).add_unit(unit, mark.num, mark.value);
+                    }
+                    u = unit_end;
+                }
+            } else {
+                let mut f = start;
+                while f < end {
+                    let cell = rows[f].cell;
+                    let cell_end = run_end(f, end, &|r| r.cell == cell);
+                    let mut c = Contribution::default();
+                    for r in &rows[f..cell_end] {
+                        c.add_unit(r.unit, r.flags & NUM != 0, (r.flags & HAS_VALUE != 0).then_some(r.value));
+                    }
+                    let base = cell as usize * masks;
+                    for &m in &margin_of[base..base + masks] {
+                        person_cells.entry(m).absorb(&c);
+                    }
+                    f = cell_end;
+                }
+            }
+            for (m, c) in person_cells.drain() {
+                totals[m as usize].add_person(&c, top);
+            }
+            start = end;
+        }
+
+        let label = |d: usize, code: Option<u32>| code.map_or_else(|| TOTAL.to_string(), |c| names[d][c as usize].clone());
+        let cells = cell_keys
+            .iter()
+            .zip(&totals)
+            .map(|(key, t)| {
+                let (value_sum, value_sum_sq) = match self.kind {
+                    Kind::Mean | Kind::CostSum => (t.c.value_sum, t.c.value_sum_sq),
+                    _ => (0.0, 0.0),
+                };
+                RawCell {
+                    region: label(0, key[0]),
+                    labels: (1..=n).map(|d| label(d, key[d])).collect(),
+                    category: None,
+                    units: t.c.units,
+                    persons: t.persons,
+                    numerator: t.c.numerator,
+                    numerator_persons: t.numerator_persons,
+                    value_sum,
+                    value_sum_sq,
+                    top1: t.top1,
+                    top2: t.top2,
+                    population: t.population,
+                    units_mix: t.c.units_mix,
+                    numerator_mix: t.c.numerator_mix,
+                    population_mix: t.population_mix,
+                }
+            })
+            .collect();
+        Ok(cells)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use arrow::array::ArrayRef;
+    use datafusion::execution::memory_pool::{GreedyMemoryPool, MemoryConsumer, MemoryPool};
+    use norrsken_common::catalog::Catalog;
+    use norrsken_common::query::IndicatorQuery;
+
+    use super::*;
+
+    fn validated(json: &str) -> ValidatedQuery {
+        let (q, _) = IndicatorQuery::decode_ticket(json.as_bytes()).unwrap();
+        q.validate(&Catalog::embedded(), Some((2021, 2025))).unwrap()
+    }
+
+    fn reservation(bytes: usize) -> MemoryReservation {
+        let pool: Arc<dyn MemoryPool> = Arc::new(GreedyMemoryPool::new(bytes));
+        MemoryConsumer::new("test").register(&pool)
+    }
+
+    /// Rows of (person, unit, sex, extra column) in region 24.
+    fn batch(rows: &[(i64, i64, &str)], extra: (&str, ArrayRef)) -> RecordBatch {
+        let columns: Vec<(&str, ArrayRef)> = vec![
+            ("region", Arc::new(StringArray::from(vec!["24"; rows.len()]))),
+            ("b_sex", Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.2)))),
+            ("person_id", Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.0)))),
+            ("unit_id", Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.1)))),
+            extra,
+        ];
+        RecordBatch::try_from_iter(columns).unwrap()
+    }
+
+    fn cell<'a>(cells: &'a [RawCell], sex: &str) -> &'a RawCell {
+        cells.iter().find(|c| c.labels == [sex]).unwrap_or_else(|| panic!("no cell {sex}"))
+    }
+
+    #[test]
+    fn cost_sums_count_persons_once_per_cell_and_keep_the_two_largest_persons() {
+        let q = validated(r#"{"indicator":"kpp_cost","breakdowns":["sex"],"period":"2023"}"#);
+        assert!(supports(&q));
+        let rows = [(1, 10, "male"), (1, 11, "male"), (2, 12, "female"), (3, 13, "male")];
+        let values: ArrayRef = Arc::new(Float64Array::from(vec![100.0, 50.0, 70.0, 120.0]));
+        let mut agg = MarginAggregator::new(&q, reservation(1 << 20));
+        // Two batches: a person's rows may arrive in different batches.
+        agg.push(&batch(&rows[..2], ("value", values.slice(0, 2)))).unwrap();
+        agg.push(&batch(&rows[2..], ("value", values.slice(2, 2)))).unwrap();
+        let cells = agg.finish().unwrap();
+        assert_eq!(cells.len(), 3, "male, female and the total");
+        let male = cell(&cells, "male");
+        assert_eq!((male.units, male.persons, male.value_sum, male.top1, male.top2), (3, 2, 270.0, 150.0, 120.0));
+        assert_eq!(male.value_sum_sq, 100.0 * 100.0 + 50.0 * 50.0 + 120.0 * 120.0);
+        let female = cell(&cells, "female");
+        assert_eq!((female.units, female.persons, female.top1, female.top2), (1, 1, 70.0, 0.0));
+        let total = cell(&cells, TOTAL);
+        assert_eq!((total.units, total.persons, total.value_sum, total.top1, total.top2), (4, 3, 340.0, 150.0, 120.0));
+        assert_eq!(total.units_mix, mix(10) + mix(11) + mix(12) + mix(13));
+        assert!(cells.iter().all(|c| c.region == "24" && c.numerator == 0));
+    }
+
+    #[test]
+    fn a_person_unit_counts_once_per_cell_and_meets_the_numerator_if_any_row_does() {
+        let q = validated(r#"{"indicator":"diabetes_statin","breakdowns":["sex"],"period":"2023"}"#);
+        assert!(supports(&q));
+        // Person 1 has two rows in the same cell, one meeting the numerator; person 2 none.
+        let rows = [(1, 1, "male"), (1, 1, "male"), (2, 2, "male"), (3, 3, "female")];
+        let num: ArrayRef = Arc::new(Int64Array::from(vec![0, 1, 0, 1]));
+        let mut agg = MarginAggregator::new(&q, reservation(1 << 20));
+        agg.push(&batch(&rows, ("num", num))).unwrap();
+        let cells = agg.finish().unwrap();
+        let male = cell(&cells, "male");
+        assert_eq!((male.units, male.persons, male.numerator, male.numerator_persons), (2, 2, 1, 1));
+        assert_eq!((male.units_mix, male.numerator_mix), (mix(1) + mix(2), mix(1)));
+        let total = cell(&cells, TOTAL);
+        assert_eq!((total.units, total.numerator, total.numerator_mix), (3, 2, mix(1) + mix(3)));
+        assert_eq!((total.value_sum, total.top1), (0.0, 0.0), "no values for a proportion");
+    }
+
+    #[test]
+    fn rows_beyond_the_memory_pool_are_refused() {
+        let q = validated(r#"{"indicator":"stroke_admissions","breakdowns":["sex"],"period":"2023"}"#);
+        let rows: Vec<(i64, i64, &str)> = (0..1000).map(|i| (i, i, "male")).collect();
+        let mut agg = MarginAggregator::new(&q, reservation(1024));
+        let dummy: ArrayRef = Arc::new(Int64Array::from(vec![0; rows.len()]));
+        let e = agg.push(&batch(&rows, ("unused", dummy))).err().expect("refused");
+        assert!(matches!(e, MarginError::Memory(_)), "{e}");
+    }
+
+    #[test]
+    fn distributions_are_left_to_sql() {
+        assert!(supports(&validated(r#"{"indicator":"hf_hospitalisation_rate","period":"2023"}"#)));
+        assert!(!supports(&validated(r#"{"indicator":"diabetes_bp_bands","period":"2023"}"#)));
+    }
+
+    #[test]
+    fn a_rates_population_adds_up_into_the_margins_and_cells_without_events_stay() {
+        let q = validated(r#"{"indicator":"hf_hospitalisation_rate","breakdowns":["sex"],"period":"2023"}"#);
+        let mut agg = MarginAggregator::new(&q, reservation(1 << 20));
+        let dummy: ArrayRef = Arc::new(Int64Array::from(vec![0]));
+        agg.push(&batch(&[(1, 100, "male")], ("unused", dummy))).unwrap();
+        let population = RecordBatch::try_from_iter(vec![
+            ("region", Arc::new(StringArray::from(vec!["24", "24"])) as ArrayRef),
+            ("b_sex", Arc::new(StringArray::from(vec!["male", "female"]))),
+            ("population", Arc::new(Int64Array::from(vec![1000, 1200]))),
+            ("population_mix", Arc::new(Int64Array::from(vec![7, 11]))),
+        ])
+        .unwrap();
+        agg.push_population(&population).unwrap();
+        let cells = agg.finish().unwrap();
+        let female = cell(&cells, "female");
+        assert_eq!((female.units, female.persons, female.population, female.population_mix), (0, 0, 1200, 11));
+        let total = cell(&cells, TOTAL);
+        assert_eq!((total.units, total.persons, total.population, total.population_mix, total.units_mix), (1, 1, 2200, 18, mix(100)));
+    }
+}
