@@ -15,9 +15,12 @@
 //! per combination of labels, [`MarginAggregator::push_population`] takes those counts and
 //! the margins are their sums.
 //!
-//! Used for every kind but distributions over a datalager whose rows are local (Parquet/CSV
-//! folders). Distributions, and warehouses that take the aggregate (PostgreSQL), use the
-//! SQL compilation; the tests hold both to the same cells.
+//! Distributions count each unit's category as the numerator of a (cell, category) pair,
+//! for every category of the recipe.
+//!
+//! Used for every kind over a datalager whose rows are local (Parquet/CSV folders).
+//! Warehouses that take the aggregate (PostgreSQL) use the SQL compilation; the tests hold
+//! both to the same cells.
 
 use ahash::AHashMap as HashMap;
 
@@ -35,8 +38,7 @@ use crate::sql::TOTAL;
 /// Whether [`MarginAggregator`] computes this query's cells.
 pub fn supports(q: &ValidatedQuery) -> bool {
     match q.recipe.kind {
-        Kind::Proportion => !q.recipe.is_distribution(),
-        Kind::Mean | Kind::Count | Kind::CostSum | Kind::Rate => true,
+        Kind::Proportion | Kind::Mean | Kind::Count | Kind::CostSum | Kind::Rate => true,
     }
 }
 
@@ -58,9 +60,14 @@ struct Row {
     unit: i64,
     value: f64,
     cell: u32,
+    /// Index of the unit's category among the recipe's categories sorted by code
+    /// (distributions), [`NO_CATEGORY`] otherwise.
+    category: u16,
     /// Bit 0: meets the numerator; bit 1: has a value.
     flags: u8,
 }
+
+const NO_CATEGORY: u16 = u16::MAX;
 
 const NUM: u8 = 1;
 const HAS_VALUE: u8 = 2;
@@ -143,19 +150,21 @@ impl Totals {
 }
 
 /// A unit's mark in one cell (person-based recipes): whether any of its rows there meets
-/// the numerator, and its largest value.
+/// the numerator, its largest value and its largest category (by code).
 #[derive(Default, Clone, Copy)]
 struct UnitMark {
     num: bool,
     value: Option<f64>,
+    category: u16,
 }
 
 impl UnitMark {
     fn of(r: &Row) -> UnitMark {
-        UnitMark { num: r.flags & NUM != 0, value: (r.flags & HAS_VALUE != 0).then_some(r.value) }
+        UnitMark { num: r.flags & NUM != 0, value: (r.flags & HAS_VALUE != 0).then_some(r.value), category: r.category }
     }
     fn absorb(&mut self, o: &UnitMark) {
         self.num |= o.num;
+        self.category = self.category.max(o.category);
         self.value = match (self.value, o.value) {
             (Some(a), Some(b)) => Some(a.max(b)),
             (a, b) => a.or(b),
@@ -195,6 +204,8 @@ impl<T: Default> Scratch<T> {
 /// Collects labelled rows batch by batch, then computes every cell and margin cell.
 pub struct MarginAggregator {
     kind: Kind,
+    /// The recipe's category codes, sorted (distributions; empty otherwise).
+    categories: Vec<String>,
     per_person_unit: bool,
     breakdowns: usize,
     /// Fine cells (region and every label) by their key bytes.
@@ -221,8 +232,11 @@ impl MarginAggregator {
     /// An aggregator for `q` (which [`supports`] must accept) holding its rows under
     /// `reservation`.
     pub fn new(q: &ValidatedQuery, reservation: MemoryReservation) -> MarginAggregator {
+        let mut categories: Vec<String> = q.recipe.categories.iter().map(|c| c.code.clone()).collect();
+        categories.sort();
         MarginAggregator {
             kind: q.recipe.kind,
+            categories,
             per_person_unit: q.recipe.unit == Unit::Person,
             breakdowns: q.breakdowns.len(),
             fine_ids: HashMap::new(),
@@ -258,6 +272,10 @@ impl MarginAggregator {
             Some(_) => Some(typed::<Float64Array>(batch, "value", &DataType::Float64)?),
             None => None,
         };
+        let category = match self.categories.is_empty() {
+            true => None,
+            false => Some(typed::<StringArray>(batch, "category", &DataType::Utf8)?),
+        };
         let before = self.rows.capacity();
         self.rows.reserve(batch.num_rows());
         let grown = (self.rows.capacity() - before) * std::mem::size_of::<Row>();
@@ -278,7 +296,21 @@ impl MarginAggregator {
                 }
                 _ => 0.0,
             };
-            self.rows.push(Row { person: person.value(i), unit: unit.value(i), value: v, cell, flags });
+            let category = match &category {
+                None => NO_CATEGORY,
+                Some(c) if c.is_null(i) => return Err(MarginError::Rows("a row without a category".into())),
+                Some(c) => match self.categories.binary_search_by(|k| k.as_str().cmp(c.value(i))) {
+                    Ok(k) => k as u16,
+                    Err(_) => {
+                        return Err(MarginError::Rows(format!(
+                            "category '{}', which is not one of the recipe's ({})",
+                            c.value(i),
+                            self.categories.join(", ")
+                        )))
+                    }
+                },
+            };
+            self.rows.push(Row { person: person.value(i), unit: unit.value(i), value: v, cell, category, flags });
         }
         Ok(())
     }
@@ -379,6 +411,12 @@ impl MarginAggregator {
         }
         let mut person_cells: Scratch<Contribution> = Scratch::new(cells_count);
         let mut unit_cells: Scratch<UnitMark> = Scratch::new(cells_count);
+        // Distributions: the same per (cell, category), at index cell × categories + category.
+        let k = self.categories.len();
+        self.reservation.try_grow(cells_count * k * (std::mem::size_of::<Totals>() + std::mem::size_of::<u32>()))?;
+        let mut category_totals = vec![Totals::default(); cells_count * k];
+        let mut person_categories: Scratch<Contribution> = Scratch::new(cells_count * k);
+        let sub = |m: u32, category: u16| m as usize * k + category as usize;
         let top = self.kind == Kind::CostSum;
         let rows = &self.rows;
         let run_end = |from: usize, to: usize, same: &dyn Fn(&Row) -> bool| (from..to).find(|&k| !same(&rows[k])).unwrap_or(to);
@@ -409,6 +447,9 @@ impl MarginAggregator {
                     }
                     for (m, mark) in unit_cells.drain() {
                         person_cells.entry(m).add_unit(unit, mark.num, mark.value);
+                        if k > 0 {
+                            person_categories.entry(sub(m, mark.category) as u32).add_unit(unit, false, None);
+                        }
                     }
                     u = unit_end;
                 }
@@ -424,6 +465,11 @@ impl MarginAggregator {
                     let base = cell as usize * masks;
                     for &m in &margin_of[base..base + masks] {
                         person_cells.entry(m).absorb(&c);
+                        if k > 0 {
+                            for r in &rows[f..cell_end] {
+                                person_categories.entry(sub(m, r.category) as u32).add_unit(r.unit, false, None);
+                            }
+                        }
                     }
                     f = cell_end;
                 }
@@ -431,37 +477,52 @@ impl MarginAggregator {
             for (m, c) in person_cells.drain() {
                 totals[m as usize].add_person(&c, top);
             }
+            for (i, c) in person_categories.drain() {
+                category_totals[i as usize].add_person(&c, false);
+            }
             start = end;
         }
 
         let label = |d: usize, code: Option<u32>| code.map_or_else(|| TOTAL.to_string(), |c| names[d][c as usize].clone());
-        let cells = cell_keys
-            .iter()
-            .zip(&totals)
-            .map(|(key, t)| {
-                let (value_sum, value_sum_sq) = match self.kind {
-                    Kind::Mean | Kind::CostSum => (t.c.value_sum, t.c.value_sum_sq),
-                    _ => (0.0, 0.0),
-                };
-                RawCell {
-                    region: label(0, key[0]),
-                    labels: (1..=n).map(|d| label(d, key[d])).collect(),
-                    category: None,
-                    units: t.c.units,
-                    persons: t.persons,
-                    numerator: t.c.numerator,
-                    numerator_persons: t.numerator_persons,
-                    value_sum,
-                    value_sum_sq,
-                    top1: t.top1,
-                    top2: t.top2,
-                    population: t.population,
-                    units_mix: t.c.units_mix,
-                    numerator_mix: t.c.numerator_mix,
-                    population_mix: t.population_mix,
-                }
-            })
-            .collect();
+        let mut cells = Vec::with_capacity(cell_keys.len() * k.max(1));
+        for (m, (key, t)) in cell_keys.iter().zip(&totals).enumerate() {
+            let (value_sum, value_sum_sq) = match self.kind {
+                Kind::Mean | Kind::CostSum => (t.c.value_sum, t.c.value_sum_sq),
+                _ => (0.0, 0.0),
+            };
+            let cell = RawCell {
+                region: label(0, key[0]),
+                labels: (1..=n).map(|d| label(d, key[d])).collect(),
+                category: None,
+                units: t.c.units,
+                persons: t.persons,
+                numerator: t.c.numerator,
+                numerator_persons: t.numerator_persons,
+                value_sum,
+                value_sum_sq,
+                top1: t.top1,
+                top2: t.top2,
+                population: t.population,
+                units_mix: t.c.units_mix,
+                numerator_mix: t.c.numerator_mix,
+                population_mix: t.population_mix,
+            };
+            if k == 0 {
+                cells.push(cell);
+                continue;
+            }
+            // A distribution's cell per category: the cell's units, the category's as numerator.
+            for (c, code) in self.categories.iter().enumerate() {
+                let ct = &category_totals[sub(m as u32, c as u16)];
+                cells.push(RawCell {
+                    category: Some(code.clone()),
+                    numerator: ct.c.units,
+                    numerator_persons: ct.persons,
+                    numerator_mix: ct.c.units_mix,
+                    ..cell.clone()
+                });
+            }
+        }
         Ok(cells)
     }
 }
@@ -555,9 +616,36 @@ mod tests {
     }
 
     #[test]
-    fn distributions_are_left_to_sql() {
-        assert!(supports(&validated(r#"{"indicator":"hf_hospitalisation_rate","period":"2023"}"#)));
-        assert!(!supports(&validated(r#"{"indicator":"diabetes_bp_bands","period":"2023"}"#)));
+    fn a_distribution_gives_every_category_of_every_cell() {
+        let q = validated(r#"{"indicator":"diabetes_bp_bands","breakdowns":["sex"],"period":"2023"}"#);
+        assert!(supports(&q));
+        let codes: Vec<String> = {
+            let mut c: Vec<String> = q.recipe.categories.iter().map(|c| c.code.clone()).collect();
+            c.sort();
+            c
+        };
+        assert!(codes.len() >= 2, "{codes:?}");
+        // Three events of two persons, all in the first category but one in the second.
+        let rows = [(1, 10, "male"), (1, 11, "male"), (2, 12, "female")];
+        let category: ArrayRef = Arc::new(StringArray::from(vec![codes[0].as_str(), codes[1].as_str(), codes[0].as_str()]));
+        let mut agg = MarginAggregator::new(&q, reservation(1 << 20));
+        agg.push(&batch(&rows, ("category", category))).unwrap();
+        let cells = agg.finish().unwrap();
+        assert_eq!(cells.len(), 3 * codes.len(), "male, female and total, each with every category");
+        let of = |sex: &str, code: &str| cells.iter().find(|c| c.labels == [sex] && c.category.as_deref() == Some(code)).unwrap().clone();
+        let (m0, m1) = (of("male", &codes[0]), of("male", &codes[1]));
+        assert_eq!((m0.units, m0.persons, m0.numerator, m0.numerator_persons, m0.numerator_mix), (2, 1, 1, 1, mix(10)));
+        assert_eq!((m1.numerator, m1.numerator_mix, m1.units_mix), (1, mix(11), mix(10) + mix(11)));
+        let t0 = of(TOTAL, &codes[0]);
+        assert_eq!((t0.units, t0.persons, t0.numerator, t0.numerator_persons), (3, 2, 2, 2));
+        if let Some(other) = codes.get(2) {
+            assert_eq!(of(TOTAL, other).numerator, 0, "a category without units is still a cell");
+        }
+        // A category the recipe does not have is refused, naming it.
+        let mut agg = MarginAggregator::new(&q, reservation(1 << 20));
+        let bad: ArrayRef = Arc::new(StringArray::from(vec!["purple"]));
+        let e = agg.push(&batch(&rows[..1], ("category", bad))).err().expect("refused");
+        assert!(e.to_string().contains("'purple'"), "{e}");
     }
 
     #[test]

@@ -373,13 +373,17 @@ pub fn compile(q: &ValidatedQuery, cx: &SqlContext<'_>) -> String {
 
 /// Compiles the query into its labelled rows in scope, for [`crate::margins`]: `region`,
 /// `b_<breakdown>` per breakdown (query order), `person_id`, `unit_id`, then `num` (1 when
-/// the unit meets the numerator) for proportions and `value` for means and cost sums.
+/// the unit meets the numerator) for proportions, `category` for distributions and `value`
+/// for means and cost sums.
 pub fn compile_rows(q: &ValidatedQuery, cx: &SqlContext<'_>) -> String {
     let Prelude { mut sql, parts, bcols, .. } = prelude(q, cx, None, &q.recipe.sql);
     let mut cols = vec!["region".to_string()];
     cols.extend(bcols);
     cols.push("person_id".into());
     cols.push("unit_id".into());
+    if parts.extra.contains(&"category") {
+        cols.push("category".into());
+    }
     if parts.extra.contains(&"numerator") {
         cols.push("CASE WHEN numerator THEN 1 ELSE 0 END AS num".into());
     }
