@@ -6,7 +6,7 @@
 //! only how much of each file a question reads.
 //!
 //! `norrsken synth` lays out what it generates; region IT run `norrsken layout` on their own
-//! Parquet exports (docs/deploy.md).
+//! Parquet exports (docs/data-model.md, "Laying the files out for the recipes").
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
