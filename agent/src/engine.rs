@@ -16,7 +16,7 @@ use norrsken_common::geography;
 use norrsken_common::query::ValidatedQuery;
 
 use crate::datalager::{Datalager, DatalagerError};
-use crate::margins::{self, MarginAggregator, MarginError};
+use crate::margins::{MarginAggregator, MarginError};
 use crate::sql::{self, literal, SqlContext};
 
 #[derive(Debug, thiserror::Error)]
@@ -253,18 +253,13 @@ impl Engine {
         &self.ctx
     }
 
-    /// Whether the agent aggregates this query's labelled rows itself.
-    fn aggregates_rows(&self, q: &ValidatedQuery) -> bool {
-        self.rows_are_local && margins::supports(q)
-    }
-
     /// The SQL the engine runs for a query: the labelled rows when the agent aggregates
     /// them itself, otherwise the whole aggregation.
     pub fn sql(&self, q: &ValidatedQuery) -> String {
         let cx = SqlContext { region: &self.region };
-        if self.aggregates_rows(q) && q.recipe.kind == Kind::Rate {
+        if self.rows_are_local && q.recipe.kind == Kind::Rate {
             format!("{};\n\n{}", sql::compile_rows(q, &cx), sql::compile_population_cells(q, &cx))
-        } else if self.aggregates_rows(q) {
+        } else if self.rows_are_local {
             sql::compile_rows(q, &cx)
         } else {
             sql::compile(q, &cx)
@@ -273,7 +268,7 @@ impl Engine {
 
     /// Evaluates a validated query into cells, sorted by region and labels.
     pub async fn evaluate(&self, q: &ValidatedQuery) -> Result<CellTable, EngineError> {
-        self.evaluate_by(q, self.aggregates_rows(q)).await
+        self.evaluate_by(q, self.rows_are_local).await
     }
 
     /// Evaluates a validated query with the whole aggregation in SQL (GROUPING SETS), as a
@@ -307,9 +302,7 @@ impl Engine {
         cells.sort_by(|a, b| (&a.region, &a.labels, &a.category).cmp(&(&b.region, &b.labels, &b.category)));
         Ok(CellTable { recipe: q.recipe.clone(), breakdowns: q.breakdowns.clone(), cells })
     }
-}
 
-impl Engine {
     /// Streams the labelled rows into a [`MarginAggregator`] whose memory counts against
     /// the engine's pool, then computes the cells off the async runtime.
     async fn aggregate_rows(&self, q: &ValidatedQuery, df: datafusion::dataframe::DataFrame) -> Result<Vec<RawCell>, EngineError> {

@@ -35,13 +35,6 @@ use crate::engine::RawCell;
 use crate::record_key::mix;
 use crate::sql::TOTAL;
 
-/// Whether [`MarginAggregator`] computes this query's cells.
-pub fn supports(q: &ValidatedQuery) -> bool {
-    match q.recipe.kind {
-        Kind::Proportion | Kind::Mean | Kind::Count | Kind::CostSum | Kind::Rate => true,
-    }
-}
-
 /// Why the rows could not be aggregated.
 #[derive(Debug, thiserror::Error)]
 pub enum MarginError {
@@ -229,7 +222,7 @@ fn typed<T: Clone + 'static>(batch: &RecordBatch, name: &str, to: &DataType) -> 
 }
 
 impl MarginAggregator {
-    /// An aggregator for `q` (which [`supports`] must accept) holding its rows under
+    /// An aggregator for `q` holding its rows under
     /// `reservation`.
     pub fn new(q: &ValidatedQuery, reservation: MemoryReservation) -> MarginAggregator {
         let mut categories: Vec<String> = q.recipe.categories.iter().map(|c| c.code.clone()).collect();
@@ -567,7 +560,6 @@ mod tests {
     #[test]
     fn cost_sums_count_persons_once_per_cell_and_keep_the_two_largest_persons() {
         let q = validated(r#"{"indicator":"kpp_cost","breakdowns":["sex"],"period":"2023"}"#);
-        assert!(supports(&q));
         let rows = [(1, 10, "male"), (1, 11, "male"), (2, 12, "female"), (3, 13, "male")];
         let values: ArrayRef = Arc::new(Float64Array::from(vec![100.0, 50.0, 70.0, 120.0]));
         let mut agg = MarginAggregator::new(&q, reservation(1 << 20));
@@ -590,7 +582,6 @@ mod tests {
     #[test]
     fn a_person_unit_counts_once_per_cell_and_meets_the_numerator_if_any_row_does() {
         let q = validated(r#"{"indicator":"diabetes_statin","breakdowns":["sex"],"period":"2023"}"#);
-        assert!(supports(&q));
         // Person 1 has two rows in the same cell, one meeting the numerator; person 2 none.
         let rows = [(1, 1, "male"), (1, 1, "male"), (2, 2, "male"), (3, 3, "female")];
         let num: ArrayRef = Arc::new(Int64Array::from(vec![0, 1, 0, 1]));
@@ -618,7 +609,6 @@ mod tests {
     #[test]
     fn a_distribution_gives_every_category_of_every_cell() {
         let q = validated(r#"{"indicator":"diabetes_bp_bands","breakdowns":["sex"],"period":"2023"}"#);
-        assert!(supports(&q));
         let codes: Vec<String> = {
             let mut c: Vec<String> = q.recipe.categories.iter().map(|c| c.code.clone()).collect();
             c.sort();
