@@ -39,11 +39,14 @@ pub struct LocalOptions {
     pub perturbation: bool,
     /// The regions' minimum cell size.
     pub min_cell_size: u32,
+    /// The release ledger on (the default policy) or off (each answer protected on its own,
+    /// so that the order of questions does not matter: for tests of the numbers).
+    pub ledger: bool,
 }
 
 impl Default for LocalOptions {
     fn default() -> Self {
-        LocalOptions { coordinator_listen: "127.0.0.1:0".into(), perturbation: true, min_cell_size: 5 }
+        LocalOptions { coordinator_listen: "127.0.0.1:0".into(), perturbation: true, min_cell_size: 5, ledger: true }
     }
 }
 
@@ -70,11 +73,15 @@ pub fn write_dev_policy(dir: &Path, region: &str, options: &LocalOptions) -> any
          [[indicators]]\n\
          id = \"*\"\n\
          \n\
+         [ledger]\n\
+         enabled = {ledger}\n\
+         \n\
          [perturbation]\n\
          enabled = {enabled}\n\
          {secret_line}",
         k = options.min_cell_size,
-        p = if options.perturbation { "-ckm" } else { "" },
+        p = format!("{}{}", if options.perturbation { "-ckm" } else { "" }, if options.ledger { "" } else { "-noledger" }),
+        ledger = options.ledger,
         enabled = options.perturbation,
         secret_line = if options.perturbation { format!("secret_file = \"{secret_name}\"\n") } else { String::new() },
     );
@@ -100,6 +107,7 @@ pub fn agent_config(region: &str, datalager: &Path, dir: &Path, listen: &str) ->
         datalager: DatalagerConfig::folder(DatalagerKind::Parquet, datalager),
         policy: dir.join("policies").join(format!("policy-{region}.toml")),
         audit: audit_config(dir, &format!("agent-{region}")),
+        ledger: None,
         admins: vec![format!("region-admin-{region}")],
         catalog_dir: None,
         engine: EngineConfig::default(),

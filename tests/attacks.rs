@@ -29,7 +29,7 @@ use crate::fixtures::{fetch, region_dir, TempDir};
 
 const K: i64 = 5;
 
-fn secret(dir: &Path) -> PathBuf {
+pub fn secret(dir: &Path) -> PathBuf {
     let p = dir.join("region.key");
     std::fs::write(&p, [42u8; 64]).unwrap();
     p
@@ -41,12 +41,17 @@ pub fn relay() -> Relay {
 
 /// An agent over one region of the shared test datalager (or `dir`) with `policy`, its
 /// audit log in a fresh temporary folder.
-async fn node_at(dir: &Path, code: &str, policy: Policy) -> AgentNode {
+pub async fn node_at(dir: &Path, code: &str, policy: Policy) -> AgentNode {
     node_with_engine(dir, code, policy, EngineOptions::default()).await
 }
 
 /// The same with engine settings (memory, concurrency, cache).
 pub async fn node_with_engine(dir: &Path, code: &str, policy: Policy, options: EngineOptions) -> AgentNode {
+    node_with_ledger(dir, code, policy, options, None).await
+}
+
+/// The same with its release ledger at `ledger` (default: a fresh one).
+pub async fn node_with_ledger(dir: &Path, code: &str, policy: Policy, options: EngineOptions, ledger: Option<PathBuf>) -> AgentNode {
     let dl = FolderDatalager::open(dir, FolderFormat::Parquet).unwrap();
     let protection = Protection::from_policy(policy).unwrap();
     let engine = Engine::open(&dl, code, &options).await.unwrap();
@@ -59,6 +64,7 @@ pub async fn node_with_engine(dir: &Path, code: &str, policy: Policy, options: E
         datalager: DatalagerConfig::folder(DatalagerKind::Parquet, dir),
         policy: "unused".into(),
         audit: norrsken::local::audit_config(&run, &format!("agent-{code}")),
+        ledger,
         admins: vec![],
         catalog_dir: None,
         engine: options,
@@ -71,7 +77,7 @@ pub async fn node_with_engine(dir: &Path, code: &str, policy: Policy, options: E
 
 static NODES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
-async fn node(slug: &str, code: &str, policy: Policy) -> AgentNode {
+pub async fn node(slug: &str, code: &str, policy: Policy) -> AgentNode {
     node_at(&region_dir(slug), code, policy).await
 }
 
@@ -79,7 +85,7 @@ pub fn exact_policy() -> Policy {
     Policy::development(None)
 }
 
-fn perturbing_policy(tmp: &TempDir) -> Policy {
+pub fn perturbing_policy(tmp: &TempDir) -> Policy {
     Policy::development(Some(secret(tmp.path())))
 }
 
@@ -93,21 +99,21 @@ pub fn with(q: IndicatorQuery, f: impl FnOnce(&mut QueryOptions)) -> IndicatorQu
     q
 }
 
-async fn ask(node: &AgentNode, q: &IndicatorQuery) -> Result<RegionAnswer, NodeError> {
+pub async fn ask(node: &AgentNode, q: &IndicatorQuery) -> Result<RegionAnswer, NodeError> {
     node.answer(&validate(q), Some(&relay())).await.map(|(answer, _)| answer)
 }
 
 /// The engine's exact cells for a query (margins included).
-async fn truth(node: &AgentNode, q: &IndicatorQuery) -> CellTable {
+pub async fn truth(node: &AgentNode, q: &IndicatorQuery) -> CellTable {
     node.engine().evaluate(&validate(q)).await.unwrap()
 }
 
-type Key = (Vec<String>, Option<String>);
+pub type Key = (Vec<String>, Option<String>);
 
-fn key_raw(c: &RawCell) -> Key {
+pub fn key_raw(c: &RawCell) -> Key {
     (c.labels.clone(), c.category.clone())
 }
-fn key_rel(c: &ReleasedCell) -> Key {
+pub fn key_rel(c: &ReleasedCell) -> Key {
     (c.labels.clone(), c.category.clone())
 }
 
@@ -637,7 +643,7 @@ fn the_derivability_check_catches_a_lone_withheld_cell() {
         numerator: n,
         denominator: n,
         value_sum: None,
-        value_sum_sq: None,
+        value_sd: None,
         status: if n.is_some() { CellStatus::Released } else { CellStatus::Suppressed },
         reasons: vec![],
         suggestion: None,

@@ -318,7 +318,7 @@ async fn an_unwritable_audit_log_refuses_queries() {
     let node = norrsken_agent::server::build_node(config.clone()).await.unwrap();
     let coordinator_pem = std::fs::read_to_string(f.certs.join("coordinator.pem")).unwrap();
     let caller = Caller { identity: Some(identity_of(&pem_to_der(&coordinator_pem).unwrap()).unwrap()), addr: None, traceparent: None };
-    let ticket = query("stroke_admissions", &["sex"], "2024").encode_ticket(None);
+    let ticket = query("stroke_admissions", &["sex"], "2024").encode_ticket(Some(&crate::attacks::relay()));
     assert!(node.do_get(&caller, &ticket).await.is_ok());
 
     // Full.

@@ -95,7 +95,9 @@ pub fn federation() -> &'static SharedFederation {
             let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
             let dir = std::env::temp_dir().join(format!("norrsken-test-federation-{}", std::process::id()));
             // The most permissive setting: no perturbation, the floor k = 5.
-            let options = LocalOptions { perturbation: false, ..LocalOptions::default() };
+            // The release ledger is off so that the numbers tests do not depend on the order in
+            // which tests ask (the ledger has tests of its own).
+            let options = LocalOptions { perturbation: false, ledger: false, ..LocalOptions::default() };
             let federation = runtime.block_on(LocalFederation::start(&dl, &dir, &options)).expect("start the local federation");
             let certs = federation.certs.clone();
             SharedFederation { runtime, federation, certs }

@@ -1,6 +1,7 @@
 //! The one integration-test binary of the workspace (every extra test binary would link
 //! DataFusion again). Each module tests one part end to end with real components.
 
+mod adaptive;
 mod attacks;
 mod audit;
 mod bench;

@@ -156,7 +156,7 @@ async fn a_query_over_the_memory_limit_is_refused_and_the_agent_keeps_serving() 
     let agent = norrsken_agent::server::start(config).await.unwrap();
     let url = format!("https://{}", agent.server.addr);
     let mut client = client_as(&url, &f.certs, "coordinator", &norrsken_common::pki::agent_dns_name("24")).await;
-    let big = query("kpp_cost", &["kommun", "care_type"], "2021..2025").encode_ticket(None);
+    let big = query("kpp_cost", &["kommun", "care_type"], "2021..2025").encode_ticket(Some(&relay()));
     let status = fetch(&mut client, big.clone()).await.err().expect("refused");
     assert_eq!(status.code(), tonic::Code::ResourceExhausted, "{status:?}");
     assert!(status.message().contains("more memory than the agent's limit"), "{}", status.message());

@@ -168,7 +168,7 @@ async fn certificates_rotate_and_revocations_apply_without_restart() {
     let ca_pem = std::fs::read(f.certs.join("ca.pem")).unwrap();
     let url = format!("https://{addr}");
     let mut c1 = raw_client(&url, &ca_pem, Some((script.cert_pem.as_bytes(), script.key_pem.as_bytes())), &agent_dns_name("23")).await.unwrap();
-    let ticket = query("stroke_admissions", &[], "2024").encode_ticket(None);
+    let ticket = query("stroke_admissions", &[], "2024").encode_ticket(Some(&crate::attacks::relay()));
     assert!(fetch(&mut c1, ticket.clone()).await.is_ok(), "not yet revoked");
     std::fs::write(&crl, ca.crl(&[&script.der], 2).unwrap()).unwrap();
     assert_eq!(running.reload().map(|_| ()), Ok(()));

@@ -32,6 +32,10 @@ pub struct AgentConfig {
     pub policy: PathBuf,
     /// The agent's own audit log (see docs/audit.md).
     pub audit: AuditConfig,
+    /// The release ledger file (see docs/disclosure-control.md); default
+    /// `release-ledger.jsonl` in the audit log's folder.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ledger: Option<PathBuf>,
     /// Common names of the region admins who may read this agent's audit log, directly or
     /// through the coordinator.
     #[serde(default)]
@@ -135,6 +139,11 @@ fn default_allowed_clients() -> Vec<String> {
 }
 
 impl AgentConfig {
+    /// Where the release ledger lives.
+    pub fn ledger_path(&self) -> PathBuf {
+        self.ledger.clone().unwrap_or_else(|| self.audit.dir.join("release-ledger.jsonl"))
+    }
+
     /// Defaults, then the file, then `NORRSKEN_AGENT_*` variables, then validation.
     pub fn load(file: Option<&std::path::Path>) -> Result<AgentConfig, SettingsError> {
         let mut c: AgentConfig = settings::load(file, ENV_PREFIX)?;

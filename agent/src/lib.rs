@@ -10,6 +10,5 @@ pub mod node;
 pub mod policy;
 pub mod protection;
 pub mod record_key;
-pub mod release;
 pub mod server;
 pub mod sql;

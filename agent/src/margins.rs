@@ -410,7 +410,7 @@ impl MarginAggregator {
         let mut category_totals = vec![Totals::default(); cells_count * k];
         let mut person_categories: Scratch<Contribution> = Scratch::new(cells_count * k);
         let sub = |m: u32, category: u16| m as usize * k + category as usize;
-        let top = self.kind == Kind::CostSum;
+        let top = matches!(self.kind, Kind::CostSum | Kind::Mean);
         let rows = &self.rows;
         let run_end = |from: usize, to: usize, same: &dyn Fn(&Row) -> bool| (from..to).find(|&k| !same(&rows[k])).unwrap_or(to);
         let mut start = 0;

@@ -36,8 +36,10 @@ fn counts(answer: &RegionAnswer) -> CellCounts {
     }
     c
 }
-use crate::disclosure::{protect, Settings};
-use norrsken_common::cache::{key as cache_key, query_key, AgentVersions, AnswerCache};
+use crate::disclosure::canonical::Canonical;
+use crate::disclosure::ledger::{Entry, Ledger, Release};
+use crate::disclosure::{protect, LedgerView, Protected, Settings};
+use norrsken_common::cache::{key as cache_key, query_key, AgentVersions, AnswerCache, Weighed};
 use crate::engine::{Engine, EngineError};
 use crate::protection::Protection;
 
@@ -47,14 +49,39 @@ pub struct AgentNode {
     pub catalog: Arc<Catalog>,
     engine: RwLock<Arc<Engine>>,
     protection: RwLock<Arc<Protection>>,
-    /// Answers to repeated questions, keyed by query, data version, policy version and k.
-    cache: AnswerCache<RegionAnswer>,
+    /// Answers to repeated questions (in canonical form, with what the ledger records of
+    /// them), keyed by query, data version, policy version and k.
+    cache: AnswerCache<CachedAnswer>,
+    /// What this agent released to whom (see docs/disclosure-control.md).
+    ledger: Ledger,
     /// The data and policy versions in force; a coordinator waits on changes (`versions`).
     versions: tokio::sync::watch::Sender<AgentVersions>,
     /// Set when the agent stops: long polls return at once so that shutdown is not held up.
     stopping: tokio::sync::watch::Sender<bool>,
     pub audit: AuditLog,
     pub started: std::time::Instant,
+}
+
+/// A protected answer kept for repeated questions.
+#[derive(Clone)]
+struct CachedAnswer {
+    answer: RegionAnswer,
+    release: Release,
+}
+
+impl Weighed for CachedAnswer {
+    fn weight(&self) -> u32 {
+        self.answer.weight().saturating_add((self.release.cells.len() as u32).saturating_mul(100))
+    }
+}
+
+/// The name the ledger and its budget know a relayed requester by.
+fn requester_of(relay: &Relay) -> String {
+    if relay.requester_fingerprint.is_empty() {
+        relay.requester_subject.clone()
+    } else {
+        format!("{} ({})", relay.requester_subject, relay.requester_fingerprint)
+    }
 }
 
 /// The longest a `versions` request waits for a change.
@@ -105,6 +132,7 @@ impl AgentNode {
             requesters_by_name: !protection.policy.requesters.names.iter().any(|n| n == "*"),
         };
         let cache = AnswerCache::new(&config.engine.cache);
+        let ledger = Ledger::open(&config.ledger_path(), &catalog, config.audit.fsync).map_err(|e| NodeError::NotReady(e.to_string()))?;
         Ok(AgentNode {
             region,
             config,
@@ -112,6 +140,7 @@ impl AgentNode {
             engine: RwLock::new(Arc::new(engine)),
             protection: RwLock::new(Arc::new(protection)),
             cache,
+            ledger,
             versions: tokio::sync::watch::Sender::new(versions),
             stopping: tokio::sync::watch::Sender::new(false),
             audit,
@@ -240,35 +269,110 @@ impl AgentNode {
         }
     }
 
-    /// Answers one query (the domain operation behind DoGet): the region's policy admits
-    /// it, the engine evaluates it, disclosure control decides what is released. A question
-    /// asked before under the same data and policy is answered from the cache (the answer
-    /// would be the same: even the noise is deterministic); then the query id it was first
-    /// computed for comes along.
+    /// The release ledger.
+    pub fn ledger(&self) -> &Ledger {
+        &self.ledger
+    }
+
+    /// Answers one query (the domain operation behind DoGet): only a question relayed by a
+    /// coordinator naming its requester is answered; it is brought to its canonical form, the
+    /// region's policy admits it, the engine evaluates it, disclosure control decides what is
+    /// released, reading and then extending the release ledger. A question asked before
+    /// under the same data and policy is answered from the cache (the answer would be the
+    /// same: even the noise is deterministic), and recorded in the ledger again for this
+    /// requester; then the query id it was first computed for comes along.
     pub async fn answer(&self, v: &ValidatedQuery, relay: Option<&Relay>) -> Result<(RegionAnswer, Option<String>), NodeError> {
+        let relay = relay.ok_or_else(|| {
+            NodeError::PermissionDenied(format!(
+                "region {} answers only questions relayed by a coordinator that name their requester (a protobuf ticket with a relay block)",
+                self.region.code
+            ))
+        })?;
+        let canonical = Canonical::of(v);
+        let cq = &canonical.query;
+        // One snapshot of policy and data for the whole request.
         let protection = self.protection();
         let policy = &protection.policy;
-        let k = policy.admit(v, relay).map_err(NodeError::PolicyRefused)?;
+        let admission = policy.admit(cq, Some(relay)).map_err(NodeError::PolicyRefused)?;
         let engine = self.engine();
-        let key = cache_key(&[engine.data_version(), &policy.version, &k.to_string(), &query_key(v)]);
+        let data_version = engine.data_version().to_string();
+        let requester = requester_of(relay);
+        let key = cache_key(&[&data_version, &policy.version, &admission.k.to_string(), &query_key(cq)]);
         if !v.options.no_cache {
             if let Some(hit) = self.cache.get(&key) {
-                let mut answer = (*hit).clone();
+                if policy.ledger.enabled {
+                    let mut guard = self.ledger.lock();
+                    self.record(&mut guard, policy, &requester, v, cq, &data_version, &hit.release)?;
+                }
+                let mut answer = hit.answer.clone();
+                answer.cells = canonical.restore(answer.cells);
+                answer.breakdowns = canonical.asked_breakdowns();
                 let first = std::mem::replace(&mut answer.meta.query_id, v.query_id.clone());
                 return Ok((answer, Some(first)));
             }
         }
-        let table = engine.evaluate(v).await?;
-        let settings = Settings { policy, k, ptable: protection.ptable.as_ref(), keyer: protection.keyer.as_deref() };
-        let cells = protect(&table, v, &settings, engine.data_years()).map_err(|e| NodeError::DisclosureFailed(e.to_string()))?;
-        let answer = RegionAnswer {
-            meta: self.meta(v, &engine, &policy.version, k),
-            breakdowns: table.breakdowns.clone(),
-            distribution: v.recipe.is_distribution(),
-            cells,
+        let table = engine.evaluate(cq).await?;
+        let settings = Settings { policy, admission, ptable: protection.ptable.as_ref(), keyer: protection.keyer.as_deref() };
+        let failed = |e: crate::disclosure::DisclosureError| NodeError::DisclosureFailed(e.to_string());
+        let protected: Protected = if policy.ledger.enabled {
+            let mut guard = self.ledger.lock();
+            let protected = {
+                let view = LedgerView { guard: &guard, data_version: &data_version };
+                protect(&table, cq, &settings, engine.data_years(), Some(&view)).map_err(failed)?
+            };
+            self.record(&mut guard, policy, &requester, v, cq, &data_version, &protected.release)?;
+            protected
+        } else {
+            protect(&table, cq, &settings, engine.data_years(), None).map_err(failed)?
         };
-        self.cache.insert(key, Arc::new(answer.clone()));
+        if protected.already_derivable > 0 {
+            tracing::warn!(
+                query_id = %v.query_id,
+                indicator = %cq.recipe.key(),
+                cells = protected.already_derivable,
+                "withheld cells were already derivable from earlier releases"
+            );
+        }
+        let answer = RegionAnswer {
+            meta: self.meta(cq, &engine, &policy.version, admission.k),
+            breakdowns: table.breakdowns.clone(),
+            distribution: cq.recipe.is_distribution(),
+            cells: protected.cells,
+        };
+        self.cache.insert(key, Arc::new(CachedAnswer { answer: answer.clone(), release: protected.release }));
+        let mut answer = answer;
+        answer.cells = canonical.restore(answer.cells);
+        answer.breakdowns = canonical.asked_breakdowns();
         Ok((answer, None))
+    }
+
+    /// Checks the requester's budget and appends the release to the ledger (before the
+    /// answer leaves; a ledger that cannot be written refuses the answer).
+    #[allow(clippy::too_many_arguments)]
+    fn record(
+        &self,
+        guard: &mut crate::disclosure::ledger::LedgerGuard<'_>,
+        policy: &crate::policy::Policy,
+        requester: &str,
+        asked: &ValidatedQuery,
+        canonical: &ValidatedQuery,
+        data_version: &str,
+        release: &Release,
+    ) -> Result<(), NodeError> {
+        let entry = Entry { requester, query_id: &asked.query_id, question: canonical, data_version, dry_run: asked.options.dry_run };
+        if !asked.options.dry_run {
+            let new = guard.new_for(&entry, release) as u64;
+            let received = guard.released_to(requester, &canonical.recipe.key(), data_version) as u64;
+            let budget = policy.ledger.budget_cells;
+            if new > 0 && received + new > budget {
+                return Err(NodeError::PolicyRefused(format!(
+                    "this question would release {new} more cells of {} to you; you have received {received} of this data version, and the region's budget is {budget} cells per recipe and data version",
+                    canonical.recipe.key()
+                )));
+            }
+        }
+        guard.append(&entry, release).map_err(|e| NodeError::DisclosureFailed(e.to_string()))?;
+        Ok(())
     }
 
     /// Ends the query's span and records its metrics (no personal data: counts and labels).
@@ -311,8 +415,9 @@ impl AgentNode {
         event.indicator_version = Some(v.recipe.version);
         event.catalog_hash = Some(self.catalog.hash().to_string());
         event.query = serde_json::to_value(v.normalized()).ok();
-        event.policy_version = Some(self.protection().policy.version.clone());
         let (answer, cached_from) = self.answer(&v, relay.as_ref()).await?;
+        // The versions that were applied, from the answer itself.
+        event.policy_version = Some(answer.meta.policy_version.clone());
         event.data_version = Some(answer.meta.data_version.clone());
         let cached = cached_from.is_some();
         event.cached_from = cached_from;
@@ -380,13 +485,14 @@ impl FlightNode for AgentNode {
     async fn flight_info(&self, caller: &Caller, descriptor: FlightDescriptor) -> Result<FlightInfo, NodeError> {
         self.authorize(caller)?;
         if !descriptor.cmd.is_empty() {
-            let (q, _) = IndicatorQuery::decode_ticket(&descriptor.cmd)?;
+            let (q, relay) = IndicatorQuery::decode_ticket(&descriptor.cmd)?;
+            let relay = relay.ok_or_else(|| NodeError::PermissionDenied(format!("region {} describes only questions relayed by a coordinator that name their requester", self.region.code)))?;
             let engine = self.engine();
             let v = q.validate(&self.catalog, Some(engine.data_years()))?;
             let protection = self.protection();
-            let k = protection.policy.admit(&v, None).map_err(NodeError::PolicyRefused)?;
+            let admission = protection.policy.admit(&Canonical::of(&v).query, Some(&relay)).map_err(NodeError::PolicyRefused)?;
             let schema = agent_answer_schema(&v.breakdowns, v.recipe.is_distribution())
-                .with_metadata(self.meta(&v, &engine, &protection.policy.version, k).to_metadata());
+                .with_metadata(self.meta(&v, &engine, &protection.policy.version, admission.k).to_metadata());
             return Ok(FlightInfo {
                 schema: schema_bytes(&schema)?,
                 flight_descriptor: Some(descriptor.clone()),

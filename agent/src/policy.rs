@@ -6,6 +6,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use norrsken_common::breakdown::{Breakdown, Geography, TimeGrain};
+use norrsken_common::catalog::Kind;
 use norrsken_common::query::{Relay, ValidatedQuery};
 use serde::{Deserialize, Serialize};
 
@@ -63,6 +64,21 @@ pub struct Perturbation {
     /// js: released counts never lie in 1..=js. Default: min_cell_size - 1.
     #[serde(default)]
     pub js: Option<u32>,
+    /// Sums (of means and cost sums) are perturbed by up to this fraction of the cell's
+    /// largest per-person contribution, and by at least half of it (see
+    /// docs/disclosure-control.md).
+    #[serde(default = "default_magnitude")]
+    pub magnitude: f64,
+    /// Kinds released exactly although the cell key method is on (`mean`, `cost_sum`,
+    /// `count`, `proportion`, `rate`). Empty by default: nothing exact leaves the agent.
+    /// A kind listed here gives its exact components away, so margins minus cells and
+    /// differences of filtered questions are exact again for it.
+    #[serde(default)]
+    pub exact: Vec<Kind>,
+}
+
+fn default_magnitude() -> f64 {
+    0.1
 }
 
 fn yes() -> bool {
@@ -77,7 +93,7 @@ fn default_v() -> f64 {
 
 impl Default for Perturbation {
     fn default() -> Self {
-        Perturbation { enabled: true, secret_file: None, max_deviation: 2, variance: 1.0, js: None }
+        Perturbation { enabled: true, secret_file: None, max_deviation: 2, variance: 1.0, js: None, magnitude: default_magnitude(), exact: Vec::new() }
     }
 }
 
@@ -127,6 +143,38 @@ impl Default for Dominance {
     }
 }
 
+/// `[ledger]`: the agent's own record of what it released, checked before every release
+/// (see docs/disclosure-control.md, "The release ledger").
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LedgerPolicy {
+    /// On by default. Off, the agent protects each answer on its own only.
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// Distinct cells one requester may receive per recipe version and data version; a
+    /// question that would exceed it is refused.
+    #[serde(default = "default_budget")]
+    pub budget_cells: u64,
+    /// Largest number of base cells the exact derivability check works over for one recipe
+    /// and data version; above it, the agent withholds every new cell that overlaps a
+    /// withheld one (conservative).
+    #[serde(default = "default_max_atoms")]
+    pub max_atoms: u64,
+}
+
+fn default_budget() -> u64 {
+    50_000
+}
+fn default_max_atoms() -> u64 {
+    200_000
+}
+
+impl Default for LedgerPolicy {
+    fn default() -> Self {
+        LedgerPolicy { enabled: true, budget_cells: default_budget(), max_atoms: default_max_atoms() }
+    }
+}
+
 /// A region's policy.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -140,6 +188,10 @@ pub struct Policy {
     /// no person has the attribute, which the complement rule already protects.
     #[serde(default = "yes")]
     pub release_zeros: bool,
+    /// The minimum cell sizes a request may ask for: a requested size is raised to the next
+    /// step, so that stepping it cannot find the exact size of a cell.
+    #[serde(default = "default_ladder")]
+    pub min_cell_ladder: Vec<u32>,
     /// Most breakdowns plus filtered attributes in one query.
     #[serde(default = "default_dims")]
     pub max_dimensions: u32,
@@ -163,6 +215,8 @@ pub struct Policy {
     pub rounding_base: u32,
     #[serde(default)]
     pub dominance: Dominance,
+    #[serde(default)]
+    pub ledger: LedgerPolicy,
     /// The file the policy came from.
     #[serde(skip)]
     pub file: Option<PathBuf>,
@@ -170,6 +224,9 @@ pub struct Policy {
 
 fn default_min_cell() -> u32 {
     5
+}
+fn default_ladder() -> Vec<u32> {
+    vec![5, 10, 20, 50, 100, 200, 500, 1000]
 }
 fn default_dims() -> u32 {
     3
@@ -265,6 +322,18 @@ impl Policy {
                 }
             }
         }
+        if p.min_cell_ladder.is_empty() || p.min_cell_ladder.windows(2).any(|w| w[1] <= w[0]) || p.min_cell_ladder[0] < 1 {
+            return Err(fail("min_cell_ladder", format!("min_cell_ladder {:?} must list increasing sizes of at least 1", p.min_cell_ladder)));
+        }
+        if pert.enabled && !(pert.magnitude > 0.0 && pert.magnitude <= 0.5) {
+            return Err(fail("magnitude", format!("magnitude {} must be above 0 and at most 0.5", pert.magnitude)));
+        }
+        if p.ledger.enabled && p.ledger.budget_cells == 0 {
+            return Err(fail("budget_cells", "budget_cells must be at least 1 (or turn the ledger off)".into()));
+        }
+        if p.ledger.enabled && p.ledger.max_atoms < 1000 {
+            return Err(fail("max_atoms", format!("max_atoms {} is below 1000", p.ledger.max_atoms)));
+        }
         match p.dominance.rule {
             DominanceRule::Nk => {
                 if !(1..=2).contains(&p.dominance.n) || !(p.dominance.k > 0.0 && p.dominance.k < 100.0) {
@@ -285,8 +354,20 @@ impl Policy {
         self.perturbation.js.unwrap_or(self.min_cell_size.saturating_sub(1))
     }
 
-    /// Checks a query against the policy and returns the minimum cell size to apply.
-    pub fn admit(&self, v: &ValidatedQuery, relay: Option<&Relay>) -> Result<u32, String> {
+    /// Whether a kind's components are released exactly (perturbation off, or the kind
+    /// listed in `perturbation.exact`).
+    pub fn exact(&self, kind: Kind) -> bool {
+        !self.perturbation.enabled || self.perturbation.exact.contains(&kind)
+    }
+
+    /// A requested minimum cell size raised to the next step of the ladder (the largest
+    /// step when it lies above them all).
+    pub fn ladder_step(&self, requested: u32) -> u32 {
+        self.min_cell_ladder.iter().copied().find(|&s| s >= requested).unwrap_or_else(|| self.min_cell_ladder.last().copied().unwrap_or(requested).max(requested))
+    }
+
+    /// Checks a query against the policy and returns the minimum cell sizes to apply.
+    pub fn admit(&self, v: &ValidatedQuery, relay: Option<&Relay>) -> Result<Admission, String> {
         let recipe = &v.recipe;
         let approved = self
             .indicators
@@ -331,7 +412,12 @@ impl Policy {
         if v.period.grain < self.finest_time {
             return Err(format!("this region releases periods of whole {}s: the period {} is finer", self.finest_time.name(), v.period));
         }
-        Ok(self.min_cell_size.max(recipe.min_cell_size).max(v.options.min_cell_size.unwrap_or(0)))
+        let floor = self.min_cell_size.max(recipe.min_cell_size);
+        let k = match v.options.min_cell_size {
+            Some(asked) if asked > floor => floor.max(self.ladder_step(asked)),
+            _ => floor,
+        };
+        Ok(Admission { floor, k })
     }
 
     /// A policy approving every recipe with the defaults, for development.
@@ -349,9 +435,21 @@ impl Policy {
             perturbation: Perturbation { enabled: secret_file.is_some(), secret_file, ..Perturbation::default() },
             rounding_base: 0,
             dominance: Dominance::default(),
+            ledger: LedgerPolicy::default(),
+            min_cell_ladder: default_ladder(),
             file: None,
         }
     }
+}
+
+/// The minimum cell sizes of an admitted question.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Admission {
+    /// The region's and the recipe's minimum cell size: what the release ledger protects.
+    pub floor: u32,
+    /// The size applied to this answer: the floor, or a larger request raised to the
+    /// policy's ladder.
+    pub k: u32,
 }
 
 /// The common name in a subject such as `CN=analyst, O=Norrsken`.
@@ -405,6 +503,20 @@ secret_file = "region.key"
             assert!(e.reason.contains(fragment), "{e}");
             assert!(e.to_string().starts_with(&format!("policy policy.toml line {line}:")), "{e}");
         }
+    }
+
+    #[test]
+    fn requested_sizes_round_up_to_the_ladder() {
+        let p = Policy::parse(GOOD, "policy.toml").unwrap();
+        assert_eq!(p.ladder_step(6), 10);
+        assert_eq!(p.ladder_step(10), 10);
+        assert_eq!(p.ladder_step(11), 20);
+        assert_eq!(p.ladder_step(999), 1000);
+        let bad = GOOD.replace("max_dimensions = 3", "max_dimensions = 3\nmin_cell_ladder = [10, 5]");
+        assert!(Policy::parse(&bad, "p").unwrap_err().reason.contains("increasing"));
+        let exact = GOOD.replace("secret_file = \"region.key\"", "secret_file = \"region.key\"\nexact = [\"mean\"]");
+        let p = Policy::parse(&exact, "p").unwrap();
+        assert!(p.exact(Kind::Mean) && !p.exact(Kind::CostSum));
     }
 
     #[test]

@@ -32,11 +32,21 @@ pub fn mix_sql(column: &str) -> String {
     format!("((({column}) % {PRIME}) * {MULTIPLIER}) % {PRIME}")
 }
 
+/// Which of a unit's independent record keys a cell key is built from: counts use one,
+/// the perturbation of sums another and the released spread a third, so that the noise on
+/// a cell's count says nothing about the noise on its sum.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyStream {
+    Count = 0,
+    Sum = 1,
+    Spread = 2,
+}
+
 /// Derives record and cell keys from the region's secret.
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct RecordKeyer {
-    a: u64,
-    b: u64,
+    /// (a, b) per [`KeyStream`].
+    streams: [(u64, u64); 3],
 }
 
 impl std::fmt::Debug for RecordKeyer {
@@ -62,9 +72,10 @@ impl RecordKeyer {
             .map_err(|e| RecordKeyError::Unreadable { path: "(in memory)".into(), reason: e.to_string() })?;
         mac.update(b"norrsken record key v1");
         let out = mac.finalize().into_bytes();
-        let a = u32::from_le_bytes([out[0], out[1], out[2], out[3]]) as u64 | 1;
-        let b = u32::from_le_bytes([out[4], out[5], out[6], out[7]]) as u64;
-        Ok(RecordKeyer { a, b })
+        let word = |i: usize| u32::from_le_bytes([out[i], out[i + 1], out[i + 2], out[i + 3]]) as u64;
+        // The first pair is the one every earlier release used for counts.
+        let streams = [(word(0) | 1, word(4)), (word(8) | 1, word(12)), (word(16) | 1, word(20))];
+        Ok(RecordKeyer { streams })
     }
 
     /// Reads the secret from a key file (raw bytes; generate it with e.g.
@@ -80,16 +91,28 @@ impl RecordKeyer {
 
     /// The record key of one unit, in [0, 2^32).
     pub fn record_key(&self, unit_id: i64) -> u32 {
-        ((self.a * mix(unit_id) as u64 + self.b) % (1 << 32)) as u32
+        self.record_key_in(KeyStream::Count, unit_id)
+    }
+
+    /// The record key of one unit in one stream.
+    pub fn record_key_in(&self, stream: KeyStream, unit_id: i64) -> u32 {
+        let (a, b) = self.streams[stream as usize];
+        ((a * mix(unit_id) as u64 + b) % (1 << 32)) as u32
     }
 
     /// The cell key in [0, 1) of a cell with `count` units whose mixed ids sum to `mix_sum`:
     /// the sum of the units' record keys modulo 1.
     pub fn cell_key(&self, mix_sum: i64, count: i64) -> f64 {
+        self.cell_key_in(KeyStream::Count, mix_sum, count)
+    }
+
+    /// The same in another key stream.
+    pub fn cell_key_in(&self, stream: KeyStream, mix_sum: i64, count: i64) -> f64 {
+        let (a, b) = self.streams[stream as usize];
         let m = 1u128 << 32;
         let s = (mix_sum.max(0) as u128) % m;
         let n = (count.max(0) as u128) % m;
-        let key = (self.a as u128 * s + self.b as u128 * n) % m;
+        let key = (a as u128 * s + b as u128 * n) % m;
         key as f64 / m as f64
     }
 }
@@ -121,6 +144,18 @@ mod tests {
         let with_one_more = a.cell_key(s + mix(21), 21);
         assert_ne!(a.cell_key(s, 20), with_one_more);
         assert!(RecordKeyer::new(&[1; 8]).is_err());
+    }
+
+    #[test]
+    fn streams_are_independent_sums_of_record_keys() {
+        let k = RecordKeyer::new(&[9; 32]).unwrap();
+        let units: Vec<i64> = (0..50).map(|i| 1_000 + i * 13).collect();
+        let mix_sum: i64 = units.iter().map(|&u| mix(u)).sum();
+        for stream in [KeyStream::Count, KeyStream::Sum, KeyStream::Spread] {
+            let sum: u64 = units.iter().map(|&u| k.record_key_in(stream, u) as u64).sum();
+            assert_eq!(k.cell_key_in(stream, mix_sum, 50), (sum % (1 << 32)) as f64 / (1u64 << 32) as f64);
+        }
+        assert_ne!(k.cell_key_in(KeyStream::Count, mix_sum, 50), k.cell_key_in(KeyStream::Sum, mix_sum, 50));
     }
 
     #[test]

@@ -317,17 +317,18 @@ pub fn compile(q: &ValidatedQuery, cx: &SqlContext<'_>) -> String {
              CAST(0 AS BIGINT) AS population, units_mix, numerator_mix, CAST(0 AS BIGINT) AS population_mix FROM cells",
             grp(&[])
         ),
-        Kind::Mean | Kind::Count => format!(
-            "cells AS (SELECT {sel}, {units} AS units, COUNT(DISTINCT person_id) AS persons, {} AS value_sum, {} AS value_sum_sq, \
+        Kind::Count => format!(
+            "cells AS (SELECT {sel}, {units} AS units, COUNT(DISTINCT person_id) AS persons, \
              SUM({key}) AS units_mix FROM {src} GROUP BY {})\n\
-             SELECT {g}, units, persons, CAST(0 AS BIGINT) AS numerator, CAST(0 AS BIGINT) AS numerator_persons, value_sum, value_sum_sq, \
+             SELECT {g}, units, persons, CAST(0 AS BIGINT) AS numerator, CAST(0 AS BIGINT) AS numerator_persons, \
+             CAST(0 AS DOUBLE) AS value_sum, CAST(0 AS DOUBLE) AS value_sum_sq, \
              CAST(0 AS DOUBLE) AS top1, CAST(0 AS DOUBLE) AS top2, CAST(0 AS BIGINT) AS population, units_mix, \
              CAST(0 AS BIGINT) AS numerator_mix, CAST(0 AS BIGINT) AS population_mix FROM cells",
-            if recipe.kind == Kind::Mean { "SUM(value)" } else { "CAST(0 AS DOUBLE)" },
-            if recipe.kind == Kind::Mean { "SUM(value * value)" } else { "CAST(0 AS DOUBLE)" },
             grp(&[])
         ),
-        Kind::CostSum => {
+        // Means and cost sums: the two largest per-person contributions scale the
+        // perturbation of the sum (and decide dominance for cost sums).
+        Kind::Mean | Kind::CostSum => {
             let on: Vec<String> = parts.group.iter().map(|c| format!("t.{c} = c.{c}")).collect();
             let ccols: String = parts.group.iter().map(|c| format!("c.{c}, ")).collect();
             format!(

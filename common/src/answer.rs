@@ -62,6 +62,9 @@ pub enum Reason {
     PooledProtection,
     /// A true zero withheld by policy.
     Zero,
+    /// Withheld because, with what the agent released before (to anyone), releasing it
+    /// would let a withheld cell be computed.
+    Ledger,
 }
 
 impl Reason {
@@ -75,9 +78,10 @@ impl Reason {
             Reason::Rounded => "rounded",
             Reason::PooledProtection => "pooled_protection",
             Reason::Zero => "zero",
+            Reason::Ledger => "ledger",
         }
     }
-    pub const ALL: [Reason; 8] = [
+    pub const ALL: [Reason; 9] = [
         Reason::BelowMinCell,
         Reason::Complement,
         Reason::Secondary,
@@ -86,6 +90,7 @@ impl Reason {
         Reason::Rounded,
         Reason::PooledProtection,
         Reason::Zero,
+        Reason::Ledger,
     ];
     pub fn parse(s: &str) -> Option<Reason> {
         Reason::ALL.into_iter().find(|r| r.name() == s)
@@ -94,8 +99,11 @@ impl Reason {
 
 /// One cell as it leaves an agent. For each kind the components are:
 /// proportion: `numerator`, `denominator` (units); rate: `numerator` (events), `denominator`
-/// (inhabitant-years); mean and cost sum: `denominator` (n), `value_sum`, `value_sum_sq`;
-/// count: `numerator`. Withheld cells have no values.
+/// (inhabitant-years); mean and cost sum: `denominator` (n), `value_sum`, `value_sd`
+/// (standard deviation of the values);
+/// count: `numerator`. Withheld cells have no values. Under the cell key method every
+/// count and sum is perturbed; the sum of squares never leaves the agent: means and cost
+/// sums carry the cells' (perturbed, rounded) standard deviation `value_sd` instead.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ReleasedCell {
     /// County code.
@@ -105,7 +113,7 @@ pub struct ReleasedCell {
     pub numerator: Option<i64>,
     pub denominator: Option<i64>,
     pub value_sum: Option<f64>,
-    pub value_sum_sq: Option<f64>,
+    pub value_sd: Option<f64>,
     pub status: CellStatus,
     pub reasons: Vec<Reason>,
     /// For a withheld cell: how to ask so that it can be released.
@@ -195,7 +203,7 @@ pub fn agent_answer_schema(breakdowns: &[Breakdown], distribution: bool) -> Sche
         Field::new("numerator", DataType::Int64, true),
         Field::new("denominator", DataType::Int64, true),
         Field::new("value_sum", DataType::Float64, true),
-        Field::new("value_sum_sq", DataType::Float64, true),
+        Field::new("value_sd", DataType::Float64, true),
         Field::new("status", DataType::Utf8, false),
         Field::new("reason", DataType::Utf8, true),
         Field::new("suggestion", DataType::Utf8, true),
@@ -227,7 +235,7 @@ impl RegionAnswer {
         columns.push(Arc::new(cells.iter().map(|c| c.numerator).collect::<Int64Array>()));
         columns.push(Arc::new(cells.iter().map(|c| c.denominator).collect::<Int64Array>()));
         columns.push(Arc::new(cells.iter().map(|c| c.value_sum).collect::<Float64Array>()));
-        columns.push(Arc::new(cells.iter().map(|c| c.value_sum_sq).collect::<Float64Array>()));
+        columns.push(Arc::new(cells.iter().map(|c| c.value_sd).collect::<Float64Array>()));
         columns.push(Arc::new(StringArray::from_iter_values(cells.iter().map(|c| c.status.name()))));
         columns.push(Arc::new(cells.iter().map(|c| c.reasons_text()).collect::<StringArray>()));
         columns.push(Arc::new(cells.iter().map(|c| c.suggestion.clone()).collect::<StringArray>()));
@@ -237,7 +245,7 @@ impl RegionAnswer {
     /// Reads an answer back from its batches (the schema's metadata gives `meta`).
     pub fn from_batches(schema: &Schema, batches: &[RecordBatch]) -> Result<RegionAnswer, String> {
         let meta = AnswerMeta::from_metadata(schema.metadata())?;
-        let fixed = ["region", "category", "numerator", "denominator", "value_sum", "value_sum_sq", "status", "reason", "suggestion"];
+        let fixed = ["region", "category", "numerator", "denominator", "value_sum", "value_sd", "status", "reason", "suggestion"];
         let mut breakdowns = Vec::new();
         for f in schema.fields() {
             if fixed.contains(&f.name().as_str()) {
@@ -267,7 +275,7 @@ impl RegionAnswer {
             let labels: Vec<&StringArray> = breakdowns.iter().map(|bd| text(bd.name())).collect::<Result<_, _>>()?;
             let category = if distribution { Some(text("category")?) } else { None };
             let (num, den) = (ints("numerator")?, ints("denominator")?);
-            let (sum, sq) = (floats("value_sum")?, floats("value_sum_sq")?);
+            let (sum, sq) = (floats("value_sum")?, floats("value_sd")?);
             let (status, reason, suggestion) = (text("status")?, text("reason")?, text("suggestion")?);
             let opt_i = |a: &Int64Array, i: usize| (!a.is_null(i)).then(|| a.value(i));
             let opt_f = |a: &Float64Array, i: usize| (!a.is_null(i)).then(|| a.value(i));
@@ -287,7 +295,7 @@ impl RegionAnswer {
                     numerator: opt_i(num, i),
                     denominator: opt_i(den, i),
                     value_sum: opt_f(sum, i),
-                    value_sum_sq: opt_f(sq, i),
+                    value_sd: opt_f(sq, i),
                     status: st,
                     reasons,
                     suggestion: opt_s(suggestion, i),
@@ -330,7 +338,7 @@ mod tests {
                     numerator: Some(12),
                     denominator: Some(40),
                     value_sum: None,
-                    value_sum_sq: None,
+                    value_sd: None,
                     status: CellStatus::Perturbed,
                     reasons: vec![Reason::Perturbed],
                     suggestion: None,
@@ -342,7 +350,7 @@ mod tests {
                     numerator: None,
                     denominator: None,
                     value_sum: None,
-                    value_sum_sq: None,
+                    value_sd: None,
                     status: CellStatus::Suppressed,
                     reasons: vec![Reason::BelowMinCell, Reason::Complement],
                     suggestion: Some("drop sex".into()),

@@ -102,7 +102,8 @@ pub struct ComparisonRow {
     pub numerator: Option<i64>,
     pub denominator: Option<i64>,
     pub value_sum: Option<f64>,
-    pub value_sum_sq: Option<f64>,
+    /// Standard deviation of the values (means and cost sums).
+    pub value_sd: Option<f64>,
     pub estimate: Option<Estimate>,
     /// released / perturbed / suppressed, or the region's state for a missing region.
     pub status: String,
@@ -165,6 +166,20 @@ fn add_f(a: Option<f64>, b: Option<f64>) -> Option<f64> {
 }
 
 impl Acc {
+    /// Adds a released cell; its standard deviation becomes a sum of squares to pool.
+    fn add_released(&mut self, n: Option<i64>, d: Option<i64>, s: Option<f64>, sd: Option<f64>) {
+        let sq = match (d, s, sd) {
+            (Some(n), Some(sum), Some(sd)) => Some(crate::stats::sum_of_squares(n as f64, sum, sd)),
+            _ => None,
+        };
+        self.add_values(n, d, s, sq);
+    }
+
+    /// The standard deviation of the values added so far.
+    fn sd(&self) -> Option<f64> {
+        crate::stats::standard_deviation(self.denominator? as f64, self.value_sum?, self.value_sum_sq?)
+    }
+
     fn add_values(&mut self, n: Option<i64>, d: Option<i64>, s: Option<f64>, sq: Option<f64>) {
         self.numerator = add_i(self.numerator, n);
         self.denominator = add_i(self.denominator, d);
@@ -227,7 +242,7 @@ pub fn merge(
                     .or_default()
                     .entry((c.labels.clone(), c.category.clone()))
                     .or_default();
-                acc.add_values(c.numerator, c.denominator, c.value_sum, c.value_sum_sq);
+                acc.add_released(c.numerator, c.denominator, c.value_sum, c.value_sd);
                 match c.status {
                     CellStatus::Suppressed => acc.withheld = true,
                     CellStatus::Perturbed => acc.perturbed = true,
@@ -254,10 +269,10 @@ pub fn merge(
         } else {
             CellStatus::Released
         };
-        let (n, d, s, sq) = if acc.withheld || dry_run {
+        let (n, d, s, sd) = if acc.withheld || dry_run {
             (None, None, None, None)
         } else {
-            (acc.numerator, acc.denominator, acc.value_sum, acc.value_sum_sq)
+            (acc.numerator, acc.denominator, acc.value_sum, acc.sd())
         };
         ComparisonRow {
             kind: kind_of_row,
@@ -268,8 +283,8 @@ pub fn merge(
             numerator: n,
             denominator: d,
             value_sum: s,
-            value_sum_sq: sq,
-            estimate: estimate(kind, n, d, s, sq, rate_per),
+            value_sd: sd,
+            estimate: estimate(kind, n, d, s, sd, rate_per),
             status: status.name().to_string(),
             reasons: acc.reasons.iter().cloned().collect(),
             suggestion: if acc.withheld { acc.suggestion.clone() } else { None },
@@ -316,7 +331,7 @@ pub fn merge(
             numerator: None,
             denominator: None,
             value_sum: None,
-            value_sum_sq: None,
+            value_sd: None,
             estimate: None,
             status: o.state.name().to_string(),
             reasons: Vec::new(),
@@ -462,7 +477,7 @@ mod tests {
             numerator: (!withheld).then_some(n),
             denominator: (!withheld).then_some(d),
             value_sum: None,
-            value_sum_sq: None,
+            value_sd: None,
             status,
             reasons: if withheld { vec![Reason::BelowMinCell] } else { vec![] },
             suggestion: withheld.then(|| "merge".to_string()),

@@ -2,11 +2,12 @@
 //!
 //! - proportion: Wilson score interval;
 //! - rate and count: exact (Garwood) Poisson interval on the count;
-//! - mean: Student's t on n - 1 degrees of freedom;
+//! - mean: Student's t on n - 1 degrees of freedom, from the released standard deviation;
 //! - cost sum: t interval on the mean, scaled by n.
 //!
 //! Intervals treat released values as exact: they do not widen for the cell key method's
-//! noise (at most ±2 by default), which matters only for small cells.
+//! noise (at most ±2 by default on counts, a fraction of the largest contribution on sums),
+//! which matters only for small cells.
 
 use norrsken_common::catalog::Kind;
 use statrs::distribution::{ChiSquared, ContinuousCDF, StudentsT};
@@ -46,23 +47,36 @@ pub fn poisson(x: f64) -> Option<Estimate> {
     Some(Estimate { value: x, lower, upper })
 }
 
-/// Mean with a t interval, from n, sum and sum of squares.
-pub fn mean(n: f64, sum: f64, sum_sq: f64) -> Option<Estimate> {
+/// Mean with a t interval, from n, sum and the standard deviation of the values.
+pub fn mean(n: f64, sum: f64, sd: Option<f64>) -> Option<Estimate> {
     if n < 1.0 {
         return None;
     }
     let m = sum / n;
-    if n < 2.0 {
+    let Some(sd) = sd.filter(|_| n >= 2.0) else {
         return Some(Estimate { value: m, lower: f64::NAN, upper: f64::NAN });
-    }
-    let var = ((sum_sq - sum * sum / n) / (n - 1.0)).max(0.0);
+    };
     let t = StudentsT::new(0.0, 1.0, n - 1.0).ok()?.inverse_cdf(1.0 - ALPHA / 2.0);
-    let half = t * (var / n).sqrt();
+    let half = t * sd / n.sqrt();
     Some(Estimate { value: m, lower: m - half, upper: m + half })
 }
 
+/// The sum of squares behind n values with this sum and standard deviation (what pooling
+/// adds up).
+pub fn sum_of_squares(n: f64, sum: f64, sd: f64) -> f64 {
+    if n <= 0.0 {
+        return 0.0;
+    }
+    (n - 1.0).max(0.0) * sd * sd + sum * sum / n
+}
+
+/// The standard deviation of n values with this sum and sum of squares.
+pub fn standard_deviation(n: f64, sum: f64, sum_sq: f64) -> Option<f64> {
+    (n >= 2.0).then(|| ((sum_sq - sum * sum / n) / (n - 1.0)).max(0.0).sqrt())
+}
+
 /// The value and interval of a row of the given kind. `rate_per` scales rates.
-pub fn estimate(kind: Kind, numerator: Option<i64>, denominator: Option<i64>, sum: Option<f64>, sum_sq: Option<f64>, rate_per: f64) -> Option<Estimate> {
+pub fn estimate(kind: Kind, numerator: Option<i64>, denominator: Option<i64>, sum: Option<f64>, sd: Option<f64>, rate_per: f64) -> Option<Estimate> {
     match kind {
         Kind::Proportion => wilson(numerator? as f64, denominator? as f64),
         Kind::Rate => {
@@ -75,10 +89,10 @@ pub fn estimate(kind: Kind, numerator: Option<i64>, denominator: Option<i64>, su
             Some(Estimate { value: e.value * k, lower: e.lower * k, upper: e.upper * k })
         }
         Kind::Count => poisson(numerator? as f64),
-        Kind::Mean => mean(denominator? as f64, sum?, sum_sq?),
+        Kind::Mean => mean(denominator? as f64, sum?, sd),
         Kind::CostSum => {
             let n = denominator? as f64;
-            let m = mean(n, sum?, sum_sq?)?;
+            let m = mean(n, sum?, sd)?;
             Some(Estimate { value: sum?, lower: m.lower * n, upper: m.upper * n })
         }
     }
@@ -119,9 +133,11 @@ mod tests {
     fn mean_uses_t() {
         // values 1..=5: mean 3, sd 1.5811, t(4) = 2.776 -> half width 1.963
         let (n, sum, sq) = (5.0, 15.0, 55.0);
-        let e = mean(n, sum, sq).unwrap();
+        let sd = standard_deviation(n, sum, sq);
+        let e = mean(n, sum, sd).unwrap();
         assert!(close(e.value, 3.0, 1e-12) && close(e.upper - e.value, 1.963, 1e-3), "{e:?}");
-        let c = estimate(Kind::CostSum, None, Some(5), Some(15.0), Some(55.0), 0.0).unwrap();
+        assert!(close(sum_of_squares(n, sum, sd.unwrap()), 55.0, 1e-9));
+        let c = estimate(Kind::CostSum, None, Some(5), Some(15.0), sd, 0.0).unwrap();
         assert!(close(c.value, 15.0, 1e-12) && close(c.upper, 5.0 * e.upper, 1e-9));
     }
 }

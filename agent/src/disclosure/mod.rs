@@ -1,18 +1,28 @@
 //! Disclosure control: what an agent may release of the engine's raw cells.
 //!
-//! In order, per region in the answer:
+//! Questions arrive in canonical form ([`canonical`]). In order, per region in the answer:
 //! 1. primary suppression: cells with 1..k-1 persons (numerator or denominator), proportions
 //!    whose complement holds 1..k-1, cost sums dominated by one or two persons, and (when the
 //!    policy says so) true zeros are withheld;
-//! 2. secondary suppression over the cells and their margins (see [`secondary`]);
-//! 3. the cell key method perturbs released counts (see [`ptable`]), then optional rounding;
-//! 4. withheld cells get a reason code and a concrete coarsening suggestion; a dry run drops
+//! 2. cells the release ledger holds as withheld before ([`ledger`]) stay withheld;
+//! 3. secondary suppression over the cells and their margins (see [`secondary`]);
+//! 4. the ledger check: a cell whose release would, with everything released before to
+//!    anyone, make a withheld cell derivable is withheld too (reason `ledger`, see [`span`]);
+//! 5. a request's larger minimum cell size withholds more, never less;
+//! 6. the cell key method perturbs every released count (see [`ptable`]), sum and spread
+//!    (see [`magnitude`]), then optional rounding; the sum of squares never leaves;
+//! 7. withheld cells get a reason code and a concrete coarsening suggestion; a dry run drops
 //!    every value.
 //!
 //! Any inconsistency fails closed: the caller refuses to answer.
 
+pub mod boxes;
+pub mod canonical;
+pub mod ledger;
+pub mod magnitude;
 pub mod ptable;
 pub mod secondary;
+pub mod span;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -22,10 +32,11 @@ use norrsken_common::catalog::Kind;
 use norrsken_common::query::ValidatedQuery;
 
 use crate::engine::{CellTable, RawCell};
-use crate::policy::{DominanceRule, Policy};
-use crate::record_key::RecordKeyer;
-use crate::release::components;
+use crate::policy::{Admission, DominanceRule, Policy};
+use crate::record_key::{KeyStream, RecordKeyer};
 use crate::sql::TOTAL;
+use boxes::{CellBox, CellId, Space, ValueSet};
+use ledger::{LedgerCell, LedgerGuard, Mark, Release, SpaceKey};
 use ptable::PTable;
 
 #[derive(Debug, Clone, thiserror::Error)]
@@ -35,20 +46,35 @@ pub struct DisclosureError(pub String);
 /// What disclosure control needs besides the cells.
 pub struct Settings<'a> {
     pub policy: &'a Policy,
-    /// The minimum cell size to apply (policy floor, recipe and request combined).
-    pub k: u32,
+    /// The minimum cell sizes: the floor the ledger protects and the one applied.
+    pub admission: Admission,
     /// The perturbation table and record keyer when the cell key method is on.
     pub ptable: Option<&'a PTable>,
     pub keyer: Option<&'a RecordKeyer>,
+}
+
+/// The release ledger as one decision sees it.
+pub struct LedgerView<'a> {
+    pub guard: &'a LedgerGuard<'a>,
+    pub data_version: &'a str,
+}
+
+/// The cells to send and what the ledger records of them.
+#[derive(Debug, Clone)]
+pub struct Protected {
+    pub cells: Vec<ReleasedCell>,
+    pub release: Release,
+    /// Withheld cells that the history had made derivable before this question (logged).
+    pub already_derivable: usize,
 }
 
 fn small(n: i64, k: i64) -> bool {
     n >= 1 && n < k
 }
 
-/// Primary suppression reasons for one raw cell.
-fn primary(kind: Kind, c: &RawCell, s: &Settings<'_>) -> BTreeSet<Reason> {
-    let k = s.k as i64;
+/// Primary suppression reasons for one raw cell at minimum cell size `k`.
+fn primary(kind: Kind, c: &RawCell, policy: &Policy, k: u32) -> BTreeSet<Reason> {
+    let k = k as i64;
     let mut r = BTreeSet::new();
     match kind {
         Kind::Proportion => {
@@ -58,7 +84,7 @@ fn primary(kind: Kind, c: &RawCell, s: &Settings<'_>) -> BTreeSet<Reason> {
             if small(c.units - c.numerator, k) {
                 r.insert(Reason::Complement);
             }
-            if c.numerator == 0 && !s.policy.release_zeros {
+            if c.numerator == 0 && !policy.release_zeros {
                 r.insert(Reason::Zero);
             }
         }
@@ -66,7 +92,7 @@ fn primary(kind: Kind, c: &RawCell, s: &Settings<'_>) -> BTreeSet<Reason> {
             if small(c.persons, k) || small(c.population, k) {
                 r.insert(Reason::BelowMinCell);
             }
-            if c.units == 0 && !s.policy.release_zeros {
+            if c.units == 0 && !policy.release_zeros {
                 r.insert(Reason::Zero);
             }
         }
@@ -80,7 +106,7 @@ fn primary(kind: Kind, c: &RawCell, s: &Settings<'_>) -> BTreeSet<Reason> {
                 r.insert(Reason::BelowMinCell);
             }
             if c.value_sum > 0.0 {
-                let d = &s.policy.dominance;
+                let d = &policy.dominance;
                 let dominated = match d.rule {
                     DominanceRule::Nk => {
                         let top = if d.n >= 2 { c.top1 + c.top2 } else { c.top1 };
@@ -96,7 +122,6 @@ fn primary(kind: Kind, c: &RawCell, s: &Settings<'_>) -> BTreeSet<Reason> {
     }
     r
 }
-
 /// A concrete way to ask so that a withheld cell can be released.
 pub fn suggestion(v: &ValidatedQuery, labels: &[String], data_years: (i32, i32)) -> String {
     let active: Vec<Breakdown> =
@@ -133,17 +158,137 @@ pub fn suggestion(v: &ValidatedQuery, labels: &[String], data_years: (i32, i32))
     "too few persons even for the whole period: ask for the pooled rows of several regions".into()
 }
 
-/// Applies disclosure control to an evaluated query. `totals` says whether margin cells are
-/// released (they are always used for protection).
-pub fn protect(table: &CellTable, v: &ValidatedQuery, s: &Settings<'_>, data_years: (i32, i32)) -> Result<Vec<ReleasedCell>, DisclosureError> {
+/// The secondary-suppression cells of one region's raw cells (distributions get one
+/// virtual denominator per cell), with their primary reasons at `k`.
+fn suppression_cells(raw: &[&RawCell], reasons: &[BTreeSet<Reason>], distribution: bool, k: u32) -> Vec<secondary::Cell> {
+    let k = k as i64;
+    let mut cells: Vec<secondary::Cell> = raw
+        .iter()
+        .zip(reasons)
+        .map(|(c, r)| {
+            let mut labels = c.labels.clone();
+            if let Some(cat) = &c.category {
+                labels.push(cat.clone());
+            }
+            let size = if distribution { c.numerator_persons } else { c.persons };
+            secondary::Cell {
+                labels,
+                size,
+                withheld: !r.is_empty(),
+                virtual_cell: false,
+                protect: true,
+                small: r.contains(&Reason::BelowMinCell),
+                slack: size > k,
+                fixed: false,
+            }
+        })
+        .collect();
+    if distribution {
+        // One denominator per cell: withheld for its own size when the persons are few.
+        let mut seen = BTreeSet::new();
+        for c in raw {
+            if seen.insert(c.labels.clone()) {
+                let mut labels = c.labels.clone();
+                labels.push(TOTAL.to_string());
+                let own = small(c.persons, k);
+                cells.push(secondary::Cell { labels, size: c.persons, withheld: own, virtual_cell: true, protect: own, small: own, slack: c.persons > k, fixed: false });
+            }
+        }
+    }
+    cells
+}
+
+/// The ledger box of a secondary-suppression cell (virtual denominators: every category).
+fn box_of(space: &Space, v: &ValidatedQuery, cell: &secondary::Cell, distribution: bool) -> Result<CellBox, DisclosureError> {
+    let (labels, category) = if distribution {
+        let (last, rest) = cell.labels.split_last().ok_or_else(|| DisclosureError("a distribution cell without its category".into()))?;
+        (rest.to_vec(), Some(last.clone()))
+    } else {
+        (cell.labels.clone(), None)
+    };
+    space.cell_box(v, &CellId { labels, category }).map_err(|e| DisclosureError(e.to_string()))
+}
+
+fn overlaps(a: &CellBox, b: &CellBox) -> bool {
+    a.0.iter().zip(&b.0).all(|(x, y)| match (x, y) {
+        (ValueSet::All, _) | (_, ValueSet::All) => true,
+        (ValueSet::Some(p), ValueSet::Some(q)) => p.iter().any(|v| q.binary_search(v).is_ok()),
+    })
+}
+
+/// The ledger's decision over one region's cells: which of the released (and shown) cells
+/// may go, given the history. Returns the indices refused and the number of withheld cells
+/// the history had already made derivable.
+#[allow(clippy::too_many_arguments)]
+fn ledger_check(
+    space: &Space,
+    history: Option<&ledger::History>,
+    cell_boxes: &[CellBox],
+    cells: &[secondary::Cell],
+    shown: &[bool],
+    zeros: &[CellBox],
+    max_atoms: u64,
+) -> (BTreeSet<usize>, usize) {
+    let empty = ledger::History::default();
+    let h = history.unwrap_or(&empty);
+    let released: Vec<&CellBox> = h.released.iter().collect();
+    let zeros: Vec<&CellBox> = h.zeros.iter().chain(zeros).collect();
+    let mut targets: Vec<&CellBox> = h.targets.iter().filter(|t| !h.released.contains(*t)).collect();
+    for (i, c) in cells.iter().enumerate() {
+        if c.withheld && !h.released.contains(&cell_boxes[i]) {
+            targets.push(&cell_boxes[i]);
+        }
+    }
+    // Candidates: released cells the answer shows, coarse cells (more margins) first; a
+    // distribution's denominator before its categories.
+    let mut order: Vec<usize> = (0..cells.len()).filter(|&i| !cells[i].withheld && (shown[i] || cells[i].virtual_cell)).collect();
+    let totals = |i: usize| cells[i].labels.iter().filter(|l| l.as_str() == TOTAL).count();
+    order.sort_by(|&a, &b| (usize::MAX - totals(a), &cells[a].labels).cmp(&(usize::MAX - totals(b), &cells[b].labels)));
+    let candidates: Vec<&CellBox> = order.iter().map(|&i| &cell_boxes[i]).collect();
+    // Every cell of this answer was asked, and so was what earlier answers withheld for a
+    // larger minimum cell size.
+    let asked: Vec<&CellBox> = h.asked.iter().chain(cell_boxes.iter()).collect();
+    let mut refused = BTreeSet::new();
+    match span::check(space.dimensions(), &released, &zeros, &targets, &asked, &candidates, max_atoms) {
+        Ok(outcome) => {
+            for (pos, ok) in outcome.release.iter().enumerate() {
+                if !ok {
+                    refused.insert(order[pos]);
+                }
+            }
+            (refused, outcome.already_derivable.len())
+        }
+        Err(e) => {
+            // Conservative: nothing new that overlaps a withheld cell.
+            tracing::warn!(error = %e, "release ledger: the exact check is too large; withholding every new cell that overlaps a withheld one");
+            for &i in &order {
+                let b = &cell_boxes[i];
+                if !h.released.contains(b) && targets.iter().any(|t| overlaps(t, b)) {
+                    refused.insert(i);
+                }
+            }
+            (refused, 0)
+        }
+    }
+}
+
+/// Applies disclosure control to an evaluated query in canonical form. `totals` says
+/// whether margin cells are released (they are always used for protection). With a ledger
+/// the decision also reads what was released before; the caller records the returned
+/// release before the answer leaves.
+pub fn protect(table: &CellTable, v: &ValidatedQuery, s: &Settings<'_>, data_years: (i32, i32), ledger: Option<&LedgerView<'_>>) -> Result<Protected, DisclosureError> {
     let recipe = &v.recipe;
     let kind = recipe.kind;
     let distribution = recipe.is_distribution();
     let with_totals = v.options.totals;
+    let (floor, k) = (s.admission.floor, s.admission.k);
     if s.policy.perturbation.enabled && (s.ptable.is_none() || s.keyer.is_none()) {
         return Err(DisclosureError("perturbation is on but its table or record keys are not available".into()));
     }
+    let space = Space::of(recipe);
     let mut out = Vec::new();
+    let mut release = Release::default();
+    let mut already_derivable = 0;
     // Each region of the answer is its own table.
     let mut by_region: BTreeMap<&str, Vec<&RawCell>> = BTreeMap::new();
     for c in &table.cells {
@@ -156,54 +301,126 @@ pub fn protect(table: &CellTable, v: &ValidatedQuery, s: &Settings<'_>, data_yea
         by_region.entry(c.region.as_str()).or_default().push(c);
     }
     for (region, raw) in by_region {
-        // 1. Primary suppression.
-        let reasons: Vec<BTreeSet<Reason>> = raw.iter().map(|c| primary(kind, c, s)).collect();
-        // 2. Secondary suppression over cells, margins and (for distributions) categories.
-        let mut cells: Vec<secondary::Cell> = raw
-            .iter()
-            .zip(&reasons)
-            .map(|(c, r)| {
-                let mut labels = c.labels.clone();
-                if let Some(cat) = &c.category {
-                    labels.push(cat.clone());
-                }
-                secondary::Cell {
-                    labels,
-                    size: if distribution { c.numerator_persons } else { c.persons },
-                    withheld: !r.is_empty(),
-                    virtual_cell: false,
-                    protect: true,
-                }
-            })
-            .collect();
-        if distribution {
-            // One denominator per cell: withheld for its own size when the persons are few.
-            let mut seen = BTreeSet::new();
-            for c in &raw {
-                if seen.insert(c.labels.clone()) {
-                    let mut labels = c.labels.clone();
-                    labels.push(TOTAL.to_string());
-                    let own = small(c.persons, s.k as i64);
-                    cells.push(secondary::Cell { labels, size: c.persons, withheld: own, virtual_cell: true, protect: own });
+        let key = ledger.map(|l| SpaceKey {
+            recipe: recipe.key(),
+            data_version: l.data_version.to_string(),
+            perspective: v.options.perspective.name().to_string(),
+            region: region.to_string(),
+        });
+        let history = match (ledger, &key) {
+            (Some(l), Some(key)) => l.guard.history(key),
+            _ => None,
+        };
+        // 1. Primary suppression at the floor.
+        let mut reasons: Vec<BTreeSet<Reason>> = raw.iter().map(|c| primary(kind, c, s.policy, floor)).collect();
+        let mut cells = suppression_cells(&raw, &reasons, distribution, floor);
+        let shown: Vec<bool> = cells.iter().map(|c| !c.virtual_cell && (with_totals || !c.labels.iter().any(|l| l == TOTAL))).collect();
+        let cell_boxes: Vec<CellBox> = match ledger {
+            Some(_) => cells.iter().map(|c| box_of(&space, v, c, distribution)).collect::<Result<_, _>>()?,
+            None => Vec::new(),
+        };
+        // What secondary suppression withholds of this table on its own: those cells say
+        // `secondary`, cells withheld only because of the history say `ledger`, so that
+        // asking again gives the same reasons.
+        let natural: Vec<bool> = match history {
+            Some(_) => {
+                let mut alone = cells.clone();
+                secondary::protect(&mut alone).map_err(|e| DisclosureError(format!("region {region}: {e}")))?;
+                alone.iter().map(|c| c.withheld).collect()
+            }
+            None => vec![true; cells.len()],
+        };
+        // 2. What the ledger withheld before stays withheld; what it released is kept if it can be.
+        if let Some(h) = history {
+            for i in 0..cells.len() {
+                if h.released.contains(&cell_boxes[i]) {
+                    cells[i].fixed = true;
+                } else if h.targets.contains(&cell_boxes[i]) && !cells[i].withheld {
+                    if cells[i].virtual_cell {
+                        // A withheld denominator withholds every category of its cell.
+                        let prefix = cells[i].labels[..cells[i].labels.len() - 1].to_vec();
+                        for c in cells.iter_mut() {
+                            if !c.virtual_cell && !c.withheld && c.labels[..c.labels.len() - 1] == prefix[..] {
+                                c.withheld = true;
+                            }
+                        }
+                    } else {
+                        cells[i].withheld = true;
+                    }
                 }
             }
         }
-        let secondary_withheld: BTreeSet<usize> =
-            secondary::protect(&mut cells).map_err(|e| DisclosureError(format!("region {region}: {e}")))?.into_iter().collect();
+        // 3. Secondary suppression over cells, margins and (for distributions) categories.
+        secondary::protect(&mut cells).map_err(|e| DisclosureError(format!("region {region}: {e}")))?;
+        // 4. The ledger check against everything released before.
+        if ledger.is_some() {
+            let present: Vec<CellId> = raw.iter().map(|c| CellId { labels: c.labels.clone(), category: c.category.clone() }).collect();
+            let zeros = space.zero_boxes(v, &present).map_err(|e| DisclosureError(e.to_string()))?;
+            let (refused, derivable) = ledger_check(&space, history, &cell_boxes, &cells, &shown, &zeros, s.policy.ledger.max_atoms);
+            already_derivable += derivable;
+            for i in refused {
+                if cells[i].virtual_cell {
+                    let v = cells[i].clone();
+                    for c in cells.iter_mut() {
+                        if !c.virtual_cell && !c.withheld && c.labels[..c.labels.len() - 1] == v.labels[..v.labels.len() - 1] {
+                            c.withheld = true;
+                        }
+                    }
+                }
+                cells[i].withheld = true;
+            }
+            for z in zeros {
+                release.zeros.push((region.to_string(), z));
+            }
+        }
+        let floor_withheld: Vec<bool> = cells.iter().map(|c| c.withheld).collect();
+        // 5. A larger requested minimum cell size withholds more on top.
+        if k > floor {
+            let raised: Vec<BTreeSet<Reason>> = raw.iter().map(|c| primary(kind, c, s.policy, k)).collect();
+            let mut more = suppression_cells(&raw, &raised, distribution, k);
+            for (i, c) in more.iter_mut().enumerate() {
+                c.withheld |= floor_withheld[i];
+            }
+            secondary::protect(&mut more).map_err(|e| DisclosureError(format!("region {region}: {e}")))?;
+            for (i, c) in more.iter().enumerate() {
+                // A withheld cell's reasons are those of the size applied.
+                if i < reasons.len() && c.withheld {
+                    reasons[i].extend(raised[i].iter().copied());
+                }
+                cells[i].withheld = c.withheld;
+            }
+        }
 
-        // 3. Release.
+        // 6. Release.
         for (i, c) in raw.iter().enumerate() {
             let margin = c.labels.iter().any(|l| l == TOTAL);
+            let withheld = cells[i].withheld;
+            if ledger.is_some() {
+                let mark = if floor_withheld[i] {
+                    Some(Mark::Target)
+                } else if withheld {
+                    Some(Mark::Withheld)
+                } else if shown[i] {
+                    Some(Mark::Released)
+                } else {
+                    None
+                };
+                if let Some(m) = mark {
+                    release.cells.push(LedgerCell { region: region.to_string(), labels: c.labels.clone(), category: c.category.clone(), m });
+                    match m {
+                        Mark::Released => release.released.push((region.to_string(), cell_boxes[i].clone())),
+                        Mark::Target => release.targets.push((region.to_string(), cell_boxes[i].clone())),
+                        Mark::Withheld => release.withheld.push((region.to_string(), cell_boxes[i].clone())),
+                    }
+                }
+            }
             if margin && !with_totals {
                 continue;
             }
             let mut why = reasons[i].clone();
-            if secondary_withheld.contains(&i) || (cells[i].withheld && why.is_empty()) {
-                why.insert(Reason::Secondary);
+            if withheld && why.is_empty() {
+                why.insert(if natural[i] || !floor_withheld[i] { Reason::Secondary } else { Reason::Ledger });
             }
-            let withheld = cells[i].withheld;
-            let (mut num, mut den, sum, sq) = components(kind, c);
-            let mut status = CellStatus::Released;
             if withheld {
                 out.push(ReleasedCell {
                     region: c.region.clone(),
@@ -212,61 +429,28 @@ pub fn protect(table: &CellTable, v: &ValidatedQuery, s: &Settings<'_>, data_yea
                     numerator: None,
                     denominator: None,
                     value_sum: None,
-                    value_sum_sq: None,
+                    value_sd: None,
                     status: CellStatus::Suppressed,
                     reasons: why.into_iter().collect(),
                     suggestion: Some(suggestion(v, &c.labels, data_years)),
                 });
                 continue;
             }
-            let mut reasons_out = Vec::new();
-            if let (Some(t), Some(keyer)) = (s.ptable, s.keyer) {
-                let perturbable = matches!(kind, Kind::Proportion | Kind::Rate | Kind::Count);
-                if perturbable {
-                    // Each count with the key of exactly the units it counts.
-                    let (num_key, den_key) = match kind {
-                        Kind::Proportion => (keyer.cell_key(c.numerator_mix, c.numerator), keyer.cell_key(c.units_mix, c.units)),
-                        Kind::Rate => (keyer.cell_key(c.units_mix, c.units), keyer.cell_key(c.population_mix, c.population)),
-                        _ => (keyer.cell_key(c.units_mix, c.units), 0.0),
-                    };
-                    num = num.map(|n| t.perturb(n, num_key));
-                    den = den.map(|d| t.perturb(d, den_key));
-                    status = CellStatus::Perturbed;
-                    reasons_out.push(Reason::Perturbed);
+            out.push(release_cell(kind, c, s)?);
+        }
+        // Withheld virtual denominators of distributions are targets too.
+        if ledger.is_some() {
+            for (i, c) in cells.iter().enumerate().filter(|(_, c)| c.virtual_cell) {
+                if floor_withheld[i] {
+                    release.targets.push((region.to_string(), cell_boxes[i].clone()));
+                } else if !c.withheld {
+                    // Released with its categories' denominator column.
+                    let shown_any = cells.iter().enumerate().any(|(j, x)| !x.virtual_cell && !x.withheld && shown[j] && x.labels[..x.labels.len() - 1] == c.labels[..c.labels.len() - 1]);
+                    if shown_any {
+                        release.released.push((region.to_string(), cell_boxes[i].clone()));
+                    }
                 }
             }
-            let base = s.policy.rounding_base as i64;
-            if base > 1 && matches!(kind, Kind::Proportion | Kind::Rate | Kind::Count) {
-                let round = |x: i64| ((x + base / 2) / base) * base;
-                num = num.map(round);
-                den = den.map(round);
-                status = CellStatus::Perturbed;
-                reasons_out.push(Reason::Rounded);
-            }
-            // A numerator never exceeds its denominator after perturbation.
-            if kind == Kind::Proportion {
-                if let (Some(n), Some(d)) = (num, den) {
-                    num = Some(n.min(d));
-                }
-            }
-            let js = s.policy.js() as i64;
-            for x in [num, den].into_iter().flatten() {
-                if s.ptable.is_some() && x >= 1 && x <= js {
-                    return Err(DisclosureError(format!("released value {x} lies in 1..{js}")));
-                }
-            }
-            out.push(ReleasedCell {
-                region: c.region.clone(),
-                labels: c.labels.clone(),
-                category: c.category.clone(),
-                numerator: num,
-                denominator: den,
-                value_sum: sum,
-                value_sum_sq: sq,
-                status,
-                reasons: reasons_out,
-                suggestion: None,
-            });
         }
     }
     if v.options.dry_run {
@@ -274,10 +458,78 @@ pub fn protect(table: &CellTable, v: &ValidatedQuery, s: &Settings<'_>, data_yea
             c.numerator = None;
             c.denominator = None;
             c.value_sum = None;
-            c.value_sum_sq = None;
+            c.value_sd = None;
         }
     }
-    Ok(out)
+    Ok(Protected { cells: out, release, already_derivable })
+}
+
+/// The released form of a cell that passed: every count and sum perturbed by the cell key
+/// method (unless the policy releases the kind exactly), the spread in place of the sum of
+/// squares, optional rounding.
+fn release_cell(kind: Kind, c: &RawCell, s: &Settings<'_>) -> Result<ReleasedCell, DisclosureError> {
+    let (mut num, mut den, mut sum, mut sd) = components(kind, c);
+    let mut status = CellStatus::Released;
+    let mut reasons_out = Vec::new();
+    let exact = s.policy.exact(kind);
+    if let (Some(t), Some(keyer), false) = (s.ptable, s.keyer, exact) {
+        // Each count with the key of exactly the units it counts.
+        let (num_key, den_key) = match kind {
+            Kind::Proportion => (keyer.cell_key(c.numerator_mix, c.numerator), keyer.cell_key(c.units_mix, c.units)),
+            Kind::Rate => (keyer.cell_key(c.units_mix, c.units), keyer.cell_key(c.population_mix, c.population)),
+            _ => (keyer.cell_key(c.units_mix, c.units), keyer.cell_key(c.units_mix, c.units)),
+        };
+        num = num.map(|n| t.perturb(n, num_key));
+        den = den.map(|d| t.perturb(d, den_key));
+        let m = s.policy.perturbation.magnitude;
+        sum = sum.map(|x| magnitude::perturb_sum(x, c.top1, m, keyer.cell_key_in(KeyStream::Sum, c.units_mix, c.units)));
+        sd = sd.map(|x| magnitude::perturb_spread(x, m, keyer.cell_key_in(KeyStream::Spread, c.units_mix, c.units)));
+        status = CellStatus::Perturbed;
+        reasons_out.push(Reason::Perturbed);
+    }
+    let base = s.policy.rounding_base as i64;
+    if base > 1 && matches!(kind, Kind::Proportion | Kind::Rate | Kind::Count) {
+        let round = |x: i64| ((x + base / 2) / base) * base;
+        num = num.map(round);
+        den = den.map(round);
+        status = CellStatus::Perturbed;
+        reasons_out.push(Reason::Rounded);
+    }
+    // A numerator never exceeds its denominator after perturbation.
+    if kind == Kind::Proportion {
+        if let (Some(n), Some(d)) = (num, den) {
+            num = Some(n.min(d));
+        }
+    }
+    let js = s.policy.js() as i64;
+    for x in [num, den].into_iter().flatten() {
+        if s.ptable.is_some() && !exact && x >= 1 && x <= js {
+            return Err(DisclosureError(format!("released value {x} lies in 1..{js}")));
+        }
+    }
+    Ok(ReleasedCell {
+        region: c.region.clone(),
+        labels: c.labels.clone(),
+        category: c.category.clone(),
+        numerator: num,
+        denominator: den,
+        value_sum: sum,
+        value_sd: sd,
+        status,
+        reasons: reasons_out,
+        suggestion: None,
+    })
+}
+
+/// The components of a raw cell for its kind before perturbation: (numerator, denominator,
+/// sum, standard deviation). See `norrsken_common::answer::ReleasedCell`.
+pub fn components(kind: Kind, c: &RawCell) -> (Option<i64>, Option<i64>, Option<f64>, Option<f64>) {
+    match kind {
+        Kind::Proportion => (Some(c.numerator), Some(c.units), None, None),
+        Kind::Rate => (Some(c.units), Some(c.population), None, None),
+        Kind::Count => (Some(c.units), None, None, None),
+        Kind::Mean | Kind::CostSum => (None, Some(c.units), Some(c.value_sum), magnitude::standard_deviation(c.units, c.value_sum, c.value_sum_sq)),
+    }
 }
 
 #[cfg(test)]
@@ -308,7 +560,7 @@ mod tests {
     #[test]
     fn both_dominance_rules() {
         let mut policy = Policy::development(None);
-        let s = |p: &Policy| primary(Kind::CostSum, &cost_cell(10, 1000.0, 700.0, 200.0), &Settings { policy: p, k: 5, ptable: None, keyer: None });
+        let s = |p: &Policy| primary(Kind::CostSum, &cost_cell(10, 1000.0, 700.0, 200.0), p, 5);
         // (2, 85): 900 of 1000 is dominated.
         assert!(s(&policy).contains(&Reason::Dominance));
         policy.dominance = Dominance { rule: DominanceRule::Nk, n: 1, k: 85.0, p: 10.0 };
@@ -318,7 +570,7 @@ mod tests {
         assert!(!s(&policy).contains(&Reason::Dominance));
         policy.dominance.p = 20.0;
         assert!(s(&policy).contains(&Reason::Dominance), "the rest (100) is below 20 % of 700");
-        assert!(primary(Kind::CostSum, &cost_cell(3, 1000.0, 400.0, 300.0), &Settings { policy: &policy, k: 5, ptable: None, keyer: None }).contains(&Reason::BelowMinCell));
+        assert!(primary(Kind::CostSum, &cost_cell(3, 1000.0, 400.0, 300.0), &policy, 5).contains(&Reason::BelowMinCell));
     }
 
     /// Fail closed: with perturbation on and no record keys, nothing is released.
@@ -335,12 +587,13 @@ mod tests {
             .validate(&catalog, None)
             .unwrap();
         let cells = CellTable { recipe: v.recipe.clone(), breakdowns: vec![], cells: vec![cost_cell(20, 0.0, 0.0, 0.0)] };
-        let settings = Settings { policy: &policy, k: 5, ptable: Some(&table), keyer: None };
-        let e = protect(&cells, &v, &settings, (2021, 2025)).unwrap_err();
+        let admission = Admission { floor: 5, k: 5 };
+        let settings = Settings { policy: &policy, admission, ptable: Some(&table), keyer: None };
+        let e = protect(&cells, &v, &settings, (2021, 2025), None).unwrap_err();
         assert!(e.to_string().contains("record keys"), "{e}");
         let keyer = RecordKeyer::new(&[1u8; 64]).unwrap();
         let settings = Settings { keyer: Some(&keyer), ..settings };
-        assert!(protect(&cells, &v, &settings, (2021, 2025)).is_ok());
+        assert!(protect(&cells, &v, &settings, (2021, 2025), None).is_ok());
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -12,7 +12,13 @@
 //!    a withheld cell whose unit vector lies in the row space of the equations is
 //!    determined; the smallest released cell on one of its lines is withheld.
 //!
-//! Choices are deterministic: smallest count first, then the labels in order.
+//! A third rule keeps reason codes from closing an interval: a line whose withheld cells are
+//! all small (1..k-1) would give away their sum, and with the bound 1..k-1 each one could
+//! be pinned; such a line gets a withheld partner that is not small.
+//!
+//! Choices are deterministic: cells released before (the ledger's) last, then cells with
+//! room above k (so that "withheld and at least k" bounds nothing tightly), then the
+//! smallest count, then the labels in order.
 //! Margins the query did not ask for are treated as if published (another query can ask for
 //! them), so a total query and a breakdown query together cannot give a withheld cell away.
 
@@ -33,6 +39,12 @@ pub struct Cell {
     /// Whether this cell must stay underivable (real withheld cells; a virtual denominator
     /// only when it was withheld for its own size).
     pub protect: bool,
+    /// Withheld for 1..k-1 persons.
+    pub small: bool,
+    /// More than k persons: withholding it bounds nothing tightly.
+    pub slack: bool,
+    /// Released before (the release ledger): withheld only when nothing else will do.
+    pub fixed: bool,
 }
 
 const TOTAL: &str = "total";
@@ -62,10 +74,13 @@ fn lines(cells: &[Cell]) -> Vec<(Vec<usize>, usize)> {
     out
 }
 
+/// The order in which released cells are chosen for secondary suppression.
+fn choice_key(c: &Cell) -> (bool, bool, i64, &Vec<String>) {
+    (c.fixed, !c.slack, c.size, &c.labels)
+}
+
 fn smallest_released(cells: &[Cell], members: impl Iterator<Item = usize>) -> Option<usize> {
-    members
-        .filter(|&i| !cells[i].withheld)
-        .min_by(|&a, &b| (cells[a].size, &cells[a].labels).cmp(&(cells[b].size, &cells[b].labels)))
+    members.filter(|&i| !cells[i].withheld).min_by(|&a, &b| choice_key(&cells[a]).cmp(&choice_key(&cells[b])))
 }
 
 fn same_cell(a: &Cell, b: &Cell) -> bool {
@@ -205,7 +220,9 @@ pub fn protect(cells: &mut [Cell]) -> Result<Vec<usize>, String> {
         for (parts, total) in &lines {
             let members = || parts.iter().copied().chain(std::iter::once(*total));
             let withheld = members().filter(|&i| cells[i].withheld).count();
-            if withheld == 1 {
+            // Withheld cells that are all small give away their sum's bounds.
+            let all_small = withheld >= 1 && members().filter(|&i| cells[i].withheld).all(|i| cells[i].small);
+            if withheld == 1 || all_small {
                 if let Some(i) = smallest_released(cells, members()) {
                     added.extend(withhold(cells, i));
                     changed = true;
@@ -229,7 +246,7 @@ pub fn protect(cells: &mut [Cell]) -> Result<Vec<usize>, String> {
             .iter()
             .filter(|(parts, total)| parts.contains(&i) || *total == i)
             .filter_map(|(parts, total)| smallest_released(cells, parts.iter().copied().chain(std::iter::once(*total))))
-            .min_by(|&a, &b| (cells[a].size, &cells[a].labels).cmp(&(cells[b].size, &cells[b].labels)));
+            .min_by(|&a, &b| choice_key(&cells[a]).cmp(&choice_key(&cells[b])));
         // Every line through the cell may already be withheld while other lines still give
         // it away through the withheld cells they share: then the smallest released cell on
         // any line connected to it through withheld cells.
@@ -246,7 +263,7 @@ mod tests {
     use super::*;
 
     fn cell(labels: &[&str], size: i64, withheld: bool) -> Cell {
-        Cell { labels: labels.iter().map(|s| s.to_string()).collect(), size, withheld, virtual_cell: false, protect: true }
+        Cell { labels: labels.iter().map(|s| s.to_string()).collect(), size, withheld, virtual_cell: false, protect: true, small: withheld, slack: size > 5, fixed: false }
     }
 
     #[test]
@@ -327,6 +344,9 @@ mod tests {
                     withheld: n < 5,
                     virtual_cell: false,
                     protect: n < 5,
+                    small: n < 5,
+                    slack: n > 5,
+                    fixed: false,
                 })
                 .collect();
             protect(&mut cells).unwrap_or_else(|e| panic!("round {round}: {e}"));

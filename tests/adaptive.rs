@@ -1,0 +1,628 @@
+//! Disclosure control against an adaptive analyst: each class of attack that worked before
+//! the cell key method covered every component, the canonical form, the dry-run ladder and
+//! the release ledger, tried again; and a property test in which an attacker who knows the
+//! rules and the perturbation's maximum deviation D solves everything released as interval
+//! constraints (linear programming over the base cells) and must pin no count of 1..k-1.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use microlp::{ComparisonOp, OptimizationDirection, Problem, SolveOutcome};
+use norrsken_agent::disclosure::boxes::{CellBox, CellId, Space, ValueSet};
+use norrsken_agent::engine::EngineOptions;
+use norrsken_agent::node::AgentNode;
+use norrsken_agent::policy::Policy;
+use norrsken_common::answer::{CellStatus, Reason, RegionAnswer, ReleasedCell};
+use norrsken_common::catalog::Kind;
+use norrsken_common::error::NodeError;
+use norrsken_common::query::{IndicatorQuery, Relay, ValidatedQuery};
+use norrsken_synth::rng::Rng;
+use norrsken_synth::{generate, SynthOptions};
+
+use crate::attacks::{ask, key_raw, key_rel, node, node_with_ledger, perturbing_policy, relay, truth, validate, with, Key};
+use crate::federation::query;
+use crate::fixtures::{client_as, federation, fetch, region_dir, TempDir};
+
+const K: i64 = 5;
+const D: f64 = 2.0;
+
+/// What an attacker knows of one box: its value lies in [low, high].
+#[derive(Debug, Clone, Copy)]
+struct Bound {
+    low: f64,
+    high: f64,
+}
+
+/// Everything released so far, as interval constraints on boxes of one recipe's space.
+struct Attacker {
+    space: Space,
+    known: BTreeMap<CellBox, Bound>,
+}
+
+impl Attacker {
+    fn new(space: Space) -> Attacker {
+        Attacker { space, known: BTreeMap::new() }
+    }
+
+    fn learn(&mut self, b: CellBox, low: f64, high: f64) {
+        let e = self.known.entry(b).or_insert(Bound { low: 0.0, high: f64::INFINITY });
+        e.low = e.low.max(low);
+        e.high = e.high.min(high);
+    }
+
+    /// Reads one answer as the attacker does: released counts within ±D of the truth (and at
+    /// least k, since released cells passed the minimum cell size), reason codes as bounds,
+    /// cells of the question's grid missing from the answer as zeros.
+    fn read(&mut self, q: &ValidatedQuery, answer: &RegionAnswer, value: impl Fn(&ReleasedCell) -> Option<i64>) {
+        let k = answer.meta.min_cell_size as f64;
+        let mut present = Vec::new();
+        for c in &answer.cells {
+            let id = CellId { labels: c.labels.clone(), category: c.category.clone() };
+            let b = self.space.cell_box(q, &id).unwrap();
+            if !c.labels.iter().any(|l| l == "total") {
+                present.push(id);
+            }
+            match c.status {
+                CellStatus::Suppressed => {
+                    if c.reasons.contains(&Reason::BelowMinCell) {
+                        // Persons 1..k-1: at least one unit.
+                        self.learn(b, 1.0, f64::INFINITY);
+                    } else if c.reasons.iter().all(|r| matches!(r, Reason::Secondary | Reason::Ledger)) {
+                        // Not small: at least k persons, so at least k units.
+                        self.learn(b, k, f64::INFINITY);
+                    } else {
+                        self.learn(b, 1.0, f64::INFINITY);
+                    }
+                }
+                CellStatus::Released if !answer.meta.dry_run => {
+                    let v = value(c).unwrap() as f64;
+                    self.learn(b, v.max(k), v);
+                }
+                CellStatus::Perturbed if !answer.meta.dry_run => {
+                    let v = value(c).unwrap() as f64;
+                    self.learn(b, (v - D).max(k), v + D);
+                }
+                _ => self.learn(b, k, f64::INFINITY),
+            }
+        }
+        if answer.meta.dry_run {
+            return;
+        }
+        // Only the cells an answer lists hold anyone.
+        for z in self.space.zero_boxes(q, &present).unwrap() {
+            self.learn(z, 0.0, 0.0);
+        }
+    }
+
+    /// The smallest and largest value of `target` over everything known (a linear program
+    /// over the base cells), or None when the constraints contradict each other.
+    fn range(&self, target: &CellBox) -> Option<(f64, f64)> {
+        let boxes: Vec<&CellBox> = self.known.keys().chain(std::iter::once(target)).collect();
+        let dims = self.space.dimensions();
+        // Classes of values per dimension: values named by exactly the same boxes.
+        let mut class_of: Vec<BTreeMap<u32, usize>> = Vec::new();
+        let mut counts = Vec::new();
+        for d in 0..dims {
+            let mut sig: BTreeMap<u32, Vec<usize>> = BTreeMap::new();
+            let mut any_all = false;
+            for (i, b) in boxes.iter().enumerate() {
+                match &b.0[d] {
+                    ValueSet::All => any_all = true,
+                    ValueSet::Some(v) => v.iter().for_each(|x| sig.entry(*x).or_default().push(i)),
+                }
+            }
+            let mut ids: BTreeMap<Vec<usize>, usize> = BTreeMap::new();
+            let mut map = BTreeMap::new();
+            for (v, s) in sig {
+                let n = ids.len();
+                map.insert(v, *ids.entry(s).or_insert(n));
+            }
+            counts.push(ids.len() + usize::from(any_all || ids.is_empty()));
+            class_of.push(map);
+        }
+        let atoms: usize = counts.iter().product();
+        assert!(atoms <= 20_000, "the attacker's problem grew to {atoms} base cells");
+        let members = |b: &CellBox| -> Vec<usize> {
+            let mut out = vec![0usize];
+            for d in 0..dims {
+                let cs: Vec<usize> = match &b.0[d] {
+                    ValueSet::All => (0..counts[d]).collect(),
+                    ValueSet::Some(v) => v.iter().map(|x| class_of[d][x]).collect::<BTreeSet<_>>().into_iter().collect(),
+                };
+                let radix = counts[d];
+                out = out.iter().flat_map(|base| cs.iter().map(move |c| base * radix + c)).collect();
+            }
+            out
+        };
+        let solve = |direction: OptimizationDirection| -> Option<f64> {
+            let mut p = Problem::new(direction);
+            let target_atoms: BTreeSet<usize> = members(target).into_iter().collect();
+            let vars: Vec<microlp::Variable> = (0..atoms).map(|a| p.add_var(if target_atoms.contains(&a) { 1.0 } else { 0.0 }, (0.0, f64::INFINITY))).collect();
+            for (b, bound) in &self.known {
+                let expr: Vec<(microlp::Variable, f64)> = members(b).into_iter().map(|a| (vars[a], 1.0)).collect();
+                if bound.high.is_finite() && bound.high == bound.low {
+                    p.add_constraint(expr, ComparisonOp::Eq, bound.low);
+                    continue;
+                }
+                if bound.low > 0.0 {
+                    p.add_constraint(expr.clone(), ComparisonOp::Ge, bound.low);
+                }
+                if bound.high.is_finite() {
+                    p.add_constraint(expr, ComparisonOp::Le, bound.high);
+                }
+            }
+            match p.solve() {
+                Ok(SolveOutcome::Solution(s)) => Some(s.objective()),
+                Ok(SolveOutcome::Interrupted(_)) => None,
+                Err(microlp::Error::Unbounded) => Some(f64::INFINITY),
+                Err(_) => None,
+            }
+        };
+        Some((solve(OptimizationDirection::Minimize)?, solve(OptimizationDirection::Maximize)?))
+    }
+
+    /// Whether everything known pins `target` to one integer.
+    fn pins(&self, target: &CellBox) -> Option<i64> {
+        let (low, high) = self.range(target).expect("what was released is consistent with the truth, so the constraints hold together");
+        let (lo, hi) = ((low - 1e-6).ceil(), (high + 1e-6).floor());
+        (hi.is_finite() && lo == hi).then_some(lo as i64)
+    }
+}
+
+/// The released count of a cell for an attack on counts (units: events or persons).
+fn units(kind: Kind) -> impl Fn(&ReleasedCell) -> Option<i64> {
+    move |c| match kind {
+        Kind::Count => c.numerator,
+        _ => c.denominator,
+    }
+}
+
+fn true_units(node_truth: &norrsken_agent::engine::CellTable) -> BTreeMap<Key, i64> {
+    node_truth.cells.iter().map(|c| (key_raw(c), c.units)).collect()
+}
+
+/// Class 1: margins minus cells with reason-code bounds, for every kind. Every count and n
+/// is perturbed, sums too; the sum of squares does not leave; an attacker solving the
+/// margins and reason codes of one answer pins no withheld unit count of 1..k-1.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn margins_and_reason_codes_pin_no_small_count_of_any_kind() {
+    let tmp = TempDir::new("class1");
+    let agent = node("jamtland", "23", perturbing_policy(&tmp)).await;
+    let (mut small_withheld, mut differs, mut shown) = (0, 0, 0);
+    for (indicator, by) in [
+        ("stroke_reperfusion", vec!["sex", "age_band"]),
+        ("hf_hospitalisation_rate", vec!["age_band", "sex"]),
+        ("stroke_admissions", vec!["kommun", "sex"]),
+        ("diabetes_hba1c_mean", vec!["kommun", "sex"]),
+        ("kpp_cost", vec!["care_type", "kommun"]),
+    ] {
+        let q = with(query(indicator, &by, "2023..2025"), |o| o.totals = true);
+        let v = validate(&q);
+        let answer = ask(&agent, &q).await.unwrap();
+        let t = truth(&agent, &q).await;
+        let exact = true_units(&t);
+        let kind = v.recipe.kind;
+        // Nothing exact: every released count, n and sum differs from the truth somewhere,
+        // and no released value is the sum of squares.
+        let released: Vec<&ReleasedCell> = answer.cells.iter().filter(|c| c.status != CellStatus::Suppressed).collect();
+        assert!(!released.is_empty(), "{indicator}: nothing released: {:?}", answer.cells);
+        assert!(released.iter().all(|c| c.status == CellStatus::Perturbed), "{indicator}: a cell released exactly");
+        differs += released.iter().filter(|c| units(kind)(c) != Some(exact[&key_rel(c)])).count();
+        shown += released.len();
+        if matches!(kind, Kind::Mean | Kind::CostSum) {
+            let raw: BTreeMap<Key, f64> = t.cells.iter().map(|c| (key_raw(c), c.value_sum)).collect();
+            for c in &released {
+                let s = c.value_sum.unwrap();
+                assert!((s - raw[&key_rel(c)]).abs() > 1e-9, "{indicator} {:?}: the sum left exactly", c.labels);
+                assert!(c.value_sd.is_some(), "{indicator}: a mean's spread is released instead of its sum of squares");
+            }
+        }
+        assert!(answer.schema().field_with_name("value_sum_sq").is_err(), "no sum of squares in the answer");
+        let mut attacker = Attacker::new(Space::of(&v.recipe));
+        attacker.read(&v, &answer, units(kind));
+        for c in answer.cells.iter().filter(|c| c.status == CellStatus::Suppressed) {
+            let n = exact[&key_rel(c)];
+            if (1..K).contains(&n) {
+                small_withheld += 1;
+                let b = attacker.space.cell_box(&v, &CellId { labels: c.labels.clone(), category: c.category.clone() }).unwrap();
+                assert_eq!(attacker.pins(&b), None, "{indicator} {:?}: the count {n} is pinned", c.labels);
+            }
+        }
+    }
+    assert!(small_withheld > 10, "the tables must hold small withheld cells to mean anything ({small_withheld})");
+    // The noise is zero for some cells (by the perturbation table, about two in five).
+    assert!(differs * 3 >= shown, "only {differs} of {shown} released counts differ from the truth");
+}
+
+/// The attacker has teeth: given exact margins and cells (as an agent releasing a kind
+/// exactly would give), it pins the withheld part.
+#[test]
+fn the_attacker_pins_what_exact_values_give_away() {
+    let v = validate(&query("stroke_admissions", &["sex"], "2024"));
+    let mut attacker = Attacker::new(Space::of(&v.recipe));
+    let cell = |labels: &[&str]| attacker.space.cell_box(&v, &CellId { labels: labels.iter().map(|s| s.to_string()).collect(), category: None }).unwrap();
+    let (total, female, male) = (cell(&["total"]), cell(&["female"]), cell(&["male"]));
+    let others: Vec<CellBox> = norrsken_common::cdm::SEXES.iter().filter(|s| !["female", "male"].contains(s)).map(|s| cell(&[s])).collect();
+    attacker.learn(total.clone(), 23.0, 23.0);
+    attacker.learn(female.clone(), 20.0, 20.0);
+    attacker.learn(male.clone(), 1.0, 4.0);
+    for o in others {
+        attacker.learn(o, 0.0, 0.0);
+    }
+    assert_eq!(attacker.pins(&male), Some(3), "exact: total minus female");
+    // Perturbed by up to D, the same release leaves a range.
+    let mut noisy = Attacker::new(Space::of(&v.recipe));
+    noisy.known = attacker.known.clone();
+    noisy.learn(total.clone(), 21.0, 25.0);
+    noisy.known.insert(total, Bound { low: 21.0, high: 25.0 });
+    noisy.known.insert(female, Bound { low: 18.0, high: 22.0 });
+    assert_eq!(noisy.pins(&male), None);
+}
+
+/// Class 2: the same table in every spelling (breakdown order, a filter that keeps every
+/// value, the period in quarters or months) gets the same cells with the same decisions
+/// and values; the union of the spellings releases nothing one spelling withholds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_spelling_of_a_question_gets_the_same_cells() {
+    let tmp = TempDir::new("class2");
+    let agent = node("norrbotten", "25", perturbing_policy(&tmp)).await;
+    let everyone: Vec<String> = ["primary", "secondary", "tertiary", "unknown"].map(String::from).to_vec();
+    let base = with(query("stroke_admissions", &["sex", "age_band"], "2023..2024"), |o| o.totals = true);
+    let spellings = vec![
+        base.clone(),
+        with(query("stroke_admissions", &["age_band", "sex"], "2023..2024"), |o| o.totals = true),
+        IndicatorQuery { filters: [("education".to_string(), everyone.clone())].into(), ..base.clone() },
+        IndicatorQuery { period: "2023Q1..2024Q4".into(), ..base.clone() },
+        IndicatorQuery { period: "2023-01..2024-12".into(), ..base.clone() },
+        with(query("stroke_admissions", &["age_band", "sex"], "2023Q1..2024Q4"), |o| o.totals = true),
+    ];
+    // Cells keyed by (sex, age band), whatever the order of the breakdowns.
+    let mut seen: BTreeMap<(String, String), BTreeSet<(&'static str, Option<i64>)>> = BTreeMap::new();
+    for (i, q) in spellings.iter().enumerate() {
+        let answer = ask(&agent, &with(q.clone(), |o| o.no_cache = true)).await.unwrap();
+        let sex_first = q.breakdowns[0] == "sex";
+        for c in &answer.cells {
+            let key = if sex_first { (c.labels[0].clone(), c.labels[1].clone()) } else { (c.labels[1].clone(), c.labels[0].clone()) };
+            seen.entry(key).or_default().insert((c.status.name(), c.numerator));
+        }
+        assert!(!answer.cells.is_empty(), "spelling {i}");
+    }
+    let withheld = seen.values().filter(|s| s.iter().any(|(st, _)| *st == "suppressed")).count();
+    assert!(withheld > 0, "the table must withhold cells to mean anything");
+    for (cell, outcomes) in &seen {
+        assert_eq!(outcomes.len(), 1, "cell {cell:?} differs between spellings: {outcomes:?}");
+    }
+}
+
+/// Class 3: two questions whose populations differ by one filter value, for means and
+/// cost sums: their difference is not exact. The same attack against exact release pins
+/// the small group (the control).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn differencing_filtered_questions_pins_no_small_count() {
+    let tmp = TempDir::new("class3");
+    let levels = ["primary", "secondary", "tertiary", "unknown"];
+    let mut exact_policy_pins = 0;
+    let mut small_groups = 0;
+    for exact in [false, true] {
+        let mut policy = perturbing_policy(&tmp);
+        if exact {
+            policy.perturbation.exact = vec![Kind::Mean, Kind::CostSum];
+        }
+        // Without the ledger, so that only the perturbation is at work here.
+        policy.ledger.enabled = false;
+        let agent = node("jamtland", "23", policy).await;
+        for indicator in ["diabetes_hba1c_mean", "kpp_cost"] {
+            for kommun in ["2303", "2305", "2309", "2313", "2321"] {
+                for drop in levels {
+                    let all: Vec<String> = levels.iter().map(|s| s.to_string()).collect();
+                    let rest: Vec<String> = levels.iter().filter(|l| **l != drop).map(|s| s.to_string()).collect();
+                    let ask_with = |edu: Vec<String>| IndicatorQuery {
+                        filters: [("kommun".to_string(), vec![kommun.to_string()]), ("education".to_string(), edu)].into(),
+                        ..query(indicator, &[], "2024")
+                    };
+                    let (a, b) = (ask_with(all.clone()), ask_with(rest));
+                    let group = IndicatorQuery { filters: [("kommun".to_string(), vec![kommun.to_string()]), ("education".to_string(), vec![drop.to_string()])].into(), ..query(indicator, &[], "2024") };
+                    let true_n = truth(&agent, &group).await.cells.first().map_or(0, |c| c.units);
+                    if !(1..K).contains(&true_n) {
+                        continue;
+                    }
+                    let (Ok(ra), Ok(rb)) = (ask(&agent, &a).await, ask(&agent, &b).await) else { continue };
+                    let (Some(na), Some(nb)) = (ra.cells.first().and_then(|c| c.denominator), rb.cells.first().and_then(|c| c.denominator)) else { continue };
+                    small_groups += 1;
+                    let d = (na - nb) as f64;
+                    let width = if exact { 0.0 } else { 2.0 * D };
+                    let (lo, hi) = ((d - width).max(1.0).ceil(), (d + width).min((K - 1) as f64).floor());
+                    if lo == hi {
+                        assert!(exact, "{indicator} kommun {kommun} without {drop}: the difference pins {true_n}");
+                        assert_eq!(lo as i64, true_n);
+                        exact_policy_pins += 1;
+                    }
+                }
+            }
+        }
+    }
+    assert!(small_groups > 0, "some filter difference must isolate a small group");
+    assert!(exact_policy_pins > 0, "with exact release, differencing pins the small group");
+}
+
+/// Class 4: dry runs with a stepped minimum cell size change a cell's status only at the
+/// policy's ladder steps, so the flip point gives a range, never the count.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dry_runs_over_the_ladder_are_no_oracle() {
+    let tmp = TempDir::new("class4");
+    let agent = node("vasternorrland", "22", perturbing_policy(&tmp)).await;
+    let ladder = Policy::development(None).min_cell_ladder;
+    let base = query("stroke_admissions", &["kommun"], "2024");
+    let t = truth(&agent, &base).await;
+    let persons: BTreeMap<Key, i64> = t.cells.iter().map(|c| (key_raw(c), c.persons)).collect();
+    let mut status_at: BTreeMap<Key, Vec<CellStatus>> = BTreeMap::new();
+    for k in 1..=50u32 {
+        let q = with(base.clone(), |o| {
+            o.dry_run = true;
+            o.min_cell_size = Some(k);
+        });
+        let answer = ask(&agent, &q).await.unwrap();
+        assert!(answer.meta.min_cell_size == 5 || ladder.contains(&answer.meta.min_cell_size), "k {k} applied as {}", answer.meta.min_cell_size);
+        assert!(answer.cells.iter().all(|c| c.numerator.is_none() && c.denominator.is_none()), "a dry run carries no values");
+        for c in &answer.cells {
+            status_at.entry(key_rel(c)).or_default().push(c.status);
+        }
+    }
+    let mut ranged = 0;
+    let step = |k: usize| if k <= 5 { 5 } else { ladder.iter().copied().find(|s| *s as usize >= k).unwrap() as usize };
+    for (key, statuses) in &status_at {
+        // Every requested size gives the status of the ladder step it rounds up to.
+        for k in 1..=50usize {
+            assert_eq!(statuses[k - 1], statuses[step(k) - 1], "{key:?}: the status at k = {k} differs from its ladder step {}", step(k));
+        }
+        let n = persons[key];
+        if (5..50).contains(&n) && statuses.iter().any(|s| *s == CellStatus::Suppressed) {
+            ranged += 1;
+        }
+    }
+    assert!(ranged > 0, "some cell must flip along the ladder for the test to mean anything");
+}
+
+/// Class 5: straight at an agent with the coordinator's key. A question without a relay
+/// block is refused (in process and over Flight), and the answer schema has no sum of
+/// squares.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_answers_only_relayed_questions() {
+    let agent = node("vasterbotten", "24", crate::attacks::exact_policy()).await;
+    let q = query("kpp_cost", &["care_type"], "2024");
+    match agent.answer(&validate(&q), None).await {
+        Err(NodeError::PermissionDenied(m)) => assert!(m.contains("relayed"), "{m}"),
+        other => panic!("a question without a relay must be refused: {other:?}"),
+    }
+    assert!(agent.answer(&validate(&q), Some(&relay())).await.is_ok());
+    let f = federation();
+    let running = &f.federation.agents[2];
+    let url = format!("https://{}", running.server.addr);
+    let mut direct = client_as(&url, &f.certs, "coordinator", &norrsken_common::pki::agent_dns_name(&running.node.config.region)).await;
+    let json = serde_json::to_vec(&query("kpp_cost", &["care_type"], "2024")).unwrap();
+    let e = fetch(&mut direct, json).await.unwrap_err();
+    assert_eq!(e.code(), tonic::Code::PermissionDenied, "{e}");
+    assert!(e.message().contains("relayed"), "{e}");
+    let relayed = query("kpp_cost", &["care_type"], "2024").encode_ticket(Some(&relay()));
+    let (schema, _) = fetch(&mut direct, relayed).await.unwrap();
+    assert!(schema.field_with_name("value_sum_sq").is_err() && schema.field_with_name("value_sd").is_ok());
+}
+
+/// A question that, with an earlier one, would give a withheld cell away (the total of
+/// all age bands but one, after the one was withheld), asked of a fresh agent and of one
+/// that restarted on the earlier one's ledger.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_ledger_survives_a_restart_and_still_withholds() {
+    let tmp = TempDir::new("ledger-restart");
+    let dir = region_dir("norrbotten");
+    let ledger = tmp.path().join("ledger.jsonl");
+    let policy = perturbing_policy(&tmp);
+    // Find a year and sex where one age band is small: asked by age band, it is withheld.
+    let first = node_with_ledger(&dir, "25", policy.clone(), EngineOptions::default(), Some(ledger.clone())).await;
+    let mut found = None;
+    'search: for year in ["2021", "2022", "2023", "2024", "2025"] {
+        for sex in ["female", "male"] {
+            let q = with(IndicatorQuery { filters: [("sex".to_string(), vec![sex.to_string()])].into(), ..query("stroke_admissions", &["age_band"], year) }, |o| o.totals = true);
+            let t = truth(&first, &q).await;
+            if let Some(small) = t.cells.iter().find(|c| c.labels[0] != "total" && (1..K).contains(&c.persons)) {
+                let others: Vec<String> = t.cells.iter().filter(|c| c.labels[0] != "total" && c.labels != small.labels).map(|c| c.labels[0].clone()).collect();
+                let rest: i64 = t.cells.iter().filter(|c| others.contains(&c.labels[0])).map(|c| c.persons).sum();
+                if !others.is_empty() && rest >= 3 * K {
+                    found = Some((q, year, sex, small.labels[0].clone(), others));
+                    break 'search;
+                }
+            }
+        }
+    }
+    let (q1, year, sex, band, others) = found.expect("a small age band next to large ones");
+    let a1 = ask(&first, &q1).await.unwrap();
+    let withheld = a1.cells.iter().find(|c| c.labels[0] == band).unwrap();
+    assert_eq!(withheld.status, CellStatus::Suppressed);
+    assert!(a1.cells.iter().any(|c| c.labels[0] == "total" && c.status != CellStatus::Suppressed), "the total is released");
+    drop(first);
+    // The other bands together: their total is the first total minus the withheld band.
+    let q2 = IndicatorQuery {
+        filters: [("sex".to_string(), vec![sex.to_string()]), ("age_band".to_string(), others.clone())].into(),
+        ..query("stroke_admissions", &[], year)
+    };
+    let fresh = node_at_fresh(&dir, policy.clone(), tmp.path()).await;
+    let alone = ask(&fresh, &q2).await.unwrap();
+    assert_eq!(alone.cells[0].status, CellStatus::Perturbed, "asked alone, the total of the other bands is released");
+    let restarted = node_with_ledger(&dir, "25", policy, EngineOptions::default(), Some(ledger.clone())).await;
+    assert_eq!(restarted.ledger().len(), 1, "the ledger kept its record");
+    let a2 = ask(&restarted, &q2).await.unwrap();
+    assert_eq!(a2.cells[0].status, CellStatus::Suppressed, "after the first question it would give {band} away: {:?}", a2.cells[0]);
+    assert!(a2.cells[0].reasons.contains(&Reason::Ledger), "{:?}", a2.cells[0]);
+    // The withheld band itself stays withheld however it is asked.
+    let q3 = IndicatorQuery { filters: [("sex".to_string(), vec![sex.to_string()]), ("age_band".to_string(), vec![band.clone()])].into(), ..query("stroke_admissions", &[], year) };
+    assert_eq!(ask(&restarted, &q3).await.unwrap().cells[0].status, CellStatus::Suppressed);
+    // An edited ledger stops the agent.
+    drop(restarted);
+    let text = std::fs::read_to_string(&ledger).unwrap().replacen("\"m\":\"t\"", "\"m\":\"r\"", 1);
+    std::fs::write(&ledger, text).unwrap();
+    let broken = std::panic::AssertUnwindSafe(node_with_ledger(&dir, "25", perturbing_policy(&tmp), EngineOptions::default(), Some(ledger)));
+    let outcome = futures::FutureExt::catch_unwind(broken).await;
+    assert!(outcome.is_err(), "an agent must not start on an edited ledger");
+}
+
+async fn node_at_fresh(dir: &Path, policy: Policy, tmp: &Path) -> AgentNode {
+    let path: PathBuf = tmp.join(format!("fresh-{}.jsonl", std::process::id()));
+    let _ = std::fs::remove_file(&path);
+    node_with_ledger(dir, "25", policy, EngineOptions::default(), Some(path)).await
+}
+
+/// The per-requester budget: a requester who has received the budget's worth of distinct
+/// cells of a recipe and data version is refused more; asking again what they have, or
+/// another requester asking, still works.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_requesters_budget_of_cells_is_enforced() {
+    let tmp = TempDir::new("budget");
+    let mut policy = perturbing_policy(&tmp);
+    policy.ledger.budget_cells = 3;
+    let agent = node("vasterbotten", "24", policy).await;
+    let total = query("stroke_admissions", &[], "2024");
+    let by_sex = query("stroke_admissions", &["sex"], "2023");
+    assert_eq!(ask(&agent, &total).await.unwrap().cells.len(), 1);
+    let two = ask(&agent, &by_sex).await.unwrap();
+    assert_eq!(two.cells.iter().filter(|c| c.status != CellStatus::Suppressed).count(), 2, "{:?}", two.cells);
+    match ask(&agent, &query("stroke_admissions", &[], "2022")).await {
+        Err(NodeError::PolicyRefused(m)) => assert!(m.contains("budget"), "{m}"),
+        other => panic!("the budget must refuse: {other:?}"),
+    }
+    assert!(ask(&agent, &with(by_sex.clone(), |o| o.no_cache = true)).await.is_ok(), "nothing new: no cost");
+    let wide = with(query("stroke_admissions", &["age_band", "sex"], "2023"), |o| o.totals = true);
+    let other = Relay { requester_subject: "CN=analyst-2, O=test".into(), requester_role: "analyst".into(), ..Default::default() };
+    assert!(agent.answer(&validate(&query("stroke_admissions", &["age_band"], "2023")), Some(&other)).await.is_ok());
+    // A dry run releases no values and costs nothing.
+    assert!(ask(&agent, &with(wide, |o| o.dry_run = true)).await.is_ok());
+}
+
+/// A small random-number source for the questions.
+struct Dice(Rng);
+
+impl Dice {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0.range(0, n as i64 - 1) as u64
+    }
+}
+
+/// One random question over the allowed vocabulary: breakdowns in any order, filters
+/// (sometimes one that keeps every value), periods in years or quarters, totals, dry runs
+/// and raised minimum cell sizes.
+fn random_question(rng: &mut Dice) -> IndicatorQuery {
+    let dims = ["sex", "age_band", "education", "income_quintile"];
+    let values: BTreeMap<&str, Vec<&str>> = [
+        ("sex", vec!["female", "male"]),
+        ("age_band", vec!["0-44", "45-64", "65-79", "80+"]),
+        ("education", vec!["primary", "secondary", "tertiary", "unknown"]),
+        ("income_quintile", vec!["1", "2", "3", "4", "5", "unknown"]),
+    ]
+    .into();
+    let mut chosen: Vec<&str> = dims.iter().copied().filter(|_| rng.below(3) == 0).collect();
+    chosen.truncate(2);
+    // Shuffle the order.
+    if chosen.len() == 2 && rng.below(2) == 0 {
+        chosen.swap(0, 1);
+    }
+    let mut breakdowns: Vec<String> = chosen.iter().map(|s| s.to_string()).collect();
+    let years = [2023, 2024, 2025];
+    let first = years[rng.below(3) as usize];
+    let last = years[(rng.below(3) as usize).max(years.iter().position(|y| *y == first).unwrap())];
+    let quarters = rng.below(4) == 0;
+    let period = if quarters { format!("{first}Q1..{last}Q4") } else if first == last { format!("{first}") } else { format!("{first}..{last}") };
+    if rng.below(4) == 0 && breakdowns.len() < 2 {
+        breakdowns.push("year".into());
+    }
+    let mut filters = BTreeMap::new();
+    if breakdowns.len() < 3 && rng.below(3) == 0 {
+        let free: Vec<&str> = dims.iter().copied().filter(|d| !chosen.contains(d)).collect();
+        let d = free[rng.below(free.len() as u64) as usize];
+        let vs = &values[d];
+        let picked: Vec<String> = if rng.below(4) == 0 {
+            // Every value: a filter that filters nothing.
+            vs.iter().map(|s| s.to_string()).collect()
+        } else {
+            let mut p: Vec<String> = vs.iter().filter(|_| rng.below(2) == 0).map(|s| s.to_string()).collect();
+            if p.is_empty() {
+                p.push(vs[0].to_string());
+            }
+            p
+        };
+        filters.insert(d.to_string(), picked);
+    }
+    let mut q = IndicatorQuery { indicator: "stroke_admissions".into(), breakdowns, filters, period, ..Default::default() };
+    q.options.totals = rng.below(2) == 0;
+    q.options.dry_run = rng.below(6) == 0;
+    if rng.below(6) == 0 {
+        q.options.min_cell_size = Some([6, 10, 20][rng.below(3) as usize]);
+    }
+    q
+}
+
+/// The adaptive property test: for random small datalagers and random sequences of allowed
+/// questions, an attacker who knows D and the rules and solves every release as interval
+/// constraints (linear programming over the base cells) determines no count of 1..k-1.
+/// The same questions put to an agent that releases exactly and keeps no ledger let the
+/// same attacker pin small counts: the test has teeth.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn property_an_adaptive_attacker_pins_no_small_count() {
+    let tmp = TempDir::new("adaptive");
+    let mut rng = Dice(Rng::for_stream(0x5eed_13, 13));
+    let (trials, questions) = (10, 30);
+    let mut targets_checked = 0;
+    let mut ledger_withheld = 0;
+    let mut control_pins = 0;
+    for trial in 0..trials {
+        let seed = 1_000 + rng.below(1_000_000);
+        let out = tmp.path().join(format!("dl-{trial}"));
+        generate(&SynthOptions { out: out.clone(), scale: 0.02, seed, regions: vec!["23".into()], ..Default::default() }).unwrap();
+        let dir = out.join("jamtland");
+        let agent = node_with_ledger(&dir, "23", perturbing_policy(&tmp), EngineOptions::default(), Some(out.join("ledger.jsonl"))).await;
+        let mut unprotected = Policy::development(None);
+        unprotected.ledger.enabled = false;
+        let control = node_with_ledger(&dir, "23", unprotected, EngineOptions::default(), Some(out.join("control.jsonl"))).await;
+        let space = || Space::of(&validate(&query("stroke_admissions", &[], "2024")).recipe);
+        let (mut attacker, mut control_attacker) = (Attacker::new(space()), Attacker::new(space()));
+        // Every withheld cell asked, with its true unit count.
+        let (mut asked, mut control_asked): (BTreeMap<CellBox, i64>, BTreeMap<CellBox, i64>) = Default::default();
+        for _ in 0..questions {
+            let q = random_question(&mut rng);
+            let v = validate(&q);
+            let t = true_units(&truth(&agent, &q).await);
+            for (node, attacker, asked, protected) in [(&agent, &mut attacker, &mut asked, true), (&control, &mut control_attacker, &mut control_asked, false)] {
+                let answer = match ask(node, &q).await {
+                    Ok(a) => a,
+                    Err(NodeError::PolicyRefused(_)) => continue,
+                    Err(e) => panic!("trial {trial}: {q:?}: {e}"),
+                };
+                attacker.read(&v, &answer, units(Kind::Count));
+                for c in &answer.cells {
+                    if protected && c.reasons.contains(&Reason::Ledger) {
+                        ledger_withheld += 1;
+                    }
+                    if c.status == CellStatus::Suppressed {
+                        let b = attacker.space.cell_box(&v, &CellId { labels: c.labels.clone(), category: None }).unwrap();
+                        asked.insert(b, t[&key_rel(c)]);
+                    }
+                }
+            }
+        }
+        for (b, n) in asked.iter().filter(|(_, n)| (1..K).contains(*n)) {
+            targets_checked += 1;
+            assert_eq!(attacker.pins(b), None, "trial {trial} (seed {seed}): a withheld count of {n} is pinned: {b:?}");
+        }
+        for (b, n) in control_asked.iter().filter(|(_, n)| (1..K).contains(*n)) {
+            if let Some(p) = control_attacker.pins(b) {
+                assert_eq!(p, *n, "a pinned value is the truth");
+                control_pins += 1;
+            }
+        }
+    }
+    eprintln!(
+        "adaptive attacker: {targets_checked} small withheld counts over {trials} datalagers x {questions} questions, none pinned \
+         ({ledger_withheld} cells withheld by the ledger); without perturbation and ledger: {control_pins} pinned"
+    );
+    assert!(targets_checked > 50, "the random questions must withhold small cells to mean anything ({targets_checked})");
+    assert!(ledger_withheld > 0, "the ledger must have acted for the test to mean anything");
+    assert!(control_pins > 0, "without protection across questions the attacker must pin something");
+}
