@@ -4,5 +4,6 @@
 
 pub mod bench;
 pub mod client;
+pub mod layout;
 pub mod local;
 pub mod server_main;

@@ -131,7 +131,7 @@ pub async fn check_agent(config: AgentConfig) -> anyhow::Result<()> {
     println!("Checks:");
     let mut checks = Checks::default();
     checks.run("tls", check_tls(&config.tls));
-    let protection = norrsken_agent::protection::Protection::load(&config.policy).map_err(anyhow::Error::from);
+    let protection = norrsken_agent::disclosure::protection::Protection::load(&config.policy).map_err(anyhow::Error::from);
     if let Some(protection) = checks.run("policy", protection) {
         println!(
             "  ok  policy {} version {} (k = {}, perturbation {})",
@@ -143,7 +143,7 @@ pub async fn check_agent(config: AgentConfig) -> anyhow::Result<()> {
     }
     checks.run("audit", check_audit(&config.audit));
     let datalager = async {
-        let datalager = norrsken_agent::server::open_datalager(&config).await?;
+        let datalager = norrsken_agent::datalager::open(&config.datalager, &config.region).await?;
         let engine = norrsken_agent::engine::Engine::open(datalager.as_ref(), &config.region, &Default::default()).await?;
         let (a, b) = engine.data_years();
         println!("  ok  datalager {}: region {}, years {a}..{b}, data version {}", datalager.describe(), config.region, engine.data_version());

@@ -11,7 +11,7 @@ use microlp::{ComparisonOp, OptimizationDirection, Problem, SolveOutcome};
 use norrsken_agent::disclosure::boxes::{CellBox, CellId, Space, ValueSet};
 use norrsken_agent::engine::EngineOptions;
 use norrsken_agent::node::AgentNode;
-use norrsken_agent::policy::Policy;
+use norrsken_agent::disclosure::policy::Policy;
 use norrsken_common::answer::{CellStatus, Reason, RegionAnswer, ReleasedCell};
 use norrsken_common::catalog::Kind;
 use norrsken_common::error::NodeError;

@@ -111,7 +111,7 @@ async fn the_central_statement_gives_the_engines_cells() {
         let mut federation = Vec::new();
         for engine in engines.values() {
             let table = engine.evaluate(v).await.unwrap();
-            for c in table.cells.iter().filter(|c| !c.labels.iter().any(|l| l == norrsken_agent::sql::TOTAL)) {
+            for c in table.cells.iter().filter(|c| !c.labels.iter().any(|l| l == norrsken_agent::engine::sql::TOTAL)) {
                 let (numerator, denominator) = match v.recipe.kind {
                     Kind::Proportion => (Some(c.numerator), Some(c.units)),
                     Kind::Rate => (Some(c.units), Some(c.population)),

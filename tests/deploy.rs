@@ -10,7 +10,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use norrsken_agent::config::AgentConfig;
-use norrsken_agent::policy::Policy;
+use norrsken_agent::disclosure::policy::Policy;
 use norrsken_coordinator::config::CoordinatorConfig;
 
 use crate::audit::free_port;

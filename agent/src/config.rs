@@ -5,8 +5,7 @@ use std::path::PathBuf;
 use norrsken_common::audit::AuditConfig;
 use norrsken_common::telemetry::TelemetryConfig;
 
-use crate::datalager::postgres::PostgresSettings;
-use crate::datalager::Mapping;
+pub use crate::datalager::config::{DatalagerConfig, DatalagerKind};
 use norrsken_common::geography;
 use norrsken_common::settings::{self, SettingsError};
 use norrsken_common::tls::TlsFiles;
@@ -56,75 +55,6 @@ pub struct AgentConfig {
 
 fn default_reload_poll() -> u64 {
     10
-}
-
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "snake_case")]
-pub enum DatalagerKind {
-    Parquet,
-    Csv,
-    Postgres,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct DatalagerConfig {
-    pub kind: DatalagerKind,
-    /// parquet, csv: folder with one sub-folder per table.
-    #[serde(default)]
-    pub path: Option<PathBuf>,
-    /// postgres: libpq key=value connection string without the password.
-    #[serde(default)]
-    pub url: Option<String>,
-    /// postgres: file holding the password.
-    #[serde(default)]
-    pub password_file: Option<PathBuf>,
-    /// postgres: the password (from NORRSKEN_AGENT_DATALAGER__PASSWORD; never printed).
-    #[serde(default, skip_serializing)]
-    pub password: Option<String>,
-    /// postgres: schema holding the tables.
-    #[serde(default)]
-    pub schema: Option<String>,
-    /// How the region's own tables map onto the CDM (see docs/deploy.md).
-    #[serde(default)]
-    pub tables: Mapping,
-}
-
-impl DatalagerConfig {
-    /// A folder datalager with CDM-named tables.
-    pub fn folder(kind: DatalagerKind, path: &std::path::Path) -> DatalagerConfig {
-        DatalagerConfig {
-            kind,
-            path: Some(path.to_path_buf()),
-            url: None,
-            password_file: None,
-            password: None,
-            schema: None,
-            tables: Mapping::new(),
-        }
-    }
-
-    /// A PostgreSQL datalager.
-    pub fn postgres(url: &str, schema: &str) -> DatalagerConfig {
-        DatalagerConfig {
-            kind: DatalagerKind::Postgres,
-            path: None,
-            url: Some(url.to_string()),
-            password_file: None,
-            password: None,
-            schema: Some(schema.to_string()),
-            tables: Mapping::new(),
-        }
-    }
-
-    pub fn postgres_settings(&self) -> Option<PostgresSettings> {
-        Some(PostgresSettings {
-            url: self.url.clone()?,
-            password_file: self.password_file.clone(),
-            password: self.password.clone(),
-            schema: self.schema.clone().unwrap_or_else(|| "public".into()),
-        })
-    }
 }
 
 /// `[engine]`: see [`EngineOptions`].

@@ -41,7 +41,7 @@ use crate::disclosure::ledger::{Entry, Ledger, Release};
 use crate::disclosure::{protect, LedgerView, Protected, Settings};
 use norrsken_common::cache::{key as cache_key, query_key, AgentVersions, AnswerCache, Weighed};
 use crate::engine::{Engine, EngineError};
-use crate::protection::Protection;
+use crate::disclosure::protection::Protection;
 
 pub struct AgentNode {
     pub region: &'static Region,
@@ -105,7 +105,7 @@ fn outcome_of(e: &NodeError) -> &'static str {
 /// The requester a coordinator relayed.
 fn relayed_requester(relay: &Relay) -> Who {
     Who {
-        cn: crate::policy::common_name(&relay.requester_subject).to_string(),
+        cn: crate::disclosure::policy::common_name(&relay.requester_subject).to_string(),
         subject: relay.requester_subject.clone(),
         fingerprint: relay.requester_fingerprint.clone(),
     }
@@ -178,7 +178,7 @@ impl AgentNode {
     /// Re-opens the datalager; when its data version changed, later queries use the new
     /// data (queries running finish on the old). Returns the new version, if any.
     pub async fn reload_data(&self) -> Result<Option<String>, String> {
-        let datalager = crate::server::open_datalager(&self.config).await.map_err(|e| e.to_string())?;
+        let datalager = crate::datalager::open(&self.config.datalager, &self.config.region).await.map_err(|e| e.to_string())?;
         if datalager.data_version() == self.engine().data_version() {
             return Ok(None);
         }
@@ -352,7 +352,7 @@ impl AgentNode {
     fn record(
         &self,
         guard: &mut crate::disclosure::ledger::LedgerGuard<'_>,
-        policy: &crate::policy::Policy,
+        policy: &crate::disclosure::policy::Policy,
         requester: &str,
         asked: &ValidatedQuery,
         canonical: &ValidatedQuery,

@@ -8,12 +8,10 @@ use norrsken_common::audit::AuditLog;
 use norrsken_common::flight::{audit_handshake_failures, audit_rejections};
 use norrsken_common::tls::{server_config_reporting, ReloadableTls};
 
-use crate::config::{AgentConfig, DatalagerKind};
-use crate::datalager::postgres::PostgresDatalager;
-use crate::datalager::{Datalager, FolderDatalager, FolderFormat};
+use crate::config::AgentConfig;
 use crate::engine::Engine;
 use crate::node::AgentNode;
-use crate::protection::Protection;
+use crate::disclosure::protection::Protection;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -112,38 +110,10 @@ impl RunningAgent {
     }
 }
 
-/// Opens the configured datalager backend.
-pub async fn open_datalager(config: &AgentConfig) -> Result<Box<dyn Datalager>, StartError> {
-    let d = &config.datalager;
-    match d.kind {
-        DatalagerKind::Parquet | DatalagerKind::Csv => {
-            let format = if d.kind == DatalagerKind::Parquet { FolderFormat::Parquet } else { FolderFormat::Csv };
-            let path = d.path.clone().ok_or_else(|| StartError::Config("datalager.path is required".into()))?;
-            let folder = FolderDatalager::open_mapped(&path, format, d.tables.clone())?;
-            if let Some(m) = folder.manifest() {
-                if m.region != config.region {
-                    return Err(StartError::Config(format!(
-                        "datalager {} holds region {} ({}), but this agent is configured for region {}",
-                        path.display(),
-                        m.region,
-                        m.region_name,
-                        config.region
-                    )));
-                }
-            }
-            Ok(Box::new(folder))
-        }
-        DatalagerKind::Postgres => {
-            let settings = d.postgres_settings().ok_or_else(|| StartError::Config("datalager.url is required".into()))?;
-            Ok(Box::new(PostgresDatalager::open(&settings, d.tables.clone()).await?))
-        }
-    }
-}
-
 /// Opens everything the agent needs; fails with a clear error before serving anything.
 pub async fn build_node(config: AgentConfig) -> Result<AgentNode, StartError> {
     let catalog = Arc::new(Catalog::load(config.catalog_dir.as_deref()).map_err(|e| StartError::Config(e.to_string()))?);
-    let datalager = open_datalager(&config).await?;
+    let datalager = crate::datalager::open(&config.datalager, &config.region).await?;
     let protection = Protection::load(&config.policy).map_err(|e| StartError::Config(e.to_string()))?;
     let engine = Engine::open(datalager.as_ref(), &config.region, &config.engine).await?;
     let audit = AuditLog::open(&config.audit, &format!("agent-{}", config.region)).map_err(|e| StartError::Config(e.to_string()))?;

@@ -26,7 +26,7 @@ pub fn central_sql(v: &ValidatedQuery, regions: &[String]) -> anyhow::Result<Str
     let parts = regions
         .iter()
         .map(|r| {
-            norrsken_agent::sql::compile_central(v, r, &schema_of(r))
+            norrsken_agent::engine::sql::compile_central(v, r, &schema_of(r))
                 .map(|sql| format!("SELECT * FROM (\n{sql}\n) AS region_{r}"))
                 .map_err(|e| anyhow!(e))
         })

@@ -92,7 +92,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
         let (datalager, region): (Box<dyn Datalager>, String) = match (&args.config, &args.datalager) {
             (Some(config), _) => {
                 let config = AgentConfig::load(Some(config))?;
-                (norrsken_agent::server::open_datalager(&config).await?, config.region)
+                (norrsken_agent::datalager::open(&config.datalager, &config.region).await?, config.region)
             }
             (None, Some(folder)) => {
                 let format = if args.csv { FolderFormat::Csv } else { FolderFormat::Parquet };

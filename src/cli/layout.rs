@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Args;
-use norrsken_agent::datalager::layout::{lay_out, sort_keys, LayoutOptions};
+use norrsken::layout::{lay_out, sort_keys, LayoutOptions};
 use norrsken_common::cdm::CdmTable;
 
 #[derive(Args)]

@@ -6,7 +6,7 @@
 //! aggregates are pushed down (see [`postgres`]). With either, region IT can map their own
 //! table and column names onto the CDM ([`Mapping`]), so no warehouse needs reshaping.
 
-pub mod layout;
+pub mod config;
 pub mod postgres;
 
 use std::collections::BTreeMap;
@@ -330,6 +330,34 @@ impl Datalager for FolderDatalager {
 
     fn years(&self) -> Option<(i32, i32)> {
         self.manifest.as_ref().map(|m| (m.first_year, m.last_year))
+    }
+}
+
+/// Opens the configured backend for the agent of `region` (a county code): a folder
+/// datalager must hold that region.
+pub async fn open(d: &config::DatalagerConfig, region: &str) -> Result<Box<dyn Datalager>, DatalagerError> {
+    use config::DatalagerKind;
+    match d.kind {
+        DatalagerKind::Parquet | DatalagerKind::Csv => {
+            let format = if d.kind == DatalagerKind::Parquet { FolderFormat::Parquet } else { FolderFormat::Csv };
+            let path = d.path.clone().ok_or_else(|| DatalagerError::Other("datalager.path is required".into()))?;
+            let folder = FolderDatalager::open_mapped(&path, format, d.tables.clone())?;
+            if let Some(m) = folder.manifest() {
+                if m.region != region {
+                    return Err(DatalagerError::Other(format!(
+                        "{} holds region {} ({}), but this agent is configured for region {region}",
+                        path.display(),
+                        m.region,
+                        m.region_name
+                    )));
+                }
+            }
+            Ok(Box::new(folder))
+        }
+        DatalagerKind::Postgres => {
+            let settings = d.postgres_settings().ok_or_else(|| DatalagerError::Other("datalager.url is required".into()))?;
+            Ok(Box::new(postgres::PostgresDatalager::open(&settings, d.tables.clone()).await?))
+        }
     }
 }
 

@@ -20,7 +20,10 @@ pub mod boxes;
 pub mod canonical;
 pub mod ledger;
 pub mod magnitude;
+pub mod policy;
+pub mod protection;
 pub mod ptable;
+pub mod record_key;
 pub mod secondary;
 pub mod span;
 
@@ -31,10 +34,9 @@ use norrsken_common::breakdown::Breakdown;
 use norrsken_common::catalog::Kind;
 use norrsken_common::query::ValidatedQuery;
 
-use crate::engine::{CellTable, RawCell};
-use crate::policy::{Admission, DominanceRule, Policy};
-use crate::record_key::{KeyStream, RecordKeyer};
-use crate::sql::TOTAL;
+use crate::engine::cells::{CellTable, RawCell, TOTAL};
+use policy::{Admission, DominanceRule, Policy};
+use record_key::{KeyStream, RecordKeyer};
 use boxes::{CellBox, CellId, Space, ValueSet};
 use ledger::{LedgerCell, LedgerGuard, Mark, Release, SpaceKey};
 use ptable::PTable;
@@ -535,7 +537,7 @@ pub fn components(kind: Kind, c: &RawCell) -> (Option<i64>, Option<i64>, Option<
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::policy::Dominance;
+    use super::policy::Dominance;
 
     fn cost_cell(persons: i64, sum: f64, top1: f64, top2: f64) -> RawCell {
         RawCell {

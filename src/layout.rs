@@ -22,7 +22,7 @@ use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 
-use super::DatalagerError;
+use norrsken_agent::datalager::DatalagerError;
 
 /// The sort order of each table: the columns recipes filter on first.
 pub fn sort_keys(table: CdmTable) -> &'static [&'static str] {

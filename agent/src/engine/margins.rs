@@ -1,6 +1,6 @@
 //! Cells and all their margins computed in the agent from the recipe's labelled rows.
 //!
-//! The SQL compilation ([`crate::sql::compile`]) returns the same components with GROUPING
+//! The SQL compilation ([`super::sql::compile`]) returns the same components with GROUPING
 //! SETS: one aggregation per subset of the breakdowns, each with distinct counts of persons
 //! (and, for cost sums, a window over every person of every margin cell). With three
 //! breakdowns that is eight passes over the rows and millions of (cell, person) groups, which
@@ -31,9 +31,7 @@ use datafusion::execution::memory_pool::MemoryReservation;
 use norrsken_common::catalog::{Kind, Unit};
 use norrsken_common::query::ValidatedQuery;
 
-use crate::engine::RawCell;
-use crate::record_key::mix;
-use crate::sql::TOTAL;
+use super::cells::{mix, RawCell, TOTAL};
 
 /// Why the rows could not be aggregated.
 #[derive(Debug, thiserror::Error)]

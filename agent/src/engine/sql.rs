@@ -16,7 +16,8 @@ use norrsken_common::breakdown::{Breakdown, UNKNOWN};
 use norrsken_common::catalog::{Kind, Recipe, Unit};
 use norrsken_common::query::{Perspective, ValidatedQuery};
 
-use crate::record_key::mix_sql;
+use super::cells::mix_sql;
+pub use super::cells::TOTAL;
 
 /// Quotes a string as an SQL literal.
 pub fn literal(s: &str) -> String {
@@ -130,8 +131,6 @@ fn scoped_select(q: &ValidatedQuery, parts: &Parts, region_expr: &str, from: &st
     format!("SELECT {} FROM {from} WHERE {}", cols.join(", "), conditions.join(" AND "))
 }
 
-/// The label written for a breakdown in a margin (total) cell.
-pub const TOTAL: &str = "total";
 
 /// The statement up to the `scoped` rows: `units` (the recipe), `base` (units placed in
 /// the period and joined to the person register) and `scoped` (labelled, filtered, in the
@@ -372,7 +371,7 @@ pub fn compile(q: &ValidatedQuery, cx: &SqlContext<'_>) -> String {
     sql
 }
 
-/// Compiles the query into its labelled rows in scope, for [`crate::margins`]: `region`,
+/// Compiles the query into its labelled rows in scope, for [`super::margins`]: `region`,
 /// `b_<breakdown>` per breakdown (query order), `person_id`, `unit_id`, then `num` (1 when
 /// the unit meets the numerator) for proportions, `category` for distributions and `value`
 /// for means and cost sums.
@@ -395,7 +394,7 @@ pub fn compile_rows(q: &ValidatedQuery, cx: &SqlContext<'_>) -> String {
     sql
 }
 
-/// Compiles a rate's population per combination of labels, for [`crate::margins`]:
+/// Compiles a rate's population per combination of labels, for [`super::margins`]:
 /// `region`, `b_<breakdown>`..., `population`, `population_mix` (no margins: they are sums).
 pub fn compile_population_cells(q: &ValidatedQuery, cx: &SqlContext<'_>) -> String {
     let parts = Parts { extra: vec![], labels: q.breakdowns.clone(), group: vec![] };

@@ -19,18 +19,7 @@ use sha2::Sha256;
 /// Smallest accepted secret, in bytes.
 pub const MIN_SECRET_BYTES: usize = 32;
 
-const PRIME: i64 = 2_147_483_647;
-const MULTIPLIER: i64 = 48_271;
-
-/// The public mixing of a unit id, in [0, 2^31 - 1).
-pub fn mix(unit_id: i64) -> i64 {
-    (unit_id.rem_euclid(PRIME) * MULTIPLIER) % PRIME
-}
-
-/// The SQL expression of [`mix`] over a BIGINT column (ids are non-negative).
-pub fn mix_sql(column: &str) -> String {
-    format!("((({column}) % {PRIME}) * {MULTIPLIER}) % {PRIME}")
-}
+pub use crate::engine::cells::{mix, mix_sql};
 
 /// Which of a unit's independent record keys a cell key is built from: counts use one,
 /// the perturbation of sums another and the released spread a third, so that the noise on
@@ -158,11 +147,4 @@ mod tests {
         assert_ne!(k.cell_key_in(KeyStream::Count, mix_sum, 50), k.cell_key_in(KeyStream::Sum, mix_sum, 50));
     }
 
-    #[test]
-    fn the_sql_mix_matches() {
-        assert_eq!(mix_sql("unit_id"), "(((unit_id) % 2147483647) * 48271) % 2147483647");
-        assert_eq!(mix(0), 0);
-        assert_eq!(mix(1), 48_271);
-        assert_eq!(mix(2_147_483_647), 0);
-    }
 }

@@ -3,9 +3,9 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use crate::disclosure::ptable::PTable;
-use crate::policy::{Policy, PolicyError};
-use crate::record_key::{RecordKeyError, RecordKeyer};
+use super::policy::{Policy, PolicyError};
+use super::ptable::PTable;
+use super::record_key::{RecordKeyError, RecordKeyer};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProtectionError {
