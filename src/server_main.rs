@@ -173,7 +173,7 @@ pub async fn check_coordinator(config: CoordinatorConfig) -> anyhow::Result<()> 
     let mut unreachable = 0;
     for a in &config.agents {
         let health = async {
-            let client = norrsken_coordinator::fanout::AgentClient::new(a, &config.tls)?;
+            let client = norrsken_coordinator::agents::AgentClient::new(a, &config.tls)?;
             anyhow::Ok(client.action("health", std::time::Duration::from_secs(5)).await.map_err(anyhow::Error::msg)?)
         };
         match health.await {

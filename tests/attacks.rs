@@ -682,7 +682,7 @@ async fn the_policy_reloads_and_a_broken_one_is_refused() {
     assert_eq!((a.meta.policy_version.as_str(), a.meta.min_cell_size), ("v2", 8));
     assert!(a.cells.iter().all(|c| c.status != CellStatus::Released), "perturbation is now on");
     std::fs::write(&file, "version = \"v3\"\nmin_cell_size = -1\n").unwrap();
-    let e = agent.reload_policy().unwrap_err();
+    let e = agent.reload_policy().unwrap_err().to_string();
     assert!(e.contains("line 2"), "{e}");
     assert_eq!(ask(&agent, &q).await.unwrap().meta.policy_version, "v2", "the old policy stays in force");
 }

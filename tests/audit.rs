@@ -10,7 +10,7 @@ use norrsken::local::{audit_config, LocalFederation, LocalOptions};
 use norrsken_common::audit::review::{self, reconcile};
 use norrsken_common::audit::{read_public_key, AuditConfig, AuditEvent, AuditLog, AuditRecord, Who};
 use norrsken_common::error::NodeError;
-use norrsken_common::flight::{Caller, FlightNode};
+use norrsken_common::service::{envelope, Caller};
 use norrsken_common::pki::{identity_of, pem_to_der, CertSpec, CertificateAuthority, COORDINATOR_DNS_NAME};
 
 use crate::federation::query;
@@ -319,27 +319,27 @@ async fn an_unwritable_audit_log_refuses_queries() {
     let coordinator_pem = std::fs::read_to_string(f.certs.join("coordinator.pem")).unwrap();
     let caller = Caller { identity: Some(identity_of(&pem_to_der(&coordinator_pem).unwrap()).unwrap()), addr: None, traceparent: None };
     let ticket = query("stroke_admissions", &["sex"], "2024").encode_ticket(Some(&crate::attacks::relay()));
-    assert!(node.do_get(&caller, &ticket).await.is_ok());
+    assert!(envelope::query(&node, &caller, &ticket).await.is_ok());
 
     // Full.
     let filler = mnt.0.join("filler");
     let mut blob = std::fs::File::create(&filler).unwrap();
     while std::io::Write::write_all(&mut blob, &[0u8; 4096]).is_ok() {}
     drop(blob);
-    match node.do_get(&caller, &ticket).await {
+    match envelope::query(&node, &caller, &ticket).await {
         Err(NodeError::AuditUnavailable(m)) => assert!(m.contains("No space left"), "{m}"),
         Err(e) => panic!("expected an audit error, got {e}"),
         Ok(_) => panic!("answered without an audit record"),
     }
-    let status = node.do_get(&caller, &ticket).await.err().unwrap().to_status();
+    let status = envelope::query(&node, &caller, &ticket).await.err().unwrap().to_status();
     assert_eq!(status.code(), tonic::Code::Unavailable);
     assert!(status.message().contains("audit log unavailable, nothing answered"), "{}", status.message());
     std::fs::remove_file(&filler).unwrap();
-    assert!(node.do_get(&caller, &ticket).await.is_ok(), "answers again once there is space");
+    assert!(envelope::query(&node, &caller, &ticket).await.is_ok(), "answers again once there is space");
 
-    node.audit.seal(true).unwrap();
+    node.base.audit.seal(true).unwrap();
     let files = review::expand(&[config.audit.dir.clone()]).unwrap();
-    let v = review::verify(&files, Some(&node.audit.public_key()), false).unwrap();
+    let v = review::verify(&files, Some(&node.base.audit.public_key()), false).unwrap();
     assert!(v.ok(), "failed writes left the chain whole: {:?}", v.problem);
     let answered = review::records(&files).unwrap().iter().filter(|r| r.event.kind == "query").count();
     assert_eq!(answered, 2, "exactly the two answered queries are on record");
@@ -350,14 +350,14 @@ async fn an_unwritable_audit_log_refuses_queries() {
     let mut ro_config = config.clone();
     ro_config.audit = AuditConfig { rotate_bytes: 1, ..AuditConfig::in_dir(&ro_dir, &tmp.path().join("agent.key")) };
     let ro_node = norrsken_agent::server::build_node(ro_config.clone()).await.unwrap();
-    assert!(ro_node.do_get(&caller, &ticket).await.is_ok());
+    assert!(envelope::query(&ro_node, &caller, &ticket).await.is_ok());
     let immutable = Immutable::set(&ro_dir);
-    match ro_node.do_get(&caller, &ticket).await {
+    match envelope::query(&ro_node, &caller, &ticket).await {
         Err(NodeError::AuditUnavailable(m)) => assert!(m.contains("Operation not permitted"), "{m}"),
         other => panic!("expected an audit error, got {:?}", other.map(|_| ())),
     }
     drop(immutable);
-    assert!(ro_node.do_get(&caller, &ticket).await.is_ok(), "answers again once the folder is writable");
+    assert!(envelope::query(&ro_node, &caller, &ticket).await.is_ok(), "answers again once the folder is writable");
 }
 
 async fn own_federation(tmp: &TempDir) -> LocalFederation {
@@ -434,7 +434,7 @@ async fn audit_logs_are_read_only_by_the_right_roles() {
     let chunks = fetch_log(&mut admin25, serde_json::json!({"node": "agent", "region": "25"})).await.unwrap();
     let out = tmp.path().join("fetched-25");
     let files = norrsken_common::audit::write_chunks(&out, &chunks).unwrap();
-    let v = review::verify(&files, Some(&fed.agents[3].node.audit.public_key()), true).unwrap();
+    let v = review::verify(&files, Some(&fed.agents[3].node.base.audit.public_key()), true).unwrap();
     assert!(v.ok() && v.records >= 2, "{v:?}");
 
     let e = fetch_log(&mut admin25, serde_json::json!({"node": "agent", "region": "24"})).await.unwrap_err();
@@ -471,7 +471,7 @@ async fn audit_logs_are_read_only_by_the_right_roles() {
     tokio::time::sleep(Duration::from_millis(200)).await;
 
     let dir = fed.dir.clone();
-    let keys = (fed.coordinator.node.audit.public_key(), fed.agents[3].node.audit.public_key());
+    let keys = (fed.coordinator.node.base.audit.public_key(), fed.agents[3].node.base.audit.public_key());
     fed.stop().await.unwrap();
     let coordinator = review::records(&review::expand(&[dir.join("audit/coordinator")]).unwrap()).unwrap();
     let refused_access: Vec<&AuditRecord> = coordinator.iter().filter(|r| r.event.kind == "audit_access" && r.event.outcome == "refused").collect();

@@ -12,7 +12,8 @@ use bytes::Bytes;
 use norrsken::local::{coordinator_config, tls_files};
 use norrsken_common::catalog::Catalog;
 use norrsken_common::error::NodeError;
-use norrsken_common::flight::{serve, Answer, Caller, FlightNode};
+use norrsken_common::flight::serve;
+use norrsken_common::service::{Action, Caller, Description, Node, NodeBase, QueryScope, QueryTicket, Reply, Served};
 use norrsken_common::geography::NORRA;
 use norrsken_common::pki::{agent_dns_name, CertSpec, CertificateAuthority, COORDINATOR_DNS_NAME};
 use norrsken_common::query::{IndicatorQuery, Perspective, QueryOptions};
@@ -306,32 +307,44 @@ async fn refusals() {
 /// An agent that hangs (answers nothing) until the test lets it go.
 struct HangingAgent {
     started: tokio::sync::Notify,
+    base: NodeBase,
 }
 
 #[tonic::async_trait]
-impl FlightNode for HangingAgent {
-    async fn list_flights(&self, _: &Caller) -> Result<Vec<FlightInfo>, NodeError> {
-        Ok(vec![])
+impl Node for HangingAgent {
+    fn base(&self) -> &NodeBase {
+        &self.base
     }
-    async fn flight_info(&self, _: &Caller, _: FlightDescriptor) -> Result<FlightInfo, NodeError> {
+    fn may_browse(&self, _: &Caller) -> Result<(), NodeError> {
+        Ok(())
+    }
+    async fn describe_query(&self, _: &Caller, _: QueryTicket, _: Vec<u8>) -> Result<Description, NodeError> {
         Err(NodeError::Unsupported("test agent".into()))
     }
-    async fn do_get(&self, _: &Caller, _: &[u8]) -> Result<Answer, NodeError> {
+    async fn query(&self, _: &Caller, _: QueryTicket, _: &mut QueryScope) -> Result<Served, NodeError> {
         self.started.notify_one();
         tokio::time::sleep(Duration::from_secs(3600)).await;
         Err(NodeError::Internal("unreachable".into()))
     }
-    async fn do_action(&self, _: &Caller, _: &str, _: &[u8]) -> Result<Vec<Bytes>, NodeError> {
-        Ok(vec![])
-    }
-    fn actions(&self) -> Vec<(&'static str, &'static str)> {
-        vec![]
+    async fn action(&self, _: &Caller, _: Action) -> Result<Reply, NodeError> {
+        Ok(Reply::default())
     }
 }
 
 /// Starts a hanging agent for region 22 on its own runtime (so the test can kill it).
 fn hanging_agent(certs: &Path) -> (tokio::runtime::Runtime, Arc<HangingAgent>, std::net::SocketAddr) {
-    let node = Arc::new(HangingAgent { started: tokio::sync::Notify::new() });
+    let dir = std::env::temp_dir().join(format!("norrsken-test-hanging-{}-{}", std::process::id(), certs.display().to_string().len()));
+    let audit = norrsken_common::audit::AuditLog::open(&norrsken::local::audit_config(&dir, "hanging-22"), "hanging-22").unwrap();
+    let base = NodeBase {
+        role: "agent",
+        query_span: "test.hanging",
+        metric_labels: Vec::new(),
+        actions: &[],
+        catalog: Arc::new(norrsken_common::catalog::Catalog::embedded()),
+        answer_schema: norrsken_common::answer::agent_answer_schema,
+        audit,
+    };
+    let node = Arc::new(HangingAgent { started: tokio::sync::Notify::new(), base });
     let tls = ReloadableTls::new(server_config(&tls_files(certs, "agent-22")).unwrap());
     let n = node.clone();
     let (rt, addr) = off_runtime(move || {

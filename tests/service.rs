@@ -210,3 +210,65 @@ async fn sigterm_finishes_in_flight_queries() {
     assert!(v.ok() && v.ends_final, "{v:?}");
     coordinator.server.stop(Duration::from_secs(5)).await.unwrap();
 }
+
+/// One snapshot per request: with the policy reloaded again and again while queries run,
+/// every answer and its audit record name the same policy version, and it is the version
+/// whose minimum cell size was applied.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_policy_reload_during_queries_never_splits_an_answer_from_its_record() {
+    let f = federation();
+    let tmp = TempDir::new("reload-snapshot");
+    let mut config = agent_config("24", &region_dir("vasterbotten"), tmp.path(), "127.0.0.1:0");
+    config.audit = audit_config(tmp.path(), "agent-24");
+    config.engine.cache.enabled = false;
+    let policy = |version: &str, k: u32| {
+        format!("version = \"{version}\"\nmin_cell_size = {k}\n[[indicators]]\nid = \"*\"\n[perturbation]\nenabled = false\n[ledger]\nenabled = false\n")
+    };
+    std::fs::create_dir_all(config.policy.parent().unwrap()).unwrap();
+    std::fs::write(&config.policy, policy("k5", 5)).unwrap();
+    let node = Arc::new(norrsken_agent::server::build_node(config.clone()).await.unwrap());
+    let coordinator = std::fs::read_to_string(f.certs.join("coordinator.pem")).unwrap();
+    let caller = norrsken_common::service::Caller {
+        identity: Some(norrsken_common::pki::identity_of(&norrsken_common::pki::pem_to_der(&coordinator).unwrap()).unwrap()),
+        addr: None,
+        traceparent: None,
+    };
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flipper = {
+        let (node, stop, path) = (node.clone(), stop.clone(), config.policy.clone());
+        tokio::spawn(async move {
+            let mut i = 0u32;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                i += 1;
+                let (v, k) = if i % 2 == 0 { ("k5", 5) } else { ("k10", 10) };
+                std::fs::write(&path, policy(v, k)).unwrap();
+                node.reload_policy().unwrap();
+                tokio::time::sleep(Duration::from_millis(3)).await;
+            }
+            i
+        })
+    };
+    let mut answers = Vec::new();
+    for i in 0..40 {
+        let mut q = query("stroke_admissions", &["kommun", "sex"], "2021..2025");
+        q.query_id = format!("snap-{i}");
+        q.options.no_cache = true;
+        let ticket = q.encode_ticket(Some(&crate::attacks::relay()));
+        let answer = norrsken_common::service::envelope::query(node.as_ref(), &caller, &ticket).await.unwrap();
+        let a = norrsken_common::answer::RegionAnswer::from_batches(&answer.schema, &answer.batches).unwrap();
+        answers.push(a.meta);
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let flips = flipper.await.unwrap();
+    assert!(flips > 10, "the policy must have been reloaded during the queries ({flips})");
+    let records = norrsken_common::audit::review::records(&norrsken_common::audit::log_files(&config.audit.dir).unwrap()).unwrap();
+    let mut versions = std::collections::BTreeSet::new();
+    for meta in &answers {
+        let expected_k = if meta.policy_version == "k5" { 5 } else { 10 };
+        assert_eq!(meta.min_cell_size, expected_k, "{}: answered under {} with k {}", meta.query_id, meta.policy_version, meta.min_cell_size);
+        let record = records.iter().find(|r| r.event.query_id.as_deref() == Some(meta.query_id.as_str()) && r.event.kind == "query").unwrap();
+        assert_eq!(record.event.policy_version.as_deref(), Some(meta.policy_version.as_str()), "{}: the audit record names another policy", meta.query_id);
+        versions.insert(meta.policy_version.clone());
+    }
+    assert_eq!(versions.len(), 2, "answers under both policies: {versions:?}");
+}

@@ -1,26 +1,27 @@
-//! The agent as a Flight node: authorises the caller, validates the query against the
+//! The agent's query service: authorises the caller, validates the query against the
 //! catalog, evaluates it and releases only what passes the region's disclosure control.
+//! Every front door reaches it through [`Node`] and the shared request envelope.
 
 use std::sync::{Arc, RwLock};
 
-use arrow_flight::{FlightDescriptor, FlightEndpoint, FlightInfo, Ticket};
-use bytes::Bytes;
-use norrsken_common::answer::{agent_answer_schema, AnswerMeta, RegionAnswer};
+use norrsken_common::answer::{agent_answer_schema, AnswerMeta, CellStatus, RegionAnswer};
+use norrsken_common::audit::{audit_chunks, trace_id_of, AuditLog, CellCounts, Who};
+use norrsken_common::cache::{key as cache_key, query_key, AgentVersions, AnswerCache, Weighed};
 use norrsken_common::catalog::Catalog;
 use norrsken_common::error::NodeError;
-use norrsken_common::flight::{schema_bytes, Answer, Caller, FlightNode};
 use norrsken_common::geography::{self, Region};
 use norrsken_common::pki::CertIdentity;
-use norrsken_common::query::{IndicatorQuery, Relay, ValidatedQuery};
+use norrsken_common::query::{Relay, ValidatedQuery};
+use norrsken_common::service::{Action, Answer, Caller, Description, Node, NodeBase, QueryScope, QueryTicket, Reply, Served};
+use opentelemetry::KeyValue;
 use serde_json::json;
 
-use norrsken_common::audit::{audit_chunks, result_hash, trace_id_of, AuditEvent, AuditLog, CellCounts, Who};
-use norrsken_common::answer::CellStatus;
-use norrsken_common::telemetry;
-use opentelemetry::trace::SpanKind;
-use opentelemetry::KeyValue;
-
 use crate::config::AgentConfig;
+use crate::disclosure::canonical::Canonical;
+use crate::disclosure::ledger::{Entry, Ledger, Release};
+use crate::disclosure::protection::Protection;
+use crate::disclosure::{protect, LedgerView, Protected, Settings};
+use crate::engine::{Engine, EngineError};
 
 fn counts(answer: &RegionAnswer) -> CellCounts {
     let mut c = CellCounts::default();
@@ -36,17 +37,30 @@ fn counts(answer: &RegionAnswer) -> CellCounts {
     }
     c
 }
-use crate::disclosure::canonical::Canonical;
-use crate::disclosure::ledger::{Entry, Ledger, Release};
-use crate::disclosure::{protect, LedgerView, Protected, Settings};
-use norrsken_common::cache::{key as cache_key, query_key, AgentVersions, AnswerCache, Weighed};
-use crate::engine::{Engine, EngineError};
-use crate::disclosure::protection::Protection;
+
+/// Why a reload left the old data or policy in force.
+#[derive(Debug, thiserror::Error)]
+pub enum ReloadError {
+    #[error(transparent)]
+    Policy(#[from] crate::disclosure::protection::ProtectionError),
+    #[error(transparent)]
+    Datalager(#[from] crate::datalager::DatalagerError),
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+}
+
+/// What one request reads, taken once: the engine over the data in force and the policy
+/// in force. Validation, admission, evaluation, protection and the audit record all use
+/// the same snapshot, so a reload during a request cannot split it.
+#[derive(Clone)]
+pub struct Snapshot {
+    pub engine: Arc<Engine>,
+    pub protection: Arc<Protection>,
+}
 
 pub struct AgentNode {
     pub region: &'static Region,
     pub config: AgentConfig,
-    pub catalog: Arc<Catalog>,
     engine: RwLock<Arc<Engine>>,
     protection: RwLock<Arc<Protection>>,
     /// Answers to repeated questions (in canonical form, with what the ledger records of
@@ -58,7 +72,8 @@ pub struct AgentNode {
     versions: tokio::sync::watch::Sender<AgentVersions>,
     /// Set when the agent stops: long polls return at once so that shutdown is not held up.
     stopping: tokio::sync::watch::Sender<bool>,
-    pub audit: AuditLog,
+    /// Role, catalog, audit log and actions (see `Node`).
+    pub base: NodeBase,
     pub started: std::time::Instant,
 }
 
@@ -86,21 +101,6 @@ fn requester_of(relay: &Relay) -> String {
 
 /// The longest a `versions` request waits for a change.
 const VERSIONS_WAIT_MAX: std::time::Duration = std::time::Duration::from_secs(30);
-
-/// How a failed request is recorded.
-fn outcome_of(e: &NodeError) -> &'static str {
-    match e {
-        NodeError::Query(_) => "invalid",
-        NodeError::Unauthenticated(_) | NodeError::PermissionDenied(_) | NodeError::PolicyRefused(_) => "refused",
-        NodeError::ResourceExhausted(_)
-        | NodeError::AuditUnavailable(_)
-        | NodeError::DisclosureFailed(_)
-        | NodeError::NotReady(_)
-        | NodeError::Unsupported(_)
-        | NodeError::Internal(_)
-        | NodeError::Timeout(_) => "error",
-    }
-}
 
 /// The requester a coordinator relayed.
 fn relayed_requester(relay: &Relay) -> Who {
@@ -136,14 +136,26 @@ impl AgentNode {
         Ok(AgentNode {
             region,
             config,
-            catalog,
             engine: RwLock::new(Arc::new(engine)),
             protection: RwLock::new(Arc::new(protection)),
             cache,
             ledger,
             versions: tokio::sync::watch::Sender::new(versions),
             stopping: tokio::sync::watch::Sender::new(false),
-            audit,
+            base: NodeBase {
+                role: "agent",
+                query_span: "norrsken.agent.query",
+                metric_labels: vec![KeyValue::new("region", region.code)],
+                actions: &[
+                    ("health", "Agent status: region, data version and years, catalog hash, policy version"),
+                    ("versions", "Data and policy versions; {\"known\": …, \"wait_ms\": n} waits up to n ms (30 s at most) for a change"),
+                    ("catalog", "The recipes (id, version, hash) this agent answers"),
+                    ("audit-log", "This agent's audit log (region admins of this region only)"),
+                ],
+                catalog,
+                answer_schema: agent_answer_schema,
+                audit,
+            },
             started: std::time::Instant::now(),
         })
     }
@@ -177,12 +189,12 @@ impl AgentNode {
 
     /// Re-opens the datalager; when its data version changed, later queries use the new
     /// data (queries running finish on the old). Returns the new version, if any.
-    pub async fn reload_data(&self) -> Result<Option<String>, String> {
-        let datalager = crate::datalager::open(&self.config.datalager, &self.config.region).await.map_err(|e| e.to_string())?;
+    pub async fn reload_data(&self) -> Result<Option<String>, ReloadError> {
+        let datalager = crate::datalager::open(&self.config.datalager, &self.config.region).await?;
         if datalager.data_version() == self.engine().data_version() {
             return Ok(None);
         }
-        let engine = Engine::open(datalager.as_ref(), &self.config.region, &self.config.engine).await.map_err(|e| e.to_string())?;
+        let engine = Engine::open(datalager.as_ref(), &self.config.region, &self.config.engine).await?;
         let version = engine.data_version().to_string();
         match self.engine.write() {
             Ok(mut e) => *e = Arc::new(engine),
@@ -212,6 +224,11 @@ impl AgentNode {
         self.stopping.send_replace(true);
     }
 
+    /// The engine and policy in force, for one request.
+    pub fn snapshot(&self) -> Snapshot {
+        Snapshot { engine: self.engine(), protection: self.protection() }
+    }
+
     /// The policy in force.
     pub fn protection(&self) -> Arc<Protection> {
         match self.protection.read() {
@@ -221,8 +238,8 @@ impl AgentNode {
     }
 
     /// Re-reads the policy file. A policy that does not load leaves the old one in force.
-    pub fn reload_policy(&self) -> Result<String, String> {
-        let fresh = Protection::load(&self.config.policy).map_err(|e| e.to_string())?;
+    pub fn reload_policy(&self) -> Result<String, ReloadError> {
+        let fresh = Protection::load(&self.config.policy)?;
         let version = fresh.policy.version.clone();
         match self.protection.write() {
             Ok(mut p) => *p = Arc::new(fresh),
@@ -260,7 +277,7 @@ impl AgentNode {
             policy_version: policy_version.to_string(),
             recipe: v.recipe.key(),
             recipe_hash: v.recipe.hash.clone(),
-            catalog_hash: self.catalog.hash().to_string(),
+            catalog_hash: self.base.catalog.hash().to_string(),
             kind: v.recipe.kind.name().to_string(),
             perspective: v.options.perspective.name().to_string(),
             period: v.period.to_string(),
@@ -282,6 +299,11 @@ impl AgentNode {
     /// same: even the noise is deterministic), and recorded in the ledger again for this
     /// requester; then the query id it was first computed for comes along.
     pub async fn answer(&self, v: &ValidatedQuery, relay: Option<&Relay>) -> Result<(RegionAnswer, Option<String>), NodeError> {
+        self.answer_with(&self.snapshot(), v, relay).await
+    }
+
+    /// [`AgentNode::answer`] on a given snapshot.
+    pub async fn answer_with(&self, snapshot: &Snapshot, v: &ValidatedQuery, relay: Option<&Relay>) -> Result<(RegionAnswer, Option<String>), NodeError> {
         let relay = relay.ok_or_else(|| {
             NodeError::PermissionDenied(format!(
                 "region {} answers only questions relayed by a coordinator that name their requester (a protobuf ticket with a relay block)",
@@ -290,11 +312,10 @@ impl AgentNode {
         })?;
         let canonical = Canonical::of(v);
         let cq = &canonical.query;
-        // One snapshot of policy and data for the whole request.
-        let protection = self.protection();
+        let protection = &snapshot.protection;
         let policy = &protection.policy;
-        let admission = policy.admit(cq, Some(relay)).map_err(NodeError::PolicyRefused)?;
-        let engine = self.engine();
+        let admission = policy.admit(cq, Some(relay)).map_err(|r| NodeError::PolicyRefused(r.to_string()))?;
+        let engine = &snapshot.engine;
         let data_version = engine.data_version().to_string();
         let requester = requester_of(relay);
         let key = cache_key(&[&data_version, &policy.version, &admission.k.to_string(), &query_key(cq)]);
@@ -334,7 +355,7 @@ impl AgentNode {
             );
         }
         let answer = RegionAnswer {
-            meta: self.meta(cq, &engine, &policy.version, admission.k),
+            meta: self.meta(cq, engine, &policy.version, admission.k),
             breakdowns: table.breakdowns.clone(),
             distribution: cq.recipe.is_distribution(),
             cells: protected.cells,
@@ -375,81 +396,16 @@ impl AgentNode {
         Ok(())
     }
 
-    /// Ends the query's span and records its metrics (no personal data: counts and labels).
-    fn observe(&self, cx: &opentelemetry::Context, event: &AuditEvent, seconds: f64) {
-        let indicator = event.indicator.clone().unwrap_or_default();
-        let cells = event.cells.unwrap_or_default();
-        telemetry::end_span(
-            cx,
-            vec![
-                KeyValue::new("norrsken.query_id", event.query_id.clone().unwrap_or_default()),
-                KeyValue::new("norrsken.indicator", indicator.clone()),
-                KeyValue::new("norrsken.outcome", event.outcome.clone()),
-                KeyValue::new("norrsken.cells_released", cells.released as i64),
-                KeyValue::new("norrsken.cells_withheld", cells.withheld as i64),
-            ],
-        );
-        let m = telemetry::metrics();
-        let region = KeyValue::new("region", self.region.code);
-        m.queries.add(1, &[KeyValue::new("node", "agent"), KeyValue::new("indicator", indicator.clone()), region.clone(), KeyValue::new("outcome", event.outcome.clone())]);
-        m.duration.record(seconds, &[KeyValue::new("node", "agent"), KeyValue::new("indicator", indicator.clone()), region.clone()]);
-        if cells.withheld > 0 {
-            m.cells_withheld.add(cells.withheld, &[KeyValue::new("indicator", indicator), region]);
-        }
-    }
-
-    /// Authorises, decodes, answers; fills in the audit event as it learns things.
-    async fn serve_query(&self, caller: &Caller, ticket: &[u8], event: &mut AuditEvent) -> Result<(RegionAnswer, Answer), NodeError> {
-        let client = self.authorize(caller)?.common_name.clone();
-        let (query, relay) = IndicatorQuery::decode_ticket(ticket)?;
-        event.query_id = (!query.query_id.is_empty()).then(|| query.query_id.clone());
-        event.indicator = Some(query.indicator.clone());
-        if let Some(r) = &relay {
-            event.requester = Some(relayed_requester(r));
-            event.role = Some(r.requester_role.clone());
-            if event.trace_id.is_none() {
-                event.trace_id = trace_id_of(&r.traceparent);
-            }
-        }
-        let v = query.validate(&self.catalog, Some(self.engine().data_years()))?;
-        event.indicator_version = Some(v.recipe.version);
-        event.catalog_hash = Some(self.catalog.hash().to_string());
-        event.query = serde_json::to_value(v.normalized()).ok();
-        let (answer, cached_from) = self.answer(&v, relay.as_ref()).await?;
-        // The versions that were applied, from the answer itself.
-        event.policy_version = Some(answer.meta.policy_version.clone());
-        event.data_version = Some(answer.meta.data_version.clone());
-        let cached = cached_from.is_some();
-        event.cached_from = cached_from;
-        if cached {
-            telemetry::metrics().cache_hits.add(1, &[KeyValue::new("node", "agent"), KeyValue::new("region", self.region.code)]);
-        }
-        tracing::info!(
-            query_id = %v.query_id,
-            trace_id = %event.trace_id.clone().unwrap_or_default(),
-            indicator = %v.recipe.key(),
-            relayed_by = %client,
-            requester = %relay.as_ref().map(|r| r.requester_subject.as_str()).unwrap_or(""),
-            cells = answer.cells.len(),
-            cached,
-            "answered"
-        );
-        let batch = answer.to_record_batch().map_err(|e| NodeError::Internal(e.to_string()))?;
-        let released = Answer { schema: batch.schema(), batches: vec![batch] };
-        Ok((answer, released))
-    }
-
     /// Who may read this agent's audit log: a region admin of this region named in `admins`,
     /// directly or relayed by an allowed coordinator.
-    fn authorize_audit_access(&self, caller: &Caller, body: &[u8]) -> Result<Who, NodeError> {
+    fn authorize_audit_access(&self, caller: &Caller, relay: Option<&Relay>) -> Result<Who, NodeError> {
         let id = caller.require()?;
         if self.config.admins.iter().any(|a| a == &id.common_name) {
             return Ok(Who::from(id));
         }
         if self.config.allowed_clients.iter().any(|c| c == &id.common_name) {
-            let relay: Relay = serde_json::from_slice(body)
-                .map_err(|e| NodeError::PermissionDenied(format!("a relayed audit-log request must name its requester: {e}")))?;
-            let who = relayed_requester(&relay);
+            let relay = relay.ok_or_else(|| NodeError::PermissionDenied("a relayed audit-log request must name its requester".into()))?;
+            let who = relayed_requester(relay);
             if relay.requester_role == "region_admin" && self.config.admins.iter().any(|a| *a == who.cn) {
                 return Ok(who);
             }
@@ -461,121 +417,100 @@ impl AgentNode {
         Err(NodeError::PermissionDenied(format!("'{}' may not read the audit log of region {}", id.common_name, self.region.code)))
     }
 
-    fn recipe_info(&self, recipe: &norrsken_common::catalog::Recipe) -> Result<FlightInfo, NodeError> {
-        let schema = agent_answer_schema(&[], recipe.is_distribution());
-        Ok(FlightInfo {
-            schema: schema_bytes(&schema)?,
-            flight_descriptor: Some(FlightDescriptor::new_path(vec![recipe.id.clone(), recipe.version.to_string()])),
-            endpoint: vec![],
-            total_records: -1,
-            total_bytes: -1,
-            ordered: false,
-            app_metadata: Bytes::from(recipe.title.en.clone()),
+    /// A relayed query ticket, or the refusal of one without a relay block.
+    fn relayed<'a>(&self, ticket: &'a QueryTicket) -> Result<&'a Relay, NodeError> {
+        ticket.relay.as_ref().ok_or_else(|| {
+            NodeError::PermissionDenied(format!(
+                "region {} answers only questions relayed by a coordinator that name their requester (a protobuf ticket with a relay block)",
+                self.region.code
+            ))
         })
     }
 }
 
 #[tonic::async_trait]
-impl FlightNode for AgentNode {
-    async fn list_flights(&self, caller: &Caller) -> Result<Vec<FlightInfo>, NodeError> {
-        self.authorize(caller)?;
-        self.catalog.latest().iter().map(|r| self.recipe_info(r)).collect()
+impl Node for AgentNode {
+    fn base(&self) -> &NodeBase {
+        &self.base
     }
 
-    async fn flight_info(&self, caller: &Caller, descriptor: FlightDescriptor) -> Result<FlightInfo, NodeError> {
+    fn may_browse(&self, caller: &Caller) -> Result<(), NodeError> {
+        self.authorize(caller).map(|_| ())
+    }
+
+    async fn describe_query(&self, caller: &Caller, ticket: QueryTicket, bytes: Vec<u8>) -> Result<Description, NodeError> {
         self.authorize(caller)?;
-        if !descriptor.cmd.is_empty() {
-            let (q, relay) = IndicatorQuery::decode_ticket(&descriptor.cmd)?;
-            let relay = relay.ok_or_else(|| NodeError::PermissionDenied(format!("region {} describes only questions relayed by a coordinator that name their requester", self.region.code)))?;
-            let engine = self.engine();
-            let v = q.validate(&self.catalog, Some(engine.data_years()))?;
-            let protection = self.protection();
-            let admission = protection.policy.admit(&Canonical::of(&v).query, Some(&relay)).map_err(NodeError::PolicyRefused)?;
-            let schema = agent_answer_schema(&v.breakdowns, v.recipe.is_distribution())
-                .with_metadata(self.meta(&v, &engine, &protection.policy.version, admission.k).to_metadata());
-            return Ok(FlightInfo {
-                schema: schema_bytes(&schema)?,
-                flight_descriptor: Some(descriptor.clone()),
-                endpoint: vec![FlightEndpoint::new().with_ticket(Ticket::new(descriptor.cmd.clone()))],
-                total_records: -1,
-                total_bytes: -1,
-                ordered: false,
-                app_metadata: Bytes::new(),
-            });
+        let relay = self.relayed(&ticket)?;
+        let snapshot = self.snapshot();
+        let v = ticket.query.validate(&self.base.catalog, Some(snapshot.engine.data_years()))?;
+        let admission = snapshot.protection.policy.admit(&Canonical::of(&v).query, Some(relay)).map_err(|r| NodeError::PolicyRefused(r.to_string()))?;
+        let schema = agent_answer_schema(&v.breakdowns, v.recipe.is_distribution())
+            .with_metadata(self.meta(&v, &snapshot.engine, &snapshot.protection.policy.version, admission.k).to_metadata());
+        Ok(Description { schema, ticket: Some(bytes), recipe: None, title: String::new() })
+    }
+
+    async fn query(&self, caller: &Caller, ticket: QueryTicket, scope: &mut QueryScope) -> Result<Served, NodeError> {
+        // The caller is the coordinator relaying; the requester is who it relays for.
+        let event = &mut scope.event;
+        event.relayed_by = event.requester.take();
+        event.regions = vec![self.region.code.to_string()];
+        let snapshot = self.snapshot();
+        event.data_version = Some(snapshot.engine.data_version().to_string());
+        let client = self.authorize(caller)?.common_name.clone();
+        let QueryTicket { query, relay } = ticket;
+        event.query_id = (!query.query_id.is_empty()).then(|| query.query_id.clone());
+        event.indicator = Some(query.indicator.clone());
+        if let Some(r) = &relay {
+            event.requester = Some(relayed_requester(r));
+            event.role = Some(r.requester_role.clone());
+            if event.trace_id.is_none() {
+                event.trace_id = trace_id_of(&r.traceparent);
+            }
         }
-        let id = descriptor.path.first().cloned().unwrap_or_default();
-        let recipe = self.catalog.get(&id, None).ok_or_else(|| {
-            NodeError::Query(norrsken_common::query::QueryError::UnknownIndicator { id: id.clone(), known: self.catalog.ids().join(", ") })
-        })?;
-        self.recipe_info(recipe)
-    }
-
-    async fn do_get(&self, caller: &Caller, ticket: &[u8]) -> Result<Answer, NodeError> {
-        let started = std::time::Instant::now();
-        // Continue the coordinator's trace.
-        let parent = telemetry::context_from_traceparent(caller.traceparent.as_deref());
-        let cx = telemetry::start_span(
-            "norrsken.agent.query",
-            SpanKind::Server,
-            &parent,
-            vec![KeyValue::new("norrsken.region", self.region.code)],
+        let v = query.validate(&self.base.catalog, Some(snapshot.engine.data_years()))?;
+        event.indicator_version = Some(v.recipe.version);
+        event.catalog_hash = Some(self.base.catalog.hash().to_string());
+        event.query = serde_json::to_value(v.normalized()).ok();
+        let (answer, cached_from) = self.answer_with(&snapshot, &v, relay.as_ref()).await?;
+        // The versions that were applied, from the answer itself.
+        event.policy_version = Some(answer.meta.policy_version.clone());
+        event.data_version = Some(answer.meta.data_version.clone());
+        let cached = cached_from.is_some();
+        event.cached_from = cached_from;
+        tracing::info!(
+            query_id = %v.query_id,
+            trace_id = %event.trace_id.clone().unwrap_or_default(),
+            indicator = %v.recipe.key(),
+            relayed_by = %client,
+            requester = %relay.as_ref().map(|r| r.requester_subject.as_str()).unwrap_or(""),
+            cells = answer.cells.len(),
+            cached,
+            "answered"
         );
-        let mut event = AuditEvent {
-            kind: "query".into(),
-            relayed_by: caller.identity.as_ref().map(Who::from),
-            trace_id: telemetry::traceparent_of(&cx).as_deref().and_then(trace_id_of),
-            regions: vec![self.region.code.to_string()],
-            data_version: Some(self.engine().data_version().to_string()),
-            ..Default::default()
-        };
-        let result = self.serve_query(caller, ticket, &mut event).await;
-        event.duration_ms = Some(started.elapsed().as_millis() as u64);
-        match &result {
-            Ok((answer, released)) => {
-                event.outcome = "ok".into();
-                event.result_hash = Some(result_hash(&released.schema, &released.batches));
-                event.cells = Some(counts(answer));
-            }
-            Err(e) => {
-                event.kind = "refused".into();
-                event.outcome = outcome_of(e).into();
-                event.reason = Some(e.to_string());
-            }
-        }
-        self.observe(&cx, &event, started.elapsed().as_secs_f64());
-        // No record, no answer.
-        self.audit.append(event).await.map_err(|e| NodeError::AuditUnavailable(e.to_string()))?;
-        norrsken_common::failpoint::hit("after-audit");
-        result.map(|(_, released)| released)
+        let batch = answer.to_record_batch().map_err(|e| NodeError::Internal(e.to_string()))?;
+        Ok(Served {
+            answer: Answer { schema: batch.schema(), batches: vec![batch] },
+            outcome: "ok",
+            cells: counts(&answer),
+            region_outcomes: Vec::new(),
+        })
     }
 
-    async fn do_action(&self, caller: &Caller, action: &str, body: &[u8]) -> Result<Vec<Bytes>, NodeError> {
-        if action == "audit-log" {
-            let access = self.authorize_audit_access(caller, body);
-            let event = AuditEvent {
-                kind: "audit_access".into(),
-                outcome: if access.is_ok() { "ok".into() } else { "refused".into() },
-                requester: access.as_ref().ok().cloned().or_else(|| caller.identity.as_ref().map(Who::from)),
-                relayed_by: caller.identity.as_ref().map(Who::from),
-                reason: access.as_ref().err().map(|e| e.to_string()),
-                regions: vec![self.region.code.to_string()],
-                ..Default::default()
-            };
-            self.audit.append(event).await.map_err(|e| NodeError::AuditUnavailable(e.to_string()))?;
-            access?;
-            return audit_chunks(&self.audit);
+    async fn action(&self, caller: &Caller, action: Action) -> Result<Reply, NodeError> {
+        if let Action::AuditLog { relay, .. } = &action {
+            let who = self.authorize_audit_access(caller, relay.as_ref())?;
+            let chunks = audit_chunks(&self.base.audit)?;
+            return Ok(Reply { chunks, on_behalf_of: Some(who), role: relay.as_ref().map(|r| r.requester_role.clone()) });
         }
         self.authorize(caller)?;
         let engine = self.engine();
         let body = match action {
-            "versions" => {
+            Action::Versions { known, wait_ms } => {
                 // Long poll: answer when the versions differ from the ones the caller knows.
-                let request: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
-                let known: Option<AgentVersions> = serde_json::from_value(request["known"].clone()).ok();
-                let wait = request["wait_ms"].as_u64().map_or(std::time::Duration::ZERO, std::time::Duration::from_millis).min(VERSIONS_WAIT_MAX);
+                let wait = std::time::Duration::from_millis(wait_ms).min(VERSIONS_WAIT_MAX);
                 json!(self.versions_after(known.as_ref(), wait).await)
             }
-            "health" => json!({
+            Action::Health => json!({
                 "status": "serving",
                 "role": "agent",
                 "region": self.region.code,
@@ -583,27 +518,19 @@ impl FlightNode for AgentNode {
                 "data_version": engine.data_version(),
                 "data_years": [engine.data_years().0, engine.data_years().1],
                 "cache_entries": self.cache.len(),
-                "catalog_hash": self.catalog.hash(),
+                "catalog_hash": self.base.catalog.hash(),
                 "policy_version": self.protection().policy.version,
+                "ledger_records": self.ledger.len(),
                 "uptime_s": self.started.elapsed().as_secs(),
             }),
-            "catalog" => json!({
-                "catalog_hash": self.catalog.hash(),
-                "recipes": self.catalog.all().map(|r| json!({
+            Action::Catalog => json!({
+                "catalog_hash": self.base.catalog.hash(),
+                "recipes": self.base.catalog.all().map(|r| json!({
                     "id": r.id, "version": r.version, "hash": r.hash, "kind": r.kind.name(), "title": r.title.en,
                 })).collect::<Vec<_>>(),
             }),
-            other => return Err(NodeError::Unsupported(format!("action '{other}'; offered: health, versions, catalog, audit-log"))),
+            other => return Err(NodeError::Unsupported(format!("action '{}' at an agent", other.name()))),
         };
-        Ok(vec![Bytes::from(body.to_string())])
-    }
-
-    fn actions(&self) -> Vec<(&'static str, &'static str)> {
-        vec![
-            ("health", "Agent status: region, data version and years, catalog hash, policy version"),
-            ("versions", "Data and policy versions; {\"known\": …, \"wait_ms\": n} waits up to n ms (30 s at most) for a change"),
-            ("catalog", "The recipes (id, version, hash) this agent answers"),
-            ("audit-log", "This agent's audit log (region admins of this region only)"),
-        ]
+        Ok(Reply::json(body))
     }
 }

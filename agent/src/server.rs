@@ -50,7 +50,7 @@ impl RunningAgent {
         }
         match self.node.reload_policy() {
             Ok(v) => done.push(format!("policy {v}")),
-            Err(e) => problems.push(e),
+            Err(e) => problems.push(e.to_string()),
         }
         if problems.is_empty() {
             tracing::info!(region = self.node.region.code, reloaded = %done.join(", "), "reloaded");
@@ -105,7 +105,7 @@ impl RunningAgent {
     pub async fn stop(&self, grace: std::time::Duration) -> Result<(), String> {
         self.node.begin_stop();
         let served = self.server.stop(grace).await;
-        self.node.audit.seal(true).map_err(|e| e.to_string())?;
+        self.node.base.audit.seal(true).map_err(|e| e.to_string())?;
         served
     }
 }
@@ -126,7 +126,7 @@ pub async fn start(config: AgentConfig) -> Result<RunningAgent, StartError> {
     let tls_files = config.tls.clone();
     let seal_every = std::time::Duration::from_secs(config.audit.seal_interval_s.max(1));
     let node = Arc::new(build_node(config).await?);
-    let log = node.audit.clone();
+    let log = node.base.audit.clone();
     let reject_hook = audit_rejections(log.clone());
     let tls = ReloadableTls::new(server_config_reporting(&tls_files, Some(reject_hook.clone()))?);
     log.spawn_sealer(seal_every);

@@ -164,8 +164,8 @@ impl AnswerMeta {
         out
     }
 
-    pub fn from_metadata(md: &HashMap<String, String>) -> Result<AnswerMeta, String> {
-        let get = |k: &str| md.get(&format!("{META_PREFIX}{k}")).cloned().ok_or_else(|| format!("answer metadata lacks '{META_PREFIX}{k}'"));
+    pub fn from_metadata(md: &HashMap<String, String>) -> Result<AnswerMeta, AnswerError> {
+        let get = |k: &str| md.get(&format!("{META_PREFIX}{k}")).cloned().ok_or_else(|| AnswerError::MissingMetadata(format!("{META_PREFIX}{k}")));
         Ok(AnswerMeta {
             query_id: get("query_id")?,
             region: get("region")?,
@@ -177,7 +177,7 @@ impl AnswerMeta {
             kind: get("kind")?,
             perspective: get("perspective")?,
             period: get("period")?,
-            min_cell_size: get("min_cell_size")?.parse().map_err(|e| format!("min_cell_size: {e}"))?,
+            min_cell_size: get("min_cell_size")?.parse().map_err(|e: std::num::ParseIntError| AnswerError::Value { column: "norrsken.min_cell_size".into(), value: e.to_string() })?,
             dry_run: get("dry_run")? == "true",
         })
     }
@@ -243,7 +243,7 @@ impl RegionAnswer {
     }
 
     /// Reads an answer back from its batches (the schema's metadata gives `meta`).
-    pub fn from_batches(schema: &Schema, batches: &[RecordBatch]) -> Result<RegionAnswer, String> {
+    pub fn from_batches(schema: &Schema, batches: &[RecordBatch]) -> Result<RegionAnswer, AnswerError> {
         let meta = AnswerMeta::from_metadata(schema.metadata())?;
         let fixed = ["region", "category", "numerator", "denominator", "value_sum", "value_sd", "status", "reason", "suggestion"];
         let mut breakdowns = Vec::new();
@@ -251,26 +251,15 @@ impl RegionAnswer {
             if fixed.contains(&f.name().as_str()) {
                 continue;
             }
-            breakdowns.push(Breakdown::parse(f.name()).ok_or_else(|| format!("unexpected column '{}'", f.name()))?);
+            breakdowns.push(Breakdown::parse(f.name()).ok_or_else(|| AnswerError::Value { column: f.name().clone(), value: "an unexpected column".into() })?);
         }
         let distribution = schema.field_with_name("category").is_ok();
         let mut cells = Vec::new();
         for b in batches {
-            let text = |name: &str| -> Result<&StringArray, String> {
-                b.column_by_name(name)
-                    .and_then(|c| c.as_string_opt::<i32>())
-                    .ok_or_else(|| format!("column '{name}' missing or not text"))
-            };
-            let ints = |name: &str| -> Result<&Int64Array, String> {
-                b.column_by_name(name)
-                    .and_then(|c| c.as_primitive_opt::<Int64Type>())
-                    .ok_or_else(|| format!("column '{name}' missing or not Int64"))
-            };
-            let floats = |name: &str| -> Result<&Float64Array, String> {
-                b.column_by_name(name)
-                    .and_then(|c| c.as_primitive_opt::<Float64Type>())
-                    .ok_or_else(|| format!("column '{name}' missing or not Float64"))
-            };
+            let missing = |name: &str| AnswerError::Column(name.to_string());
+            let text = |name: &str| -> Result<&StringArray, AnswerError> { b.column_by_name(name).and_then(|c| c.as_string_opt::<i32>()).ok_or_else(|| missing(name)) };
+            let ints = |name: &str| -> Result<&Int64Array, AnswerError> { b.column_by_name(name).and_then(|c| c.as_primitive_opt::<Int64Type>()).ok_or_else(|| missing(name)) };
+            let floats = |name: &str| -> Result<&Float64Array, AnswerError> { b.column_by_name(name).and_then(|c| c.as_primitive_opt::<Float64Type>()).ok_or_else(|| missing(name)) };
             let region = text("region")?;
             let labels: Vec<&StringArray> = breakdowns.iter().map(|bd| text(bd.name())).collect::<Result<_, _>>()?;
             let category = if distribution { Some(text("category")?) } else { None };
@@ -281,10 +270,10 @@ impl RegionAnswer {
             let opt_f = |a: &Float64Array, i: usize| (!a.is_null(i)).then(|| a.value(i));
             let opt_s = |a: &StringArray, i: usize| (!a.is_null(i)).then(|| a.value(i).to_string());
             for i in 0..b.num_rows() {
-                let st = CellStatus::parse(status.value(i)).ok_or_else(|| format!("unknown status '{}'", status.value(i)))?;
+                let st = CellStatus::parse(status.value(i)).ok_or_else(|| AnswerError::Value { column: "status".into(), value: status.value(i).to_string() })?;
                 let reasons = match opt_s(reason, i) {
                     Some(r) if !r.is_empty() => {
-                        r.split(',').map(|x| Reason::parse(x).ok_or_else(|| format!("unknown reason '{x}'"))).collect::<Result<Vec<_>, _>>()?
+                        r.split(',').map(|x| Reason::parse(x).ok_or_else(|| AnswerError::Value { column: "reason".into(), value: x.to_string() })).collect::<Result<Vec<_>, _>>()?
                     }
                     _ => Vec::new(),
                 };
@@ -304,6 +293,17 @@ impl RegionAnswer {
         }
         Ok(RegionAnswer { meta, breakdowns, distribution, cells })
     }
+}
+
+/// An agent answer that cannot be read.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum AnswerError {
+    #[error("the answer lacks the metadata key '{0}'")]
+    MissingMetadata(String),
+    #[error("the answer lacks the column '{0}' (or it has another type)")]
+    Column(String),
+    #[error("the answer's '{column}' holds {value}")]
+    Value { column: String, value: String },
 }
 
 /// Parses the perspective name used in metadata.

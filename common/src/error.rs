@@ -1,8 +1,10 @@
 //! The errors a Norrsken node returns to a caller, and their gRPC codes.
 //!
-//! Every error a request can end in becomes one of these variants at the service edge, and
-//! `to_status` maps each variant to a gRPC code in one exhaustive match: a new kind of
-//! error cannot silently become `Internal`.
+//! Every error a request can end in becomes one of these variants at the service edge;
+//! [`NodeError::kind`] names its kind in one exhaustive match, and the kind decides the gRPC
+//! code, the audit outcome and the machine-readable `norrsken-error-kind` header that a
+//! coordinator reads instead of the message text. A new kind of error cannot silently
+//! become `Internal`.
 
 use crate::query::QueryError;
 
@@ -43,24 +45,146 @@ pub enum NodeError {
     Timeout(String),
 }
 
-impl NodeError {
-    /// The gRPC status for this error.
-    pub fn to_status(&self) -> tonic::Status {
-        let message = self.to_string();
+/// The gRPC metadata key carrying an error's [`ErrorKind`].
+pub const ERROR_KIND_HEADER: &str = "norrsken-error-kind";
+
+/// What kind of error a request ended in: what callers branch on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorKind {
+    Invalid,
+    NotFound,
+    Unauthenticated,
+    PermissionDenied,
+    PolicyRefused,
+    ResourceExhausted,
+    AuditUnavailable,
+    DisclosureFailed,
+    NotReady,
+    Unsupported,
+    Internal,
+    Timeout,
+}
+
+impl ErrorKind {
+    pub const ALL: [ErrorKind; 12] = [
+        ErrorKind::Invalid,
+        ErrorKind::NotFound,
+        ErrorKind::Unauthenticated,
+        ErrorKind::PermissionDenied,
+        ErrorKind::PolicyRefused,
+        ErrorKind::ResourceExhausted,
+        ErrorKind::AuditUnavailable,
+        ErrorKind::DisclosureFailed,
+        ErrorKind::NotReady,
+        ErrorKind::Unsupported,
+        ErrorKind::Internal,
+        ErrorKind::Timeout,
+    ];
+
+    pub fn name(self) -> &'static str {
         match self {
-            NodeError::Query(q) if q.is_not_found() => tonic::Status::not_found(message),
-            NodeError::Query(_) => tonic::Status::invalid_argument(message),
-            NodeError::Unauthenticated(_) => tonic::Status::unauthenticated(message),
-            NodeError::PermissionDenied(_) => tonic::Status::permission_denied(message),
-            NodeError::PolicyRefused(_) => tonic::Status::permission_denied(message),
-            NodeError::ResourceExhausted(_) => tonic::Status::resource_exhausted(message),
-            NodeError::AuditUnavailable(_) => tonic::Status::unavailable(message),
-            NodeError::DisclosureFailed(_) => tonic::Status::internal(message),
-            NodeError::NotReady(_) => tonic::Status::failed_precondition(message),
-            NodeError::Unsupported(_) => tonic::Status::unimplemented(message),
-            NodeError::Internal(_) => tonic::Status::internal(message),
-            NodeError::Timeout(_) => tonic::Status::deadline_exceeded(message),
+            ErrorKind::Invalid => "invalid",
+            ErrorKind::NotFound => "not_found",
+            ErrorKind::Unauthenticated => "unauthenticated",
+            ErrorKind::PermissionDenied => "permission_denied",
+            ErrorKind::PolicyRefused => "policy_refused",
+            ErrorKind::ResourceExhausted => "resource_exhausted",
+            ErrorKind::AuditUnavailable => "audit_unavailable",
+            ErrorKind::DisclosureFailed => "disclosure_failed",
+            ErrorKind::NotReady => "not_ready",
+            ErrorKind::Unsupported => "unsupported",
+            ErrorKind::Internal => "internal",
+            ErrorKind::Timeout => "timeout",
         }
+    }
+
+    pub fn parse(s: &str) -> Option<ErrorKind> {
+        ErrorKind::ALL.into_iter().find(|k| k.name() == s)
+    }
+
+    /// The gRPC code of this kind.
+    pub fn code(self) -> tonic::Code {
+        match self {
+            ErrorKind::Invalid => tonic::Code::InvalidArgument,
+            ErrorKind::NotFound => tonic::Code::NotFound,
+            ErrorKind::Unauthenticated => tonic::Code::Unauthenticated,
+            ErrorKind::PermissionDenied | ErrorKind::PolicyRefused => tonic::Code::PermissionDenied,
+            ErrorKind::ResourceExhausted => tonic::Code::ResourceExhausted,
+            ErrorKind::AuditUnavailable => tonic::Code::Unavailable,
+            ErrorKind::DisclosureFailed | ErrorKind::Internal => tonic::Code::Internal,
+            ErrorKind::NotReady => tonic::Code::FailedPrecondition,
+            ErrorKind::Unsupported => tonic::Code::Unimplemented,
+            ErrorKind::Timeout => tonic::Code::DeadlineExceeded,
+        }
+    }
+
+    /// How a request that ended so is recorded in the audit log.
+    pub fn outcome(self) -> &'static str {
+        match self {
+            ErrorKind::Invalid | ErrorKind::NotFound => "invalid",
+            ErrorKind::Unauthenticated | ErrorKind::PermissionDenied | ErrorKind::PolicyRefused => "refused",
+            ErrorKind::ResourceExhausted
+            | ErrorKind::AuditUnavailable
+            | ErrorKind::DisclosureFailed
+            | ErrorKind::NotReady
+            | ErrorKind::Unsupported
+            | ErrorKind::Internal
+            | ErrorKind::Timeout => "error",
+        }
+    }
+
+    /// The kind a status names in its metadata (none for a status that did not come from a
+    /// Norrsken node, such as a broken connection).
+    pub fn of_status(status: &tonic::Status) -> Option<ErrorKind> {
+        status.metadata().get(ERROR_KIND_HEADER).and_then(|v| v.to_str().ok()).and_then(ErrorKind::parse)
+    }
+}
+
+impl NodeError {
+    /// The kind of this error.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            NodeError::Query(q) if q.is_not_found() => ErrorKind::NotFound,
+            NodeError::Query(_) => ErrorKind::Invalid,
+            NodeError::Unauthenticated(_) => ErrorKind::Unauthenticated,
+            NodeError::PermissionDenied(_) => ErrorKind::PermissionDenied,
+            NodeError::PolicyRefused(_) => ErrorKind::PolicyRefused,
+            NodeError::ResourceExhausted(_) => ErrorKind::ResourceExhausted,
+            NodeError::AuditUnavailable(_) => ErrorKind::AuditUnavailable,
+            NodeError::DisclosureFailed(_) => ErrorKind::DisclosureFailed,
+            NodeError::NotReady(_) => ErrorKind::NotReady,
+            NodeError::Unsupported(_) => ErrorKind::Unsupported,
+            NodeError::Internal(_) => ErrorKind::Internal,
+            NodeError::Timeout(_) => ErrorKind::Timeout,
+        }
+    }
+
+    /// The gRPC status for this error, with its kind in the `norrsken-error-kind` header.
+    pub fn to_status(&self) -> tonic::Status {
+        let kind = self.kind();
+        let mut status = tonic::Status::new(kind.code(), self.to_string());
+        if let Ok(v) = kind.name().parse() {
+            status.metadata_mut().insert(ERROR_KIND_HEADER, v);
+        }
+        status
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_kind_travels_in_the_status_and_back() {
+        for kind in ErrorKind::ALL {
+            assert_eq!(ErrorKind::parse(kind.name()), Some(kind));
+        }
+        let e = NodeError::PolicyRefused("no".into());
+        let status = e.to_status();
+        assert_eq!(status.code(), tonic::Code::PermissionDenied);
+        assert_eq!(ErrorKind::of_status(&status), Some(ErrorKind::PolicyRefused));
+        assert_eq!(ErrorKind::of_status(&tonic::Status::unknown("transport error")), None);
+        assert_eq!(e.kind().outcome(), "refused");
     }
 }
 

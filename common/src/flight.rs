@@ -1,21 +1,20 @@
-//! The thin Arrow Flight layer shared by agent and coordinator.
+//! The Arrow Flight front door, shared by agent and coordinator.
 //!
-//! A node implements [`FlightNode`], a small trait with only the calls Norrsken offers, in
-//! plain types. [`FlightAdapter`] turns it into a full `FlightService`: it reads the
-//! caller's verified certificate identity from the connection, decodes requests, encodes
-//! answers as Flight data and maps errors to gRPC codes (via `NodeError::to_status`).
+//! [`FlightAdapter`] turns any [`Node`] into tonic's `FlightService`: it reads the caller's
+//! verified certificate identity from the connection, decodes tickets, descriptors and
+//! actions into the node's typed requests, runs them through the
+//! [`envelope`](crate::service::envelope), and encodes the answers as Flight messages.
+//! Errors become gRPC statuses by `NodeError::to_status` (one exhaustive mapping).
 
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use arrow::datatypes::SchemaRef;
-use arrow::record_batch::RecordBatch;
 use arrow_flight::encode::FlightDataEncoderBuilder;
 use arrow_flight::flight_service_server::{FlightService, FlightServiceServer};
 use arrow_flight::{
-    Action, ActionType, Criteria, Empty, FlightData, FlightDescriptor, FlightInfo, HandshakeRequest, HandshakeResponse,
+    Action, ActionType, Criteria, Empty, FlightData, FlightDescriptor, FlightEndpoint, FlightInfo, HandshakeRequest, HandshakeResponse,
     PollInfo, PutResult, SchemaAsIpc, SchemaResult, Ticket,
 };
 use bytes::Bytes;
@@ -24,62 +23,57 @@ use tonic::{Request, Response, Status, Streaming};
 
 use crate::error::NodeError;
 use crate::pki::CertIdentity;
+use crate::service::{envelope, Answer, Caller, Description, Node, RecipeInfo};
 use crate::tls::{incoming, HandshakeFailure, PeerInfo, ReloadableTls};
 
 /// The largest request message a node accepts (a ticket is at most 16 KiB; this bounds
 /// anything else a client sends).
 pub const MAX_REQUEST_BYTES: usize = 1024 * 1024;
 
-/// Who is calling, as established by mutual TLS.
-#[derive(Debug, Clone, Default)]
-pub struct Caller {
-    pub identity: Option<CertIdentity>,
-    pub addr: Option<SocketAddr>,
-    /// W3C `traceparent` header, when the caller sent one.
-    pub traceparent: Option<String>,
-}
-
-impl Caller {
-    /// The caller's common name, or an error when no verified certificate is present.
-    pub fn require(&self) -> Result<&CertIdentity, NodeError> {
-        self.identity
-            .as_ref()
-            .ok_or_else(|| NodeError::Unauthenticated("no verified client certificate on this connection".into()))
-    }
-
-    fn from_request<T>(req: &Request<T>) -> Caller {
-        let info = req.extensions().get::<PeerInfo>().cloned();
-        Caller {
-            identity: info.as_ref().and_then(|i| i.identity.clone()),
-            addr: info.and_then(|i| i.addr),
-            traceparent: req.metadata().get("traceparent").and_then(|v| v.to_str().ok()).map(str::to_string),
-        }
+/// The caller of a Flight request, from the connection's verified certificate.
+fn caller_of<T>(req: &Request<T>) -> Caller {
+    let info = req.extensions().get::<PeerInfo>().cloned();
+    Caller {
+        identity: info.as_ref().and_then(|i| i.identity.clone()),
+        addr: info.and_then(|i| i.addr),
+        traceparent: req.metadata().get("traceparent").and_then(|v| v.to_str().ok()).map(str::to_string),
     }
 }
 
-/// A finished answer: schema (with metadata) and batches.
-pub struct Answer {
-    pub schema: SchemaRef,
-    pub batches: Vec<RecordBatch>,
+fn recipe_info(r: RecipeInfo) -> Result<FlightInfo, NodeError> {
+    Ok(FlightInfo {
+        schema: schema_bytes(&r.schema)?,
+        flight_descriptor: Some(FlightDescriptor::new_path(vec![r.id, r.version.to_string()])),
+        endpoint: vec![],
+        total_records: -1,
+        total_bytes: -1,
+        ordered: false,
+        app_metadata: Bytes::from(r.title),
+    })
 }
 
-/// The Flight calls a Norrsken node offers.
-#[tonic::async_trait]
-pub trait FlightNode: Send + Sync + 'static {
-    async fn list_flights(&self, caller: &Caller) -> Result<Vec<FlightInfo>, NodeError>;
-    async fn flight_info(&self, caller: &Caller, descriptor: FlightDescriptor) -> Result<FlightInfo, NodeError>;
-    async fn do_get(&self, caller: &Caller, ticket: &[u8]) -> Result<Answer, NodeError>;
-    async fn do_action(&self, caller: &Caller, action: &str, body: &[u8]) -> Result<Vec<Bytes>, NodeError>;
-    /// (name, description) of every action.
-    fn actions(&self) -> Vec<(&'static str, &'static str)>;
+fn flight_info(d: Description, asked: FlightDescriptor) -> Result<FlightInfo, NodeError> {
+    let descriptor = match &d.recipe {
+        Some((id, version)) => FlightDescriptor::new_path(vec![id.clone(), version.to_string()]),
+        None => asked,
+    };
+    Ok(FlightInfo {
+        schema: schema_bytes(&d.schema)?,
+        flight_descriptor: Some(descriptor),
+        endpoint: d.ticket.map(|t| vec![FlightEndpoint::new().with_ticket(Ticket::new(t))]).unwrap_or_default(),
+        total_records: -1,
+        total_bytes: -1,
+        ordered: false,
+        app_metadata: Bytes::from(d.title),
+    })
 }
 
-/// Adapts a [`FlightNode`] to tonic's `FlightService`.
+/// Adapts a [`Node`] to tonic's `FlightService`.
 pub struct FlightAdapter<N> {
     node: Arc<N>,
 }
 
-impl<N: FlightNode> FlightAdapter<N> {
+impl<N: Node> FlightAdapter<N> {
     pub fn new(node: Arc<N>) -> FlightAdapter<N> {
         FlightAdapter { node }
     }
@@ -109,7 +103,7 @@ pub fn schema_bytes(schema: &arrow::datatypes::Schema) -> Result<Bytes, NodeErro
 }
 
 #[tonic::async_trait]
-impl<N: FlightNode> FlightService for FlightAdapter<N> {
+impl<N: Node> FlightService for FlightAdapter<N> {
     type HandshakeStream = Boxed<HandshakeResponse>;
     type ListFlightsStream = Boxed<FlightInfo>;
     type DoGetStream = Boxed<FlightData>;
@@ -123,14 +117,16 @@ impl<N: FlightNode> FlightService for FlightAdapter<N> {
     }
 
     async fn list_flights(&self, r: Request<Criteria>) -> Result<Response<Self::ListFlightsStream>, Status> {
-        let caller = Caller::from_request(&r);
-        let infos = self.node.list_flights(&caller).await?;
+        let caller = caller_of(&r);
+        let infos = envelope::recipes(self.node.as_ref(), &caller).await?.into_iter().map(recipe_info).collect::<Result<Vec<_>, _>>()?;
         Ok(Response::new(stream::iter(infos.into_iter().map(Ok)).boxed()))
     }
 
     async fn get_flight_info(&self, r: Request<FlightDescriptor>) -> Result<Response<FlightInfo>, Status> {
-        let caller = Caller::from_request(&r);
-        Ok(Response::new(self.node.flight_info(&caller, r.into_inner()).await?))
+        let caller = caller_of(&r);
+        let asked = r.into_inner();
+        let d = envelope::describe(self.node.as_ref(), &caller, &asked.path, &asked.cmd).await?;
+        Ok(Response::new(flight_info(d, asked)?))
     }
 
     async fn poll_flight_info(&self, _r: Request<FlightDescriptor>) -> Result<Response<PollInfo>, Status> {
@@ -138,15 +134,16 @@ impl<N: FlightNode> FlightService for FlightAdapter<N> {
     }
 
     async fn get_schema(&self, r: Request<FlightDescriptor>) -> Result<Response<SchemaResult>, Status> {
-        let caller = Caller::from_request(&r);
-        let info = self.node.flight_info(&caller, r.into_inner()).await?;
-        Ok(Response::new(SchemaResult { schema: info.schema }))
+        let caller = caller_of(&r);
+        let asked = r.into_inner();
+        let d = envelope::describe(self.node.as_ref(), &caller, &asked.path, &asked.cmd).await?;
+        Ok(Response::new(SchemaResult { schema: schema_bytes(&d.schema)? }))
     }
 
     async fn do_get(&self, r: Request<Ticket>) -> Result<Response<Self::DoGetStream>, Status> {
-        let caller = Caller::from_request(&r);
+        let caller = caller_of(&r);
         let ticket = r.into_inner().ticket;
-        let answer = self.node.do_get(&caller, &ticket).await?;
+        let answer = envelope::query(self.node.as_ref(), &caller, &ticket).await?;
         Ok(Response::new(encode(answer)))
     }
 
@@ -159,17 +156,18 @@ impl<N: FlightNode> FlightService for FlightAdapter<N> {
     }
 
     async fn do_action(&self, r: Request<Action>) -> Result<Response<Self::DoActionStream>, Status> {
-        let caller = Caller::from_request(&r);
+        let caller = caller_of(&r);
         let action = r.into_inner();
-        let results = self.node.do_action(&caller, &action.r#type, &action.body).await?;
-        Ok(Response::new(stream::iter(results.into_iter().map(|body| Ok(arrow_flight::Result { body }))).boxed()))
+        let reply = envelope::action(self.node.as_ref(), &caller, &action.r#type, &action.body).await?;
+        Ok(Response::new(stream::iter(reply.chunks.into_iter().map(|body| Ok(arrow_flight::Result { body }))).boxed()))
     }
 
     async fn list_actions(&self, _r: Request<Empty>) -> Result<Response<Self::ListActionsStream>, Status> {
         let actions: Vec<Result<ActionType, Status>> = self
             .node
-            .actions()
-            .into_iter()
+            .base()
+            .actions
+            .iter()
             .map(|(t, d)| Ok(ActionType { r#type: t.to_string(), description: d.to_string() }))
             .collect();
         Ok(Response::new(stream::iter(actions).boxed()))
@@ -258,7 +256,7 @@ impl Drop for ServerHandle {
 }
 
 /// Serves a node over mutual TLS on an already bound listener.
-pub fn serve<N: FlightNode>(
+pub fn serve<N: Node>(
     node: Arc<N>,
     listener: tokio::net::TcpListener,
     tls: ReloadableTls,

@@ -1,9 +1,16 @@
 //! The Norrsken coordinator: fans indicator queries out to the regional agents and merges
 //! their answers into a cross-region comparison.
+//!
+//! - [`service`]: the query path (plan, cache, fan out, merge) as a plain service;
+//! - [`merge`] and [`stats`]: the comparison and its intervals;
+//! - [`agents`]: the agents over Arrow Flight; [`watch`]: their versions;
+//! - [`node`]: authentication and actions behind every front door; [`server`]: starting.
 
+pub mod agents;
 pub mod config;
-pub mod fanout;
 pub mod merge;
 pub mod node;
 pub mod server;
+pub mod service;
 pub mod stats;
+pub mod watch;

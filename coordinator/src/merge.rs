@@ -9,39 +9,16 @@
 //! they reveal nothing the regions did not release.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
 
-use arrow::array::{ArrayRef, BooleanArray, Float64Array, Int64Array, RecordBatch, StringArray};
-use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use norrsken_common::answer::{CellStatus, Reason, RegionAnswer};
 use norrsken_common::breakdown::Breakdown;
-use norrsken_common::catalog::{Kind, Recipe};
-use serde::{Deserialize, Serialize};
+use norrsken_common::catalog::Recipe;
+pub use norrsken_common::comparison::{Comparison, ComparisonMeta, ComparisonRow, RegionReport, RegionState, RowKind};
+use norrsken_common::error::ErrorKind;
+use norrsken_common::period::Period;
+use norrsken_common::query::Perspective;
 
-use crate::stats::{estimate, Estimate};
-
-/// How a region's part of a query ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum RegionState {
-    Ok,
-    Timeout,
-    Unavailable,
-    Refused,
-    Error,
-}
-
-impl RegionState {
-    pub fn name(self) -> &'static str {
-        match self {
-            RegionState::Ok => "ok",
-            RegionState::Timeout => "timeout",
-            RegionState::Unavailable => "unavailable",
-            RegionState::Refused => "refused",
-            RegionState::Error => "error",
-        }
-    }
-}
+use crate::stats::estimate;
 
 /// One region's outcome for a query.
 #[derive(Debug, Clone)]
@@ -53,88 +30,23 @@ pub struct RegionOutcome {
     pub answer: Option<RegionAnswer>,
     pub duration_ms: u64,
     pub attempts: u32,
-    /// The gRPC status code the agent answered with, when it refused or failed.
-    pub grpc_code: Option<i32>,
+    /// What kind of error the agent answered with, when it refused or failed.
+    pub error: Option<ErrorKind>,
 }
 
-/// A region's status as reported with every answer (`norrsken.regions` metadata).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct RegionReport {
-    pub region: String,
-    pub name: String,
-    pub status: RegionState,
-    pub message: String,
-    pub data_version: Option<String>,
-    pub policy_version: Option<String>,
-    pub cells: usize,
-    pub cells_withheld: usize,
-    pub cells_perturbed: usize,
-    pub duration_ms: u64,
-    pub attempts: u32,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum RowKind {
-    Region,
-    Pooled,
-    /// A region that did not answer.
-    Missing,
-}
-
-impl RowKind {
-    pub fn name(self) -> &'static str {
-        match self {
-            RowKind::Region => "region",
-            RowKind::Pooled => "pooled",
-            RowKind::Missing => "missing",
-        }
-    }
-}
-
-/// One row of a comparison.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ComparisonRow {
-    pub kind: RowKind,
-    pub region: String,
-    pub region_name: String,
-    pub labels: Vec<Option<String>>,
-    pub category: Option<String>,
-    pub numerator: Option<i64>,
-    pub denominator: Option<i64>,
-    pub value_sum: Option<f64>,
-    /// Standard deviation of the values (means and cost sums).
-    pub value_sd: Option<f64>,
-    pub estimate: Option<Estimate>,
-    /// released / perturbed / suppressed, or the region's state for a missing region.
-    pub status: String,
-    pub reasons: Vec<String>,
-    pub suggestion: Option<String>,
-    /// True when a region asked did not answer, so this row lacks its part.
-    pub partial: bool,
-}
-
-/// What the coordinator answers.
+/// Everything a merge needs besides the regions' outcomes.
 #[derive(Debug, Clone)]
-pub struct Comparison {
-    pub query_id: String,
-    pub recipe: Arc<Recipe>,
-    pub catalog_hash: String,
-    pub perspective: String,
-    pub period: String,
-    pub pooled_label: String,
-    pub breakdowns: Vec<Breakdown>,
-    pub rows: Vec<ComparisonRow>,
-    pub regions: Vec<RegionReport>,
-    pub partial: bool,
+pub struct MergeInput<'a> {
+    pub recipe: &'a Recipe,
+    pub breakdowns: &'a [Breakdown],
+    /// (county code, name) of the configured regions, in display order.
+    pub order: &'a [(String, String)],
+    pub pooled_label: &'a str,
+    pub query_id: &'a str,
+    pub catalog_hash: &'a str,
+    pub perspective: Perspective,
+    pub period: Period,
     pub dry_run: bool,
-    /// Served from the coordinator's cache.
-    pub cached: bool,
-}
-
-impl norrsken_common::cache::Weighed for Comparison {
-    fn weight(&self) -> u32 {
-        1024u32.saturating_add((self.rows.len() as u32).saturating_mul(300))
-    }
 }
 
 #[derive(Default, Clone)]
@@ -190,20 +102,9 @@ impl Acc {
 
 type CellKey = (Vec<String>, Option<String>);
 
-/// Merges region outcomes. `order` lists (county code, name) of the configured regions in
-/// display order; `asked` says which were asked.
-pub fn merge(
-    recipe: Arc<Recipe>,
-    breakdowns: Vec<Breakdown>,
-    outcomes: &[RegionOutcome],
-    order: &[(String, String)],
-    pooled_label: &str,
-    query_id: &str,
-    catalog_hash: &str,
-    perspective: &str,
-    period: &str,
-    dry_run: bool,
-) -> Comparison {
+/// Merges region outcomes into one comparison.
+pub fn merge(input: &MergeInput<'_>, outcomes: &[RegionOutcome]) -> Comparison {
+    let MergeInput { recipe, breakdowns, order, pooled_label, query_id, catalog_hash, perspective, period, dry_run } = input.clone();
     let missing: Vec<&RegionOutcome> = outcomes.iter().filter(|o| o.state != RegionState::Ok).collect();
     let partial = !missing.is_empty();
     let name_of = |code: &str| order.iter().find(|(c, _)| c == code).map_or_else(|| code.to_string(), |(_, n)| n.clone());
@@ -260,7 +161,7 @@ pub fn merge(
 
     let kind = recipe.kind;
     let rate_per = recipe.rate_per.unwrap_or(1000) as f64;
-    let population_view = perspective == "population";
+    let population_view = perspective == Perspective::Population;
     let make_row = |kind_of_row: RowKind, region: &str, name: &str, key: &CellKey, acc: &Acc, partial: bool| -> ComparisonRow {
         let status = if acc.withheld {
             CellStatus::Suppressed
@@ -345,121 +246,15 @@ pub fn merge(
         let kb = (b.kind, rank(&b.region), &b.labels, &b.category);
         ka.cmp(&kb)
     });
-    Comparison {
-        query_id: query_id.to_string(),
-        recipe,
-        catalog_hash: catalog_hash.to_string(),
-        perspective: perspective.to_string(),
-        period: period.to_string(),
-        pooled_label: pooled_label.to_string(),
-        breakdowns,
-        rows,
-        regions: reports,
-        partial,
-        dry_run,
-        cached: false,
-    }
-}
-
-/// The Arrow schema of a comparison, without metadata.
-pub fn comparison_schema(breakdowns: &[Breakdown], distribution: bool) -> Schema {
-    let mut fields = vec![
-        Field::new("row_kind", DataType::Utf8, false),
-        Field::new("region", DataType::Utf8, false),
-        Field::new("region_name", DataType::Utf8, false),
-    ];
-    fields.extend(breakdowns.iter().map(|b| Field::new(b.name(), DataType::Utf8, true)));
-    if distribution {
-        fields.push(Field::new("category", DataType::Utf8, true));
-    }
-    fields.extend([
-        Field::new("numerator", DataType::Int64, true),
-        Field::new("denominator", DataType::Int64, true),
-        Field::new("value_sum", DataType::Float64, true),
-        Field::new("value", DataType::Float64, true),
-        Field::new("ci_lower", DataType::Float64, true),
-        Field::new("ci_upper", DataType::Float64, true),
-        Field::new("status", DataType::Utf8, false),
-        Field::new("reason", DataType::Utf8, true),
-        Field::new("suggestion", DataType::Utf8, true),
-        Field::new("partial", DataType::Boolean, false),
-    ]);
-    Schema::new(fields)
-}
-
-/// Schema metadata keys of a comparison.
-pub fn comparison_metadata(c: &Comparison) -> std::collections::HashMap<String, String> {
-    let r = &c.recipe;
-    let ci = match r.kind {
-        Kind::Proportion => "95% Wilson score",
-        Kind::Rate | Kind::Count => "95% exact Poisson",
-        Kind::Mean => "95% Student t",
-        Kind::CostSum => "95% Student t on the mean, times n",
-    };
-    let value = match r.kind {
-        Kind::Proportion => "share (numerator / denominator)".to_string(),
-        Kind::Rate => format!("events per {} inhabitant-years", r.rate_per.unwrap_or(1000)),
-        Kind::Mean => format!("mean ({})", r.value_unit.clone().unwrap_or_default()),
-        Kind::Count => "count".to_string(),
-        Kind::CostSum => format!("sum ({})", r.value_unit.clone().unwrap_or_default()),
-    };
-    let mut md = std::collections::HashMap::new();
-    let mut put = |k: &str, v: String| {
-        md.insert(format!("norrsken.{k}"), v);
-    };
-    put("query_id", c.query_id.clone());
-    put("recipe", r.key());
-    put("recipe_hash", r.hash.clone());
-    put("catalog_hash", c.catalog_hash.clone());
-    put("title", r.title.en.clone());
-    put("kind", r.kind.name().to_string());
-    put("unit", r.unit.name().to_string());
-    put("value", value);
-    put("ci", ci.to_string());
-    put("perspective", c.perspective.clone());
-    put("period", c.period.clone());
-    put("pooled_label", c.pooled_label.clone());
-    put("partial", c.partial.to_string());
-    put("dry_run", c.dry_run.to_string());
-    put("cached", c.cached.to_string());
-    put("regions", serde_json::to_string(&c.regions).unwrap_or_default());
-    md
-}
-
-impl Comparison {
-    pub fn schema(&self) -> SchemaRef {
-        Arc::new(comparison_schema(&self.breakdowns, self.recipe.is_distribution()).with_metadata(comparison_metadata(self)))
-    }
-
-    pub fn to_record_batch(&self) -> Result<RecordBatch, arrow::error::ArrowError> {
-        let rows = &self.rows;
-        let text = |f: &dyn Fn(&ComparisonRow) -> String| -> ArrayRef { Arc::new(StringArray::from_iter_values(rows.iter().map(f))) };
-        let mut columns: Vec<ArrayRef> = vec![
-            text(&|r| r.kind.name().to_string()),
-            text(&|r| r.region.clone()),
-            text(&|r| r.region_name.clone()),
-        ];
-        for i in 0..self.breakdowns.len() {
-            columns.push(Arc::new(rows.iter().map(|r| r.labels.get(i).cloned().flatten()).collect::<StringArray>()));
-        }
-        if self.recipe.is_distribution() {
-            columns.push(Arc::new(rows.iter().map(|r| r.category.clone()).collect::<StringArray>()));
-        }
-        columns.push(Arc::new(rows.iter().map(|r| r.numerator).collect::<Int64Array>()));
-        columns.push(Arc::new(rows.iter().map(|r| r.denominator).collect::<Int64Array>()));
-        columns.push(Arc::new(rows.iter().map(|r| r.value_sum).collect::<Float64Array>()));
-        let est = |f: fn(&Estimate) -> f64| -> ArrayRef {
-            Arc::new(rows.iter().map(|r| r.estimate.as_ref().map(f).filter(|v| v.is_finite())).collect::<Float64Array>())
-        };
-        columns.push(est(|e| e.value));
-        columns.push(est(|e| e.lower));
-        columns.push(est(|e| e.upper));
-        columns.push(text(&|r| r.status.clone()));
-        columns.push(Arc::new(rows.iter().map(|r| (!r.reasons.is_empty()).then(|| r.reasons.join(","))).collect::<StringArray>()));
-        columns.push(Arc::new(rows.iter().map(|r| r.suggestion.clone()).collect::<StringArray>()));
-        columns.push(Arc::new(rows.iter().map(|r| Some(r.partial)).collect::<BooleanArray>()));
-        RecordBatch::try_new(self.schema(), columns)
-    }
+    let mut meta = ComparisonMeta::of_recipe(recipe);
+    meta.query_id = query_id.to_string();
+    meta.catalog_hash = catalog_hash.to_string();
+    meta.perspective = perspective.name().to_string();
+    meta.period = period.to_string();
+    meta.pooled_label = pooled_label.to_string();
+    meta.partial = partial;
+    meta.dry_run = dry_run;
+    Comparison { meta, breakdowns: breakdowns.to_vec(), distribution: recipe.is_distribution(), rows, regions: reports }
 }
 
 #[cfg(test)]
@@ -498,12 +293,28 @@ mod tests {
             }),
             duration_ms: 1,
             attempts: 1,
-            grpc_code: None,
+            error: None,
         }
     }
 
     fn order() -> Vec<(String, String)> {
         ["22", "23", "24", "25"].iter().map(|c| (c.to_string(), format!("R{c}"))).collect()
+    }
+
+    fn run(recipe: &Recipe, outcomes: &[RegionOutcome]) -> Comparison {
+        let order = order();
+        let input = MergeInput {
+            recipe,
+            breakdowns: &[Breakdown::Sex],
+            order: &order,
+            pooled_label: "Norra",
+            query_id: "q",
+            catalog_hash: "h",
+            perspective: Perspective::Provider,
+            period: Period::years(2023, 2023),
+            dry_run: false,
+        };
+        merge(&input, outcomes)
     }
 
     #[test]
@@ -513,12 +324,12 @@ mod tests {
             ok("24", vec![cell("24", "female", 10, 50, CellStatus::Released), cell("24", "male", 12, 60, CellStatus::Released)]),
             ok("25", vec![cell("25", "female", 5, 40, CellStatus::Released), cell("25", "male", 8, 45, CellStatus::Released)]),
         ];
-        let c = merge(recipe, vec![Breakdown::Sex], &outcomes, &order(), "Norra", "q", "h", "provider", "2023", false);
+        let c = run(&recipe, &outcomes);
         let pooled: Vec<&ComparisonRow> = c.rows.iter().filter(|r| r.kind == RowKind::Pooled).collect();
         assert_eq!(pooled.len(), 2);
         assert_eq!((pooled[0].numerator, pooled[0].denominator), (Some(15), Some(90)));
         assert!((pooled[0].estimate.unwrap().value - 15.0 / 90.0).abs() < 1e-12);
-        assert!(!c.partial);
+        assert!(!c.meta.partial);
         assert_eq!(c.rows[0].region, "24");
     }
 
@@ -537,14 +348,14 @@ mod tests {
             answer: None,
             duration_ms: 2000,
             attempts: 1,
-            grpc_code: None,
+            error: None,
         });
-        let c = merge(recipe, vec![Breakdown::Sex], &outcomes, &order(), "Norra", "q", "h", "provider", "2023", false);
+        let c = run(&recipe, &outcomes);
         let male = c.rows.iter().find(|r| r.kind == RowKind::Pooled && r.labels[0].as_deref() == Some("male")).unwrap();
         assert_eq!(male.status, "suppressed");
         assert_eq!(male.numerator, None);
         assert!(male.reasons.contains(&"pooled_protection".to_string()));
-        assert!(male.partial && c.partial);
+        assert!(male.partial && c.meta.partial);
         let missing = c.rows.iter().find(|r| r.kind == RowKind::Missing).unwrap();
         assert_eq!((missing.region.as_str(), missing.status.as_str()), ("23", "timeout"));
         let batch = c.to_record_batch().unwrap();

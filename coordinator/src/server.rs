@@ -58,7 +58,7 @@ impl RunningCoordinator {
     pub async fn stop(&self, grace: std::time::Duration) -> Result<(), String> {
         self.node.stop_watching();
         let served = self.server.stop(grace).await;
-        self.node.audit.seal(true).map_err(|e| e.to_string())?;
+        self.node.base.audit.seal(true).map_err(|e| e.to_string())?;
         served
     }
 }

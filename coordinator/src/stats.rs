@@ -16,13 +16,7 @@ use statrs::distribution::{ChiSquared, ContinuousCDF, StudentsT};
 pub const ALPHA: f64 = 0.05;
 const Z: f64 = 1.959_963_984_540_054;
 
-/// An estimate and its interval.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Estimate {
-    pub value: f64,
-    pub lower: f64,
-    pub upper: f64,
-}
+pub use norrsken_common::comparison::Estimate;
 
 /// Wilson score interval for x successes out of n.
 pub fn wilson(x: f64, n: f64) -> Option<Estimate> {

@@ -7,10 +7,9 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use norrsken_common::comparison::RowKind;
 use anyhow::{anyhow, bail, Context};
-use arrow::array::{Array, AsArray, RecordBatch};
-use arrow::compute::cast;
-use arrow::datatypes::{DataType, Float64Type, Int64Type};
+use arrow::array::RecordBatch;
 use norrsken_common::catalog::Kind;
 use norrsken_common::cdm::{CdmTable, Manifest};
 use norrsken_common::query::ValidatedQuery;
@@ -60,59 +59,26 @@ pub struct AnswerCell {
 
 type CellKey = (String, Vec<String>, Option<String>);
 
-fn strings(batch: &RecordBatch, name: &str) -> anyhow::Result<Vec<Option<String>>> {
-    let col = batch.column_by_name(name).ok_or_else(|| anyhow!("the answer has no column '{name}'"))?;
-    let col = cast(col, &DataType::Utf8)?;
-    let a = col.as_string::<i32>();
-    Ok((0..a.len()).map(|i| (!a.is_null(i)).then(|| a.value(i).to_string())).collect())
-}
-
-fn ints(batch: &RecordBatch, name: &str) -> anyhow::Result<Vec<Option<i64>>> {
-    let col = batch.column_by_name(name).ok_or_else(|| anyhow!("the answer has no column '{name}'"))?;
-    let col = cast(col, &DataType::Int64)?;
-    let a = col.as_primitive::<Int64Type>();
-    Ok((0..a.len()).map(|i| (!a.is_null(i)).then(|| a.value(i))).collect())
-}
-
-fn floats(batch: &RecordBatch, name: &str) -> anyhow::Result<Vec<Option<f64>>> {
-    let col = batch.column_by_name(name).ok_or_else(|| anyhow!("the answer has no column '{name}'"))?;
-    let col = cast(col, &DataType::Float64)?;
-    let a = col.as_primitive::<Float64Type>();
-    Ok((0..a.len()).map(|i| (!a.is_null(i)).then(|| a.value(i))).collect())
-}
-
-/// The region rows of a coordinator's comparison (docs/protocol.md).
+/// The region rows of a coordinator's comparison, read with the shared wire contract.
 pub fn answer_cells(batches: &[RecordBatch], v: &ValidatedQuery) -> anyhow::Result<Vec<AnswerCell>> {
+    let Some(first) = batches.first() else { return Ok(Vec::new()) };
+    let c = norrsken_common::comparison::Comparison::from_batches(first.schema().as_ref(), batches)?;
     let mut out = Vec::new();
-    for b in batches {
-        let kind = strings(b, "row_kind")?;
-        let region = strings(b, "region")?;
-        let labels: Vec<Vec<Option<String>>> = v.breakdowns.iter().map(|br| strings(b, br.name())).collect::<anyhow::Result<_>>()?;
-        let category = if v.recipe.is_distribution() { Some(strings(b, "category")?) } else { None };
-        let (numerator, denominator, value_sum, status) = (ints(b, "numerator")?, ints(b, "denominator")?, floats(b, "value_sum")?, strings(b, "status")?);
-        let suggestion = strings(b, "suggestion")?;
-        for i in 0..b.num_rows() {
-            match kind[i].as_deref() {
-                Some("region") => {}
-                Some("missing") => bail!(
-                    "region {} did not answer {} ({}): {}",
-                    region[i].as_deref().unwrap_or("?"),
-                    v.recipe.key(),
-                    status[i].as_deref().unwrap_or("?"),
-                    suggestion[i].as_deref().unwrap_or("")
-                ),
-                _ => continue,
-            }
-            out.push(AnswerCell {
-                region: region[i].clone().unwrap_or_default(),
-                labels: labels.iter().map(|l| l[i].clone().unwrap_or_default()).collect(),
-                category: category.as_ref().and_then(|c| c[i].clone()),
-                numerator: numerator[i],
-                denominator: denominator[i],
-                value_sum: value_sum[i],
-                status: status[i].clone().unwrap_or_default(),
-            });
+    for r in &c.rows {
+        match r.kind {
+            RowKind::Region => {}
+            RowKind::Missing => bail!("region {} did not answer {} ({}): {}", r.region, v.recipe.key(), r.status, r.suggestion.as_deref().unwrap_or("")),
+            RowKind::Pooled => continue,
         }
+        out.push(AnswerCell {
+            region: r.region.clone(),
+            labels: r.labels.iter().map(|l| l.clone().unwrap_or_default()).collect(),
+            category: r.category.clone(),
+            numerator: r.numerator,
+            denominator: r.denominator,
+            value_sum: r.value_sum,
+            status: r.status.clone(),
+        });
     }
     Ok(out)
 }

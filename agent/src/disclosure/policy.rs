@@ -367,50 +367,49 @@ impl Policy {
     }
 
     /// Checks a query against the policy and returns the minimum cell sizes to apply.
-    pub fn admit(&self, v: &ValidatedQuery, relay: Option<&Relay>) -> Result<Admission, String> {
+    pub fn admit(&self, v: &ValidatedQuery, relay: Option<&Relay>) -> Result<Admission, Refusal> {
         let recipe = &v.recipe;
         let approved = self
             .indicators
             .iter()
             .any(|a| (a.id == "*" || a.id == recipe.id) && (a.versions.is_empty() || a.versions.contains(&recipe.version)));
         if !approved {
-            return Err(format!("this region has not approved indicator {}", recipe.key()));
+            return Err(Refusal::NotApproved { recipe: recipe.key() });
         }
         if let Some(relay) = relay {
             let cn = common_name(&relay.requester_subject);
             let by_name = self.requesters.names.iter().any(|n| n == "*" || n == cn);
             let by_role = self.requesters.roles.iter().any(|r| r == &relay.requester_role);
             if !by_name || !by_role {
-                return Err(format!("this region does not answer requester '{cn}' (role {})", relay.requester_role));
+                return Err(Refusal::Requester { cn: cn.to_string(), role: relay.requester_role.clone() });
             }
         }
         let mut dims: BTreeSet<Breakdown> = v.breakdowns.iter().copied().collect();
         dims.extend(v.filters.keys().copied());
         if dims.len() as u32 > self.max_dimensions {
-            return Err(format!(
-                "the query uses {} breakdowns and filters ({}); this region allows at most {}",
-                dims.len(),
-                dims.iter().map(|b| b.name()).collect::<Vec<_>>().join(", "),
-                self.max_dimensions
-            ));
+            return Err(Refusal::TooManyDimensions {
+                used: dims.iter().map(|b| b.name()).collect::<Vec<_>>().join(", "),
+                count: dims.len(),
+                allowed: self.max_dimensions,
+            });
         }
         for b in &dims {
             if let Some(list) = &self.breakdowns {
                 if !list.iter().any(|x| x == b.name()) {
-                    return Err(format!("this region does not release the '{}' breakdown", b.name()));
+                    return Err(Refusal::Breakdown { breakdown: b.name() });
                 }
             }
             if *b == Breakdown::Kommun && self.finest_geography == Geography::Region {
-                return Err("this region releases nothing finer than the region: drop 'kommun'".into());
+                return Err(Refusal::Geography);
             }
             if let Some(grain) = b.time_grain() {
                 if grain < self.finest_time {
-                    return Err(format!("this region releases time by {} at the finest: use that instead of '{}'", self.finest_time.name(), b.name()));
+                    return Err(Refusal::TimeBreakdown { finest: self.finest_time.name(), breakdown: b.name() });
                 }
             }
         }
         if v.period.grain < self.finest_time {
-            return Err(format!("this region releases periods of whole {}s: the period {} is finer", self.finest_time.name(), v.period));
+            return Err(Refusal::Period { finest: self.finest_time.name(), period: v.period.to_string() });
         }
         let floor = self.min_cell_size.max(recipe.min_cell_size);
         let k = match v.options.min_cell_size {
@@ -440,6 +439,25 @@ impl Policy {
             file: None,
         }
     }
+}
+
+/// Why the region's policy does not answer a question.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    #[error("this region has not approved indicator {recipe}")]
+    NotApproved { recipe: String },
+    #[error("this region does not answer requester '{cn}' (role {role})")]
+    Requester { cn: String, role: String },
+    #[error("the query uses {count} breakdowns and filters ({used}); this region allows at most {allowed}")]
+    TooManyDimensions { used: String, count: usize, allowed: u32 },
+    #[error("this region does not release the '{breakdown}' breakdown")]
+    Breakdown { breakdown: &'static str },
+    #[error("this region releases nothing finer than the region: drop 'kommun'")]
+    Geography,
+    #[error("this region releases time by {finest} at the finest: use that instead of '{breakdown}'")]
+    TimeBreakdown { finest: &'static str, breakdown: &'static str },
+    #[error("this region releases periods of whole {finest}s: the period {period} is finer")]
+    Period { finest: &'static str, period: String },
 }
 
 /// The minimum cell sizes of an admitted question.

@@ -1,5 +1,6 @@
-//! Asking the agents: one Flight call per region, concurrently, each with a deadline and
-//! bounded retries for transient failures.
+//! The agents over Arrow Flight: one client per region, each call with a deadline and
+//! bounded retries for transient failures. A failure is classified by the error kind the
+//! agent names in its status (`norrsken-error-kind`), never by message text.
 
 use std::time::{Duration, Instant};
 
@@ -7,12 +8,14 @@ use arrow_flight::{FlightClient, Ticket};
 use bytes::Bytes;
 use futures::TryStreamExt;
 use norrsken_common::answer::RegionAnswer;
+use norrsken_common::error::ErrorKind;
 use norrsken_common::tls::{client_tls, TlsFiles, TlsError};
 use tonic::transport::{Channel, Endpoint};
 use tonic::Code;
 
 use crate::config::AgentEndpoint;
 use crate::merge::{RegionOutcome, RegionState};
+use crate::service::AgentPort;
 
 /// A connection (lazily established) to one agent.
 #[derive(Clone)]
@@ -58,7 +61,7 @@ impl AgentClient {
     }
 
     /// Asks the agent, retrying transient failures, within `deadline`.
-    pub async fn ask(&self, ticket: Bytes, deadline: Duration, retries: u32, traceparent: Option<&str>) -> RegionOutcome {
+    pub async fn ask_flight(&self, ticket: Bytes, deadline: Duration, retries: u32, traceparent: Option<&str>) -> RegionOutcome {
         let started = Instant::now();
         let mut attempts = 0;
         let run = async {
@@ -78,10 +81,10 @@ impl AgentClient {
         };
         let result = tokio::time::timeout(deadline, run).await;
         let duration_ms = started.elapsed().as_millis() as u64;
-        let (state, message, answer, code) = match result {
+        let (state, message, answer, error) = match result {
             Ok(Ok(a)) => (RegionState::Ok, String::new(), Some(a), None),
-            Ok(Err(f)) => (f.state, f.message, None, f.code),
-            Err(_) => (RegionState::Timeout, format!("no answer within {} ms", deadline.as_millis()), None, None),
+            Ok(Err(f)) => (f.state, f.message, None, f.kind),
+            Err(_) => (RegionState::Timeout, format!("no answer within {} ms", deadline.as_millis()), None, Some(ErrorKind::Timeout)),
         };
         RegionOutcome {
             region: self.endpoint.region.clone(),
@@ -91,7 +94,7 @@ impl AgentClient {
             answer,
             duration_ms,
             attempts,
-            grpc_code: code.map(|c| c as i32),
+            error,
         }
     }
 
@@ -131,34 +134,67 @@ struct Failure {
     state: RegionState,
     message: String,
     transient: bool,
-    code: Option<Code>,
+    kind: Option<ErrorKind>,
 }
 
 impl Failure {
     fn new(state: RegionState, message: String) -> Failure {
-        Failure { state, message, transient: false, code: None }
+        Failure { state, message, transient: false, kind: Some(ErrorKind::Internal) }
     }
 }
 
-/// Maps a Flight error to a region state, and whether a retry may help.
+/// The region state of an error kind an agent named, and whether a retry may help.
+pub fn state_of(kind: ErrorKind) -> (RegionState, bool) {
+    match kind {
+        ErrorKind::PolicyRefused => (RegionState::PolicyRefused, false),
+        ErrorKind::PermissionDenied | ErrorKind::Unauthenticated => (RegionState::Refused, false),
+        ErrorKind::Timeout => (RegionState::Timeout, false),
+        ErrorKind::AuditUnavailable => (RegionState::Unavailable, true),
+        ErrorKind::NotReady => (RegionState::Unavailable, false),
+        ErrorKind::Invalid
+        | ErrorKind::NotFound
+        | ErrorKind::ResourceExhausted
+        | ErrorKind::DisclosureFailed
+        | ErrorKind::Unsupported
+        | ErrorKind::Internal => (RegionState::Error, false),
+    }
+}
+
+/// Maps a Flight error to a region state, and whether a retry may help: by the error kind
+/// the agent named; a status without one did not come from the agent (the connection).
 fn classify(e: arrow_flight::error::FlightError) -> Failure {
     match e {
         arrow_flight::error::FlightError::Tonic(status) => {
             let message = status.message().to_string();
-            let code = Some(status.code());
-            let (state, transient) = match status.code() {
-                Code::Unavailable => (RegionState::Unavailable, true),
-                Code::DeadlineExceeded => (RegionState::Timeout, false),
-                Code::PermissionDenied | Code::Unauthenticated => (RegionState::Refused, false),
-                Code::Cancelled | Code::Unknown
-                    if message.contains("transport") || message.contains("connection") || message.contains("h2") =>
-                {
-                    (RegionState::Unavailable, true)
+            match ErrorKind::of_status(&status) {
+                Some(kind) => {
+                    let (state, transient) = state_of(kind);
+                    Failure { state, message, transient, kind: Some(kind) }
                 }
-                _ => (RegionState::Error, false),
-            };
-            Failure { state, message, transient, code }
+                None => {
+                    let (state, transient) = match status.code() {
+                        Code::DeadlineExceeded => (RegionState::Timeout, false),
+                        Code::PermissionDenied | Code::Unauthenticated => (RegionState::Refused, false),
+                        // No kind: the transport failed (connection refused or reset, TLS).
+                        _ => (RegionState::Unavailable, true),
+                    };
+                    Failure { state, message, transient, kind: None }
+                }
+            }
         }
         other => Failure::new(RegionState::Error, other.to_string()),
+    }
+}
+
+#[tonic::async_trait]
+impl AgentPort for AgentClient {
+    fn region(&self) -> &str {
+        &self.endpoint.region
+    }
+    fn name(&self) -> &str {
+        &self.endpoint.name
+    }
+    async fn ask(&self, ticket: Bytes, deadline: Duration, retries: u32, traceparent: Option<&str>) -> RegionOutcome {
+        self.ask_flight(ticket, deadline, retries, traceparent).await
     }
 }

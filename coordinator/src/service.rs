@@ -1,0 +1,392 @@
+//! The coordinator's query path as a plain service: plan a question once (validate it,
+//! resolve the agents it asks, write the relayed ticket), answer it from the cache or fan
+//! it out to the agents concurrently, merge their answers (pooled cells protected) and
+//! cache the comparison. No network type appears here: agents are reached through
+//! [`AgentPort`], which the Flight client implements and a unit test fakes.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::future::join_all;
+use norrsken_common::cache::{key as cache_key, query_key, AgentVersions, AnswerCache, CacheSettings};
+use norrsken_common::catalog::Catalog;
+use norrsken_common::error::{ErrorKind, NodeError};
+use norrsken_common::geography;
+use norrsken_common::query::{IndicatorQuery, QueryError, Relay, ValidatedQuery};
+use norrsken_common::service::QueryScope;
+
+use crate::config::Role;
+use crate::merge::{merge, Comparison, MergeInput, RegionOutcome, RegionState};
+
+/// One region's agent, as the service asks it.
+#[tonic::async_trait]
+pub trait AgentPort: Send + Sync {
+    /// County code.
+    fn region(&self) -> &str;
+    fn name(&self) -> &str;
+    /// Asks the agent a (relayed) query ticket within `deadline`, retrying transient
+    /// failures up to `retries` times.
+    async fn ask(&self, ticket: Bytes, deadline: Duration, retries: u32, traceparent: Option<&str>) -> RegionOutcome;
+}
+
+/// Who asks, as the coordinator authenticated them.
+#[derive(Debug, Clone)]
+pub struct Requester {
+    pub cn: String,
+    pub subject: String,
+    pub fingerprint: String,
+    pub role: Role,
+}
+
+/// A question, planned once: what every later step reads.
+pub struct Plan {
+    pub query: ValidatedQuery,
+    /// The agents asked, in configured order.
+    pub agents: Vec<Arc<dyn AgentPort>>,
+    pub requester: Requester,
+}
+
+impl Plan {
+    pub fn regions(&self) -> Vec<String> {
+        self.agents.iter().map(|a| a.region().to_string()).collect()
+    }
+}
+
+/// Settings of the query path.
+#[derive(Debug, Clone)]
+pub struct ServiceSettings {
+    pub pooled_label: String,
+    pub agent_timeout: Duration,
+    pub retries: u32,
+    pub cache: CacheSettings,
+}
+
+/// The coordinator's query service.
+pub struct QueryService {
+    pub catalog: Arc<Catalog>,
+    settings: ServiceSettings,
+    cache: AnswerCache<Comparison>,
+    /// Each agent's data and policy versions as last reported (absent while unknown: then
+    /// nothing involving it is served from the cache).
+    versions: RwLock<HashMap<String, AgentVersions>>,
+}
+
+fn read<T: Clone>(lock: &RwLock<T>) -> T {
+    match lock.read() {
+        Ok(v) => v.clone(),
+        Err(poisoned) => poisoned.into_inner().clone(),
+    }
+}
+
+impl QueryService {
+    pub fn new(catalog: Arc<Catalog>, settings: ServiceSettings) -> QueryService {
+        let cache = AnswerCache::new(&settings.cache);
+        QueryService { catalog, settings, cache, versions: RwLock::new(HashMap::new()) }
+    }
+
+    pub fn cache_enabled(&self) -> bool {
+        self.cache.enabled()
+    }
+
+    /// Drops every cached answer.
+    pub fn clear_cache(&self) {
+        self.cache.clear();
+    }
+
+    /// Records (or forgets) the versions an agent reported.
+    pub fn set_versions(&self, region: &str, v: Option<AgentVersions>) {
+        let mut map = match self.versions.write() {
+            Ok(m) => m,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        match v {
+            Some(v) => map.insert(region.to_string(), v),
+            None => map.remove(region),
+        };
+    }
+
+    /// The versions an agent last reported, while known.
+    pub fn agent_versions(&self, region: &str) -> Option<AgentVersions> {
+        read(&self.versions).get(region).cloned()
+    }
+
+    /// Validates a question and resolves the agents it asks, once.
+    pub fn plan(&self, query: IndicatorQuery, requester: Requester, agents: &[Arc<dyn AgentPort>]) -> Result<Plan, NodeError> {
+        let mut v = query.validate(&self.catalog, None)?;
+        if v.query_id.is_empty() {
+            v.query_id = uuid::Uuid::new_v4().to_string();
+        }
+        let agents = select_agents(agents, &v.regions)?;
+        Ok(Plan { query: v, agents, requester })
+    }
+
+    /// The cache key of a plan under the versions `of` gives, or none when an agent's
+    /// versions are unknown.
+    fn cache_key(&self, plan: &Plan, of: impl Fn(&str) -> Option<AgentVersions>) -> Option<String> {
+        let mut parts = vec![query_key(&plan.query), plan.requester.role.name().to_string()];
+        let mut by_name = false;
+        for a in &plan.agents {
+            let ver = of(a.region())?;
+            by_name |= ver.requesters_by_name;
+            parts.push(format!("{}={}/{}", a.region(), ver.data_version, ver.policy_version));
+        }
+        if by_name {
+            parts.push(format!("cn={}", plan.requester.cn));
+        }
+        let refs: Vec<&str> = parts.iter().map(String::as_str).collect();
+        Some(cache_key(&refs))
+    }
+
+    /// The comparison for a plan: from the cache when every agent's versions are known and
+    /// unchanged (then with the query id it was first computed for), else asked of the
+    /// agents. `order` is every configured region (code, name) in display order; `scope`
+    /// traces the agent calls.
+    pub async fn run(&self, plan: &Plan, order: &[(String, String)], scope: Option<&QueryScope>) -> Result<(Comparison, Option<String>), NodeError> {
+        let v = &plan.query;
+        if !v.options.no_cache {
+            if let Some(hit) = self.cache_key(plan, |r| self.agent_versions(r)).and_then(|k| self.cache.get(&k)) {
+                let mut c = (*hit).clone();
+                c.meta.cached = true;
+                let first = std::mem::replace(&mut c.meta.query_id, v.query_id.clone());
+                return Ok((c, Some(first)));
+            }
+        }
+        let c = self.fan_out(plan, order, scope).await?;
+        if !c.meta.partial {
+            // Keyed by the versions the agents answered with.
+            let answered = |region: &str| {
+                let r = c.regions.iter().find(|r| r.region == region)?;
+                let known = self.agent_versions(region);
+                Some(AgentVersions {
+                    data_version: r.data_version.clone()?,
+                    policy_version: r.policy_version.clone()?,
+                    requesters_by_name: known.map_or(true, |k| k.requesters_by_name),
+                })
+            };
+            if let Some(key) = self.cache_key(plan, answered) {
+                self.cache.insert(key, Arc::new(c.clone()));
+            }
+        }
+        Ok((c, None))
+    }
+
+    /// Asks every planned agent concurrently and merges the answers.
+    async fn fan_out(&self, plan: &Plan, order: &[(String, String)], scope: Option<&QueryScope>) -> Result<Comparison, NodeError> {
+        let v = &plan.query;
+        let r = &plan.requester;
+        let relay = Relay {
+            requester_subject: r.subject.clone(),
+            requester_fingerprint: r.fingerprint.clone(),
+            requester_role: r.role.name().to_string(),
+            catalog_hash: self.catalog.hash().to_string(),
+            traceparent: scope.and_then(QueryScope::traceparent).unwrap_or_default(),
+        };
+        let mut outgoing = v.normalized();
+        outgoing.query_id = v.query_id.clone();
+        outgoing.regions = Vec::new();
+        outgoing.options.no_cache = v.options.no_cache;
+        let ticket = Bytes::from(outgoing.encode_ticket(Some(&relay)));
+        let (deadline, retries) = (self.settings.agent_timeout, self.settings.retries);
+        let outcomes = join_all(plan.agents.iter().map(|a| {
+            let ticket = ticket.clone();
+            async move {
+                // One child span per agent call; its context travels to the agent.
+                let span = scope.map(|s| s.child("norrsken.coordinator.agent_call", &[("norrsken.region", a.region().to_string())]));
+                let tp = span.as_ref().and_then(|s| s.traceparent());
+                let outcome = a.ask(ticket, deadline, retries, tp.as_deref()).await;
+                if let Some(span) = span {
+                    let cells = outcome.answer.as_ref().map_or(0, |r| r.cells.len());
+                    span.end(&[
+                        ("norrsken.outcome", outcome.state.name().to_string()),
+                        ("norrsken.cells", cells.to_string()),
+                        ("norrsken.attempts", outcome.attempts.to_string()),
+                    ]);
+                }
+                outcome
+            }
+        }))
+        .await;
+        // A question every region rejected as malformed is the requester's error.
+        if !outcomes.iter().any(|o| o.state == RegionState::Ok) {
+            if let Some(first) = outcomes.first() {
+                if outcomes.iter().all(|o| matches!(o.error, Some(ErrorKind::Invalid | ErrorKind::NotFound))) {
+                    return Err(NodeError::Query(QueryError::MalformedTicket(format!(
+                        "every region rejected the query; region {} said: {}",
+                        first.region, first.message
+                    ))));
+                }
+            }
+        }
+        let input = MergeInput {
+            recipe: &v.recipe,
+            breakdowns: &v.breakdowns,
+            order,
+            pooled_label: &self.settings.pooled_label,
+            query_id: &v.query_id,
+            catalog_hash: self.catalog.hash(),
+            perspective: v.options.perspective,
+            period: v.period,
+            dry_run: v.options.dry_run,
+        };
+        Ok(merge(&input, &outcomes))
+    }
+}
+
+/// Which agents a query asks: all, or those named (by code, ISO code or name).
+fn select_agents(all: &[Arc<dyn AgentPort>], names: &[String]) -> Result<Vec<Arc<dyn AgentPort>>, QueryError> {
+    if names.is_empty() {
+        return Ok(all.to_vec());
+    }
+    let mut out: Vec<Arc<dyn AgentPort>> = Vec::new();
+    for name in names {
+        let code = geography::find_region(name).map(|r| r.code.to_string()).unwrap_or_else(|| name.clone());
+        let agent = all.iter().find(|a| a.region() == code || a.name().eq_ignore_ascii_case(name)).ok_or_else(|| QueryError::UnknownRegion {
+            region: name.chars().take(40).collect(),
+            known: all.iter().map(|a| format!("{} ({})", a.region(), a.name())).collect::<Vec<_>>().join(", "),
+        })?;
+        if !out.iter().any(|a| a.region() == agent.region()) {
+            out.push(agent.clone());
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use norrsken_common::answer::{AnswerMeta, CellStatus, Reason, RegionAnswer, ReleasedCell};
+    use norrsken_common::breakdown::Breakdown;
+    use norrsken_common::comparison::RowKind;
+    use norrsken_common::query::Perspective;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// An agent that answers from a table of cells, counts its calls, or fails.
+    struct FakeAgent {
+        region: String,
+        cells: Vec<(&'static str, i64, i64, bool)>,
+        fail: Option<ErrorKind>,
+        calls: AtomicUsize,
+    }
+
+    #[tonic::async_trait]
+    impl AgentPort for FakeAgent {
+        fn region(&self) -> &str {
+            &self.region
+        }
+        fn name(&self) -> &str {
+            &self.region
+        }
+        async fn ask(&self, ticket: Bytes, _deadline: Duration, _retries: u32, _tp: Option<&str>) -> RegionOutcome {
+            self.calls.fetch_add(1, Ordering::Relaxed);
+            let (q, relay) = IndicatorQuery::decode_ticket(&ticket).unwrap();
+            assert_eq!(relay.unwrap().requester_subject, "CN=analyst", "the ticket names the requester");
+            let base = RegionOutcome {
+                region: self.region.clone(),
+                name: self.region.clone(),
+                state: RegionState::Ok,
+                message: String::new(),
+                answer: None,
+                duration_ms: 1,
+                attempts: 1,
+                error: None,
+            };
+            if let Some(kind) = self.fail {
+                let state = if kind == ErrorKind::PolicyRefused { RegionState::PolicyRefused } else { RegionState::Error };
+                return RegionOutcome { state, message: "no".into(), error: Some(kind), ..base };
+            }
+            let cells = self
+                .cells
+                .iter()
+                .map(|(sex, n, d, withheld)| ReleasedCell {
+                    region: self.region.clone(),
+                    labels: vec![sex.to_string()],
+                    category: None,
+                    numerator: (!withheld).then_some(*n),
+                    denominator: (!withheld).then_some(*d),
+                    value_sum: None,
+                    value_sd: None,
+                    status: if *withheld { CellStatus::Suppressed } else { CellStatus::Perturbed },
+                    reasons: if *withheld { vec![Reason::BelowMinCell] } else { vec![Reason::Perturbed] },
+                    suggestion: withheld.then(|| "merge".into()),
+                })
+                .collect();
+            let meta = AnswerMeta { query_id: q.query_id, region: self.region.clone(), data_version: "d1".into(), policy_version: "p1".into(), ..Default::default() };
+            RegionOutcome { answer: Some(RegionAnswer { meta, breakdowns: vec![Breakdown::Sex], distribution: false, cells }), ..base }
+        }
+    }
+
+    fn agent(region: &str, cells: Vec<(&'static str, i64, i64, bool)>, fail: Option<ErrorKind>) -> Arc<FakeAgent> {
+        Arc::new(FakeAgent { region: region.into(), cells, fail, calls: AtomicUsize::new(0) })
+    }
+
+    fn service() -> QueryService {
+        let settings = ServiceSettings { pooled_label: "Norra".into(), agent_timeout: Duration::from_secs(1), retries: 0, cache: CacheSettings::default() };
+        QueryService::new(Arc::new(Catalog::embedded()), settings)
+    }
+
+    fn requester() -> Requester {
+        Requester { cn: "analyst".into(), subject: "CN=analyst".into(), fingerprint: "f".into(), role: Role::Analyst }
+    }
+
+    fn question(regions: &[&str]) -> IndicatorQuery {
+        IndicatorQuery {
+            indicator: "stroke_reperfusion".into(),
+            breakdowns: vec!["sex".into()],
+            period: "2024".into(),
+            regions: regions.iter().map(|s| s.to_string()).collect(),
+            options: norrsken_common::query::QueryOptions { perspective: Perspective::Provider, ..Default::default() },
+            ..Default::default()
+        }
+    }
+
+    fn order() -> Vec<(String, String)> {
+        ["24", "25", "23"].iter().map(|c| (c.to_string(), c.to_string())).collect()
+    }
+
+    #[tokio::test]
+    async fn plans_once_fans_out_merges_and_protects_the_pooled_cell() {
+        let a = agent("24", vec![("female", 10, 50, false), ("male", 0, 0, true)], None);
+        let b = agent("25", vec![("female", 5, 40, false), ("male", 8, 45, false)], None);
+        let agents: Vec<Arc<dyn AgentPort>> = vec![a.clone(), b.clone()];
+        let s = service();
+        let plan = s.plan(question(&[]), requester(), &agents).unwrap();
+        assert_eq!(plan.regions(), ["24", "25"]);
+        let (c, _) = s.run(&plan, &order(), None).await.unwrap();
+        let pooled = |sex: &str| c.rows.iter().find(|r| r.kind == RowKind::Pooled && r.labels[0].as_deref() == Some(sex)).unwrap().clone();
+        assert_eq!((pooled("female").numerator, pooled("female").denominator), (Some(15), Some(90)));
+        assert_eq!(pooled("male").status, "suppressed", "a region withheld male: the pooled cell is withheld");
+        assert!(pooled("male").reasons.contains(&"pooled_protection".to_string()));
+        assert!(!c.meta.partial);
+        // The versions are unknown (no watcher): nothing is served from the cache.
+        s.run(&plan, &order(), None).await.unwrap();
+        assert_eq!(a.calls.load(Ordering::Relaxed), 2);
+        // Known and unchanged versions: the second question comes from the cache.
+        for r in ["24", "25"] {
+            s.set_versions(r, Some(AgentVersions { data_version: "d1".into(), policy_version: "p1".into(), requesters_by_name: false }));
+        }
+        s.run(&plan, &order(), None).await.unwrap();
+        let (cached, first) = s.run(&plan, &order(), None).await.unwrap();
+        assert!(cached.meta.cached && first.is_some());
+        assert_eq!(a.calls.load(Ordering::Relaxed), 3);
+    }
+
+    #[tokio::test]
+    async fn a_policy_refusal_is_its_own_region_state_and_named_regions_are_resolved_once() {
+        let a = agent("24", vec![("female", 10, 50, false)], None);
+        let b = agent("25", vec![], Some(ErrorKind::PolicyRefused));
+        let agents: Vec<Arc<dyn AgentPort>> = vec![a.clone(), b.clone()];
+        let s = service();
+        let (c, _) = s.run(&s.plan(question(&[]), requester(), &agents).unwrap(), &order(), None).await.unwrap();
+        assert!(c.meta.partial);
+        assert_eq!(c.regions.iter().find(|r| r.region == "25").unwrap().status, RegionState::PolicyRefused);
+        let only = s.plan(question(&["Norrbotten"]), requester(), &agents).unwrap();
+        assert_eq!(only.regions(), ["25"]);
+        assert!(matches!(s.plan(question(&["Atlantis"]), requester(), &agents), Err(NodeError::Query(QueryError::UnknownRegion { .. }))));
+        // Every region calling the question malformed makes it the requester's error.
+        let bad: Vec<Arc<dyn AgentPort>> = vec![agent("24", vec![], Some(ErrorKind::Invalid)), agent("25", vec![], Some(ErrorKind::NotFound))];
+        let e = s.run(&s.plan(question(&[]), requester(), &bad).unwrap(), &order(), None).await.unwrap_err();
+        assert!(e.to_string().contains("every region rejected"), "{e}");
+    }
+}
