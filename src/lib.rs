@@ -2,8 +2,10 @@
 //! (`norrsken-agent`, `norrsken-coordinator`), plus helpers to run a whole federation on one
 //! machine (the demo, benchmarks and tests).
 
+pub mod audit_review;
 pub mod bench;
 pub mod client;
 pub mod layout;
 pub mod local;
+pub mod pki_dev;
 pub mod server_main;

@@ -8,7 +8,8 @@ use norrsken_agent::config::{AgentConfig, DatalagerConfig, DatalagerKind, Engine
 use norrsken_agent::server::RunningAgent;
 use norrsken_common::audit::AuditConfig;
 use norrsken_common::geography::{self, NORRA};
-use norrsken_common::pki::{agent_dns_name, create_dev_pki, DevPkiOptions};
+use crate::pki_dev::{create_dev_pki, DevPkiOptions};
+use norrsken_common::pki::agent_dns_name;
 use norrsken_common::tls::TlsFiles;
 use norrsken_coordinator::config::{AgentEndpoint, ClientRule, CoordinatorConfig, Role};
 use norrsken_coordinator::server::RunningCoordinator;

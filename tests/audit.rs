@@ -7,11 +7,12 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use norrsken::local::{audit_config, LocalFederation, LocalOptions};
-use norrsken_common::audit::review::{self, reconcile};
+use norrsken::audit_review::{self as review, reconcile};
 use norrsken_common::audit::{read_public_key, AuditConfig, AuditEvent, AuditLog, AuditRecord, Who};
 use norrsken_common::error::NodeError;
 use norrsken_common::service::{envelope, Caller};
-use norrsken_common::pki::{identity_of, pem_to_der, CertSpec, CertificateAuthority, COORDINATOR_DNS_NAME};
+use norrsken::pki_dev::{CertSpec, CertificateAuthority};
+use norrsken_common::pki::{identity_of, pem_to_der, COORDINATOR_DNS_NAME};
 
 use crate::federation::query;
 use crate::fixtures::{client_as, datalager, federation, fetch, off_runtime, raw_client, region_dir, TempDir};
@@ -492,5 +493,29 @@ async fn audit_logs_are_read_only_by_the_right_roles() {
     for (node, key) in [("coordinator", keys.0), ("agent-25", keys.1)] {
         let v = review::verify(&review::expand(&[dir.join("audit").join(node)]).unwrap(), Some(&key), false).unwrap();
         assert!(v.ok() && v.ends_final, "{node}: {:?}", v.problem);
+    }
+}
+
+/// Durable (fsync) and buffered appends both make a verifiable chain; the per-record cost
+/// is printed (`--nocapture`) and recorded in BENCHMARKS.md.
+#[test]
+fn durable_and_buffered_appends_both_chain() {
+    norrsken_common::tls::install_crypto_provider();
+    for fsync in [true, false] {
+        let d = std::env::temp_dir().join(format!("norrsken-audit-cost-{}-{fsync}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        let config = AuditConfig { fsync, ..AuditConfig::in_dir(&d.join("log"), &d.join("k.pem")) };
+        let log = norrsken_common::audit::AuditLog::open(&config, "coordinator").unwrap();
+        let n = 200;
+        let t = std::time::Instant::now();
+        for _ in 0..n {
+            log.append_blocking(norrsken_common::audit::AuditEvent { kind: "query".into(), outcome: "ok".into(), ..Default::default() }).unwrap();
+        }
+        let per = t.elapsed().as_secs_f64() * 1e6 / n as f64;
+        eprintln!("audit append with fsync={fsync}: {per:.0} µs per record");
+        log.seal(true).unwrap();
+        let v = review::verify(&log.files().unwrap(), Some(&log.public_key()), false).unwrap();
+        assert!(v.ok(), "{:?}", v.problem);
+        let _ = std::fs::remove_dir_all(&d);
     }
 }

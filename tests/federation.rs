@@ -15,7 +15,8 @@ use norrsken_common::error::NodeError;
 use norrsken_common::flight::serve;
 use norrsken_common::service::{Action, Caller, Description, Node, NodeBase, QueryScope, QueryTicket, Reply, Served};
 use norrsken_common::geography::NORRA;
-use norrsken_common::pki::{agent_dns_name, CertSpec, CertificateAuthority, COORDINATOR_DNS_NAME};
+use norrsken::pki_dev::{CertSpec, CertificateAuthority};
+use norrsken_common::pki::{agent_dns_name, COORDINATOR_DNS_NAME};
 use norrsken_common::query::{IndicatorQuery, Perspective, QueryOptions};
 use norrsken_common::tls::{server_config, ReloadableTls};
 

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use arrow::datatypes::Schema;
 use norrsken_agent::engine::EngineOptions;
-use norrsken_common::audit::review;
+use norrsken::audit_review as review;
 use norrsken_common::audit::AuditRecord;
 use norrsken_common::error::NodeError;
 use norrsken_common::query::IndicatorQuery;

@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use norrsken::local::{agent_config, audit_config};
 use norrsken_agent::config::AgentConfig;
-use norrsken_common::pki::{agent_dns_name, fingerprint, CertSpec, CertificateAuthority, COORDINATOR_DNS_NAME};
+use norrsken::pki_dev::{certificate_request, CertSpec, CertificateAuthority};
+use norrsken_common::pki::{agent_dns_name, fingerprint, identity_of, COORDINATOR_DNS_NAME};
 use norrsken_common::tls::TlsFiles;
 use rustls::pki_types::ServerName;
 
@@ -67,7 +68,7 @@ fn expired_cert(certs: &Path, name: &str, cn: &str, dns: &str, out: &Path) -> Tl
     spec.not_before = time::OffsetDateTime::now_utc() - time::Duration::days(60);
     spec.not_after = time::OffsetDateTime::now_utc() - time::Duration::days(2);
     let c = ca.issue(&spec).unwrap();
-    let (cert, key) = norrsken_common::pki::write_pair(out, name, &c).unwrap();
+    let (cert, key) = norrsken::pki_dev::write_pair(out, name, &c).unwrap();
     TlsFiles { cert, key, ca: certs.join("ca.pem"), crls: vec![] }
 }
 
@@ -152,7 +153,7 @@ async fn certificates_rotate_and_revocations_apply_without_restart() {
     // Rotate: a new certificate for the same names, written over the old files.
     let spec = CertSpec::new("agent-23", "agent-23", true, true, 90).with_sans(&[agent_dns_name("23"), "127.0.0.1".into(), "localhost".into()]);
     let fresh = ca.issue(&spec).unwrap();
-    norrsken_common::pki::write_pair(&tls_dir, "agent-23", &fresh).unwrap();
+    norrsken::pki_dev::write_pair(&tls_dir, "agent-23", &fresh).unwrap();
     let mut after = before.clone();
     for _ in 0..50 {
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -205,8 +206,8 @@ async fn sigterm_finishes_in_flight_queries() {
     let (schema, _) = task.await.unwrap().unwrap();
     assert_eq!(schema.metadata()["norrsken.partial"], "false", "the in-flight query was answered");
     assert!(child.wait().unwrap().success());
-    let files = norrsken_common::audit::review::expand(&[run.path().join("audit").join("agent-22")]).unwrap();
-    let v = norrsken_common::audit::review::verify(&files, None, false).unwrap();
+    let files = norrsken::audit_review::expand(&[run.path().join("audit").join("agent-22")]).unwrap();
+    let v = norrsken::audit_review::verify(&files, None, false).unwrap();
     assert!(v.ok() && v.ends_final, "{v:?}");
     coordinator.server.stop(Duration::from_secs(5)).await.unwrap();
 }
@@ -261,7 +262,7 @@ async fn a_policy_reload_during_queries_never_splits_an_answer_from_its_record()
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let flips = flipper.await.unwrap();
     assert!(flips > 10, "the policy must have been reloaded during the queries ({flips})");
-    let records = norrsken_common::audit::review::records(&norrsken_common::audit::log_files(&config.audit.dir).unwrap()).unwrap();
+    let records = norrsken::audit_review::records(&norrsken_common::audit::log_files(&config.audit.dir).unwrap()).unwrap();
     let mut versions = std::collections::BTreeSet::new();
     for meta in &answers {
         let expected_k = if meta.policy_version == "k5" { 5 } else { 10 };
@@ -271,4 +272,33 @@ async fn a_policy_reload_during_queries_never_splits_an_answer_from_its_record()
         versions.insert(meta.policy_version.clone());
     }
     assert_eq!(versions.len(), 2, "answers under both policies: {versions:?}");
+}
+
+// The development PKI.
+
+#[test]
+fn issued_certificates_carry_their_identity() {
+    let ca = CertificateAuthority::generate("test CA", 2).unwrap();
+    let cert = ca.issue(&CertSpec::new("analyst", "analyst", false, true, 1)).unwrap();
+    let id = identity_of(&cert.der).unwrap();
+    assert_eq!(id.common_name, "analyst");
+    assert!(id.subject.contains("CN=analyst"), "{}", id.subject);
+    assert!(id.issuer.contains("test CA"));
+    assert!(id.fingerprint.starts_with("sha256:") && id.fingerprint.len() == 71);
+    let other = ca.issue(&CertSpec::new("analyst", "analyst", false, true, 1)).unwrap();
+    assert_ne!(identity_of(&other.der).unwrap().fingerprint, id.fingerprint);
+    assert!(ca.crl(&[&cert.der], 1).unwrap().contains("BEGIN X509 CRL"));
+}
+
+#[test]
+fn a_request_signed_by_the_ca_keeps_its_names() {
+    let ca = CertificateAuthority::generate("test CA", 2).unwrap();
+    let (csr, key) = certificate_request("agent-25", "Region Norrbotten", &["agent.nll.example".into(), "10.0.0.5".into()]).unwrap();
+    assert!(key.contains("PRIVATE KEY") && csr.contains("CERTIFICATE REQUEST"));
+    let cert = ca.sign_request(&csr, 365, true, true).unwrap();
+    let id = identity_of(&cert.der).unwrap();
+    assert_eq!(id.common_name, "agent-25");
+    let (_, x509) = x509_parser::parse_x509_certificate(&cert.der).unwrap();
+    let sans = format!("{:?}", x509.subject_alternative_name().unwrap().unwrap().value.general_names);
+    assert!(sans.contains("agent.nll.example") && sans.contains("10.0.0.5") || sans.contains("[10, 0, 0, 5]"), "{sans}");
 }

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context};
 use clap::{Args, Subcommand};
-use norrsken_common::audit::review::{self, Filter};
+use norrsken::audit_review::{self as review, Filter};
 use norrsken_common::audit::{read_public_key, write_chunks, write_key_pair, AuditRecord};
 
 use super::client::ConnectArgs;

@@ -4,7 +4,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
 use anyhow::Context;
-use norrsken_common::pki::{certificate_request, create_dev_pki, write_file, CertificateAuthority, DevPkiOptions};
+use norrsken::pki_dev::{certificate_request, create_dev_pki, CertificateAuthority, DevPkiOptions};
+use norrsken_common::pki::write_file;
 
 #[derive(Args)]
 pub struct CertsArgs {

@@ -99,7 +99,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         for node in std::iter::once("coordinator".to_string()).chain(NORRA.iter().map(|r| format!("agent-{}", r.code))) {
             let files = norrsken_common::audit::log_files(&audit_dir.join(&node))?;
             let key = args.dir.join("keys").join(format!("{node}.ed25519.pem.pub"));
-            let v = norrsken_common::audit::review::verify(&files, Some(&norrsken_common::audit::read_public_key(&key)?), false)?;
+            let v = norrsken::audit_review::verify(&files, Some(&norrsken_common::audit::read_public_key(&key)?), false)?;
             println!(
                 "  {node:<14} {} records, {} seals: {}",
                 v.records,

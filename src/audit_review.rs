@@ -1,4 +1,4 @@
-//! Reviewing audit logs: verification of the chain and its seals, filtering and summaries,
+//! Reviewing audit logs (a tool for auditors, not part of the nodes): verification of the chain and its seals, filtering and summaries,
 //! and reconciliation of the coordinator's log against the agents'.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -8,14 +8,14 @@ use base64::Engine as _;
 use ed25519_dalek::{Signature, Verifier, VerifyingKey};
 use serde::Serialize;
 
-use super::{line_hash, read_records, seal_message, AuditError, AuditRecord, GENESIS};
+use norrsken_common::audit::{line_hash, read_records, seal_message, AuditError, AuditRecord, GENESIS};
 
 /// Expands folders to their log files; keeps files as given. Sorted in chain order.
 pub fn expand(paths: &[PathBuf]) -> Result<Vec<PathBuf>, AuditError> {
     let mut out = Vec::new();
     for p in paths {
         if p.is_dir() {
-            out.extend(super::log_files(p)?);
+            out.extend(norrsken_common::audit::log_files(p)?);
         } else {
             out.push(p.clone());
         }

@@ -1,0 +1,147 @@
+//! A recipe: what one indicator counts, in the catalog's types.
+
+use super::*;
+
+/// What an indicator measures, which decides its additive components and its statistics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    /// numerator / denominator, both counts of units.
+    Proportion,
+    /// events per `rate_per` inhabitant-years; the denominator is the resident population.
+    Rate,
+    /// mean of a value per unit.
+    Mean,
+    /// number of units.
+    Count,
+    /// sum of a cost in SEK.
+    CostSum,
+}
+
+impl Unit {
+    pub fn name(self) -> &'static str {
+        match self {
+            Unit::Person => "person",
+            Unit::Event => "event",
+        }
+    }
+}
+
+impl Source {
+    pub fn name(self) -> &'static str {
+        match self {
+            Source::Vardforlopp => "vardforlopp",
+            Source::Npo => "npo",
+            Source::Primarvardskvalitet => "primarvardskvalitet",
+            Source::Kpp => "kpp",
+        }
+    }
+}
+
+impl Kind {
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Proportion => "proportion",
+            Kind::Rate => "rate",
+            Kind::Mean => "mean",
+            Kind::Count => "count",
+            Kind::CostSum => "cost_sum",
+        }
+    }
+}
+
+/// What one counted unit is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Unit {
+    /// Distinct persons: a person counts once per cell.
+    Person,
+    /// Events (episodes, contacts, operations): each counts.
+    Event,
+}
+
+/// Where the indicator's definition comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Source {
+    /// Nationella vårdförlopp (standardised clinical pathways).
+    Vardforlopp,
+    /// Nationellt programområde (national programme area) indicators.
+    Npo,
+    /// PrimärvårdsKvalitet (SKR's primary-care quality indicators).
+    Primarvardskvalitet,
+    /// Kostnad per patient (cost per patient).
+    Kpp,
+}
+
+/// Swedish and English text.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Text {
+    pub sv: String,
+    pub en: String,
+}
+
+/// One value of a distribution indicator's outcome (e.g. a blood-pressure band).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Category {
+    pub code: String,
+    pub sv: String,
+    pub en: String,
+}
+
+/// The range a region-level value is expected to lie in (checked on synthetic data).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Plausible {
+    pub min: f64,
+    pub max: f64,
+}
+
+
+/// A validated recipe.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Recipe {
+    pub id: String,
+    pub version: u32,
+    pub source: Source,
+    pub kind: Kind,
+    pub unit: Unit,
+    pub min_cell_size: u32,
+    pub breakdowns: Vec<Breakdown>,
+    /// Youngest age (at the index date) the recipe counts.
+    pub min_age: u32,
+    pub age_bands: AgeBands,
+    pub period_attribute: String,
+    pub value_unit: Option<String>,
+    pub rate_per: Option<u32>,
+    pub follow_up_days: Option<u32>,
+    /// The unit query. Trusted catalog text, never requester input; see docs/catalog.md for
+    /// the columns it must return.
+    pub sql: String,
+    pub title: Text,
+    pub description: Text,
+    pub population: Text,
+    pub numerator: Option<Text>,
+    pub categories: Vec<Category>,
+    pub plausible: Option<Plausible>,
+    /// SHA-256 of the recipe file, hex.
+    pub hash: String,
+    /// The file the recipe came from.
+    pub file: String,
+}
+
+impl Recipe {
+    pub fn allows(&self, b: Breakdown) -> bool {
+        self.breakdowns.contains(&b)
+    }
+    /// `id@version`, the form used in logs and metadata.
+    pub fn key(&self) -> String {
+        format!("{}@{}", self.id, self.version)
+    }
+    /// Whether the answer has one row per outcome category.
+    pub fn is_distribution(&self) -> bool {
+        !self.categories.is_empty()
+    }
+}
