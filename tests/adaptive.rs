@@ -172,7 +172,8 @@ impl Attacker {
 /// The released count of a cell for an attack on counts (units: events or persons).
 fn units(kind: Kind) -> impl Fn(&ReleasedCell) -> Option<i64> {
     move |c| match kind {
-        Kind::Count => c.numerator,
+        // Counts and cost sums carry their units (events, contacts) as numerator.
+        Kind::Count | Kind::CostSum => c.numerator,
         _ => c.denominator,
     }
 }

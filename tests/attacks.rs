@@ -233,11 +233,21 @@ async fn small_cell_probe_finds_nothing_below_k() {
         assert_no_small_released(&answer, &table, "tonsillectomy by kommun and year");
         let below = answer.cells.iter().filter(|c| c.reasons.contains(&Reason::BelowMinCell)).count();
         assert!(below >= small, "every small cell is withheld as below_min_cell");
-        let kommun_hint = answer.cells.iter().filter(|c| c.status == CellStatus::Suppressed).all(|c| {
+        // Every suggestion is true: a withheld kommun cell suggests the region only when the
+        // region's cell is released; otherwise it says no coarser cell is.
+        let by_labels: BTreeMap<&Vec<String>, &ReleasedCell> = answer.cells.iter().map(|c| (&c.labels, c)).collect();
+        let mut region_hints = 0;
+        for c in answer.cells.iter().filter(|c| c.status == CellStatus::Suppressed && c.labels[0] != "total") {
             let s = c.suggestion.as_deref().unwrap_or("");
-            c.labels[0] == "total" || s.contains("kommun")
-        });
-        assert!(kommun_hint, "withheld kommun cells suggest using the region");
+            if s.contains("instead of kommun") {
+                region_hints += 1;
+                let coarser = vec!["total".to_string(), c.labels[1].clone()];
+                assert_ne!(by_labels[&coarser].status, CellStatus::Suppressed, "{c:?}: suggests a withheld cell");
+            } else {
+                assert!(s.contains("that cell is released") || s.contains("no coarser cell"), "{c:?}");
+            }
+        }
+        assert!(region_hints > 0, "some kommun cells can be asked for the region instead");
     }
 }
 

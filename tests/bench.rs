@@ -116,7 +116,8 @@ async fn the_central_statement_gives_the_engines_cells() {
                     Kind::Proportion => (Some(c.numerator), Some(c.units)),
                     Kind::Rate => (Some(c.units), Some(c.population)),
                     Kind::Count => (Some(c.units), None),
-                    Kind::Mean | Kind::CostSum => (None, Some(c.units)),
+                    Kind::Mean => (None, Some(c.units)),
+                    Kind::CostSum => (Some(c.units), Some(c.persons)),
                 };
                 federation.push(AnswerCell {
                     region: c.region.clone(),

@@ -100,7 +100,8 @@ fn expected(kind: norrsken_common::catalog::Kind, c: &reference::RefCell) -> (Op
         Proportion => (Some(c.numerator), Some(c.units), None),
         Rate => (Some(c.units), Some(c.population), None),
         Count => (Some(c.units), None, None),
-        Mean | CostSum => (None, Some(c.units), Some(c.value_sum)),
+        Mean => (None, Some(c.units), Some(c.value_sum)),
+        CostSum => (Some(c.units), Some(c.persons), Some(c.value_sum)),
     }
 }
 
@@ -139,6 +140,7 @@ async fn merged_regional_and_pooled_numbers_equal_the_ground_truth() {
                 for key in [(cell_region.clone(), labels.clone(), cat.clone()), ("Norra".to_string(), labels.clone(), cat.clone())] {
                     let e = truth.entry(key).or_default();
                     e.units += c.units;
+                    e.persons += c.persons;
                     e.numerator += c.numerator;
                     e.value_sum += c.value_sum;
                     e.population += c.population;

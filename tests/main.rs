@@ -10,6 +10,7 @@ mod deploy;
 mod engine;
 mod federation;
 mod fixtures;
+mod numbers;
 mod observability;
 mod performance;
 mod pgwire;

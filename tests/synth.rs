@@ -110,7 +110,9 @@ async fn every_indicator_is_plausible_and_regions_differ() {
                     c.numerator as f64 / c.units as f64
                 }
                 Kind::Rate => t.cells[0].units as f64 * 1000.0 / t.cells[0].population as f64,
-                Kind::Mean | Kind::CostSum => t.cells[0].value_sum / t.cells[0].units as f64,
+                Kind::Mean => t.cells[0].value_sum / t.cells[0].units as f64,
+                // Cost per patient over the whole period.
+                Kind::CostSum => t.cells[0].value_sum / t.cells[0].persons as f64,
                 Kind::Count => t.cells[0].units as f64 * 1000.0 / inhabitant_years as f64,
             };
             let p = recipe.plausible.expect("every recipe documents its plausible range");

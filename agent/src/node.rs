@@ -333,18 +333,18 @@ impl AgentNode {
             }
         }
         let table = engine.evaluate(cq).await?;
-        let settings = Settings { policy, admission, ptable: protection.ptable.as_ref(), keyer: protection.keyer.as_deref() };
+        let settings = Settings { policy, admission, ptable: protection.ptable.as_ref(), keyer: protection.keyer.as_deref(), data_end: engine.data_end() };
         let failed = |e: crate::disclosure::DisclosureError| NodeError::DisclosureFailed(e.to_string());
         let protected: Protected = if policy.ledger.enabled {
             let mut guard = self.ledger.lock();
             let protected = {
                 let view = LedgerView { guard: &guard, data_version: &data_version };
-                protect(&table, cq, &settings, engine.data_years(), Some(&view)).map_err(failed)?
+                protect(&table, cq, &settings, Some(&view)).map_err(failed)?
             };
             self.record(&mut guard, policy, &requester, v, cq, &data_version, &protected.release)?;
             protected
         } else {
-            protect(&table, cq, &settings, engine.data_years(), None).map_err(failed)?
+            protect(&table, cq, &settings, None).map_err(failed)?
         };
         if protected.already_derivable > 0 {
             tracing::warn!(

@@ -65,6 +65,9 @@ pub enum Reason {
     /// Withheld because, with what the agent released before (to anyone), releasing it
     /// would let a withheld cell be computed.
     Ledger,
+    /// The recipe's outcome window (e.g. 30 days) reaches past the data's last date for
+    /// some of the cell's units: withheld, or released with this flag when the policy says so.
+    IncompleteFollowup,
 }
 
 impl Reason {
@@ -79,9 +82,10 @@ impl Reason {
             Reason::PooledProtection => "pooled_protection",
             Reason::Zero => "zero",
             Reason::Ledger => "ledger",
+            Reason::IncompleteFollowup => "incomplete_followup",
         }
     }
-    pub const ALL: [Reason; 9] = [
+    pub const ALL: [Reason; 10] = [
         Reason::BelowMinCell,
         Reason::Complement,
         Reason::Secondary,
@@ -91,13 +95,16 @@ impl Reason {
         Reason::PooledProtection,
         Reason::Zero,
         Reason::Ledger,
+        Reason::IncompleteFollowup,
     ];
     pub fn parse(s: &str) -> Option<Reason> {
         Reason::ALL.into_iter().find(|r| r.name() == s)
     }
 }
 
-/// One cell as it leaves an agent. For each kind the components are:
+/// One cell as it leaves an agent. For each kind the components are (cost sums: `numerator`
+/// contacts, `denominator` distinct patients, `value_sum` the total cost, `value_sd` the
+/// spread of cost per patient):
 /// proportion: `numerator`, `denominator` (units); rate: `numerator` (events), `denominator`
 /// (inhabitant-years); mean and cost sum: `denominator` (n), `value_sum`, `value_sd`
 /// (standard deviation of the values);

@@ -108,6 +108,14 @@ pub struct ComparisonRow {
     pub partial: bool,
 }
 
+/// A distribution category: code and labels, in the recipe's order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CategoryLabel {
+    pub code: String,
+    pub en: String,
+    pub sv: String,
+}
+
 /// Where a comparison came from (its `norrsken.*` schema metadata).
 #[derive(Debug, Clone, PartialEq)]
 pub struct ComparisonMeta {
@@ -117,6 +125,10 @@ pub struct ComparisonMeta {
     pub recipe_hash: String,
     pub catalog_hash: String,
     pub title: String,
+    /// The Swedish title.
+    pub title_sv: String,
+    /// A distribution's categories in their order (empty otherwise).
+    pub categories: Vec<CategoryLabel>,
     pub kind: Kind,
     /// `person` or `event`.
     pub unit: String,
@@ -124,6 +136,8 @@ pub struct ComparisonMeta {
     pub value: String,
     /// The interval method.
     pub ci: String,
+    /// What one unit is, in words (persons once in the period, events, inhabitant-years).
+    pub semantics: String,
     pub perspective: String,
     pub period: String,
     pub pooled_label: String,
@@ -139,14 +153,17 @@ impl ComparisonMeta {
             Kind::Proportion => "95% Wilson score",
             Kind::Rate | Kind::Count => "95% exact Poisson",
             Kind::Mean => "95% Student t",
-            Kind::CostSum => "95% Student t on the mean, times n",
+            Kind::CostSum => "95% Student t on the patients' costs",
         };
         let value = match r.kind {
             Kind::Proportion => "share (numerator / denominator)".to_string(),
             Kind::Rate => format!("events per {} inhabitant-years", r.rate_per.unwrap_or(1000)),
             Kind::Mean => format!("mean ({})", r.value_unit.clone().unwrap_or_default()),
             Kind::Count => "count".to_string(),
-            Kind::CostSum => format!("sum ({})", r.value_unit.clone().unwrap_or_default()),
+            Kind::CostSum => format!(
+                "cost per patient ({}): total cost / distinct patients; numerator = contacts, denominator = patients, value_sum = total cost",
+                r.value_unit.clone().unwrap_or_default()
+            ),
         };
         ComparisonMeta {
             query_id: String::new(),
@@ -154,10 +171,13 @@ impl ComparisonMeta {
             recipe_hash: r.hash.clone(),
             catalog_hash: String::new(),
             title: r.title.en.clone(),
+            title_sv: r.title.sv.clone(),
+            categories: r.categories.iter().map(|c| CategoryLabel { code: c.code.clone(), en: c.en.clone(), sv: c.sv.clone() }).collect(),
             kind: r.kind,
             unit: r.unit.name().to_string(),
             value,
             ci: ci.to_string(),
+            semantics: r.unit_semantics(1),
             perspective: String::new(),
             period: String::new(),
             pooled_label: String::new(),
@@ -232,10 +252,13 @@ impl Comparison {
         put("recipe_hash", m.recipe_hash.clone());
         put("catalog_hash", m.catalog_hash.clone());
         put("title", m.title.clone());
+        put("title_sv", m.title_sv.clone());
+        put("categories", serde_json::to_string(&m.categories).unwrap_or_default());
         put("kind", m.kind.name().to_string());
         put("unit", m.unit.clone());
         put("value", m.value.clone());
         put("ci", m.ci.clone());
+        put("semantics", m.semantics.clone());
         put("perspective", m.perspective.clone());
         put("period", m.period.clone());
         put("pooled_label", m.pooled_label.clone());
@@ -293,10 +316,13 @@ impl Comparison {
             recipe_hash: get("recipe_hash")?,
             catalog_hash: get("catalog_hash")?,
             title: get("title")?,
+            title_sv: get("title_sv")?,
+            categories: serde_json::from_str(&get("categories")?).map_err(|e| ComparisonError::Value { column: "norrsken.categories".into(), value: e.to_string() })?,
             kind,
             unit: get("unit")?,
             value: get("value")?,
             ci: get("ci")?,
+            semantics: get("semantics")?,
             perspective: get("perspective")?,
             period: get("period")?,
             pooled_label: get("pooled_label")?,

@@ -241,9 +241,11 @@ pub fn merge(input: &MergeInput<'_>, outcomes: &[RegionOutcome]) -> Comparison {
         });
     }
     // Region rows in configured order, then pooled, then missing; cells sorted within.
+    // Categories in the recipe's order, not alphabetically.
+    let category_rank = |c: &Option<String>| c.as_ref().map(|c| recipe.categories.iter().position(|x| &x.code == c).unwrap_or(usize::MAX));
     rows.sort_by(|a, b| {
-        let ka = (a.kind, rank(&a.region), &a.labels, &a.category);
-        let kb = (b.kind, rank(&b.region), &b.labels, &b.category);
+        let ka = (a.kind, rank(&a.region), &a.labels, category_rank(&a.category));
+        let kb = (b.kind, rank(&b.region), &b.labels, category_rank(&b.category));
         ka.cmp(&kb)
     });
     let mut meta = ComparisonMeta::of_recipe(recipe);
@@ -251,6 +253,7 @@ pub fn merge(input: &MergeInput<'_>, outcomes: &[RegionOutcome]) -> Comparison {
     meta.catalog_hash = catalog_hash.to_string();
     meta.perspective = perspective.name().to_string();
     meta.period = period.to_string();
+    meta.semantics = recipe.unit_semantics(period.last_year() - period.first_year() + 1);
     meta.pooled_label = pooled_label.to_string();
     meta.partial = partial;
     meta.dry_run = dry_run;

@@ -3,14 +3,16 @@
 //! - proportion: Wilson score interval;
 //! - rate and count: exact (Garwood) Poisson interval on the count;
 //! - mean: Student's t on n - 1 degrees of freedom, from the released standard deviation;
-//! - cost sum: t interval on the mean, scaled by n.
+//! - cost sum: the cost per patient (total cost / distinct patients), Student's t on the
+//!   patients' costs.
 //!
 //! Intervals treat released values as exact: they do not widen for the cell key method's
 //! noise (at most ±2 by default on counts, a fraction of the largest contribution on sums),
 //! which matters only for small cells.
 
 use norrsken_common::catalog::Kind;
-use statrs::distribution::{ChiSquared, ContinuousCDF, StudentsT};
+use statrs::function::beta::beta_reg;
+use statrs::function::gamma::gamma_lr;
 
 /// 1 - confidence level.
 pub const ALPHA: f64 = 0.05;
@@ -31,13 +33,60 @@ pub fn wilson(x: f64, n: f64) -> Option<Estimate> {
     Some(Estimate { value: p, lower: (centre - half).max(0.0), upper: (centre + half).min(1.0) })
 }
 
-/// Exact Poisson interval for an observed count.
+/// Solves `f(x) = p` for an increasing `f` on `[lo, hi]` by bisection to the last bits of
+/// a double (the quantiles below need no more: every step halves the interval).
+fn solve_increasing(f: impl Fn(f64) -> f64, p: f64, mut lo: f64, mut hi: f64) -> f64 {
+    // Widen until the root is inside.
+    while f(hi) < p && hi < 1e15 {
+        lo = hi;
+        hi *= 2.0;
+    }
+    for _ in 0..200 {
+        let mid = 0.5 * (lo + hi);
+        if mid <= lo || mid >= hi {
+            break;
+        }
+        if f(mid) < p {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    0.5 * (lo + hi)
+}
+
+/// The `p` quantile of the Gamma(shape `a`, scale 1) distribution: the `x` with
+/// `P(a, x) = p` (regularized lower incomplete gamma).
+pub fn gamma_quantile(p: f64, a: f64) -> f64 {
+    solve_increasing(|x| gamma_lr(a, x), p, 0.0, a.max(1.0) * 2.0 + 10.0)
+}
+
+/// The `p` quantile (p >= 0.5) of Student's t with `df` degrees of freedom, from the
+/// regularized incomplete beta function: `P(T <= t) = 1 - I_{df/(df+t²)}(df/2, 1/2) / 2`.
+///
+/// Above 10,000 degrees of freedom the incomplete beta function loses digits, and the
+/// Cornish-Fisher expansion around the normal quantile (Abramowitz and Stegun 26.7.5) is
+/// exact to double precision instead.
+pub fn t_quantile(p: f64, df: f64) -> f64 {
+    if df >= 1e4 {
+        let z = std::f64::consts::SQRT_2 * statrs::function::erf::erf_inv(2.0 * p - 1.0);
+        let (z3, z5, z7) = (z.powi(3), z.powi(5), z.powi(7));
+        return z + (z3 + z) / (4.0 * df) + (5.0 * z5 + 16.0 * z3 + 3.0 * z) / (96.0 * df * df)
+            + (3.0 * z7 + 19.0 * z5 + 17.0 * z3 - 15.0 * z) / (384.0 * df.powi(3));
+    }
+    let cdf = |t: f64| 1.0 - 0.5 * beta_reg(df / 2.0, 0.5, df / (df + t * t));
+    solve_increasing(cdf, p, 0.0, 20.0)
+}
+
+/// Exact (Garwood) Poisson interval for an observed count: the lower bound is the α/2
+/// quantile of Gamma(x), the upper the 1-α/2 quantile of Gamma(x+1) (equivalently
+/// χ²(α/2; 2x)/2 and χ²(1-α/2; 2x+2)/2), solved to double precision.
 pub fn poisson(x: f64) -> Option<Estimate> {
-    if x < 0.0 {
+    if x < 0.0 || !x.is_finite() {
         return None;
     }
-    let lower = if x == 0.0 { 0.0 } else { ChiSquared::new(2.0 * x).ok()?.inverse_cdf(ALPHA / 2.0) / 2.0 };
-    let upper = ChiSquared::new(2.0 * x + 2.0).ok()?.inverse_cdf(1.0 - ALPHA / 2.0) / 2.0;
+    let lower = if x == 0.0 { 0.0 } else { gamma_quantile(ALPHA / 2.0, x) };
+    let upper = gamma_quantile(1.0 - ALPHA / 2.0, x + 1.0);
     Some(Estimate { value: x, lower, upper })
 }
 
@@ -50,7 +99,7 @@ pub fn mean(n: f64, sum: f64, sd: Option<f64>) -> Option<Estimate> {
     let Some(sd) = sd.filter(|_| n >= 2.0) else {
         return Some(Estimate { value: m, lower: f64::NAN, upper: f64::NAN });
     };
-    let t = StudentsT::new(0.0, 1.0, n - 1.0).ok()?.inverse_cdf(1.0 - ALPHA / 2.0);
+    let t = t_quantile(1.0 - ALPHA / 2.0, n - 1.0);
     let half = t * sd / n.sqrt();
     Some(Estimate { value: m, lower: m - half, upper: m + half })
 }
@@ -84,11 +133,8 @@ pub fn estimate(kind: Kind, numerator: Option<i64>, denominator: Option<i64>, su
         }
         Kind::Count => poisson(numerator? as f64),
         Kind::Mean => mean(denominator? as f64, sum?, sd),
-        Kind::CostSum => {
-            let n = denominator? as f64;
-            let m = mean(n, sum?, sd)?;
-            Some(Estimate { value: sum?, lower: m.lower * n, upper: m.upper * n })
-        }
+        // Cost per patient: the denominator counts the distinct patients.
+        Kind::CostSum => mean(denominator? as f64, sum?, sd),
     }
 }
 
@@ -123,6 +169,51 @@ mod tests {
         assert!(close(r.value, 5.0, 1e-12) && close(r.lower, 2.3975, 1e-3), "{r:?}");
     }
 
+    /// Against mpmath (30 digits): the boundaries where an early-stopping search went wrong
+    /// (counts 125 to 153) and far beyond.
+    #[test]
+    fn poisson_intervals_hold_to_their_definition_for_every_count() {
+        let table = [
+            (1.0, 0.025_317_807_984_3, 5.571_643_390_94),
+            (5.0, 1.623_486_390_12, 11.668_332_079_3),
+            (100.0, 81.363_991_250_9, 121.626_793_792),
+            (124.0, 103.136_784_511, 147.844_314_089),
+            (125.0, 104.048_899_073, 148.931_856_947),
+            (129.0, 107.700_828_722, 153.278_596_607),
+            (140.0, 117.770_571_233, 165.205_490_401),
+            (153.0, 129.717_175_252, 179.255_384_103),
+            (154.0, 130.638_035_308, 180.334_272_984),
+            (1000.0, 938.973_018_408, 1063.952_136_02),
+        ];
+        for (x, lo, hi) in table {
+            let e = poisson(x).unwrap();
+            assert!(close(e.lower, lo, 1e-8 * lo.max(1.0)) && close(e.upper, hi, 1e-8 * hi), "{x}: {e:?}");
+        }
+        // Coverage of the definition itself at every count up to 2,000.
+        for x in 1..=2000 {
+            let e = poisson(x as f64).unwrap();
+            assert!((gamma_lr(x as f64, e.lower) - 0.025).abs() < 1e-10, "{x}");
+            assert!((gamma_lr(x as f64 + 1.0, e.upper) - 0.975).abs() < 1e-10, "{x}");
+        }
+    }
+
+    /// Against mpmath: t quantiles for small and very large degrees of freedom.
+    #[test]
+    fn t_quantiles_hold_for_every_n() {
+        let table = [
+            (1.0, 12.706_204_736_175),
+            (4.0, 2.776_445_105_197_8),
+            (10.0, 2.228_138_851_986_3),
+            (100.0, 1.983_971_518_523_6),
+            (1000.0, 1.962_339_080_826_4),
+            (100_000.0, 1.959_987_707_534_6),
+            (10_000_000.0, 1.959_964_221_767_2),
+        ];
+        for (df, t) in table {
+            assert!(close(t_quantile(0.975, df), t, 1e-9), "{df}: {}", t_quantile(0.975, df));
+        }
+    }
+
     #[test]
     fn mean_uses_t() {
         // values 1..=5: mean 3, sd 1.5811, t(4) = 2.776 -> half width 1.963
@@ -131,7 +222,8 @@ mod tests {
         let e = mean(n, sum, sd).unwrap();
         assert!(close(e.value, 3.0, 1e-12) && close(e.upper - e.value, 1.963, 1e-3), "{e:?}");
         assert!(close(sum_of_squares(n, sum, sd.unwrap()), 55.0, 1e-9));
-        let c = estimate(Kind::CostSum, None, Some(5), Some(15.0), sd, 0.0).unwrap();
-        assert!(close(c.value, 15.0, 1e-12) && close(c.upper, 5.0 * e.upper, 1e-9));
+        // Cost per patient: the same interval on the patients' costs.
+        let c = estimate(Kind::CostSum, Some(9), Some(5), Some(15.0), sd, 0.0).unwrap();
+        assert!(close(c.value, 3.0, 1e-12) && close(c.upper, e.upper, 1e-9));
     }
 }

@@ -141,7 +141,9 @@ pub fn compare(kind: Kind, federation: &[AnswerCell], central: &[CentralCell]) -
             Kind::Proportion => (Some(c.numerator), Some(c.units)),
             Kind::Rate => (Some(c.units), Some(c.population)),
             Kind::Count => (Some(c.units), None),
-            Kind::Mean | Kind::CostSum => (None, Some(c.units)),
+            Kind::Mean => (None, Some(c.units)),
+            // Cost per patient: contacts and, in the central `numerator` column, patients.
+            Kind::CostSum => (Some(c.units), Some(c.numerator)),
         };
         if num.is_some() && f.numerator != num {
             a.mismatch(format!("cell {k:?}: numerator {:?} in the federation, {:?} central", f.numerator, num));

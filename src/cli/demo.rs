@@ -12,7 +12,7 @@ use norrsken_common::query::{IndicatorQuery, QueryOptions};
 use norrsken_synth::{generate, SynthOptions};
 
 use super::client::Connection;
-use super::render::comparison_table;
+use super::render::{comparison_table, Lang};
 
 #[derive(Args)]
 pub struct DemoArgs {
@@ -81,7 +81,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         };
         for q in demo_queries() {
             let (schema, batches) = connection.fetch(q.encode_ticket(None)).await?;
-            println!("{}", comparison_table(&schema, &batches));
+            println!("{}", comparison_table(&schema, &batches, Lang::from_locale()));
         }
         if args.keep_running {
             let c = &certs;

@@ -6,12 +6,16 @@ use clap::Args;
 use norrsken_common::catalog::{Catalog, Recipe};
 
 use super::client::ConnectArgs;
+use super::render::Lang;
 
 #[derive(Args)]
 pub struct IndicatorsArgs {
     /// Recipe folder instead of the built-in catalog.
     #[arg(long)]
     catalog: Option<PathBuf>,
+    /// Language of the titles: sv or en (default: from the locale).
+    #[arg(long, value_enum)]
+    lang: Option<Lang>,
     /// Output format: table, json or markdown.
     #[arg(long, default_value = "table")]
     format: String,
@@ -21,10 +25,11 @@ pub struct IndicatorsArgs {
     connect: ConnectArgs,
 }
 
-fn print_table(recipes: &[&Recipe]) {
-    println!("{:<30} {:>3} {:<11} {:<7} {:<20} {}", "indicator", "ver", "kind", "unit", "source", "title");
+fn print_table(recipes: &[&Recipe], lang: Lang) {
+    println!("{:<30} {:>3} {:<11} {:<7} {:<20} {}", "indicator", "ver", "kind", "unit", "source", if lang == Lang::Sv { "titel" } else { "title" });
     for r in recipes {
-        println!("{:<30} {:>3} {:<11} {:<7} {:<20} {}", r.id, r.version, r.kind.name(), r.unit.name(), r.source.name(), r.title.en);
+        let title = if lang == Lang::Sv { &r.title.sv } else { &r.title.en };
+        println!("{:<30} {:>3} {:<11} {:<7} {:<20} {}", r.id, r.version, r.kind.name(), r.unit.name(), r.source.name(), title);
     }
 }
 
@@ -40,7 +45,8 @@ pub fn run(args: IndicatorsArgs) -> anyhow::Result<()> {
         }
         println!("{:<30} {:>3} {:<11} {}", "indicator", "ver", "kind", "title");
         for r in value["recipes"].as_array().into_iter().flatten() {
-            println!("{:<30} {:>3} {:<11} {}", r["id"].as_str().unwrap_or(""), r["version"], r["kind"].as_str().unwrap_or(""), r["title"]["en"].as_str().unwrap_or(""));
+            let lang = if Lang::or_locale(args.lang) == Lang::Sv { "sv" } else { "en" };
+            println!("{:<30} {:>3} {:<11} {}", r["id"].as_str().unwrap_or(""), r["version"], r["kind"].as_str().unwrap_or(""), r["title"][lang].as_str().unwrap_or(""));
         }
         println!("\ncatalog hash {} (from {})", value["catalog_hash"].as_str().unwrap_or(""), connection.url);
         return Ok(());
@@ -54,7 +60,7 @@ pub fn run(args: IndicatorsArgs) -> anyhow::Result<()> {
         "markdown" => print!("{}", catalog.to_markdown()),
         "table" => {
             let latest = catalog.latest();
-            print_table(&latest.iter().map(|r| r.as_ref()).collect::<Vec<_>>());
+            print_table(&latest.iter().map(|r| r.as_ref()).collect::<Vec<_>>(), Lang::or_locale(args.lang));
             println!("\ncatalog hash {}", catalog.hash());
         }
         other => anyhow::bail!("--format '{other}' must be table, json or markdown"),

@@ -10,7 +10,7 @@ use norrsken_common::query::{IndicatorQuery, QueryOptions};
 
 use super::client::ConnectArgs;
 use super::eval::{parse_filters, parse_perspective, split_indicator};
-use super::render::comparison_table;
+use super::render::{comparison_table, Lang};
 
 #[derive(Args)]
 pub struct QueryArgs {
@@ -43,6 +43,9 @@ pub struct QueryArgs {
     /// Also return the margins (each breakdown summed over, labelled `total`).
     #[arg(long)]
     totals: bool,
+    /// Language of titles and category labels: sv or en (default: from the locale).
+    #[arg(long, value_enum)]
+    lang: Option<Lang>,
     /// table (default), csv, json or parquet.
     #[arg(long, default_value = "table")]
     format: String,
@@ -112,7 +115,7 @@ pub fn run(args: QueryArgs) -> anyhow::Result<()> {
     let (schema, batches) = runtime.block_on(connection.fetch(query.encode_ticket(None)))?;
     match args.format.as_str() {
         "table" => {
-            let text = comparison_table(&schema, &batches);
+            let text = comparison_table(&schema, &batches, Lang::or_locale(args.lang));
             match &args.out {
                 Some(p) => std::fs::write(p, text).with_context(|| format!("writing {}", p.display()))?,
                 None => print!("{text}"),

@@ -17,16 +17,41 @@ fn fmt_value(kind: Kind, v: f64) -> String {
     }
 }
 
+/// The language of titles, descriptions and category labels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Lang {
+    Sv,
+    En,
+}
+
+impl Lang {
+    /// Swedish when the locale says so (`LC_ALL`, `LC_MESSAGES` or `LANG` starting with
+    /// `sv`), else English.
+    pub fn from_locale() -> Lang {
+        let locale = ["LC_ALL", "LC_MESSAGES", "LANG"].iter().filter_map(|k| std::env::var(k).ok()).find(|v| !v.is_empty()).unwrap_or_default();
+        if locale.starts_with("sv") {
+            Lang::Sv
+        } else {
+            Lang::En
+        }
+    }
+
+    /// The language asked for, else the locale's.
+    pub fn or_locale(asked: Option<Lang>) -> Lang {
+        asked.unwrap_or_else(Lang::from_locale)
+    }
+}
+
 /// A plain-text table of a comparison (read with the shared wire contract).
-pub fn comparison_table(schema: &Schema, batches: &[RecordBatch]) -> String {
+pub fn comparison_table(schema: &Schema, batches: &[RecordBatch], lang: Lang) -> String {
     match Comparison::from_batches(schema, batches) {
-        Ok(c) => render(&c),
+        Ok(c) => render(&c, lang),
         Err(e) => format!("(the answer is not a comparison: {e})\n"),
     }
 }
 
 /// A plain-text table of a comparison.
-pub fn render(c: &Comparison) -> String {
+pub fn render(c: &Comparison, lang: Lang) -> String {
     let m = &c.meta;
     let kind = m.kind;
     let labels: Vec<&str> = c.breakdowns.iter().map(|b| b.name()).collect();
@@ -41,7 +66,8 @@ pub fn render(c: &Comparison) -> String {
         Kind::Proportion => ("numerator", "denominator"),
         Kind::Rate => ("events", "inhabitant-years"),
         Kind::Count => ("count", ""),
-        Kind::Mean | Kind::CostSum => ("", "n"),
+        Kind::Mean => ("", "n"),
+        Kind::CostSum => ("contacts", "patients"),
     };
     if !num_name.is_empty() {
         header.push(num_name.into());
@@ -49,7 +75,11 @@ pub fn render(c: &Comparison) -> String {
     if !den_name.is_empty() {
         header.push(den_name.into());
     }
-    header.extend(["value".to_string(), "95% CI".to_string(), "status".to_string()]);
+    let cost = kind == Kind::CostSum;
+    if cost {
+        header.extend(["total".to_string(), "per contact".to_string()]);
+    }
+    header.extend([if cost { "per patient".to_string() } else { "value".to_string() }, "95% CI".to_string(), "status".to_string()]);
 
     let mut rows: Vec<Vec<String>> = Vec::new();
     for r in &c.rows {
@@ -59,13 +89,24 @@ pub fn render(c: &Comparison) -> String {
             line.push(l.clone().unwrap_or_default());
         }
         if has_category {
-            line.push(r.category.clone().unwrap_or_default());
+            // The category's label in the language asked.
+            let code = r.category.clone().unwrap_or_default();
+            let label = c.meta.categories.iter().find(|x| x.code == code).map(|x| if lang == Lang::Sv { x.sv.clone() } else { x.en.clone() });
+            line.push(label.unwrap_or(code));
         }
         if !num_name.is_empty() {
             line.push(int(r.numerator));
         }
         if !den_name.is_empty() {
             line.push(int(r.denominator));
+        }
+        if cost {
+            line.push(r.value_sum.map(|v| fmt_value(kind, v)).unwrap_or_else(|| "·".into()));
+            let per_contact = match (r.value_sum, r.numerator) {
+                (Some(v), Some(n)) if n > 0 => fmt_value(kind, v / n as f64),
+                _ => "·".into(),
+            };
+            line.push(per_contact);
         }
         line.push(r.estimate.map(|e| fmt_value(kind, e.value)).unwrap_or_else(|| "·".into()));
         line.push(match r.estimate {
@@ -87,7 +128,9 @@ pub fn render(c: &Comparison) -> String {
         .map(|c| rows.iter().map(|r| r[c].chars().count()).chain(std::iter::once(header[c].chars().count())).max().unwrap_or(0))
         .collect();
     let mut out = String::new();
-    let _ = writeln!(out, "{} ({}), {} perspective, period {}", m.title, m.recipe, m.perspective, m.period);
+    let title = if lang == Lang::Sv && !m.title_sv.is_empty() { &m.title_sv } else { &m.title };
+    let _ = writeln!(out, "{} ({}), {} perspective, period {}", title, m.recipe, m.perspective, m.period);
+    let _ = writeln!(out, "counted: {}", m.semantics);
     let _ = writeln!(out, "value: {}; CI: {}", m.value, m.ci);
     let pad = |s: &str, w: usize, right: bool| {
         let n = s.chars().count();

@@ -53,6 +53,29 @@ pub struct Settings<'a> {
     /// The perturbation table and record keyer when the cell key method is on.
     pub ptable: Option<&'a PTable>,
     pub keyer: Option<&'a RecordKeyer>,
+    /// The last day the data covers (outcome windows past it are incomplete).
+    pub data_end: chrono::NaiveDate,
+}
+
+/// The last day of a cell's time span: its time label's, or the period's.
+fn cell_last_day(v: &ValidatedQuery, labels: &[String]) -> chrono::NaiveDate {
+    let last = v
+        .breakdowns
+        .iter()
+        .zip(labels)
+        .find(|(b, l)| b.time_grain().is_some() && l.as_str() != TOTAL)
+        .and_then(|(_, l)| norrsken_common::period::Period::parse(l).ok())
+        .map_or(v.period.last, |p| p.last);
+    let (y, m) = (last.year(), last.month());
+    let next = if m == 12 { chrono::NaiveDate::from_ymd_opt(y + 1, 1, 1) } else { chrono::NaiveDate::from_ymd_opt(y, m + 1, 1) };
+    next.and_then(|d| d.pred_opt()).unwrap_or(chrono::NaiveDate::MAX)
+}
+
+/// Whether the recipe's outcome window of some of a cell's units reaches past the data.
+fn incomplete_followup(v: &ValidatedQuery, labels: &[String], data_end: chrono::NaiveDate) -> Option<u32> {
+    let days = v.recipe.follow_up_days.filter(|d| *d > 0)?;
+    let last = cell_last_day(v, labels);
+    (last + chrono::Duration::days(days as i64) > data_end).then_some(days)
 }
 
 /// The release ledger as one decision sees it.
@@ -124,40 +147,48 @@ fn primary(kind: Kind, c: &RawCell, policy: &Policy, k: u32) -> BTreeSet<Reason>
     }
     r
 }
-/// A concrete way to ask so that a withheld cell can be released.
-pub fn suggestion(v: &ValidatedQuery, labels: &[String], data_years: (i32, i32)) -> String {
-    let active: Vec<Breakdown> =
-        v.breakdowns.iter().zip(labels).filter(|(_, l)| l.as_str() != TOTAL).map(|(b, _)| *b).collect();
-    let has = |b: Breakdown| active.contains(&b);
-    if has(Breakdown::Kommun) {
-        return "use the region instead of kommun (drop the kommun breakdown)".into();
-    }
-    if has(Breakdown::Month) {
-        return "use quarter or year instead of month".into();
-    }
-    if has(Breakdown::Quarter) {
-        return "use year instead of quarter".into();
-    }
-    if has(Breakdown::AgeBand) && active.len() > 1 {
-        return "merge age bands (drop age_band) or drop another breakdown".into();
-    }
-    if active.len() > 1 {
-        let names: Vec<&str> = active.iter().filter(|b| b.time_grain().is_none()).map(|b| b.name()).collect();
-        return format!("drop one of the breakdowns ({})", names.join(", "));
-    }
-    if has(Breakdown::AgeBand) {
-        return "merge age bands (drop age_band)".into();
-    }
-    if let Some(b) = active.first() {
-        if b.time_grain().is_none() {
-            return format!("drop the {} breakdown", b.name());
+/// The breakdowns a suggestion may drop, in the order they are suggested.
+const DROP_ORDER: [Breakdown; 10] = [
+    Breakdown::Kommun,
+    Breakdown::Month,
+    Breakdown::Quarter,
+    Breakdown::AgeBand,
+    Breakdown::Education,
+    Breakdown::IncomeQuintile,
+    Breakdown::BirthCountry,
+    Breakdown::CareType,
+    Breakdown::Sex,
+    Breakdown::Year,
+];
+
+/// A concrete, checked way to ask so that a withheld cell can be released: dropping one of
+/// its breakdowns, offered only when the coarser cell (the margin over that breakdown,
+/// which the agent computed with the same data) is released by the same decisions. When no
+/// coarser question this agent can check releases the cell, it says so instead of
+/// promising.
+pub fn suggestion(v: &ValidatedQuery, labels: &[String], released: impl Fn(&[String]) -> bool) -> String {
+    for b in DROP_ORDER {
+        let Some(i) = v.breakdowns.iter().position(|x| *x == b) else { continue };
+        if labels[i] == TOTAL {
+            continue;
+        }
+        let mut coarser = labels.to_vec();
+        coarser[i] = TOTAL.to_string();
+        if released(&coarser) {
+            return match b {
+                Breakdown::Kommun => "use the region instead of kommun (drop the kommun breakdown): that cell is released".into(),
+                Breakdown::Month | Breakdown::Quarter | Breakdown::Year => {
+                    format!("ask the whole period {} instead of by {} (drop the {} breakdown): that cell is released", v.period, b.name(), b.name())
+                }
+                Breakdown::AgeBand => "merge the age bands (drop age_band): that cell is released".into(),
+                other => format!("drop the {} breakdown: that cell is released", other.name()),
+            };
         }
     }
-    let (first, last) = data_years;
-    if v.period.first_year() > first || v.period.last_year() < last {
-        return format!("widen the period (the data covers {first}..{last})");
+    if labels.iter().all(|l| l == TOTAL) {
+        return format!("too few even without breakdowns in {}: a longer period, or several regions pooled, may release it (not checked)", v.period);
     }
-    "too few persons even for the whole period: ask for the pooled rows of several regions".into()
+    "no coarser cell of this question is released either: ask a longer period or several regions pooled (not checked)".into()
 }
 
 /// The secondary-suppression cells of one region's raw cells (distributions get one
@@ -278,7 +309,7 @@ fn ledger_check(
 /// whether margin cells are released (they are always used for protection). With a ledger
 /// the decision also reads what was released before; the caller records the returned
 /// release before the answer leaves.
-pub fn protect(table: &CellTable, v: &ValidatedQuery, s: &Settings<'_>, data_years: (i32, i32), ledger: Option<&LedgerView<'_>>) -> Result<Protected, DisclosureError> {
+pub fn protect(table: &CellTable, v: &ValidatedQuery, s: &Settings<'_>, ledger: Option<&LedgerView<'_>>) -> Result<Protected, DisclosureError> {
     let recipe = &v.recipe;
     let kind = recipe.kind;
     let distribution = recipe.is_distribution();
@@ -394,13 +425,19 @@ pub fn protect(table: &CellTable, v: &ValidatedQuery, s: &Settings<'_>, data_yea
         }
 
         // 6. Release.
+        let index: std::collections::HashMap<(Vec<String>, Option<String>), usize> =
+            raw.iter().enumerate().map(|(i, c)| ((c.labels.clone(), c.category.clone()), i)).collect();
         for (i, c) in raw.iter().enumerate() {
             let margin = c.labels.iter().any(|l| l == TOTAL);
             let withheld = cells[i].withheld;
+            // An outcome window past the data's last date: withheld unless the policy
+            // releases such cells flagged.
+            let incomplete = incomplete_followup(v, &c.labels, s.data_end);
+            let dropped = incomplete.is_some() && !withheld && !s.policy.release_incomplete_followup;
             if ledger.is_some() {
                 let mark = if floor_withheld[i] {
                     Some(Mark::Target)
-                } else if withheld {
+                } else if withheld || dropped {
                     Some(Mark::Withheld)
                 } else if shown[i] {
                     Some(Mark::Released)
@@ -419,9 +456,31 @@ pub fn protect(table: &CellTable, v: &ValidatedQuery, s: &Settings<'_>, data_yea
             if margin && !with_totals {
                 continue;
             }
+            if let (Some(days), true) = (incomplete, dropped) {
+                let last_index = s.data_end - chrono::Duration::days(days as i64);
+                out.push(ReleasedCell {
+                    region: c.region.clone(),
+                    labels: c.labels.clone(),
+                    category: c.category.clone(),
+                    numerator: None,
+                    denominator: None,
+                    value_sum: None,
+                    value_sd: None,
+                    status: CellStatus::Suppressed,
+                    reasons: vec![Reason::IncompleteFollowup],
+                    suggestion: Some(format!(
+                        "the outcome is followed for {days} days and the data end on {}: ask a period that ends by {} (or wait for newer data)",
+                        s.data_end, last_index
+                    )),
+                });
+                continue;
+            }
             let mut why = reasons[i].clone();
             if withheld && why.is_empty() {
                 why.insert(if natural[i] || !floor_withheld[i] { Reason::Secondary } else { Reason::Ledger });
+            }
+            if incomplete.is_some() {
+                why.insert(Reason::IncompleteFollowup);
             }
             if withheld {
                 out.push(ReleasedCell {
@@ -434,11 +493,17 @@ pub fn protect(table: &CellTable, v: &ValidatedQuery, s: &Settings<'_>, data_yea
                     value_sd: None,
                     status: CellStatus::Suppressed,
                     reasons: why.into_iter().collect(),
-                    suggestion: Some(suggestion(v, &c.labels, data_years)),
+                    suggestion: Some(suggestion(v, &c.labels, |coarser| {
+                        index.get(&(coarser.to_vec(), c.category.clone())).is_some_and(|&j| !cells[j].withheld && incomplete_followup(v, coarser, s.data_end).is_none())
+                    })),
                 });
                 continue;
             }
-            out.push(release_cell(kind, c, s)?);
+            let mut cell = release_cell(kind, c, s)?;
+            if incomplete.is_some() {
+                cell.reasons.push(Reason::IncompleteFollowup);
+            }
+            out.push(cell);
         }
         // Withheld virtual denominators of distributions are targets too.
         if ledger.is_some() {
@@ -479,6 +544,8 @@ fn release_cell(kind: Kind, c: &RawCell, s: &Settings<'_>) -> Result<ReleasedCel
         let (num_key, den_key) = match kind {
             Kind::Proportion => (keyer.cell_key(c.numerator_mix, c.numerator), keyer.cell_key(c.units_mix, c.units)),
             Kind::Rate => (keyer.cell_key(c.units_mix, c.units), keyer.cell_key(c.population_mix, c.population)),
+            // Contacts and patients, each with the key of what it counts.
+            Kind::CostSum => (keyer.cell_key(c.units_mix, c.units), keyer.cell_key(c.persons_mix, c.persons)),
             _ => (keyer.cell_key(c.units_mix, c.units), keyer.cell_key(c.units_mix, c.units)),
         };
         num = num.map(|n| t.perturb(n, num_key));
@@ -524,13 +591,16 @@ fn release_cell(kind: Kind, c: &RawCell, s: &Settings<'_>) -> Result<ReleasedCel
 }
 
 /// The components of a raw cell for its kind before perturbation: (numerator, denominator,
-/// sum, standard deviation). See `norrsken_common::answer::ReleasedCell`.
+/// sum, standard deviation). See `norrsken_common::answer::ReleasedCell`. A cost sum is
+/// released per patient: the contacts as numerator, the distinct patients as denominator,
+/// the total cost, and the spread of the patients' costs.
 pub fn components(kind: Kind, c: &RawCell) -> (Option<i64>, Option<i64>, Option<f64>, Option<f64>) {
     match kind {
         Kind::Proportion => (Some(c.numerator), Some(c.units), None, None),
         Kind::Rate => (Some(c.units), Some(c.population), None, None),
         Kind::Count => (Some(c.units), None, None, None),
-        Kind::Mean | Kind::CostSum => (None, Some(c.units), Some(c.value_sum), magnitude::standard_deviation(c.units, c.value_sum, c.value_sum_sq)),
+        Kind::Mean => (None, Some(c.units), Some(c.value_sum), magnitude::standard_deviation(c.units, c.value_sum, c.value_sum_sq)),
+        Kind::CostSum => (Some(c.units), Some(c.persons), Some(c.value_sum), magnitude::standard_deviation(c.persons, c.value_sum, c.person_sum_sq)),
     }
 }
 
@@ -556,6 +626,8 @@ mod tests {
             units_mix: 0,
             numerator_mix: 0,
             population_mix: 0,
+            persons_mix: 0,
+            person_sum_sq: 0.0,
         }
     }
 
@@ -590,12 +662,12 @@ mod tests {
             .unwrap();
         let cells = CellTable { recipe: v.recipe.clone(), breakdowns: vec![], cells: vec![cost_cell(20, 0.0, 0.0, 0.0)] };
         let admission = Admission { floor: 5, k: 5 };
-        let settings = Settings { policy: &policy, admission, ptable: Some(&table), keyer: None };
-        let e = protect(&cells, &v, &settings, (2021, 2025), None).unwrap_err();
+        let settings = Settings { policy: &policy, admission, ptable: Some(&table), keyer: None, data_end: chrono::NaiveDate::from_ymd_opt(2025, 12, 31).unwrap() };
+        let e = protect(&cells, &v, &settings, None).unwrap_err();
         assert!(e.to_string().contains("record keys"), "{e}");
         let keyer = RecordKeyer::new(&[1u8; 64]).unwrap();
         let settings = Settings { keyer: Some(&keyer), ..settings };
-        assert!(protect(&cells, &v, &settings, (2021, 2025), None).is_ok());
+        assert!(protect(&cells, &v, &settings, None).is_ok());
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

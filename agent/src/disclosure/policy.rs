@@ -192,6 +192,10 @@ pub struct Policy {
     /// step, so that stepping it cannot find the exact size of a cell.
     #[serde(default = "default_ladder")]
     pub min_cell_ladder: Vec<u32>,
+    /// Release cells whose outcome window reaches past the data's last date, flagged
+    /// `incomplete_followup` (default false: withhold them with that reason).
+    #[serde(default)]
+    pub release_incomplete_followup: bool,
     /// Most breakdowns plus filtered attributes in one query.
     #[serde(default = "default_dims")]
     pub max_dimensions: u32,
@@ -436,6 +440,7 @@ impl Policy {
             dominance: Dominance::default(),
             ledger: LedgerPolicy::default(),
             min_cell_ladder: default_ladder(),
+            release_incomplete_followup: false,
             file: None,
         }
     }

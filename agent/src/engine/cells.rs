@@ -60,6 +60,11 @@ pub struct RawCell {
     pub units_mix: i64,
     pub numerator_mix: i64,
     pub population_mix: i64,
+    /// Sum of the mixed ids of the cell's distinct persons (their cell key).
+    pub persons_mix: i64,
+    /// Sum over persons of the square of the person's value sum (cost sums: the spread of
+    /// cost per patient).
+    pub person_sum_sq: f64,
 }
 
 /// The cells of one evaluated query.
@@ -135,6 +140,7 @@ pub(crate) fn read_cells(batch: &RecordBatch, q: &ValidatedQuery, out: &mut Vec<
         (ints(batch, "population")?, ints(batch, "units_mix")?, ints(batch, "numerator_mix")?, ints(batch, "population_mix")?);
     let (value_sum, value_sum_sq, top1, top2) =
         (floats(batch, "value_sum")?, floats(batch, "value_sum_sq")?, floats(batch, "top1")?, floats(batch, "top2")?);
+    let (persons_mix, person_sum_sq) = (ints(batch, "persons_mix")?, floats(batch, "person_sum_sq")?);
     let int = |a: &Int64Array, i: usize| if a.is_null(i) { 0 } else { a.value(i) };
     let float = |a: &Float64Array, i: usize| if a.is_null(i) { 0.0 } else { a.value(i) };
     for i in 0..batch.num_rows() {
@@ -168,6 +174,8 @@ pub(crate) fn read_cells(batch: &RecordBatch, q: &ValidatedQuery, out: &mut Vec<
             units_mix: int(&units_mix, i),
             numerator_mix: int(&numerator_mix, i),
             population_mix: int(&population_mix, i),
+            persons_mix: int(&persons_mix, i),
+            person_sum_sq: float(&person_sum_sq, i),
         });
     }
     Ok(())

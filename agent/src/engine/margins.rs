@@ -104,6 +104,10 @@ struct Totals {
     top2: f64,
     population: i64,
     population_mix: i64,
+    /// Sum of the persons' mixed ids (a person-level cell key) and of the squares of their
+    /// value sums (the spread of per-person costs).
+    persons_mix: i64,
+    person_sum_sq: f64,
 }
 
 impl Contribution {
@@ -120,14 +124,16 @@ impl Contribution {
 
 impl Totals {
     /// Adds what one person contributes to the cell.
-    fn add_person(&mut self, c: &Contribution, top: bool) {
+    fn add_person(&mut self, person: i64, c: &Contribution, top: bool) {
         self.c.absorb(c);
         self.persons += 1;
+        self.persons_mix += mix(person);
         if c.numerator > 0 {
             self.numerator_persons += 1;
         }
         if top && c.has_value {
             let s = c.value_sum;
+            self.person_sum_sq += s * s;
             match self.valued_persons {
                 0 => self.top1 = s,
                 _ if s > self.top1 => (self.top1, self.top2) = (s, self.top1),
@@ -466,10 +472,10 @@ impl MarginAggregator {
                 }
             }
             for (m, c) in person_cells.drain() {
-                totals[m as usize].add_person(&c, top);
+                totals[m as usize].add_person(person, &c, top);
             }
             for (i, c) in person_categories.drain() {
-                category_totals[i as usize].add_person(&c, false);
+                category_totals[i as usize].add_person(person, &c, false);
             }
             start = end;
         }
@@ -497,6 +503,9 @@ impl MarginAggregator {
                 units_mix: t.c.units_mix,
                 numerator_mix: t.c.numerator_mix,
                 population_mix: t.population_mix,
+                // Only cost sums release their persons (cost per patient).
+                persons_mix: if self.kind == Kind::CostSum { t.persons_mix } else { 0 },
+                person_sum_sq: if self.kind == Kind::CostSum { t.person_sum_sq } else { 0.0 },
             };
             if k == 0 {
                 cells.push(cell);

@@ -176,6 +176,10 @@ impl Engine {
     pub fn data_years(&self) -> (i32, i32) {
         self.data_years
     }
+    /// The last day the datalager covers: the end of its last year.
+    pub fn data_end(&self) -> chrono::NaiveDate {
+        chrono::NaiveDate::from_ymd_opt(self.data_years.1, 12, 31).unwrap_or(chrono::NaiveDate::MAX)
+    }
     pub fn session(&self) -> &SessionContext {
         &self.ctx
     }

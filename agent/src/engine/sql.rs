@@ -298,7 +298,7 @@ pub fn compile(q: &ValidatedQuery, cx: &SqlContext<'_>) -> String {
                  SELECT {tcols}c.category, t.units, t.persons, COALESCE(b.numerator, 0) AS numerator, \
                  COALESCE(b.numerator_persons, 0) AS numerator_persons, \
                  CAST(0 AS DOUBLE) AS value_sum, CAST(0 AS DOUBLE) AS value_sum_sq, CAST(0 AS DOUBLE) AS top1, CAST(0 AS DOUBLE) AS top2, \
-                 CAST(0 AS BIGINT) AS population, t.units_mix, COALESCE(b.numerator_mix, 0) AS numerator_mix, CAST(0 AS BIGINT) AS population_mix \
+                 CAST(0 AS BIGINT) AS population, t.units_mix, COALESCE(b.numerator_mix, 0) AS numerator_mix, CAST(0 AS BIGINT) AS population_mix, CAST(0 AS BIGINT) AS persons_mix, CAST(0 AS DOUBLE) AS person_sum_sq \
                  FROM totals t CROSS JOIN categories c LEFT JOIN by_category b ON {} AND b.category = c.category",
                 grp(&[]),
                 cats.join(" UNION ALL "),
@@ -313,7 +313,7 @@ pub fn compile(q: &ValidatedQuery, cx: &SqlContext<'_>) -> String {
              FROM {src} GROUP BY {})\n\
              SELECT {g}, units, persons, numerator, numerator_persons, \
              CAST(0 AS DOUBLE) AS value_sum, CAST(0 AS DOUBLE) AS value_sum_sq, CAST(0 AS DOUBLE) AS top1, CAST(0 AS DOUBLE) AS top2, \
-             CAST(0 AS BIGINT) AS population, units_mix, numerator_mix, CAST(0 AS BIGINT) AS population_mix FROM cells",
+             CAST(0 AS BIGINT) AS population, units_mix, numerator_mix, CAST(0 AS BIGINT) AS population_mix, CAST(0 AS BIGINT) AS persons_mix, CAST(0 AS DOUBLE) AS person_sum_sq FROM cells",
             grp(&[])
         ),
         Kind::Count => format!(
@@ -322,13 +322,20 @@ pub fn compile(q: &ValidatedQuery, cx: &SqlContext<'_>) -> String {
              SELECT {g}, units, persons, CAST(0 AS BIGINT) AS numerator, CAST(0 AS BIGINT) AS numerator_persons, \
              CAST(0 AS DOUBLE) AS value_sum, CAST(0 AS DOUBLE) AS value_sum_sq, \
              CAST(0 AS DOUBLE) AS top1, CAST(0 AS DOUBLE) AS top2, CAST(0 AS BIGINT) AS population, units_mix, \
-             CAST(0 AS BIGINT) AS numerator_mix, CAST(0 AS BIGINT) AS population_mix FROM cells",
+             CAST(0 AS BIGINT) AS numerator_mix, CAST(0 AS BIGINT) AS population_mix, CAST(0 AS BIGINT) AS persons_mix, CAST(0 AS DOUBLE) AS person_sum_sq FROM cells",
             grp(&[])
         ),
         // Means and cost sums: the two largest per-person contributions scale the
         // perturbation of the sum (and decide dominance for cost sums).
         Kind::Mean | Kind::CostSum => {
             let on: Vec<String> = parts.group.iter().map(|c| format!("t.{c} = c.{c}")).collect();
+            let on_p: Vec<String> = parts.group.iter().map(|c| format!("p.{c} = c.{c}")).collect();
+            // Cost sums: the persons' key and the spread of cost per patient.
+            let (persons_mix, person_sum_sq) = if recipe.kind == Kind::CostSum {
+                (format!("CAST(SUM({}) AS BIGINT)", mix_sql("person_id")), "SUM(person_sum * person_sum)".to_string())
+            } else {
+                ("CAST(0 AS BIGINT)".to_string(), "CAST(0 AS DOUBLE)".to_string())
+            };
             let ccols: String = parts.group.iter().map(|c| format!("c.{c}, ")).collect();
             format!(
                 "cells AS (SELECT {sel}, {units} AS units, COUNT(DISTINCT person_id) AS persons, SUM(value) AS value_sum, \
@@ -336,14 +343,16 @@ pub fn compile(q: &ValidatedQuery, cx: &SqlContext<'_>) -> String {
                  per_person AS (SELECT {sel}, person_id, SUM(value) AS person_sum FROM {src} GROUP BY {}),\n\
                  ranked AS (SELECT {g}, person_sum, ROW_NUMBER() OVER (PARTITION BY {g} ORDER BY person_sum DESC) AS rn FROM per_person),\n\
                  top AS (SELECT {g}, SUM(CASE WHEN rn = 1 THEN person_sum ELSE 0 END) AS top1, \
-                 SUM(CASE WHEN rn = 2 THEN person_sum ELSE 0 END) AS top2 FROM ranked WHERE rn <= 2 GROUP BY {g})\n\
+                 SUM(CASE WHEN rn = 2 THEN person_sum ELSE 0 END) AS top2 FROM ranked WHERE rn <= 2 GROUP BY {g}),\n\
+                 spread AS (SELECT {g}, {persons_mix} AS persons_mix, {person_sum_sq} AS person_sum_sq FROM per_person GROUP BY {g})\n\
                  SELECT {ccols}c.units, c.persons, CAST(0 AS BIGINT) AS numerator, CAST(0 AS BIGINT) AS numerator_persons, \
                  c.value_sum, c.value_sum_sq, t.top1, t.top2, CAST(0 AS BIGINT) AS population, c.units_mix, \
-                 CAST(0 AS BIGINT) AS numerator_mix, CAST(0 AS BIGINT) AS population_mix \
-                 FROM cells c JOIN top t ON {}",
+                 CAST(0 AS BIGINT) AS numerator_mix, CAST(0 AS BIGINT) AS population_mix, p.persons_mix, p.person_sum_sq \
+                 FROM cells c JOIN top t ON {} JOIN spread p ON {}",
                 grp(&[]),
                 grp(&["person_id"]),
-                on.join(" AND ")
+                on.join(" AND "),
+                on_p.join(" AND ")
             )
         }
         Kind::Rate => {
@@ -359,7 +368,7 @@ pub fn compile(q: &ValidatedQuery, cx: &SqlContext<'_>) -> String {
                  CAST(0 AS BIGINT) AS numerator, CAST(0 AS BIGINT) AS numerator_persons, \
                  CAST(0 AS DOUBLE) AS value_sum, CAST(0 AS DOUBLE) AS value_sum_sq, CAST(0 AS DOUBLE) AS top1, CAST(0 AS DOUBLE) AS top2, \
                  COALESCE(p.population, 0) AS population, COALESCE(e.units_mix, 0) AS units_mix, CAST(0 AS BIGINT) AS numerator_mix, \
-                 COALESCE(p.population_mix, 0) AS population_mix \
+                 COALESCE(p.population_mix, 0) AS population_mix, CAST(0 AS BIGINT) AS persons_mix, CAST(0 AS DOUBLE) AS person_sum_sq \
                  FROM population p FULL OUTER JOIN events e ON {}",
                 sets(&[]),
                 grp(&[]),
@@ -415,7 +424,8 @@ pub fn compile_population_cells(q: &ValidatedQuery, cx: &SqlContext<'_>) -> Stri
 /// against DuckDB and PostgreSQL and to time them; portable to both.
 ///
 /// Output columns: `region`, `b_<breakdown>` per breakdown, `category` for distribution
-/// recipes, then `units`, `numerator`, `value_sum`, `population`.
+/// recipes, then `units`, `numerator` (for cost sums the distinct patients), `value_sum`,
+/// `population`.
 pub fn compile_central(q: &ValidatedQuery, region: &str, schema: &str) -> Result<String, String> {
     let recipe = &q.recipe;
     let units_sql = qualified_recipe_sql(&recipe.sql, schema).map_err(|e| format!("recipe {}: {e}", recipe.key()))?;
@@ -458,7 +468,9 @@ pub fn compile_central(q: &ValidatedQuery, region: &str, schema: &str) -> Result
             )
         }
         Kind::Proportion => cells("SUM(num)", ZERO_FLOAT),
-        Kind::Mean | Kind::CostSum => cells(ZERO_INT, "SUM(value)"),
+        Kind::Mean => cells(ZERO_INT, "SUM(value)"),
+        // Cost per patient: the distinct patients in the `numerator` column.
+        Kind::CostSum => cells("COUNT(DISTINCT person_id)", "SUM(value)"),
         Kind::Count => cells(ZERO_INT, ZERO_FLOAT),
         Kind::Rate => {
             let population = population_ctes(q, &parts, &own, &table(Some(schema), "residents"));

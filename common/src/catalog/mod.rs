@@ -176,6 +176,7 @@ impl Catalog {
                 s.push_str(&format!("- Value unit: {u}\n"));
             }
             s.push_str(&format!("- Placed in the period by: {}\n", r.period_attribute));
+            s.push_str(&format!("- Counted (over several years): {}\n", r.unit_semantics(2)));
             if let Some(f) = r.follow_up_days {
                 s.push_str(&format!("- Follow-up: {f} days after the index date (recent units have incomplete follow-up)\n"));
             }

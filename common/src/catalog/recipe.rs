@@ -133,6 +133,24 @@ pub struct Recipe {
 }
 
 impl Recipe {
+    /// What one unit of the answer is, in words: persons counted once in the period, events,
+    /// inhabitant-years or patients. `years` is the number of years the question spans.
+    pub fn unit_semantics(&self, years: i32) -> String {
+        let several = years > 1;
+        match (self.kind, self.unit) {
+            (Kind::Rate, _) => format!(
+                "events per {} inhabitant-years: each event counts, the denominator sums the residents of each year of the period",
+                self.rate_per.unwrap_or(1000)
+            ),
+            (Kind::CostSum, _) => "cost per patient: each patient counts once in a cell, with the cost of all their contacts in it; contacts count as events".to_string(),
+            (_, Unit::Person) if several => {
+                "persons counted once in the period: a person in the population in any of its years counts once in a cell (not once per year)".to_string()
+            }
+            (_, Unit::Person) => "persons: each person counts once in a cell".to_string(),
+            (_, Unit::Event) => "events: every event counts, so a person with two counts twice".to_string(),
+        }
+    }
+
     pub fn allows(&self, b: Breakdown) -> bool {
         self.breakdowns.contains(&b)
     }

@@ -1,0 +1,156 @@
+//! Numbers an analyst can publish: cost per patient, follow-up windows, unit semantics,
+//! truthful suggestions, ordered and labelled categories, Swedish titles.
+
+use std::collections::BTreeMap;
+use std::process::Command;
+
+use norrsken_common::answer::{CellStatus, Reason, ReleasedCell};
+use norrsken_common::comparison::{Comparison, RowKind};
+use norrsken_common::query::IndicatorQuery;
+
+use crate::attacks::{ask, exact_policy, node, perturbing_policy, with};
+use crate::federation::{analyst, query};
+use crate::fixtures::{federation, fetch, TempDir};
+
+async fn compare(q: &IndicatorQuery) -> Comparison {
+    let mut client = analyst().await;
+    let (schema, batches) = fetch(&mut client, q.encode_ticket(None)).await.unwrap();
+    Comparison::from_batches(&schema, &batches).unwrap()
+}
+
+/// KPP is a cost per patient: the value is the total cost over the distinct patients, with
+/// the contacts and the total beside it, in every region row and the pooled rows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kpp_is_a_cost_per_patient() {
+    let c = compare(&query("kpp_cost", &["care_type"], "2024")).await;
+    assert!(c.meta.value.starts_with("cost per patient"), "{}", c.meta.value);
+    let mut rows = 0;
+    for r in c.rows.iter().filter(|r| r.status != "suppressed" && r.kind != RowKind::Missing) {
+        let (contacts, patients, total) = (r.numerator.unwrap(), r.denominator.unwrap(), r.value_sum.unwrap());
+        assert!(contacts >= patients, "{r:?}: a patient has at least one contact");
+        let value = r.estimate.unwrap();
+        assert!((value.value - total / patients as f64).abs() < 1e-6 * value.value, "{r:?}");
+        assert!(value.lower < value.value && value.value < value.upper, "{r:?}");
+        rows += 1;
+    }
+    assert!(rows >= 10, "{rows}");
+    // Per patient is several times per contact (KPP: ~3,300 SEK a contact).
+    let pooled = c.rows.iter().find(|r| r.kind == RowKind::Pooled && r.labels[0].as_deref() == Some("primary_care")).unwrap();
+    let per_contact = pooled.value_sum.unwrap() / pooled.numerator.unwrap() as f64;
+    assert!(pooled.estimate.unwrap().value > 2.0 * per_contact, "{pooled:?}");
+}
+
+/// An outcome window reaching past the data's last date withholds the cell
+/// (`incomplete_followup`), or flags it when the policy releases such cells.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn incomplete_follow_up_is_withheld_or_flagged() {
+    let agent = node("vasterbotten", "24", exact_policy()).await;
+    let q = query("stroke_mortality_30d", &["month"], "2025-09..2025-12");
+    let answer = ask(&agent, &q).await.unwrap();
+    let by_month: BTreeMap<&str, &ReleasedCell> = answer.cells.iter().map(|c| (c.labels[0].as_str(), c)).collect();
+    let dec = by_month["2025-12"];
+    assert!(dec.status == CellStatus::Suppressed && dec.reasons.contains(&Reason::IncompleteFollowup), "{dec:?}");
+    // November ends on the 30th: 30 more days end on 30 December, inside the data.
+    for m in ["2025-09", "2025-10", "2025-11"] {
+        assert!(!by_month[m].reasons.contains(&Reason::IncompleteFollowup), "{m}: {:?}", by_month[m]);
+    }
+    // The whole year 2025 holds December's stays; 2024 does not.
+    let years = ask(&agent, &query("stroke_mortality_30d", &["year"], "2024..2025")).await.unwrap();
+    let y = |l: &str| years.cells.iter().find(|c| c.labels[0] == l).unwrap().clone();
+    assert!(y("2025").reasons.contains(&Reason::IncompleteFollowup) && y("2025").numerator.is_none());
+    assert!(!y("2024").reasons.contains(&Reason::IncompleteFollowup));
+    // A policy that releases them flags them instead.
+    let mut policy = exact_policy();
+    policy.release_incomplete_followup = true;
+    let flagged = node("vasterbotten", "24", policy).await;
+    let a = ask(&flagged, &q).await.unwrap();
+    let dec = a.cells.iter().find(|c| c.labels[0] == "2025-12").unwrap();
+    assert!(dec.reasons.contains(&Reason::IncompleteFollowup), "{dec:?}");
+    // Large enough cells are released with the flag: the whole of 2025.
+    let y2025 = ask(&flagged, &query("stroke_mortality_30d", &[], "2025")).await.unwrap();
+    assert!(y2025.cells[0].numerator.is_some() && y2025.cells[0].reasons.contains(&Reason::IncompleteFollowup), "{:?}", y2025.cells[0]);
+    // Withheld only for the window, a cell's suggestion says how far back to ask.
+    let withheld = ask(&agent, &query("stroke_mortality_30d", &[], "2025")).await.unwrap();
+    let c = &withheld.cells[0];
+    assert_eq!(c.reasons, [Reason::IncompleteFollowup], "{c:?}");
+    assert!(c.suggestion.as_deref().unwrap().contains("30 days"), "{c:?}");
+}
+
+/// Suggestions are true: one that names a coarser cell names one that is released, and no
+/// cell is told it is too few for the whole period while that cell is released.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn suggestions_name_only_cells_that_are_released() {
+    let tmp = TempDir::new("suggestions");
+    let agent = node("jamtland", "23", perturbing_policy(&tmp)).await;
+    let mut checked = 0;
+    for (indicator, by) in [("stroke_reperfusion", vec!["year"]), ("hip_fracture_surgery_24h", vec!["kommun", "sex"]), ("stroke_admissions", vec!["age_band", "year"])] {
+        let q = with(query(indicator, &by, "2021..2024"), |o| o.totals = true);
+        let answer = ask(&agent, &q).await.unwrap();
+        let status: BTreeMap<Vec<String>, CellStatus> = answer.cells.iter().map(|c| (c.labels.clone(), c.status)).collect();
+        let grand = status[&vec!["total".to_string(); by.len()]];
+        for c in answer.cells.iter().filter(|c| c.status == CellStatus::Suppressed) {
+            let s = c.suggestion.as_deref().unwrap();
+            if s.contains("too few even without breakdowns") {
+                assert_eq!(grand, CellStatus::Suppressed, "{indicator} {c:?}: the whole period is released");
+            }
+            if s.contains("that cell is released") {
+                // The named coarser cell: this cell with one breakdown dropped.
+                let dropped = by.iter().position(|b| s.contains(&format!("drop the {b} breakdown")) || (*b == "kommun" && s.contains("instead of kommun")) || (*b == "age_band" && s.contains("age bands")));
+                let i = dropped.unwrap_or_else(|| panic!("{s}"));
+                let mut coarser = c.labels.clone();
+                coarser[i] = "total".into();
+                assert_ne!(status[&coarser], CellStatus::Suppressed, "{indicator} {c:?}");
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked > 0, "some suggestion must name a released cell");
+}
+
+/// Every answer says what it counts, and a distribution's categories come in the recipe's
+/// order with their labels.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answers_say_what_they_count_and_categories_keep_their_order() {
+    let persons = compare(&query("diabetes_statin", &[], "2021..2025")).await;
+    assert!(persons.meta.semantics.contains("counted once in the period"), "{}", persons.meta.semantics);
+    let events = compare(&query("stroke_admissions", &[], "2024")).await;
+    assert!(events.meta.semantics.starts_with("events"), "{}", events.meta.semantics);
+    let bands = compare(&query("diabetes_bp_bands", &[], "2024")).await;
+    let recipe = norrsken_common::catalog::Catalog::embedded().get("diabetes_bp_bands", None).unwrap().clone();
+    let order: Vec<String> = recipe.categories.iter().map(|c| c.code.clone()).collect();
+    let region25: Vec<String> = bands.rows.iter().filter(|r| r.region == "25").filter_map(|r| r.category.clone()).collect();
+    assert_eq!(region25, order, "categories in the recipe's order");
+    assert_eq!(bands.meta.categories.iter().map(|c| c.code.clone()).collect::<Vec<_>>(), order);
+    assert!(bands.meta.categories.iter().all(|c| !c.sv.is_empty() && !c.en.is_empty()));
+}
+
+/// The command line prints Swedish titles and category labels with `--lang sv` (and from a
+/// Swedish locale), English otherwise.
+#[test]
+fn the_cli_speaks_swedish_when_asked() {
+    let f = federation();
+    let certs = &f.certs;
+    let run = |lang: &[&str], env_lang: &str| {
+        let out = Command::new(env!("CARGO_BIN_EXE_norrsken"))
+            .args(["query", "diabetes_bp_bands", "--period", "2024"])
+            .args(lang)
+            .env("NORRSKEN_COORDINATOR", f.federation.coordinator_url())
+            .env("NORRSKEN_CERT", certs.join("analyst.pem"))
+            .env("NORRSKEN_KEY", certs.join("analyst.key"))
+            .env("NORRSKEN_CA", certs.join("ca.pem"))
+            .env("LANG", env_lang)
+            .env_remove("LC_ALL")
+            .env_remove("LC_MESSAGES")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    let recipe = norrsken_common::catalog::Catalog::embedded().get("diabetes_bp_bands", None).unwrap().clone();
+    let sv = run(&["--lang", "sv"], "C");
+    assert!(sv.contains(&recipe.title.sv), "{sv}");
+    assert!(sv.contains(&recipe.categories[0].sv), "{sv}");
+    assert!(run(&[], "sv_SE.UTF-8").contains(&recipe.title.sv));
+    let en = run(&[], "C");
+    assert!(en.contains(&recipe.title.en) && en.contains("counted:"), "{en}");
+}
