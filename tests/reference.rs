@@ -230,6 +230,16 @@ fn main_starts(c: &Contact, prefixes: &[&str]) -> bool {
     c.main.as_deref().is_some_and(|m| prefixes.iter().any(|p| m.starts_with(p)))
 }
 
+/// person -> first contact time over the whole datalager, contacts matching `pred`, residents only.
+fn first_per_person(d: &Data, pred: impl Fn(&Contact) -> bool) -> BTreeMap<i64, i64> {
+    let mut out: BTreeMap<i64, i64> = BTreeMap::new();
+    for c in d.contacts.iter().filter(|c| pred(c) && d.resident(c.person_id)) {
+        let e = out.entry(c.person_id).or_insert(c.start);
+        *e = (*e).min(c.start);
+    }
+    out
+}
+
 /// (person, year) -> first contact time, over contacts matching `pred`, residents only.
 fn first_per_person_year(d: &Data, pred: impl Fn(&Contact) -> bool) -> BTreeMap<(i64, i32), i64> {
     let mut out: BTreeMap<(i64, i32), i64> = BTreeMap::new();
@@ -403,6 +413,71 @@ pub fn units(d: &Data, id: &str) -> Vec<RefUnit> {
         "hf_hospitalisation_rate" => {
             for c in d.contacts.iter().filter(|c| c.care_type == "inpatient" && c.acute && main_starts(c, &["I50"])) {
                 out.push(unit(c.contact_id, c.person_id, c.start));
+            }
+        }
+        "stroke_reperfusion_episodes" => {
+            let treated: BTreeSet<i64> =
+                d.procedures.iter().filter(|p| p.code == "DT016" || p.code == "AAL10").map(|p| p.contact_id).collect();
+            let mut stays: BTreeMap<i64, Vec<(i64, i64)>> = BTreeMap::new();
+            for c in d.contacts.iter().filter(|c| c.care_type == "inpatient" && c.acute && main_starts(c, &["I63"])) {
+                stays.entry(c.person_id).or_default().push((c.start, c.contact_id));
+            }
+            for (p, mut list) in stays {
+                list.sort();
+                // A stay starting within a day of the previous one belongs to its episode.
+                let mut episodes: Vec<Vec<(i64, i64)>> = Vec::new();
+                let mut previous: Option<i64> = None;
+                for (start, id) in list {
+                    match previous {
+                        Some(prev) if prev >= start - MICROS_PER_DAY => episodes.last_mut().unwrap().push((start, id)),
+                        _ => episodes.push(vec![(start, id)]),
+                    }
+                    previous = Some(start);
+                }
+                for e in episodes {
+                    let first = e.iter().map(|x| x.0).min().unwrap();
+                    let id = e.iter().map(|x| x.1).min().unwrap();
+                    out.push(RefUnit { numerator: e.iter().any(|x| treated.contains(&x.1)), ..unit(id, p, first) });
+                }
+            }
+        }
+        "hip_oa_first_line" => {
+            let main: HashMap<i64, &Contact> = d.contacts.iter().map(|c| (c.contact_id, c)).collect();
+            for op in d.procedures.iter().filter(|p| p.code.starts_with("NFB") && main.get(&p.contact_id).is_some_and(|c| main_starts(c, &["M16"]))) {
+                let first_line = d.procedures.iter().any(|q| q.person_id == op.person_id && q.code == "QX001" && q.at < op.at && q.at >= op.at - 730 * MICROS_PER_DAY);
+                out.push(RefUnit { numerator: first_line, ..unit(op.contact_id, op.person_id, op.at) });
+            }
+        }
+        "ra_dmard_early" => {
+            for (p, t) in first_per_person(d, |c| main_starts(c, &["M05", "M06"])) {
+                let from = day_of(t) as i64 * MICROS_PER_DAY;
+                let treated = d.drugs.iter().any(|x| {
+                    x.person_id == p
+                        && x.packages > 0
+                        && (x.atc == "L04AX03" || x.atc == "L01BA01" || x.atc.starts_with("L04AB") || x.atc.starts_with("L04AC"))
+                        && {
+                            let dt = x.date as i64 * MICROS_PER_DAY;
+                            dt >= from && dt < t + 90 * MICROS_PER_DAY
+                        }
+                });
+                out.push(RefUnit { numerator: treated, ..unit(p, p, t) });
+            }
+        }
+        "cli_amputation_1y" => {
+            for (p, t) in first_per_person(d, |c| main_starts(c, &["I702"])) {
+                let amputated = d.procedures.iter().any(|q| q.person_id == p && (q.code.starts_with("NGQ") || q.code.starts_with("NFQ")) && q.at >= t && q.at < t + 365 * MICROS_PER_DAY);
+                out.push(RefUnit { numerator: amputated, ..unit(p, p, t) });
+            }
+        }
+        "dementia_basic_investigation" => {
+            for (p, t) in first_per_person(d, |c| main_in(c, "F00", "F04") || main_starts(c, &["G30"])) {
+                let tested = d.measurements.iter().any(|m| {
+                    m.person_id == p && m.kind == "mmse" && {
+                        let dt = m.date as i64 * MICROS_PER_DAY;
+                        dt >= t - 180 * MICROS_PER_DAY && dt < t + 30 * MICROS_PER_DAY
+                    }
+                });
+                out.push(RefUnit { numerator: tested, ..unit(p, p, t) });
             }
         }
         other => panic!("no reference for {other}"),

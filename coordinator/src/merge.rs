@@ -150,6 +150,14 @@ pub fn merge(input: &MergeInput<'_>, outcomes: &[RegionOutcome]) -> Comparison {
                     CellStatus::Released => {}
                 }
                 acc.reasons.extend(c.reasons.iter().map(|r| r.name().to_string()));
+                // In the population perspective a home region's cell adds parts from several
+                // agents; a part withheld at another region's agent withholds the whole cell.
+                if c.status == CellStatus::Suppressed && perspective == Perspective::Population && c.region != o.region {
+                    acc.suggestion = Some(format!(
+                        "part of this cell is care given in {} ({}), too small to release there; the provider perspective, or a question without the finest breakdown, may release it",
+                        o.name, c.suggestion.as_deref().unwrap_or("")
+                    ));
+                }
                 if acc.suggestion.is_none() {
                     acc.suggestion = c.suggestion.clone();
                 }

@@ -317,3 +317,35 @@ pub fn main_hospital(region_code: &str) -> &'static str {
 pub const COST_INPATIENT_PER_DAY: f64 = 12_500.0;
 pub const COST_SPECIALIST_VISIT: f64 = 3_200.0;
 pub const COST_PRIMARY_VISIT: f64 = 1_400.0;
+
+/// Per-region levels of the four newer clinical pathways (plausible, not real figures):
+/// first-line treatment before hip replacement, a DMARD soon after a rheumatoid arthritis
+/// diagnosis, amputation within a year of critical limb ischaemia, and a basic
+/// investigation at a dementia diagnosis.
+#[derive(Debug, Clone, Copy)]
+pub struct PathwayLevels {
+    pub hip_first_line: f64,
+    pub ra_dmard_90d: f64,
+    pub cli_amputation: f64,
+    pub dementia_mmse: f64,
+}
+
+pub fn pathway_levels(region_code: &str) -> PathwayLevels {
+    match region_code {
+        "22" => PathwayLevels { hip_first_line: 0.62, ra_dmard_90d: 0.78, cli_amputation: 0.22, dementia_mmse: 0.71 },
+        "23" => PathwayLevels { hip_first_line: 0.55, ra_dmard_90d: 0.70, cli_amputation: 0.27, dementia_mmse: 0.64 },
+        "24" => PathwayLevels { hip_first_line: 0.70, ra_dmard_90d: 0.84, cli_amputation: 0.18, dementia_mmse: 0.78 },
+        "25" => PathwayLevels { hip_first_line: 0.58, ra_dmard_90d: 0.74, cli_amputation: 0.25, dementia_mmse: 0.68 },
+        _ => PathwayLevels { hip_first_line: 0.6, ra_dmard_90d: 0.75, cli_amputation: 0.23, dementia_mmse: 0.7 },
+    }
+}
+
+/// Codes of the newer pathways (KVÅ-like codes marked unverified in docs/data-model.md).
+pub const HIP_OA: &str = "M169";
+pub const HIP_FIRST_LINE: &str = "QX001";
+pub const HIP_REPLACEMENT: &str = "NFB49";
+pub const RA: &str = "M069";
+pub const METHOTREXATE: &str = "L04AX03";
+pub const CLI: &str = "I702";
+pub const AMPUTATION_LOWER_LEG: &str = "NGQ19";
+pub const DEMENTIA: &str = "F039";

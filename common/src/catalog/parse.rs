@@ -24,6 +24,8 @@ struct RecipeFile {
     rate_per: Option<u32>,
     #[serde(default)]
     follow_up_days: Option<u32>,
+    #[serde(default)]
+    better: Option<Better>,
     sql: String,
     title: Text,
     description: Text,
@@ -227,6 +229,7 @@ pub fn parse_recipe(file: &str, text: &str) -> Result<Recipe, CatalogError> {
         value_unit: raw.value_unit,
         rate_per: raw.rate_per,
         follow_up_days: raw.follow_up_days,
+        better: raw.better,
         sql: sql.to_string(),
         title: raw.title,
         description: raw.description,

@@ -100,6 +100,14 @@ pub struct Plausible {
 }
 
 
+/// Which direction of an indicator's value is better.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Better {
+    Higher,
+    Lower,
+}
+
 /// A validated recipe.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Recipe {
@@ -116,7 +124,10 @@ pub struct Recipe {
     pub period_attribute: String,
     pub value_unit: Option<String>,
     pub rate_per: Option<u32>,
+    /// Days after the index date the outcome is followed (an outcome window).
     pub follow_up_days: Option<u32>,
+    /// Which direction of the value is better, when the recipe says.
+    pub better: Option<Better>,
     /// The unit query. Trusted catalog text, never requester input; see docs/catalog.md for
     /// the columns it must return.
     pub sql: String,

@@ -4,6 +4,7 @@
 
 mod care;
 mod episodes;
+mod pathways;
 
 use crate::calendar::{age_at, civil_from_days, days_from_civil, days_in_year, micros_of_day, MICROS_PER_DAY, MICROS_PER_HOUR};
 use crate::model::{self, RegionProfile};
@@ -198,6 +199,10 @@ pub fn simulate(world: &World, seed: u64, person_id: i64, home: usize, kommun: &
         next_contact: 0,
     };
     sim.run();
+    // The newer pathways from a stream of their own, so that nothing above changes.
+    let mut pathway_rng = Rng::for_stream(seed ^ 0x7061_7468_7761_7973, person_id as u64);
+    sim.pathways(&mut pathway_rng);
+    sim.trim_to_life();
     PersonHistory {
         person: sim.person,
         home_region: home,
@@ -388,7 +393,11 @@ impl<'a> Sim<'a> {
             self.chronic_care(year, &mut cond);
             self.background_care(year, age, &cond);
         }
-        // Treatment started before a later death stops at death.
+        self.trim_to_life();
+    }
+
+    /// Drops what lies after death (treatment started before a later death stops at it).
+    fn trim_to_life(&mut self) {
         let end = self.end_day;
         let end_micros = micros_of_day(end);
         self.drugs.retain(|d| d.date < end);
