@@ -8,7 +8,7 @@ use base64::Engine as _;
 use ed25519_dalek::{Signature, Verifier, VerifyingKey};
 use serde::Serialize;
 
-use norrsken_common::audit::{line_hash, read_records, seal_message, AuditError, AuditRecord, GENESIS};
+use norrsken_common::audit::{genesis_message, line_hash, read_records, seal_message, Anchor, AuditError, AuditRecord, GENESIS};
 
 /// Expands folders to their log files; keeps files as given. Sorted in chain order.
 pub fn expand(paths: &[PathBuf]) -> Result<Vec<PathBuf>, AuditError> {
@@ -40,6 +40,8 @@ pub struct Verification {
     pub notes: Vec<String>,
     /// The first problem found: where, and what.
     pub problem: Option<Problem>,
+    /// When the chain was created (its genesis record), when the log begins with it.
+    pub created: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -56,10 +58,17 @@ impl Verification {
     }
 }
 
-/// Verifies a chain of log files. With `key`, every seal must be signed by it; without,
-/// seals are checked against the key they name (which proves integrity, not origin).
-/// `allow_unsealed_tail` accepts records after the last seal (a live log).
+/// Verifies a chain of log files. With `key`, the genesis record and every seal must be
+/// signed by it; without, they are checked against the key they name (which proves
+/// integrity, not origin). `allow_unsealed_tail` accepts records after the last seal (a live
+/// log). The log must begin with its genesis record (see [`verify_from`]).
 pub fn verify(files: &[PathBuf], key: Option<&VerifyingKey>, allow_unsealed_tail: bool) -> Result<Verification, AuditError> {
+    verify_from(files, key, allow_unsealed_tail, false)
+}
+
+/// [`verify`], where `allow_missing_start` accepts a log whose oldest files were archived
+/// (it then starts after its genesis record, and the verification says so).
+pub fn verify_from(files: &[PathBuf], key: Option<&VerifyingKey>, allow_unsealed_tail: bool, allow_missing_start: bool) -> Result<Verification, AuditError> {
     let lines = read_records(files)?;
     let mut v = Verification {
         records: 0,
@@ -71,6 +80,7 @@ pub fn verify(files: &[PathBuf], key: Option<&VerifyingKey>, allow_unsealed_tail
         key_checked: key.is_some(),
         notes: Vec::new(),
         problem: None,
+        created: None,
     };
     let b64 = base64::engine::general_purpose::STANDARD;
     let mut prev: Option<(u64, String)> = None;
@@ -98,12 +108,32 @@ pub fn verify(files: &[PathBuf], key: Option<&VerifyingKey>, allow_unsealed_tail
         match &prev {
             None => {
                 v.first_seq = Some(record.seq);
-                if record.seq == 0 && record.prev_hash != GENESIS {
-                    v.problem = Some(fail(Some(0), "the first record does not start a chain".into()));
-                    return Ok(v);
-                }
                 if record.seq != 0 {
-                    v.notes.push(format!("the chain starts at seq {} (earlier files were not given or were removed by retention)", record.seq));
+                    let message = format!(
+                        "the log does not begin with its genesis record: its first record is seq {}, so records 0 to {} are missing (deleted, or their files not given)",
+                        record.seq,
+                        record.seq - 1
+                    );
+                    if !allow_missing_start {
+                        v.problem = Some(fail(Some(record.seq), format!("{message}; if the oldest files were archived, verify with --allow-missing-start")));
+                        return Ok(v);
+                    }
+                    v.notes.push(format!("{message}: accepted (--allow-missing-start); verify the archived files too"));
+                } else {
+                    if record.prev_hash != GENESIS {
+                        v.problem = Some(fail(Some(0), "the first record does not start a chain (its prev_hash is not the genesis value)".into()));
+                        return Ok(v);
+                    }
+                    match check_genesis(&record, key) {
+                        Ok(pk) => {
+                            embedded_key = Some(pk);
+                            v.created = Some(record.time.clone());
+                        }
+                        Err(message) => {
+                            v.problem = Some(fail(Some(0), message));
+                            return Ok(v);
+                        }
+                    }
                 }
             }
             Some((seq, hash)) => {
@@ -222,6 +252,37 @@ pub fn verify(files: &[PathBuf], key: Option<&VerifyingKey>, allow_unsealed_tail
     Ok(v)
 }
 
+/// Checks a genesis record: its kind, and its signature by the key it names (which must be
+/// `key`, when given). Returns the key it names.
+fn check_genesis(record: &AuditRecord, key: Option<&VerifyingKey>) -> Result<String, String> {
+    let b64 = base64::engine::general_purpose::STANDARD;
+    if record.event.kind != "genesis" {
+        return Err(format!(
+            "the log does not begin with a genesis record (its seq 0 is a '{}' record): it was not started by a Norrsken node, or its start was replaced",
+            record.event.kind
+        ));
+    }
+    let (Some(pk), Some(sig)) = (&record.public_key, &record.signature) else {
+        return Err("the genesis record carries no key or signature".into());
+    };
+    if let Some(k) = key {
+        if b64.encode(k.as_bytes()) != *pk {
+            return Err("the genesis record names another key than the node's (--key): the log was started by someone else".into());
+        }
+    }
+    let verifying = b64
+        .decode(pk)
+        .ok()
+        .and_then(|b| <[u8; 32]>::try_from(b.as_slice()).ok())
+        .and_then(|b| VerifyingKey::from_bytes(&b).ok())
+        .ok_or("the genesis record names an unreadable key")?;
+    let signature = b64.decode(sig).ok().and_then(|b| Signature::from_slice(&b).ok());
+    if signature.map_or(true, |s| verifying.verify(&genesis_message(&record.node, &record.time, pk), &s).is_err()) {
+        return Err("the genesis record's signature does not verify: its node, time or key were changed".into());
+    }
+    Ok(pk.clone())
+}
+
 /// Parses all records of a set of files (no verification).
 pub fn records(files: &[PathBuf]) -> Result<Vec<AuditRecord>, AuditError> {
     read_records(files)?
@@ -250,7 +311,7 @@ pub struct Filter {
 impl Filter {
     pub fn matches(&self, r: &AuditRecord) -> bool {
         let e = &r.event;
-        if !self.all_kinds && matches!(e.kind.as_str(), "seal" | "node_start" | "recovery") {
+        if !self.all_kinds && matches!(e.kind.as_str(), "seal" | "genesis" | "node_start" | "recovery") {
             return false;
         }
         if self.from.as_ref().is_some_and(|f| r.time.as_str() < f.as_str()) {
@@ -296,62 +357,226 @@ pub fn summary(records: &[AuditRecord]) -> BTreeMap<(String, String, String), (u
     out
 }
 
+/// A node's log as reconcile reads it: its records and the hash of each record's line.
+#[derive(Debug, Clone, Default)]
+pub struct NodeLog {
+    pub records: Vec<AuditRecord>,
+    pub hashes: Vec<String>,
+}
+
+impl NodeLog {
+    /// Reads a log's files (no verification: run `verify` for that).
+    pub fn read(files: &[PathBuf]) -> Result<NodeLog, AuditError> {
+        let mut log = NodeLog::default();
+        for (file, line, bytes) in read_records(files)? {
+            let record = serde_json::from_slice(&bytes).map_err(|e| AuditError::Corrupt { path: file.display().to_string(), line, reason: e.to_string() })?;
+            log.records.push(record);
+            log.hashes.push(line_hash(&bytes));
+        }
+        Ok(log)
+    }
+
+    /// A log of records held in memory (their hashes are those of their serialisation).
+    pub fn from_records(records: Vec<AuditRecord>) -> NodeLog {
+        let hashes = records.iter().map(|r| line_hash(&serde_json::to_vec(r).unwrap_or_default())).collect();
+        NodeLog { records, hashes }
+    }
+
+    /// The node's name (`coordinator`, `agent-25`).
+    pub fn node(&self) -> String {
+        self.records.first().map(|r| r.node.clone()).unwrap_or_default()
+    }
+}
+
 /// One difference between the coordinator's and the agents' logs.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Difference {
+    /// The query concerned (for a break in a chain: the first query whose anchor it breaks).
     pub query_id: String,
     pub region: Option<String>,
+    /// For a break in a chain: the node whose log is broken, and the first sequence number
+    /// missing or changed.
+    pub node: Option<String>,
+    pub seq: Option<u64>,
     pub problem: String,
 }
 
-/// Reconciles: every agent query record has a coordinator record with the same query id and
-/// parameters that asked that region, and every region the coordinator says answered has
-/// the agent's record. `agent_logs` are (region, records).
-pub fn reconcile(coordinator: &[AuditRecord], agent_logs: &[(String, Vec<AuditRecord>)]) -> Vec<Difference> {
+/// An anchor one node holds of another's chain, and the query it came with.
+struct Held<'a> {
+    anchor: &'a Anchor,
+    query_id: &'a str,
+}
+
+/// Checks a node's chain against the anchors another node holds of it. Returns the
+/// differences (at most one per kind of break) and the anchors that failed.
+fn check_chain(log: &NodeLog, holder: &str, held: &[Held<'_>]) -> (Vec<Difference>, BTreeSet<u64>) {
+    let node = log.node();
     let mut out = Vec::new();
-    let coord: BTreeMap<&str, &AuditRecord> = coordinator
-        .iter()
-        .filter(|r| r.event.kind == "query")
-        .filter_map(|r| r.event.query_id.as_deref().map(|q| (q, r)))
-        .collect();
-    let regions_with_logs: BTreeSet<&str> = agent_logs.iter().map(|(r, _)| r.as_str()).collect();
-    let mut seen_at_agents: BTreeSet<(String, String)> = BTreeSet::new();
-    for (region, records) in agent_logs {
-        for r in records.iter().filter(|r| r.event.kind == "query" || (r.event.kind == "refused" && r.event.query_id.is_some())) {
-            let Some(qid) = r.event.query_id.clone() else { continue };
-            seen_at_agents.insert((qid.clone(), region.clone()));
-            match coord.get(qid.as_str()) {
-                None => out.push(Difference {
-                    query_id: qid,
-                    region: Some(region.clone()),
-                    problem: "reached the agent but has no coordinator record (did not pass the coordinator)".into(),
-                }),
-                Some(c) => {
-                    if !c.event.regions.iter().any(|g| g == region) {
-                        out.push(Difference { query_id: qid.clone(), region: Some(region.clone()), problem: "the coordinator did not ask this region".into() });
-                    }
-                    if c.event.query != r.event.query {
-                        out.push(Difference {
-                            query_id: qid,
-                            region: Some(region.clone()),
-                            problem: format!(
-                                "parameters differ: coordinator {} / agent {}",
-                                c.event.query.as_ref().map(|q| q.to_string()).unwrap_or_default(),
-                                r.event.query.as_ref().map(|q| q.to_string()).unwrap_or_default()
-                            ),
-                        });
-                    }
+    let mut failed = BTreeSet::new();
+    let by_seq: BTreeMap<u64, &str> = log.records.iter().zip(&log.hashes).map(|(r, h)| (r.seq, h.as_str())).collect();
+    let (Some(&first), Some(&last)) = (by_seq.keys().next(), by_seq.keys().next_back()) else {
+        return (out, failed);
+    };
+    let mut sorted: Vec<&Held<'_>> = held.iter().collect();
+    sorted.sort_by_key(|h| h.anchor.seq);
+    let beyond: Vec<&&Held<'_>> = sorted.iter().filter(|h| h.anchor.seq > last).collect();
+    let before: Vec<&&Held<'_>> = sorted.iter().filter(|h| h.anchor.seq < first).collect();
+    let changed: Vec<&&Held<'_>> = sorted.iter().filter(|h| by_seq.get(&h.anchor.seq).is_some_and(|x| *x != h.anchor.hash)).collect();
+    let more = |n: usize| if n > 1 { format!(" and {} later one(s)", n - 1) } else { String::new() };
+    let broken = |h: &Held<'_>, seq: u64, problem: String| Difference { query_id: h.query_id.to_string(), region: None, node: Some(node.clone()), seq: Some(seq), problem };
+    if let Some(h) = beyond.first() {
+        out.push(broken(
+            h,
+            last + 1,
+            format!(
+                "the log of {node} ends at seq {last}, but {holder} holds the hash of its record seq {} (query {}){}: records from seq {} on are missing (the log was cut back)",
+                h.anchor.seq,
+                show_id(h.query_id),
+                more(beyond.len()),
+                last + 1
+            ),
+        ));
+    }
+    if let Some(h) = before.first() {
+        out.push(broken(
+            h,
+            h.anchor.seq,
+            format!(
+                "the log of {node} begins at seq {first}, but {holder} holds the hash of its record seq {} (query {}): records before seq {first} are missing",
+                h.anchor.seq,
+                show_id(h.query_id)
+            ),
+        ));
+    }
+    if let Some(h) = changed.first() {
+        let agreed = sorted.iter().filter(|x| x.anchor.seq < h.anchor.seq && by_seq.get(&x.anchor.seq) == Some(&x.anchor.hash.as_str())).map(|x| x.anchor.seq).last();
+        out.push(broken(
+            h,
+            h.anchor.seq,
+            format!(
+                "record seq {} of {node} is not the record {holder} was given (query {}){}: the log was rewritten {}",
+                h.anchor.seq,
+                show_id(h.query_id),
+                more(changed.len()),
+                match agreed {
+                    Some(a) => format!("between seq {} and {}", a + 1, h.anchor.seq),
+                    None => format!("at or before seq {}", h.anchor.seq),
                 }
+            ),
+        ));
+    }
+    failed.extend(beyond.iter().chain(&before).chain(&changed).map(|h| h.anchor.seq));
+    (out, failed)
+}
+
+/// A query id as printed: control characters escaped.
+pub fn show_id(id: &str) -> String {
+    id.chars().flat_map(|c| if c.is_control() { c.escape_default().collect::<Vec<_>>() } else { vec![c] }).collect()
+}
+
+/// The query parameters an agent answers (the regions asked are the coordinator's).
+fn parameters(q: &Option<serde_json::Value>) -> Option<serde_json::Value> {
+    let mut q = q.clone()?;
+    if let Some(o) = q.as_object_mut() {
+        o.remove("regions");
+        o.remove("query_id");
+    }
+    Some(q)
+}
+
+/// Reconciles the coordinator's log with the agents' (`agents` are (region, log)):
+///
+/// - each chain against the anchors the other nodes hold of it: the agents' records the
+///   coordinator was told of (every answer carries its record's seq and hash) and the
+///   coordinator's chain heads the agents recorded with every relayed query; a log cut back,
+///   missing its start or rewritten is named with the first sequence number concerned;
+/// - every agent record of a query against the coordinator's records of it: a query no
+///   coordinator record relayed, a region the coordinator did not send it to, more records
+///   at an agent than the coordinator sent it (a replay; a query the coordinator answered
+///   from its cache was sent to no region), parameters that differ;
+/// - every region the coordinator recorded an answer from, against that agent's records.
+pub fn reconcile(coordinator: &NodeLog, agents: &[(String, NodeLog)]) -> Vec<Difference> {
+    let mut out = Vec::new();
+    let is_query = |r: &&AuditRecord| (r.event.kind == "query" || r.event.kind == "refused") && r.event.query_id.is_some();
+    // The coordinator's records of queries, by id, and what it sent to each region.
+    let mut coord: BTreeMap<&str, &AuditRecord> = BTreeMap::new();
+    let mut sent: BTreeMap<(&str, &str), u32> = BTreeMap::new();
+    for r in coordinator.records.iter().filter(is_query) {
+        let qid = r.event.query_id.as_deref().unwrap_or("");
+        coord.insert(qid, r);
+        if r.event.cached_from.is_none() {
+            for p in &r.event.region_outcomes {
+                *sent.entry((qid, p.region.as_str())).or_default() += p.attempts.unwrap_or(1);
             }
         }
     }
-    for (qid, c) in coord.iter().filter(|(_, c)| c.event.cached_from.is_none()) {
-        for part in &c.event.region_outcomes {
-            if part.status == "ok" && regions_with_logs.contains(part.region.as_str()) && !seen_at_agents.contains(&(qid.to_string(), part.region.clone())) {
+    // The coordinator's chain, against the heads the agents recorded.
+    let heads: Vec<Held<'_>> = agents
+        .iter()
+        .flat_map(|(_, log)| log.records.iter().filter(is_query))
+        .filter_map(|r| Some(Held { anchor: r.event.relayer_head.as_ref()?, query_id: r.event.query_id.as_deref()? }))
+        .collect();
+    let (diffs, _) = check_chain(coordinator, "an agent", &heads);
+    out.extend(diffs);
+
+    for (region, log) in agents {
+        // This agent's chain, against the records the coordinator was told of.
+        let held: Vec<Held<'_>> = coordinator
+            .records
+            .iter()
+            .filter(is_query)
+            .flat_map(|r| r.event.region_outcomes.iter().filter(|p| p.region == *region).map(move |p| (r, p)))
+            .filter_map(|(r, p)| Some(Held { anchor: p.record.as_ref()?, query_id: r.event.query_id.as_deref()? }))
+            .collect();
+        let (diffs, broken) = check_chain(log, "the coordinator", &held);
+        out.extend(diffs.into_iter().map(|d| Difference { region: Some(region.clone()), ..d }));
+
+        let mut at_agent: BTreeMap<&str, Vec<&AuditRecord>> = BTreeMap::new();
+        for r in log.records.iter().filter(is_query) {
+            at_agent.entry(r.event.query_id.as_deref().unwrap_or("")).or_default().push(r);
+        }
+        for (qid, records) in &at_agent {
+            let diff = |problem: String| Difference { query_id: qid.to_string(), region: Some(region.clone()), node: None, seq: None, problem };
+            let n = records.len();
+            let Some(c) = coord.get(qid) else {
+                out.push(diff(format!("reached the agent ({n} record(s)) but no coordinator record relayed it: it did not pass the coordinator")));
+                continue;
+            };
+            let times = sent.get(&(*qid, region.as_str())).copied().unwrap_or(0);
+            if n as u32 > times {
+                out.push(diff(if c.event.cached_from.is_some() {
+                    format!("the coordinator answered this query from its cache and sent it to no region, yet the agent recorded it {n} time(s): a replay")
+                } else if !c.event.regions.iter().any(|g| g == region) {
+                    format!("the coordinator did not ask this region, yet the agent recorded the query {n} time(s)")
+                } else if times == 0 {
+                    format!("the coordinator did not send this query to the region (it was not asked), yet the agent recorded it {n} time(s)")
+                } else {
+                    format!("the agent recorded this query {n} times; the coordinator sent it {times} time(s): a replay")
+                }));
+            }
+            for r in records.iter().filter(|r| r.event.query.is_some()) {
+                if parameters(&c.event.query) != parameters(&r.event.query) {
+                    out.push(diff(format!(
+                        "parameters differ: coordinator {} / agent {}",
+                        c.event.query.as_ref().map(|q| norrsken_common::text::bound(&q.to_string())).unwrap_or_default(),
+                        r.event.query.as_ref().map(|q| norrsken_common::text::bound(&q.to_string())).unwrap_or_default()
+                    )));
+                }
+            }
+        }
+        // Every answer the coordinator recorded from this region is on the agent's record
+        // (unless its anchor already showed the records missing).
+        for (qid, c) in coord.iter().filter(|(_, c)| c.event.cached_from.is_none()) {
+            for p in c.event.region_outcomes.iter().filter(|p| p.region == *region && p.status == "ok") {
+                if at_agent.contains_key(qid) || p.record.as_ref().is_some_and(|a| broken.contains(&a.seq)) {
+                    continue;
+                }
                 out.push(Difference {
                     query_id: qid.to_string(),
-                    region: Some(part.region.clone()),
-                    problem: "the coordinator recorded an answer from this region, but the agent has no record".into(),
+                    region: Some(region.clone()),
+                    node: None,
+                    seq: p.record.as_ref().map(|a| a.seq),
+                    problem: "the coordinator recorded an answer from this region, but the agent has no record of the query".into(),
                 });
             }
         }
@@ -360,11 +585,61 @@ pub fn reconcile(coordinator: &[AuditRecord], agent_logs: &[(String, Vec<AuditRe
 }
 
 /// The region of an agent log: from its records' node names (`agent-25`).
-pub fn region_of(records: &[AuditRecord]) -> Option<String> {
-    records.first().and_then(|r| r.node.strip_prefix("agent-").map(str::to_string))
+pub fn region_of(log: &NodeLog) -> Option<String> {
+    log.records.first().and_then(|r| r.node.strip_prefix("agent-").map(str::to_string))
 }
 
 /// Convenience: the display path of a file.
 pub fn display(p: &Path) -> String {
     p.display().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use norrsken_common::audit::{AuditEvent, RegionPart};
+
+    fn record(node: &str, seq: u64, event: AuditEvent) -> AuditRecord {
+        AuditRecord {
+            seq,
+            time: "2026-12-01T10:00:00.000Z".into(),
+            node: node.into(),
+            event,
+            sealed_records: None,
+            r#final: None,
+            next_file: None,
+            public_key: None,
+            signature: None,
+            prev_hash: GENESIS.into(),
+        }
+    }
+
+    fn query(id: &str) -> AuditEvent {
+        AuditEvent { kind: "query".into(), outcome: "ok".into(), query_id: Some(id.into()), ..Default::default() }
+    }
+
+    #[test]
+    fn a_rewritten_agent_log_is_named_between_the_anchors_that_still_agree() {
+        let agent = NodeLog::from_records((0..6).map(|i| record("agent-25", i, query(&format!("q{i}")))).collect());
+        let part = |seq: u64, hash: &str| RegionPart { region: "25".into(), status: "ok".into(), message: String::new(), attempts: Some(1), record: Some(Anchor { seq, hash: hash.into() }) };
+        let relayed = |id: &str, p: RegionPart| AuditEvent { regions: vec!["25".into()], region_outcomes: vec![p], ..query(id) };
+        // The coordinator holds the true hashes of records 1 and 4 (records 0..5 are q0..q5).
+        let coordinator = NodeLog::from_records(vec![
+            record("coordinator", 0, relayed("q1", part(1, &agent.hashes[1]))),
+            record("coordinator", 1, relayed("q4", part(4, &agent.hashes[4]))),
+        ]);
+        let honest = reconcile(&coordinator, &[("25".into(), agent.clone())]);
+        let relayed_ids: Vec<&str> = honest.iter().map(|d| d.query_id.as_str()).collect();
+        assert_eq!(relayed_ids, ["q0", "q2", "q3", "q5"], "only the queries the coordinator did not relay: {honest:?}");
+        // Record 3 on is rewritten by the operator (same seqs, other contents).
+        let mut records = agent.records.clone();
+        for r in records.iter_mut().skip(3) {
+            r.event.indicator = Some("rewritten".into());
+        }
+        let rewritten = NodeLog::from_records(records);
+        let diffs = reconcile(&coordinator, &[("25".into(), rewritten)]);
+        let chain = diffs.iter().find(|d| d.node.as_deref() == Some("agent-25")).unwrap();
+        assert_eq!(chain.seq, Some(4));
+        assert!(chain.problem.contains("rewritten between seq 2 and 4"), "{}", chain.problem);
+    }
 }

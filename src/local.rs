@@ -149,6 +149,7 @@ pub fn coordinator_config(agents: &[(String, std::net::SocketAddr)], dir: &Path,
         telemetry: Default::default(),
         reload_poll_s: 0,
         cache: Default::default(),
+        circuit: Default::default(),
     }
 }
 

@@ -250,7 +250,7 @@ fn the_deployment_guide_rehearsal_ends_with_an_agent_on_postgres_answering() {
         "Jämtland Härjedalen  primary_care",
         "reloaded on SIGHUP",
         "agent stopped cleanly",
-        "OK: 4 records",
+        "OK: 5 records",
         "Rehearsal complete",
     ] {
         assert!(text.contains(expected), "expected '{expected}' in:\n{text}\n{err}");

@@ -8,6 +8,7 @@ mod audit;
 mod bench;
 mod deploy;
 mod engine;
+mod evidence;
 mod federation;
 mod fixtures;
 mod numbers;

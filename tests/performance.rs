@@ -92,7 +92,9 @@ async fn the_coordinator_cache_is_keyed_by_versions_and_audited() {
     let second = for_query(&at_coordinator, "cache-2");
     assert_eq!(second.len(), 1, "cached answers are audited");
     assert_eq!(second[0].event.cached_from.as_deref(), Some("cache-1"));
-    assert!(review::reconcile(&at_coordinator, &[("22".into(), at_agent.clone())]).is_empty(), "reconcile expects no agent record for a cache hit");
+    let log = |dir: &Path| review::NodeLog::read(&review::expand(&[dir.to_path_buf()]).unwrap()).unwrap();
+    let diffs = review::reconcile(&log(&coordinator.node.config.audit.dir), &[("22".into(), log(&tmp.path().join("audit").join("agent-22")))]);
+    assert!(diffs.is_empty(), "reconcile expects no agent record for a cache hit: {diffs:?}");
 
     // A policy change at the agent: the next repeat is computed under the new policy.
     let text = std::fs::read_to_string(&policy).unwrap();

@@ -233,6 +233,7 @@ async fn a_policy_reload_during_queries_never_splits_an_answer_from_its_record()
         identity: Some(norrsken_common::pki::identity_of(&norrsken_common::pki::pem_to_der(&coordinator).unwrap()).unwrap()),
         addr: None,
         traceparent: None,
+        deadline: None,
     };
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let flipper = {

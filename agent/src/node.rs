@@ -463,6 +463,7 @@ impl Node for AgentNode {
         if let Some(r) = &relay {
             event.requester = Some(relayed_requester(r));
             event.role = Some(r.requester_role.clone());
+            event.relayer_head = r.relayer_head.clone();
             if event.trace_id.is_none() {
                 event.trace_id = trace_id_of(&r.traceparent);
             }
@@ -492,7 +493,6 @@ impl Node for AgentNode {
             answer: Answer { schema: batch.schema(), batches: vec![batch] },
             outcome: "ok",
             cells: counts(&answer),
-            region_outcomes: Vec::new(),
         })
     }
 

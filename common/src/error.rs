@@ -162,7 +162,8 @@ impl NodeError {
     /// The gRPC status for this error, with its kind in the `norrsken-error-kind` header.
     pub fn to_status(&self) -> tonic::Status {
         let kind = self.kind();
-        let mut status = tonic::Status::new(kind.code(), self.to_string());
+        // Bounded, so that no input repeated in a message can exceed gRPC's header limit.
+        let mut status = tonic::Status::new(kind.code(), crate::text::bound(&self.to_string()));
         if let Ok(v) = kind.name().parse() {
             status.metadata_mut().insert(ERROR_KIND_HEADER, v);
         }

@@ -26,9 +26,10 @@ use crate::pki::CertIdentity;
 use crate::service::{envelope, Answer, Caller, Description, Node, RecipeInfo};
 use crate::tls::{incoming, HandshakeFailure, PeerInfo, ReloadableTls};
 
-/// The largest request message a node accepts (a ticket is at most 16 KiB; this bounds
-/// anything else a client sends).
-pub const MAX_REQUEST_BYTES: usize = 1024 * 1024;
+/// The largest request message the transport reads. The node's own limits are far lower
+/// (a ticket 16 KiB, an action body 64 KiB) and refuse, audited, anything between; a message
+/// above this one is refused by the transport and audited at the edge ([`crate::edge`]).
+pub const MAX_REQUEST_BYTES: usize = 4 * 1024 * 1024;
 
 /// The caller of a Flight request, from the connection's verified certificate.
 fn caller_of<T>(req: &Request<T>) -> Caller {
@@ -37,7 +38,26 @@ fn caller_of<T>(req: &Request<T>) -> Caller {
         identity: info.as_ref().and_then(|i| i.identity.clone()),
         addr: info.and_then(|i| i.addr),
         traceparent: req.metadata().get("traceparent").and_then(|v| v.to_str().ok()).map(str::to_string),
+        deadline: req.metadata().get("grpc-timeout").and_then(|v| v.to_str().ok()).and_then(grpc_timeout),
     }
+}
+
+/// Parses gRPC's `grpc-timeout` header: digits and a unit (H, M, S, m, u, n).
+pub fn grpc_timeout(v: &str) -> Option<Duration> {
+    if v.len() < 2 || v.len() > 9 {
+        return None;
+    }
+    let (digits, unit) = v.split_at(v.len() - 1);
+    let n: u64 = digits.parse().ok()?;
+    Some(match unit {
+        "H" => Duration::from_secs(n.saturating_mul(3600)),
+        "M" => Duration::from_secs(n.saturating_mul(60)),
+        "S" => Duration::from_secs(n),
+        "m" => Duration::from_millis(n),
+        "u" => Duration::from_micros(n),
+        "n" => Duration::from_nanos(n),
+        _ => return None,
+    })
 }
 
 fn recipe_info(r: RecipeInfo) -> Result<FlightInfo, NodeError> {
@@ -143,7 +163,12 @@ impl<N: Node> FlightService for FlightAdapter<N> {
     async fn do_get(&self, r: Request<Ticket>) -> Result<Response<Self::DoGetStream>, Status> {
         let caller = caller_of(&r);
         let ticket = r.into_inner().ticket;
-        let answer = envelope::query(self.node.as_ref(), &caller, &ticket).await?;
+        // Runs to its end, record included, even when the caller hangs up meanwhile: what
+        // was asked of the agents on its behalf is on record.
+        let node = self.node.clone();
+        let answer = tokio::spawn(async move { envelope::query(node.as_ref(), &caller, &ticket).await })
+            .await
+            .map_err(|e| NodeError::Internal(format!("the query task failed: {e}")))??;
         Ok(Response::new(encode(answer)))
     }
 
@@ -188,7 +213,7 @@ pub fn audit_rejections(log: crate::audit::AuditLog) -> crate::tls::RejectHook {
         let log = log.clone();
         // The verifier runs inside the handshake task; write off the async threads.
         let _ = std::thread::spawn(move || {
-            if let Err(e) = log.append_blocking(event) {
+            if let Err(e) = log.refusal_blocking(event) {
                 tracing::error!(error = %e, "could not audit a refused certificate");
             }
         });
@@ -208,7 +233,7 @@ pub fn audit_handshake_failures(log: crate::audit::AuditLog, node: &'static str)
         };
         let log = log.clone();
         let _ = std::thread::spawn(move || {
-            if let Err(e) = log.append_blocking(event) {
+            if let Err(e) = log.refusal_blocking(event) {
                 tracing::error!(error = %e, "could not audit a failed handshake");
             }
         });
@@ -263,6 +288,7 @@ pub fn serve<N: Node>(
     on_handshake_failure: Arc<dyn Fn(HandshakeFailure) + Send + Sync>,
 ) -> Result<ServerHandle, String> {
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    let edge = crate::edge::EdgeAuditLayer { audit: node.base().audit.clone() };
     let service = FlightServiceServer::new(FlightAdapter::new(node)).max_decoding_message_size(MAX_REQUEST_BYTES);
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
@@ -271,6 +297,7 @@ pub fn serve<N: Node>(
         health_reporter.set_serving::<FlightServiceServer<FlightAdapter<N>>>().await;
         tonic::transport::Server::builder()
             .http2_keepalive_interval(Some(Duration::from_secs(30)))
+            .layer(edge)
             .add_service(health_service)
             .add_service(service)
             .serve_with_incoming_shutdown(conns, async {

@@ -7,6 +7,7 @@ pub mod breakdown;
 pub mod cache;
 pub mod catalog;
 pub mod comparison;
+pub mod edge;
 pub mod cdm;
 pub mod error;
 pub mod failpoint;
@@ -19,6 +20,7 @@ pub mod reload;
 pub mod service;
 pub mod settings;
 pub mod telemetry;
+pub mod text;
 pub mod tls;
 
 /// Code generated from `proto/norrsken.proto`.

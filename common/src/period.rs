@@ -38,7 +38,7 @@ pub struct Period {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid period '{input}': {reason}")]
+#[error("invalid period {}: {reason}", crate::text::quote(input))]
 pub struct PeriodError {
     pub input: String,
     pub reason: String,
@@ -51,9 +51,9 @@ fn parse_bound(s: &str) -> Result<(TimeGrain, MonthIndex, MonthIndex), String> {
     let s = s.trim();
     let year = |y: &str| -> Result<i32, String> {
         if y.len() != 4 || !y.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(format!("'{s}' is not a year, quarter (2023Q1) or month (2023-01)"));
+            return Err(format!("{} is not a year, quarter (2023Q1) or month (2023-01)", crate::text::quote(s)));
         }
-        let y: i32 = y.parse().map_err(|_| format!("'{s}' is not a year"))?;
+        let y: i32 = y.parse().map_err(|_| format!("{} is not a year", crate::text::quote(s)))?;
         if !(MIN_YEAR..=MAX_YEAR).contains(&y) {
             return Err(format!("year {y} is outside {MIN_YEAR}..{MAX_YEAR}"));
         }
@@ -66,7 +66,7 @@ fn parse_bound(s: &str) -> Result<(TimeGrain, MonthIndex, MonthIndex), String> {
             "2" => 2,
             "3" => 3,
             "4" => 4,
-            _ => return Err(format!("'{s}': quarter must be 1 to 4")),
+            _ => return Err(format!("{}: quarter must be 1 to 4", crate::text::quote(s))),
         };
         let first = MonthIndex::new(y, (q - 1) * 3 + 1);
         Ok((TimeGrain::Quarter, first, MonthIndex(first.0 + 2)))
@@ -74,7 +74,7 @@ fn parse_bound(s: &str) -> Result<(TimeGrain, MonthIndex, MonthIndex), String> {
         let y = year(y)?;
         let m: u32 = match m.parse() {
             Ok(n) if (1..=12).contains(&n) && m.len() == 2 => n,
-            _ => return Err(format!("'{s}': month must be 01 to 12")),
+            _ => return Err(format!("{}: month must be 01 to 12", crate::text::quote(s))),
         };
         let mi = MonthIndex::new(y, m);
         Ok((TimeGrain::Month, mi, mi))

@@ -11,6 +11,7 @@ use crate::breakdown::Breakdown;
 use crate::catalog::{Catalog, Kind, Recipe};
 use crate::period::{Period, PeriodError};
 use crate::proto;
+use crate::text::{bound, quote};
 
 /// Largest ticket accepted, in bytes. Real queries are a few hundred bytes.
 pub const MAX_TICKET_BYTES: usize = 16 * 1024;
@@ -51,6 +52,10 @@ pub struct QueryOptions {
     /// Also release the margins: each breakdown summed over (label `total`).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub totals: bool,
+    /// Answer within this many milliseconds (partially when a region is slow); the
+    /// coordinator's `agent_timeout_ms` bounds it. Not part of the question's identity.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deadline_ms: Option<u32>,
 }
 
 /// An indicator query as a requester writes it (JSON form; the protobuf form maps 1:1).
@@ -82,36 +87,39 @@ pub struct Relay {
     pub catalog_hash: String,
     #[serde(default)]
     pub traceparent: String,
+    /// The coordinator's audit chain head when it relayed the query.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub relayer_head: Option<crate::audit::Anchor>,
 }
 
 /// Why a query was not accepted. Every variant names what is wrong.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum QueryError {
-    #[error("malformed ticket: {0}")]
+    #[error("malformed ticket: {}", bound(.0))]
     MalformedTicket(String),
-    #[error("ticket of {size} bytes is larger than the {max}-byte limit")]
-    TicketTooLarge { size: usize, max: usize },
+    #[error("{field} of {size} bytes is larger than the {max}-byte limit")]
+    TooLarge { field: &'static str, size: usize, max: usize },
     #[error("the query has no '{0}'")]
     MissingField(&'static str),
-    #[error("unknown indicator '{id}'; the catalog has: {known}")]
+    #[error("unknown indicator {}; the catalog has: {known}", quote(id))]
     UnknownIndicator { id: String, known: String },
-    #[error("indicator '{id}' has no version {version}; the catalog has version(s) {known}")]
+    #[error("indicator {} has no version {version}; the catalog has version(s) {known}", quote(id))]
     UnknownVersion { id: String, version: u32, known: String },
-    #[error("unknown breakdown '{name}'; known breakdowns: {known}")]
+    #[error("unknown breakdown {}; known breakdowns: {known}", quote(name))]
     UnknownBreakdown { name: String, known: String },
-    #[error("breakdown '{breakdown}' is not allowed for {indicator}; allowed: {allowed}")]
+    #[error("breakdown {} is not allowed for {indicator}; allowed: {allowed}", quote(breakdown))]
     BreakdownNotAllowed { breakdown: String, indicator: String, allowed: String },
-    #[error("breakdown '{0}' is asked for twice")]
+    #[error("breakdown {} is asked for twice", quote(.0))]
     DuplicateBreakdown(String),
     #[error("only one time breakdown at a time, got {0}")]
     SeveralTimeBreakdowns(String),
-    #[error("filter on '{breakdown}' is not allowed for {indicator}; filters may name: {allowed}")]
+    #[error("filter on {} is not allowed for {indicator}; filters may name: {allowed}", quote(breakdown))]
     FilterNotAllowed { breakdown: String, indicator: String, allowed: String },
-    #[error("filter on '{0}': choose time with the period, not a filter")]
+    #[error("filter on {}: choose time with the period, not a filter", quote(.0))]
     TimeFilter(String),
-    #[error("filter on '{breakdown}' lists no values")]
+    #[error("filter on {} lists no values", quote(breakdown))]
     EmptyFilter { breakdown: String },
-    #[error("filter on '{breakdown}': unknown value '{value}'; allowed: {allowed}")]
+    #[error("filter on {}: unknown value {}; allowed: {allowed}", quote(breakdown), quote(value))]
     UnknownFilterValue { breakdown: String, value: String, allowed: String },
     #[error(transparent)]
     Period(#[from] PeriodError),
@@ -119,12 +127,14 @@ pub enum QueryError {
     PeriodOutOfRange { period: String, first: i32, last: i32 },
     #[error("{indicator} is a rate per inhabitant-year: the period must cover whole years, got {period}")]
     RateNeedsWholeYears { indicator: String, period: String },
-    #[error("unknown region '{region}'; configured regions: {known}")]
+    #[error("unknown region {}; configured regions: {known}", quote(region))]
     UnknownRegion { region: String, known: String },
-    #[error("query_id '{0}' is not valid: use up to 64 letters, digits, '-' or '_'")]
+    #[error("query_id {} is not valid: use up to 64 letters, digits, '-' or '_'", quote(.0))]
     InvalidQueryId(String),
     #[error("min_cell_size {0} is not valid: use 1 to 1000")]
     InvalidMinCellSize(u32),
+    #[error("{field}: {}", bound(message))]
+    Invalid { field: &'static str, message: String },
 }
 
 impl QueryError {
@@ -139,7 +149,7 @@ impl IndicatorQuery {
     /// Returns the query and the relay block (only agents trust the latter).
     pub fn decode_ticket(bytes: &[u8]) -> Result<(IndicatorQuery, Option<Relay>), QueryError> {
         if bytes.len() > MAX_TICKET_BYTES {
-            return Err(QueryError::TicketTooLarge { size: bytes.len(), max: MAX_TICKET_BYTES });
+            return Err(QueryError::TooLarge { field: "ticket", size: bytes.len(), max: MAX_TICKET_BYTES });
         }
         if bytes.is_empty() {
             return Err(QueryError::MalformedTicket("the ticket is empty".into()));
@@ -150,11 +160,14 @@ impl IndicatorQuery {
                 .map_err(|e| QueryError::MalformedTicket(format!("JSON ticket is not UTF-8: {e}")))?;
             let q: IndicatorQuery = serde_json::from_str(text)
                 .map_err(|e| QueryError::MalformedTicket(format!("JSON ticket: {e}")))?;
+            check_query_id(&q.query_id)?;
             return Ok((q, None));
         }
         let p = proto::IndicatorQuery::decode(bytes)
             .map_err(|e| QueryError::MalformedTicket(format!("protobuf ticket: {e}")))?;
-        Ok(IndicatorQuery::from_proto(p))
+        let (q, relay) = IndicatorQuery::from_proto(p);
+        check_query_id(&q.query_id)?;
+        Ok((q, relay))
     }
 
     pub fn to_json(&self) -> String {
@@ -179,6 +192,7 @@ impl IndicatorQuery {
             requester_role: r.requester_role,
             catalog_hash: r.catalog_hash,
             traceparent: r.traceparent,
+            relayer_head: (!r.relayer_hash.is_empty()).then_some(crate::audit::Anchor { seq: r.relayer_seq, hash: r.relayer_hash }),
         });
         let mut filters: BTreeMap<String, Vec<String>> = BTreeMap::new();
         for f in p.filters {
@@ -198,6 +212,7 @@ impl IndicatorQuery {
                 dry_run: options.dry_run,
                 no_cache: options.no_cache,
                 totals: options.totals,
+                deadline_ms: (options.deadline_ms != 0).then_some(options.deadline_ms),
             },
         };
         (q, relay)
@@ -225,6 +240,7 @@ impl IndicatorQuery {
                 dry_run: self.options.dry_run,
                 no_cache: self.options.no_cache,
                 totals: self.options.totals,
+                deadline_ms: self.options.deadline_ms.unwrap_or(0),
             }),
             relay: relay.map(|r| proto::Relay {
                 requester_subject: r.requester_subject.clone(),
@@ -232,6 +248,8 @@ impl IndicatorQuery {
                 requester_role: r.requester_role.clone(),
                 catalog_hash: r.catalog_hash.clone(),
                 traceparent: r.traceparent.clone(),
+                relayer_seq: r.relayer_head.as_ref().map_or(0, |a| a.seq),
+                relayer_hash: r.relayer_head.as_ref().map(|a| a.hash.clone()).unwrap_or_default(),
             }),
         }
     }
@@ -240,18 +258,13 @@ impl IndicatorQuery {
     /// the recipe's, values come from the fixed vocabulary and the period lies within
     /// `data_years` when given.
     pub fn validate(&self, catalog: &Catalog, data_years: Option<(i32, i32)>) -> Result<ValidatedQuery, QueryError> {
-        if !self.query_id.is_empty()
-            && (self.query_id.len() > 64
-                || !self.query_id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'))
-        {
-            return Err(QueryError::InvalidQueryId(self.query_id.chars().take(80).collect()));
-        }
+        check_query_id(&self.query_id)?;
         if self.indicator.trim().is_empty() {
             return Err(QueryError::MissingField("indicator"));
         }
         let recipe = catalog.get(&self.indicator, self.version).ok_or_else(|| {
             if catalog.versions(&self.indicator).is_empty() {
-                QueryError::UnknownIndicator { id: shorten(&self.indicator), known: catalog.ids().join(", ") }
+                QueryError::UnknownIndicator { id: self.indicator.clone(), known: catalog.ids().join(", ") }
             } else {
                 QueryError::UnknownVersion {
                     id: self.indicator.clone(),
@@ -265,7 +278,7 @@ impl IndicatorQuery {
         let mut breakdowns = Vec::new();
         for name in &self.breakdowns {
             let b = Breakdown::parse(name).ok_or_else(|| QueryError::UnknownBreakdown {
-                name: shorten(name),
+                name: name.clone(),
                 known: Breakdown::all_names(),
             })?;
             if !recipe.allows(b) {
@@ -288,7 +301,7 @@ impl IndicatorQuery {
         let mut filters = BTreeMap::new();
         for (name, values) in &self.filters {
             let b = Breakdown::parse(name).ok_or_else(|| QueryError::UnknownBreakdown {
-                name: shorten(name),
+                name: name.clone(),
                 known: Breakdown::all_names(),
             })?;
             if !b.filterable() {
@@ -316,7 +329,7 @@ impl IndicatorQuery {
                 if !vocabulary.iter().any(|a| a == v) {
                     return Err(QueryError::UnknownFilterValue {
                         breakdown: b.name().into(),
-                        value: shorten(v),
+                        value: v.clone(),
                         allowed: vocabulary.join(", "),
                     });
                 }
@@ -354,12 +367,13 @@ impl IndicatorQuery {
     }
 }
 
-fn shorten(s: &str) -> String {
-    if s.chars().count() > 60 {
-        format!("{}…", s.chars().take(60).collect::<String>())
-    } else {
-        s.to_string()
+/// A query id is checked as soon as a ticket is decoded, before any node logs it: empty
+/// (the coordinator assigns one) or up to 64 letters, digits, '-' or '_'.
+pub fn check_query_id(id: &str) -> Result<(), QueryError> {
+    if !id.is_empty() && (id.len() > 64 || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')) {
+        return Err(QueryError::InvalidQueryId(id.to_string()));
     }
+    Ok(())
 }
 
 fn join(v: Vec<u32>) -> String {
@@ -391,7 +405,7 @@ impl ValidatedQuery {
             filters: self.filters.iter().map(|(b, v)| (b.name().to_string(), v.iter().cloned().collect())).collect(),
             period: self.period.to_string(),
             regions: self.regions.clone(),
-            options: QueryOptions { no_cache: false, ..self.options.clone() },
+            options: QueryOptions { no_cache: false, deadline_ms: None, ..self.options.clone() },
         }
     }
 }
@@ -457,7 +471,7 @@ mod tests {
         assert!(matches!(IndicatorQuery::decode_ticket(&[0xff, 0xff, 0xff]), Err(QueryError::MalformedTicket(_))));
         assert!(matches!(IndicatorQuery::decode_ticket(b""), Err(QueryError::MalformedTicket(_))));
         let big = vec![b' '; MAX_TICKET_BYTES + 1];
-        assert!(matches!(IndicatorQuery::decode_ticket(&big), Err(QueryError::TicketTooLarge { .. })));
+        assert!(matches!(IndicatorQuery::decode_ticket(&big), Err(QueryError::TooLarge { field: "ticket", .. })));
         let good = IndicatorQuery { indicator: "x".into(), period: "2023".into(), ..Default::default() };
         let bytes = good.encode_ticket(None);
         let truncated = &bytes[..bytes.len() - 2];

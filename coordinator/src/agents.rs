@@ -8,6 +8,7 @@ use arrow_flight::{FlightClient, Ticket};
 use bytes::Bytes;
 use futures::TryStreamExt;
 use norrsken_common::answer::RegionAnswer;
+use norrsken_common::audit::Anchor;
 use norrsken_common::error::ErrorKind;
 use norrsken_common::tls::{client_tls, TlsFiles, TlsError};
 use tonic::transport::{Channel, Endpoint};
@@ -45,7 +46,7 @@ impl AgentClient {
         c
     }
 
-    async fn get_once(&self, ticket: Bytes, traceparent: Option<&str>) -> Result<RegionAnswer, Failure> {
+    async fn get_once(&self, ticket: Bytes, traceparent: Option<&str>) -> Result<(RegionAnswer, Option<Anchor>), Failure> {
         let mut client = self.client(traceparent);
         let stream = client.do_get(Ticket::new(ticket)).await.map_err(classify)?;
         let mut stream = stream;
@@ -57,7 +58,9 @@ impl AgentClient {
             .schema()
             .cloned()
             .ok_or_else(|| Failure::new(RegionState::Error, "the agent sent no schema".to_string()))?;
-        RegionAnswer::from_batches(&schema, &batches).map_err(|e| Failure::new(RegionState::Error, format!("unreadable answer: {e}")))
+        let record = Anchor::from_metadata(schema.metadata());
+        let answer = RegionAnswer::from_batches(&schema, &batches).map_err(|e| Failure::new(RegionState::Error, format!("unreadable answer: {e}")))?;
+        Ok((answer, record))
     }
 
     /// Asks the agent, retrying transient failures, within `deadline`.
@@ -81,10 +84,10 @@ impl AgentClient {
         };
         let result = tokio::time::timeout(deadline, run).await;
         let duration_ms = started.elapsed().as_millis() as u64;
-        let (state, message, answer, error) = match result {
-            Ok(Ok(a)) => (RegionState::Ok, String::new(), Some(a), None),
-            Ok(Err(f)) => (f.state, f.message, None, f.kind),
-            Err(_) => (RegionState::Timeout, format!("no answer within {} ms", deadline.as_millis()), None, Some(ErrorKind::Timeout)),
+        let (state, message, answer, error, record) = match result {
+            Ok(Ok((a, record))) => (RegionState::Ok, String::new(), Some(a), None, record),
+            Ok(Err(f)) => (f.state, f.message, None, f.kind, None),
+            Err(_) => (RegionState::Timeout, format!("no answer within {} ms", deadline.as_millis()), None, Some(ErrorKind::Timeout), None),
         };
         RegionOutcome {
             region: self.endpoint.region.clone(),
@@ -95,6 +98,7 @@ impl AgentClient {
             duration_ms,
             attempts,
             error,
+            record,
         }
     }
 
@@ -196,5 +200,8 @@ impl AgentPort for AgentClient {
     }
     async fn ask(&self, ticket: Bytes, deadline: Duration, retries: u32, traceparent: Option<&str>) -> RegionOutcome {
         self.ask_flight(ticket, deadline, retries, traceparent).await
+    }
+    async fn probe(&self, deadline: Duration) -> Result<(), String> {
+        self.action("health", deadline).await.map(|_| ())
     }
 }

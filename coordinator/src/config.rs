@@ -22,7 +22,8 @@ pub struct CoordinatorConfig {
     /// Folder of recipe files; the built-in catalog when absent.
     #[serde(default)]
     pub catalog_dir: Option<PathBuf>,
-    /// How long to wait for one agent, retries included.
+    /// How long to wait for one agent, retries included: the longest a query waits. A query
+    /// can ask for less (`options.deadline_ms`, or the client's gRPC deadline).
     #[serde(default = "default_agent_timeout_ms")]
     pub agent_timeout_ms: u64,
     /// Retries after a transient failure (agent unreachable).
@@ -45,6 +46,9 @@ pub struct CoordinatorConfig {
     /// asked agent's data and policy versions.
     #[serde(default)]
     pub cache: norrsken_common::cache::CacheSettings,
+    /// A region that misses its deadline is not asked again until it answers a probe.
+    #[serde(default)]
+    pub circuit: crate::circuit::CircuitSettings,
 }
 
 fn default_reload_poll() -> u64 {

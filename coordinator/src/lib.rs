@@ -3,10 +3,12 @@
 //!
 //! - [`service`]: the query path (plan, cache, fan out, merge) as a plain service;
 //! - [`merge`] and [`stats`]: the comparison and its intervals;
-//! - [`agents`]: the agents over Arrow Flight; [`watch`]: their versions;
+//! - [`agents`]: the agents over Arrow Flight; [`watch`]: their versions; [`circuit`]:
+//!   which regions are not asked until they answer a probe;
 //! - [`node`]: authentication and actions behind every front door; [`server`]: starting.
 
 pub mod agents;
+pub mod circuit;
 pub mod config;
 pub mod merge;
 pub mod node;

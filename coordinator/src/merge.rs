@@ -11,6 +11,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use norrsken_common::answer::{CellStatus, Reason, RegionAnswer};
+use norrsken_common::audit::{Anchor, RegionPart};
 use norrsken_common::breakdown::Breakdown;
 use norrsken_common::catalog::Recipe;
 pub use norrsken_common::comparison::{Comparison, ComparisonMeta, ComparisonRow, RegionReport, RegionState, RowKind};
@@ -32,6 +33,36 @@ pub struct RegionOutcome {
     pub attempts: u32,
     /// What kind of error the agent answered with, when it refused or failed.
     pub error: Option<ErrorKind>,
+    /// The agent's audit record of its answer, as the answer named it.
+    pub record: Option<Anchor>,
+}
+
+impl RegionOutcome {
+    /// A region that was not asked (its circuit is open).
+    pub fn not_asked(region: &str, name: &str, why: String) -> RegionOutcome {
+        RegionOutcome {
+            region: region.to_string(),
+            name: name.to_string(),
+            state: RegionState::Unavailable,
+            message: why,
+            answer: None,
+            duration_ms: 0,
+            attempts: 0,
+            error: None,
+            record: None,
+        }
+    }
+
+    /// The region's part as the coordinator's audit record keeps it.
+    pub fn part(&self) -> RegionPart {
+        RegionPart {
+            region: self.region.clone(),
+            status: self.state.name().to_string(),
+            message: norrsken_common::text::bound(&self.message),
+            attempts: Some(self.attempts),
+            record: self.record.clone(),
+        }
+    }
 }
 
 /// Everything a merge needs besides the regions' outcomes.
@@ -305,6 +336,7 @@ mod tests {
             duration_ms: 1,
             attempts: 1,
             error: None,
+            record: None,
         }
     }
 
@@ -360,6 +392,7 @@ mod tests {
             duration_ms: 2000,
             attempts: 1,
             error: None,
+            record: None,
         });
         let c = run(&recipe, &outcomes);
         let male = c.rows.iter().find(|r| r.kind == RowKind::Pooled && r.labels[0].as_deref() == Some("male")).unwrap();

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures::future::join_all;
-use norrsken_common::audit::{AuditLog, CellCounts, RegionPart};
+use norrsken_common::audit::{AuditLog, CellCounts};
 use norrsken_common::catalog::Catalog;
 use norrsken_common::comparison::comparison_schema;
 use norrsken_common::error::NodeError;
@@ -42,6 +42,7 @@ impl CoordinatorNode {
             agent_timeout: Duration::from_millis(config.agent_timeout_ms),
             retries: config.retries,
             cache: config.cache.clone(),
+            circuit: config.circuit.clone(),
         };
         Ok(CoordinatorNode {
             service: QueryService::new(catalog.clone(), settings),
@@ -123,7 +124,33 @@ impl CoordinatorNode {
         }
     }
 
-    /// Ends the version watchers.
+    /// Probes the regions whose circuit is open, every `circuit.probe_interval_ms`, until
+    /// the coordinator stops.
+    pub fn probe_open_circuits(self: &Arc<Self>) {
+        if !self.config.circuit.enabled {
+            return;
+        }
+        let me = self.clone();
+        let mut stopping = self.stopping.subscribe();
+        let every = Duration::from_millis(self.config.circuit.probe_interval_ms.max(50));
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => {}
+                    _ = stopping.changed() => break,
+                }
+                let ports = me.ports();
+                tokio::select! {
+                    _ = me.service.probe_open(&ports) => {}
+                    _ = stopping.changed() => break,
+                }
+            }
+        });
+    }
+
+    /// Ends the version watchers and the prober.
     pub fn stop_watching(&self) {
         self.stopping.send_replace(true);
     }
@@ -179,6 +206,7 @@ impl CoordinatorNode {
                     requester_role: rule.role.name().to_string(),
                     catalog_hash: self.base.catalog.hash().to_string(),
                     traceparent: String::new(),
+                    relayer_head: self.base.audit.head(),
                 };
                 let body = Bytes::from(serde_json::to_vec(&relay).unwrap_or_default());
                 agent
@@ -199,6 +227,13 @@ impl CoordinatorNode {
         let agents = self.agents();
         let checks = join_all(agents.iter().map(|a| async move {
             let r = a.action("health", deadline).await;
+            // A health check feeds the region's circuit like a query does.
+            match &r {
+                Ok(_) => {
+                    self.service.circuits.close(&a.endpoint.region);
+                }
+                Err(e) => self.service.circuits.trip(&a.endpoint.region, &format!("health check failed ({e})"), std::time::Instant::now()),
+            }
             match r {
                 Ok(body) => {
                     let v: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
@@ -230,7 +265,7 @@ impl Node for CoordinatorNode {
     }
 
     async fn describe_query(&self, caller: &Caller, ticket: QueryTicket, bytes: Vec<u8>) -> Result<Description, NodeError> {
-        let plan = self.service.plan(ticket.query, self.require_query_role(caller)?, &self.ports())?;
+        let plan = self.service.plan(ticket.query, self.require_query_role(caller)?, &self.ports(), caller.deadline)?;
         let schema = comparison_schema(&plan.query.breakdowns, plan.query.recipe.is_distribution());
         Ok(Description { schema, ticket: Some(bytes), recipe: None, title: String::new() })
     }
@@ -239,7 +274,8 @@ impl Node for CoordinatorNode {
         let requester = self.require_query_role(caller)?;
         scope.event.role = Some(requester.role.name().to_string());
         // A relay block from a client is ignored: only the coordinator relays.
-        let plan = self.service.plan(ticket.query, requester.clone(), &self.ports())?;
+        let mut plan = self.service.plan(ticket.query, requester.clone(), &self.ports(), caller.deadline)?;
+        plan.relayer_head = self.base.audit.head();
         let v = &plan.query;
         let event = &mut scope.event;
         event.query_id = Some(v.query_id.clone());
@@ -248,7 +284,7 @@ impl Node for CoordinatorNode {
         event.catalog_hash = Some(self.base.catalog.hash().to_string());
         event.query = serde_json::to_value(v.normalized()).ok();
         event.regions = plan.regions();
-        let (comparison, cached_from) = self.service.run(&plan, &self.order(), Some(scope)).await?;
+        let (comparison, cached_from) = self.service.run(&plan, &self.order(), Some(&mut *scope)).await?;
         scope.event.cached_from = cached_from;
         tracing::info!(
             query_id = %v.query_id,
@@ -267,17 +303,11 @@ impl Node for CoordinatorNode {
             cells.perturbed += r.cells_perturbed as u64;
             cells.released += (r.cells - r.cells_withheld) as u64;
         }
-        let region_outcomes = comparison
-            .regions
-            .iter()
-            .map(|r| RegionPart { region: r.region.clone(), status: r.status.name().to_string(), message: r.message.clone() })
-            .collect();
         let batch = comparison.to_record_batch().map_err(|e| NodeError::Internal(e.to_string()))?;
         Ok(Served {
             answer: Answer { schema: batch.schema(), batches: vec![batch] },
             outcome: if comparison.meta.partial { "partial" } else { "ok" },
             cells,
-            region_outcomes,
         })
     }
 

@@ -77,6 +77,7 @@ pub async fn start(config: CoordinatorConfig) -> Result<RunningCoordinator, Star
     let on_failure = audit_handshake_failures(audit, "coordinator");
     let server = serve(node.clone(), listener, tls.clone(), on_failure).map_err(|reason| StartError::Listen { addr: listen, reason })?;
     node.watch_agent_versions();
+    node.probe_open_circuits();
     tracing::info!(addr = %server.addr, agents = node.agents().len(), "coordinator serving");
     Ok(RunningCoordinator { node, server, tls, reject_hook })
 }

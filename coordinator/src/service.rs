@@ -15,8 +15,11 @@ use norrsken_common::catalog::Catalog;
 use norrsken_common::error::{ErrorKind, NodeError};
 use norrsken_common::geography;
 use norrsken_common::query::{IndicatorQuery, QueryError, Relay, ValidatedQuery};
+use norrsken_common::audit::Anchor;
 use norrsken_common::service::QueryScope;
+use std::time::Instant;
 
+use crate::circuit::{CircuitSettings, Circuits};
 use crate::config::Role;
 use crate::merge::{merge, Comparison, MergeInput, RegionOutcome, RegionState};
 
@@ -29,6 +32,8 @@ pub trait AgentPort: Send + Sync {
     /// Asks the agent a (relayed) query ticket within `deadline`, retrying transient
     /// failures up to `retries` times.
     async fn ask(&self, ticket: Bytes, deadline: Duration, retries: u32, traceparent: Option<&str>) -> RegionOutcome;
+    /// Asks the agent for its health within `deadline`.
+    async fn probe(&self, deadline: Duration) -> Result<(), String>;
 }
 
 /// Who asks, as the coordinator authenticated them.
@@ -46,6 +51,11 @@ pub struct Plan {
     /// The agents asked, in configured order.
     pub agents: Vec<Arc<dyn AgentPort>>,
     pub requester: Requester,
+    /// How long each agent is waited for: the configured `agent_timeout_ms`, shortened by
+    /// the query's `deadline_ms` and the caller's own deadline.
+    pub deadline: Duration,
+    /// The coordinator's audit chain head, relayed to the agents (who record it).
+    pub relayer_head: Option<Anchor>,
 }
 
 impl Plan {
@@ -61,6 +71,7 @@ pub struct ServiceSettings {
     pub agent_timeout: Duration,
     pub retries: u32,
     pub cache: CacheSettings,
+    pub circuit: CircuitSettings,
 }
 
 /// The coordinator's query service.
@@ -71,6 +82,8 @@ pub struct QueryService {
     /// Each agent's data and policy versions as last reported (absent while unknown: then
     /// nothing involving it is served from the cache).
     versions: RwLock<HashMap<String, AgentVersions>>,
+    /// Which regions are not asked until they answer a health probe.
+    pub circuits: Circuits,
 }
 
 fn read<T: Clone>(lock: &RwLock<T>) -> T {
@@ -83,7 +96,8 @@ fn read<T: Clone>(lock: &RwLock<T>) -> T {
 impl QueryService {
     pub fn new(catalog: Arc<Catalog>, settings: ServiceSettings) -> QueryService {
         let cache = AnswerCache::new(&settings.cache);
-        QueryService { catalog, settings, cache, versions: RwLock::new(HashMap::new()) }
+        let circuits = Circuits::new(settings.circuit.clone());
+        QueryService { catalog, settings, cache, versions: RwLock::new(HashMap::new()), circuits }
     }
 
     pub fn cache_enabled(&self) -> bool {
@@ -112,14 +126,52 @@ impl QueryService {
         read(&self.versions).get(region).cloned()
     }
 
-    /// Validates a question and resolves the agents it asks, once.
-    pub fn plan(&self, query: IndicatorQuery, requester: Requester, agents: &[Arc<dyn AgentPort>]) -> Result<Plan, NodeError> {
+    /// Validates a question and resolves the agents it asks and how long it waits for them,
+    /// once. `caller_deadline` is how long the caller waits (gRPC's deadline), if it said.
+    pub fn plan(&self, query: IndicatorQuery, requester: Requester, agents: &[Arc<dyn AgentPort>], caller_deadline: Option<Duration>) -> Result<Plan, NodeError> {
         let mut v = query.validate(&self.catalog, None)?;
         if v.query_id.is_empty() {
             v.query_id = uuid::Uuid::new_v4().to_string();
         }
         let agents = select_agents(agents, &v.regions)?;
-        Ok(Plan { query: v, agents, requester })
+        let deadline = self.deadline(v.options.deadline_ms, caller_deadline);
+        Ok(Plan { query: v, agents, requester, deadline, relayer_head: None })
+    }
+
+    /// The agent deadline of a query: the configured bound, shortened by the query's
+    /// `deadline_ms` and by the caller's deadline less a margin for merging and sending.
+    pub fn deadline(&self, asked_ms: Option<u32>, caller: Option<Duration>) -> Duration {
+        let mut d = self.settings.agent_timeout;
+        if let Some(ms) = asked_ms {
+            d = d.min(Duration::from_millis(u64::from(ms)));
+        }
+        if let Some(c) = caller {
+            let margin = (c / 10).clamp(Duration::from_millis(20), Duration::from_millis(500));
+            d = d.min(c.saturating_sub(margin));
+        }
+        d.max(Duration::from_millis(1))
+    }
+
+    /// Probes the regions whose circuit is open, concurrently; closes those that answer.
+    pub async fn probe_open(&self, agents: &[Arc<dyn AgentPort>]) {
+        let regions = self.circuits.to_probe(Instant::now());
+        let deadline = self.circuits.probe_timeout();
+        join_all(regions.iter().map(|region| async move {
+            let Some(agent) = agents.iter().find(|a| a.region() == region) else {
+                self.circuits.close(region);
+                return;
+            };
+            match agent.probe(deadline).await {
+                Ok(()) => {
+                    self.circuits.close(region);
+                }
+                Err(e) => {
+                    tracing::debug!(region = %region, error = %e, "probe unanswered");
+                    self.circuits.probe_failed(region);
+                }
+            }
+        }))
+        .await;
     }
 
     /// The cache key of a plan under the versions `of` gives, or none when an agent's
@@ -143,7 +195,7 @@ impl QueryService {
     /// unchanged (then with the query id it was first computed for), else asked of the
     /// agents. `order` is every configured region (code, name) in display order; `scope`
     /// traces the agent calls.
-    pub async fn run(&self, plan: &Plan, order: &[(String, String)], scope: Option<&QueryScope>) -> Result<(Comparison, Option<String>), NodeError> {
+    pub async fn run(&self, plan: &Plan, order: &[(String, String)], scope: Option<&mut QueryScope>) -> Result<(Comparison, Option<String>), NodeError> {
         let v = &plan.query;
         if !v.options.no_cache {
             if let Some(hit) = self.cache_key(plan, |r| self.agent_versions(r)).and_then(|k| self.cache.get(&k)) {
@@ -172,30 +224,42 @@ impl QueryService {
         Ok((c, None))
     }
 
-    /// Asks every planned agent concurrently and merges the answers.
-    async fn fan_out(&self, plan: &Plan, order: &[(String, String)], scope: Option<&QueryScope>) -> Result<Comparison, NodeError> {
+    /// Asks every planned agent concurrently (but not those whose circuit is open) and
+    /// merges the answers; what was relayed to each region goes into `scope`'s record.
+    async fn fan_out(&self, plan: &Plan, order: &[(String, String)], mut scope: Option<&mut QueryScope>) -> Result<Comparison, NodeError> {
         let v = &plan.query;
         let r = &plan.requester;
+        let spans: Option<&QueryScope> = scope.as_deref();
         let relay = Relay {
             requester_subject: r.subject.clone(),
             requester_fingerprint: r.fingerprint.clone(),
             requester_role: r.role.name().to_string(),
             catalog_hash: self.catalog.hash().to_string(),
-            traceparent: scope.and_then(QueryScope::traceparent).unwrap_or_default(),
+            traceparent: spans.and_then(QueryScope::traceparent).unwrap_or_default(),
+            relayer_head: plan.relayer_head.clone(),
         };
         let mut outgoing = v.normalized();
         outgoing.query_id = v.query_id.clone();
         outgoing.regions = Vec::new();
         outgoing.options.no_cache = v.options.no_cache;
         let ticket = Bytes::from(outgoing.encode_ticket(Some(&relay)));
-        let (deadline, retries) = (self.settings.agent_timeout, self.settings.retries);
+        let (deadline, retries) = (plan.deadline, self.settings.retries);
         let outcomes = join_all(plan.agents.iter().map(|a| {
             let ticket = ticket.clone();
             async move {
+                if let Some(why) = self.circuits.refuses(a.region(), Instant::now()) {
+                    return RegionOutcome::not_asked(a.region(), a.name(), why);
+                }
                 // One child span per agent call; its context travels to the agent.
-                let span = scope.map(|s| s.child("norrsken.coordinator.agent_call", &[("norrsken.region", a.region().to_string())]));
+                let span = spans.map(|s| s.child("norrsken.coordinator.agent_call", &[("norrsken.region", a.region().to_string())]));
                 let tp = span.as_ref().and_then(|s| s.traceparent());
                 let outcome = a.ask(ticket, deadline, retries, tp.as_deref()).await;
+                // A region that missed its deadline or could not be reached is not asked
+                // again until it answers a probe; one that answered anything is up.
+                match (outcome.state, outcome.error) {
+                    (RegionState::Timeout, _) | (RegionState::Unavailable, None) => self.circuits.trip(a.region(), &outcome.message, Instant::now()),
+                    _ => self.circuits.answered(a.region()),
+                }
                 if let Some(span) = span {
                     let cells = outcome.answer.as_ref().map_or(0, |r| r.cells.len());
                     span.end(&[
@@ -208,6 +272,9 @@ impl QueryService {
             }
         }))
         .await;
+        if let Some(scope) = scope.as_deref_mut() {
+            scope.event.region_outcomes = outcomes.iter().map(RegionOutcome::part).collect();
+        }
         // A question every region rejected as malformed is the requester's error.
         if !outcomes.iter().any(|o| o.state == RegionState::Ok) {
             if let Some(first) = outcomes.first() {
@@ -291,6 +358,7 @@ mod tests {
                 duration_ms: 1,
                 attempts: 1,
                 error: None,
+                record: None,
             };
             if let Some(kind) = self.fail {
                 let state = if kind == ErrorKind::PolicyRefused { RegionState::PolicyRefused } else { RegionState::Error };
@@ -315,6 +383,9 @@ mod tests {
             let meta = AnswerMeta { query_id: q.query_id, region: self.region.clone(), data_version: "d1".into(), policy_version: "p1".into(), ..Default::default() };
             RegionOutcome { answer: Some(RegionAnswer { meta, breakdowns: vec![Breakdown::Sex], distribution: false, cells }), ..base }
         }
+        async fn probe(&self, _deadline: Duration) -> Result<(), String> {
+            Ok(())
+        }
     }
 
     fn agent(region: &str, cells: Vec<(&'static str, i64, i64, bool)>, fail: Option<ErrorKind>) -> Arc<FakeAgent> {
@@ -322,7 +393,7 @@ mod tests {
     }
 
     fn service() -> QueryService {
-        let settings = ServiceSettings { pooled_label: "Norra".into(), agent_timeout: Duration::from_secs(1), retries: 0, cache: CacheSettings::default() };
+        let settings = ServiceSettings { pooled_label: "Norra".into(), agent_timeout: Duration::from_secs(1), retries: 0, cache: CacheSettings::default(), circuit: CircuitSettings::default() };
         QueryService::new(Arc::new(Catalog::embedded()), settings)
     }
 
@@ -351,7 +422,7 @@ mod tests {
         let b = agent("25", vec![("female", 5, 40, false), ("male", 8, 45, false)], None);
         let agents: Vec<Arc<dyn AgentPort>> = vec![a.clone(), b.clone()];
         let s = service();
-        let plan = s.plan(question(&[]), requester(), &agents).unwrap();
+        let plan = s.plan(question(&[]), requester(), &agents, None).unwrap();
         assert_eq!(plan.regions(), ["24", "25"]);
         let (c, _) = s.run(&plan, &order(), None).await.unwrap();
         let pooled = |sex: &str| c.rows.iter().find(|r| r.kind == RowKind::Pooled && r.labels[0].as_deref() == Some(sex)).unwrap().clone();
@@ -378,15 +449,15 @@ mod tests {
         let b = agent("25", vec![], Some(ErrorKind::PolicyRefused));
         let agents: Vec<Arc<dyn AgentPort>> = vec![a.clone(), b.clone()];
         let s = service();
-        let (c, _) = s.run(&s.plan(question(&[]), requester(), &agents).unwrap(), &order(), None).await.unwrap();
+        let (c, _) = s.run(&s.plan(question(&[]), requester(), &agents, None).unwrap(), &order(), None).await.unwrap();
         assert!(c.meta.partial);
         assert_eq!(c.regions.iter().find(|r| r.region == "25").unwrap().status, RegionState::PolicyRefused);
-        let only = s.plan(question(&["Norrbotten"]), requester(), &agents).unwrap();
+        let only = s.plan(question(&["Norrbotten"]), requester(), &agents, None).unwrap();
         assert_eq!(only.regions(), ["25"]);
-        assert!(matches!(s.plan(question(&["Atlantis"]), requester(), &agents), Err(NodeError::Query(QueryError::UnknownRegion { .. }))));
+        assert!(matches!(s.plan(question(&["Atlantis"]), requester(), &agents, None), Err(NodeError::Query(QueryError::UnknownRegion { .. }))));
         // Every region calling the question malformed makes it the requester's error.
         let bad: Vec<Arc<dyn AgentPort>> = vec![agent("24", vec![], Some(ErrorKind::Invalid)), agent("25", vec![], Some(ErrorKind::NotFound))];
-        let e = s.run(&s.plan(question(&[]), requester(), &bad).unwrap(), &order(), None).await.unwrap_err();
+        let e = s.run(&s.plan(question(&[]), requester(), &bad, None).unwrap(), &order(), None).await.unwrap_err();
         assert!(e.to_string().contains("every region rejected"), "{e}");
     }
 }

@@ -30,6 +30,10 @@ enum AuditCommand {
         /// Accept records after the last seal (the log of a running node).
         #[arg(long)]
         allow_unsealed_tail: bool,
+        /// Accept a log that does not begin with its genesis record (its oldest files were
+        /// archived); verify the archive separately.
+        #[arg(long)]
+        allow_missing_start: bool,
     },
     /// List or summarise records.
     Show {
@@ -64,7 +68,9 @@ enum AuditCommand {
         #[arg(long, default_value = "table")]
         format: String,
     },
-    /// Check that the coordinator's and the agents' logs tell the same story.
+    /// Check that the coordinator's and the agents' logs tell the same story: each chain
+    /// against the anchors the other nodes hold of it, and every query at an agent against
+    /// what the coordinator sent. Exits 1 on any difference.
     Reconcile {
         /// The coordinator's log (file or folder).
         coordinator: PathBuf,
@@ -102,30 +108,39 @@ fn records(files: &[PathBuf]) -> anyhow::Result<Vec<AuditRecord>> {
     Ok(review::records(&files)?)
 }
 
+fn node_log(path: &std::path::Path) -> anyhow::Result<review::NodeLog> {
+    let files = review::expand(&[path.to_path_buf()])?;
+    if files.is_empty() {
+        bail!("no audit log files (audit-*.jsonl) found in {}", path.display());
+    }
+    Ok(review::NodeLog::read(&files)?)
+}
+
 fn time_bound(s: &Option<String>, end: bool) -> Option<String> {
     s.as_ref().map(|t| if t.len() == 10 { format!("{t}T{}", if end { "23:59:59.999Z" } else { "00:00:00.000Z" }) } else { t.clone() })
 }
 
 pub fn run(args: AuditArgs) -> anyhow::Result<ExitCode> {
     match args.command {
-        AuditCommand::Verify { files, key, allow_unsealed_tail } => {
+        AuditCommand::Verify { files, key, allow_unsealed_tail, allow_missing_start } => {
             let files = review::expand(&files)?;
             if files.is_empty() {
                 bail!("no audit log files (audit-*.jsonl) found");
             }
             let key = key.as_deref().map(read_public_key).transpose()?;
-            let v = review::verify(&files, key.as_ref(), allow_unsealed_tail)?;
+            let v = review::verify_from(&files, key.as_ref(), allow_unsealed_tail, allow_missing_start)?;
             for note in &v.notes {
                 println!("note: {note}");
             }
             match &v.problem {
                 None => {
                     println!(
-                        "OK: {} records (seq {}..{}) of node {}, {} seals{}, {} file(s)",
+                        "OK: {} records (seq {}..{}) of node {}{}, {} seals{}, {} file(s)",
                         v.records,
                         v.first_seq.unwrap_or(0),
                         v.last_seq.unwrap_or(0),
                         v.node.clone().unwrap_or_default(),
+                        v.created.as_ref().map(|t| format!(" created {t}")).unwrap_or_default(),
                         v.seals,
                         if v.key_checked { " signed by the given key" } else { "" },
                         files.len()
@@ -225,22 +240,29 @@ pub fn run(args: AuditArgs) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         AuditCommand::Reconcile { coordinator, agents } => {
-            let coord = records(&[coordinator])?;
+            let coord = node_log(&coordinator)?;
+            if coord.node() != "coordinator" {
+                bail!("{} is not the coordinator's log (its records are of '{}')", coordinator.display(), coord.node());
+            }
             let mut agent_logs = Vec::new();
             for a in &agents {
-                let recs = records(std::slice::from_ref(a))?;
-                let region = review::region_of(&recs).with_context(|| format!("{} is not an agent's log", a.display()))?;
-                agent_logs.push((region, recs));
+                let log = node_log(a)?;
+                let region = review::region_of(&log).with_context(|| format!("{} is not an agent's log", a.display()))?;
+                agent_logs.push((region, log));
             }
             let diffs = review::reconcile(&coord, &agent_logs);
-            let coordinator_queries = coord.iter().filter(|r| r.event.kind == "query").count();
+            let coordinator_queries = coord.records.iter().filter(|r| r.event.kind == "query").count();
             if diffs.is_empty() {
                 println!("OK: {coordinator_queries} coordinator queries and {} agent logs agree", agent_logs.len());
                 return Ok(ExitCode::SUCCESS);
             }
             println!("{} difference(s):", diffs.len());
             for d in &diffs {
-                println!("  query {} region {}: {}", d.query_id, d.region.clone().unwrap_or_default(), d.problem);
+                let place = match (&d.node, d.seq) {
+                    (Some(n), Some(seq)) => format!("{n} seq {seq}"),
+                    _ => format!("query {} region {}", review::show_id(&d.query_id), d.region.clone().unwrap_or_default()),
+                };
+                println!("  {place}: {}", d.problem);
             }
             Ok(ExitCode::FAILURE)
         }

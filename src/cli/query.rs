@@ -43,6 +43,10 @@ pub struct QueryArgs {
     /// Also return the margins (each breakdown summed over, labelled `total`).
     #[arg(long)]
     totals: bool,
+    /// Answer within this many seconds, without the regions that have not answered by then
+    /// (the coordinator's agent_timeout_ms is the longest).
+    #[arg(long)]
+    deadline: Option<f64>,
     /// Language of titles and category labels: sv or en (default: from the locale).
     #[arg(long, value_enum)]
     lang: Option<Lang>,
@@ -107,6 +111,11 @@ pub fn run(args: QueryArgs) -> anyhow::Result<()> {
             dry_run: args.dry_run,
             no_cache: args.no_cache,
             totals: args.totals,
+            deadline_ms: match args.deadline {
+                Some(s) if s.is_finite() && s > 0.0 && s <= 3_600.0 => Some((s * 1000.0).round() as u32),
+                Some(s) => bail!("--deadline {s}: give seconds between 0 and 3600"),
+                None => None,
+            },
         },
         ..Default::default()
     };

@@ -130,7 +130,7 @@ impl Writer {
         Ok(())
     }
 
-    fn append(&mut self, event: AuditEvent) -> Result<u64, AuditError> {
+    fn append(&mut self, event: AuditEvent) -> Result<Anchor, AuditError> {
         if self.broken {
             self.broken = false;
             self.file = None;
@@ -153,7 +153,35 @@ impl Writer {
         };
         self.write_line(&record)?;
         self.unsealed += 1;
-        Ok(record.seq)
+        Ok(Anchor { seq: record.seq, hash: self.head.clone() })
+    }
+
+    /// Starts a chain: its first record names the node, the time it was created and the
+    /// key, signed by that key, so a log missing its first records is told apart from a
+    /// whole one.
+    fn genesis(&mut self) -> Result<(), AuditError> {
+        if self.file.is_none() {
+            self.rotate()?;
+        }
+        let time = now();
+        let b64 = base64::engine::general_purpose::STANDARD;
+        let public_key = b64.encode(self.key.verifying_key().as_bytes());
+        let signature = self.key.sign(&genesis_message(&self.node, &time, &public_key));
+        let record = AuditRecord {
+            seq: self.next_seq,
+            time,
+            node: self.node.clone(),
+            event: AuditEvent { kind: "genesis".into(), outcome: "ok".into(), ..Default::default() },
+            sealed_records: None,
+            r#final: None,
+            next_file: None,
+            public_key: Some(public_key),
+            signature: Some(b64.encode(signature.to_bytes())),
+            prev_hash: self.head.clone(),
+        };
+        self.write_line(&record)?;
+        self.unsealed += 1;
+        Ok(())
     }
 
     fn seal(&mut self, is_final: bool) -> Result<(), AuditError> {
@@ -189,6 +217,7 @@ impl Writer {
 #[derive(Clone)]
 pub struct AuditLog {
     inner: Arc<Mutex<Writer>>,
+    limiter: Arc<Mutex<RefusalLimiter>>,
     pub node: String,
     pub dir: PathBuf,
     public_key: VerifyingKey,
@@ -222,7 +251,17 @@ impl AuditLog {
             broken: false,
         };
         let note = w.recover()?;
-        let log = AuditLog { inner: Arc::new(Mutex::new(w)), node: node.to_string(), dir: config.dir.clone(), public_key };
+        if w.next_seq == 0 {
+            w.genesis()?;
+        }
+        let limiter = RefusalLimiter::new(config.refusals_per_minute, std::time::Duration::from_secs(60));
+        let log = AuditLog {
+            inner: Arc::new(Mutex::new(w)),
+            limiter: Arc::new(Mutex::new(limiter)),
+            node: node.to_string(),
+            dir: config.dir.clone(),
+            public_key,
+        };
         if let Some(reason) = note {
             log.append_blocking(AuditEvent { kind: "recovery".into(), outcome: "ok".into(), reason: Some(reason), ..Default::default() })?;
         }
@@ -238,21 +277,64 @@ impl AuditLog {
         f(&mut guard)
     }
 
-    /// Appends a record durably; returns its sequence number.
-    pub fn append_blocking(&self, event: AuditEvent) -> Result<u64, AuditError> {
+    /// Appends a record durably; returns its place in the chain.
+    pub fn append_blocking(&self, event: AuditEvent) -> Result<Anchor, AuditError> {
         self.with(|w| w.append(event))
     }
 
     /// Appends a record durably without blocking the async runtime.
-    pub async fn append(&self, event: AuditEvent) -> Result<u64, AuditError> {
+    pub async fn append(&self, event: AuditEvent) -> Result<Anchor, AuditError> {
         let log = self.clone();
         tokio::task::spawn_blocking(move || log.append_blocking(event))
             .await
             .map_err(|e| AuditError::Io { path: self.dir.display().to_string(), reason: e.to_string() })?
     }
 
-    /// Signs the chain head (if records were written since the last seal, or `is_final`).
+    /// Records a refusal, rate-limited per identity (`refusals_per_minute`): beyond the
+    /// limit the refusal is counted and summarised in one `suppressed` record.
+    pub fn refusal_blocking(&self, event: AuditEvent) -> Result<(), AuditError> {
+        let (decision, summary) = {
+            let mut l = match self.limiter.lock() {
+                Ok(l) => l,
+                Err(poisoned) => poisoned.into_inner(),
+            };
+            l.admit(&event, std::time::Instant::now(), &now())
+        };
+        if let Some(s) = summary {
+            self.append_blocking(s)?;
+        }
+        if decision == Decision::Record {
+            self.append_blocking(event)?;
+        }
+        Ok(())
+    }
+
+    /// [`AuditLog::refusal_blocking`] without blocking the async runtime.
+    pub async fn refusal(&self, event: AuditEvent) -> Result<(), AuditError> {
+        let log = self.clone();
+        tokio::task::spawn_blocking(move || log.refusal_blocking(event))
+            .await
+            .map_err(|e| AuditError::Io { path: self.dir.display().to_string(), reason: e.to_string() })?
+    }
+
+    /// The latest record: what the node hands other nodes as its chain head.
+    pub fn head(&self) -> Option<Anchor> {
+        self.with(|w| Ok((w.next_seq > 0).then(|| Anchor { seq: w.next_seq - 1, hash: w.head.clone() }))).ok().flatten()
+    }
+
+    /// Signs the chain head (if records were written since the last seal, or `is_final`),
+    /// after writing the summaries of ended refusal windows (of all, when `is_final`).
     pub fn seal(&self, is_final: bool) -> Result<(), AuditError> {
+        let summaries = {
+            let mut l = match self.limiter.lock() {
+                Ok(l) => l,
+                Err(poisoned) => poisoned.into_inner(),
+            };
+            l.drain(std::time::Instant::now(), is_final)
+        };
+        for s in summaries {
+            self.append_blocking(s)?;
+        }
         self.with(|w| if w.unsealed > 0 || is_final { w.seal(is_final) } else { Ok(()) })
     }
 

@@ -56,6 +56,15 @@ pub struct AuditConfig {
     /// fsync every record before the answer leaves (turn off only to measure).
     #[serde(default = "yes")]
     pub fsync: bool,
+    /// Refusals recorded one by one per identity and minute; beyond, they are counted in
+    /// one `suppressed` record, so a flood cannot fill the disk. Queries that were answered
+    /// are always recorded.
+    #[serde(default = "default_refusals_per_minute")]
+    pub refusals_per_minute: u32,
+}
+
+fn default_refusals_per_minute() -> u32 {
+    30
 }
 
 fn default_rotate_bytes() -> u64 {
@@ -77,15 +86,18 @@ impl AuditConfig {
             rotate_daily: true,
             seal_interval_s: default_seal_interval(),
             fsync: true,
+            refusals_per_minute: default_refusals_per_minute(),
         }
     }
 }
 
 mod keys;
+mod limit;
 mod log;
 mod record;
 
 pub use keys::*;
+pub use limit::*;
 pub use log::*;
 pub use record::*;
 
@@ -117,6 +129,8 @@ mod tests {
         let parsed: Vec<AuditRecord> = records.iter().map(|(_, _, l)| serde_json::from_slice(l).unwrap()).collect();
         assert_eq!(parsed.iter().map(|r| r.seq).collect::<Vec<_>>(), (0..parsed.len() as u64).collect::<Vec<_>>());
         assert_eq!(parsed[0].prev_hash, GENESIS);
+        assert_eq!(parsed[0].event.kind, "genesis", "a chain starts with its genesis record");
+        assert_eq!(parsed.iter().filter(|r| r.event.kind == "genesis").count(), 1, "a reopened log continues its chain");
         for w in records.windows(2) {
             let next: AuditRecord = serde_json::from_slice(&w[1].2).unwrap();
             assert_eq!(next.prev_hash, line_hash(&w[0].2));

@@ -24,6 +24,35 @@ pub struct CellCounts {
     pub perturbed: u64,
 }
 
+/// A place in a node's chain: a record's sequence number and the hash of its line. A node
+/// hands its anchors to the other nodes, which record them: a log cut back, rewritten or
+/// missing records no longer holds what another node was told (see `audit reconcile`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Anchor {
+    pub seq: u64,
+    pub hash: String,
+}
+
+/// Schema metadata keys of the anchor an answer carries: the answering node's audit record
+/// of that answer.
+pub const ANCHOR_SEQ_KEY: &str = "norrsken.audit_seq";
+pub const ANCHOR_HASH_KEY: &str = "norrsken.audit_hash";
+
+impl Anchor {
+    /// The anchor in an answer's schema metadata, when it carries one.
+    pub fn from_metadata(md: &std::collections::HashMap<String, String>) -> Option<Anchor> {
+        let seq = md.get(ANCHOR_SEQ_KEY)?.parse().ok()?;
+        let hash = md.get(ANCHOR_HASH_KEY)?;
+        (hash.starts_with("sha256:") && hash.len() == 71).then(|| Anchor { seq, hash: hash.clone() })
+    }
+
+    /// Adds the anchor to schema metadata.
+    pub fn to_metadata(&self, md: &mut std::collections::HashMap<String, String>) {
+        md.insert(ANCHOR_SEQ_KEY.into(), self.seq.to_string());
+        md.insert(ANCHOR_HASH_KEY.into(), self.hash.clone());
+    }
+}
+
 /// One region's part, as the coordinator records it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RegionPart {
@@ -31,12 +60,20 @@ pub struct RegionPart {
     pub status: String,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub message: String,
+    /// How often the query was sent to the agent (retries included; 0 when it was not sent,
+    /// as with an open circuit).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attempts: Option<u32>,
+    /// The agent's audit record of its answer, as the answer named it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub record: Option<Anchor>,
 }
 
 /// What happened: one request, a refusal, a TLS failure, an audit-log access, a start.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct AuditEvent {
-    /// `query`, `refused`, `tls_refused`, `audit_access`, `node_start`, `recovery`.
+    /// `genesis`, `query`, `refused`, `tls_refused`, `audit_access`, `suppressed`,
+    /// `node_start`, `recovery`, `seal`.
     pub kind: String,
     /// `ok`, `partial`, `refused`, `invalid`, `error`.
     pub outcome: String,
@@ -82,9 +119,22 @@ pub struct AuditEvent {
     pub trace_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
-    /// Network peer, for TLS failures.
+    /// Network peer, for TLS failures and refusals before a request reached the node.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub peer: Option<String>,
+    /// The operation refused, for refusals of anything but a query (`recipes`, `describe`,
+    /// `action`, or the gRPC path of a request refused before it reached the node).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operation: Option<String>,
+    /// The size of an oversize request, in bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_bytes: Option<u64>,
+    /// At an agent: the relaying coordinator's audit chain head when it relayed the query.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub relayer_head: Option<Anchor>,
+    /// `suppressed` records: how many refusals of this identity were not recorded one by one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suppressed: Option<u64>,
 }
 
 /// A record as stored: the event plus its place in the chain.
@@ -104,10 +154,11 @@ pub struct AuditRecord {
     /// Seal records only, at a rotation: the file the chain continues in.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_file: Option<String>,
-    /// Seal records only: the signing key (base64 of the 32-byte Ed25519 public key).
+    /// Seal and genesis records: the signing key (base64 of the 32-byte Ed25519 public key).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub public_key: Option<String>,
-    /// Seal records only: base64 Ed25519 signature of [`seal_message`].
+    /// Seal and genesis records: base64 Ed25519 signature of [`seal_message`] or
+    /// [`genesis_message`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub signature: Option<String>,
     pub prev_hash: String,
@@ -116,6 +167,11 @@ pub struct AuditRecord {
 /// The bytes a seal signs.
 pub fn seal_message(node: &str, seq: u64, time: &str, prev_hash: &str, is_final: bool, next_file: Option<&str>) -> Vec<u8> {
     format!("norrsken-audit-seal\n{node}\n{seq}\n{time}\n{prev_hash}\n{is_final}\n{}", next_file.unwrap_or("")).into_bytes()
+}
+
+/// The bytes a genesis record signs: the node, the time the chain was created and the key.
+pub fn genesis_message(node: &str, time: &str, public_key: &str) -> Vec<u8> {
+    format!("norrsken-audit-genesis\n{node}\n{time}\n{public_key}").into_bytes()
 }
 
 /// `sha256:<hex>` of a record line (without its newline).

@@ -7,11 +7,12 @@ use opentelemetry::KeyValue;
 use super::{Action, Answer, Caller, Description, Node, QueryScope, QueryTicket, RecipeInfo, Reply};
 use crate::query::QueryError;
 use crate::audit::{result_hash, trace_id_of, AuditEvent, Who};
-use crate::error::NodeError;
+use crate::error::{ErrorKind, NodeError};
 use crate::telemetry;
 
 /// Answers a query ticket: decodes it, lets the node answer, records the audit record
-/// before anything is returned, and observes the request.
+/// before anything is returned, and observes the request. The answer carries the anchor of
+/// that record (`norrsken.audit_seq`, `norrsken.audit_hash`), which the receiving node keeps.
 pub async fn query<N: Node + ?Sized>(node: &N, caller: &Caller, ticket: &[u8]) -> Result<Answer, NodeError> {
     let started = std::time::Instant::now();
     // Continue the caller's trace.
@@ -40,19 +41,50 @@ pub async fn query<N: Node + ?Sized>(node: &N, caller: &Caller, ticket: &[u8]) -
             event.outcome = served.outcome.into();
             event.result_hash = Some(result_hash(&served.answer.schema, &served.answer.batches));
             event.cells = Some(served.cells);
-            event.region_outcomes = served.region_outcomes.clone();
         }
-        Err(e) => {
-            event.kind = "refused".into();
-            event.outcome = e.kind().outcome().into();
-            event.reason = Some(e.to_string());
-        }
+        Err(e) => refused(&mut event, e, caller),
     }
     observe(node, &scope.cx, &event, started.elapsed().as_secs_f64());
-    // No record, no answer.
-    node.base().audit.append(event).await.map_err(|e| NodeError::AuditUnavailable(e.to_string()))?;
+    // No record, no answer. The refusals of callers without a role are rate-limited.
+    let log = &node.base().audit;
+    let unknown_caller = matches!(result.as_ref().err().map(NodeError::kind), Some(ErrorKind::Unauthenticated | ErrorKind::PermissionDenied));
+    let anchor = if unknown_caller {
+        log.refusal(event).await.map(|_| None)
+    } else {
+        log.append(event).await.map(Some)
+    }
+    .map_err(|e| NodeError::AuditUnavailable(e.to_string()))?;
     crate::failpoint::hit("after-audit");
-    result.map(|s| s.answer)
+    let served = result?;
+    let mut answer = served.answer;
+    if let Some(anchor) = anchor {
+        let mut md = answer.schema.metadata().clone();
+        anchor.to_metadata(&mut md);
+        answer.schema = std::sync::Arc::new(answer.schema.as_ref().clone().with_metadata(md));
+    }
+    Ok(answer)
+}
+
+/// Fills a refusal's record: its kind, outcome, reason (bounded) and, for an oversize
+/// request, its size.
+fn refused(event: &mut AuditEvent, e: &NodeError, caller: &Caller) {
+    event.kind = "refused".into();
+    event.outcome = e.kind().outcome().into();
+    event.reason = Some(crate::text::bound(&e.to_string()));
+    if let NodeError::Query(QueryError::TooLarge { size, .. }) = e {
+        event.request_bytes = Some(*size as u64);
+    }
+    if event.requester.is_none() {
+        event.peer = caller.addr.map(|a| a.to_string());
+    }
+}
+
+/// Records the refusal of a request that is not a query (listing, describing, an action),
+/// rate-limited per identity.
+async fn record_refusal<N: Node + ?Sized>(node: &N, caller: &Caller, operation: &str, e: &NodeError) -> Result<(), NodeError> {
+    let mut event = AuditEvent { requester: caller.identity.as_ref().map(Who::from), operation: Some(operation.to_string()), ..Default::default() };
+    refused(&mut event, e, caller);
+    node.base().audit.refusal(event).await.map_err(|e| NodeError::AuditUnavailable(e.to_string()))
 }
 
 /// Ends the query's span and records its metrics (no personal data: counts and labels).
@@ -92,12 +124,20 @@ fn observe<N: Node + ?Sized>(node: &N, cx: &opentelemetry::Context, event: &Audi
     }
 }
 
-/// Runs an action; access to an audit log is audited itself, granted or refused.
+/// Runs an action; access to an audit log is audited itself, granted or refused; other
+/// actions are audited when refused (rate-limited per identity).
 pub async fn action<N: Node + ?Sized>(node: &N, caller: &Caller, name: &str, body: &[u8]) -> Result<Reply, NodeError> {
     let offered: Vec<&str> = node.base().actions.iter().map(|(n, _)| *n).collect();
-    let action = Action::decode(name, body, &offered)?;
+    let action = match Action::decode(name, body, &offered) {
+        Ok(a) => a,
+        Err(e) => {
+            record_refusal(node, caller, "action", &e).await?;
+            return Err(e);
+        }
+    };
     let audited = matches!(action, Action::AuditLog { .. });
-    let request = String::from_utf8_lossy(body).chars().take(200).collect::<String>();
+    let request = crate::text::bound(&String::from_utf8_lossy(body).chars().take(200).collect::<String>());
+    let operation = format!("action {}", action.name());
     let result = node.action(caller, action).await;
     if audited {
         let event = AuditEvent {
@@ -110,17 +150,22 @@ pub async fn action<N: Node + ?Sized>(node: &N, caller: &Caller, name: &str, bod
                 .or_else(|| caller.identity.as_ref().map(Who::from)),
             role: result.as_ref().ok().and_then(|r| r.role.clone()),
             relayed_by: result.as_ref().ok().and_then(|r| r.on_behalf_of.as_ref()).and(caller.identity.as_ref().map(Who::from)),
-            reason: Some(result.as_ref().err().map(|e| e.to_string()).unwrap_or(request)),
+            reason: Some(result.as_ref().err().map(|e| crate::text::bound(&e.to_string())).unwrap_or(request)),
             ..Default::default()
         };
         node.base().audit.append(event).await.map_err(|e| NodeError::AuditUnavailable(e.to_string()))?;
+    } else if let Err(e) = &result {
+        record_refusal(node, caller, &operation, e).await?;
     }
     result
 }
 
 /// The recipes a node answers (the latest version of each).
 pub async fn recipes<N: Node + ?Sized>(node: &N, caller: &Caller) -> Result<Vec<RecipeInfo>, NodeError> {
-    node.may_browse(caller)?;
+    if let Err(e) = node.may_browse(caller) {
+        record_refusal(node, caller, "recipes", &e).await?;
+        return Err(e);
+    }
     Ok(node
         .base()
         .catalog
@@ -130,17 +175,33 @@ pub async fn recipes<N: Node + ?Sized>(node: &N, caller: &Caller) -> Result<Vec<
         .collect())
 }
 
-/// Describes a recipe (`path` = [id]) or the answer of a query ticket (`cmd`).
+/// The longest descriptor path element a node reads (recipe ids are far shorter).
+const MAX_PATH_CHARS: usize = 128;
+
+/// Describes a recipe (`path` = [id]) or the answer of a query ticket (`cmd`); a refusal is
+/// recorded (rate-limited per identity).
 pub async fn describe<N: Node + ?Sized>(node: &N, caller: &Caller, path: &[String], cmd: &[u8]) -> Result<Description, NodeError> {
+    let result = describe_inner(node, caller, path, cmd).await;
+    if let Err(e) = &result {
+        record_refusal(node, caller, "describe", e).await?;
+    }
+    result
+}
+
+async fn describe_inner<N: Node + ?Sized>(node: &N, caller: &Caller, path: &[String], cmd: &[u8]) -> Result<Description, NodeError> {
     if !cmd.is_empty() {
         return node.describe_query(caller, QueryTicket::decode(cmd)?, cmd.to_vec()).await;
     }
     node.may_browse(caller)?;
+    if let Some(long) = path.iter().find(|p| p.chars().count() > MAX_PATH_CHARS) {
+        return Err(NodeError::Query(QueryError::Invalid {
+            field: "descriptor path",
+            message: format!("{} is longer than {MAX_PATH_CHARS} characters; name a recipe id", crate::text::quote(long)),
+        }));
+    }
     let id = path.first().cloned().unwrap_or_default();
     let catalog = node.base().catalog.as_ref();
-    let recipe = catalog
-        .get(&id, None)
-        .ok_or_else(|| NodeError::Query(QueryError::UnknownIndicator { id: id.chars().take(60).collect(), known: catalog.ids().join(", ") }))?;
+    let recipe = catalog.get(&id, None).ok_or_else(|| NodeError::Query(QueryError::UnknownIndicator { id, known: catalog.ids().join(", ") }))?;
     Ok(Description {
         schema: (node.base().answer_schema)(&[], recipe.is_distribution()),
         ticket: None,

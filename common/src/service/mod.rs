@@ -18,12 +18,16 @@ use arrow::record_batch::RecordBatch;
 use bytes::Bytes;
 use opentelemetry::KeyValue;
 
-use crate::audit::{AuditEvent, AuditLog, CellCounts, RegionPart, Who};
+use crate::audit::{AuditEvent, AuditLog, CellCounts, Who};
 use crate::catalog::Catalog;
 use crate::cache::AgentVersions;
 use crate::error::NodeError;
 use crate::pki::CertIdentity;
 use crate::query::{IndicatorQuery, QueryError, Relay};
+use crate::text::quote;
+
+/// The largest action body a node reads (real ones are a few hundred bytes).
+pub const MAX_ACTION_BODY_BYTES: usize = 64 * 1024;
 
 /// Who is calling, as established by mutual TLS.
 #[derive(Debug, Clone, Default)]
@@ -32,6 +36,8 @@ pub struct Caller {
     pub addr: Option<SocketAddr>,
     /// W3C `traceparent` the caller sent, when it sent one.
     pub traceparent: Option<String>,
+    /// How long the caller waits for the answer (gRPC's `grpc-timeout`), when it said.
+    pub deadline: Option<std::time::Duration>,
 }
 
 impl Caller {
@@ -105,15 +111,18 @@ pub enum Action {
 impl Action {
     /// Decodes an action by name and body. `offered` names the actions of the node.
     pub fn decode(name: &str, body: &[u8], offered: &[&str]) -> Result<Action, NodeError> {
-        let shown: String = name.chars().take(40).collect();
+        let invalid = |field: &'static str, message: String| NodeError::Query(QueryError::Invalid { field, message });
         if !offered.contains(&name) {
-            return Err(NodeError::Unsupported(format!("action '{shown}'; offered: {}", offered.join(", "))));
+            return Err(invalid("action type", format!("{} is not an action of this node; offered: {}", quote(name), offered.join(", "))));
+        }
+        if body.len() > MAX_ACTION_BODY_BYTES {
+            return Err(NodeError::Query(QueryError::TooLarge { field: "action body", size: body.len(), max: MAX_ACTION_BODY_BYTES }));
         }
         let json = |what: &str| -> Result<serde_json::Value, NodeError> {
             if body.is_empty() {
                 return Ok(serde_json::Value::Null);
             }
-            serde_json::from_slice(body).map_err(|e| NodeError::Query(QueryError::MalformedTicket(format!("{what} request: {e}"))))
+            serde_json::from_slice(body).map_err(|e| invalid("action body", format!("{what} request: {e}")))
         };
         match name {
             "health" => Ok(Action::Health),
@@ -129,7 +138,7 @@ impl Action {
                 let relay = serde_json::from_value::<Relay>(v.clone()).ok().filter(|r| !r.requester_subject.is_empty());
                 Ok(Action::AuditLog { node: v["node"].as_str().map(str::to_string), region: v["region"].as_str().map(str::to_string), relay })
             }
-            other => Err(NodeError::Unsupported(format!("action '{}'", other.chars().take(40).collect::<String>()))),
+            other => Err(invalid("action type", format!("{} is not an action of this node", quote(other)))),
         }
     }
 
@@ -167,7 +176,6 @@ pub struct Served {
     /// `ok` or `partial`.
     pub outcome: &'static str,
     pub cells: CellCounts,
-    pub region_outcomes: Vec<RegionPart>,
 }
 
 /// One query in progress: the audit record it fills and its trace.
