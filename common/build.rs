@@ -31,6 +31,21 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         src.push_str(&format!("    (\"catalog/{name}\", include_str!({:?})),\n", f.display().to_string()));
     }
     src.push_str("];\n");
+    // The standard populations of age standardisation (catalog/standards/*.toml).
+    let standards = catalog.join("standards");
+    println!("cargo:rerun-if-changed={}", standards.display());
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&standards)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().and_then(|e| e.to_str()) == Some("toml"))
+        .collect();
+    files.sort();
+    src.push_str("pub const STANDARDS: &[(&str, &str)] = &[\n");
+    for f in &files {
+        println!("cargo:rerun-if-changed={}", f.display());
+        let name = f.file_name().and_then(|n| n.to_str()).ok_or("bad standard file name")?;
+        src.push_str(&format!("    (\"catalog/standards/{name}\", include_str!({:?})),\n", f.display().to_string()));
+    }
+    src.push_str("];\n");
     std::fs::write(out.join("embedded_catalog.rs"), src)?;
     Ok(())
 }

@@ -480,6 +480,10 @@ fn parameters(q: &Option<serde_json::Value>) -> Option<serde_json::Value> {
     if let Some(o) = q.as_object_mut() {
         o.remove("regions");
         o.remove("query_id");
+        // The analysis is computed by the coordinator and never relayed.
+        if let Some(options) = o.get_mut("options").and_then(|v| v.as_object_mut()) {
+            options.remove("analysis");
+        }
     }
     Some(q)
 }

@@ -657,6 +657,7 @@ fn the_derivability_check_catches_a_lone_withheld_cell() {
         status: if n.is_some() { CellStatus::Released } else { CellStatus::Suppressed },
         reasons: vec![],
         suggestion: None,
+        standardised: None,
     };
     let answer = RegionAnswer {
         meta: Default::default(),

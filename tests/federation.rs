@@ -367,12 +367,16 @@ fn hanging_agent(certs: &Path) -> (tokio::runtime::Runtime, Arc<HangingAgent>, s
 
 /// A coordinator whose region 22 agent is at `addr22` and the others are the shared agents.
 pub async fn coordinator_with(addr22: std::net::SocketAddr, timeout_ms: u64) -> norrsken_coordinator::server::RunningCoordinator {
-    let f = federation();
+    coordinator_with_federation(&federation().federation, addr22, timeout_ms).await
+}
+
+/// A coordinator over `federation`'s agents, region 22's at `addr22`.
+pub async fn coordinator_with_federation(federation: &norrsken::local::LocalFederation, addr22: std::net::SocketAddr, timeout_ms: u64) -> norrsken_coordinator::server::RunningCoordinator {
     let mut endpoints: Vec<(String, std::net::SocketAddr)> =
-        f.federation.agents.iter().map(|a| (a.node.region.code.to_string(), a.server.addr)).collect();
+        federation.agents.iter().map(|a| (a.node.region.code.to_string(), a.server.addr)).collect();
     endpoints[0].1 = addr22;
     let run = TempDir::new("coordinator-with");
-    let mut config = coordinator_config(&endpoints, &f.federation.dir, "127.0.0.1:0");
+    let mut config = coordinator_config(&endpoints, &federation.dir, "127.0.0.1:0");
     config.agent_timeout_ms = timeout_ms;
     // Its own audit log; the folder lives until the process ends.
     config.audit = norrsken::local::audit_config(run.path(), "coordinator");

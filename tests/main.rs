@@ -2,6 +2,7 @@
 //! DataFusion again). Each module tests one part end to end with real components.
 
 mod adaptive;
+mod analysis;
 mod architecture;
 mod attacks;
 mod audit;

@@ -20,7 +20,7 @@ use crate::config::AgentConfig;
 use crate::disclosure::canonical::Canonical;
 use crate::disclosure::ledger::{Entry, Ledger, Release};
 use crate::disclosure::protection::Protection;
-use crate::disclosure::{protect, LedgerView, Protected, Settings};
+use crate::disclosure::{protect, standardise, LedgerView, Protected, Settings};
 use crate::engine::{Engine, EngineError};
 
 fn counts(answer: &RegionAnswer) -> CellCounts {
@@ -334,8 +334,11 @@ impl AgentNode {
         }
         let table = engine.evaluate(cq).await?;
         let settings = Settings { policy, admission, ptable: protection.ptable.as_ref(), keyer: protection.keyer.as_deref(), data_end: engine.data_end() };
+        if let Some(refusal) = standardise::refusal(cq, &settings) {
+            return Err(NodeError::PolicyRefused(refusal));
+        }
         let failed = |e: crate::disclosure::DisclosureError| NodeError::DisclosureFailed(e.to_string());
-        let protected: Protected = if policy.ledger.enabled {
+        let mut protected: Protected = if policy.ledger.enabled {
             let mut guard = self.ledger.lock();
             let protected = {
                 let view = LedgerView { guard: &guard, data_version: &data_version };
@@ -346,6 +349,7 @@ impl AgentNode {
         } else {
             protect(&table, cq, &settings, None).map_err(failed)?
         };
+        standardise::attach(&table, cq, &settings, &mut protected.cells).map_err(failed)?;
         if protected.already_derivable > 0 {
             tracing::warn!(
                 query_id = %v.query_id,

@@ -9,6 +9,7 @@ use arrow::datatypes::{DataType, Field, Float64Type, Int64Type, Schema, SchemaRe
 use serde::{Deserialize, Serialize};
 
 use crate::breakdown::Breakdown;
+use crate::standard::Standardised;
 use crate::catalog::Kind;
 use crate::query::Perspective;
 
@@ -68,6 +69,10 @@ pub enum Reason {
     /// The recipe's outcome window (e.g. 30 days) reaches past the data's last date for
     /// some of the cell's units: withheld, or released with this flag when the policy says so.
     IncompleteFollowup,
+    /// An age total released without its standardised value: too few events in it to
+    /// standardise (the policy's `standardisation.min_events`), a stratum too small for the
+    /// policy, or an age band without persons.
+    NotStandardised,
 }
 
 impl Reason {
@@ -83,9 +88,10 @@ impl Reason {
             Reason::Zero => "zero",
             Reason::Ledger => "ledger",
             Reason::IncompleteFollowup => "incomplete_followup",
+            Reason::NotStandardised => "not_standardised",
         }
     }
-    pub const ALL: [Reason; 10] = [
+    pub const ALL: [Reason; 11] = [
         Reason::BelowMinCell,
         Reason::Complement,
         Reason::Secondary,
@@ -96,6 +102,7 @@ impl Reason {
         Reason::Zero,
         Reason::Ledger,
         Reason::IncompleteFollowup,
+        Reason::NotStandardised,
     ];
     pub fn parse(s: &str) -> Option<Reason> {
         Reason::ALL.into_iter().find(|r| r.name() == s)
@@ -125,6 +132,9 @@ pub struct ReleasedCell {
     pub reasons: Vec<Reason>,
     /// For a withheld cell: how to ask so that it can be released.
     pub suggestion: Option<String>,
+    /// On an age total of a standardised question: the directly standardised value, from
+    /// the age bands' perturbed counts (see docs/analysis.md).
+    pub standardised: Option<Standardised>,
 }
 
 impl ReleasedCell {
@@ -214,6 +224,10 @@ pub fn agent_answer_schema(breakdowns: &[Breakdown], distribution: bool) -> Sche
         Field::new("status", DataType::Utf8, false),
         Field::new("reason", DataType::Utf8, true),
         Field::new("suggestion", DataType::Utf8, true),
+        Field::new("std_value", DataType::Float64, true),
+        Field::new("std_var", DataType::Float64, true),
+        Field::new("std_wmax", DataType::Float64, true),
+        Field::new("std_events", DataType::Float64, true),
     ]);
     Schema::new(fields)
 }
@@ -246,13 +260,17 @@ impl RegionAnswer {
         columns.push(Arc::new(StringArray::from_iter_values(cells.iter().map(|c| c.status.name()))));
         columns.push(Arc::new(cells.iter().map(|c| c.reasons_text()).collect::<StringArray>()));
         columns.push(Arc::new(cells.iter().map(|c| c.suggestion.clone()).collect::<StringArray>()));
+        columns.push(Arc::new(cells.iter().map(|c| c.standardised.map(|s| s.value)).collect::<Float64Array>()));
+        columns.push(Arc::new(cells.iter().map(|c| c.standardised.map(|s| s.var)).collect::<Float64Array>()));
+        columns.push(Arc::new(cells.iter().map(|c| c.standardised.map(|s| s.wmax)).collect::<Float64Array>()));
+        columns.push(Arc::new(cells.iter().map(|c| c.standardised.map(|s| s.events)).collect::<Float64Array>()));
         RecordBatch::try_new(self.schema(), columns)
     }
 
     /// Reads an answer back from its batches (the schema's metadata gives `meta`).
     pub fn from_batches(schema: &Schema, batches: &[RecordBatch]) -> Result<RegionAnswer, AnswerError> {
         let meta = AnswerMeta::from_metadata(schema.metadata())?;
-        let fixed = ["region", "category", "numerator", "denominator", "value_sum", "value_sd", "status", "reason", "suggestion"];
+        let fixed = ["region", "category", "numerator", "denominator", "value_sum", "value_sd", "status", "reason", "suggestion", "std_value", "std_var", "std_wmax", "std_events"];
         let mut breakdowns = Vec::new();
         for f in schema.fields() {
             if fixed.contains(&f.name().as_str()) {
@@ -273,6 +291,7 @@ impl RegionAnswer {
             let (num, den) = (ints("numerator")?, ints("denominator")?);
             let (sum, sq) = (floats("value_sum")?, floats("value_sd")?);
             let (status, reason, suggestion) = (text("status")?, text("reason")?, text("suggestion")?);
+            let std = [floats("std_value")?, floats("std_var")?, floats("std_wmax")?, floats("std_events")?];
             let opt_i = |a: &Int64Array, i: usize| (!a.is_null(i)).then(|| a.value(i));
             let opt_f = |a: &Float64Array, i: usize| (!a.is_null(i)).then(|| a.value(i));
             let opt_s = |a: &StringArray, i: usize| (!a.is_null(i)).then(|| a.value(i).to_string());
@@ -295,6 +314,10 @@ impl RegionAnswer {
                     status: st,
                     reasons,
                     suggestion: opt_s(suggestion, i),
+                    standardised: match std.map(|a| opt_f(a, i)) {
+                        [Some(value), Some(var), Some(wmax), Some(events)] => Some(Standardised { value, var, wmax, events }),
+                        _ => None,
+                    },
                 });
             }
         }
@@ -349,6 +372,7 @@ mod tests {
                     status: CellStatus::Perturbed,
                     reasons: vec![Reason::Perturbed],
                     suggestion: None,
+                    standardised: None,
                 },
                 ReleasedCell {
                     region: "25".into(),
@@ -361,6 +385,7 @@ mod tests {
                     status: CellStatus::Suppressed,
                     reasons: vec![Reason::BelowMinCell, Reason::Complement],
                     suggestion: Some("drop sex".into()),
+                    standardised: None,
                 },
             ],
         };

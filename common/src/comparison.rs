@@ -106,6 +106,11 @@ pub struct ComparisonRow {
     pub suggestion: Option<String>,
     /// True when a region asked did not answer, so this row lacks its part.
     pub partial: bool,
+    /// The directly age-standardised value with its 95 % interval (Fay-Feuer gamma), in the
+    /// value's unit, on an age total of a standardised question.
+    pub standardised: Option<Estimate>,
+    /// What that value was computed from (per person or person-year; not on the wire).
+    pub std_parts: Option<crate::standard::Standardised>,
 }
 
 /// A distribution category: code and labels, in the recipe's order.
@@ -144,6 +149,8 @@ pub struct ComparisonMeta {
     pub partial: bool,
     pub dry_run: bool,
     pub cached: bool,
+    /// The standard population of a standardised comparison (`esp2013`, `se2020`).
+    pub standard: Option<String>,
 }
 
 impl ComparisonMeta {
@@ -184,6 +191,7 @@ impl ComparisonMeta {
             partial: false,
             dry_run: false,
             cached: false,
+            standard: None,
         }
     }
 }
@@ -227,14 +235,17 @@ pub fn comparison_schema(breakdowns: &[Breakdown], distribution: bool) -> Schema
         Field::new("reason", DataType::Utf8, true),
         Field::new("suggestion", DataType::Utf8, true),
         Field::new("partial", DataType::Boolean, false),
+        Field::new("std_value", DataType::Float64, true),
+        Field::new("std_lower", DataType::Float64, true),
+        Field::new("std_upper", DataType::Float64, true),
     ]);
     Schema::new(fields)
 }
 
 /// The columns every comparison has (the others are its breakdowns).
-const FIXED: [&str; 14] = [
+const FIXED: [&str; 17] = [
     "row_kind", "region", "region_name", "category", "numerator", "denominator", "value_sum", "value", "ci_lower", "ci_upper", "status",
-    "reason", "suggestion", "partial",
+    "reason", "suggestion", "partial", "std_value", "std_lower", "std_upper",
 ];
 
 const PREFIX: &str = "norrsken.";
@@ -265,6 +276,17 @@ impl Comparison {
         put("partial", m.partial.to_string());
         put("dry_run", m.dry_run.to_string());
         put("cached", m.cached.to_string());
+        if let Some(id) = &m.standard {
+            put("standard", id.clone());
+            if let Some(s) = crate::standard::standard(id) {
+                put("standard_title", s.title.clone());
+                put("standard_source", s.source.clone());
+            }
+            put(
+                "standard_method",
+                "direct age standardisation over the recipe's age bands, computed by each region's agent from its age bands as released (cell key method); 95% Fay-Feuer gamma interval".to_string(),
+            );
+        }
         put("regions", serde_json::to_string(&self.regions).unwrap_or_default());
         md
     }
@@ -300,6 +322,12 @@ impl Comparison {
         columns.push(Arc::new(rows.iter().map(|r| (!r.reasons.is_empty()).then(|| r.reasons.join(","))).collect::<StringArray>()));
         columns.push(Arc::new(rows.iter().map(|r| r.suggestion.clone()).collect::<StringArray>()));
         columns.push(Arc::new(rows.iter().map(|r| Some(r.partial)).collect::<BooleanArray>()));
+        let std = |f: fn(&Estimate) -> f64| -> ArrayRef {
+            Arc::new(rows.iter().map(|r| r.standardised.as_ref().map(f).filter(|v| v.is_finite())).collect::<Float64Array>())
+        };
+        columns.push(std(|e| e.value));
+        columns.push(std(|e| e.lower));
+        columns.push(std(|e| e.upper));
         RecordBatch::try_new(self.schema(), columns)
     }
 
@@ -329,6 +357,7 @@ impl Comparison {
             partial: flag("partial")?,
             dry_run: flag("dry_run")?,
             cached: flag("cached")?,
+            standard: md.get(&format!("{PREFIX}standard")).cloned(),
         };
         let regions: Vec<RegionReport> =
             serde_json::from_str(&get("regions")?).map_err(|e| ComparisonError::Value { column: "norrsken.regions".into(), value: e.to_string() })?;
@@ -351,6 +380,7 @@ impl Comparison {
             let (num, den, sum) = (ints("numerator")?, ints("denominator")?, floats("value_sum")?);
             let (value, lo, hi) = (floats("value")?, floats("ci_lower")?, floats("ci_upper")?);
             let (status, reason, suggestion) = (text("status")?, text("reason")?, text("suggestion")?);
+            let (std_value, std_lo, std_hi) = (floats("std_value")?, floats("std_lower")?, floats("std_upper")?);
             let partial = b.column_by_name("partial").and_then(|c| c.as_boolean_opt()).ok_or_else(|| missing("partial"))?;
             let s = |a: &StringArray, i: usize| (!a.is_null(i)).then(|| a.value(i).to_string());
             let n = |a: &Int64Array, i: usize| (!a.is_null(i)).then(|| a.value(i));
@@ -373,6 +403,8 @@ impl Comparison {
                     reasons: s(reason, i).map(|r| r.split(',').map(str::to_string).collect()).unwrap_or_default(),
                     suggestion: s(suggestion, i),
                     partial: !partial.is_null(i) && partial.value(i),
+                    standardised: f(std_value, i).map(|v| Estimate { value: v, lower: f(std_lo, i).unwrap_or(f64::NAN), upper: f(std_hi, i).unwrap_or(f64::NAN) }),
+                    std_parts: None,
                 });
             }
         }
@@ -419,6 +451,8 @@ mod tests {
             reasons: vec!["perturbed".into()],
             suggestion: None,
             partial: false,
+            standardised: Some(Estimate { value: 0.25, lower: 0.05, upper: 0.7 }),
+            std_parts: None,
         };
         let c = Comparison {
             meta,

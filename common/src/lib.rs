@@ -1,6 +1,7 @@
 //! What the Norrsken agent and coordinator share: the common data model, the indicator
 //! catalog, the query model and wire contract, and the vocabulary of breakdowns.
 
+pub mod analysis;
 pub mod answer;
 pub mod audit;
 pub mod breakdown;
@@ -19,6 +20,7 @@ pub mod query;
 pub mod reload;
 pub mod service;
 pub mod settings;
+pub mod standard;
 pub mod telemetry;
 pub mod text;
 pub mod tls;

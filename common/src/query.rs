@@ -56,6 +56,82 @@ pub struct QueryOptions {
     /// coordinator's `agent_timeout_ms` bounds it. Not part of the question's identity.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deadline_ms: Option<u32>,
+    /// Directly age-standardise to this standard population (`esp2013`, `se2020`): the
+    /// answer gains the age bands and, on each age total, the standardised value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub standardise: Option<String>,
+    /// An analysis of the comparison (the coordinator computes it; agents never see it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub analysis: Option<AnalysisSpec>,
+}
+
+/// What an analysis asks (see docs/analysis.md).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AnalysisSpec {
+    pub kind: AnalysisKind,
+    /// What each value is compared with (compare, funnel).
+    #[serde(default)]
+    pub against: Comparator,
+    /// The breakdown whose groups an equity analysis compares.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dimension: Option<String>,
+    /// A funnel plot's units: `region` (default) or `kommun`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub units: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AnalysisKind {
+    /// Each region against the pooled value, the other regions or the target, with significance.
+    Compare,
+    /// Yearly values, the change per year and its significance.
+    Trend,
+    /// Gaps between the groups of one breakdown, and the slope and relative index of inequality.
+    Equity,
+    /// Value against precision with control limits.
+    Funnel,
+}
+
+impl AnalysisKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            AnalysisKind::Compare => "compare",
+            AnalysisKind::Trend => "trend",
+            AnalysisKind::Equity => "equity",
+            AnalysisKind::Funnel => "funnel",
+        }
+    }
+    pub fn parse(s: &str) -> Option<AnalysisKind> {
+        [AnalysisKind::Compare, AnalysisKind::Trend, AnalysisKind::Equity, AnalysisKind::Funnel].into_iter().find(|k| k.name() == s)
+    }
+}
+
+/// What values are compared with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Comparator {
+    /// The pooled value of every region asked.
+    #[default]
+    Pooled,
+    /// The pooled value of the other regions.
+    Others,
+    /// The recipe's published target level.
+    Target,
+}
+
+impl Comparator {
+    pub fn name(self) -> &'static str {
+        match self {
+            Comparator::Pooled => "pooled",
+            Comparator::Others => "others",
+            Comparator::Target => "target",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Comparator> {
+        [Comparator::Pooled, Comparator::Others, Comparator::Target].into_iter().find(|k| k.name() == s)
+    }
 }
 
 /// An indicator query as a requester writes it (JSON form; the protobuf form maps 1:1).
@@ -165,6 +241,14 @@ impl IndicatorQuery {
         }
         let p = proto::IndicatorQuery::decode(bytes)
             .map_err(|e| QueryError::MalformedTicket(format!("protobuf ticket: {e}")))?;
+        if let Some(a) = p.options.as_ref().and_then(|o| o.analysis.as_ref()) {
+            if AnalysisKind::parse(&a.kind).is_none() {
+                return Err(QueryError::Invalid { field: "options.analysis.kind", message: format!("{} is not compare, trend, equity or funnel", quote(&a.kind)) });
+            }
+            if !a.against.is_empty() && Comparator::parse(&a.against).is_none() {
+                return Err(QueryError::Invalid { field: "options.analysis.against", message: format!("{} is not pooled, others or target", quote(&a.against)) });
+            }
+        }
         let (q, relay) = IndicatorQuery::from_proto(p);
         check_query_id(&q.query_id)?;
         Ok((q, relay))
@@ -213,6 +297,14 @@ impl IndicatorQuery {
                 no_cache: options.no_cache,
                 totals: options.totals,
                 deadline_ms: (options.deadline_ms != 0).then_some(options.deadline_ms),
+                standardise: (!options.standardise.is_empty()).then_some(options.standardise),
+                analysis: options.analysis.map(|a| AnalysisSpec {
+                    // An unknown kind is refused by validation (it names the field).
+                    kind: AnalysisKind::parse(&a.kind).unwrap_or(AnalysisKind::Compare),
+                    against: Comparator::parse(&a.against).unwrap_or_default(),
+                    dimension: (!a.dimension.is_empty()).then_some(a.dimension),
+                    units: (!a.units.is_empty()).then_some(a.units),
+                }),
             },
         };
         (q, relay)
@@ -241,6 +333,13 @@ impl IndicatorQuery {
                 no_cache: self.options.no_cache,
                 totals: self.options.totals,
                 deadline_ms: self.options.deadline_ms.unwrap_or(0),
+                standardise: self.options.standardise.clone().unwrap_or_default(),
+                analysis: self.options.analysis.as_ref().map(|a| proto::Analysis {
+                    kind: a.kind.name().to_string(),
+                    against: a.against.name().to_string(),
+                    dimension: a.dimension.clone().unwrap_or_default(),
+                    units: a.units.clone().unwrap_or_default(),
+                }),
             }),
             relay: relay.map(|r| proto::Relay {
                 requester_subject: r.requester_subject.clone(),
@@ -355,6 +454,28 @@ impl IndicatorQuery {
                 return Err(QueryError::InvalidMinCellSize(k));
             }
         }
+        let mut options = self.options.clone();
+        if let Some(id) = &options.standardise {
+            let invalid = |message: String| QueryError::Invalid { field: "options.standardise", message };
+            if crate::standard::standard(id).is_none() {
+                let known: Vec<&str> = crate::standard::standards().iter().map(|s| s.id.as_str()).collect();
+                return Err(invalid(format!("{} is not a standard population; available: {}", quote(id), known.join(", "))));
+            }
+            if !recipe.age_standardisation {
+                return Err(invalid(format!("{} is not age-standardised (its recipe does not allow it)", recipe.key())));
+            }
+            if filters.contains_key(&Breakdown::AgeBand) {
+                return Err(invalid("a standardised value covers every age band: do not filter on age_band".into()));
+            }
+            // The age bands are the strata; their totals carry the standardised values.
+            if !breakdowns.contains(&Breakdown::AgeBand) {
+                breakdowns.push(Breakdown::AgeBand);
+            }
+            options.totals = true;
+        }
+        if let Some(a) = &options.analysis {
+            analysis_breakdowns(a, &recipe, &mut breakdowns)?;
+        }
         Ok(ValidatedQuery {
             query_id: self.query_id.clone(),
             recipe: recipe.clone(),
@@ -362,9 +483,56 @@ impl IndicatorQuery {
             filters,
             period,
             regions: self.regions.clone(),
-            options: self.options.clone(),
+            options,
         })
     }
+}
+
+/// Checks an analysis against the recipe and adds the breakdown it needs (a trend needs
+/// years, an equity analysis its dimension, a funnel of kommuner the kommun), so that the
+/// question asked of the agents is complete.
+fn analysis_breakdowns(a: &AnalysisSpec, recipe: &Recipe, breakdowns: &mut Vec<Breakdown>) -> Result<(), QueryError> {
+    let invalid = |field: &'static str, message: String| QueryError::Invalid { field, message };
+    if recipe.is_distribution() {
+        return Err(invalid("options.analysis", format!("{} is a distribution over categories; analyses need one value per cell", recipe.key())));
+    }
+    if a.against == Comparator::Target && recipe.target.is_none() {
+        return Err(invalid("options.analysis.against", format!("{} has no published target level", recipe.key())));
+    }
+    let need = |b: Breakdown, field: &'static str, breakdowns: &mut Vec<Breakdown>| -> Result<(), QueryError> {
+        if !recipe.allows(b) {
+            return Err(invalid(field, format!("{} does not allow the breakdown {b}", recipe.key())));
+        }
+        if !breakdowns.contains(&b) {
+            breakdowns.push(b);
+        }
+        Ok(())
+    };
+    match a.kind {
+        AnalysisKind::Compare => {}
+        AnalysisKind::Trend => {
+            if let Some(t) = breakdowns.iter().find(|b| b.time_grain().is_some() && **b != Breakdown::Year) {
+                return Err(invalid("options.analysis", format!("a trend is yearly: ask year, not {t}")));
+            }
+            need(Breakdown::Year, "options.analysis", breakdowns)?;
+        }
+        AnalysisKind::Equity => {
+            let name = a.dimension.as_deref().unwrap_or("");
+            let b = Breakdown::parse(name)
+                .filter(|b| matches!(b, Breakdown::Sex | Breakdown::AgeBand | Breakdown::Education | Breakdown::IncomeQuintile | Breakdown::BirthCountry))
+                .ok_or_else(|| invalid("options.analysis.dimension", format!("{} is not sex, age_band, education, income_quintile or birth_country", quote(name))))?;
+            need(b, "options.analysis.dimension", breakdowns)?;
+        }
+        AnalysisKind::Funnel if a.against == Comparator::Others => {
+            return Err(invalid("options.analysis.against", "a funnel plot's centre is the pooled value or the target, not the other regions".into()));
+        }
+        AnalysisKind::Funnel => match a.units.as_deref().unwrap_or("region") {
+            "region" => {}
+            "kommun" => need(Breakdown::Kommun, "options.analysis.units", breakdowns)?,
+            other => return Err(invalid("options.analysis.units", format!("{} is not region or kommun", quote(other)))),
+        },
+    }
+    Ok(())
 }
 
 /// A query id is checked as soon as a ticket is decoded, before any node logs it: empty
@@ -483,5 +651,38 @@ mod tests {
         let a = q(r#"{"query_id":"a","indicator":"stroke_reperfusion","period":"2023..2023","filters":{"sex":["male","female"]}}"#).unwrap();
         let b = q(r#"{"query_id":"b","indicator":"stroke_reperfusion","version":1,"period":"2023","filters":{"sex":["female","male"]}}"#).unwrap();
         assert_eq!(a.normalized(), b.normalized());
+    }
+
+    #[test]
+    fn standardisation_and_analyses_complete_the_question_or_name_the_field() {
+        let v = q(r#"{"indicator":"stroke_mortality_30d","breakdowns":["sex"],"period":"2023","options":{"standardise":"esp2013"}}"#).unwrap();
+        assert_eq!(v.breakdowns, [Breakdown::Sex, Breakdown::AgeBand]);
+        assert!(v.options.totals);
+        let field = |json: &str| match q(json) {
+            Err(QueryError::Invalid { field, .. }) => field,
+            other => panic!("{json}: {other:?}"),
+        };
+        assert_eq!(field(r#"{"indicator":"stroke_mortality_30d","period":"2023","options":{"standardise":"who2000"}}"#), "options.standardise");
+        assert_eq!(field(r#"{"indicator":"kpp_cost","period":"2023","options":{"standardise":"esp2013"}}"#), "options.standardise");
+        let v = q(r#"{"indicator":"stroke_reperfusion","breakdowns":["sex"],"period":"2021..2025","options":{"analysis":{"kind":"trend"}}}"#).unwrap();
+        assert_eq!(v.breakdowns, [Breakdown::Sex, Breakdown::Year]);
+        let v = q(r#"{"indicator":"stroke_reperfusion","period":"2021..2025","options":{"analysis":{"kind":"equity","dimension":"education"}}}"#).unwrap();
+        assert_eq!(v.breakdowns, [Breakdown::Education]);
+        let v = q(r#"{"indicator":"stroke_reperfusion","period":"2021..2025","options":{"analysis":{"kind":"funnel","units":"kommun","against":"target"}}}"#).unwrap();
+        assert_eq!(v.breakdowns, [Breakdown::Kommun]);
+        assert_eq!(field(r#"{"indicator":"stroke_reperfusion","period":"2023","options":{"analysis":{"kind":"equity","dimension":"kommun"}}}"#), "options.analysis.dimension");
+        assert_eq!(field(r#"{"indicator":"stroke_reperfusion","period":"2023","options":{"analysis":{"kind":"funnel","against":"others"}}}"#), "options.analysis.against");
+        assert_eq!(field(r#"{"indicator":"stroke_mortality_30d","period":"2023","options":{"analysis":{"kind":"compare","against":"target"}}}"#), "options.analysis.against");
+        assert_eq!(field(r#"{"indicator":"diabetes_bp_bands","period":"2023","options":{"analysis":{"kind":"compare"}}}"#), "options.analysis");
+        // JSON and protobuf carry the same analysis; an unknown kind in protobuf names the field.
+        let (json_q, _) = IndicatorQuery::decode_ticket(br#"{"indicator":"stroke_reperfusion","period":"2023","options":{"standardise":"se2020","analysis":{"kind":"compare","against":"others"}}}"#).unwrap();
+        let (proto_q, _) = IndicatorQuery::decode_ticket(&json_q.encode_ticket(None)).unwrap();
+        assert_eq!(json_q, proto_q);
+        let mut p = json_q.to_proto(None);
+        p.options.as_mut().unwrap().analysis.as_mut().unwrap().kind = "histogram".into();
+        match IndicatorQuery::decode_ticket(&prost::Message::encode_to_vec(&p)) {
+            Err(QueryError::Invalid { field, .. }) => assert_eq!(field, "options.analysis.kind"),
+            other => panic!("{other:?}"),
+        }
     }
 }

@@ -8,6 +8,7 @@
 //! - [`node`]: authentication and actions behind every front door; [`server`]: starting.
 
 pub mod agents;
+pub mod analysis;
 pub mod circuit;
 pub mod config;
 pub mod merge;

@@ -13,13 +13,73 @@ use std::collections::{BTreeMap, BTreeSet};
 use norrsken_common::answer::{CellStatus, Reason, RegionAnswer};
 use norrsken_common::audit::{Anchor, RegionPart};
 use norrsken_common::breakdown::Breakdown;
-use norrsken_common::catalog::Recipe;
-pub use norrsken_common::comparison::{Comparison, ComparisonMeta, ComparisonRow, RegionReport, RegionState, RowKind};
+use norrsken_common::catalog::{Kind, Recipe};
+pub use norrsken_common::comparison::{Comparison, ComparisonMeta, ComparisonRow, Estimate, RegionReport, RegionState, RowKind};
 use norrsken_common::error::ErrorKind;
 use norrsken_common::period::Period;
 use norrsken_common::query::Perspective;
 
-use crate::stats::estimate;
+use norrsken_common::standard::{standardise, Standardised};
+
+use crate::stats::{estimate, fay_feuer_at, Level};
+
+/// A standardised value's estimate at a level, in the value's unit (per `rate_per` for rates).
+pub fn standardised_estimate(kind: Kind, d: &Standardised, rate_per: f64, level: Level) -> Option<Estimate> {
+    let e = fay_feuer_at(d, level)?;
+    let k = if kind == Kind::Rate { rate_per } else { 1.0 };
+    Some(Estimate { value: e.value * k, lower: e.lower * k, upper: e.upper * k })
+}
+
+/// The label of an age total.
+pub const TOTAL: &str = "total";
+
+/// The strata of the age total `row` among `rows` of the same kind and region: each band's
+/// released (events, persons), or None when a band is withheld or absent.
+pub fn band_strata(rows: &[ComparisonRow], row: &ComparisonRow, age: usize, bands: &[String]) -> Option<Vec<(f64, f64)>> {
+    bands
+        .iter()
+        .map(|band| {
+            let cell = rows.iter().find(|r| {
+                r.kind == row.kind
+                    && r.region == row.region
+                    && r.category == row.category
+                    && r.labels.iter().enumerate().all(|(i, l)| if i == age { l.as_deref() == Some(band.as_str()) } else { *l == row.labels[i] })
+            })?;
+            Some((cell.numerator? as f64, cell.denominator? as f64))
+        })
+        .collect()
+}
+
+/// Pooled standardised values, from the pooled age bands (released only where every
+/// region released every band: the pooled rows' own rule).
+fn standardise_pooled(recipe: &Recipe, breakdowns: &[Breakdown], id: &str, rows: &mut [ComparisonRow]) {
+    let (Some(standard), Some(age)) = (norrsken_common::standard::standard(id), breakdowns.iter().position(|b| *b == Breakdown::AgeBand)) else {
+        return;
+    };
+    let bands = recipe.age_bands.labels();
+    let weights = standard.weights(&recipe.age_bands);
+    let rate_per = recipe.rate_per.unwrap_or(1000) as f64;
+    let values: Vec<(usize, Option<Standardised>)> = rows
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| r.kind == RowKind::Pooled && r.labels.get(age).and_then(|l| l.as_deref()) == Some(TOTAL) && r.numerator.is_some())
+        .map(|(i, r)| (i, band_strata(rows, r, age, &bands).and_then(|s| standardise(&s, &weights))))
+        .collect();
+    for (i, d) in values {
+        let row = &mut rows[i];
+        match d {
+            Some(d) => {
+                row.standardised = standardised_estimate(recipe.kind, &d, rate_per, Level::P95);
+                row.std_parts = Some(d);
+            }
+            None => {
+                if !row.reasons.iter().any(|r| r == Reason::NotStandardised.name()) {
+                    row.reasons.push(Reason::NotStandardised.name().to_string());
+                }
+            }
+        }
+    }
+}
 
 /// One region's outcome for a query.
 #[derive(Debug, Clone)]
@@ -78,6 +138,8 @@ pub struct MergeInput<'a> {
     pub perspective: Perspective,
     pub period: Period,
     pub dry_run: bool,
+    /// The standard population of a standardised question.
+    pub standard: Option<&'a str>,
 }
 
 #[derive(Default, Clone)]
@@ -90,6 +152,10 @@ struct Acc {
     perturbed: bool,
     reasons: BTreeSet<String>,
     suggestion: Option<String>,
+    /// The agent's standardised value, and how many parts the cell adds up (a home region's
+    /// cell of several agents has no one standardised value).
+    std: Option<Standardised>,
+    parts: u32,
 }
 
 fn add_i(a: Option<i64>, b: Option<i64>) -> Option<i64> {
@@ -135,7 +201,7 @@ type CellKey = (Vec<String>, Option<String>);
 
 /// Merges region outcomes into one comparison.
 pub fn merge(input: &MergeInput<'_>, outcomes: &[RegionOutcome]) -> Comparison {
-    let MergeInput { recipe, breakdowns, order, pooled_label, query_id, catalog_hash, perspective, period, dry_run } = input.clone();
+    let MergeInput { recipe, breakdowns, order, pooled_label, query_id, catalog_hash, perspective, period, dry_run, standard } = input.clone();
     let missing: Vec<&RegionOutcome> = outcomes.iter().filter(|o| o.state != RegionState::Ok).collect();
     let partial = !missing.is_empty();
     let name_of = |code: &str| order.iter().find(|(c, _)| c == code).map_or_else(|| code.to_string(), |(_, n)| n.clone());
@@ -175,6 +241,8 @@ pub fn merge(input: &MergeInput<'_>, outcomes: &[RegionOutcome]) -> Comparison {
                     .entry((c.labels.clone(), c.category.clone()))
                     .or_default();
                 acc.add_released(c.numerator, c.denominator, c.value_sum, c.value_sd);
+                acc.parts += 1;
+                acc.std = c.standardised;
                 match c.status {
                     CellStatus::Suppressed => acc.withheld = true,
                     CellStatus::Perturbed => acc.perturbed = true,
@@ -209,6 +277,7 @@ pub fn merge(input: &MergeInput<'_>, outcomes: &[RegionOutcome]) -> Comparison {
         } else {
             CellStatus::Released
         };
+        let std_parts = acc.std.filter(|_| !acc.withheld && !dry_run && acc.parts == 1);
         let (n, d, s, sd) = if acc.withheld || dry_run {
             (None, None, None, None)
         } else {
@@ -229,6 +298,8 @@ pub fn merge(input: &MergeInput<'_>, outcomes: &[RegionOutcome]) -> Comparison {
             reasons: acc.reasons.iter().cloned().collect(),
             suggestion: if acc.withheld { acc.suggestion.clone() } else { None },
             partial,
+            standardised: std_parts.as_ref().and_then(|d| standardised_estimate(kind, d, rate_per, Level::P95)),
+            std_parts,
         }
     };
 
@@ -277,7 +348,12 @@ pub fn merge(input: &MergeInput<'_>, outcomes: &[RegionOutcome]) -> Comparison {
             reasons: Vec::new(),
             suggestion: Some(o.message.clone()),
             partial: true,
+            standardised: None,
+            std_parts: None,
         });
+    }
+    if let Some(id) = standard {
+        standardise_pooled(recipe, breakdowns, id, &mut rows);
     }
     // Region rows in configured order, then pooled, then missing; cells sorted within.
     // Categories in the recipe's order, not alphabetically.
@@ -296,6 +372,7 @@ pub fn merge(input: &MergeInput<'_>, outcomes: &[RegionOutcome]) -> Comparison {
     meta.pooled_label = pooled_label.to_string();
     meta.partial = partial;
     meta.dry_run = dry_run;
+    meta.standard = standard.map(str::to_string);
     Comparison { meta, breakdowns: breakdowns.to_vec(), distribution: recipe.is_distribution(), rows, regions: reports }
 }
 
@@ -318,6 +395,7 @@ mod tests {
             status,
             reasons: if withheld { vec![Reason::BelowMinCell] } else { vec![] },
             suggestion: withheld.then(|| "merge".to_string()),
+            standardised: None,
         }
     }
 
@@ -356,6 +434,7 @@ mod tests {
             perspective: Perspective::Provider,
             period: Period::years(2023, 2023),
             dry_run: false,
+            standard: None,
         };
         merge(&input, outcomes)
     }

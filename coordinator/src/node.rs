@@ -266,7 +266,11 @@ impl Node for CoordinatorNode {
 
     async fn describe_query(&self, caller: &Caller, ticket: QueryTicket, bytes: Vec<u8>) -> Result<Description, NodeError> {
         let plan = self.service.plan(ticket.query, self.require_query_role(caller)?, &self.ports(), caller.deadline)?;
-        let schema = comparison_schema(&plan.query.breakdowns, plan.query.recipe.is_distribution());
+        let q = &plan.query;
+        let schema = match &q.options.analysis {
+            Some(spec) => norrsken_common::analysis::schema_for(spec, &q.breakdowns, q.options.standardise.is_some()),
+            None => comparison_schema(&q.breakdowns, q.recipe.is_distribution()),
+        };
         Ok(Description { schema, ticket: Some(bytes), recipe: None, title: String::new() })
     }
 
@@ -303,7 +307,13 @@ impl Node for CoordinatorNode {
             cells.perturbed += r.cells_perturbed as u64;
             cells.released += (r.cells - r.cells_withheld) as u64;
         }
-        let batch = comparison.to_record_batch().map_err(|e| NodeError::Internal(e.to_string()))?;
+        let batch = match &v.options.analysis {
+            Some(spec) => crate::analysis::analyse(spec, &comparison, &v.recipe)
+                .map_err(|e| NodeError::Query(QueryError::Invalid { field: "options.analysis", message: e.to_string() }))?
+                .to_record_batch()
+                .map_err(|e| NodeError::Internal(e.to_string()))?,
+            None => comparison.to_record_batch().map_err(|e| NodeError::Internal(e.to_string()))?,
+        };
         Ok(Served {
             answer: Answer { schema: batch.schema(), batches: vec![batch] },
             outcome: if comparison.meta.partial { "partial" } else { "ok" },

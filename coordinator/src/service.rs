@@ -177,7 +177,10 @@ impl QueryService {
     /// The cache key of a plan under the versions `of` gives, or none when an agent's
     /// versions are unknown.
     fn cache_key(&self, plan: &Plan, of: impl Fn(&str) -> Option<AgentVersions>) -> Option<String> {
-        let mut parts = vec![query_key(&plan.query), plan.requester.role.name().to_string()];
+        // An analysis is computed from the comparison: analyses of one question share it.
+        let mut question = plan.query.clone();
+        question.options.analysis = None;
+        let mut parts = vec![query_key(&question), plan.requester.role.name().to_string()];
         let mut by_name = false;
         for a in &plan.agents {
             let ver = of(a.region())?;
@@ -242,6 +245,8 @@ impl QueryService {
         outgoing.query_id = v.query_id.clone();
         outgoing.regions = Vec::new();
         outgoing.options.no_cache = v.options.no_cache;
+        // Agents answer the question; the analysis of the answers is the coordinator's.
+        outgoing.options.analysis = None;
         let ticket = Bytes::from(outgoing.encode_ticket(Some(&relay)));
         let (deadline, retries) = (plan.deadline, self.settings.retries);
         let outcomes = join_all(plan.agents.iter().map(|a| {
@@ -296,6 +301,7 @@ impl QueryService {
             perspective: v.options.perspective,
             period: v.period,
             dry_run: v.options.dry_run,
+            standard: v.options.standardise.as_deref(),
         };
         Ok(merge(&input, &outcomes))
     }
@@ -378,6 +384,7 @@ mod tests {
                     status: if *withheld { CellStatus::Suppressed } else { CellStatus::Perturbed },
                     reasons: if *withheld { vec![Reason::BelowMinCell] } else { vec![Reason::Perturbed] },
                     suggestion: withheld.then(|| "merge".into()),
+                    standardised: None,
                 })
                 .collect();
             let meta = AnswerMeta { query_id: q.query_id, region: self.region.clone(), data_version: "d1".into(), policy_version: "p1".into(), ..Default::default() };

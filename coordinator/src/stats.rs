@@ -16,21 +16,66 @@ use statrs::function::gamma::gamma_lr;
 
 /// 1 - confidence level.
 pub const ALPHA: f64 = 0.05;
-const Z: f64 = 1.959_963_984_540_054;
 
 pub use norrsken_common::comparison::Estimate;
 
-/// Wilson score interval for x successes out of n.
+/// A two-sided confidence level: 95 % or 99.8 % (the two levels of funnel plots and of
+/// Fingertips-style comparisons).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Level(pub f64);
+
+impl Level {
+    pub const P95: Level = Level(0.95);
+    pub const P998: Level = Level(0.998);
+
+    /// 1 - level.
+    pub fn alpha(self) -> f64 {
+        1.0 - self.0
+    }
+
+    /// The standard normal quantile of 1 - α/2 (1.96 for 95 %, 3.09 for 99.8 %).
+    pub fn z(self) -> f64 {
+        if self == Level::P95 {
+            return 1.959_963_984_540_054;
+        }
+        normal_quantile(1.0 - self.alpha() / 2.0)
+    }
+
+    pub fn percent(self) -> String {
+        let p = self.0 * 100.0;
+        if (p - p.round()).abs() < 1e-9 { format!("{p:.0} %") } else { format!("{p:.1} %") }
+    }
+}
+
+/// The `p` quantile of the standard normal distribution.
+pub fn normal_quantile(p: f64) -> f64 {
+    std::f64::consts::SQRT_2 * statrs::function::erf::erf_inv(2.0 * p - 1.0)
+}
+
+/// The standard normal distribution function.
+pub fn normal_cdf(x: f64) -> f64 {
+    0.5 * statrs::function::erf::erfc(-x / std::f64::consts::SQRT_2)
+}
+
+/// Wilson score interval for x successes out of n (95 %).
 pub fn wilson(x: f64, n: f64) -> Option<Estimate> {
+    wilson_at(x, n, Level::P95)
+}
+
+/// Wilson score interval at a level.
+pub fn wilson_at(x: f64, n: f64, level: Level) -> Option<Estimate> {
     if n <= 0.0 || x < 0.0 || x > n {
         return None;
     }
+    let z = level.z();
     let p = x / n;
-    let z2 = Z * Z;
+    let z2 = z * z;
     let denom = 1.0 + z2 / n;
     let centre = (p + z2 / (2.0 * n)) / denom;
-    let half = Z / denom * (p * (1.0 - p) / n + z2 / (4.0 * n * n)).sqrt();
-    Some(Estimate { value: p, lower: (centre - half).max(0.0), upper: (centre + half).min(1.0) })
+    let half = z / denom * (p * (1.0 - p) / n + z2 / (4.0 * n * n)).sqrt();
+    let lower = if x == 0.0 { 0.0 } else { (centre - half).max(0.0) };
+    let upper = if x == n { 1.0 } else { (centre + half).min(1.0) };
+    Some(Estimate { value: p, lower, upper })
 }
 
 /// Solves `f(x) = p` for an increasing `f` on `[lo, hi]` by bisection to the last bits of
@@ -69,29 +114,63 @@ pub fn gamma_quantile(p: f64, a: f64) -> f64 {
 /// exact to double precision instead.
 pub fn t_quantile(p: f64, df: f64) -> f64 {
     if df >= 1e4 {
-        let z = std::f64::consts::SQRT_2 * statrs::function::erf::erf_inv(2.0 * p - 1.0);
+        let z = normal_quantile(p);
         let (z3, z5, z7) = (z.powi(3), z.powi(5), z.powi(7));
         return z + (z3 + z) / (4.0 * df) + (5.0 * z5 + 16.0 * z3 + 3.0 * z) / (96.0 * df * df)
             + (3.0 * z7 + 19.0 * z5 + 17.0 * z3 - 15.0 * z) / (384.0 * df.powi(3));
     }
     let cdf = |t: f64| 1.0 - 0.5 * beta_reg(df / 2.0, 0.5, df / (df + t * t));
-    solve_increasing(cdf, p, 0.0, 20.0)
+    solve_increasing(cdf, p, 0.0, 1000.0)
 }
 
 /// Exact (Garwood) Poisson interval for an observed count: the lower bound is the α/2
 /// quantile of Gamma(x), the upper the 1-α/2 quantile of Gamma(x+1) (equivalently
 /// χ²(α/2; 2x)/2 and χ²(1-α/2; 2x+2)/2), solved to double precision.
 pub fn poisson(x: f64) -> Option<Estimate> {
+    poisson_at(x, Level::P95)
+}
+
+/// Exact Poisson interval at a level.
+pub fn poisson_at(x: f64, level: Level) -> Option<Estimate> {
     if x < 0.0 || !x.is_finite() {
         return None;
     }
-    let lower = if x == 0.0 { 0.0 } else { gamma_quantile(ALPHA / 2.0, x) };
-    let upper = gamma_quantile(1.0 - ALPHA / 2.0, x + 1.0);
+    let a = level.alpha();
+    let lower = if x == 0.0 { 0.0 } else { gamma_quantile(a / 2.0, x) };
+    let upper = gamma_quantile(1.0 - a / 2.0, x + 1.0);
     Some(Estimate { value: x, lower, upper })
+}
+
+/// Fay and Feuer's (1997) gamma interval for a directly standardised value: with
+/// `y` = Σ wᵢxᵢ/nᵢ, `v` = Σ wᵢ²xᵢ/nᵢ² and `wm` = max wᵢ/nᵢ, the lower limit is the α/2 quantile
+/// of Gamma(shape y²/v, scale v/y) and the upper the 1-α/2 quantile of Gamma(shape
+/// (y+wm)²/(v+wm²), scale (v+wm²)/(y+wm)). It reduces to the exact Poisson interval when
+/// there is one stratum, and keeps its coverage when events are few (Dobson's normal-based
+/// limits do not below 10 events).
+pub fn fay_feuer_at(s: &norrsken_common::standard::Standardised, level: Level) -> Option<Estimate> {
+    let (y, v, wm) = (s.value, s.var, s.wmax);
+    if !(y >= 0.0 && v >= 0.0 && wm > 0.0) || !y.is_finite() {
+        return None;
+    }
+    let a = level.alpha();
+    let lower = if y == 0.0 || v == 0.0 { 0.0 } else { gamma_quantile(a / 2.0, y * y / v) * v / y };
+    let (yu, vu) = (y + wm, v + wm * wm);
+    let upper = gamma_quantile(1.0 - a / 2.0, yu * yu / vu) * vu / yu;
+    Some(Estimate { value: y, lower, upper })
+}
+
+/// The `p` quantile of the χ² distribution with `df` degrees of freedom.
+pub fn chi2_quantile(p: f64, df: f64) -> f64 {
+    2.0 * gamma_quantile(p, df / 2.0)
 }
 
 /// Mean with a t interval, from n, sum and the standard deviation of the values.
 pub fn mean(n: f64, sum: f64, sd: Option<f64>) -> Option<Estimate> {
+    mean_at(n, sum, sd, Level::P95)
+}
+
+/// Mean with a t interval at a level.
+pub fn mean_at(n: f64, sum: f64, sd: Option<f64>, level: Level) -> Option<Estimate> {
     if n < 1.0 {
         return None;
     }
@@ -99,7 +178,7 @@ pub fn mean(n: f64, sum: f64, sd: Option<f64>) -> Option<Estimate> {
     let Some(sd) = sd.filter(|_| n >= 2.0) else {
         return Some(Estimate { value: m, lower: f64::NAN, upper: f64::NAN });
     };
-    let t = t_quantile(1.0 - ALPHA / 2.0, n - 1.0);
+    let t = t_quantile(1.0 - level.alpha() / 2.0, n - 1.0);
     let half = t * sd / n.sqrt();
     Some(Estimate { value: m, lower: m - half, upper: m + half })
 }
@@ -120,21 +199,26 @@ pub fn standard_deviation(n: f64, sum: f64, sum_sq: f64) -> Option<f64> {
 
 /// The value and interval of a row of the given kind. `rate_per` scales rates.
 pub fn estimate(kind: Kind, numerator: Option<i64>, denominator: Option<i64>, sum: Option<f64>, sd: Option<f64>, rate_per: f64) -> Option<Estimate> {
+    estimate_at(kind, numerator, denominator, sum, sd, rate_per, Level::P95)
+}
+
+/// [`estimate`] at a level.
+pub fn estimate_at(kind: Kind, numerator: Option<i64>, denominator: Option<i64>, sum: Option<f64>, sd: Option<f64>, rate_per: f64, level: Level) -> Option<Estimate> {
     match kind {
-        Kind::Proportion => wilson(numerator? as f64, denominator? as f64),
+        Kind::Proportion => wilson_at(numerator? as f64, denominator? as f64, level),
         Kind::Rate => {
             let pop = denominator? as f64;
             if pop <= 0.0 {
                 return None;
             }
-            let e = poisson(numerator? as f64)?;
+            let e = poisson_at(numerator? as f64, level)?;
             let k = rate_per / pop;
             Some(Estimate { value: e.value * k, lower: e.lower * k, upper: e.upper * k })
         }
-        Kind::Count => poisson(numerator? as f64),
-        Kind::Mean => mean(denominator? as f64, sum?, sd),
+        Kind::Count => poisson_at(numerator? as f64, level),
+        Kind::Mean => mean_at(denominator? as f64, sum?, sd, level),
         // Cost per patient: the denominator counts the distinct patients.
-        Kind::CostSum => mean(denominator? as f64, sum?, sd),
+        Kind::CostSum => mean_at(denominator? as f64, sum?, sd, level),
     }
 }
 
@@ -144,6 +228,28 @@ mod tests {
 
     fn close(a: f64, b: f64, tol: f64) -> bool {
         (a - b).abs() <= tol
+    }
+
+    #[test]
+    fn fay_feuer_matches_the_dsrtest_vignette() {
+        // dsrTest vignette (birth order 5+ example): per 100,000 DSR 75.52901, 95 % gamma
+        // interval 67.70212 to 188.30017.
+        let counts = [0.0, 8.0, 63.0, 112.0, 262.0, 295.0];
+        let pop = [327.0, 30666.0, 123419.0, 149919.0, 104088.0, 34392.0];
+        let std = [319933.0, 931318.0, 786511.0, 488235.0, 237863.0, 61313.0];
+        let total: f64 = std.iter().sum();
+        let w: Vec<f64> = std.iter().map(|s| s / total).collect();
+        let strata: Vec<(f64, f64)> = counts.iter().zip(pop).map(|(&x, n)| (x, n)).collect();
+        let d = norrsken_common::standard::standardise(&strata, &w).unwrap();
+        let e = fay_feuer_at(&d, Level::P95).unwrap();
+        let k = 1e5;
+        assert!(close(e.value * k, 75.52901, 1e-4), "{e:?}");
+        assert!(close(e.lower * k, 67.70212, 1e-4), "{e:?}");
+        assert!(close(e.upper * k, 188.30017, 1e-4), "{e:?}");
+        // One stratum: the exact Poisson interval.
+        let one = norrsken_common::standard::standardise(&[(7.0, 1.0)], &[1.0]).unwrap();
+        let (f, p) = (fay_feuer_at(&one, Level::P95).unwrap(), poisson(7.0).unwrap());
+        assert!(close(f.lower, p.lower, 1e-9) && close(f.upper, p.upper, 1e-9), "{f:?} {p:?}");
     }
 
     #[test]

@@ -8,9 +8,10 @@ use clap::Args;
 use norrsken::local::{tls_files, LocalFederation, LocalOptions};
 use norrsken_common::cdm::Manifest;
 use norrsken_common::geography::NORRA;
-use norrsken_common::query::{IndicatorQuery, QueryOptions};
+use norrsken_common::query::{AnalysisKind, AnalysisSpec, Comparator, IndicatorQuery, QueryOptions};
 use norrsken_synth::{generate, SynthOptions};
 
+use super::analyse::analysis_text;
 use super::client::Connection;
 use super::render::{comparison_table, Lang};
 
@@ -38,10 +39,22 @@ fn demo_queries() -> Vec<IndicatorQuery> {
         options: QueryOptions::default(),
         ..Default::default()
     };
+    let analysed = |mut query: IndicatorQuery, spec: AnalysisSpec| {
+        query.options.analysis = Some(spec);
+        query
+    };
+    let mut standardised = q("diabetes_statin", &["sex"], "2021..2025");
+    standardised.options.standardise = Some("esp2013".into());
     vec![
         q("stroke_reperfusion", &["year"], "2021..2025"),
         q("hip_fracture_surgery_24h", &["sex"], "2023..2025"),
-        q("diabetes_hba1c_over_70", &["education"], "2025"),
+        // A standardised comparison with significance against the pooled value.
+        analysed(standardised, AnalysisSpec { kind: AnalysisKind::Compare, against: Comparator::Pooled, dimension: None, units: None }),
+        // An equity gap: the share with HbA1c over 70 by education, SII and RII.
+        analysed(
+            q("diabetes_hba1c_over_70", &[], "2023..2025"),
+            AnalysisSpec { kind: AnalysisKind::Equity, against: Comparator::Pooled, dimension: Some("education".into()), units: None },
+        ),
         q("hf_hospitalisation_rate", &["age_band"], "2024"),
         q("kpp_cost", &["care_type"], "2025"),
     ]
@@ -81,14 +94,22 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         };
         for q in demo_queries() {
             let (schema, batches) = connection.fetch(q.encode_ticket(None)).await?;
-            println!("{}", comparison_table(&schema, &batches, Lang::from_locale()));
+            if schema.metadata().contains_key("norrsken.analysis") {
+                println!("{}", analysis_text(&schema, &batches, Lang::from_locale()));
+            } else {
+                println!("{}", comparison_table(&schema, &batches, Lang::from_locale()));
+            }
         }
         if args.keep_running {
             let c = &certs;
             println!("The federation keeps running. Query it from another terminal:\n");
             println!("  export NORRSKEN_COORDINATOR={}", federation.coordinator_url());
             println!("  export NORRSKEN_CERT={}/analyst.pem NORRSKEN_KEY={}/analyst.key NORRSKEN_CA={}/ca.pem", c.display(), c.display(), c.display());
-            println!("  norrsken query stroke_reperfusion --by sex,age_band --period 2023..2025\n");
+            println!("  norrsken query stroke_reperfusion --by sex,age_band --period 2023..2025");
+            println!("  norrsken compare diabetes_statin --period 2021..2025 --standardise esp2013");
+            println!("  norrsken trend stroke_reperfusion --period 2021..2025");
+            println!("  norrsken equity diabetes_hba1c_over_70 --period 2023..2025 --dimension education");
+            println!("  norrsken funnel hip_fracture_surgery_24h --period 2021..2025 --units kommun\n");
             println!("Press Ctrl-C to stop.");
             tokio::signal::ctrl_c().await?;
         }

@@ -3,7 +3,9 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use norrsken_common::query::AnalysisKind;
 
+mod analyse;
 mod audit;
 mod bench;
 mod certs;
@@ -29,6 +31,14 @@ enum Command {
     Demo(demo::DemoArgs),
     /// Ask the coordinator for a cross-region comparison.
     Query(query::QueryArgs),
+    /// Each region against the pooled value, the other regions or the target, with significance.
+    Compare(analyse::AnalysisArgs),
+    /// Yearly values and the change per year, per region and pooled.
+    Trend(analyse::AnalysisArgs),
+    /// Gaps between the groups of a breakdown (education, income, sex...), SII and RII.
+    Equity(analyse::AnalysisArgs),
+    /// A funnel plot's control limits and the units outside them.
+    Funnel(analyse::AnalysisArgs),
     /// Development certificates.
     Certs(certs::CertsArgs),
     /// Verify, review, reconcile and fetch audit logs.
@@ -56,6 +66,10 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Demo(args) => ok(demo::run(args)),
         Command::Query(args) => ok(query::run(args)),
+        Command::Compare(args) => ok(analyse::run(AnalysisKind::Compare, args)),
+        Command::Trend(args) => ok(analyse::run(AnalysisKind::Trend, args)),
+        Command::Equity(args) => ok(analyse::run(AnalysisKind::Equity, args)),
+        Command::Funnel(args) => ok(analyse::run(AnalysisKind::Funnel, args)),
         Command::Certs(args) => ok(certs::run(args)),
         Command::Audit(args) => audit::run(args),
         Command::Synth(args) => ok(synth::run(args)),

@@ -43,6 +43,10 @@ pub struct QueryArgs {
     /// Also return the margins (each breakdown summed over, labelled `total`).
     #[arg(long)]
     totals: bool,
+    /// Directly age-standardise to a standard population: esp2013 (European Standard
+    /// Population 2013) or se2020 (Sweden's population 2020).
+    #[arg(long)]
+    standardise: Option<String>,
     /// Answer within this many seconds, without the regions that have not answered by then
     /// (the coordinator's agent_timeout_ms is the longest).
     #[arg(long)]
@@ -96,41 +100,71 @@ pub fn write_batches(format: &str, schema: &SchemaRef, batches: &[RecordBatch], 
     Ok(())
 }
 
-pub fn run(args: QueryArgs) -> anyhow::Result<()> {
-    let (indicator, version) = split_indicator(&args.indicator)?;
-    let query = IndicatorQuery {
-        indicator,
-        version,
-        breakdowns: args.by.clone(),
-        filters: parse_filters(&args.filters)?,
-        period: args.period.clone(),
-        regions: args.regions.clone(),
-        options: QueryOptions {
-            min_cell_size: args.min_cell_size,
-            perspective: parse_perspective(&args.perspective)?,
-            dry_run: args.dry_run,
-            no_cache: args.no_cache,
-            totals: args.totals,
-            deadline_ms: match args.deadline {
-                Some(s) if s.is_finite() && s > 0.0 && s <= 3_600.0 => Some((s * 1000.0).round() as u32),
-                Some(s) => bail!("--deadline {s}: give seconds between 0 and 3600"),
-                None => None,
+impl QueryArgs {
+    /// The question these options ask.
+    pub fn to_query(&self) -> anyhow::Result<IndicatorQuery> {
+        let (indicator, version) = split_indicator(&self.indicator)?;
+        Ok(IndicatorQuery {
+            indicator,
+            version,
+            breakdowns: self.by.clone(),
+            filters: parse_filters(&self.filters)?,
+            period: self.period.clone(),
+            regions: self.regions.clone(),
+            options: QueryOptions {
+                min_cell_size: self.min_cell_size,
+                perspective: parse_perspective(&self.perspective)?,
+                dry_run: self.dry_run,
+                no_cache: self.no_cache,
+                totals: self.totals,
+                deadline_ms: match self.deadline {
+                    Some(s) if s.is_finite() && s > 0.0 && s <= 3_600.0 => Some((s * 1000.0).round() as u32),
+                    Some(s) => bail!("--deadline {s}: give seconds between 0 and 3600"),
+                    None => None,
+                },
+                standardise: self.standardise.clone(),
+                analysis: None,
             },
-        },
-        ..Default::default()
-    };
-    let connection = args.connect.resolve()?;
-    let runtime = tokio::runtime::Runtime::new()?;
-    let (schema, batches) = runtime.block_on(connection.fetch(query.encode_ticket(None)))?;
-    match args.format.as_str() {
-        "table" => {
-            let text = comparison_table(&schema, &batches, Lang::or_locale(args.lang));
-            match &args.out {
-                Some(p) => std::fs::write(p, text).with_context(|| format!("writing {}", p.display()))?,
-                None => print!("{text}"),
+            ..Default::default()
+        })
+    }
+
+    pub fn connection(&self) -> anyhow::Result<super::client::Connection> {
+        self.connect.resolve()
+    }
+
+    pub fn format(&self) -> &str {
+        &self.format
+    }
+
+    pub fn out(&self) -> Option<&PathBuf> {
+        self.out.as_ref()
+    }
+
+    pub fn lang(&self) -> Lang {
+        Lang::or_locale(self.lang)
+    }
+
+    /// Prints a text table or writes it to `--out`.
+    pub fn emit(&self, text: &str) -> anyhow::Result<()> {
+        match &self.out {
+            Some(p) => std::fs::write(p, text).with_context(|| format!("writing {}", p.display())),
+            None => {
+                print!("{text}");
+                Ok(())
             }
         }
-        f => write_batches(f, &schema, &batches, args.out.as_ref())?,
+    }
+}
+
+pub fn run(args: QueryArgs) -> anyhow::Result<()> {
+    let query = args.to_query()?;
+    let connection = args.connection()?;
+    let runtime = tokio::runtime::Runtime::new()?;
+    let (schema, batches) = runtime.block_on(connection.fetch(query.encode_ticket(None)))?;
+    match args.format() {
+        "table" => args.emit(&comparison_table(&schema, &batches, args.lang()))?,
+        f => write_batches(f, &schema, &batches, args.out())?,
     }
     if schema.metadata().get("norrsken.partial").map(String::as_str) == Some("true") && args.format != "table" {
         eprintln!("warning: partial result, not every region answered (see the norrsken.regions metadata)");

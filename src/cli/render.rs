@@ -8,13 +8,47 @@ use arrow::datatypes::Schema;
 use norrsken_common::catalog::Kind;
 use norrsken_common::comparison::{Comparison, RegionState, RowKind};
 
-fn fmt_value(kind: Kind, v: f64) -> String {
+pub fn fmt_value(kind: Kind, v: f64) -> String {
     match kind {
         Kind::Proportion => format!("{:.1} %", v * 100.0),
         Kind::Rate => format!("{v:.2}"),
         Kind::Mean => format!("{v:.1}"),
         Kind::Count | Kind::CostSum => format!("{v:.0}"),
     }
+}
+
+/// An interval as `lower – upper`.
+pub fn fmt_interval(kind: Kind, lower: f64, upper: f64) -> String {
+    if lower.is_finite() && upper.is_finite() {
+        format!("{} – {}", fmt_value(kind, lower), fmt_value(kind, upper))
+    } else {
+        String::new()
+    }
+}
+
+/// Lays out a header and rows in aligned columns (`right` says which are right-aligned).
+pub fn grid(header: &[String], rows: &[Vec<String>], right: impl Fn(usize) -> bool) -> String {
+    let widths: Vec<usize> = (0..header.len())
+        .map(|c| rows.iter().filter_map(|r| r.get(c)).map(|x| x.chars().count()).chain(std::iter::once(header[c].chars().count())).max().unwrap_or(0))
+        .collect();
+    let line = |cells: &[String]| {
+        cells
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                let pad = " ".repeat(widths[i].saturating_sub(c.chars().count()));
+                if right(i) { format!("{pad}{c}") } else { format!("{c}{pad}") }
+            })
+            .collect::<Vec<_>>()
+            .join("  ")
+    };
+    let mut out = String::new();
+    let _ = writeln!(out, "{}", line(header).trim_end());
+    let _ = writeln!(out, "{}", widths.iter().map(|w| "-".repeat(*w)).collect::<Vec<_>>().join("  "));
+    for r in rows {
+        let _ = writeln!(out, "{}", line(r).trim_end());
+    }
+    out
 }
 
 /// The language of titles, descriptions and category labels.
@@ -79,7 +113,12 @@ pub fn render(c: &Comparison, lang: Lang) -> String {
     if cost {
         header.extend(["total".to_string(), "per contact".to_string()]);
     }
-    header.extend([if cost { "per patient".to_string() } else { "value".to_string() }, "95% CI".to_string(), "status".to_string()]);
+    header.extend([if cost { "per patient".to_string() } else { "value".to_string() }, "95% CI".to_string()]);
+    let standardised = m.standard.is_some();
+    if standardised {
+        header.extend(["age-std".to_string(), "age-std 95% CI".to_string()]);
+    }
+    header.push("status".to_string());
 
     let mut rows: Vec<Vec<String>> = Vec::new();
     for r in &c.rows {
@@ -109,10 +148,11 @@ pub fn render(c: &Comparison, lang: Lang) -> String {
             line.push(per_contact);
         }
         line.push(r.estimate.map(|e| fmt_value(kind, e.value)).unwrap_or_else(|| "·".into()));
-        line.push(match r.estimate {
-            Some(e) if e.lower.is_finite() && e.upper.is_finite() => format!("{} – {}", fmt_value(kind, e.lower), fmt_value(kind, e.upper)),
-            _ => String::new(),
-        });
+        line.push(r.estimate.map(|e| fmt_interval(kind, e.lower, e.upper)).unwrap_or_default());
+        if standardised {
+            line.push(r.standardised.map(|e| fmt_value(kind, e.value)).unwrap_or_else(|| "·".into()));
+            line.push(r.standardised.map(|e| fmt_interval(kind, e.lower, e.upper)).unwrap_or_default());
+        }
         let mut st = r.status.clone();
         let why: Vec<&String> = r.reasons.iter().filter(|x| !x.is_empty() && **x != st).collect();
         if !why.is_empty() {
@@ -124,36 +164,17 @@ pub fn render(c: &Comparison, lang: Lang) -> String {
         line.push(st);
         rows.push(line);
     }
-    let widths: Vec<usize> = (0..header.len())
-        .map(|c| rows.iter().map(|r| r[c].chars().count()).chain(std::iter::once(header[c].chars().count())).max().unwrap_or(0))
-        .collect();
     let mut out = String::new();
     let title = if lang == Lang::Sv && !m.title_sv.is_empty() { &m.title_sv } else { &m.title };
     let _ = writeln!(out, "{} ({}), {} perspective, period {}", title, m.recipe, m.perspective, m.period);
     let _ = writeln!(out, "counted: {}", m.semantics);
     let _ = writeln!(out, "value: {}; CI: {}", m.value, m.ci);
-    let pad = |s: &str, w: usize, right: bool| {
-        let n = s.chars().count();
-        if right {
-            format!("{}{s}", " ".repeat(w.saturating_sub(n)))
-        } else {
-            format!("{s}{}", " ".repeat(w.saturating_sub(n)))
-        }
-    };
-    let numeric_from = 1 + labels.len() + usize::from(has_category);
-    let line = |cells: &[String]| {
-        cells
-            .iter()
-            .enumerate()
-            .map(|(i, c)| pad(c, widths[i], i >= numeric_from && i < cells.len() - 1))
-            .collect::<Vec<_>>()
-            .join("  ")
-    };
-    let _ = writeln!(out, "{}", line(&header));
-    let _ = writeln!(out, "{}", widths.iter().map(|w| "-".repeat(*w)).collect::<Vec<_>>().join("  "));
-    for r in &rows {
-        let _ = writeln!(out, "{}", line(r).trim_end());
+    if let Some(id) = &m.standard {
+        let title = norrsken_common::standard::standard(id).map_or(id.clone(), |s| format!("{} ({id})", s.title));
+        let _ = writeln!(out, "age-standardised (direct) to the {title}, computed by each region's agent; 95% Fay-Feuer gamma interval");
     }
+    let numeric_from = 1 + labels.len() + usize::from(has_category);
+    out.push_str(&grid(&header, &rows, |i| i >= numeric_from && i + 1 < header.len()));
     let _ = writeln!(out);
     for r in &c.regions {
         let detail = match r.status {

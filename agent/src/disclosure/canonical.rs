@@ -95,6 +95,7 @@ mod tests {
             status: norrsken_common::answer::CellStatus::Suppressed,
             reasons: vec![],
             suggestion: None,
+            standardised: None,
         };
         // Canonical order is sex, age_band (the order of the vocabulary): the first
         // question asked it so, the second the other way round.

@@ -25,6 +25,7 @@ pub mod protection;
 pub mod ptable;
 pub mod record_key;
 pub mod secondary;
+pub mod standardise;
 pub mod span;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -472,6 +473,7 @@ pub fn protect(table: &CellTable, v: &ValidatedQuery, s: &Settings<'_>, ledger: 
                         "the outcome is followed for {days} days and the data end on {}: ask a period that ends by {} (or wait for newer data)",
                         s.data_end, last_index
                     )),
+                    standardised: None,
                 });
                 continue;
             }
@@ -496,6 +498,7 @@ pub fn protect(table: &CellTable, v: &ValidatedQuery, s: &Settings<'_>, ledger: 
                     suggestion: Some(suggestion(v, &c.labels, |coarser| {
                         index.get(&(coarser.to_vec(), c.category.clone())).is_some_and(|&j| !cells[j].withheld && incomplete_followup(v, coarser, s.data_end).is_none())
                     })),
+                    standardised: None,
                 });
                 continue;
             }
@@ -531,12 +534,12 @@ pub fn protect(table: &CellTable, v: &ValidatedQuery, s: &Settings<'_>, ledger: 
     Ok(Protected { cells: out, release, already_derivable })
 }
 
-/// The released form of a cell that passed: every count and sum perturbed by the cell key
-/// method (unless the policy releases the kind exactly), the spread in place of the sum of
-/// squares, optional rounding.
-fn release_cell(kind: Kind, c: &RawCell, s: &Settings<'_>) -> Result<ReleasedCell, DisclosureError> {
+/// A cell's components as the region would release them: every count and sum perturbed by
+/// the cell key method (unless the policy releases the kind exactly), the spread in place of
+/// the sum of squares, optional rounding; whether anything was perturbed or rounded. Used
+/// for released cells and for the age bands behind a standardised value.
+pub fn released_components(kind: Kind, c: &RawCell, s: &Settings<'_>) -> (Option<i64>, Option<i64>, Option<f64>, Option<f64>, Vec<Reason>) {
     let (mut num, mut den, mut sum, mut sd) = components(kind, c);
-    let mut status = CellStatus::Released;
     let mut reasons_out = Vec::new();
     let exact = s.policy.exact(kind);
     if let (Some(t), Some(keyer), false) = (s.ptable, s.keyer, exact) {
@@ -553,7 +556,6 @@ fn release_cell(kind: Kind, c: &RawCell, s: &Settings<'_>) -> Result<ReleasedCel
         let m = s.policy.perturbation.magnitude;
         sum = sum.map(|x| magnitude::perturb_sum(x, c.top1, m, keyer.cell_key_in(KeyStream::Sum, c.units_mix, c.units)));
         sd = sd.map(|x| magnitude::perturb_spread(x, m, keyer.cell_key_in(KeyStream::Spread, c.units_mix, c.units)));
-        status = CellStatus::Perturbed;
         reasons_out.push(Reason::Perturbed);
     }
     let base = s.policy.rounding_base as i64;
@@ -561,7 +563,6 @@ fn release_cell(kind: Kind, c: &RawCell, s: &Settings<'_>) -> Result<ReleasedCel
         let round = |x: i64| ((x + base / 2) / base) * base;
         num = num.map(round);
         den = den.map(round);
-        status = CellStatus::Perturbed;
         reasons_out.push(Reason::Rounded);
     }
     // A numerator never exceeds its denominator after perturbation.
@@ -570,6 +571,14 @@ fn release_cell(kind: Kind, c: &RawCell, s: &Settings<'_>) -> Result<ReleasedCel
             num = Some(n.min(d));
         }
     }
+    (num, den, sum, sd, reasons_out)
+}
+
+/// The released form of a cell that passed (see [`released_components`]).
+fn release_cell(kind: Kind, c: &RawCell, s: &Settings<'_>) -> Result<ReleasedCell, DisclosureError> {
+    let (num, den, sum, sd, reasons_out) = released_components(kind, c, s);
+    let status = if reasons_out.is_empty() { CellStatus::Released } else { CellStatus::Perturbed };
+    let exact = s.policy.exact(kind);
     let js = s.policy.js() as i64;
     for x in [num, den].into_iter().flatten() {
         if s.ptable.is_some() && !exact && x >= 1 && x <= js {
@@ -587,6 +596,7 @@ fn release_cell(kind: Kind, c: &RawCell, s: &Settings<'_>) -> Result<ReleasedCel
         status,
         reasons: reasons_out,
         suggestion: None,
+        standardised: None,
     })
 }
 

@@ -175,6 +175,37 @@ impl Default for LedgerPolicy {
     }
 }
 
+/// `[standardisation]`: when an age total carries its directly standardised value (see
+/// docs/analysis.md).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StandardisationPolicy {
+    /// Fewest events in an age total for its standardised value (PHE publishes none below
+    /// 10); the total's own minimum cell size applies too.
+    #[serde(default = "default_min_events")]
+    pub min_events: u32,
+    /// Withhold the standardised value when any age band has 1..k-1 events (default on).
+    /// Off, small bands count with their perturbed values: two standards (or a standard and
+    /// the released bands) then let a requester solve for a small band's perturbed count,
+    /// protected by the cell key noise alone.
+    #[serde(default = "default_true")]
+    pub stratum_min_cell: bool,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+fn default_min_events() -> u32 {
+    10
+}
+
+impl Default for StandardisationPolicy {
+    fn default() -> Self {
+        StandardisationPolicy { min_events: default_min_events(), stratum_min_cell: true }
+    }
+}
+
 /// A region's policy.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -221,6 +252,8 @@ pub struct Policy {
     pub dominance: Dominance,
     #[serde(default)]
     pub ledger: LedgerPolicy,
+    #[serde(default)]
+    pub standardisation: StandardisationPolicy,
     /// The file the policy came from.
     #[serde(skip)]
     pub file: Option<PathBuf>,
@@ -439,6 +472,7 @@ impl Policy {
             rounding_base: 0,
             dominance: Dominance::default(),
             ledger: LedgerPolicy::default(),
+            standardisation: StandardisationPolicy::default(),
             min_cell_ladder: default_ladder(),
             release_incomplete_followup: false,
             file: None,

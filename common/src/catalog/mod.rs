@@ -27,7 +27,7 @@ pub struct Catalog {
     hash: String,
 }
 
-mod embedded {
+pub(crate) mod embedded {
     include!(concat!(env!("OUT_DIR"), "/embedded_catalog.rs"));
 }
 
@@ -181,6 +181,18 @@ impl Catalog {
                 s.push_str(&format!("- Follow-up: {f} days after the index date (recent units have incomplete follow-up)\n"));
             }
             s.push_str(&format!("- Ages: {}+ at the index date; age bands {}\n", r.min_age, r.age_bands.labels().join(", ")));
+            match r.better {
+                Some(Better::Higher) => s.push_str("- Better: higher\n"),
+                Some(Better::Lower) => s.push_str("- Better: lower\n"),
+                None => s.push_str("- Better: no direction (analyses say higher or lower, not better or worse)\n"),
+            }
+            if let Some(t) = &r.target {
+                let v = if r.kind == Kind::Proportion { format!("{} %", t.value * 100.0) } else { t.value.to_string() };
+                s.push_str(&format!("- Target level: {v} ({})\n", t.source));
+            }
+            if r.age_standardisation {
+                s.push_str("- Age standardisation: allowed (`--standardise esp2013` or `se2020`)\n");
+            }
             let bds: Vec<&str> = r.breakdowns.iter().map(|b| b.name()).collect();
             s.push_str(&format!("- Breakdowns: {}\n", bds.join(", ")));
             s.push_str(&format!("- Minimum cell size: {}\n", r.min_cell_size));

@@ -26,6 +26,10 @@ struct RecipeFile {
     follow_up_days: Option<u32>,
     #[serde(default)]
     better: Option<Better>,
+    #[serde(default)]
+    target: Option<Target>,
+    #[serde(default)]
+    age_standardisation: bool,
     sql: String,
     title: Text,
     description: Text,
@@ -208,6 +212,25 @@ pub fn parse_recipe(file: &str, text: &str) -> Result<Recipe, CatalogError> {
     if sql.contains(';') {
         return Err(fail(Some("sql"), "must be a single statement without ';'".into()));
     }
+    if let Some(t) = &raw.target {
+        if !t.value.is_finite() || (raw.kind == Kind::Proportion && !(0.0..=1.0).contains(&t.value)) {
+            return Err(fail(Some("target"), format!("value {} is not a {} (a share is a fraction from 0 to 1)", t.value, raw.kind.name())));
+        }
+        if t.source.trim().is_empty() {
+            return Err(fail(Some("target"), "name the target's source (who publishes it, the document and year)".into()));
+        }
+        if !raw.categories.is_empty() {
+            return Err(fail(Some("target"), "a distribution has no single value to set a target for".into()));
+        }
+    }
+    if raw.age_standardisation {
+        if !matches!(raw.kind, Kind::Rate | Kind::Proportion) || !raw.categories.is_empty() {
+            return Err(fail(Some("age_standardisation"), "only rates and proportions (without categories) can be age-standardised".into()));
+        }
+        if !breakdowns.contains(&Breakdown::AgeBand) || age_bands.0.len() < 2 {
+            return Err(fail(Some("age_standardisation"), "needs the age_band breakdown and at least two age bands".into()));
+        }
+    }
     if let Some(p) = raw.plausible {
         if !(p.min <= p.max) {
             return Err(fail(Some("plausible"), format!("min {} is above max {}", p.min, p.max)));
@@ -230,6 +253,8 @@ pub fn parse_recipe(file: &str, text: &str) -> Result<Recipe, CatalogError> {
         rate_per: raw.rate_per,
         follow_up_days: raw.follow_up_days,
         better: raw.better,
+        target: raw.target,
+        age_standardisation: raw.age_standardisation,
         sql: sql.to_string(),
         title: raw.title,
         description: raw.description,

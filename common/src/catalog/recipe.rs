@@ -108,6 +108,17 @@ pub enum Better {
     Lower,
 }
 
+/// A published target level for an indicator's value, and where it is published.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Target {
+    /// In the value's own scale: a share as a fraction (0.75 for 75 %), a rate per
+    /// `rate_per`, a mean in its unit.
+    pub value: f64,
+    /// Who publishes the target, the document and year.
+    pub source: String,
+}
+
 /// A validated recipe.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Recipe {
@@ -128,6 +139,11 @@ pub struct Recipe {
     pub follow_up_days: Option<u32>,
     /// Which direction of the value is better, when the recipe says.
     pub better: Option<Better>,
+    /// A published target level, when there is one.
+    pub target: Option<Target>,
+    /// Whether the value may be directly age-standardised (rates and shares whose age
+    /// structure differs between regions).
+    pub age_standardisation: bool,
     /// The unit query. Trusted catalog text, never requester input; see docs/catalog.md for
     /// the columns it must return.
     pub sql: String,

@@ -1,0 +1,258 @@
+//! `norrsken compare | trend | equity | funnel`: an analysis of a cross-region comparison,
+//! computed by the coordinator, printed as a readable table with its flags in words.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use anyhow::Context;
+use arrow::datatypes::Schema;
+use arrow::record_batch::RecordBatch;
+use clap::Args;
+use norrsken_common::analysis::{AnalysisTable, Value};
+use norrsken_common::answer::kind_of;
+use norrsken_common::catalog::Kind;
+use norrsken_common::query::{AnalysisKind, AnalysisSpec, Comparator};
+
+use super::query::{write_batches, QueryArgs};
+use super::render::{fmt_interval, fmt_value, grid, Lang};
+
+#[derive(Args)]
+pub struct AnalysisArgs {
+    #[command(flatten)]
+    query: QueryArgs,
+    /// What each region is compared with: pooled (all regions asked, default), others (the
+    /// other regions pooled) or target (the recipe's published target level).
+    #[arg(long, default_value = "pooled")]
+    against: String,
+    /// equity: the breakdown whose groups are compared (sex, age_band, education,
+    /// income_quintile, birth_country).
+    #[arg(long)]
+    dimension: Option<String>,
+    /// funnel: the units plotted, region (default) or kommun.
+    #[arg(long)]
+    units: Option<String>,
+}
+
+pub fn run(kind: AnalysisKind, args: AnalysisArgs) -> anyhow::Result<()> {
+    let against = Comparator::parse(&args.against).with_context(|| format!("--against '{}' must be pooled, others or target", args.against))?;
+    if kind == AnalysisKind::Equity && args.dimension.is_none() {
+        anyhow::bail!("equity needs --dimension (sex, age_band, education, income_quintile or birth_country)");
+    }
+    let spec = AnalysisSpec { kind, against, dimension: args.dimension.clone(), units: args.units.clone() };
+    let mut query = args.query.to_query()?;
+    query.options.analysis = Some(spec);
+    let connection = args.query.connection()?;
+    let runtime = tokio::runtime::Runtime::new()?;
+    let (schema, batches) = runtime.block_on(connection.fetch(query.encode_ticket(None)))?;
+    match args.query.format() {
+        "table" => args.query.emit(&analysis_text(&schema, &batches, args.query.lang()))?,
+        f => write_batches(f, &schema, &batches, args.query.out())?,
+    }
+    Ok(())
+}
+
+/// A readable analysis (or why it is not one).
+pub fn analysis_text(schema: &Schema, batches: &[RecordBatch], lang: Lang) -> String {
+    match AnalysisTable::from_batches(schema, batches) {
+        Ok(t) => render(&t, lang),
+        Err(e) => format!("(the answer is not an analysis: {e})\n"),
+    }
+}
+
+/// Flags in words.
+fn words(flag: &str) -> &str {
+    match flag {
+        "better" => "significantly better",
+        "worse" => "significantly worse",
+        "higher" => "significantly higher",
+        "lower" => "significantly lower",
+        "similar" => "no significant difference",
+        "not_compared" => "not compared",
+        "improving" => "improving",
+        "worsening" => "worsening",
+        "increasing" => "increasing",
+        "decreasing" => "decreasing",
+        "no_significant_change" => "no significant change",
+        "not_computed" => "not computed",
+        "above_998" => "above the 99.8 % limit",
+        "above_95" => "above the 95 % limit",
+        "below_998" => "below the 99.8 % limit",
+        "below_95" => "below the 95 % limit",
+        "within" => "within the limits",
+        "not_plotted" => "not plotted (withheld)",
+        other => other,
+    }
+}
+
+pub fn render(t: &AnalysisTable, lang: Lang) -> String {
+    let kind = t.meta("kind").and_then(kind_of).unwrap_or(Kind::Proportion);
+    let text = |r: &[Value], c: &str| t.get(r, c).and_then(Value::as_text).map(str::to_string).unwrap_or_default();
+    let num = |r: &[Value], c: &str| t.get(r, c).and_then(Value::as_float);
+    let val = |x: Option<f64>| x.map(|v| fmt_value(kind, v)).unwrap_or_else(|| "·".into());
+    let ci = |r: &[Value], lo: &str, hi: &str| match (num(r, lo), num(r, hi)) {
+        (Some(l), Some(h)) => fmt_interval(kind, l, h),
+        _ => String::new(),
+    };
+    let region = |r: &[Value]| {
+        let name = text(r, "region_name");
+        if text(r, "row") != "unit" && text(r, "region") == t.meta("pooled_label").unwrap_or("") { format!("{name} (pooled)") } else { name }
+    };
+    let keys: Vec<String> = t.keys.iter().map(|b| b.name().to_string()).collect();
+    let key_values = |r: &[Value]| keys.iter().map(|k| text(r, k)).collect::<Vec<_>>();
+    let mut out = String::new();
+    let title = if lang == Lang::Sv { t.meta("title_sv").unwrap_or("") } else { t.meta("title").unwrap_or("") };
+    let _ = writeln!(out, "{} ({}), period {}: {}", title, t.meta("recipe").unwrap_or(""), t.meta("period").unwrap_or(""), t.kind.name());
+    let _ = writeln!(out, "value: {}", t.meta("value").unwrap_or(""));
+    if let Some(s) = t.meta("standard") {
+        let _ = writeln!(out, "age-standardised to {s} (95% Fay-Feuer gamma intervals)");
+    }
+    let rows_of = |what: &str| t.rows.iter().filter(|r| text(r, "row") == what).collect::<Vec<_>>();
+    match t.kind {
+        AnalysisKind::Compare => {
+            let against = t.meta("against").unwrap_or("pooled");
+            let target = t.meta("target").and_then(|v| v.parse::<f64>().ok());
+            let _ = match (against, target) {
+                ("target", Some(v)) => writeln!(out, "compared with the target level {} ({})", val(Some(v)), t.meta("target_source").unwrap_or("")),
+                ("others", _) => writeln!(out, "each region compared with the other regions pooled"),
+                _ => writeln!(out, "each region compared with the pooled value"),
+            };
+            let mut header = vec!["region".to_string()];
+            header.extend(keys.iter().cloned());
+            header.extend(["value", "95% CI", "comparator", "at 95 %", "at 99.8 %", "note"].map(String::from));
+            let mut rows = Vec::new();
+            for r in t.rows.iter() {
+                let mut line = vec![region(r)];
+                line.extend(key_values(r));
+                line.extend([val(num(r, "value")), ci(r, "ci_lower", "ci_upper")]);
+                let pooled = text(r, "row") == "pooled";
+                line.push(if pooled { String::new() } else { val(num(r, "comparator_value")) });
+                line.push(words(&text(r, "significance")).to_string());
+                line.push(words(&text(r, "significance_998")).to_string());
+                line.push(text(r, "note"));
+                rows.push(line);
+            }
+            let n = 1 + keys.len();
+            out.push_str(&grid(&header, &rows, |i| i >= n && i < n + 3));
+        }
+        AnalysisKind::Trend => {
+            let years: Vec<i64> = {
+                let mut y: Vec<i64> = rows_of("year").iter().filter_map(|r| t.get(r, "year").and_then(Value::as_int)).collect();
+                y.sort();
+                y.dedup();
+                y
+            };
+            let mut header = vec!["region".to_string()];
+            header.extend(keys.iter().cloned());
+            header.extend(years.iter().map(|y| y.to_string()));
+            header.extend(["change per year", "95% CI", "trend"].map(String::from));
+            let mut values: BTreeMap<(String, Vec<String>), BTreeMap<i64, String>> = BTreeMap::new();
+            for r in rows_of("year") {
+                let y = t.get(r, "year").and_then(Value::as_int).unwrap_or(0);
+                values.entry((text(r, "region"), key_values(r))).or_default().insert(y, val(num(r, "value")));
+            }
+            let mut rows = Vec::new();
+            let mut unit = String::new();
+            for r in rows_of("trend") {
+                let mut line = vec![region(r)];
+                line.extend(key_values(r));
+                let by_year = values.get(&(text(r, "region"), key_values(r)));
+                line.extend(years.iter().map(|y| by_year.and_then(|m| m.get(y)).cloned().unwrap_or_else(|| "·".into())));
+                let ratio = text(r, "change_unit").contains("ratio");
+                let change = |x: Option<f64>| match x {
+                    Some(v) if ratio => format!("{v:.3}"),
+                    Some(v) => fmt_value(kind, v),
+                    None => "·".into(),
+                };
+                line.push(change(num(r, "change")));
+                line.push(match (num(r, "change_lower"), num(r, "change_upper")) {
+                    (Some(a), Some(b)) => format!("{} – {}", change(Some(a)), change(Some(b))),
+                    _ => String::new(),
+                });
+                let note = text(r, "note");
+                line.push(if note.is_empty() { words(&text(r, "flag")).to_string() } else { format!("{} ({note})", words(&text(r, "flag"))) });
+                if unit.is_empty() {
+                    unit = text(r, "change_unit");
+                }
+                rows.push(line);
+            }
+            if !unit.is_empty() {
+                let _ = writeln!(out, "change: {unit}; model: {}", t.meta("method").unwrap_or(""));
+            }
+            let n = 1 + keys.len();
+            out.push_str(&grid(&header, &rows, |i| i >= n && i < header.len() - 1));
+        }
+        AnalysisKind::Equity => {
+            let dimension = t.meta("dimension").unwrap_or("group");
+            let mut groups: Vec<(i64, String)> = rows_of("group").iter().map(|r| (t.get(r, "rank").and_then(Value::as_int).unwrap_or(0), text(r, "group"))).collect();
+            groups.sort();
+            groups.dedup();
+            let _ = writeln!(out, "groups by {dimension}; method: {}", t.meta("method").unwrap_or(""));
+            let mut header = vec!["region".to_string()];
+            header.extend(keys.iter().cloned());
+            header.extend(groups.iter().map(|g| g.1.clone()));
+            header.extend(["gap", "abs. gap (95% CI)", "rel. gap (95% CI)", "SII (95% CI)", "RII (95% CI)"].map(String::from));
+            let mut values: BTreeMap<(String, Vec<String>), BTreeMap<String, String>> = BTreeMap::new();
+            for r in rows_of("group") {
+                values.entry((text(r, "region"), key_values(r))).or_default().insert(text(r, "group"), val(num(r, "value")));
+            }
+            let with_ci = |r: &[Value], v: &str, fmt: &dyn Fn(f64) -> String| match (num(r, v), num(r, &format!("{v}_lower")), num(r, &format!("{v}_upper"))) {
+                (Some(x), Some(l), Some(h)) => format!("{} ({} – {})", fmt(x), fmt(l), fmt(h)),
+                (Some(x), _, _) => fmt(x),
+                _ => "·".into(),
+            };
+            let abs = |x: f64| fmt_value(kind, x);
+            let ratio = |x: f64| format!("{x:.2}");
+            let mut rows = Vec::new();
+            let mut notes = Vec::new();
+            for r in rows_of("gap") {
+                let mut line = vec![region(r)];
+                line.extend(key_values(r));
+                let v = values.get(&(text(r, "region"), key_values(r)));
+                line.extend(groups.iter().map(|g| v.and_then(|m| m.get(&g.1)).cloned().unwrap_or_else(|| "·".into())));
+                let (from, to) = (text(r, "from_group"), text(r, "to_group"));
+                line.push(if from.is_empty() { String::new() } else { format!("{to} vs {from}") });
+                line.push(with_ci(r, "abs_gap", &abs));
+                line.push(with_ci(r, "rel_gap", &ratio));
+                line.push(with_ci(r, "sii", &abs));
+                line.push(with_ci(r, "rii", &ratio));
+                let note = text(r, "note");
+                if !note.is_empty() {
+                    notes.push(format!("  {}: {note}", region(r)));
+                }
+                rows.push(line);
+            }
+            let n = 1 + keys.len();
+            out.push_str(&grid(&header, &rows, |i| i >= n && i < n + groups.len()));
+            for n in notes {
+                let _ = writeln!(out, "{n}");
+            }
+        }
+        AnalysisKind::Funnel => {
+            let _ = writeln!(out, "{}", t.meta("method").unwrap_or(""));
+            let _ = writeln!(out, "{}", t.meta("overdispersion").unwrap_or(""));
+            let mut header = vec!["unit".to_string()];
+            header.extend(keys.iter().cloned());
+            header.extend(["precision", "value", "centre", "95% limits", "99.8% limits", "position", "significance"].map(String::from));
+            let mut rows = Vec::new();
+            for r in rows_of("unit") {
+                let mut line = vec![text(r, "unit_name")];
+                line.extend(key_values(r));
+                line.push(num(r, "precision").map(|n| format!("{n:.0}")).unwrap_or_else(|| "·".into()));
+                line.extend([val(num(r, "value")), val(num(r, "centre")), ci(r, "lower_95", "upper_95"), ci(r, "lower_998", "upper_998")]);
+                line.push(words(&text(r, "position")).to_string());
+                line.push(words(&text(r, "significance")).to_string());
+                rows.push(line);
+            }
+            let n = 1 + keys.len();
+            out.push_str(&grid(&header, &rows, |i| i >= n && i < n + 5));
+        }
+    }
+    if let Some(p) = t.meta("partial_note") {
+        let _ = writeln!(out, "PARTIAL RESULT: {p}");
+    }
+    if let Some(m) = t.meta("method").filter(|_| t.kind == AnalysisKind::Compare) {
+        let _ = writeln!(out, "test: {m}");
+    }
+    let _ = writeln!(out, "query {} · catalog {}", t.meta("query_id").unwrap_or(""), t.meta("catalog_hash").unwrap_or("").chars().take(16).collect::<String>());
+    out
+}
