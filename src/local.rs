@@ -128,8 +128,15 @@ pub fn coordinator_config(agents: &[(String, std::net::SocketAddr)], dir: &Path,
     for (region, _) in agents {
         clients.push(ClientRule { cn: format!("region-admin-{region}"), role: Role::RegionAdmin, region: Some(region.clone()), fingerprint: None });
     }
+    // Flight SQL beside the Flight API: a free port, or the next one after a fixed one.
+    let sql_listen = match listen.parse::<std::net::SocketAddr>() {
+        Ok(a) if a.port() != 0 => std::net::SocketAddr::new(a.ip(), a.port() + 1).to_string(),
+        Ok(a) => std::net::SocketAddr::new(a.ip(), 0).to_string(),
+        Err(_) => "127.0.0.1:0".to_string(),
+    };
     CoordinatorConfig {
         listen: listen.to_string(),
+        sql_listen: Some(sql_listen),
         tls: tls_files(&certs, "coordinator"),
         pooled_label: "Norra".into(),
         catalog_dir: None,
@@ -187,6 +194,11 @@ impl LocalFederation {
 
     pub fn coordinator_url(&self) -> String {
         format!("https://{}", self.coordinator.server.addr)
+    }
+
+    /// The coordinator's Flight SQL address (`grpc+tls://host:port`, as ADBC and JDBC take it).
+    pub fn sql_url(&self) -> Option<String> {
+        self.coordinator.sql.as_ref().map(|s| format!("grpc+tls://{}", s.addr))
     }
 
     /// Stops the coordinator, then the agents, letting in-flight queries finish and sealing

@@ -19,4 +19,5 @@ mod pgwire;
 mod postgres;
 mod reference;
 mod service;
+mod sql;
 mod synth;

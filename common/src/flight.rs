@@ -32,7 +32,7 @@ use crate::tls::{incoming, HandshakeFailure, PeerInfo, ReloadableTls};
 pub const MAX_REQUEST_BYTES: usize = 4 * 1024 * 1024;
 
 /// The caller of a Flight request, from the connection's verified certificate.
-fn caller_of<T>(req: &Request<T>) -> Caller {
+pub fn caller_of<T>(req: &Request<T>) -> Caller {
     let info = req.extensions().get::<PeerInfo>().cloned();
     Caller {
         identity: info.as_ref().and_then(|i| i.identity.clone()),
@@ -287,14 +287,27 @@ pub fn serve<N: Node>(
     tls: ReloadableTls,
     on_handshake_failure: Arc<dyn Fn(HandshakeFailure) + Send + Sync>,
 ) -> Result<ServerHandle, String> {
+    let audit = node.base().audit.clone();
+    serve_flight_service(FlightAdapter::new(node), audit, listener, tls, on_handshake_failure)
+}
+
+/// Serves any Flight service (the Flight API, Flight SQL) over mutual TLS with the edge
+/// audit layer and health service.
+pub fn serve_flight_service<S: arrow_flight::flight_service_server::FlightService>(
+    flight: S,
+    audit: crate::audit::AuditLog,
+    listener: tokio::net::TcpListener,
+    tls: ReloadableTls,
+    on_handshake_failure: Arc<dyn Fn(HandshakeFailure) + Send + Sync>,
+) -> Result<ServerHandle, String> {
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
-    let edge = crate::edge::EdgeAuditLayer { audit: node.base().audit.clone() };
-    let service = FlightServiceServer::new(FlightAdapter::new(node)).max_decoding_message_size(MAX_REQUEST_BYTES);
+    let edge = crate::edge::EdgeAuditLayer { audit };
+    let service = FlightServiceServer::new(flight).max_decoding_message_size(MAX_REQUEST_BYTES);
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let conns = incoming(listener, tls, on_handshake_failure);
     let task = tokio::spawn(async move {
-        health_reporter.set_serving::<FlightServiceServer<FlightAdapter<N>>>().await;
+        health_reporter.set_serving::<FlightServiceServer<S>>().await;
         tonic::transport::Server::builder()
             .http2_keepalive_interval(Some(Duration::from_secs(30)))
             .layer(edge)

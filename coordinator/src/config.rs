@@ -15,6 +15,10 @@ pub const ENV_PREFIX: &str = "NORRSKEN_COORDINATOR";
 pub struct CoordinatorConfig {
     #[serde(default = "default_listen")]
     pub listen: String,
+    /// Address of the Arrow Flight SQL front door (same mutual TLS, roles and audit as the
+    /// Flight API; docs/sql.md); off when absent.
+    #[serde(default)]
+    pub sql_listen: Option<String>,
     pub tls: TlsFiles,
     /// Label of the pooled rows.
     #[serde(default = "default_pooled_label")]

@@ -15,5 +15,6 @@ pub mod merge;
 pub mod node;
 pub mod server;
 pub mod service;
+pub mod sql;
 pub mod stats;
 pub mod watch;

@@ -24,6 +24,8 @@ pub enum StartError {
 pub struct RunningCoordinator {
     pub node: Arc<CoordinatorNode>,
     pub server: ServerHandle,
+    /// The Flight SQL front door, when `sql_listen` is set.
+    pub sql: Option<ServerHandle>,
     pub tls: ReloadableTls,
     reject_hook: norrsken_common::tls::RejectHook,
 }
@@ -57,6 +59,9 @@ impl RunningCoordinator {
     /// Stops serving (in-flight queries finish within `grace`) and seals the audit log.
     pub async fn stop(&self, grace: std::time::Duration) -> Result<(), String> {
         self.node.stop_watching();
+        if let Some(sql) = &self.sql {
+            sql.stop(grace).await?;
+        }
         let served = self.server.stop(grace).await;
         self.node.base.audit.seal(true).map_err(|e| e.to_string())?;
         served
@@ -74,10 +79,21 @@ pub async fn start(config: CoordinatorConfig) -> Result<RunningCoordinator, Star
     let listener = tokio::net::TcpListener::bind(&listen)
         .await
         .map_err(|e| StartError::Listen { addr: listen.clone(), reason: e.to_string() })?;
-    let on_failure = audit_handshake_failures(audit, "coordinator");
-    let server = serve(node.clone(), listener, tls.clone(), on_failure).map_err(|reason| StartError::Listen { addr: listen, reason })?;
+    let on_failure = audit_handshake_failures(audit.clone(), "coordinator");
+    let server = serve(node.clone(), listener, tls.clone(), on_failure.clone()).map_err(|reason| StartError::Listen { addr: listen, reason })?;
+    let sql = match node.config.sql_listen.clone() {
+        Some(addr) => {
+            let listener = tokio::net::TcpListener::bind(&addr).await.map_err(|e| StartError::Listen { addr: addr.clone(), reason: e.to_string() })?;
+            let front = crate::sql::SqlFrontDoor::new(node.clone());
+            let handle = norrsken_common::flight::serve_flight_service(front, audit, listener, tls.clone(), on_failure)
+                .map_err(|reason| StartError::Listen { addr, reason })?;
+            tracing::info!(addr = %handle.addr, "Flight SQL serving");
+            Some(handle)
+        }
+        None => None,
+    };
     node.watch_agent_versions();
     node.probe_open_circuits();
     tracing::info!(addr = %server.addr, agents = node.agents().len(), "coordinator serving");
-    Ok(RunningCoordinator { node, server, tls, reject_hook })
+    Ok(RunningCoordinator { node, server, sql, tls, reject_hook })
 }

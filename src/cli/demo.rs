@@ -83,6 +83,16 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
             println!("  {:<20} https://{}  (datalager version {})", a.node.region.name, a.server.addr, a.node.engine().data_version());
         }
         println!("and a coordinator at {} (mutual TLS, development certificates in {}).", federation.coordinator_url(), certs.display());
+        if let Some(sql) = federation.sql_url() {
+            println!("SQL tools (Arrow Flight SQL: ADBC, JDBC, ODBC) connect to {sql}; see docs/sql.md. From Python:");
+            println!("  import adbc_driver_flightsql.dbapi as fs; from adbc_driver_flightsql import DatabaseOptions as O");
+            println!(
+                "  conn = fs.connect(\"{sql}\", db_kwargs={{O.TLS_ROOT_CERTS.value: open(\"{c}/ca.pem\").read(), O.MTLS_CERT_CHAIN.value: open(\"{c}/analyst.pem\").read(), O.MTLS_PRIVATE_KEY.value: open(\"{c}/analyst.key\").read(), O.TLS_OVERRIDE_HOSTNAME.value: \"{}\"}})",
+                norrsken_common::pki::COORDINATOR_DNS_NAME,
+                c = certs.display()
+            );
+            println!("  conn.cursor().execute(\"SELECT region_name, year, value FROM diabetes_statin WHERE year >= 2023\")");
+        }
         println!(
             "Each agent applies its region's policy ({}): cells under 5 persons withheld, counts perturbed with the cell key method.\n",
             args.dir.join("policies").display()

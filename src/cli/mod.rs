@@ -17,6 +17,7 @@ mod layout;
 mod query;
 mod render;
 mod synth;
+mod xlsx;
 
 #[derive(Parser)]
 #[command(name = "norrsken", version, about = "Federated, disclosure-controlled indicator queries across Swedish healthcare regions")]

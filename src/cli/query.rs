@@ -54,10 +54,10 @@ pub struct QueryArgs {
     /// Language of titles and category labels: sv or en (default: from the locale).
     #[arg(long, value_enum)]
     lang: Option<Lang>,
-    /// table (default), csv, json or parquet.
+    /// table (default), csv, json, parquet or xlsx (a spreadsheet with a provenance sheet).
     #[arg(long, default_value = "table")]
     format: String,
-    /// Write to a file instead of standard output (required for parquet).
+    /// Write to a file instead of standard output (required for parquet and xlsx).
     #[arg(long)]
     out: Option<PathBuf>,
     #[command(flatten)]
@@ -95,7 +95,14 @@ pub fn write_batches(format: &str, schema: &SchemaRef, batches: &[RecordBatch], 
             }
             w.close()?;
         }
-        other => bail!("--format '{other}' must be table, csv, json or parquet"),
+        "xlsx" => {
+            let Some(path) = out else { bail!("--format xlsx needs --out FILE") };
+            drop(sink);
+            let comparison = norrsken_common::comparison::Comparison::from_batches(schema, batches)
+                .map_err(|e| anyhow::anyhow!("--format xlsx writes comparisons (not analyses): {e}"))?;
+            super::xlsx::write(&comparison, path)?;
+        }
+        other => bail!("--format '{other}' must be table, csv, json, parquet or xlsx"),
     }
     Ok(())
 }

@@ -135,6 +135,13 @@ pub struct AuditEvent {
     /// `suppressed` records: how many refusals of this identity were not recorded one by one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub suppressed: Option<u64>,
+    /// `sql` records: the statement's text (bounded), as the client sent it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sql: Option<String>,
+    /// `sql` records: the ids of the indicator queries the statement became (each has its own
+    /// `query` record).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub queries: Vec<String>,
 }
 
 /// A record as stored: the event plus its place in the chain.

@@ -1,0 +1,525 @@
+//! The Arrow Flight SQL front door of the coordinator (docs/sql.md): a thin layer that
+//! decodes Flight SQL commands, plans statements in DataFusion over one table per indicator
+//! ([`table`]) and reference tables, and encodes the answers. Every indicator question a
+//! statement becomes goes through the coordinator's query path like a Flight ticket (same
+//! roles, same protection, its own audit record); the statement itself gets an `sql` audit
+//! record naming them. Read-only: updates, ingest, transactions and Substrait are refused.
+
+pub mod table;
+
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+
+use arrow::array::{ArrayRef, RecordBatch, StringArray, UInt32Array};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use arrow_flight::encode::FlightDataEncoderBuilder;
+use arrow_flight::flight_service_server::FlightService;
+use arrow_flight::sql::metadata::{SqlInfoData, SqlInfoDataBuilder, XdbcTypeInfo, XdbcTypeInfoData, XdbcTypeInfoDataBuilder};
+use arrow_flight::sql::server::{FlightSqlService, PeekableFlightDataStream};
+use arrow_flight::sql::{
+    ActionBeginSavepointRequest, ActionBeginSavepointResult, ActionBeginTransactionRequest, ActionBeginTransactionResult, ActionClosePreparedStatementRequest,
+    ActionCreatePreparedStatementRequest, ActionCreatePreparedStatementResult, ActionCreatePreparedSubstraitPlanRequest, ActionEndSavepointRequest,
+    ActionEndTransactionRequest, CommandGetCatalogs, CommandGetDbSchemas, CommandGetSqlInfo, CommandGetTableTypes, CommandGetTables, CommandGetXdbcTypeInfo,
+    CommandPreparedStatementQuery, CommandPreparedStatementUpdate, CommandStatementIngest, CommandStatementQuery, CommandStatementSubstraitPlan,
+    CommandStatementUpdate, DoPutPreparedStatementResult, Nullable, ProstMessageExt, Searchable, SqlInfo, TicketStatementQuery, XdbcDataType,
+};
+use arrow_flight::{Action, FlightDescriptor, FlightEndpoint, FlightInfo, HandshakeRequest, HandshakeResponse, IpcMessage, SchemaAsIpc, Ticket};
+use datafusion::catalog::{MemoryCatalogProvider, MemorySchemaProvider};
+use datafusion::datasource::MemTable;
+use datafusion::prelude::{SessionConfig, SessionContext};
+use futures::Stream;
+use norrsken_common::audit::{AuditEvent, Who};
+use norrsken_common::flight::caller_of;
+use norrsken_common::query::IndicatorQuery;
+use norrsken_common::service::{Caller, Node};
+use prost::Message;
+use tonic::{Request, Response, Status, Streaming};
+
+use crate::node::CoordinatorNode;
+use table::{Asker, IndicatorTable};
+
+/// The catalog name SQL tools show.
+pub const CATALOG: &str = "norrsken";
+/// The schema holding every indicator (unqualified names resolve here).
+pub const ALL: &str = "indicators";
+/// The schema of the reference tables.
+pub const REFERENCE: &str = "reference";
+
+/// Asks through the coordinator's query path as the statement's caller, remembering the
+/// query ids for the statement's audit record.
+struct NodeAsker {
+    node: Arc<CoordinatorNode>,
+    caller: Caller,
+    ids: Mutex<Vec<String>>,
+}
+
+impl std::fmt::Debug for NodeAsker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NodeAsker").field("caller", &self.caller.identity.as_ref().map(|i| &i.common_name)).finish()
+    }
+}
+
+#[tonic::async_trait]
+impl Asker for NodeAsker {
+    async fn ask(&self, q: IndicatorQuery) -> Result<(SchemaRef, Vec<RecordBatch>), String> {
+        let answer = norrsken_common::service::envelope::query(&*self.node, &self.caller, &q.encode_ticket(None)).await.map_err(|e| e.to_string())?;
+        if let Some(id) = answer.schema.metadata().get("norrsken.query_id") {
+            if let Ok(mut ids) = self.ids.lock() {
+                ids.push(id.clone());
+            }
+        }
+        Ok((answer.schema, answer.batches))
+    }
+}
+
+/// The Flight SQL service.
+#[derive(Clone)]
+pub struct SqlFrontDoor {
+    node: Arc<CoordinatorNode>,
+}
+
+type Stream_ = Pin<Box<dyn Stream<Item = Result<arrow_flight::FlightData, Status>> + Send + 'static>>;
+
+fn status(e: norrsken_common::error::NodeError) -> Status {
+    e.to_status()
+}
+
+fn read_only(what: &str) -> Status {
+    Status::permission_denied(format!("{what} refused: the Norrsken federation is read-only (queries over released cells only)"))
+}
+
+impl SqlFrontDoor {
+    pub fn new(node: Arc<CoordinatorNode>) -> SqlFrontDoor {
+        SqlFrontDoor { node }
+    }
+
+    /// A session for one caller: the `norrsken` catalog with a schema per indicator source,
+    /// `indicators` with all of them, and `reference`.
+    fn session(&self, caller: &Caller) -> (SessionContext, Arc<NodeAsker>) {
+        let asker = Arc::new(NodeAsker { node: self.node.clone(), caller: caller.clone(), ids: Mutex::new(Vec::new()) });
+        let config = SessionConfig::new().with_default_catalog_and_schema(CATALOG, ALL).with_information_schema(false);
+        let ctx = SessionContext::new_with_config(config);
+        let catalog = Arc::new(MemoryCatalogProvider::new());
+        let all = Arc::new(MemorySchemaProvider::new());
+        let mut by_source: std::collections::BTreeMap<String, Arc<MemorySchemaProvider>> = Default::default();
+        let latest = self.node.base.catalog.latest();
+        for r in self.node.base.catalog.all() {
+            let source = by_source.entry(r.source.name().to_string()).or_insert_with(|| Arc::new(MemorySchemaProvider::new())).clone();
+            let table = Arc::new(IndicatorTable::new(r.clone(), asker.clone()));
+            let versioned = format!("{}_v{}", r.id, r.version);
+            let _ = all.register_table(versioned.clone(), table.clone());
+            let _ = source.register_table(versioned, table.clone());
+            if latest.iter().any(|l| l.id == r.id && l.version == r.version) {
+                let _ = all.register_table(r.id.clone(), table.clone());
+                let _ = source.register_table(r.id.clone(), table);
+            }
+        }
+        use datafusion::catalog::{CatalogProvider, SchemaProvider};
+        let _ = catalog.register_schema(ALL, all);
+        for (name, schema) in by_source {
+            let _ = catalog.register_schema(&name, schema);
+        }
+        let reference = Arc::new(MemorySchemaProvider::new());
+        for (name, batch) in self.reference_tables() {
+            if let Ok(t) = MemTable::try_new(batch.schema(), vec![vec![batch]]) {
+                let _ = reference.register_table(name.to_string(), Arc::new(t));
+            }
+        }
+        let _ = catalog.register_schema(REFERENCE, reference);
+        ctx.register_catalog(CATALOG, catalog);
+        (ctx, asker)
+    }
+
+    /// `indicators`, `regions`, `standard_populations`.
+    fn reference_tables(&self) -> Vec<(&'static str, RecordBatch)> {
+        let text = |v: Vec<String>| -> ArrayRef { Arc::new(StringArray::from(v)) };
+        let latest = self.node.base.catalog.latest();
+        let indicators = RecordBatch::try_new(
+            Arc::new(Schema::new(vec![
+                Field::new("id", DataType::Utf8, false),
+                Field::new("version", DataType::UInt32, false),
+                Field::new("source", DataType::Utf8, false),
+                Field::new("kind", DataType::Utf8, false),
+                Field::new("title", DataType::Utf8, false),
+                Field::new("title_sv", DataType::Utf8, false),
+                Field::new("breakdowns", DataType::Utf8, false),
+            ])),
+            vec![
+                text(latest.iter().map(|r| r.id.clone()).collect()),
+                Arc::new(UInt32Array::from(latest.iter().map(|r| r.version).collect::<Vec<_>>())),
+                text(latest.iter().map(|r| r.source.name().to_string()).collect()),
+                text(latest.iter().map(|r| r.kind.name().to_string()).collect()),
+                text(latest.iter().map(|r| r.title.en.clone()).collect()),
+                text(latest.iter().map(|r| r.title.sv.clone()).collect()),
+                text(latest.iter().map(|r| r.breakdowns.iter().map(|b| b.name()).collect::<Vec<_>>().join(",")).collect()),
+            ],
+        );
+        let agents = self.node.agents();
+        let regions = RecordBatch::try_new(
+            Arc::new(Schema::new(vec![Field::new("region", DataType::Utf8, false), Field::new("name", DataType::Utf8, false)])),
+            vec![text(agents.iter().map(|a| a.endpoint.region.clone()).collect()), text(agents.iter().map(|a| a.endpoint.name.clone()).collect())],
+        );
+        let mut ids = Vec::new();
+        let mut from = Vec::new();
+        let mut to = Vec::new();
+        let mut weight = Vec::new();
+        for s in norrsken_common::standard::standards() {
+            for b in &s.bands {
+                ids.push(s.id.clone());
+                from.push(b.from);
+                to.push(b.to);
+                weight.push(b.weight);
+            }
+        }
+        let standards = RecordBatch::try_new(
+            Arc::new(Schema::new(vec![
+                Field::new("standard", DataType::Utf8, false),
+                Field::new("age_from", DataType::UInt32, false),
+                Field::new("age_to", DataType::UInt32, true),
+                Field::new("weight", DataType::Float64, false),
+            ])),
+            vec![text(ids), Arc::new(UInt32Array::from(from)), Arc::new(UInt32Array::from(to)), Arc::new(arrow::array::Float64Array::from(weight))],
+        );
+        [("indicators", indicators), ("regions", regions), ("standard_populations", standards)]
+            .into_iter()
+            .filter_map(|(n, b)| b.ok().map(|b| (n, b)))
+            .collect()
+    }
+
+    /// Who may use SQL at all: any identity with a role.
+    fn admit<T>(&self, req: &Request<T>) -> Result<Caller, Status> {
+        let caller = caller_of(req);
+        self.node.may_browse(&caller).map_err(status)?;
+        Ok(caller)
+    }
+
+    /// The schema a statement answers with.
+    async fn plan(&self, caller: &Caller, sql: &str) -> Result<Schema, Status> {
+        let (ctx, _) = self.session(caller);
+        let df = dataframe(&ctx, sql).await?;
+        Ok(df.schema().as_arrow().clone())
+    }
+
+    /// Runs a statement and records it.
+    async fn run(&self, caller: &Caller, sql: &str) -> Result<Response<Stream_>, Status> {
+        let started = std::time::Instant::now();
+        let (ctx, asker) = self.session(caller);
+        let result = async {
+            let df = dataframe(&ctx, sql).await?;
+            let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
+            let batches = df.collect().await.map_err(|e| Status::invalid_argument(bounded(&e.to_string())))?;
+            Ok::<_, Status>((schema, batches))
+        }
+        .await;
+        let ids = asker.ids.lock().map(|i| i.clone()).unwrap_or_default();
+        let event = AuditEvent {
+            kind: "sql".into(),
+            outcome: if result.is_ok() { "ok".into() } else { "error".into() },
+            requester: caller.identity.as_ref().map(Who::from),
+            sql: Some(norrsken_common::text::bound(sql)),
+            queries: ids,
+            reason: result.as_ref().err().map(|e| bounded(e.message())),
+            duration_ms: Some(started.elapsed().as_millis() as u64),
+            ..Default::default()
+        };
+        // No record, no answer.
+        self.node.base.audit.append(event).await.map_err(|e| Status::unavailable(format!("the coordinator cannot write its audit log: {e}")))?;
+        let (schema, batches) = result?;
+        let schema = batches.first().map(|b| b.schema()).unwrap_or(schema);
+        let stream = FlightDataEncoderBuilder::new()
+            .with_schema(schema)
+            .build(futures::stream::iter(batches.into_iter().map(Ok)))
+            .map_err_status();
+        Ok(Response::new(Box::pin(stream)))
+    }
+}
+
+/// Plans a statement; anything but a query (DDL, DML, SET, transactions) is refused.
+async fn dataframe(ctx: &SessionContext, sql: &str) -> Result<datafusion::dataframe::DataFrame, Status> {
+    let invalid = |e: datafusion::error::DataFusionError| Status::invalid_argument(bounded(&e.to_string()));
+    let plan = ctx.state().create_logical_plan(sql).await.map_err(invalid)?;
+    datafusion::execution::context::SQLOptions::new()
+        .with_allow_ddl(false)
+        .with_allow_dml(false)
+        .with_allow_statements(false)
+        .verify_plan(&plan)
+        .map_err(|_| read_only("a statement that changes data, tables or settings"))?;
+    ctx.execute_logical_plan(plan).await.map_err(invalid)
+}
+
+/// A DataFusion error as a client reads it: bounded, without the planner's prefixes twice.
+fn bounded(m: &str) -> String {
+    norrsken_common::text::bound(m.trim_start_matches("Error during planning: "))
+}
+
+trait MapErrStatus: Stream<Item = Result<arrow_flight::FlightData, arrow_flight::error::FlightError>> + Sized + Send + 'static {
+    fn map_err_status(self) -> futures::stream::MapErr<Self, fn(arrow_flight::error::FlightError) -> Status> {
+        futures::TryStreamExt::map_err(self, Status::from as fn(arrow_flight::error::FlightError) -> Status)
+    }
+}
+impl<S: Stream<Item = Result<arrow_flight::FlightData, arrow_flight::error::FlightError>> + Sized + Send + 'static> MapErrStatus for S {}
+
+fn batch_stream<E: std::fmt::Display>(schema: SchemaRef, batch: Result<RecordBatch, E>) -> Result<Response<Stream_>, Status> {
+    let batch = batch.map_err(|e| Status::internal(e.to_string()))?;
+    let stream = FlightDataEncoderBuilder::new().with_schema(schema).build(futures::stream::iter([Ok(batch)])).map_err_status();
+    Ok(Response::new(Box::pin(stream)))
+}
+
+fn info_for(cmd: impl ProstMessageExt, schema: &Schema, descriptor: FlightDescriptor) -> Result<Response<FlightInfo>, Status> {
+    let ticket = Ticket::new(cmd.as_any().encode_to_vec());
+    let info = FlightInfo::new()
+        .try_with_schema(schema)
+        .map_err(|e| Status::internal(e.to_string()))?
+        .with_endpoint(FlightEndpoint::new().with_ticket(ticket))
+        .with_descriptor(descriptor);
+    Ok(Response::new(info))
+}
+
+static SQL_INFO: std::sync::LazyLock<SqlInfoData> = std::sync::LazyLock::new(|| {
+    let mut b = SqlInfoDataBuilder::new();
+    b.append(SqlInfo::FlightSqlServerName, "Norrsken");
+    b.append(SqlInfo::FlightSqlServerVersion, env!("CARGO_PKG_VERSION"));
+    b.append(SqlInfo::FlightSqlServerArrowVersion, "1.3");
+    b.append(SqlInfo::FlightSqlServerReadOnly, true);
+    b.append(SqlInfo::FlightSqlServerSql, true);
+    b.append(SqlInfo::FlightSqlServerSubstrait, false);
+    // SQL_SUPPORTED_TRANSACTION_NONE
+    b.append(SqlInfo::FlightSqlServerTransaction, 0i32);
+    b.append(SqlInfo::FlightSqlServerCancel, false);
+    b.append(SqlInfo::SqlIdentifierQuoteChar, "\"");
+    b.build().expect("static SQL info")
+});
+
+static XDBC_INFO: std::sync::LazyLock<XdbcTypeInfoData> = std::sync::LazyLock::new(|| {
+    let mut b = XdbcTypeInfoDataBuilder::new();
+    let ty = |name: &str, t: XdbcDataType, size: Option<i32>| XdbcTypeInfo {
+        type_name: name.into(),
+        data_type: t,
+        column_size: size,
+        literal_prefix: (t == XdbcDataType::XdbcVarchar).then(|| "'".into()),
+        literal_suffix: (t == XdbcDataType::XdbcVarchar).then(|| "'".into()),
+        create_params: None,
+        nullable: Nullable::NullabilityNullable,
+        case_sensitive: t == XdbcDataType::XdbcVarchar,
+        searchable: Searchable::Full,
+        unsigned_attribute: (t != XdbcDataType::XdbcVarchar).then_some(false),
+        fixed_prec_scale: false,
+        auto_increment: Some(false),
+        local_type_name: Some(name.into()),
+        minimum_scale: None,
+        maximum_scale: None,
+        sql_data_type: t,
+        datetime_subcode: None,
+        num_prec_radix: (t != XdbcDataType::XdbcVarchar).then_some(10),
+        interval_precision: None,
+    };
+    b.append(ty("BOOLEAN", XdbcDataType::XdbcBit, Some(1)));
+    b.append(ty("INTEGER", XdbcDataType::XdbcInteger, Some(32)));
+    b.append(ty("BIGINT", XdbcDataType::XdbcBigint, Some(64)));
+    b.append(ty("DOUBLE", XdbcDataType::XdbcDouble, Some(53)));
+    b.append(ty("VARCHAR", XdbcDataType::XdbcVarchar, None));
+    b.build().expect("static XDBC info")
+});
+
+#[tonic::async_trait]
+impl FlightSqlService for SqlFrontDoor {
+    type FlightService = SqlFrontDoor;
+
+    /// The identity is the client certificate's; a handshake only confirms it has a role.
+    async fn do_handshake(
+        &self,
+        request: Request<Streaming<HandshakeRequest>>,
+    ) -> Result<Response<Pin<Box<dyn Stream<Item = Result<HandshakeResponse, Status>> + Send>>>, Status> {
+        self.admit(&request)?;
+        let out = futures::stream::iter([Ok(HandshakeResponse { protocol_version: 0, payload: Default::default() })]);
+        Ok(Response::new(Box::pin(out)))
+    }
+
+    async fn get_flight_info_statement(&self, query: CommandStatementQuery, request: Request<FlightDescriptor>) -> Result<Response<FlightInfo>, Status> {
+        let caller = self.admit(&request)?;
+        let schema = self.plan(&caller, &query.query).await?;
+        let ticket = TicketStatementQuery { statement_handle: query.query.clone().into_bytes().into() };
+        info_for(ticket, &schema, request.into_inner())
+    }
+
+    async fn get_flight_info_prepared_statement(&self, cmd: CommandPreparedStatementQuery, request: Request<FlightDescriptor>) -> Result<Response<FlightInfo>, Status> {
+        let caller = self.admit(&request)?;
+        let sql = String::from_utf8(cmd.prepared_statement_handle.to_vec()).map_err(|_| Status::invalid_argument("the prepared statement handle is not one this server made"))?;
+        let schema = self.plan(&caller, &sql).await?;
+        info_for(cmd, &schema, request.into_inner())
+    }
+
+    async fn get_flight_info_catalogs(&self, query: CommandGetCatalogs, request: Request<FlightDescriptor>) -> Result<Response<FlightInfo>, Status> {
+        self.admit(&request)?;
+        let schema = query.clone().into_builder().schema();
+        info_for(query, &schema, request.into_inner())
+    }
+
+    async fn get_flight_info_schemas(&self, query: CommandGetDbSchemas, request: Request<FlightDescriptor>) -> Result<Response<FlightInfo>, Status> {
+        self.admit(&request)?;
+        let schema = query.clone().into_builder().schema();
+        info_for(query, &schema, request.into_inner())
+    }
+
+    async fn get_flight_info_tables(&self, query: CommandGetTables, request: Request<FlightDescriptor>) -> Result<Response<FlightInfo>, Status> {
+        self.admit(&request)?;
+        let schema = query.clone().into_builder().schema();
+        info_for(query, &schema, request.into_inner())
+    }
+
+    async fn get_flight_info_table_types(&self, query: CommandGetTableTypes, request: Request<FlightDescriptor>) -> Result<Response<FlightInfo>, Status> {
+        self.admit(&request)?;
+        let schema = query.clone().into_builder().schema();
+        info_for(query, &schema, request.into_inner())
+    }
+
+    async fn get_flight_info_sql_info(&self, query: CommandGetSqlInfo, request: Request<FlightDescriptor>) -> Result<Response<FlightInfo>, Status> {
+        self.admit(&request)?;
+        let schema = query.clone().into_builder(&SQL_INFO).schema();
+        info_for(query, &schema, request.into_inner())
+    }
+
+    async fn get_flight_info_xdbc_type_info(&self, query: CommandGetXdbcTypeInfo, request: Request<FlightDescriptor>) -> Result<Response<FlightInfo>, Status> {
+        self.admit(&request)?;
+        let schema = query.clone().into_builder(&XDBC_INFO).schema();
+        info_for(query, &schema, request.into_inner())
+    }
+
+    async fn do_get_statement(&self, ticket: TicketStatementQuery, request: Request<Ticket>) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
+        let caller = self.admit(&request)?;
+        let sql = String::from_utf8(ticket.statement_handle.to_vec()).map_err(|_| Status::invalid_argument("the statement ticket is not one this server made"))?;
+        self.run(&caller, &sql).await
+    }
+
+    async fn do_get_prepared_statement(&self, query: CommandPreparedStatementQuery, request: Request<Ticket>) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
+        let caller = self.admit(&request)?;
+        let sql = String::from_utf8(query.prepared_statement_handle.to_vec()).map_err(|_| Status::invalid_argument("the prepared statement handle is not one this server made"))?;
+        self.run(&caller, &sql).await
+    }
+
+    async fn do_get_catalogs(&self, query: CommandGetCatalogs, request: Request<Ticket>) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
+        self.admit(&request)?;
+        let mut b = query.into_builder();
+        b.append(CATALOG);
+        let schema = b.schema();
+        batch_stream(schema, b.build())
+    }
+
+    async fn do_get_schemas(&self, query: CommandGetDbSchemas, request: Request<Ticket>) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
+        let caller = self.admit(&request)?;
+        let (ctx, _) = self.session(&caller);
+        let mut b = query.into_builder();
+        if let Some(catalog) = ctx.catalog(CATALOG) {
+            for s in catalog.schema_names() {
+                b.append(CATALOG, s);
+            }
+        }
+        let schema = b.schema();
+        batch_stream(schema, b.build())
+    }
+
+    async fn do_get_tables(&self, query: CommandGetTables, request: Request<Ticket>) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
+        let caller = self.admit(&request)?;
+        let (ctx, _) = self.session(&caller);
+        let mut b = query.into_builder();
+        if let Some(catalog) = ctx.catalog(CATALOG) {
+            for s in catalog.schema_names() {
+                let Some(schema) = catalog.schema(&s) else { continue };
+                let mut names = schema.table_names();
+                names.sort();
+                for t in names {
+                    if let Ok(Some(table)) = schema.table(&t).await {
+                        let kind = if s == REFERENCE { "TABLE" } else { "VIEW" };
+                        b.append(CATALOG, &s, &t, kind, table.schema().as_ref()).map_err(|e| Status::internal(e.to_string()))?;
+                    }
+                }
+            }
+        }
+        let schema = b.schema();
+        batch_stream(schema, b.build())
+    }
+
+    async fn do_get_table_types(&self, query: CommandGetTableTypes, request: Request<Ticket>) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
+        self.admit(&request)?;
+        let mut b = query.into_builder();
+        b.append("TABLE");
+        b.append("VIEW");
+        let schema = b.schema();
+        batch_stream(schema, b.build())
+    }
+
+    async fn do_get_sql_info(&self, query: CommandGetSqlInfo, request: Request<Ticket>) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
+        self.admit(&request)?;
+        let b = query.into_builder(&SQL_INFO);
+        let schema = b.schema();
+        batch_stream(schema, b.build())
+    }
+
+    async fn do_get_xdbc_type_info(&self, query: CommandGetXdbcTypeInfo, request: Request<Ticket>) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
+        self.admit(&request)?;
+        let b = query.into_builder(&XDBC_INFO);
+        let schema = b.schema();
+        batch_stream(schema, b.build())
+    }
+
+    async fn do_put_statement_update(&self, _: CommandStatementUpdate, _: Request<PeekableFlightDataStream>) -> Result<i64, Status> {
+        Err(read_only("an update statement"))
+    }
+
+    async fn do_put_statement_ingest(&self, _: CommandStatementIngest, _: Request<PeekableFlightDataStream>) -> Result<i64, Status> {
+        Err(read_only("bulk ingest"))
+    }
+
+    async fn do_put_substrait_plan(&self, _: CommandStatementSubstraitPlan, _: Request<PeekableFlightDataStream>) -> Result<i64, Status> {
+        Err(read_only("a Substrait plan"))
+    }
+
+    async fn get_flight_info_substrait_plan(&self, _: CommandStatementSubstraitPlan, _: Request<FlightDescriptor>) -> Result<Response<FlightInfo>, Status> {
+        Err(Status::permission_denied("Substrait plans are not accepted: send SQL"))
+    }
+
+    /// Parameters are not supported; an empty parameter batch keeps the handle.
+    async fn do_put_prepared_statement_query(&self, query: CommandPreparedStatementQuery, request: Request<PeekableFlightDataStream>) -> Result<DoPutPreparedStatementResult, Status> {
+        self.admit(&request)?;
+        Ok(DoPutPreparedStatementResult { prepared_statement_handle: Some(query.prepared_statement_handle) })
+    }
+
+    async fn do_put_prepared_statement_update(&self, _: CommandPreparedStatementUpdate, _: Request<PeekableFlightDataStream>) -> Result<i64, Status> {
+        Err(read_only("a prepared update"))
+    }
+
+    /// A prepared statement's handle is its SQL text: nothing to keep on the server.
+    async fn do_action_create_prepared_statement(&self, query: ActionCreatePreparedStatementRequest, request: Request<Action>) -> Result<ActionCreatePreparedStatementResult, Status> {
+        let caller = self.admit(&request)?;
+        let schema = self.plan(&caller, &query.query).await?;
+        let IpcMessage(schema_bytes) = SchemaAsIpc::new(&schema, &arrow::ipc::writer::IpcWriteOptions::default()).try_into().map_err(|e: arrow::error::ArrowError| Status::internal(e.to_string()))?;
+        Ok(ActionCreatePreparedStatementResult { prepared_statement_handle: query.query.into_bytes().into(), dataset_schema: schema_bytes, parameter_schema: Default::default() })
+    }
+
+    async fn do_action_close_prepared_statement(&self, _: ActionClosePreparedStatementRequest, request: Request<Action>) -> Result<(), Status> {
+        self.admit(&request)?;
+        Ok(())
+    }
+
+    async fn do_action_create_prepared_substrait_plan(&self, _: ActionCreatePreparedSubstraitPlanRequest, _: Request<Action>) -> Result<ActionCreatePreparedStatementResult, Status> {
+        Err(Status::permission_denied("Substrait plans are not accepted: send SQL"))
+    }
+
+    async fn do_action_begin_transaction(&self, _: ActionBeginTransactionRequest, _: Request<Action>) -> Result<ActionBeginTransactionResult, Status> {
+        Err(read_only("a transaction"))
+    }
+
+    async fn do_action_end_transaction(&self, _: ActionEndTransactionRequest, _: Request<Action>) -> Result<(), Status> {
+        Err(read_only("a transaction"))
+    }
+
+    async fn do_action_begin_savepoint(&self, _: ActionBeginSavepointRequest, _: Request<Action>) -> Result<ActionBeginSavepointResult, Status> {
+        Err(read_only("a savepoint"))
+    }
+
+    async fn do_action_end_savepoint(&self, _: ActionEndSavepointRequest, _: Request<Action>) -> Result<(), Status> {
+        Err(read_only("a savepoint"))
+    }
+
+    async fn register_sql_info(&self, _id: i32, _result: &SqlInfo) {}
+}

@@ -1,0 +1,201 @@
+//! Flight SQL end to end with a real client from PyPI (adbc-driver-flightsql, run by
+//! tests/sql_client.py): metadata, statements, prepared statements, joins, filters, the
+//! period from year predicates, refusals, partial answers, and the audit record of every
+//! statement; numbers equal the Flight answer for the same question.
+
+use std::process::Command;
+use std::time::Duration;
+
+use norrsken::pki_dev::{CertSpec, CertificateAuthority};
+use norrsken_common::comparison::{Comparison, RowKind};
+use serde_json::Value;
+
+use crate::federation::{analyst, coordinator_with, query};
+use crate::fixtures::{federation, fetch, off_runtime, TempDir};
+
+fn rows<'a>(out: &'a Value, key: &str) -> &'a Vec<Value> {
+    out[key].as_array().unwrap_or_else(|| panic!("{key}: {}", out[key]))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn adbc_reaches_the_federation_through_flight_sql() {
+    let f = federation();
+    let sql_url = f.federation.sql_url().expect("the local coordinator serves Flight SQL");
+    // Certificates the coordinator must refuse: another CA's, and a stranger's from ours.
+    let tmp = TempDir::new("sql-client");
+    let other = CertificateAuthority::generate("Some other CA", 2).unwrap().issue(&CertSpec::new("analyst", "analyst", false, true, 30)).unwrap();
+    std::fs::write(tmp.path().join("other-ca.pem"), &other.cert_pem).unwrap();
+    std::fs::write(tmp.path().join("other-ca.key"), &other.key_pem).unwrap();
+    let dev_ca = CertificateAuthority::load(&f.certs.join("ca.pem"), &f.certs.join("ca.key")).unwrap();
+    let stranger = dev_ca.issue(&CertSpec::new("stranger", "stranger", false, true, 30)).unwrap();
+    std::fs::write(tmp.path().join("stranger.pem"), &stranger.cert_pem).unwrap();
+    std::fs::write(tmp.path().join("stranger.key"), &stranger.key_pem).unwrap();
+    // A coordinator whose region 22 does not answer.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let down = coordinator_with(closed, 2_000).await;
+    let partial_url = format!("grpc+tls://{}", down.sql.as_ref().unwrap().addr);
+
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sql_client.py");
+    let output = off_runtime(|| {
+        Command::new("python3")
+            .arg(&script)
+            .env("NORRSKEN_SQL", &sql_url)
+            .env("NORRSKEN_SQL_PARTIAL", &partial_url)
+            .env("NORRSKEN_CERTS", &f.certs)
+            .env("NORRSKEN_OTHER", tmp.path())
+            .env("NORRSKEN_SERVER_NAME", norrsken_common::pki::COORDINATOR_DNS_NAME)
+            .output()
+            .unwrap()
+    });
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let out: Value = serde_json::from_slice(&output.stdout).unwrap();
+
+    // Metadata.
+    assert_eq!(out["catalogs"], serde_json::json!(["norrsken"]));
+    let schemas = out["schemas"].as_object().unwrap();
+    for s in ["indicators", "vardforlopp", "npo", "primarvardskvalitet", "kpp", "reference"] {
+        assert!(schemas.contains_key(s), "schema {s}: {schemas:?}");
+    }
+    let all: Vec<&str> = schemas["indicators"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
+    assert!(all.contains(&"stroke_reperfusion") && all.contains(&"stroke_reperfusion_v1"), "{all:?}");
+    assert_eq!(schemas["reference"], serde_json::json!(["indicators", "regions", "standard_populations"]));
+    let columns: Vec<&str> = out["table_columns"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
+    for c in ["region", "year", "kommun", "numerator", "denominator", "value", "ci_lower", "ci_upper", "status", "reason", "suggestion", "partial"] {
+        assert!(columns.contains(&c), "{c}: {columns:?}");
+    }
+    assert!(out["table_types"].to_string().contains("VIEW"), "{}", out["table_types"]);
+    assert_eq!(out["vendor_name"], "Norrsken");
+
+    // Numbers equal the Flight answer for the same question.
+    let mut client = analyst().await;
+    let (s, b) = fetch(&mut client, query("diabetes_statin", &["year"], "2023..2024").encode_ticket(None)).await.unwrap();
+    let flight = Comparison::from_batches(&s, &b).unwrap();
+    let region_rows: Vec<_> = flight.rows.iter().filter(|r| r.kind == RowKind::Region).collect();
+    for key in ["statement", "prepared"] {
+        let got = rows(&out, key);
+        assert_eq!(got.len(), region_rows.len(), "{key}");
+        for r in &region_rows {
+            let year: i64 = r.labels[0].as_deref().unwrap().parse().unwrap();
+            let row = got.iter().find(|x| x["region"] == r.region.as_str() && x["year"] == year).unwrap_or_else(|| panic!("{key}: {} {year}", r.region));
+            assert_eq!(row["numerator"].as_i64(), r.numerator, "{key}");
+            assert_eq!(row["denominator"].as_i64(), r.denominator, "{key}");
+            match (row["value"].as_f64(), r.estimate) {
+                (Some(v), Some(e)) => assert!((v - e.value).abs() < 1e-12),
+                (None, None) => {}
+                other => panic!("{key}: {other:?}"),
+            }
+        }
+    }
+    // A join of two indicators by region and year.
+    let join = rows(&out, "join");
+    assert_eq!(join.len(), 5, "four regions and the pooled row: {join:?}");
+    for j in join {
+        let r = flight.rows.iter().find(|r| r.region == j["region"].as_str().unwrap() && r.labels[0].as_deref() == Some("2024")).unwrap();
+        assert_eq!(j["statin"].as_f64(), r.estimate.map(|e| e.value));
+    }
+    // A filter on kommun: only that kommun's cells.
+    let kommun = rows(&out, "kommun");
+    assert!(!kommun.is_empty() && kommun.iter().all(|k| k["kommun"] == "2480"), "{kommun:?}");
+    // Sums over released cells run in DataFusion.
+    let released: i64 = region_rows.iter().filter(|r| r.labels[0].as_deref() == Some("2024") && r.status != "suppressed").filter_map(|r| r.numerator).sum();
+    assert_eq!(rows(&out, "sum")[0]["n"].as_i64(), Some(released));
+
+    // What cannot be said, and what is refused.
+    let age = out["age_range"].as_str().unwrap();
+    assert!(age.contains("age_band") && age.contains("cannot be said"), "{age}");
+    assert!(out["no_year"].as_str().unwrap().contains("WHERE year"), "{}", out["no_year"]);
+    for key in ["update", "ddl"] {
+        let m = out[key].as_str().unwrap_or_else(|| panic!("{key} was accepted"));
+        assert!(m.contains("read-only"), "{key}: {m}");
+    }
+    assert!(out["no_certificate"].is_string(), "a client without a certificate must be refused");
+    assert!(out["other_ca"].is_string(), "a certificate from another CA must be refused");
+    let stranger = out["stranger"].as_str().unwrap();
+    assert!(stranger.contains("stranger"), "{stranger}");
+
+    // A region down: the SQL answer carries the partial marking.
+    let partial = &rows(&out, "partial")[0];
+    assert_eq!(partial["partial"], true);
+    assert_eq!(partial["regions"], 3);
+    down.server.stop(Duration::from_secs(5)).await.unwrap();
+
+    // Every statement is audited, naming the indicator queries it became.
+    let files = norrsken_common::audit::log_files(&f.federation.dir.join("audit").join("coordinator")).unwrap();
+    let records = norrsken::audit_review::records(&files).unwrap();
+    let join_record = records
+        .iter()
+        .find(|r| r.event.kind == "sql" && r.event.sql.as_deref().is_some_and(|s| s.contains("JOIN diabetes_hba1c_over_70")))
+        .expect("an sql record of the join");
+    assert_eq!(join_record.event.queries.len(), 2, "{:?}", join_record.event);
+    assert_eq!(join_record.event.requester.as_ref().map(|w| w.cn.as_str()), Some("analyst"));
+    for id in &join_record.event.queries {
+        assert!(records.iter().any(|r| r.event.kind == "query" && r.event.query_id.as_deref() == Some(id.as_str())), "query {id} has its own record");
+    }
+    assert!(records.iter().any(|r| r.event.kind == "sql" && r.event.outcome == "error" && r.event.sql.as_deref().is_some_and(|s| s.contains("age_band > '65'"))));
+}
+
+/// `norrsken query --format xlsx`: the comparison with number formats and withheld cells
+/// named, and a provenance sheet; read back with openpyxl.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_comparison_exports_to_a_spreadsheet() {
+    let f = federation();
+    let tmp = TempDir::new("xlsx");
+    let file = tmp.path().join("statins.xlsx");
+    let certs = &f.certs;
+    let out = off_runtime(|| {
+        Command::new(env!("CARGO_BIN_EXE_norrsken"))
+            .args(["query", "diabetes_statin", "--by", "year,education", "--period", "2023..2024", "--format", "xlsx", "--out"])
+            .arg(&file)
+            .env("NORRSKEN_COORDINATOR", f.federation.coordinator_url())
+            .env("NORRSKEN_CERT", certs.join("analyst.pem"))
+            .env("NORRSKEN_KEY", certs.join("analyst.key"))
+            .env("NORRSKEN_CA", certs.join("ca.pem"))
+            .output()
+            .unwrap()
+    });
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let read = r#"
+import json, sys, openpyxl
+wb = openpyxl.load_workbook(sys.argv[1])
+ws = wb["Comparison"]
+rows = [[c.value for c in r] for r in ws.iter_rows()]
+fmt = {}
+for r in ws.iter_rows(min_row=2):
+    for c in r:
+        if isinstance(c.value, float):
+            fmt[c.number_format] = fmt.get(c.number_format, 0) + 1
+prov = {r[0].value: r[1].value for r in wb["Provenance"].iter_rows() if r[0].value}
+json.dump({"sheets": wb.sheetnames, "rows": rows, "formats": fmt, "provenance": prov}, sys.stdout, default=str)
+"#;
+    let out = Command::new("python3").args(["-c", read]).arg(&file).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let x: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(x["sheets"], serde_json::json!(["Comparison", "Provenance"]));
+    let rows = x["rows"].as_array().unwrap();
+    let header: Vec<&str> = rows[0].as_array().unwrap().iter().filter_map(Value::as_str).collect();
+    assert_eq!(&header[..4], ["row", "region", "year", "education"]);
+    assert!(x["formats"]["0.0%"].as_u64().unwrap() > 0, "{}", x["formats"]);
+    // Values equal the Flight answer; withheld cells say so.
+    let mut client = analyst().await;
+    let (s, b) = fetch(&mut client, query("diabetes_statin", &["year", "education"], "2023..2024").encode_ticket(None)).await.unwrap();
+    let flight = Comparison::from_batches(&s, &b).unwrap();
+    assert_eq!(rows.len(), flight.rows.len() + 1);
+    let vcol = header.iter().position(|h| *h == "value").unwrap();
+    let mut withheld = 0;
+    for (row, r) in rows[1..].iter().zip(&flight.rows) {
+        match r.estimate {
+            Some(e) => assert!((row[vcol].as_f64().unwrap() - e.value).abs() < 1e-12),
+            None if r.status == "suppressed" => {
+                assert_eq!(row[vcol], "withheld");
+                withheld += 1;
+            }
+            None => {}
+        }
+    }
+    eprintln!("xlsx: {} rows, {withheld} withheld", rows.len() - 1);
+    let prov = &x["provenance"];
+    assert_eq!(prov["catalog hash"], flight.meta.catalog_hash.as_str());
+    assert!(prov["indicator"].as_str().unwrap().contains("diabetes_statin@1"));
+    assert!(prov["partial"].as_str().unwrap().starts_with("no"));
+    assert!(rows.iter().any(|r| r[0] == "region" && r[1] == "Västerbotten"));
+}
