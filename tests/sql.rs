@@ -100,6 +100,12 @@ async fn adbc_reaches_the_federation_through_flight_sql() {
     let released: i64 = region_rows.iter().filter(|r| r.labels[0].as_deref() == Some("2024") && r.status != "suppressed").filter_map(|r| r.numerator).sum();
     assert_eq!(rows(&out, "sum")[0]["n"].as_i64(), Some(released));
 
+    // The analyses as table functions.
+    let compare = rows(&out, "compare");
+    assert_eq!(compare.len(), 4, "{compare:?}");
+    assert!(compare.iter().all(|r| ["better", "worse", "similar", "not_compared"].contains(&r["significance"].as_str().unwrap())), "{compare:?}");
+    assert_eq!(rows(&out, "equity").len(), 5);
+
     // What cannot be said, and what is refused.
     let age = out["age_range"].as_str().unwrap();
     assert!(age.contains("age_band") && age.contains("cannot be said"), "{age}");

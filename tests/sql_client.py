@@ -19,6 +19,11 @@ OTHER = os.environ["NORRSKEN_OTHER"]
 SERVER_NAME = os.environ["NORRSKEN_SERVER_NAME"]
 
 
+def records(df):
+    """Rows as dicts, missing values as None (JSON has no NaN)."""
+    return df.astype(object).where(df.notna(), None).to_dict(orient="records")
+
+
 def read(path):
     with open(path) as f:
         return f.read()
@@ -70,7 +75,7 @@ with analyst() as conn:
             "WHERE year BETWEEN 2023 AND 2024 AND row_kind = 'region' ORDER BY region, year"
         )
         df = cur.fetch_df()
-        out["statement"] = df.to_dict(orient="records")
+        out["statement"] = records(df)
 
         sql = (
             "SELECT region, year, numerator, denominator, value FROM indicators.diabetes_statin "
@@ -78,25 +83,33 @@ with analyst() as conn:
         )
         cur.adbc_prepare(sql)
         cur.execute(sql)
-        out["prepared"] = cur.fetch_df().to_dict(orient="records")
+        out["prepared"] = records(cur.fetch_df())
 
         cur.execute(
             "SELECT a.region, a.year, a.value AS statin, b.value AS hba1c_over_70 "
             "FROM diabetes_statin a JOIN diabetes_hba1c_over_70 b ON a.region = b.region AND a.year = b.year "
             "WHERE a.year = 2024 AND b.year = 2024 ORDER BY a.region"
         )
-        out["join"] = cur.fetch_df().to_dict(orient="records")
+        out["join"] = records(cur.fetch_df())
 
         cur.execute(
             "SELECT region, kommun, numerator, denominator FROM primarvardskvalitet.diabetes_statin "
             "WHERE kommun = '2480' AND year = 2024 ORDER BY region"
         )
-        out["kommun"] = cur.fetch_df().to_dict(orient="records")
+        out["kommun"] = records(cur.fetch_df())
 
         cur.execute(
             "SELECT sum(numerator) AS n FROM diabetes_statin WHERE year = 2024 AND row_kind = 'region' AND status <> 'suppressed'"
         )
-        out["sum"] = cur.fetch_df().to_dict(orient="records")
+        out["sum"] = records(cur.fetch_df())
+
+        cur.execute(
+            "SELECT region, value, comparator_value, significance FROM compare('diabetes_statin', 2021, 2025) "
+            "WHERE \"row\" = 'region' ORDER BY region"
+        )
+        out["compare"] = records(cur.fetch_df())
+        cur.execute("SELECT region, from_group, to_group, abs_gap FROM equity('diabetes_statin', 2021, 2025, 'education') WHERE \"row\" = 'gap'")
+        out["equity"] = records(cur.fetch_df())
 
         for name, bad in [
             ("age_range", "SELECT value FROM diabetes_statin WHERE year = 2024 AND age_band > '65'"),
@@ -133,6 +146,6 @@ if partial:
             "SELECT bool_or(partial) AS partial, count(DISTINCT CASE WHEN row_kind = 'region' THEN region END) AS regions "
             "FROM diabetes_statin WHERE year = 2024"
         )
-        out["partial"] = cur.fetch_df().to_dict(orient="records")
+        out["partial"] = records(cur.fetch_df())
 
 json.dump(out, sys.stdout, default=str)

@@ -5,6 +5,7 @@
 //! roles, same protection, its own audit record); the statement itself gets an `sql` audit
 //! record naming them. Read-only: updates, ingest, transactions and Substrait are refused.
 
+pub mod functions;
 pub mod table;
 
 use std::pin::Pin;
@@ -30,7 +31,7 @@ use datafusion::prelude::{SessionConfig, SessionContext};
 use futures::Stream;
 use norrsken_common::audit::{AuditEvent, Who};
 use norrsken_common::flight::caller_of;
-use norrsken_common::query::IndicatorQuery;
+use norrsken_common::query::{AnalysisKind, IndicatorQuery};
 use norrsken_common::service::{Caller, Node};
 use prost::Message;
 use tonic::{Request, Response, Status, Streaming};
@@ -127,6 +128,10 @@ impl SqlFrontDoor {
         }
         let _ = catalog.register_schema(REFERENCE, reference);
         ctx.register_catalog(CATALOG, catalog);
+        for kind in [AnalysisKind::Compare, AnalysisKind::Trend, AnalysisKind::Equity, AnalysisKind::Funnel] {
+            let f = functions::AnalysisFunction { kind, catalog: self.node.base.catalog.clone(), asker: asker.clone() };
+            ctx.register_udtf(kind.name(), Arc::new(f));
+        }
         (ctx, asker)
     }
 

@@ -80,6 +80,11 @@ fn column_of(e: &Expr) -> Option<&str> {
     }
 }
 
+/// A literal argument as text.
+pub fn literal_text(e: &Expr) -> Option<String> {
+    literal_of(e)
+}
+
 fn literal_of(e: &Expr) -> Option<String> {
     match e {
         Expr::Literal(v, _) => match v {
