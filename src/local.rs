@@ -129,14 +129,17 @@ pub fn coordinator_config(agents: &[(String, std::net::SocketAddr)], dir: &Path,
         clients.push(ClientRule { cn: format!("region-admin-{region}"), role: Role::RegionAdmin, region: Some(region.clone()), fingerprint: None });
     }
     // Flight SQL beside the Flight API: a free port, or the next one after a fixed one.
-    let sql_listen = match listen.parse::<std::net::SocketAddr>() {
-        Ok(a) if a.port() != 0 => std::net::SocketAddr::new(a.ip(), a.port() + 1).to_string(),
+    let beside = |offset: u16| match listen.parse::<std::net::SocketAddr>() {
+        Ok(a) if a.port() != 0 => std::net::SocketAddr::new(a.ip(), a.port() + offset).to_string(),
         Ok(a) => std::net::SocketAddr::new(a.ip(), 0).to_string(),
         Err(_) => "127.0.0.1:0".to_string(),
     };
+    let sql_listen = beside(1);
     CoordinatorConfig {
         listen: listen.to_string(),
         sql_listen: Some(sql_listen),
+        // HTTPS (the web app's API) two ports after the Flight port.
+        web_listen: Some(beside(2)),
         tls: tls_files(&certs, "coordinator"),
         pooled_label: "Norra".into(),
         catalog_dir: None,
@@ -194,6 +197,11 @@ impl LocalFederation {
 
     pub fn coordinator_url(&self) -> String {
         format!("https://{}", self.coordinator.server.addr)
+    }
+
+    /// The coordinator's HTTPS address (the web app's API).
+    pub fn web_url(&self) -> Option<String> {
+        self.coordinator.web.as_ref().map(|w| format!("https://{}", w.addr))
     }
 
     /// The coordinator's Flight SQL address (`grpc+tls://host:port`, as ADBC and JDBC take it).

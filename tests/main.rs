@@ -21,3 +21,4 @@ mod reference;
 mod service;
 mod sql;
 mod synth;
+mod web;

@@ -19,6 +19,10 @@ pub struct CoordinatorConfig {
     /// Flight API; docs/sql.md); off when absent.
     #[serde(default)]
     pub sql_listen: Option<String>,
+    /// Address of the HTTPS front door (JSON API for the web app; same mutual TLS, roles and
+    /// audit); off when absent.
+    #[serde(default)]
+    pub web_listen: Option<String>,
     pub tls: TlsFiles,
     /// Label of the pooled rows.
     #[serde(default = "default_pooled_label")]

@@ -18,3 +18,4 @@ pub mod service;
 pub mod sql;
 pub mod stats;
 pub mod watch;
+pub mod web;

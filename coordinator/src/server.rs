@@ -26,6 +26,8 @@ pub struct RunningCoordinator {
     pub server: ServerHandle,
     /// The Flight SQL front door, when `sql_listen` is set.
     pub sql: Option<ServerHandle>,
+    /// The HTTPS front door, when `web_listen` is set.
+    pub web: Option<crate::web::WebHandle>,
     pub tls: ReloadableTls,
     reject_hook: norrsken_common::tls::RejectHook,
 }
@@ -59,6 +61,9 @@ impl RunningCoordinator {
     /// Stops serving (in-flight queries finish within `grace`) and seals the audit log.
     pub async fn stop(&self, grace: std::time::Duration) -> Result<(), String> {
         self.node.stop_watching();
+        if let Some(web) = &self.web {
+            web.stop();
+        }
         if let Some(sql) = &self.sql {
             sql.stop(grace).await?;
         }
@@ -85,9 +90,18 @@ pub async fn start(config: CoordinatorConfig) -> Result<RunningCoordinator, Star
         Some(addr) => {
             let listener = tokio::net::TcpListener::bind(&addr).await.map_err(|e| StartError::Listen { addr: addr.clone(), reason: e.to_string() })?;
             let front = crate::sql::SqlFrontDoor::new(node.clone());
-            let handle = norrsken_common::flight::serve_flight_service(front, audit, listener, tls.clone(), on_failure)
+            let handle = norrsken_common::flight::serve_flight_service(front, audit, listener, tls.clone(), on_failure.clone())
                 .map_err(|reason| StartError::Listen { addr, reason })?;
             tracing::info!(addr = %handle.addr, "Flight SQL serving");
+            Some(handle)
+        }
+        None => None,
+    };
+    let web = match node.config.web_listen.clone() {
+        Some(addr) => {
+            let listener = tokio::net::TcpListener::bind(&addr).await.map_err(|e| StartError::Listen { addr: addr.clone(), reason: e.to_string() })?;
+            let handle = crate::web::serve(node.clone(), listener, tls.clone(), on_failure).map_err(|e| StartError::Listen { addr, reason: e.to_string() })?;
+            tracing::info!(addr = %handle.addr, "HTTPS serving");
             Some(handle)
         }
         None => None,
@@ -95,5 +109,5 @@ pub async fn start(config: CoordinatorConfig) -> Result<RunningCoordinator, Star
     node.watch_agent_versions();
     node.probe_open_circuits();
     tracing::info!(addr = %server.addr, agents = node.agents().len(), "coordinator serving");
-    Ok(RunningCoordinator { node, server, sql, tls, reject_hook })
+    Ok(RunningCoordinator { node, server, sql, web, tls, reject_hook })
 }
