@@ -83,6 +83,15 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
             println!("  {:<20} https://{}  (datalager version {})", a.node.region.name, a.server.addr, a.node.engine().data_version());
         }
         println!("and a coordinator at {} (mutual TLS, development certificates in {}).", federation.coordinator_url(), certs.display());
+        if let Some(web) = federation.web_url() {
+            println!("HTTPS API (the web app's, mutual TLS): {web}/api/catalog, POST {web}/api/query (docs/protocol.md); e.g.");
+            println!(
+                "  curl --cacert {c}/ca.pem --cert {c}/analyst.pem --key {c}/analyst.key --resolve {name}:{port}:127.0.0.1 https://{name}:{port}/api/regions",
+                c = certs.display(),
+                name = norrsken_common::pki::COORDINATOR_DNS_NAME,
+                port = web.rsplit(':').next().unwrap_or("")
+            );
+        }
         if let Some(sql) = federation.sql_url() {
             println!("SQL tools (Arrow Flight SQL: ADBC, JDBC, ODBC) connect to {sql}; see docs/sql.md. From Python:");
             println!("  import adbc_driver_flightsql.dbapi as fs; from adbc_driver_flightsql import DatabaseOptions as O");
