@@ -220,10 +220,21 @@ impl AnalysisTable {
         columns(self.kind, &self.keys)
     }
 
+    /// A column's position (as in [`columns`], without building the list).
+    pub fn index_of(&self, column: &str) -> Option<usize> {
+        match column {
+            "row" => Some(0),
+            "region" => Some(1),
+            "region_name" => Some(2),
+            _ => self.keys.iter().position(|b| b.name() == column).map(|i| 3 + i).or_else(|| {
+                kind_columns(self.kind).iter().position(|(n, _)| *n == column).map(|j| 3 + self.keys.len() + j)
+            }),
+        }
+    }
+
     /// A value by column name.
     pub fn get<'a>(&self, row: &'a [Value], column: &str) -> Option<&'a Value> {
-        let i = self.columns().iter().position(|(n, _)| n == column)?;
-        row.get(i)
+        row.get(self.index_of(column)?)
     }
 
     pub fn meta(&self, key: &str) -> Option<&str> {
@@ -343,6 +354,9 @@ mod tests {
                 })
                 .collect();
             t.rows.push(row);
+            for (i, (name, _)) in t.columns().iter().enumerate() {
+                assert_eq!(t.index_of(name), Some(i), "{name}");
+            }
             t.meta.push(("method".into(), "m".into()));
             let batch = t.to_record_batch().unwrap();
             let back = AnalysisTable::from_batches(&batch.schema(), &[batch.clone()]).unwrap();

@@ -138,6 +138,23 @@ pub struct ReleasedCell {
 }
 
 impl ReleasedCell {
+    /// A withheld cell: no values, its reasons and a suggestion.
+    pub fn withheld(region: &str, labels: &[String], category: Option<String>, reasons: Vec<Reason>, suggestion: Option<String>) -> ReleasedCell {
+        ReleasedCell {
+            region: region.to_string(),
+            labels: labels.to_vec(),
+            category,
+            numerator: None,
+            denominator: None,
+            value_sum: None,
+            value_sd: None,
+            status: CellStatus::Suppressed,
+            reasons,
+            suggestion,
+            standardised: None,
+        }
+    }
+
     pub fn reasons_text(&self) -> Option<String> {
         (!self.reasons.is_empty()).then(|| self.reasons.iter().map(|r| r.name()).collect::<Vec<_>>().join(","))
     }

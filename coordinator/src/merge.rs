@@ -8,7 +8,7 @@
 //! cannot recover a withheld regional cell. Pooled values are sums of released values, so
 //! they reveal nothing the regions did not release.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use norrsken_common::answer::{CellStatus, Reason, RegionAnswer};
 use norrsken_common::audit::{Anchor, RegionPart};
@@ -33,21 +33,28 @@ pub fn standardised_estimate(kind: Kind, d: &Standardised, rate_per: f64, level:
 /// The label of an age total.
 pub const TOTAL: &str = "total";
 
-/// The strata of the age total `row` among `rows` of the same kind and region: each band's
-/// released (events, persons), or None when a band is withheld or absent.
-pub fn band_strata(rows: &[ComparisonRow], row: &ComparisonRow, age: usize, bands: &[String]) -> Option<Vec<(f64, f64)>> {
-    bands
-        .iter()
-        .map(|band| {
-            let cell = rows.iter().find(|r| {
-                r.kind == row.kind
-                    && r.region == row.region
-                    && r.category == row.category
-                    && r.labels.iter().enumerate().all(|(i, l)| if i == age { l.as_deref() == Some(band.as_str()) } else { *l == row.labels[i] })
-            })?;
-            Some((cell.numerator? as f64, cell.denominator? as f64))
-        })
-        .collect()
+/// The released (events, persons) of a comparison's rows by kind, region, labels and
+/// category: built once, so finding every age total's bands is one lookup per band.
+pub struct BandIndex<'r>(HashMap<(RowKind, &'r str, &'r [Option<String>], Option<&'r str>), (Option<i64>, Option<i64>)>);
+
+impl<'r> BandIndex<'r> {
+    pub fn new(rows: &'r [ComparisonRow]) -> BandIndex<'r> {
+        BandIndex(rows.iter().map(|r| ((r.kind, r.region.as_str(), r.labels.as_slice(), r.category.as_deref()), (r.numerator, r.denominator))).collect())
+    }
+
+    /// The strata of the age total `row` (same kind and region): each band's released
+    /// (events, persons), or None when a band is withheld or absent.
+    pub fn strata(&self, row: &ComparisonRow, age: usize, bands: &[String]) -> Option<Vec<(f64, f64)>> {
+        let mut labels = row.labels.clone();
+        bands
+            .iter()
+            .map(|band| {
+                labels[age] = Some(band.clone());
+                let (n, d) = self.0.get(&(row.kind, row.region.as_str(), labels.as_slice(), row.category.as_deref()))?;
+                Some(((*n)? as f64, (*d)? as f64))
+            })
+            .collect()
+    }
 }
 
 /// Pooled standardised values, from the pooled age bands (released only where every
@@ -59,11 +66,12 @@ fn standardise_pooled(recipe: &Recipe, breakdowns: &[Breakdown], id: &str, rows:
     let bands = recipe.age_bands.labels();
     let weights = standard.weights(&recipe.age_bands);
     let rate_per = recipe.rate_per.unwrap_or(1000) as f64;
+    let index = BandIndex::new(rows);
     let values: Vec<(usize, Option<Standardised>)> = rows
         .iter()
         .enumerate()
         .filter(|(_, r)| r.kind == RowKind::Pooled && r.labels.get(age).and_then(|l| l.as_deref()) == Some(TOTAL) && r.numerator.is_some())
-        .map(|(i, r)| (i, band_strata(rows, r, age, &bands).and_then(|s| standardise(&s, &weights))))
+        .map(|(i, r)| (i, index.strata(r, age, &bands).and_then(|s| standardise(&s, &weights))))
         .collect();
     for (i, d) in values {
         let row = &mut rows[i];

@@ -459,22 +459,16 @@ pub fn protect(table: &CellTable, v: &ValidatedQuery, s: &Settings<'_>, ledger: 
             }
             if let (Some(days), true) = (incomplete, dropped) {
                 let last_index = s.data_end - chrono::Duration::days(days as i64);
-                out.push(ReleasedCell {
-                    region: c.region.clone(),
-                    labels: c.labels.clone(),
-                    category: c.category.clone(),
-                    numerator: None,
-                    denominator: None,
-                    value_sum: None,
-                    value_sd: None,
-                    status: CellStatus::Suppressed,
-                    reasons: vec![Reason::IncompleteFollowup],
-                    suggestion: Some(format!(
+                out.push(ReleasedCell::withheld(
+                    &c.region,
+                    &c.labels,
+                    c.category.clone(),
+                    vec![Reason::IncompleteFollowup],
+                    Some(format!(
                         "the outcome is followed for {days} days and the data end on {}: ask a period that ends by {} (or wait for newer data)",
                         s.data_end, last_index
                     )),
-                    standardised: None,
-                });
+                ));
                 continue;
             }
             let mut why = reasons[i].clone();
@@ -485,21 +479,15 @@ pub fn protect(table: &CellTable, v: &ValidatedQuery, s: &Settings<'_>, ledger: 
                 why.insert(Reason::IncompleteFollowup);
             }
             if withheld {
-                out.push(ReleasedCell {
-                    region: c.region.clone(),
-                    labels: c.labels.clone(),
-                    category: c.category.clone(),
-                    numerator: None,
-                    denominator: None,
-                    value_sum: None,
-                    value_sd: None,
-                    status: CellStatus::Suppressed,
-                    reasons: why.into_iter().collect(),
-                    suggestion: Some(suggestion(v, &c.labels, |coarser| {
+                out.push(ReleasedCell::withheld(
+                    &c.region,
+                    &c.labels,
+                    c.category.clone(),
+                    why.into_iter().collect(),
+                    Some(suggestion(v, &c.labels, |coarser| {
                         index.get(&(coarser.to_vec(), c.category.clone())).is_some_and(|&j| !cells[j].withheld && incomplete_followup(v, coarser, s.data_end).is_none())
                     })),
-                    standardised: None,
-                });
+                ));
                 continue;
             }
             let mut cell = release_cell(kind, c, s)?;

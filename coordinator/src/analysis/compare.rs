@@ -18,7 +18,7 @@ use norrsken_common::query::Comparator;
 use norrsken_common::standard::{standard, standardise};
 
 use super::{f, mover_difference, t, AnalysisError, Ctx, Point};
-use crate::merge::{band_strata, standardised_estimate};
+use crate::merge::{standardised_estimate, BandIndex};
 use crate::stats::{estimate_at, standard_deviation, sum_of_squares, Level};
 
 /// The comparator of one cell: its value and, where it has one, its intervals.
@@ -33,6 +33,7 @@ pub fn compare(ctx: &Ctx<'_>, c: &Comparison) -> Result<AnalysisTable, AnalysisE
     let against = ctx.spec.against;
     let mut table = ctx.table();
     let rows: Vec<&ComparisonRow> = c.rows.iter().filter(|r| ctx.takes_part(r)).collect();
+    let index = BandIndex::new(&c.rows);
     for row in &rows {
         let point = ctx.point(row);
         let mut note: Option<String> = None;
@@ -49,7 +50,7 @@ pub fn compare(ctx: &Ctx<'_>, c: &Comparison) -> Result<AnalysisTable, AnalysisE
                     }
                 }
             }
-            (_, Comparator::Others) => match others(ctx, c, row) {
+            (_, Comparator::Others) => match others(ctx, c, &index, row) {
                 Some(p) => Some(Against { value: p.value, ci95: Some(p.ci95), ci998: Some(p.ci998) }),
                 None => {
                     note = Some("the other regions' value of this cell cannot be formed (a region withheld its part, or no other region answered)".into());
@@ -111,7 +112,7 @@ pub fn compare(ctx: &Ctx<'_>, c: &Comparison) -> Result<AnalysisTable, AnalysisE
 
 /// The other regions' value of a region's cell: their released components added up, or
 /// their age bands added up and standardised; None when any of them withheld it.
-fn others(ctx: &Ctx<'_>, c: &Comparison, row: &ComparisonRow) -> Option<Point> {
+fn others(ctx: &Ctx<'_>, c: &Comparison, index: &BandIndex<'_>, row: &ComparisonRow) -> Option<Point> {
     let same = |r: &&ComparisonRow| r.kind == RowKind::Region && r.region != row.region && r.labels == row.labels && r.category == row.category;
     let peers: Vec<&ComparisonRow> = c.rows.iter().filter(same).collect();
     if peers.is_empty() {
@@ -123,7 +124,7 @@ fn others(ctx: &Ctx<'_>, c: &Comparison, row: &ComparisonRow) -> Option<Point> {
         let bands = ctx.recipe.age_bands.labels();
         let mut strata = vec![(0.0, 0.0); bands.len()];
         for p in &peers {
-            for (acc, (x, n)) in strata.iter_mut().zip(band_strata(&c.rows, p, age, &bands)?) {
+            for (acc, (x, n)) in strata.iter_mut().zip(index.strata(p, age, &bands)?) {
                 acc.0 += x;
                 acc.1 += n;
             }

@@ -23,7 +23,7 @@ use norrsken_common::cdm::EDUCATION_LEVELS;
 use norrsken_common::comparison::{Comparison, ComparisonRow, Estimate};
 
 use super::regression::{dot, wls_coefficients};
-use super::{f, group_by_key, mover_difference, mover_ratio, t, AnalysisError, Ctx, Point};
+use super::{f, group_by_key, mover_difference, mover_ratio, standard_error, t, AnalysisError, Ctx, Point};
 use crate::merge::TOTAL;
 use crate::stats::Level;
 
@@ -147,12 +147,11 @@ pub fn equity(ctx: &Ctx<'_>, c: &Comparison) -> Result<AnalysisTable, AnalysisEr
                 notes.push("no SII/RII: every group needs a released value".into());
                 None
             } else {
-                let z = Level::P95.z();
                 let input: Vec<(f64, f64, f64)> = points
                     .iter()
                     .filter_map(|(_, r, p)| {
                         let p = p.as_ref()?;
-                        Some((r.denominator.map(|d| d as f64).unwrap_or(f64::NAN), p.value, (p.ci95.upper - p.ci95.lower) / (2.0 * z)))
+                        Some((r.denominator.map(|d| d as f64).unwrap_or(f64::NAN), p.value, standard_error(p.ci95)))
                     })
                     .collect();
                 let out = slope_index(&input, log);

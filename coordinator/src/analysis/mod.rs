@@ -206,6 +206,11 @@ pub struct Point {
     pub denominator: Option<i64>,
 }
 
+/// The standard error a 95 % interval implies: its width / (2 · 1.96) (as PHE derives it).
+pub fn standard_error(e: Estimate) -> f64 {
+    (e.upper - e.lower) / (2.0 * Level::P95.z())
+}
+
 /// The interval of a difference `a - b` of independent estimates from their intervals
 /// (the method of variance estimates recovery, Newcombe 1998 method 10 for proportions,
 /// Zou and Donner 2008 in general).

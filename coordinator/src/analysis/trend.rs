@@ -22,7 +22,7 @@ use norrsken_common::comparison::{Comparison, ComparisonRow};
 use statrs::distribution::{ContinuousCDF, StudentsT};
 
 use super::regression::{dot, glm, wls_coefficients, Family};
-use super::{f, group_by_key, t, AnalysisError, Ctx, Point};
+use super::{f, group_by_key, standard_error, t, AnalysisError, Ctx, Point};
 use crate::stats::{normal_cdf, t_quantile, Level};
 
 /// A fitted trend: the change per year and its 95 % interval on the reported scale.
@@ -105,12 +105,11 @@ pub fn fit(kind: Kind, standardised: bool, points: &[(f64, Point)]) -> Option<Tr
             Some(Trend { model, unit, change: fit.slope.exp(), lower: lo.exp(), upper: hi.exp(), p_value: p, dispersion: fit.dispersion, ratio: true })
         }
         Kind::Mean | Kind::CostSum => {
-            let z = Level::P95.z();
             let ys = points.iter().map(|p| p.1.value).collect();
             let ws: Option<Vec<f64>> = points
                 .iter()
                 .map(|(_, p)| {
-                    let se = (p.ci95.upper - p.ci95.lower) / (2.0 * z);
+                    let se = standard_error(p.ci95);
                     (se > 0.0).then(|| 1.0 / (se * se))
                 })
                 .collect();
