@@ -68,3 +68,151 @@ async fn the_https_api_answers_like_the_flight_api() {
     // No certificate: no page.
     assert!(out["no_certificate"].is_string());
 }
+
+/// The web app in a real browser (tests/web_ui.py: Playwright from PyPI driving Debian's
+/// Chromium with the analyst's client certificate) against a federation of its own with the
+/// default protection (perturbation and the release ledger on): what the pages show equals
+/// the Flight answer; the report prints and downloads; strangers get no page; with an agent
+/// stopped the partial marking is visible. Screenshots go to `<target>/tmp/web-ui/`.
+#[test]
+fn the_web_app_in_a_real_browser() {
+    use norrsken::local::{LocalFederation, LocalOptions};
+    use norrsken::pki_dev::{CertSpec, CertificateAuthority};
+    use norrsken_common::pki::COORDINATOR_DNS_NAME;
+    use norrsken_common::query::IndicatorQuery;
+
+    use crate::fixtures::{client_as, datalager, TempDir};
+
+    norrsken_common::tls::install_crypto_provider();
+    let out = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("web-ui");
+    let _ = std::fs::remove_dir_all(&out);
+    std::fs::create_dir_all(&out).unwrap();
+    let tmp = TempDir::new("web-ui");
+    // A certificate from another CA, with the analyst's name.
+    let other = tmp.path().join("other-ca");
+    std::fs::create_dir_all(&other).unwrap();
+    let other_ca = CertificateAuthority::generate("Some other CA", 2).unwrap();
+    let stranger = other_ca.issue(&CertSpec::new("analyst", "analyst", false, true, 2)).unwrap();
+    std::fs::write(other.join("analyst.pem"), stranger.cert_pem).unwrap();
+    std::fs::write(other.join("analyst.key"), stranger.key_pem).unwrap();
+
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let mut fed = runtime.block_on(LocalFederation::start(datalager(), tmp.path(), &LocalOptions::default())).unwrap();
+    let base = fed.web_url().expect("the coordinator serves the web app");
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/web_ui.py");
+    let run = |phase: &str| -> Value {
+        let output = Command::new("python3").arg(script).arg(phase).arg(&base).arg(&fed.certs).arg(&other).arg(&out).output().unwrap();
+        assert!(output.status.success(), "web_ui.py {phase}: {}", String::from_utf8_lossy(&output.stderr));
+        serde_json::from_slice(&output.stdout).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&output.stdout)))
+    };
+    let ui = run("main");
+    assert_eq!(ui["page_errors"], serde_json::json!([]), "no script errors");
+
+    // Catalog: every recipe, searchable by title and programme area.
+    let recipes = fed.coordinator.node.base.catalog.latest().len() as u64;
+    assert_eq!(ui["catalog_cards"].as_u64(), Some(recipes));
+    assert!(ui["catalog_stroke"].as_u64().unwrap() >= 3 && ui["catalog_stroke"].as_u64().unwrap() < recipes, "{}", ui["catalog_stroke"]);
+    assert_eq!(ui["catalog_area"].as_u64(), Some(4), "the four diabetes recipes are in Endokrina sjukdomar");
+    assert!(ui["who"].as_str().unwrap().contains("analyst"), "{}", ui["who"]);
+
+    // The indicator view's chart: one mark per region, an interval for each released row
+    // (and the pooled one), the target line.
+    assert_eq!(ui["compare_dots"].as_u64(), Some(4), "{}", ui["cells_plain"]);
+    assert_eq!(ui["compare_pooled"].as_u64(), Some(1));
+    assert_eq!(ui["compare_intervals"].as_u64(), Some(5));
+    assert_eq!(ui["compare_target"].as_u64(), Some(1), "hip_fracture_surgery_24h has a target");
+    assert_eq!(ui["funnel_dots"].as_u64(), Some(4), "one funnel dot per region");
+    assert_eq!(ui["trend_rows"].as_array().unwrap().len(), 5, "a change per year for four regions and the pooled value");
+    assert!(!ui["equity_rows"].as_array().unwrap().is_empty());
+    assert_eq!(ui["partial_banners"].as_u64(), Some(0));
+    let prov = ui["provenance"].as_str().unwrap();
+    assert!(prov.contains("hip_fracture_surgery_24h@1") && prov.contains("Västerbotten") && prov.contains("Alla tillfrågade regioner svarade"), "{prov}");
+    let cached_ms = ui["cached_view_ms"].as_u64().expect("the cached view's time");
+
+    // The table's values equal the Flight answer for the same question.
+    let flight = |q: IndicatorQuery| {
+        runtime.block_on(async {
+            let mut client = client_as(&fed.coordinator_url(), &fed.certs, "analyst", COORDINATOR_DNS_NAME).await;
+            let (s, b) = fetch(&mut client, q.encode_ticket(None)).await.unwrap();
+            Comparison::from_batches(&s, &b).unwrap()
+        })
+    };
+    let check = |shown: &Value, c: &Comparison| {
+        let rows = shown.as_array().unwrap();
+        assert_eq!(rows.len(), c.rows.len(), "one table row per cell");
+        for r in &c.rows {
+            let labels = r.labels.iter().map(|l| l.clone().unwrap_or_default()).collect::<Vec<_>>().join("|");
+            let tr = rows
+                .iter()
+                .find(|x| x["data"]["region"] == r.region.as_str() && x["data"]["labels"] == labels.as_str() && x["data"]["kind"] == r.kind.name())
+                .unwrap_or_else(|| panic!("no row for {} {labels}", r.region));
+            assert_eq!(tr["data"]["numerator"].as_str().map(|s| s.parse::<i64>().unwrap()), r.numerator, "{} {labels}", r.region);
+            assert_eq!(tr["data"]["denominator"].as_str().map(|s| s.parse::<i64>().unwrap()), r.denominator);
+            assert_eq!(tr["data"]["value"].as_str().map(|s| s.parse::<f64>().unwrap()), r.estimate.map(|e| e.value));
+            assert_eq!(tr["data"]["status"], r.status.as_str());
+            if r.status == "suppressed" {
+                let cells: Vec<&str> = tr["cells"].as_array().unwrap().iter().map(|c| c.as_str().unwrap()).collect();
+                let n = cells.len();
+                assert!(!cells[n - 2].is_empty(), "a withheld cell shows its reasons in words: {cells:?}");
+                assert!(!cells[n - 2].contains("below_min_cell"), "reasons in words, not codes: {cells:?}");
+                assert_eq!(cells[n - 1], r.suggestion.clone().unwrap_or_default(), "and its suggestion");
+            }
+        }
+    };
+    let question = |indicator: &str, by: &[&str], period: &str| IndicatorQuery {
+        indicator: indicator.into(),
+        breakdowns: by.iter().map(|s| s.to_string()).collect(),
+        period: period.into(),
+        ..Default::default()
+    };
+    check(&ui["cells_plain"], &flight(question("hip_fracture_surgery_24h", &[], "2021..2024")));
+    let by_kommun = flight(question("stroke_reperfusion", &["kommun"], "2024"));
+    check(&ui["cells_kommun"], &by_kommun);
+    let withheld = ui["cells_kommun"].as_array().unwrap().iter().filter(|r| r["data"]["status"] == "suppressed").count();
+    assert!(withheld > 0, "small kommuner are withheld");
+    assert!(ui["cells_kommun"].as_array().unwrap().iter().any(|r| r["cells"].as_array().unwrap().iter().any(|c| c.as_str().unwrap().contains("för få personer"))));
+    assert!(ui["csv_head"].as_str().unwrap().starts_with("row_kind,region,region_name"), "{}", ui["csv_head"]);
+    assert_eq!(ui["lang_en"]["html"], "en");
+    assert_eq!(ui["lang_en"]["h2"], "Comparison of the regions");
+    assert_eq!(ui["first_tab"], "skip", "the first Tab reaches the skip link");
+
+    // The report: the region named, a summary, one page per indicator and the own table; the
+    // printed page and the downloaded PDF both have 1 + 2 + 1 pages.
+    assert_eq!(ui["report_sections"].as_u64(), Some(3), "two indicators and the own table");
+    assert!(ui["report_heading"].as_str().unwrap().contains("Västerbotten"));
+    assert!(ui["report_summary"].as_array().unwrap().len() >= 4, "{}", ui["report_summary"]);
+    assert!(ui["report_own"].as_str().unwrap().contains("MARKER-OWN-7431"));
+    for pdf in ["report-print", "report-download"] {
+        assert_eq!(ui[pdf]["pages"].as_u64(), Some(4), "{pdf}: {}", ui[pdf]["text"]);
+        assert!(ui[pdf]["first_page"].as_str().unwrap().contains("Västerbotten"), "{pdf}: {}", ui[pdf]["first_page"]);
+        assert!(ui[pdf]["text"].as_str().unwrap().contains("MARKER-OWN-7431"), "{pdf} carries the own table");
+    }
+    let sheets: Vec<&str> = ui["report_xlsx_sheets"].as_array().unwrap().iter().map(|s| s.as_str().unwrap()).collect();
+    assert_eq!(sheets, ["Summary", "Comparison", "Trend", "Own source", "Provenance"]);
+    // The own table never reached an agent.
+    for region in ["22", "23", "24", "25"] {
+        let dir = fed.dir.join("audit").join(format!("agent-{region}"));
+        for f in std::fs::read_dir(&dir).unwrap().flatten() {
+            let text = std::fs::read_to_string(f.path()).unwrap_or_default();
+            assert!(!text.contains("MARKER-OWN-7431"), "the own table reached agent {region}");
+        }
+    }
+    // Strangers get no page: the TLS handshake fails before any HTTP.
+    for stranger in ["no_certificate", "other_ca"] {
+        let r = &ui[stranger];
+        assert_eq!(r["app"], false, "{stranger}: {r}");
+        let why = format!("{}{}", r["error"].as_str().unwrap_or(""), r["page"].as_str().unwrap_or(""));
+        assert!(why.contains("ERR_") || why.contains("unknown ca") || why.contains("certificate"), "{stranger}: {r}");
+    }
+
+    // One agent stopped: the partial marking is visible.
+    let stopped = fed.agents.remove(3);
+    let name = stopped.node.region.name;
+    runtime.block_on(stopped.stop(std::time::Duration::from_secs(5))).unwrap();
+    let ui = run("partial");
+    assert_eq!(ui["page_errors"], serde_json::json!([]));
+    assert!(ui["partial_banners"].as_u64().unwrap() >= 2, "the banner at the top and in the provenance footer");
+    assert!(ui["partial_text"].as_str().unwrap().contains(name), "{}", ui["partial_text"]);
+    runtime.block_on(fed.stop()).unwrap();
+    eprintln!("web app screenshots in {} (a cached view drawn in {cached_ms} ms)", out.display());
+}

@@ -5,14 +5,17 @@
 //! - [`merge`] and [`stats`]: the comparison and its intervals;
 //! - [`agents`]: the agents over Arrow Flight; [`watch`]: their versions; [`circuit`]:
 //!   which regions are not asked until they answer a probe;
+//! - [`report`]: the regional report; [`export`]: answers and reports as CSV, xlsx and PDF;
 //! - [`node`]: authentication and actions behind every front door; [`server`]: starting.
 
 pub mod agents;
 pub mod analysis;
 pub mod circuit;
 pub mod config;
+pub mod export;
 pub mod merge;
 pub mod node;
+pub mod report;
 pub mod server;
 pub mod service;
 pub mod sql;

@@ -84,12 +84,12 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         }
         println!("and a coordinator at {} (mutual TLS, development certificates in {}).", federation.coordinator_url(), certs.display());
         if let Some(web) = federation.web_url() {
-            println!("HTTPS API (the web app's, mutual TLS): {web}/api/catalog, POST {web}/api/query (docs/protocol.md); e.g.");
+            let port = web.rsplit(':').next().unwrap_or("");
+            println!("Web app (mutual TLS; docs/web.md): https://localhost:{port}/  and its JSON API, POST {web}/api/query (docs/protocol.md); e.g.");
             println!(
                 "  curl --cacert {c}/ca.pem --cert {c}/analyst.pem --key {c}/analyst.key --resolve {name}:{port}:127.0.0.1 https://{name}:{port}/api/regions",
                 c = certs.display(),
                 name = norrsken_common::pki::COORDINATOR_DNS_NAME,
-                port = web.rsplit(':').next().unwrap_or("")
             );
         }
         if let Some(sql) = federation.sql_url() {
@@ -129,6 +129,16 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
             println!("  norrsken trend stroke_reperfusion --period 2021..2025");
             println!("  norrsken equity diabetes_hba1c_over_70 --period 2023..2025 --dimension education");
             println!("  norrsken funnel hip_fracture_surgery_24h --period 2021..2025 --units kommun\n");
+            if let Some(web) = federation.web_url() {
+                let port = web.rsplit(':').next().unwrap_or("");
+                println!("The web app: https://localhost:{port}/ (catalog, indicator view, regional report).");
+                println!("Your browser needs the development analyst certificate and must trust the development CA:");
+                println!("  openssl pkcs12 -export -in {c}/analyst.pem -inkey {c}/analyst.key -certfile {c}/ca.pem -out {c}/analyst.p12 -passout pass:norrsken", c = c.display());
+                println!("  Firefox: Settings > Privacy & Security > Certificates > View Certificates: Your Certificates > Import {}/analyst.p12 (password norrsken),", c.display());
+                println!("           Authorities > Import {}/ca.pem (trust for websites).", c.display());
+                println!("  Chrome/Edge: Settings > Privacy and security > Security > Manage certificates: import analyst.p12 under Your certificates, ca.pem under Trusted authorities.");
+                println!("  A browser without the certificate, or with one from another CA, gets no page (the TLS handshake fails).\n");
+            }
             println!("Press Ctrl-C to stop.");
             tokio::signal::ctrl_c().await?;
         }

@@ -16,8 +16,8 @@ mod indicators;
 mod layout;
 mod query;
 mod render;
+mod report;
 mod synth;
-mod xlsx;
 
 #[derive(Parser)]
 #[command(name = "norrsken", version, about = "Federated, disclosure-controlled indicator queries across Swedish healthcare regions")]
@@ -40,6 +40,9 @@ enum Command {
     Equity(analyse::AnalysisArgs),
     /// A funnel plot's control limits and the units outside them.
     Funnel(analyse::AnalysisArgs),
+    /// A regional report (PDF, xlsx or JSON): the region against the others and the target,
+    /// trends, and a summary of strengths and weaknesses.
+    Report(report::ReportArgs),
     /// Development certificates.
     Certs(certs::CertsArgs),
     /// Verify, review, reconcile and fetch audit logs.
@@ -71,6 +74,7 @@ pub fn main() -> ExitCode {
         Command::Trend(args) => ok(analyse::run(AnalysisKind::Trend, args)),
         Command::Equity(args) => ok(analyse::run(AnalysisKind::Equity, args)),
         Command::Funnel(args) => ok(analyse::run(AnalysisKind::Funnel, args)),
+        Command::Report(args) => ok(report::run(args)),
         Command::Certs(args) => ok(certs::run(args)),
         Command::Audit(args) => audit::run(args),
         Command::Synth(args) => ok(synth::run(args)),

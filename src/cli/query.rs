@@ -98,9 +98,8 @@ pub fn write_batches(format: &str, schema: &SchemaRef, batches: &[RecordBatch], 
         "xlsx" => {
             let Some(path) = out else { bail!("--format xlsx needs --out FILE") };
             drop(sink);
-            let comparison = norrsken_common::comparison::Comparison::from_batches(schema, batches)
-                .map_err(|e| anyhow::anyhow!("--format xlsx writes comparisons (not analyses): {e}"))?;
-            super::xlsx::write(&comparison, path)?;
+            let bytes = norrsken_coordinator::export::answer_xlsx(schema, batches)?;
+            std::fs::write(path, bytes).with_context(|| format!("writing {}", path.display()))?;
         }
         other => bail!("--format '{other}' must be table, csv, json, parquet or xlsx"),
     }

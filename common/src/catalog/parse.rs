@@ -40,6 +40,8 @@ struct RecipeFile {
     categories: Vec<Category>,
     #[serde(default)]
     plausible: Option<Plausible>,
+    #[serde(default)]
+    area: Option<Text>,
 }
 
 
@@ -262,6 +264,7 @@ pub fn parse_recipe(file: &str, text: &str) -> Result<Recipe, CatalogError> {
         numerator: raw.numerator,
         categories: raw.categories,
         plausible: raw.plausible,
+        area: raw.area,
         hash,
         file: file.to_string(),
     })

@@ -153,6 +153,9 @@ pub struct Recipe {
     pub numerator: Option<Text>,
     pub categories: Vec<Category>,
     pub plausible: Option<Plausible>,
+    /// The national programme area (nationellt programområde) the indicator belongs to, for
+    /// finding it in the catalog and choosing a report's indicators.
+    pub area: Option<Text>,
     /// SHA-256 of the recipe file, hex.
     pub hash: String,
     /// The file the recipe came from.

@@ -1,0 +1,546 @@
+//! The regional report: for one region, a set of indicators and a period, each indicator's
+//! comparison with the other regions (significance), its target, its yearly trend, and a
+//! generated summary of the region's strengths and weaknesses.
+//!
+//! Built from ordinary indicator questions (a `compare` analysis against the other regions
+//! and a `trend` analysis per indicator) asked through an [`Ask`] — the coordinator's query
+//! service for the web app, a Flight connection for `norrsken report` — so the report is
+//! protected, merged and audited exactly as any other answer. The report itself is plain
+//! data ([`Report`]); [`crate::export`] renders it as PDF and xlsx, the web app as a page.
+//!
+//! The analyst's own table ([`OwnTable`], an uploaded CSV) is carried into the report as its
+//! own source; it is never part of a question and never reaches an agent.
+
+pub mod summary;
+
+use std::collections::BTreeSet;
+use std::future::Future;
+
+use arrow::datatypes::SchemaRef;
+use arrow::record_batch::RecordBatch;
+use norrsken_common::analysis::{AnalysisTable, Value};
+use norrsken_common::comparison::{RegionReport, RegionState};
+use norrsken_common::geography::NORRA;
+use norrsken_common::query::{AnalysisKind, AnalysisSpec, Comparator, IndicatorQuery, QueryOptions};
+use serde::{Deserialize, Serialize};
+
+pub use summary::summarise;
+
+/// The most indicators one report asks for (each costs two federated questions).
+pub const MAX_INDICATORS: usize = 40;
+/// Limits of the analyst's own table.
+pub const MAX_OWN_ROWS: usize = 500;
+pub const MAX_OWN_COLUMNS: usize = 20;
+pub const MAX_OWN_CELL: usize = 200;
+
+/// Report language.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Lang {
+    #[default]
+    Sv,
+    En,
+}
+
+/// What the analyst asks for.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReportRequest {
+    /// The region: county code (`24`), or its name.
+    pub region: String,
+    /// Indicator ids; empty when `area` chooses them.
+    #[serde(default)]
+    pub indicators: Vec<String>,
+    /// A programme area (Swedish or English name, case-insensitive): every indicator in it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub area: Option<String>,
+    /// The period, e.g. `2021..2025` (the trend needs three or more years).
+    pub period: String,
+    #[serde(default)]
+    pub lang: Lang,
+    /// The analyst's own aggregates, shown as their own source.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub own: Option<OwnTable>,
+}
+
+/// An analyst's own table of aggregates (from an uploaded CSV).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OwnTable {
+    /// What the table is (the file name by default).
+    pub title: String,
+    pub columns: Vec<String>,
+    pub rows: Vec<Vec<String>>,
+}
+
+impl OwnTable {
+    /// Reads a CSV (first line = column names; comma or semicolon separated, as Swedish
+    /// spreadsheets write it), naming the line and the problem when it cannot.
+    pub fn from_csv(title: &str, text: &str) -> Result<OwnTable, ReportError> {
+        let first = text.lines().next().unwrap_or("");
+        let delimiter = if first.matches(';').count() > first.matches(',').count() { b';' } else { b',' };
+        let mut reader = csv::ReaderBuilder::new().delimiter(delimiter).has_headers(true).flexible(false).from_reader(text.as_bytes());
+        let bad = |line: usize, reason: String| ReportError::OwnTable(format!("{title}, line {line}: {reason}"));
+        let columns: Vec<String> = reader.headers().map_err(|e| bad(1, e.to_string()))?.iter().map(|s| s.trim().to_string()).collect();
+        let mut rows = Vec::new();
+        for (i, record) in reader.records().enumerate() {
+            let record = record.map_err(|e| bad(i + 2, e.to_string()))?;
+            rows.push(record.iter().map(|s| s.trim().to_string()).collect());
+        }
+        let table = OwnTable { title: title.to_string(), columns, rows };
+        table.check()?;
+        Ok(table)
+    }
+
+    /// Checks the table's shape and size.
+    pub fn check(&self) -> Result<(), ReportError> {
+        let bad = |reason: String| Err(ReportError::OwnTable(format!("{}: {reason}", norrsken_common::text::quote(&self.title))));
+        if self.columns.is_empty() || self.columns.iter().all(|c| c.is_empty()) {
+            return bad("no column names on the first line".into());
+        }
+        if self.columns.len() > MAX_OWN_COLUMNS {
+            return bad(format!("{} columns; at most {MAX_OWN_COLUMNS}", self.columns.len()));
+        }
+        if self.rows.len() > MAX_OWN_ROWS {
+            return bad(format!("{} rows; at most {MAX_OWN_ROWS}", self.rows.len()));
+        }
+        for (i, row) in self.rows.iter().enumerate() {
+            if row.len() != self.columns.len() {
+                return bad(format!("row {} has {} values, the header {}", i + 1, row.len(), self.columns.len()));
+            }
+            if let Some(cell) = row.iter().find(|c| c.chars().count() > MAX_OWN_CELL) {
+                return bad(format!("row {}: a value of {} characters; at most {MAX_OWN_CELL}", i + 1, cell.chars().count()));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Why a report cannot be made. Every variant names what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReportError {
+    #[error("unknown region {}; the regions are {known}", norrsken_common::text::quote(.region))]
+    UnknownRegion { region: String, known: String },
+    #[error("unknown programme area {}; the areas are {known}", norrsken_common::text::quote(.area))]
+    UnknownArea { area: String, known: String },
+    #[error("unknown indicator {}", norrsken_common::text::quote(.0))]
+    UnknownIndicator(String),
+    #[error("no indicators: name them, or a programme area")]
+    NoIndicators,
+    #[error("{0} indicators; a report takes at most {MAX_INDICATORS}")]
+    TooManyIndicators(usize),
+    #[error("own table {0}")]
+    OwnTable(String),
+    #[error("catalog: {0}")]
+    Catalog(String),
+}
+
+/// Where the report's questions go: the coordinator's query service or a connection to it.
+pub trait Ask {
+    /// Answers one indicator question (schema with `norrsken.*` metadata, batches).
+    fn ask(&self, query: &IndicatorQuery) -> impl Future<Output = Result<(SchemaRef, Vec<RecordBatch>), String>> + Send;
+    /// The catalog as the `catalog` action returns it.
+    fn catalog(&self) -> impl Future<Output = Result<serde_json::Value, String>> + Send;
+}
+
+/// One region's value of one indicator over the period, against the other regions.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RegionValue {
+    pub region: String,
+    pub region_name: String,
+    /// `region` or `pooled`.
+    pub row: String,
+    pub numerator: Option<i64>,
+    pub denominator: Option<i64>,
+    pub value: Option<f64>,
+    pub lower: Option<f64>,
+    pub upper: Option<f64>,
+    /// Against the other regions pooled: `better`/`worse` (or `higher`/`lower` without a
+    /// better direction), `similar`, `not_compared`.
+    pub significance: Option<String>,
+    pub others_value: Option<f64>,
+    pub status: String,
+    pub note: Option<String>,
+}
+
+/// One year of one region's trend.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrendPoint {
+    pub region: String,
+    pub region_name: String,
+    pub row: String,
+    pub year: i64,
+    pub value: Option<f64>,
+    pub lower: Option<f64>,
+    pub upper: Option<f64>,
+    pub status: String,
+}
+
+/// A region's change per year.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Change {
+    pub change: Option<f64>,
+    pub lower: Option<f64>,
+    pub upper: Option<f64>,
+    pub unit: Option<String>,
+    /// `improving`, `worsening`, `increasing`, `decreasing`, `no_significant_change`, `not_computed`.
+    pub flag: String,
+    pub note: Option<String>,
+}
+
+/// Where the region stands against the target level.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TargetVerdict {
+    /// The value is on the better side of the target.
+    Meets,
+    /// The whole interval is on the worse side.
+    Misses,
+    /// The value is on the worse side, the interval reaches the target.
+    Uncertain,
+    /// No value, or no better direction to judge by.
+    NotAssessed,
+}
+
+/// One indicator's section of the report.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReportIndicator {
+    pub id: String,
+    /// `id@version`.
+    pub recipe: String,
+    pub title: String,
+    pub title_sv: String,
+    pub kind: String,
+    /// What the value is, in words.
+    pub value: String,
+    pub better: Option<String>,
+    pub target: Option<f64>,
+    pub target_source: Option<String>,
+    /// Every region (and the pooled value), in the answer's order.
+    pub regions: Vec<RegionValue>,
+    pub trend: Vec<TrendPoint>,
+    /// The report region's change per year.
+    pub change: Option<Change>,
+    /// The report region's row.
+    pub focus: Option<RegionValue>,
+    pub target_verdict: TargetVerdict,
+    /// Regions that did not answer (the comparison is partial).
+    pub missing: Vec<String>,
+    /// Provenance: each region's state, data and policy version.
+    pub sources: Vec<RegionReport>,
+    pub query_ids: Vec<String>,
+    /// Why this indicator has no numbers (a question was refused or failed).
+    pub error: Option<String>,
+}
+
+/// A whole report.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    pub region: String,
+    pub region_name: String,
+    pub period: String,
+    pub lang: Lang,
+    /// When it was made (RFC 3339, UTC).
+    pub generated: String,
+    pub summary: Vec<String>,
+    pub indicators: Vec<ReportIndicator>,
+    pub own: Option<OwnTable>,
+    /// True when any indicator lacks a region's part.
+    pub partial: bool,
+}
+
+/// Finds a region by code or name (case-insensitive).
+pub fn find_region(asked: &str) -> Result<&'static norrsken_common::geography::Region, ReportError> {
+    let a = asked.trim().to_lowercase();
+    NORRA.iter().find(|r| r.code == a || r.name.to_lowercase() == a || r.slug == a || r.iso.to_lowercase() == a).ok_or_else(|| ReportError::UnknownRegion {
+        region: asked.to_string(),
+        known: NORRA.iter().map(|r| format!("{} {}", r.code, r.name)).collect::<Vec<_>>().join(", "),
+    })
+}
+
+/// The indicators a request names, checked against the catalog, in catalog order for an
+/// area and in the asked order otherwise.
+pub fn resolve_indicators(request: &ReportRequest, catalog: &serde_json::Value) -> Result<Vec<String>, ReportError> {
+    let recipes = catalog["recipes"].as_array().ok_or_else(|| ReportError::Catalog("no recipes".into()))?;
+    let id_of = |r: &serde_json::Value| r["id"].as_str().unwrap_or("").to_string();
+    let mut ids: Vec<String> = Vec::new();
+    if let Some(area) = request.area.as_deref().filter(|a| !a.trim().is_empty()) {
+        let a = area.trim().to_lowercase();
+        let matches = |r: &serde_json::Value| ["sv", "en"].iter().any(|l| r["area"][l].as_str().is_some_and(|s| s.to_lowercase() == a));
+        ids.extend(recipes.iter().filter(|r| matches(r)).map(id_of));
+        if ids.is_empty() {
+            let known: BTreeSet<&str> = recipes.iter().filter_map(|r| r["area"]["sv"].as_str()).collect();
+            return Err(ReportError::UnknownArea { area: area.to_string(), known: known.into_iter().collect::<Vec<_>>().join(", ") });
+        }
+    }
+    for id in &request.indicators {
+        let id = id.trim();
+        if !recipes.iter().any(|r| r["id"] == id) {
+            return Err(ReportError::UnknownIndicator(id.to_string()));
+        }
+        if !ids.iter().any(|x| x == id) {
+            ids.push(id.to_string());
+        }
+    }
+    if ids.is_empty() {
+        return Err(ReportError::NoIndicators);
+    }
+    if ids.len() > MAX_INDICATORS {
+        return Err(ReportError::TooManyIndicators(ids.len()));
+    }
+    Ok(ids)
+}
+
+/// The two questions of one indicator's section.
+pub fn questions(indicator: &str, period: &str) -> [IndicatorQuery; 2] {
+    let ask = |breakdowns: Vec<String>, kind: AnalysisKind| IndicatorQuery {
+        indicator: indicator.to_string(),
+        breakdowns,
+        period: period.to_string(),
+        options: QueryOptions {
+            analysis: Some(AnalysisSpec { kind, against: Comparator::Others, dimension: None, units: None }),
+            ..QueryOptions::default()
+        },
+        ..IndicatorQuery::default()
+    };
+    [ask(vec![], AnalysisKind::Compare), ask(vec!["year".into()], AnalysisKind::Trend)]
+}
+
+/// Builds the report: checks the request, asks every indicator's two questions (in turn,
+/// so a report is no heavier on the agents than an analyst asking them one by one), and
+/// writes the summary.
+pub async fn build(asker: &impl Ask, request: &ReportRequest) -> Result<Report, ReportError> {
+    let region = find_region(&request.region)?;
+    if let Some(own) = &request.own {
+        own.check()?;
+    }
+    let catalog = asker.catalog().await.map_err(ReportError::Catalog)?;
+    let ids = resolve_indicators(request, &catalog)?;
+    let mut indicators = Vec::with_capacity(ids.len());
+    for id in &ids {
+        indicators.push(section(asker, id, &request.period, region.code).await);
+    }
+    let partial = indicators.iter().any(|i| !i.missing.is_empty());
+    let mut report = Report {
+        region: region.code.to_string(),
+        region_name: region.name.to_string(),
+        period: request.period.clone(),
+        lang: request.lang,
+        generated: chrono_now(),
+        summary: Vec::new(),
+        indicators,
+        own: request.own.clone(),
+        partial,
+    };
+    report.summary = summarise(&report);
+    Ok(report)
+}
+
+fn chrono_now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+async fn section(asker: &impl Ask, id: &str, period: &str, focus: &str) -> ReportIndicator {
+    let [compare_q, trend_q] = questions(id, period);
+    let mut out = ReportIndicator {
+        id: id.to_string(),
+        recipe: String::new(),
+        title: id.to_string(),
+        title_sv: id.to_string(),
+        kind: String::new(),
+        value: String::new(),
+        better: None,
+        target: None,
+        target_source: None,
+        regions: Vec::new(),
+        trend: Vec::new(),
+        change: None,
+        focus: None,
+        target_verdict: TargetVerdict::NotAssessed,
+        missing: Vec::new(),
+        sources: Vec::new(),
+        query_ids: Vec::new(),
+        error: None,
+    };
+    let compare = match read(asker, &compare_q).await {
+        Ok(t) => t,
+        Err(e) => {
+            out.error = Some(e);
+            return out;
+        }
+    };
+    let meta = |t: &AnalysisTable, k: &str| t.meta(k).filter(|s| !s.is_empty()).map(str::to_string);
+    out.recipe = meta(&compare, "recipe").unwrap_or_default();
+    out.title = meta(&compare, "title").unwrap_or_else(|| id.to_string());
+    out.title_sv = meta(&compare, "title_sv").unwrap_or_else(|| out.title.clone());
+    out.kind = meta(&compare, "kind").unwrap_or_default();
+    out.value = meta(&compare, "value").unwrap_or_default();
+    out.better = meta(&compare, "better");
+    out.target = meta(&compare, "target").and_then(|s| s.parse().ok());
+    out.target_source = meta(&compare, "target_source");
+    out.query_ids.extend(meta(&compare, "query_id"));
+    out.sources = meta(&compare, "regions").and_then(|s| serde_json::from_str(&s).ok()).unwrap_or_default();
+    out.missing = out.sources.iter().filter(|r| r.status != RegionState::Ok).map(|r| r.name.clone()).collect();
+    let text = |t: &AnalysisTable, row: &[Value], c: &str| t.get(row, c).and_then(Value::as_text).map(str::to_string);
+    let float = |t: &AnalysisTable, row: &[Value], c: &str| t.get(row, c).and_then(Value::as_float);
+    let int = |t: &AnalysisTable, row: &[Value], c: &str| t.get(row, c).and_then(Value::as_int);
+    for row in &compare.rows {
+        out.regions.push(RegionValue {
+            region: text(&compare, row, "region").unwrap_or_default(),
+            region_name: text(&compare, row, "region_name").unwrap_or_default(),
+            row: text(&compare, row, "row").unwrap_or_default(),
+            numerator: int(&compare, row, "numerator"),
+            denominator: int(&compare, row, "denominator"),
+            value: float(&compare, row, "value"),
+            lower: float(&compare, row, "ci_lower"),
+            upper: float(&compare, row, "ci_upper"),
+            significance: text(&compare, row, "significance"),
+            others_value: float(&compare, row, "comparator_value"),
+            status: text(&compare, row, "status").unwrap_or_default(),
+            note: text(&compare, row, "note"),
+        });
+    }
+    out.focus = out.regions.iter().find(|r| r.row == "region" && r.region == focus).cloned();
+    out.target_verdict = target_verdict(out.focus.as_ref(), out.target, out.better.as_deref());
+    let pooled = out.regions.iter().find(|r| r.row == "pooled").map(|r| r.region.clone());
+    match read(asker, &trend_q).await {
+        Ok(trend) => {
+            out.query_ids.extend(meta(&trend, "query_id"));
+            for row in &trend.rows {
+                let what = text(&trend, row, "row").unwrap_or_default();
+                let region = text(&trend, row, "region").unwrap_or_default();
+                if what == "trend" {
+                    if region == focus {
+                        out.change = Some(Change {
+                            change: float(&trend, row, "change"),
+                            lower: float(&trend, row, "change_lower"),
+                            upper: float(&trend, row, "change_upper"),
+                            unit: text(&trend, row, "change_unit"),
+                            flag: text(&trend, row, "flag").unwrap_or_else(|| "not_computed".into()),
+                            note: text(&trend, row, "note"),
+                        });
+                    }
+                    continue;
+                }
+                let Some(year) = int(&trend, row, "year") else { continue };
+                out.trend.push(TrendPoint {
+                    row: if Some(&region) == pooled.as_ref() { "pooled".into() } else { "region".into() },
+                    region,
+                    region_name: text(&trend, row, "region_name").unwrap_or_default(),
+                    year,
+                    value: float(&trend, row, "value"),
+                    lower: float(&trend, row, "ci_lower"),
+                    upper: float(&trend, row, "ci_upper"),
+                    status: text(&trend, row, "status").unwrap_or_default(),
+                });
+            }
+        }
+        Err(e) => out.error = Some(format!("trend: {e}")),
+    }
+    out
+}
+
+async fn read(asker: &impl Ask, q: &IndicatorQuery) -> Result<AnalysisTable, String> {
+    let (schema, batches) = asker.ask(q).await?;
+    AnalysisTable::from_batches(&schema, &batches).map_err(|e| e.to_string())
+}
+
+/// The region's value against the target level.
+pub fn target_verdict(focus: Option<&RegionValue>, target: Option<f64>, better: Option<&str>) -> TargetVerdict {
+    let (Some(f), Some(target)) = (focus, target) else { return TargetVerdict::NotAssessed };
+    let (Some(v), Some(lo), Some(hi)) = (f.value, f.lower, f.upper) else { return TargetVerdict::NotAssessed };
+    let higher_better = match better {
+        Some("higher") => true,
+        Some("lower") => false,
+        _ => return TargetVerdict::NotAssessed,
+    };
+    let meets = if higher_better { v >= target } else { v <= target };
+    let misses = if higher_better { hi < target } else { lo > target };
+    if meets {
+        TargetVerdict::Meets
+    } else if misses {
+        TargetVerdict::Misses
+    } else {
+        TargetVerdict::Uncertain
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn value(v: f64, lo: f64, hi: f64) -> RegionValue {
+        RegionValue {
+            region: "24".into(),
+            region_name: "Västerbotten".into(),
+            row: "region".into(),
+            numerator: None,
+            denominator: None,
+            value: Some(v),
+            lower: Some(lo),
+            upper: Some(hi),
+            significance: None,
+            others_value: None,
+            status: "released".into(),
+            note: None,
+        }
+    }
+
+    #[test]
+    fn the_target_verdict_follows_the_better_direction_and_the_interval() {
+        assert_eq!(target_verdict(Some(&value(0.2, 0.18, 0.22)), Some(0.15), Some("higher")), TargetVerdict::Meets);
+        assert_eq!(target_verdict(Some(&value(0.1, 0.08, 0.12)), Some(0.15), Some("higher")), TargetVerdict::Misses);
+        assert_eq!(target_verdict(Some(&value(0.14, 0.10, 0.18)), Some(0.15), Some("higher")), TargetVerdict::Uncertain);
+        assert_eq!(target_verdict(Some(&value(0.1, 0.08, 0.12)), Some(0.15), Some("lower")), TargetVerdict::Meets);
+        assert_eq!(target_verdict(Some(&value(0.2, 0.18, 0.22)), Some(0.15), Some("lower")), TargetVerdict::Misses);
+        assert_eq!(target_verdict(Some(&value(0.2, 0.18, 0.22)), Some(0.15), None), TargetVerdict::NotAssessed);
+        assert_eq!(target_verdict(Some(&value(0.2, 0.18, 0.22)), None, Some("higher")), TargetVerdict::NotAssessed);
+    }
+
+    #[test]
+    fn regions_are_found_by_code_or_name_and_unknown_ones_named() {
+        assert_eq!(find_region("24").unwrap().name, "Västerbotten");
+        assert_eq!(find_region("norrbotten").unwrap().code, "25");
+        assert_eq!(find_region("Jämtland Härjedalen").unwrap().code, "23");
+        let e = find_region("Skåne").unwrap_err().to_string();
+        assert!(e.contains("Skåne") && e.contains("24 Västerbotten"), "{e}");
+    }
+
+    #[test]
+    fn indicators_come_from_the_list_or_the_area_and_unknown_ones_are_named() {
+        let catalog = serde_json::json!({"recipes": [
+            {"id": "a", "area": {"sv": "Endokrina sjukdomar", "en": "Endocrine diseases"}},
+            {"id": "b", "area": {"sv": "Psykisk hälsa", "en": "Mental health"}},
+            {"id": "c", "area": {"sv": "Endokrina sjukdomar", "en": "Endocrine diseases"}},
+        ]});
+        let req = |ids: &[&str], area: Option<&str>| ReportRequest {
+            region: "24".into(),
+            indicators: ids.iter().map(|s| s.to_string()).collect(),
+            area: area.map(String::from),
+            period: "2021..2025".into(),
+            ..Default::default()
+        };
+        assert_eq!(resolve_indicators(&req(&[], Some("endocrine diseases")), &catalog).unwrap(), ["a", "c"]);
+        assert_eq!(resolve_indicators(&req(&["b", "a"], Some("Endokrina sjukdomar")), &catalog).unwrap(), ["a", "c", "b"]);
+        assert_eq!(resolve_indicators(&req(&["c", "b"], None), &catalog).unwrap(), ["c", "b"]);
+        assert_eq!(resolve_indicators(&req(&[], None), &catalog), Err(ReportError::NoIndicators));
+        assert!(resolve_indicators(&req(&["zz"], None), &catalog).unwrap_err().to_string().contains("zz"));
+        let e = resolve_indicators(&req(&[], Some("Kirurgi")), &catalog).unwrap_err().to_string();
+        assert!(e.contains("Kirurgi") && e.contains("Psykisk hälsa"), "{e}");
+    }
+
+    #[test]
+    fn an_own_table_is_read_from_csv_with_either_separator_and_bad_ones_are_named() {
+        let t = OwnTable::from_csv("egna.csv", "Mått;Värde\nVäntetid (dagar);12\nBesök;340\n").unwrap();
+        assert_eq!(t.columns, ["Mått", "Värde"]);
+        assert_eq!(t.rows[1], ["Besök", "340"]);
+        let t = OwnTable::from_csv("own.csv", "a,b\n1,2\n").unwrap();
+        assert_eq!(t.rows, [["1", "2"]]);
+        let e = OwnTable::from_csv("own.csv", "a,b\n1,2,3\n").unwrap_err().to_string();
+        assert!(e.contains("own.csv") && e.contains("line 2"), "{e}");
+        let e = OwnTable::from_csv("own.csv", "").unwrap_err().to_string();
+        assert!(e.contains("no column names"), "{e}");
+        let big = format!("a\n{}", "1\n".repeat(MAX_OWN_ROWS + 1));
+        assert!(OwnTable::from_csv("own.csv", &big).unwrap_err().to_string().contains("rows"));
+    }
+}

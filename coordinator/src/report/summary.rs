@@ -1,0 +1,271 @@
+//! The report's generated summary: where the region is significantly better or worse than
+//! the other regions, where it meets or misses the target, how it moves over time, and
+//! what to focus on — in Swedish or English, from the report's numbers only.
+
+use super::{Lang, Report, ReportIndicator, TargetVerdict};
+
+/// A value as the report prints it: shares as percentages, costs in whole units; Swedish
+/// with a decimal comma.
+pub fn fmt_value(kind: &str, v: f64, lang: Lang) -> String {
+    let s = match kind {
+        "proportion" => format!("{:.1} %", v * 100.0),
+        "cost_sum" => group_thousands(v.round() as i64, lang),
+        "mean" => format!("{v:.1}"),
+        _ => format!("{v:.2}"),
+    };
+    if lang == Lang::Sv { s.replace('.', ",") } else { s.replace(" %", "%") }
+}
+
+fn group_thousands(n: i64, lang: Lang) -> String {
+    let digits = n.unsigned_abs().to_string();
+    let sep = if lang == Lang::Sv { ' ' } else { ',' };
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(sep);
+        }
+        out.push(c);
+    }
+    if n < 0 { format!("-{out}") } else { out }
+}
+
+/// The indicator's title in the report's language.
+pub fn title(i: &ReportIndicator, lang: Lang) -> &str {
+    if lang == Lang::Sv { &i.title_sv } else { &i.title }
+}
+
+fn list(items: &[String], lang: Lang) -> String {
+    match items {
+        [] => String::new(),
+        [one] => one.clone(),
+        [init @ .., last] => format!("{} {} {last}", init.join(", "), if lang == Lang::Sv { "och" } else { "and" }),
+    }
+}
+
+/// The summary's sentences.
+pub fn summarise(r: &Report) -> Vec<String> {
+    let lang = r.lang;
+    let sv = lang == Lang::Sv;
+    let mut out = Vec::new();
+    let period = r.period.replace("..", "–");
+    let answered: Vec<&ReportIndicator> = r.indicators.iter().filter(|i| i.focus.as_ref().is_some_and(|f| f.value.is_some())).collect();
+    out.push(if sv {
+        format!("{} jämfört med övriga regioner i Norra sjukvårdsregionen, {period}: {} indikatorer, {} med värde för regionen.", r.region_name, r.indicators.len(), answered.len())
+    } else {
+        format!("{} compared with the other regions of Norra sjukvårdsregionen, {period}: {} indicators, {} with a value for the region.", r.region_name, r.indicators.len(), answered.len())
+    });
+    let with_values = |sig: &str| -> Vec<String> {
+        answered
+            .iter()
+            .filter(|i| i.focus.as_ref().and_then(|f| f.significance.as_deref()) == Some(sig))
+            .map(|i| {
+                let f = i.focus.as_ref();
+                let v = f.and_then(|f| f.value).map(|v| fmt_value(&i.kind, v, lang)).unwrap_or_default();
+                let o = f.and_then(|f| f.others_value).map(|v| fmt_value(&i.kind, v, lang)).unwrap_or_default();
+                if sv { format!("{} ({v} mot övrigas {o})", title(i, lang)) } else { format!("{} ({v} against the others' {o})", title(i, lang)) }
+            })
+            .collect()
+    };
+    let better = with_values("better");
+    let worse = with_values("worse");
+    out.push(match (better.is_empty(), sv) {
+        (true, true) => "Ingen indikator där regionen är signifikant bättre än övriga regioner.".to_string(),
+        (true, false) => "No indicator where the region is significantly better than the other regions.".to_string(),
+        (false, true) => format!("Signifikant bättre än övriga regioner (95 %): {}.", list(&better, lang)),
+        (false, false) => format!("Significantly better than the other regions (95%): {}.", list(&better, lang)),
+    });
+    out.push(match (worse.is_empty(), sv) {
+        (true, true) => "Ingen indikator där regionen är signifikant sämre än övriga regioner.".to_string(),
+        (true, false) => "No indicator where the region is significantly worse than the other regions.".to_string(),
+        (false, true) => format!("Signifikant sämre än övriga regioner (95 %): {}.", list(&worse, lang)),
+        (false, false) => format!("Significantly worse than the other regions (95%): {}.", list(&worse, lang)),
+    });
+    let higher = with_values("higher");
+    let lower = with_values("lower");
+    if !higher.is_empty() || !lower.is_empty() {
+        let mut parts = Vec::new();
+        if !higher.is_empty() {
+            parts.push(format!("{}: {}", if sv { "högre" } else { "higher" }, list(&higher, lang)));
+        }
+        if !lower.is_empty() {
+            parts.push(format!("{}: {}", if sv { "lägre" } else { "lower" }, list(&lower, lang)));
+        }
+        out.push(if sv {
+            format!("Signifikant skilda från övriga, utan given riktning för bättre: {}.", parts.join("; "))
+        } else {
+            format!("Significantly different from the others, with no better direction given: {}.", parts.join("; "))
+        });
+    }
+    let targeted: Vec<&&ReportIndicator> = answered.iter().filter(|i| i.target_verdict != TargetVerdict::NotAssessed).collect();
+    if !targeted.is_empty() {
+        let meets = targeted.iter().filter(|i| i.target_verdict == TargetVerdict::Meets).count();
+        let misses: Vec<String> = targeted
+            .iter()
+            .filter(|i| i.target_verdict == TargetVerdict::Misses)
+            .map(|i| {
+                let v = i.focus.as_ref().and_then(|f| f.value).map(|v| fmt_value(&i.kind, v, lang)).unwrap_or_default();
+                let t = i.target.map(|t| fmt_value(&i.kind, t, lang)).unwrap_or_default();
+                if sv { format!("{} ({v} mot målnivån {t})", title(i, lang)) } else { format!("{} ({v} against the target {t})", title(i, lang)) }
+            })
+            .collect();
+        let mut s = if sv {
+            format!("Målnivån nås i {meets} av {} indikatorer med målnivå.", targeted.len())
+        } else {
+            format!("The target is met in {meets} of {} indicators with a target.", targeted.len())
+        };
+        if !misses.is_empty() {
+            s.push_str(&if sv { format!(" Klart under målnivån (hela intervallet): {}.", list(&misses, lang)) } else { format!(" Clearly short of the target (the whole interval): {}.", list(&misses, lang)) });
+        }
+        out.push(s);
+    }
+    let flagged = |flag: &str| -> Vec<String> { r.indicators.iter().filter(|i| i.change.as_ref().is_some_and(|c| c.flag == flag)).map(|i| title(i, lang).to_string()).collect() };
+    let improving = flagged("improving");
+    let worsening = flagged("worsening");
+    if !improving.is_empty() || !worsening.is_empty() {
+        let mut parts = Vec::new();
+        if !improving.is_empty() {
+            parts.push(format!("{} {}", if sv { "förbättras:" } else { "improving:" }, list(&improving, lang)));
+        }
+        if !worsening.is_empty() {
+            parts.push(format!("{} {}", if sv { "försämras:" } else { "worsening:" }, list(&worsening, lang)));
+        }
+        out.push(if sv { format!("Signifikant förändring över tid, {}.", parts.join("; ")) } else { format!("Significant change over time, {}.", parts.join("; ")) });
+    }
+    // Focus: the indicators with the most reasons, worse than the others first.
+    let mut focus: Vec<(usize, usize, String)> = r
+        .indicators
+        .iter()
+        .enumerate()
+        .filter_map(|(n, i)| {
+            let mut why = Vec::new();
+            if i.focus.as_ref().and_then(|f| f.significance.as_deref()) == Some("worse") {
+                why.push(if sv { "sämre än övriga" } else { "worse than the others" });
+            }
+            if i.target_verdict == TargetVerdict::Misses {
+                why.push(if sv { "under målnivån" } else { "short of the target" });
+            }
+            if i.change.as_ref().is_some_and(|c| c.flag == "worsening") {
+                why.push(if sv { "försämras" } else { "worsening" });
+            }
+            (!why.is_empty()).then(|| (why.len(), n, format!("{} ({})", title(i, lang), why.join(", "))))
+        })
+        .collect();
+    focus.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+    out.push(if focus.is_empty() {
+        if sv {
+            "Att fokusera på: ingen indikator är signifikant sämre än övriga, klart under målnivån eller försämras.".to_string()
+        } else {
+            "Where to focus: no indicator is significantly worse than the others, clearly short of its target or worsening.".to_string()
+        }
+    } else {
+        let items: Vec<String> = focus.into_iter().map(|(_, _, s)| s).collect();
+        if sv { format!("Att fokusera på de närmaste två åren: {}.", list(&items, lang)) } else { format!("Where to focus in the next two years: {}.", list(&items, lang)) }
+    });
+    let failed: Vec<String> = r.indicators.iter().filter(|i| i.focus.is_none() || i.error.is_some()).map(|i| title(i, lang).to_string()).collect();
+    if !failed.is_empty() {
+        out.push(if sv {
+            format!("Utan värde för regionen (undertryckt, vägrad eller utan svar; se avsnitten): {}.", list(&failed, lang))
+        } else {
+            format!("No value for the region (withheld, refused or unanswered; see the sections): {}.", list(&failed, lang))
+        });
+    }
+    if r.partial {
+        let mut missing: Vec<String> = r.indicators.iter().flat_map(|i| i.missing.iter().cloned()).collect();
+        missing.sort();
+        missing.dedup();
+        out.push(if sv {
+            format!("OBS: ofullständigt underlag — {} svarade inte; jämförelser med övriga saknar deras del.", list(&missing, lang))
+        } else {
+            format!("NOTE: partial answer — {} did not answer; comparisons with the others lack their part.", list(&missing, lang))
+        });
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{Change, RegionValue};
+    use super::*;
+
+    fn indicator(id: &str, sig: &str, verdict: TargetVerdict, flag: &str) -> ReportIndicator {
+        let focus = RegionValue {
+            region: "24".into(),
+            region_name: "Västerbotten".into(),
+            row: "region".into(),
+            numerator: Some(30),
+            denominator: Some(100),
+            value: Some(0.3),
+            lower: Some(0.22),
+            upper: Some(0.4),
+            significance: Some(sig.into()),
+            others_value: Some(0.2),
+            status: "released".into(),
+            note: None,
+        };
+        ReportIndicator {
+            id: id.into(),
+            recipe: format!("{id}@1"),
+            title: format!("{id} en"),
+            title_sv: format!("{id} sv"),
+            kind: "proportion".into(),
+            value: String::new(),
+            better: Some("higher".into()),
+            target: Some(0.5),
+            target_source: None,
+            regions: vec![focus.clone()],
+            trend: vec![],
+            change: Some(Change { change: None, lower: None, upper: None, unit: None, flag: flag.into(), note: None }),
+            focus: Some(focus),
+            target_verdict: verdict,
+            missing: vec![],
+            sources: vec![],
+            query_ids: vec![],
+            error: None,
+        }
+    }
+
+    fn report(lang: Lang, indicators: Vec<ReportIndicator>) -> Report {
+        Report {
+            region: "24".into(),
+            region_name: "Västerbotten".into(),
+            period: "2021..2025".into(),
+            lang,
+            generated: String::new(),
+            summary: vec![],
+            indicators,
+            own: None,
+            partial: false,
+        }
+    }
+
+    #[test]
+    fn the_summary_names_strengths_weaknesses_targets_trends_and_focus() {
+        let r = report(
+            Lang::Sv,
+            vec![
+                indicator("a", "better", TargetVerdict::Meets, "improving"),
+                indicator("b", "worse", TargetVerdict::Misses, "worsening"),
+                indicator("c", "similar", TargetVerdict::Uncertain, "no_significant_change"),
+            ],
+        );
+        let s = summarise(&r).join("\n");
+        assert!(s.contains("Västerbotten") && s.contains("2021–2025") && s.contains("3 indikatorer"), "{s}");
+        assert!(s.contains("Signifikant bättre än övriga regioner (95 %): a sv (30,0 % mot övrigas 20,0 %)"), "{s}");
+        assert!(s.contains("Signifikant sämre än övriga regioner (95 %): b sv"), "{s}");
+        assert!(s.contains("Målnivån nås i 1 av 3") && s.contains("b sv (30,0 % mot målnivån 50,0 %)"), "{s}");
+        assert!(s.contains("förbättras: a sv; försämras: b sv"), "{s}");
+        assert!(s.contains("Att fokusera på de närmaste två åren: b sv (sämre än övriga, under målnivån, försämras)"), "{s}");
+        assert!(!s.contains("c sv ("), "a similar, uncertain, stable indicator is not a focus: {s}");
+        let en = summarise(&report(Lang::En, vec![indicator("a", "similar", TargetVerdict::Meets, "no_significant_change")])).join("\n");
+        assert!(en.contains("No indicator where the region is significantly worse") && en.contains("Where to focus: no indicator"), "{en}");
+    }
+
+    #[test]
+    fn values_are_printed_in_the_report_language() {
+        assert_eq!(fmt_value("proportion", 0.1234, Lang::Sv), "12,3 %");
+        assert_eq!(fmt_value("proportion", 0.1234, Lang::En), "12.3%");
+        assert_eq!(fmt_value("cost_sum", 81234.4, Lang::Sv), "81 234");
+        assert_eq!(fmt_value("cost_sum", 81234.4, Lang::En), "81,234");
+        assert_eq!(fmt_value("rate", 3.14159, Lang::Sv), "3,14");
+    }
+}

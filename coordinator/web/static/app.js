@@ -1,0 +1,631 @@
+// Norrsken web app: catalog, indicator view and regional report over the coordinator's
+// HTTPS API (same mutual TLS, roles and audit as the Flight API). Charts with Observable
+// Plot (vendored, pinned); every chart has a data table beside it. No data is built into
+// HTML strings: every text goes through textContent.
+"use strict";
+(() => {
+  const FIRST_YEAR = 2015;
+  const LAST_YEAR = new Date().getFullYear();
+  const DEFAULT_PERIOD = ["2021", "2025"];
+  const state = {
+    lang: localStorage.getItem("norrsken.lang") === "en" ? "en" : "sv",
+    catalog: null,
+    regions: null,
+    who: null,
+    answers: new Map(),
+  };
+
+  // ---- words ------------------------------------------------------------------------------
+  function T(key, ...args) {
+    let s = (window.I18N[state.lang] || {})[key] ?? window.I18N.sv[key] ?? key;
+    args.forEach((a, i) => { s = s.replace(`{${i}}`, a); });
+    return s;
+  }
+  const words = (prefix, code) => (code == null || code === "" ? T("none") : (window.I18N[state.lang][`${prefix}.${code}`] ?? code));
+  const titleOf = (r) => (state.lang === "sv" ? r.title.sv : r.title.en);
+  const textOf = (t) => (t == null ? "" : state.lang === "sv" ? t.sv : t.en);
+
+  // ---- DOM --------------------------------------------------------------------------------
+  function el(tag, attrs, ...children) {
+    const e = document.createElement(tag);
+    for (const [k, v] of Object.entries(attrs || {})) {
+      if (v == null || v === false) continue;
+      if (k === "class") e.className = v;
+      else if (k === "text") e.textContent = v;
+      else if (k.startsWith("on")) e.addEventListener(k.slice(2), v);
+      else e.setAttribute(k, v === true ? "" : v);
+    }
+    for (const c of children.flat()) {
+      if (c == null || c === false) continue;
+      e.append(c instanceof Node ? c : document.createTextNode(String(c)));
+    }
+    return e;
+  }
+  const main = () => document.getElementById("main");
+
+  // ---- numbers ----------------------------------------------------------------------------
+  function fmt(kind, v) {
+    if (v == null || !Number.isFinite(v)) return T("none");
+    const loc = state.lang === "sv" ? "sv-SE" : "en-GB";
+    if (kind === "proportion") return new Intl.NumberFormat(loc, { style: "percent", minimumFractionDigits: 1, maximumFractionDigits: 1 }).format(v);
+    if (kind === "cost_sum") return new Intl.NumberFormat(loc, { maximumFractionDigits: 0 }).format(v);
+    if (kind === "mean") return new Intl.NumberFormat(loc, { minimumFractionDigits: 1, maximumFractionDigits: 1 }).format(v);
+    return new Intl.NumberFormat(loc, { minimumFractionDigits: 2, maximumFractionDigits: 2 }).format(v);
+  }
+  const fmtInt = (v) => (v == null ? T("none") : new Intl.NumberFormat(state.lang === "sv" ? "sv-SE" : "en-GB").format(v));
+  const fmtCi = (kind, lo, hi) => (lo == null || hi == null ? T("none") : `${fmt(kind, lo)} – ${fmt(kind, hi)}`);
+  const fmtNum = (v, d = 3) => (v == null || !Number.isFinite(v) ? T("none") : new Intl.NumberFormat(state.lang === "sv" ? "sv-SE" : "en-GB", { maximumFractionDigits: d }).format(v));
+
+  // ---- API --------------------------------------------------------------------------------
+  async function api(path, body, format) {
+    const url = format ? `${path}?format=${format}` : path;
+    const init = body === undefined ? {} : { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) };
+    const res = await fetch(url, init);
+    if (!res.ok) {
+      let message = `${res.status} ${res.statusText}`;
+      try { const j = await res.json(); message = j.error || message; } catch (_) { /* not JSON */ }
+      throw new Error(message);
+    }
+    return format && format !== "json" ? res.blob() : res.json();
+  }
+  // Answers are kept for the page's life: going back to a view draws it from memory.
+  async function ask(ticket) {
+    const key = JSON.stringify(ticket);
+    if (!state.answers.has(key)) {
+      const p = api("/api/query", ticket);
+      state.answers.set(key, p);
+      p.catch(() => state.answers.delete(key));
+    }
+    return state.answers.get(key);
+  }
+  function save(blob, name) {
+    const a = el("a", { href: URL.createObjectURL(blob), download: name });
+    document.body.append(a);
+    a.click();
+    setTimeout(() => { URL.revokeObjectURL(a.href); a.remove(); }, 1000);
+  }
+  function downloads(what, ticket, base) {
+    const button = (format, label) => el("button", {
+      type: "button", class: "secondary", "data-format": format, "aria-label": T("dl.label", label, what),
+      onclick: async (ev) => {
+        ev.target.disabled = true;
+        try { save(await api("/api/query", ticket, format), `${base}.${format}`); } catch (e) { alert(e.message); } finally { ev.target.disabled = false; }
+      },
+    }, label);
+    return el("div", { class: "downloads no-print" }, button("csv", T("dl.csv")), button("xlsx", T("dl.xlsx")));
+  }
+
+  // ---- routing ----------------------------------------------------------------------------
+  function parseHash() {
+    const h = location.hash.replace(/^#\/?/, "");
+    const [path, qs] = h.split("?");
+    return { parts: path.split("/").filter(Boolean).map(decodeURIComponent), params: new URLSearchParams(qs || "") };
+  }
+  function go(parts, params) {
+    const qs = params && [...params.keys()].length ? `?${params}` : "";
+    location.hash = `#/${parts.map(encodeURIComponent).join("/")}${qs}`;
+  }
+  async function route() {
+    const { parts, params } = parseHash();
+    const page = parts[0] || "katalog";
+    for (const a of document.querySelectorAll("#nav a")) {
+      a.toggleAttribute("aria-current", a.getAttribute("href") === `#/${page === "indikator" ? "katalog" : page}`);
+      if (a.hasAttribute("aria-current")) a.setAttribute("aria-current", "page");
+    }
+    const m = main();
+    delete m.dataset.ready;
+    m.replaceChildren(el("p", { "aria-live": "polite" }, T("loading")));
+    try {
+      await load();
+      if (page === "indikator" && parts[1]) await indicatorPage(parts[1], params);
+      else if (page === "rapport") await reportPage(params);
+      else catalogPage(params);
+    } catch (e) {
+      m.replaceChildren(el("h1", { text: T("error") }), el("p", { class: "error", role: "alert" }, e.message));
+    }
+  }
+  async function load() {
+    if (!state.catalog) {
+      const [catalog, regions, who] = await Promise.all([api("/api/catalog"), api("/api/regions"), api("/api/whoami").catch((e) => ({ error: e.message }))]);
+      state.catalog = catalog;
+      state.regions = regions;
+      state.who = who;
+      showWho();
+    }
+  }
+  function showWho() {
+    const w = document.getElementById("who");
+    if (!state.who) return;
+    w.textContent = state.who.error ? T("who.none", state.who.error) : T("who", state.who.cn, state.who.role);
+  }
+  function translateShell() {
+    document.documentElement.lang = state.lang;
+    for (const e of document.querySelectorAll("[data-i18n]")) e.textContent = T(e.dataset.i18n);
+    document.getElementById("nav").setAttribute("aria-label", T("nav.label"));
+    const b = document.getElementById("lang");
+    b.textContent = T("lang.switch");
+    b.lang = state.lang === "sv" ? "en" : "sv";
+    b.setAttribute("aria-label", T("lang.switch.label"));
+    showWho();
+  }
+
+  // ---- catalog ----------------------------------------------------------------------------
+  function catalogPage(params) {
+    const recipes = state.catalog.recipes;
+    const list = el("ul", { class: "cards", id: "recipes" });
+    const count = el("p", { class: "muted", "aria-live": "polite" });
+    const search = el("input", { type: "search", id: "search", value: params.get("q") || "", autocomplete: "off" });
+    const haystack = (r) => [r.id, r.title.sv, r.title.en, r.source, T(`source.${r.source}`), r.area?.sv, r.area?.en].join(" ").toLowerCase();
+    const draw = () => {
+      const q = search.value.trim().toLowerCase();
+      const shown = recipes.filter((r) => !q || q.split(/\s+/).every((w) => haystack(r).includes(w)));
+      list.replaceChildren(...shown.map(card));
+      count.textContent = T("catalog.count", shown.length, recipes.length);
+    };
+    search.addEventListener("input", draw);
+    main().replaceChildren(
+      el("h1", { text: T("catalog.title") }),
+      el("p", { class: "desc", text: T("catalog.intro") }),
+      el("label", { for: "search", text: T("catalog.search") }), search, count, list);
+    draw();
+    main().dataset.ready = "true";
+  }
+  function card(r) {
+    const row = (k, v) => (v ? [el("dt", { text: k }), el("dd", { text: v })] : []);
+    return el("li", { "data-recipe": r.id },
+      el("h2", {}, el("a", { href: `#/indikator/${encodeURIComponent(r.id)}` }, titleOf(r))),
+      el("div", {}, el("span", { class: "tag", text: T(`source.${r.source}`) }), r.area ? el("span", { class: "tag", text: textOf(r.area) }) : null, el("span", { class: "tag", text: words("kind", r.kind) })),
+      el("p", { text: textOf(r.description) }),
+      el("dl", {},
+        row(T("catalog.population"), textOf(r.population)),
+        row(T("catalog.numerator"), textOf(r.numerator)),
+        row(T("catalog.breakdowns"), r.breakdowns.map((b) => words("b", b)).join(", ")),
+        row(T("catalog.version"), `${r.id}@${r.version}`)));
+  }
+
+  // ---- indicator view ---------------------------------------------------------------------
+  function recipeOf(id) {
+    const r = state.catalog.recipes.find((x) => x.id === id);
+    if (!r) throw new Error(`${state.lang === "sv" ? "Okänd indikator" : "Unknown indicator"} '${id}'`);
+    return r;
+  }
+  function select(id, label, options, value, onchange) {
+    const s = el("select", { id, name: id, onchange }, options.map(([v, text]) => el("option", { value: v, selected: v === value }, text)));
+    return el("div", {}, el("label", { for: id, text: label }), s);
+  }
+  function questionOf(r, params) {
+    const allowed = (b) => r.breakdowns.includes(b);
+    const by = params.get("by") || "";
+    const from = params.get("from") || DEFAULT_PERIOD[0];
+    const to = params.get("to") || DEFAULT_PERIOD[1];
+    const perspective = params.get("perspective") || "provider";
+    const std = r.age_standardisation ? params.get("std") || "" : "";
+    const dims = ["education", "income_quintile", "birth_country", "sex"].filter(allowed);
+    const dim = dims.includes(params.get("dim")) ? params.get("dim") : dims[0] || "";
+    const units = params.get("units") === "kommun" && allowed("kommun") ? "kommun" : "region";
+    return { by: allowed(by) ? by : "", from, to, perspective, std, dim, dims, units, period: from === to ? from : `${from}..${to}` };
+  }
+  function ticket(r, q, breakdowns, analysis) {
+    const options = { perspective: q.perspective };
+    if (q.std) options.standardise = q.std;
+    if (analysis) options.analysis = analysis;
+    return { indicator: r.id, breakdowns, period: q.period, options };
+  }
+
+  async function indicatorPage(id, params) {
+    const r = recipeOf(id);
+    const q = questionOf(r, params);
+    const update = (key) => (ev) => { const p = new URLSearchParams(params); p.set(key, ev.target.value); go(["indikator", id], p); };
+    const years = [];
+    for (let y = FIRST_YEAR; y <= LAST_YEAR; y++) years.push([String(y), String(y)]);
+    const breakdowns = r.breakdowns.filter((b) => !["year", "quarter", "month"].includes(b));
+    const controls = el("fieldset", { class: "controls no-print" }, el("legend", { text: T("ind.controls") }),
+      select("by", T("ind.by"), [["", T("b.none")], ...breakdowns.map((b) => [b, words("b", b)])], q.by, update("by")),
+      select("from", T("ind.from"), years, q.from, update("from")),
+      select("to", T("ind.to"), years, q.to, update("to")),
+      select("perspective", T("ind.perspective"), [["provider", T("persp.provider")], ["population", T("persp.population")]], q.perspective, update("perspective")),
+      r.age_standardisation ? select("std", T("ind.standard"), [["", T("std.none")], ["esp2013", T("std.esp2013")], ["se2020", T("std.se2020")]], q.std, update("std")) : null,
+      q.dims.length ? select("dim", T("ind.dimension"), q.dims.map((d) => [d, words("b", d)]), q.dim, update("dim")) : null,
+      r.breakdowns.includes("kommun") ? select("units", T("ind.units"), [["region", T("units.region")], ["kommun", T("units.kommun")]], q.units, update("units")) : null);
+    const partial = el("div", { id: "partial" });
+    const views = el("div", {});
+    const footer = el("section", { class: "view", id: "provenance", "aria-labelledby": "prov-h" });
+    main().replaceChildren(el("h1", { text: titleOf(r) }), el("p", { class: "desc", text: textOf(r.description) }), controls, partial, views, footer);
+    const compareTicket = ticket(r, q, q.by ? [q.by] : [], null);
+    const trendTicket = ticket(r, q, ["year"], { kind: "trend", against: "pooled" });
+    const funnelTicket = ticket(r, q, q.units === "kommun" ? ["kommun"] : [], { kind: "funnel", against: "pooled", units: q.units });
+    const equityTicket = q.dim ? ticket(r, q, [q.dim], { kind: "equity", against: "pooled", dimension: q.dim }) : null;
+    const sections = {
+      compare: el("section", { class: "view", id: "compare", "aria-labelledby": "compare-h" }),
+      trend: el("section", { class: "view", id: "trend", "aria-labelledby": "trend-h" }),
+      funnel: el("section", { class: "view", id: "funnel", "aria-labelledby": "funnel-h" }),
+      equity: equityTicket ? el("section", { class: "view", id: "equity", "aria-labelledby": "equity-h" }) : null,
+      cells: el("section", { class: "view", id: "cells", "aria-labelledby": "cells-h" }),
+    };
+    views.append(...Object.values(sections).filter(Boolean));
+    const base = `${r.id}-${q.period.replace("..", "-")}`;
+    const fill = async (section, heading, desc, t, draw, file) => {
+      section.replaceChildren(el("h2", { id: `${section.id}-h`, text: heading }), el("p", { class: "desc", text: desc }), el("p", { text: T("loading") }));
+      try {
+        const answer = await ask(t);
+        section.lastChild.remove();
+        section.append(downloads(heading, t, file));
+        draw(section, answer);
+        return answer;
+      } catch (e) {
+        section.lastChild.replaceWith(el("p", { class: "error", role: "alert" }, e.message));
+        return null;
+      }
+    };
+    const compared = fill(sections.compare, T("sec.compare"), T("sec.compare.desc"), compareTicket, (s, a) => drawCompare(s, r, a), `${base}-jamforelse`);
+    const jobs = [
+      compared.then((a) => {
+        if (!a) return;
+        showPartial(partial, a.metadata);
+        drawCells(sections.cells, r, a, compareTicket, `${base}-celler`);
+        drawProvenance(footer, a.metadata);
+      }),
+      fill(sections.trend, T("sec.trend"), T("sec.trend.desc"), trendTicket, (s, a) => drawTrend(s, r, a), `${base}-trend`),
+      fill(sections.funnel, T("sec.funnel"), T("sec.funnel.desc"), funnelTicket, (s, a) => drawFunnel(s, r, a), `${base}-tratt`),
+      equityTicket ? fill(sections.equity, `${T("sec.equity")}: ${words("b", q.dim)}`, T("sec.equity.desc"), equityTicket, (s, a) => drawEquity(s, r, a), `${base}-jamlikhet`) : null,
+    ];
+    await Promise.all(jobs.filter(Boolean));
+    main().dataset.ready = "true";
+  }
+
+  function showPartial(box, md) {
+    if (md["norrsken.partial"] !== "true") { box.replaceChildren(); return; }
+    const regions = JSON.parse(md["norrsken.regions"] || "[]");
+    const missing = regions.filter((x) => x.status !== "ok").map((x) => `${x.name} (${words("status", x.status)})`);
+    box.replaceChildren(el("p", { class: "partial", role: "alert", "data-partial": "true" }, T("partial.banner", missing.join(", "))));
+  }
+
+  // The columns of a comparison row that are its breakdown labels.
+  const FIXED = new Set(["row_kind", "region", "region_name", "category", "numerator", "denominator", "value_sum", "value", "ci_lower", "ci_upper", "status", "reason", "suggestion", "partial", "std_value", "std_lower", "std_upper"]);
+  const labelCols = (rows) => [...new Set(rows.flatMap((r) => Object.keys(r)))].filter((k) => !FIXED.has(k));
+  const labelOf = (row, cols) => cols.map((c) => row[c]).filter((x) => x != null).join(" · ");
+  const regionLabel = (row) => (row.row_kind === "pooled" || row.row === "pooled" ? `${row.region_name} (${T("pooled")})` : row.region_name);
+
+  // A data table; `rowData(i)` gives a row's data-* attributes (raw values for tests and tools).
+  function table(caption, headers, rows, rowClass, rowData) {
+    const data = (i) => Object.fromEntries(Object.entries(rowData ? rowData(i) : {}).map(([k, v]) => [`data-${k}`, v == null ? null : String(v)]));
+    return el("table", { class: "data" },
+      el("caption", { text: caption }),
+      el("thead", {}, el("tr", {}, headers.map(([h, num]) => el("th", { scope: "col", class: num ? "num" : null, text: h })))),
+      el("tbody", {}, rows.map((cells, i) => el("tr", { class: rowClass ? rowClass(i) : null, ...data(i) }, cells.map(([v, num], j) => (j === 0 ? el("th", { scope: "row", text: v }) : el("td", { class: num ? "num" : null, text: v })))))));
+  }
+
+  function figure(plot, description) {
+    const f = el("figure", { class: "chart", role: "group", "aria-label": description });
+    if (plot) {
+      plot.setAttribute("role", "img");
+      plot.setAttribute("aria-label", description);
+      f.append(plot);
+    } else {
+      f.append(el("p", { class: "muted", text: T("no.values") }));
+    }
+    return f;
+  }
+
+  function drawCompare(section, r, answer) {
+    const md = answer.metadata;
+    const kind = md["norrsken.kind"];
+    const standardised = !!md["norrsken.standard"];
+    const cols = labelCols(answer.rows).filter((c) => !(standardised && c === "age_band"));
+    let rows = answer.rows.filter((x) => x.row_kind !== "missing");
+    if (standardised) rows = rows.filter((x) => x.age_band == null || x.age_band === "total");
+    const val = (x) => (standardised ? x.std_value : x.value);
+    const lo = (x) => (standardised ? x.std_lower : x.ci_lower);
+    const hi = (x) => (standardised ? x.std_upper : x.ci_upper);
+    const points = rows.filter((x) => val(x) != null).map((x) => ({
+      name: regionLabel(x), group: labelOf(x, cols) || (x.category ?? ""), value: val(x), lower: lo(x), upper: hi(x), pooled: x.row_kind === "pooled", region: x.region,
+    }));
+    const target = r.target ? r.target.value : null;
+    const percent = kind === "proportion";
+    const facet = cols.length > 0 || r.categories?.length > 0;
+    let plot = null;
+    if (points.length && window.Plot) {
+      const regionsOnly = points.filter((p) => !p.pooled);
+      const pooled = points.filter((p) => p.pooled);
+      const marks = [
+        Plot.ruleY(points.filter((p) => p.lower != null), { y: "name", fy: facet ? "group" : undefined, x1: "lower", x2: "upper", stroke: (p) => (p.pooled ? "#1a1a1a" : "#0b4f8a"), strokeWidth: 2, ariaDescription: "interval", ariaLabel: (p) => `${p.name}: ${fmtCi(kind, p.lower, p.upper)}` }),
+        Plot.dot(regionsOnly, { y: "name", fy: facet ? "group" : undefined, x: "value", fill: "#0b4f8a", r: 5, ariaDescription: "region", ariaLabel: (p) => `${p.name}: ${fmt(kind, p.value)}`, title: (p) => `${p.name} ${p.group}: ${fmt(kind, p.value)} (${fmtCi(kind, p.lower, p.upper)})` }),
+        Plot.dot(pooled, { y: "name", fy: facet ? "group" : undefined, x: "value", symbol: "square", fill: "#fff", stroke: "#1a1a1a", r: 5, ariaDescription: "pooled", ariaLabel: (p) => `${p.name}: ${fmt(kind, p.value)}`, title: (p) => `${p.name}: ${fmt(kind, p.value)}` }),
+      ];
+      if (!facet && pooled.length) marks.push(Plot.ruleX(pooled, { x: "value", stroke: "#1a1a1a", strokeDasharray: "4,3", ariaDescription: "pooled value" }));
+      if (target != null) marks.push(Plot.ruleX([target], { stroke: "#1d6b3a", strokeWidth: 2, strokeDasharray: "6,3", ariaDescription: "target", ariaLabel: () => `${T("target")} ${fmt(kind, target)}` }), Plot.text([target], { x: (d) => d, frameAnchor: "top", dy: -2, text: () => `${T("target")} ${fmt(kind, target)}`, fill: "#1d6b3a" }));
+      plot = Plot.plot({
+        marginLeft: 210, marginRight: 30, marginTop: 24, width: 720, height: facet ? Math.min(1400, 60 + points.length * 26) : 60 + points.length * 34,
+        x: { label: md["norrsken.value"], percent, grid: true, nice: true },
+        y: { label: null, domain: [...new Set(points.map((p) => p.name))] },
+        fy: facet ? { label: null } : undefined,
+        style: { fontSize: "13px", color: "#1a1a1a" },
+        marks,
+      });
+    }
+    const tableRows = rows.map((x) => [[regionLabel(x) + (labelOf(x, cols) ? ` · ${labelOf(x, cols)}` : "") + (x.category ? ` · ${x.category}` : "")], [fmt(kind, val(x)), true], [fmtCi(kind, lo(x), hi(x)), true], [words("status", x.status)]]);
+    section.append(el("div", { class: "chart-and-table" },
+      figure(plot, T("chart.compare", titleOf(r))),
+      table(T("sec.compare"), [[T("col.region")], [T("col.value"), true], [T("col.ci"), true], [T("col.status")]], tableRows, (i) => (rows[i].row_kind === "pooled" ? "pooled" : rows[i].status === "suppressed" ? "withheld" : null))));
+  }
+
+  function drawCells(section, r, answer, t, file) {
+    const md = answer.metadata;
+    const kind = md["norrsken.kind"];
+    const cols = labelCols(answer.rows);
+    const std = !!md["norrsken.standard"];
+    const headers = [[T("col.region")], ...cols.map((c) => [words("b", c)]), ...(r.categories?.length ? [[T("col.category")]] : []), [T("col.numerator"), true], [T("col.denominator"), true], [T("col.value"), true], [T("col.ci"), true], ...(std ? [[T("col.std"), true]] : []), [T("col.status")], [T("col.reason")], [T("col.suggestion")]];
+    const reasons = (s) => (s ? s.split(",").map((x) => words("reason", x.trim())).join("; ") : "");
+    const rows = answer.rows.map((x) => [
+      [regionLabel(x)], ...cols.map((c) => [x[c] ?? T("none")]), ...(r.categories?.length ? [[x.category ?? T("none")]] : []),
+      [fmtInt(x.numerator), true], [fmtInt(x.denominator), true], [fmt(kind, x.value), true], [fmtCi(kind, x.ci_lower, x.ci_upper), true],
+      ...(std ? [[x.std_value == null ? T("none") : `${fmt(kind, x.std_value)} (${fmtCi(kind, x.std_lower, x.std_upper)})`, true]] : []),
+      [words("status", x.status)], [reasons(x.reason)], [x.suggestion || ""],
+    ]);
+    section.replaceChildren(el("h2", { id: "cells-h", text: T("sec.cells") }), el("p", { class: "desc", text: T("sec.cells.desc") }), downloads(T("sec.cells"), t, file),
+      table(T("sec.cells"), headers, rows, (i) => ({ pooled: "pooled", missing: "missing" }[answer.rows[i].row_kind] || (answer.rows[i].status === "suppressed" ? "withheld" : null)),
+        (i) => { const x = answer.rows[i]; return { kind: x.row_kind, region: x.region, labels: cols.map((c) => x[c] ?? "").join("|"), category: x.category, numerator: x.numerator, denominator: x.denominator, value: x.value, status: x.status, reason: x.reason }; }));
+    section.querySelector("table").id = "cells-table";
+  }
+
+  function drawProvenance(footer, md) {
+    const regions = JSON.parse(md["norrsken.regions"] || "[]");
+    const item = (k, v) => (v ? [el("dt", { text: k }), el("dd", { text: v })] : []);
+    footer.replaceChildren(el("h2", { id: "prov-h", text: T("sec.provenance") }),
+      md["norrsken.partial"] === "true" ? el("p", { class: "partial", "data-partial": "true", text: T("partial.banner", regions.filter((x) => x.status !== "ok").map((x) => `${x.name} (${words("status", x.status)})`).join(", ")) }) : el("p", { text: T("prov.complete") }),
+      el("dl", { class: "provenance" },
+        item(T("prov.regions"), regions.map((x) => `${x.name}: ${words("status", x.status)}${x.data_version ? `, ${T("prov.data", x.data_version)}` : ""}${x.policy_version ? `, ${T("prov.policy", x.policy_version)}` : ""}`).join(" · ")),
+        item(T("prov.recipe"), `${md["norrsken.recipe"]} (${(md["norrsken.recipe_hash"] || "").slice(0, 12)})`),
+        item(T("prov.catalog"), (md["norrsken.catalog_hash"] || "").slice(0, 12)),
+        item(T("prov.period"), md["norrsken.period"]),
+        item(T("prov.perspective"), words("persp", md["norrsken.perspective"])),
+        item(T("prov.query"), md["norrsken.query_id"]),
+        item(T("prov.receipt"), md["norrsken.audit_seq"] ? `seq ${md["norrsken.audit_seq"]} · ${(md["norrsken.audit_hash"] || "").slice(0, 16)}` : ""),
+        item(T("prov.cached"), md["norrsken.cached"] === "true" ? T("yes") : T("no")),
+        item(T("prov.method"), [md["norrsken.ci"], md["norrsken.standard_title"]].filter(Boolean).join(" · "))));
+  }
+
+  function drawTrend(section, r, answer) {
+    const kind = answer.metadata["norrsken.kind"];
+    const years = answer.rows.filter((x) => x.row === "year" && x.value != null).map((x) => ({ name: x.region_name, year: x.year, value: x.value, lower: x.ci_lower, upper: x.ci_upper }));
+    const trends = answer.rows.filter((x) => x.row === "trend");
+    let plot = null;
+    if (years.length && window.Plot) {
+      plot = Plot.plot({
+        width: 720, height: 320, marginLeft: 60, marginRight: 150,
+        x: { label: T("col.year"), tickFormat: "d", ticks: [...new Set(years.map((p) => p.year))] },
+        y: { label: answer.metadata["norrsken.value"], percent: kind === "proportion", grid: true, nice: true },
+        color: { legend: false, range: ["#0b4f8a", "#b35900", "#6b2d8a", "#00706f", "#1a1a1a", "#7a5c00"] },
+        style: { fontSize: "13px", color: "#1a1a1a" },
+        marks: [
+          Plot.line(years, { x: "year", y: "value", stroke: "name", strokeWidth: 2, ariaDescription: "trend line" }),
+          Plot.dot(years, { x: "year", y: "value", fill: "name", r: 3.5, ariaDescription: "year", ariaLabel: (p) => `${p.name} ${p.year}: ${fmt(kind, p.value)}`, title: (p) => `${p.name} ${p.year}: ${fmt(kind, p.value)} (${fmtCi(kind, p.lower, p.upper)})` }),
+          Plot.text(years, Plot.selectLast({ x: "year", y: "value", z: "name", text: "name", dx: 6, textAnchor: "start", fill: "name" })),
+          r.target ? Plot.ruleY([r.target.value], { stroke: "#1d6b3a", strokeDasharray: "6,3", ariaDescription: "target" }) : null,
+        ],
+      });
+    }
+    const change = (x) => (x.change == null ? T("none") : `${fmtNum(x.change)} (${fmtNum(x.change_lower)} – ${fmtNum(x.change_upper)}) ${x.change_unit || ""}`);
+    section.append(el("div", { class: "chart-and-table" },
+      figure(plot, T("chart.trend", titleOf(r))),
+      table(T("sec.trend"), [[T("col.region")], [T("col.change"), true], [T("col.flag")]], trends.map((x) => [[x.region_name], [change(x), true], [words("flag", x.flag)]]))));
+    const yearTable = table(T("sec.trend"), [[T("col.region")], [T("col.year"), true], [T("col.value"), true], [T("col.ci"), true], [T("col.status")]], answer.rows.filter((x) => x.row === "year").map((x) => [[x.region_name], [String(x.year), true], [fmt(kind, x.value), true], [fmtCi(kind, x.ci_lower, x.ci_upper), true], [words("status", x.status)]]));
+    section.append(el("details", {}, el("summary", { text: `${T("sec.trend")}: ${T("col.year")}` }), yearTable));
+  }
+
+  function drawFunnel(section, r, answer) {
+    const kind = answer.metadata["norrsken.kind"];
+    const units = answer.rows.filter((x) => x.row === "unit");
+    const plotted = units.filter((x) => x.value != null && x.precision != null);
+    const limits = answer.rows.filter((x) => x.row === "limit");
+    let plot = null;
+    if (plotted.length && window.Plot) {
+      const curve = (key, dash) => Plot.line(limits.filter((x) => x[key] != null), { x: "precision", y: key, stroke: "#4a4a4a", strokeDasharray: dash, ariaDescription: `limit ${key}` });
+      plot = Plot.plot({
+        width: 720, height: 360, marginLeft: 60,
+        x: { label: state.lang === "sv" ? "Underlag (precision)" : "Base (precision)", type: "log", grid: true },
+        y: { label: answer.metadata["norrsken.value"], percent: kind === "proportion", grid: true, nice: true },
+        style: { fontSize: "13px", color: "#1a1a1a" },
+        marks: [
+          curve("lower_95", "4,3"), curve("upper_95", "4,3"), curve("lower_998", "1,2"), curve("upper_998", "1,2"),
+          limits.length ? Plot.ruleY([limits[0].centre], { stroke: "#1a1a1a", ariaDescription: "centre" }) : null,
+          Plot.dot(plotted, { x: "precision", y: "value", fill: (x) => (x.position === "within" ? "#0b4f8a" : "#9b1c1c"), r: 5, ariaDescription: "unit", ariaLabel: (x) => `${x.unit_name}: ${fmt(kind, x.value)} (${words("pos", x.position)})`, title: (x) => `${x.unit_name}: ${fmt(kind, x.value)} (${words("pos", x.position)})` }),
+          plotted.length <= 12 ? Plot.text(plotted, { x: "precision", y: "value", text: "unit_name", dx: 8, textAnchor: "start" }) : null,
+        ],
+      });
+    }
+    section.append(el("div", { class: "chart-and-table" },
+      figure(plot, T("chart.funnel", titleOf(r))),
+      table(T("sec.funnel"), [[T("col.unit")], [T("col.value"), true], [T("col.position")]], units.map((x) => [[x.unit_name || x.unit], [fmt(kind, x.value), true], [words("pos", x.position)]]))));
+  }
+
+  function drawEquity(section, r, answer) {
+    const kind = answer.metadata["norrsken.kind"];
+    const groups = answer.rows.filter((x) => x.row === "group");
+    const gaps = answer.rows.filter((x) => x.row === "gap");
+    const points = groups.filter((x) => x.value != null).map((x) => ({ name: x.region_name, group: x.group, value: x.value, lower: x.ci_lower, upper: x.ci_upper }));
+    let plot = null;
+    if (points.length && window.Plot) {
+      plot = Plot.plot({
+        width: 720, height: 80 + new Set(points.map((p) => p.name)).size * 90, marginLeft: 110, marginRight: 150,
+        x: { label: answer.metadata["norrsken.value"], percent: kind === "proportion", grid: true, nice: true },
+        y: { label: null }, fy: { label: null },
+        style: { fontSize: "13px", color: "#1a1a1a" },
+        marks: [
+          Plot.ruleY(points.filter((p) => p.lower != null), { y: "group", fy: "name", x1: "lower", x2: "upper", stroke: "#0b4f8a", ariaDescription: "interval" }),
+          Plot.dot(points, { y: "group", fy: "name", x: "value", fill: "#0b4f8a", r: 4, ariaDescription: "group", ariaLabel: (p) => `${p.name}, ${p.group}: ${fmt(kind, p.value)}`, title: (p) => `${p.name}, ${p.group}: ${fmt(kind, p.value)}` }),
+        ],
+      });
+    }
+    const ci = (v, lo, hi, f) => (v == null ? T("none") : `${f(v)} (${f(lo)} – ${f(hi)})`);
+    section.append(el("div", { class: "chart-and-table" },
+      figure(plot, T("chart.equity", titleOf(r))),
+      table(T("sec.equity"), [[T("col.region")], [T("col.gap", "", "").replace(/ – $/, ""), true], [T("col.relgap"), true], [T("col.sii"), true], [T("col.rii"), true]],
+        gaps.map((x) => [[`${x.region_name}${x.from_group ? ` (${x.from_group} → ${x.to_group})` : ""}`], [ci(x.abs_gap, x.abs_gap_lower, x.abs_gap_upper, (v) => fmt(kind, v)), true], [ci(x.rel_gap, x.rel_gap_lower, x.rel_gap_upper, (v) => fmtNum(v, 2)), true], [ci(x.sii, x.sii_lower, x.sii_upper, (v) => fmt(kind, v)), true], [ci(x.rii, x.rii_lower, x.rii_upper, (v) => fmtNum(v, 2)), true]]))));
+  }
+
+  // ---- regional report --------------------------------------------------------------------
+  function parseCsv(text) {
+    const first = text.split(/\r?\n/, 1)[0] || "";
+    const sep = (first.match(/;/g) || []).length > (first.match(/,/g) || []).length ? ";" : ",";
+    const rows = [];
+    let row = [], cell = "", quoted = false;
+    for (let i = 0; i < text.length; i++) {
+      const c = text[i];
+      if (quoted) {
+        if (c === '"' && text[i + 1] === '"') { cell += '"'; i++; } else if (c === '"') quoted = false; else cell += c;
+      } else if (c === '"') quoted = true;
+      else if (c === sep) { row.push(cell.trim()); cell = ""; }
+      else if (c === "\n" || c === "\r") {
+        if (c === "\r" && text[i + 1] === "\n") i++;
+        row.push(cell.trim()); cell = "";
+        if (row.some((x) => x !== "")) rows.push(row);
+        row = [];
+      } else cell += c;
+    }
+    row.push(cell.trim());
+    if (row.some((x) => x !== "")) rows.push(row);
+    if (!rows.length) throw new Error(state.lang === "sv" ? "filen är tom" : "the file is empty");
+    const [columns, ...body] = rows;
+    body.forEach((r, i) => { if (r.length !== columns.length) throw new Error(`${state.lang === "sv" ? "rad" : "line"} ${i + 2}: ${r.length} ≠ ${columns.length}`); });
+    return { columns, rows: body };
+  }
+
+  async function reportPage(params) {
+    const recipes = state.catalog.recipes;
+    const areas = [...new Map(recipes.filter((r) => r.area).map((r) => [r.area.sv, r.area])).values()];
+    const chosen = new Set((params.get("indicators") || "").split(",").filter(Boolean));
+    const years = [];
+    for (let y = FIRST_YEAR; y <= LAST_YEAR; y++) years.push([String(y), String(y)]);
+    const form = el("form", { class: "report-form no-print", id: "report-form" });
+    const boxes = recipes.map((r) => el("label", {}, el("input", { type: "checkbox", name: "indicator", value: r.id, checked: chosen.has(r.id) }), ` ${titleOf(r)}`));
+    const areaSelect = select("area", T("report.area"), [["", T("report.area.none")], ...areas.map((a) => [a.sv, textOf(a)])], params.get("area") || "", (ev) => {
+      for (const b of form.querySelectorAll("input[name=indicator]")) {
+        const r = recipes.find((x) => x.id === b.value);
+        b.checked = r.area?.sv === ev.target.value;
+      }
+    });
+    const own = el("input", { type: "file", id: "own", accept: ".csv,text/csv" });
+    const status = el("p", { "aria-live": "polite" });
+    form.append(
+      el("fieldset", { class: "controls" }, el("legend", { text: T("report.title") }),
+        select("region", T("report.region"), (state.regions || []).map((x) => [x.region, x.name]), params.get("region") || "24"),
+        select("from", T("ind.from"), years, params.get("from") || DEFAULT_PERIOD[0]),
+        select("to", T("ind.to"), years, params.get("to") || DEFAULT_PERIOD[1]),
+        areaSelect),
+      el("fieldset", {}, el("legend", { text: T("report.indicators") }), el("div", { class: "indicators" }, boxes)),
+      el("div", {}, el("label", { for: "own", text: T("report.own") }), own, el("p", { class: "muted", text: T("report.own.help") })),
+      el("button", { type: "submit", class: "action", id: "make-report" }, T("report.make")), status);
+    const out = el("div", { id: "report-out" });
+    main().replaceChildren(el("h1", { class: "no-print", text: T("report.title") }), el("p", { class: "desc no-print", text: T("report.intro") }), form, out);
+    form.addEventListener("submit", async (ev) => {
+      ev.preventDefault();
+      const indicators = [...form.querySelectorAll("input[name=indicator]:checked")].map((b) => b.value);
+      if (!indicators.length) { status.textContent = T("report.choose"); return; }
+      const from = form.querySelector("#from").value, to = form.querySelector("#to").value;
+      const request = { region: form.querySelector("#region").value, indicators, period: from === to ? from : `${from}..${to}`, lang: state.lang };
+      let ownTable = null;
+      const file = own.files[0];
+      if (file) {
+        try { ownTable = { title: file.name, ...parseCsv(await file.text()) }; } catch (e) { status.textContent = T("report.own.bad", file.name, e.message); return; }
+      }
+      status.textContent = T("loading");
+      delete main().dataset.ready;
+      out.replaceChildren();
+      try {
+        // The own table stays in the browser for the page; only the PDF and xlsx downloads
+        // carry it, to the coordinator that renders them (never to an agent).
+        const report = await api("/api/report", request);
+        status.textContent = "";
+        drawReport(out, report, ownTable, request);
+      } catch (e) {
+        status.replaceChildren(el("span", { class: "error", role: "alert" }, e.message));
+      }
+    });
+    main().dataset.ready = "form";
+    if (chosen.size && params.get("run") === "1") form.requestSubmit();
+  }
+
+  function drawReport(out, rep, ownTable, request) {
+    const full = ownTable ? { ...request, own: ownTable } : request;
+    const file = `rapport-${rep.region}-${rep.period.replace("..", "-")}`;
+    const button = (label, format, id) => el("button", { type: "button", class: "action", id, onclick: async (ev) => {
+      ev.target.disabled = true;
+      try { save(await api("/api/report", full, format), `${file}.${format}`); } catch (e) { alert(e.message); } finally { ev.target.disabled = false; }
+    } }, label);
+    const period = rep.period.replace("..", "–");
+    const article = el("article", { class: "report", id: "report", "data-region": rep.region });
+    const title = (i) => (state.lang === "sv" ? i.title_sv : i.title);
+    const cover = el("section", { class: "report-cover" },
+      el("h1", { text: T("report.heading", rep.region_name) }),
+      el("p", { class: "muted", text: T("report.sub", period, rep.generated) }),
+      rep.partial ? el("p", { class: "partial", role: "alert", "data-partial": "true", text: T("partial.banner", [...new Set(rep.indicators.flatMap((i) => i.missing))].join(", ")) }) : null,
+      el("h2", { text: T("report.summary") }),
+      el("ul", { class: "summary" }, rep.summary.map((s) => el("li", { text: s }))),
+      el("h2", { text: T("report.overview") }),
+      table(T("report.overview"), [[T("report.indicators")], [rep.region_name, true], [T("report.others"), true], [T("report.against")], [T("report.target"), true], [T("report.trend")]],
+        rep.indicators.map((i) => [[title(i)], [fmt(i.kind, i.focus?.value), true], [fmt(i.kind, i.focus?.others_value), true], [words("sig", i.focus?.significance)],
+          [i.target == null ? T("none") : `${fmt(i.kind, i.target)}${i.target_verdict !== "not_assessed" ? ` (${words("verdict", i.target_verdict)})` : ""}`, true], [words("flag", i.change?.flag)]])));
+    article.append(cover);
+    for (const i of rep.indicators) article.append(reportSection(rep, i, title(i)));
+    if (ownTable) {
+      article.append(el("section", { class: "report-page own-source", id: "own-source" },
+        el("h2", { text: T("report.own.title", ownTable.title) }), el("p", { class: "muted", text: T("report.own.note") }),
+        table(ownTable.title, ownTable.columns.map((c) => [c]), ownTable.rows.map((r) => r.map((v) => [v])))));
+    }
+    out.replaceChildren(el("div", { class: "report-actions no-print" }, button(T("report.pdf"), "pdf", "report-pdf"), button(T("report.xlsx"), "xlsx", "report-xlsx"), el("button", { type: "button", class: "secondary", onclick: () => window.print() }, T("report.print"))), article);
+    main().dataset.ready = "true";
+  }
+
+  function reportSection(rep, i, title) {
+    const kind = i.kind;
+    const s = el("section", { class: "report-page", "data-indicator": i.id }, el("h2", { text: title }), el("p", { class: "muted", text: `${i.recipe} · ${i.value}` }));
+    if (i.error) s.append(el("p", { class: "error", text: T("report.error", i.error) }));
+    if (i.missing.length) s.append(el("p", { class: "partial", "data-partial": "true", text: T("report.partial", i.missing.join(", ")) }));
+    const flags = [];
+    if (i.focus?.significance) flags.push(T("report.against.others", words("sig", i.focus.significance)));
+    if (i.target_verdict !== "not_assessed") flags.push(words("verdict", i.target_verdict));
+    if (i.change) flags.push(`${T("report.trend").toLowerCase()}: ${words("flag", i.change.flag)}`);
+    if (flags.length) s.append(el("p", { class: "flags", text: T("report.flags", rep.region_name, flags.join(" · ")) }));
+    const points = i.regions.filter((x) => x.value != null).map((x) => ({ name: x.row === "pooled" ? `${x.region_name} (${T("pooled")})` : x.region_name, value: x.value, lower: x.lower, upper: x.upper, focus: x.region === rep.region && x.row === "region", pooled: x.row === "pooled" }));
+    if (points.length && window.Plot) {
+      const marks = [
+        Plot.ruleY(points.filter((p) => p.lower != null), { y: "name", x1: "lower", x2: "upper", stroke: (p) => (p.focus ? "#0b4f8a" : "#6b6b6b"), strokeWidth: 2, ariaDescription: "interval" }),
+        Plot.dot(points.filter((p) => !p.pooled), { y: "name", x: "value", fill: (p) => (p.focus ? "#0b4f8a" : "#6b6b6b"), r: 5, ariaDescription: "region", ariaLabel: (p) => `${p.name}: ${fmt(kind, p.value)}` }),
+        Plot.dot(points.filter((p) => p.pooled), { y: "name", x: "value", symbol: "square", fill: "#fff", stroke: "#1a1a1a", r: 5, ariaDescription: "pooled", ariaLabel: (p) => `${p.name}: ${fmt(kind, p.value)}` }),
+      ];
+      if (i.target != null) marks.push(Plot.ruleX([i.target], { stroke: "#1d6b3a", strokeWidth: 2, strokeDasharray: "6,3", ariaDescription: "target" }));
+      s.append(figure(Plot.plot({ width: 640, height: 40 + points.length * 28, marginLeft: 200, x: { label: null, percent: kind === "proportion", grid: true, nice: true }, y: { label: null, domain: points.map((p) => p.name) }, style: { fontSize: "12px", color: "#1a1a1a" }, marks }), T("chart.compare", title)));
+    }
+    s.append(table(T("sec.compare"), [[T("col.region")], [T("col.value"), true], [T("col.ci"), true], [T("report.against")]], i.regions.map((x) => [[x.row === "pooled" ? `${x.region_name} (${T("pooled")})` : x.region_name], [fmt(kind, x.value), true], [fmtCi(kind, x.lower, x.upper), true], [x.row === "pooled" ? "" : words("sig", x.significance)]]), (n) => (i.regions[n].row === "pooled" ? "pooled" : null)));
+    const years = i.trend.filter((p) => p.value != null);
+    if (years.length && window.Plot) {
+      s.append(el("h3", { text: T("report.yearly") }), figure(Plot.plot({
+        width: 640, height: 210, marginLeft: 56, marginRight: 140,
+        x: { label: null, tickFormat: "d", ticks: [...new Set(years.map((p) => p.year))] },
+        y: { label: null, percent: kind === "proportion", grid: true, nice: true },
+        color: { range: ["#0b4f8a", "#b35900", "#6b2d8a", "#00706f", "#1a1a1a", "#7a5c00"] },
+        style: { fontSize: "12px", color: "#1a1a1a" },
+        marks: [
+          Plot.line(years, { x: "year", y: "value", stroke: "region_name", strokeWidth: (p) => (p.region === rep.region ? 3 : 1.2) }),
+          Plot.dot(years, { x: "year", y: "value", fill: "region_name", r: 2.5 }),
+          Plot.text(years, Plot.selectLast({ x: "year", y: "value", z: "region_name", text: "region_name", dx: 6, textAnchor: "start", fill: "region_name" })),
+          i.target != null ? Plot.ruleY([i.target], { stroke: "#1d6b3a", strokeDasharray: "6,3" }) : null,
+        ],
+      }), T("chart.trend", title)));
+    }
+    s.append(el("p", { class: "muted", text: `${T("report.sources")}: ${i.sources.map((x) => `${x.name} ${words("status", x.status)} (${T("prov.data", x.data_version || T("none"))}, ${T("prov.policy", x.policy_version || T("none"))})`).join("; ")} · ${T("prov.query")}: ${i.query_ids.join(", ")}` }));
+    return s;
+  }
+
+  // ---- start ------------------------------------------------------------------------------
+  document.getElementById("lang").addEventListener("click", () => {
+    state.lang = state.lang === "sv" ? "en" : "sv";
+    localStorage.setItem("norrsken.lang", state.lang);
+    translateShell();
+    route();
+  });
+  window.addEventListener("hashchange", () => { route().then(() => main().focus({ preventScroll: true })); });
+  translateShell();
+  route();
+})();

@@ -1,0 +1,177 @@
+"""The web app in a real browser: Playwright (PyPI) driving Debian's Chromium with the
+analyst's client certificate. Called by tests/web.rs, which starts the federation, checks
+what this script reports against the Flight answers, and stops an agent between phases.
+
+    python3 tests/web_ui.py PHASE BASE_URL CERTS_DIR OTHER_CA_DIR OUT_DIR
+
+PHASE is `main` (catalog, indicator view, report, strangers) or `partial` (one agent
+stopped). Prints one JSON object of what the pages showed; screenshots and PDFs go to OUT_DIR.
+"""
+import json
+import os
+import sys
+import time
+
+import openpyxl
+from playwright.sync_api import sync_playwright
+from pypdf import PdfReader
+
+phase, base, certs, other, out = sys.argv[1:6]
+os.makedirs(out, exist_ok=True)
+result = {}
+
+
+def context(browser, cert_dir=None, name="analyst"):
+    kwargs = {"ignore_https_errors": True, "viewport": {"width": 1360, "height": 900}, "locale": "sv-SE"}
+    if cert_dir:
+        kwargs["client_certificates"] = [
+            {"origin": base, "certPath": f"{cert_dir}/{name}.pem", "keyPath": f"{cert_dir}/{name}.key"}
+        ]
+    return browser.new_context(**kwargs)
+
+
+def ready(page, timeout=60000):
+    page.wait_for_selector("main[data-ready='true']", timeout=timeout)
+
+
+def visit(page, url):
+    """Goes to a view and waits until it is drawn (the flag is cleared first, so a hash
+    change within the app cannot be mistaken for the previous view being ready)."""
+    if page.url.startswith(base):
+        page.evaluate("() => { const m = document.getElementById('main'); if (m) delete m.dataset.ready; }")
+    page.goto(url)
+    ready(page)
+
+
+def rows_of(page, selector):
+    return page.eval_on_selector_all(
+        f"{selector} tbody tr",
+        """trs => trs.map(tr => ({
+            cls: tr.className,
+            cells: [...tr.children].map(c => c.textContent.replace(/\\u00a0|\\u202f/g, ' ')),
+            data: Object.assign({}, tr.dataset),
+        }))""",
+    )
+
+
+with sync_playwright() as p:
+    browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=["--no-sandbox"])
+    ctx = context(browser, certs)
+    page = ctx.new_page()
+    errors = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+
+    if phase == "main":
+        # Catalog: every recipe, then a search.
+        visit(page, f"{base}/#/katalog")
+        result["catalog_cards"] = page.locator("#recipes > li").count()
+        page.fill("#search", "stroke")
+        result["catalog_stroke"] = page.locator("#recipes > li").count()
+        page.fill("#search", "Endokrina")
+        result["catalog_area"] = page.locator("#recipes > li").count()
+        page.fill("#search", "")
+        page.screenshot(path=f"{out}/catalog.png", full_page=False)
+        result["who"] = page.text_content("#who")
+
+        # Indicator view without a breakdown: one mark per region and the intervals.
+        visit(page, f"{base}/#/indikator/hip_fracture_surgery_24h?from=2021&to=2024")
+        result["compare_dots"] = page.locator("#compare svg g[aria-description='region'] circle").count()
+        result["compare_pooled"] = page.locator("#compare svg g[aria-description='pooled'] path").count()
+        result["compare_intervals"] = page.locator("#compare svg g[aria-description='interval'] line").count()
+        result["compare_target"] = page.locator("#compare svg g[aria-description='target'] line").count()
+        result["trend_rows"] = rows_of(page, "#trend .chart-and-table table")
+        result["funnel_dots"] = page.locator("#funnel svg g[aria-description='unit'] circle").count()
+        result["equity_rows"] = rows_of(page, "#equity .chart-and-table table")
+        result["cells_plain"] = rows_of(page, "#cells-table")
+        result["partial_banners"] = page.locator("[data-partial='true']").count()
+        result["provenance"] = page.text_content("#provenance")
+        page.screenshot(path=f"{out}/indicator.png", full_page=True)
+        # The same view again: drawn from the page's memory.
+        visit(page, f"{base}/#/katalog")
+        t1 = time.monotonic()
+        visit(page, f"{base}/#/indikator/hip_fracture_surgery_24h?from=2021&to=2024")
+        result["cached_view_ms"] = round((time.monotonic() - t1) * 1000)
+
+        # A breakdown with small cells: withheld cells show their reasons and suggestions.
+        visit(page, f"{base}/#/indikator/stroke_reperfusion?by=kommun&from=2024&to=2024")
+        result["cells_kommun"] = rows_of(page, "#cells-table")
+        page.screenshot(path=f"{out}/indicator-withheld.png", full_page=False)
+
+        # CSV download of the comparison.
+        with page.expect_download() as d:
+            page.click("#compare button[data-format='csv']")
+        path = f"{out}/comparison.csv"
+        d.value.save_as(path)
+        result["csv_head"] = open(path, encoding="utf-8").readline().strip()
+
+        # English.
+        page.evaluate("() => delete document.getElementById('main').dataset.ready")
+        page.click("#lang")
+        ready(page)
+        result["lang_en"] = {"html": page.get_attribute("html", "lang"), "h2": page.text_content("#compare-h")}
+        page.evaluate("() => delete document.getElementById('main').dataset.ready")
+        page.click("#lang")
+        ready(page)
+
+        # Keyboard: the first Tab reaches the skip link, Enter moves to the content.
+        page.goto(f"{base}/?fresh=1#/katalog")
+        ready(page)
+        page.keyboard.press("Tab")
+        result["first_tab"] = page.evaluate("document.activeElement.className")
+
+        # Regional report with an own table.
+        own = f"{out}/egna.csv"
+        with open(own, "w", encoding="utf-8") as f:
+            f.write("Mått;Värde\nVäntetid till strokeenhet (min), egen mätning;42\nMARKER-OWN-7431;1\n")
+        page.evaluate("() => delete document.getElementById('main').dataset.ready")
+        page.goto(f"{base}/#/rapport")
+        page.wait_for_selector("main[data-ready='form']")
+        page.select_option("#region", "24")
+        page.select_option("#from", "2021")
+        page.select_option("#to", "2025")
+        for ind in ["stroke_reperfusion", "diabetes_statin"]:
+            page.check(f"input[name=indicator][value={ind}]")
+        page.set_input_files("#own", own)
+        page.click("#make-report")
+        page.wait_for_selector("main[data-ready='true'] #report", timeout=120000)
+        result["report_sections"] = page.locator("#report .report-page").count()
+        result["report_heading"] = page.text_content("#report h1")
+        result["report_summary"] = page.locator("#report .summary li").all_text_contents()
+        result["report_own"] = page.text_content("#own-source")
+        page.screenshot(path=f"{out}/report.png", full_page=False)
+        page.emulate_media(media="print")
+        page.pdf(path=f"{out}/report-print.pdf", format="A4", print_background=True)
+        page.emulate_media(media="screen")
+        with page.expect_download() as d:
+            page.click("#report-pdf")
+        d.value.save_as(f"{out}/report-download.pdf")
+        with page.expect_download() as d:
+            page.click("#report-xlsx")
+        d.value.save_as(f"{out}/report-download.xlsx")
+        for name in ["report-print", "report-download"]:
+            pdf = PdfReader(f"{out}/{name}.pdf")
+            result[name] = {"pages": len(pdf.pages), "first_page": pdf.pages[0].extract_text(), "text": "\n".join(pg.extract_text() for pg in pdf.pages)}
+        book = openpyxl.load_workbook(f"{out}/report-download.xlsx")
+        result["report_xlsx_sheets"] = book.sheetnames
+
+        # Strangers: no certificate, and a certificate from another CA, get no page.
+        for label, c in [("no_certificate", None), ("other_ca", other)]:
+            stranger = context(browser, c)
+            sp = stranger.new_page()
+            try:
+                sp.goto(f"{base}/", timeout=15000)
+                # Playwright's own TLS layer reports the server's refusal as an error page.
+                result[label] = {"app": sp.locator("#main").count() > 0, "page": sp.content()[:300]}
+            except Exception as e:  # the TLS handshake fails: no page at all
+                result[label] = {"app": False, "error": str(e).splitlines()[0]}
+            stranger.close()
+    else:
+        visit(page, f"{base}/#/indikator/hip_fracture_surgery_24h?from=2022&to=2024")
+        result["partial_banners"] = page.locator("[data-partial='true']").count()
+        result["partial_text"] = page.text_content("#partial")
+        page.screenshot(path=f"{out}/indicator-partial.png", full_page=False)
+
+    result["page_errors"] = errors
+    browser.close()
+
+json.dump(result, sys.stdout)
