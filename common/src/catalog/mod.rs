@@ -161,6 +161,9 @@ impl Catalog {
             s.push_str(&format!("**{}** / *{}*  \n", r.title.en, r.title.sv));
             s.push_str(&format!("`{}` · version {} · {} · counted in {}s · source {}\n\n", r.id, r.version, r.kind.name(), r.unit.name(), r.source.name()));
             s.push_str(&format!("{}\n\n", r.description.en));
+            if let Some(a) = &r.area {
+                s.push_str(&format!("- Programme area: {} / *{}*\n", a.en, a.sv));
+            }
             s.push_str(&format!("- Population (denominator): {}\n", r.population.en));
             if let Some(n) = &r.numerator {
                 s.push_str(&format!("- Numerator: {}\n", n.en));

@@ -5,7 +5,7 @@
 //! exhaustive match ([`http_status`]). docs/web.md describes the pages, docs/protocol.md the API.
 //!
 //! - `GET /` and `GET /assets/…`: the web app (embedded in the binary, [`assets`]);
-//! - `GET /api/whoami`: the caller's certificate name and role;
+//! - `GET /api/whoami`: the caller's certificate name, fingerprint and role;
 //! - `GET /api/catalog`: the catalog (the `catalog` action);
 //! - `GET /api/regions`: the configured regions;
 //! - `POST /api/query[?format=csv|xlsx]`: a JSON ticket (docs/protocol.md) →
@@ -211,18 +211,24 @@ async fn report_handler(State(node): State<Web>, Extension(info): Extension<Peer
     }
 }
 
+/// Who the certificate says the caller is and the role it has here (none: `role` is null
+/// and `refusal` says why), so that an operator can map a new certificate by its fingerprint.
 async fn whoami(State(node): State<Web>, Extension(info): Extension<PeerInfo>) -> Response {
     let caller = caller(&info);
-    match node.authenticate(&caller) {
-        Ok(rule) => axum::Json(json!({
-            "cn": rule.cn,
-            "subject": info.identity.as_ref().map(|i| i.subject.clone()),
-            "role": rule.role,
-            "region": rule.region,
-        }))
-        .into_response(),
-        Err(e) => error(e),
-    }
+    let id = info.identity.as_ref();
+    let (role, region, refusal) = match node.authenticate(&caller) {
+        Ok(rule) => (Some(rule.role), rule.region.clone(), None),
+        Err(e) => (None, None, Some(e.to_string())),
+    };
+    axum::Json(json!({
+        "cn": id.map(|i| i.common_name.clone()),
+        "subject": id.map(|i| i.subject.clone()),
+        "fingerprint": id.map(|i| i.fingerprint.clone()),
+        "role": role,
+        "region": region,
+        "refusal": refusal,
+    }))
+    .into_response()
 }
 
 async fn page() -> Response {

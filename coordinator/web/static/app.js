@@ -136,7 +136,9 @@
   function showWho() {
     const w = document.getElementById("who");
     if (!state.who) return;
-    w.textContent = state.who.error ? T("who.none", state.who.error) : T("who", state.who.cn, state.who.role);
+    const who = state.who;
+    w.textContent = who.error ? who.error : who.role ? T("who", who.cn, who.role) : T("who.none", `${who.cn} (${who.fingerprint})`);
+    w.title = who.fingerprint || "";
   }
   function translateShell() {
     document.documentElement.lang = state.lang;
@@ -563,7 +565,7 @@
       el("h2", { text: T("report.summary") }),
       el("ul", { class: "summary" }, rep.summary.map((s) => el("li", { text: s }))),
       el("h2", { text: T("report.overview") }),
-      table(T("report.overview"), [[T("report.indicators")], [rep.region_name, true], [T("report.others"), true], [T("report.against")], [T("report.target"), true], [T("report.trend")]],
+      table(`${rep.region_name}, ${period}`, [[T("report.indicators")], [rep.region_name, true], [T("report.others"), true], [T("report.against")], [T("report.target"), true], [T("report.trend")]],
         rep.indicators.map((i) => [[title(i)], [fmt(i.kind, i.focus?.value), true], [fmt(i.kind, i.focus?.others_value), true], [words("sig", i.focus?.significance)],
           [i.target == null ? T("none") : `${fmt(i.kind, i.target)}${i.target_verdict !== "not_assessed" ? ` (${words("verdict", i.target_verdict)})` : ""}`, true], [words("flag", i.change?.flag)]])));
     article.append(cover);
