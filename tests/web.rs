@@ -113,6 +113,11 @@ fn the_web_app_in_a_real_browser() {
     let ui = run("main");
     assert_eq!(ui["page_errors"], serde_json::json!([]), "no script errors");
 
+    // WCAG 2 A/AA (axe-core): no violations on the catalog, the indicator view or a report.
+    for page in ["axe_catalog", "axe_indicator", "axe_report"] {
+        assert_eq!(ui[page], serde_json::json!([]), "{page}: {}", ui[page]);
+    }
+
     // Catalog: every recipe, searchable by title and programme area.
     let recipes = fed.coordinator.node.base.catalog.latest().len() as u64;
     assert_eq!(ui["catalog_cards"].as_u64(), Some(recipes));
@@ -210,6 +215,41 @@ fn the_web_app_in_a_real_browser() {
         let why = format!("{}{}", r["error"].as_str().unwrap_or(""), r["page"].as_str().unwrap_or(""));
         assert!(why.contains("ERR_") || why.contains("unknown ca") || why.contains("certificate"), "{stranger}: {r}");
     }
+
+    // The same report from the command line, as PDF and xlsx.
+    let cli = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_norrsken"))
+            .arg("report")
+            .args(args)
+            .args(["--lang", "sv", "--coordinator", &fed.coordinator_url()])
+            .arg("--cert")
+            .arg(fed.certs.join("analyst.pem"))
+            .arg("--key")
+            .arg(fed.certs.join("analyst.key"))
+            .arg("--ca")
+            .arg(fed.certs.join("ca.pem"))
+            .output()
+            .unwrap()
+    };
+    let pdf = out.join("cli-report.pdf");
+    let done = cli(&["--region", "24", "--indicators", "stroke_reperfusion,diabetes_statin", "--period", "2021..2025", "--out", pdf.to_str().unwrap()]);
+    assert!(done.status.success(), "{}", String::from_utf8_lossy(&done.stderr));
+    let read = Command::new("python3")
+        .args(["-c", "import sys, json; from pypdf import PdfReader; r = PdfReader(sys.argv[1]); print(json.dumps({'pages': len(r.pages), 'first': r.pages[0].extract_text()}))"])
+        .arg(&pdf)
+        .output()
+        .unwrap();
+    let read: Value = serde_json::from_slice(&read.stdout).unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&read.stderr)));
+    assert_eq!(read["pages"], 3, "the summary and one page per indicator");
+    let first = read["first"].as_str().unwrap();
+    assert!(first.contains("Regionrapport: Västerbotten") && first.contains("Sammanfattning"), "{first}");
+    let xlsx = out.join("cli-report.xlsx");
+    assert!(cli(&["--region", "Västerbotten", "--area", "Endokrina sjukdomar", "--period", "2023..2025", "--out", xlsx.to_str().unwrap()]).status.success());
+    assert!(std::fs::read(&xlsx).unwrap().starts_with(b"PK"), "an xlsx is a zip file");
+    let bad = cli(&["--region", "Skåne", "--indicators", "stroke_reperfusion", "--period", "2021..2025", "--out", pdf.to_str().unwrap()]);
+    assert!(!bad.status.success());
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(err.contains("Skåne") && err.contains("24 Västerbotten"), "{err}");
 
     // One agent stopped: the partial marking is visible.
     let stopped = fed.agents.remove(3);

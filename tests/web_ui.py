@@ -21,8 +21,24 @@ os.makedirs(out, exist_ok=True)
 result = {}
 
 
+AXE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "node_modules", "axe-core", "axe.min.js")
+if not os.path.isfile(AXE):
+    sys.exit(f"{AXE} is missing: run `npm ci --prefix tests` (axe-core checks the pages against WCAG 2 AA)")
+
+
+def accessibility(page):
+    """WCAG 2 A and AA violations axe-core finds on the page as drawn (contrast included)."""
+    page.add_script_tag(path=AXE)
+    return page.evaluate(
+        """async () => (await axe.run(document, {runOnly: {type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa']}}))
+            .violations.map(v => ({id: v.id, impact: v.impact, help: v.help, nodes: v.nodes.length,
+                                   targets: v.nodes.slice(0, 3).map(n => n.target.join(' '))}))"""
+    )
+
+
 def context(browser, cert_dir=None, name="analyst"):
-    kwargs = {"ignore_https_errors": True, "viewport": {"width": 1360, "height": 900}, "locale": "sv-SE"}
+    # bypass_csp only lets the test inject axe-core; the app itself runs under its CSP.
+    kwargs = {"ignore_https_errors": True, "viewport": {"width": 1360, "height": 900}, "locale": "sv-SE", "bypass_csp": True}
     if cert_dir:
         kwargs["client_certificates"] = [
             {"origin": base, "certPath": f"{cert_dir}/{name}.pem", "keyPath": f"{cert_dir}/{name}.key"}
@@ -71,6 +87,7 @@ with sync_playwright() as p:
         result["catalog_area"] = page.locator("#recipes > li").count()
         page.fill("#search", "")
         page.screenshot(path=f"{out}/catalog.png", full_page=False)
+        result["axe_catalog"] = accessibility(page)
         result["who"] = page.text_content("#who")
 
         # Indicator view without a breakdown: one mark per region and the intervals.
@@ -86,6 +103,7 @@ with sync_playwright() as p:
         result["partial_banners"] = page.locator("[data-partial='true']").count()
         result["provenance"] = page.text_content("#provenance")
         page.screenshot(path=f"{out}/indicator.png", full_page=True)
+        result["axe_indicator"] = accessibility(page)
         # The same view again: drawn from the page's memory.
         visit(page, f"{base}/#/katalog")
         t1 = time.monotonic()
@@ -146,6 +164,7 @@ with sync_playwright() as p:
         page.screenshot(path=f"{out}/report-form.png", full_page=False)
         page.locator("#report .report-cover").screenshot(path=f"{out}/report.png")
         page.locator("#report .report-page").first.screenshot(path=f"{out}/report-indicator.png")
+        result["axe_report"] = accessibility(page)
         page.emulate_media(media="print")
         page.pdf(path=f"{out}/report-print.pdf", format="A4", print_background=True)
         page.emulate_media(media="screen")

@@ -330,12 +330,12 @@
       const regionsOnly = points.filter((p) => !p.pooled);
       const pooled = points.filter((p) => p.pooled);
       const marks = [
-        Plot.ruleY(points.filter((p) => p.lower != null), { y: "name", fy: facet ? "group" : undefined, x1: "lower", x2: "upper", stroke: (p) => (p.pooled ? "#1a1a1a" : "#0b4f8a"), strokeWidth: 2, ariaDescription: "interval", ariaLabel: (p) => `${p.name}: ${fmtCi(kind, p.lower, p.upper)}` }),
+        Plot.ruleY(points.filter((p) => p.lower != null), { y: "name", fy: facet ? "group" : undefined, x1: "lower", x2: "upper", stroke: (p) => (p.pooled ? "#1a1a1a" : "#0b4f8a"), strokeWidth: 2, ariaDescription: "interval", ariaHidden: true }),
         Plot.dot(regionsOnly, { y: "name", fy: facet ? "group" : undefined, x: "value", fill: "#0b4f8a", r: 5, ariaDescription: "region", ariaLabel: (p) => `${p.name}: ${fmt(kind, p.value)}`, title: (p) => `${p.name} ${p.group}: ${fmt(kind, p.value)} (${fmtCi(kind, p.lower, p.upper)})` }),
         Plot.dot(pooled, { y: "name", fy: facet ? "group" : undefined, x: "value", symbol: "square", fill: "#fff", stroke: "#1a1a1a", r: 5, ariaDescription: "pooled", ariaLabel: (p) => `${p.name}: ${fmt(kind, p.value)}`, title: (p) => `${p.name}: ${fmt(kind, p.value)}` }),
       ];
-      if (!facet && pooled.length) marks.push(Plot.ruleX(pooled, { x: "value", stroke: "#1a1a1a", strokeDasharray: "4,3", ariaDescription: "pooled value" }));
-      if (target != null) marks.push(Plot.ruleX([target], { stroke: "#1d6b3a", strokeWidth: 2, strokeDasharray: "6,3", ariaDescription: "target", ariaLabel: () => `${T("target")} ${fmt(kind, target)}` }), Plot.text([target], { x: (d) => d, frameAnchor: "top", dy: -2, text: () => `${T("target")} ${fmt(kind, target)}`, fill: "#1d6b3a" }));
+      if (!facet && pooled.length) marks.push(Plot.ruleX(pooled, { x: "value", stroke: "#1a1a1a", strokeDasharray: "4,3", ariaDescription: "pooled value", ariaHidden: true }));
+      if (target != null) marks.push(Plot.ruleX([target], { stroke: "#1d6b3a", strokeWidth: 2, strokeDasharray: "6,3", ariaDescription: "target", ariaHidden: true }), Plot.text([target], { x: (d) => d, frameAnchor: "top", dy: -2, text: () => `${T("target")} ${fmt(kind, target)}`, fill: "#1d6b3a", ariaHidden: true }));
       plot = Plot.plot({
         marginLeft: 210, marginRight: 30, marginTop: 24, width: 720, height: facet ? Math.min(1400, 60 + points.length * 26) : 60 + points.length * 34,
         x: { label: md["norrsken.value"], percent, grid: true, nice: true },
@@ -400,10 +400,10 @@
         color: { legend: false, range: ["#0b4f8a", "#b35900", "#6b2d8a", "#00706f", "#1a1a1a", "#7a5c00"] },
         style: { fontSize: "13px", color: "#1a1a1a" },
         marks: [
-          Plot.line(years, { x: "year", y: "value", stroke: "name", strokeWidth: 2, ariaDescription: "trend line" }),
+          Plot.line(years, { x: "year", y: "value", stroke: "name", strokeWidth: 2, ariaDescription: "trend line", ariaHidden: true }),
           Plot.dot(years, { x: "year", y: "value", fill: "name", r: 3.5, ariaDescription: "year", ariaLabel: (p) => `${p.name} ${p.year}: ${fmt(kind, p.value)}`, title: (p) => `${p.name} ${p.year}: ${fmt(kind, p.value)} (${fmtCi(kind, p.lower, p.upper)})` }),
-          Plot.text(years, Plot.selectLast({ x: "year", y: "value", z: "name", text: "name", dx: 6, textAnchor: "start", fill: "name" })),
-          r.target ? Plot.ruleY([r.target.value], { stroke: "#1d6b3a", strokeDasharray: "6,3", ariaDescription: "target" }) : null,
+          Plot.text(years, Plot.selectLast({ x: "year", y: "value", z: "name", text: "name", dx: 6, textAnchor: "start", fill: "name", ariaHidden: true })),
+          r.target ? Plot.ruleY([r.target.value], { stroke: "#1d6b3a", strokeDasharray: "6,3", ariaDescription: "target", ariaHidden: true }) : null,
         ],
       });
     }
@@ -422,7 +422,7 @@
     const limits = answer.rows.filter((x) => x.row === "limit");
     let plot = null;
     if (plotted.length && window.Plot) {
-      const curve = (key, dash) => Plot.line(limits.filter((x) => x[key] != null), { x: "precision", y: key, stroke: "#4a4a4a", strokeDasharray: dash, ariaDescription: `limit ${key}` });
+      const curve = (key, dash) => Plot.line(limits.filter((x) => x[key] != null), { x: "precision", y: key, stroke: "#4a4a4a", strokeDasharray: dash, ariaDescription: `limit ${key}`, ariaHidden: true });
       plot = Plot.plot({
         width: 720, height: 360, marginLeft: 60,
         x: { label: state.lang === "sv" ? "Underlag (precision)" : "Base (precision)", type: "log", grid: true },
@@ -430,9 +430,9 @@
         style: { fontSize: "13px", color: "#1a1a1a" },
         marks: [
           curve("lower_95", "4,3"), curve("upper_95", "4,3"), curve("lower_998", "1,2"), curve("upper_998", "1,2"),
-          limits.length ? Plot.ruleY([limits[0].centre], { stroke: "#1a1a1a", ariaDescription: "centre" }) : null,
+          limits.length ? Plot.ruleY([limits[0].centre], { stroke: "#1a1a1a", ariaDescription: "centre", ariaHidden: true }) : null,
           Plot.dot(plotted, { x: "precision", y: "value", fill: (x) => (x.position === "within" ? "#0b4f8a" : "#9b1c1c"), r: 5, ariaDescription: "unit", ariaLabel: (x) => `${x.unit_name}: ${fmt(kind, x.value)} (${words("pos", x.position)})`, title: (x) => `${x.unit_name}: ${fmt(kind, x.value)} (${words("pos", x.position)})` }),
-          plotted.length <= 12 ? Plot.text(plotted, { x: "precision", y: "value", text: "unit_name", dx: 8, textAnchor: "start" }) : null,
+          plotted.length <= 12 ? Plot.text(plotted, { x: "precision", y: "value", text: "unit_name", dx: 8, textAnchor: "start", ariaHidden: true }) : null,
         ],
       });
     }
@@ -454,7 +454,7 @@
         y: { label: null }, fy: { label: null },
         style: { fontSize: "13px", color: "#1a1a1a" },
         marks: [
-          Plot.ruleY(points.filter((p) => p.lower != null), { y: "group", fy: "name", x1: "lower", x2: "upper", stroke: "#0b4f8a", ariaDescription: "interval" }),
+          Plot.ruleY(points.filter((p) => p.lower != null), { y: "group", fy: "name", x1: "lower", x2: "upper", stroke: "#0b4f8a", ariaDescription: "interval", ariaHidden: true }),
           Plot.dot(points, { y: "group", fy: "name", x: "value", fill: "#0b4f8a", r: 4, ariaDescription: "group", ariaLabel: (p) => `${p.name}, ${p.group}: ${fmt(kind, p.value)}`, title: (p) => `${p.name}, ${p.group}: ${fmt(kind, p.value)}` }),
         ],
       });
@@ -592,11 +592,11 @@
     const points = i.regions.filter((x) => x.value != null).map((x) => ({ name: x.row === "pooled" ? `${x.region_name} (${T("pooled")})` : x.region_name, value: x.value, lower: x.lower, upper: x.upper, focus: x.region === rep.region && x.row === "region", pooled: x.row === "pooled" }));
     if (points.length && window.Plot) {
       const marks = [
-        Plot.ruleY(points.filter((p) => p.lower != null), { y: "name", x1: "lower", x2: "upper", stroke: (p) => (p.focus ? "#0b4f8a" : "#6b6b6b"), strokeWidth: 2, ariaDescription: "interval" }),
-        Plot.dot(points.filter((p) => !p.pooled), { y: "name", x: "value", fill: (p) => (p.focus ? "#0b4f8a" : "#6b6b6b"), r: 5, ariaDescription: "region", ariaLabel: (p) => `${p.name}: ${fmt(kind, p.value)}` }),
-        Plot.dot(points.filter((p) => p.pooled), { y: "name", x: "value", symbol: "square", fill: "#fff", stroke: "#1a1a1a", r: 5, ariaDescription: "pooled", ariaLabel: (p) => `${p.name}: ${fmt(kind, p.value)}` }),
+        Plot.ruleY(points.filter((p) => p.lower != null), { y: "name", x1: "lower", x2: "upper", stroke: (p) => (p.focus ? "#0b4f8a" : "#6b6b6b"), strokeWidth: 2, ariaDescription: "interval", ariaHidden: true }),
+        Plot.dot(points.filter((p) => !p.pooled), { y: "name", x: "value", fill: (p) => (p.focus ? "#0b4f8a" : "#6b6b6b"), r: 5, ariaDescription: "region", title: (p) => `${p.name}: ${fmt(kind, p.value)}` }),
+        Plot.dot(points.filter((p) => p.pooled), { y: "name", x: "value", symbol: "square", fill: "#fff", stroke: "#1a1a1a", r: 5, ariaDescription: "pooled", title: (p) => `${p.name}: ${fmt(kind, p.value)}` }),
       ];
-      if (i.target != null) marks.push(Plot.ruleX([i.target], { stroke: "#1d6b3a", strokeWidth: 2, strokeDasharray: "6,3", ariaDescription: "target" }));
+      if (i.target != null) marks.push(Plot.ruleX([i.target], { stroke: "#1d6b3a", strokeWidth: 2, strokeDasharray: "6,3", ariaDescription: "target", ariaHidden: true }));
       s.append(figure(Plot.plot({ width: 640, height: 40 + points.length * 28, marginLeft: 200, x: { label: null, percent: kind === "proportion", grid: true, nice: true }, y: { label: null, domain: points.map((p) => p.name) }, style: { fontSize: "12px", color: "#1a1a1a" }, marks }), T("chart.compare", title)));
     }
     s.append(table(T("sec.compare"), [[T("col.region")], [T("col.value"), true], [T("col.ci"), true], [T("report.against")]], i.regions.map((x) => [[x.row === "pooled" ? `${x.region_name} (${T("pooled")})` : x.region_name], [fmt(kind, x.value), true], [fmtCi(kind, x.lower, x.upper), true], [x.row === "pooled" ? "" : words("sig", x.significance)]]), (n) => (i.regions[n].row === "pooled" ? "pooled" : null)));
@@ -609,10 +609,10 @@
         color: { range: ["#0b4f8a", "#b35900", "#6b2d8a", "#00706f", "#1a1a1a", "#7a5c00"] },
         style: { fontSize: "12px", color: "#1a1a1a" },
         marks: [
-          Plot.line(years, { x: "year", y: "value", stroke: "region_name", strokeWidth: (p) => (p.region === rep.region ? 3 : 1.2) }),
-          Plot.dot(years, { x: "year", y: "value", fill: "region_name", r: 2.5 }),
-          Plot.text(years, Plot.selectLast({ x: "year", y: "value", z: "region_name", text: "region_name", dx: 6, textAnchor: "start", fill: "region_name" })),
-          i.target != null ? Plot.ruleY([i.target], { stroke: "#1d6b3a", strokeDasharray: "6,3" }) : null,
+          Plot.line(years, { x: "year", y: "value", stroke: "region_name", strokeWidth: (p) => (p.region === rep.region ? 3 : 1.2), ariaHidden: true }),
+          Plot.dot(years, { x: "year", y: "value", fill: "region_name", r: 2.5, title: (p) => `${p.region_name} ${p.year}: ${fmt(kind, p.value)}` }),
+          Plot.text(years, Plot.selectLast({ x: "year", y: "value", z: "region_name", text: "region_name", dx: 6, textAnchor: "start", fill: "region_name", ariaHidden: true })),
+          i.target != null ? Plot.ruleY([i.target], { stroke: "#1d6b3a", strokeDasharray: "6,3", ariaHidden: true }) : null,
         ],
       }), T("chart.trend", title)));
     }
