@@ -116,9 +116,7 @@ pub fn comparison(c: &Comparison) -> Result<Vec<u8>, XlsxError> {
 
 /// The regions' states and versions, from row `start` of a provenance sheet.
 fn sources(info: &mut Worksheet, start: u32, regions: &[RegionReport], bold: &Format) -> Result<(), XlsxError> {
-    for (i, h) in ["region", "name", "status", "data version", "policy version", "cells", "withheld", "message"].iter().enumerate() {
-        info.write_string_with_format(start, i as u16, *h, bold)?;
-    }
+    header(info, start, &["region", "name", "status", "data version", "policy version", "cells", "withheld", "message"], bold)?;
     for (i, reg) in regions.iter().enumerate() {
         let r = start + 1 + i as u32;
         info.write_string(r, 0, &reg.region)?;
@@ -129,6 +127,24 @@ fn sources(info: &mut Worksheet, start: u32, regions: &[RegionReport], bold: &Fo
         info.write_number(r, 5, reg.cells as f64)?;
         info.write_number(r, 6, reg.cells_withheld as f64)?;
         info.write_string(r, 7, &reg.message)?;
+    }
+    Ok(())
+}
+
+/// A bold header row at row `row`.
+fn header(sheet: &mut Worksheet, row: u32, names: &[&str], bold: &Format) -> Result<(), XlsxError> {
+    for (i, h) in names.iter().enumerate() {
+        sheet.write_string_with_format(row, i as u16, *h, bold)?;
+    }
+    Ok(())
+}
+
+/// Numbers at their columns of row `r`; missing and non-finite ones left empty.
+fn numbers(sheet: &mut Worksheet, r: u32, values: &[(u16, Option<f64>)]) -> Result<(), XlsxError> {
+    for (c, x) in values {
+        if let Some(x) = x.filter(|x| x.is_finite()) {
+            sheet.write_number(r, *c, x)?;
+        }
     }
     Ok(())
 }
@@ -196,19 +212,13 @@ pub fn report(rep: &Report) -> Result<Vec<u8>, XlsxError> {
         sheet.write_string(i as u32 + 2, 0, s)?;
     }
     let start = rep.summary.len() as u32 + 3;
-    for (i, h) in ["indicator", "recipe", "value", "95% CI lower", "95% CI upper", "others", "against the others", "target", "target verdict", "trend", "status"].iter().enumerate() {
-        sheet.write_string_with_format(start, i as u16, *h, &bold)?;
-    }
+    header(sheet, start, &["indicator", "recipe", "value", "95% CI lower", "95% CI upper", "others", "against the others", "target", "target verdict", "trend", "status"], &bold)?;
     for (i, ind) in rep.indicators.iter().enumerate() {
         let r = start + 1 + i as u32;
         sheet.write_string(r, 0, title(ind, lang))?;
         sheet.write_string(r, 1, &ind.recipe)?;
         let f = ind.focus.as_ref();
-        for (c, v) in [(2, f.and_then(|f| f.value)), (3, f.and_then(|f| f.lower)), (4, f.and_then(|f| f.upper)), (5, f.and_then(|f| f.others_value)), (7, ind.target)] {
-            if let Some(v) = v.filter(|v| v.is_finite()) {
-                sheet.write_number(r, c, v)?;
-            }
-        }
+        numbers(sheet, r, &[(2, f.and_then(|f| f.value)), (3, f.and_then(|f| f.lower)), (4, f.and_then(|f| f.upper)), (5, f.and_then(|f| f.others_value)), (7, ind.target)])?;
         sheet.write_string(r, 6, f.and_then(|f| f.significance.as_deref()).unwrap_or(""))?;
         sheet.write_string(r, 8, serde_json::to_value(ind.target_verdict).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default())?;
         sheet.write_string(r, 9, ind.change.as_ref().map(|c| c.flag.as_str()).unwrap_or(""))?;
@@ -218,20 +228,14 @@ pub fn report(rep: &Report) -> Result<Vec<u8>, XlsxError> {
 
     let sheet = book.add_worksheet();
     sheet.set_name("Comparison")?;
-    for (i, h) in ["indicator", "row", "region", "numerator", "denominator", "value", "95% CI lower", "95% CI upper", "significance", "others", "status", "note"].iter().enumerate() {
-        sheet.write_string_with_format(0, i as u16, *h, &bold)?;
-    }
+    header(sheet, 0, &["indicator", "row", "region", "numerator", "denominator", "value", "95% CI lower", "95% CI upper", "significance", "others", "status", "note"], &bold)?;
     let mut r = 1;
     for ind in &rep.indicators {
         for v in &ind.regions {
             sheet.write_string(r, 0, &ind.id)?;
             sheet.write_string(r, 1, &v.row)?;
             sheet.write_string(r, 2, &v.region_name)?;
-            for (c, x) in [(3, v.numerator.map(|n| n as f64)), (4, v.denominator.map(|n| n as f64)), (5, v.value), (6, v.lower), (7, v.upper), (9, v.others_value)] {
-                if let Some(x) = x.filter(|x| x.is_finite()) {
-                    sheet.write_number(r, c, x)?;
-                }
-            }
+            numbers(sheet, r, &[(3, v.numerator.map(|n| n as f64)), (4, v.denominator.map(|n| n as f64)), (5, v.value), (6, v.lower), (7, v.upper), (9, v.others_value)])?;
             sheet.write_string(r, 8, v.significance.as_deref().unwrap_or(""))?;
             sheet.write_string(r, 10, &v.status)?;
             sheet.write_string(r, 11, v.note.as_deref().unwrap_or(""))?;
@@ -243,9 +247,7 @@ pub fn report(rep: &Report) -> Result<Vec<u8>, XlsxError> {
 
     let sheet = book.add_worksheet();
     sheet.set_name("Trend")?;
-    for (i, h) in ["indicator", "row", "region", "year", "value", "95% CI lower", "95% CI upper", "status"].iter().enumerate() {
-        sheet.write_string_with_format(0, i as u16, *h, &bold)?;
-    }
+    header(sheet, 0, &["indicator", "row", "region", "year", "value", "95% CI lower", "95% CI upper", "status"], &bold)?;
     let mut r = 1;
     for ind in &rep.indicators {
         for p in &ind.trend {
@@ -253,11 +255,7 @@ pub fn report(rep: &Report) -> Result<Vec<u8>, XlsxError> {
             sheet.write_string(r, 1, &p.row)?;
             sheet.write_string(r, 2, &p.region_name)?;
             sheet.write_number(r, 3, p.year as f64)?;
-            for (c, x) in [(4, p.value), (5, p.lower), (6, p.upper)] {
-                if let Some(x) = x.filter(|x| x.is_finite()) {
-                    sheet.write_number(r, c, x)?;
-                }
-            }
+            numbers(sheet, r, &[(4, p.value), (5, p.lower), (6, p.upper)])?;
             sheet.write_string(r, 7, &p.status)?;
             r += 1;
         }
@@ -289,9 +287,7 @@ pub fn report(rep: &Report) -> Result<Vec<u8>, XlsxError> {
     info.write_string(0, 1, &rep.generated)?;
     info.write_string_with_format(1, 0, "partial", &bold)?;
     info.write_string(1, 1, if rep.partial { "PARTIAL: a region did not answer some questions" } else { "no: every region answered" })?;
-    for (i, h) in ["indicator", "recipe", "query ids", "region", "status", "data version", "policy version"].iter().enumerate() {
-        info.write_string_with_format(3, i as u16, *h, &bold)?;
-    }
+    header(info, 3, &["indicator", "recipe", "query ids", "region", "status", "data version", "policy version"], &bold)?;
     let mut r = 4;
     for ind in &rep.indicators {
         for s in &ind.sources {
