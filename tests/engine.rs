@@ -145,7 +145,6 @@ async fn the_engine_only_accepts_validated_queries() {
 /// record-key sums, value sums and the largest per-person contributions.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_agents_own_aggregation_equals_the_sql_aggregation() {
-    use norrsken_agent::engine::RawCell;
     let engine = engine("vasterbotten", "24").await;
     let catalog = Catalog::embedded();
     let mut cases = Vec::new();
@@ -161,26 +160,74 @@ async fn the_agents_own_aggregation_equals_the_sql_aggregation() {
         query("diabetes_hba1c_mean", &["income_quintile", "birth_country"], "2025", &[], Perspective::Provider),
         query("stroke_admissions", &["month"], "2024-01..2024-06", &[], Perspective::Population),
     ]);
-    let key = |c: &RawCell| (c.region.clone(), c.labels.clone(), c.category.clone());
     let mut checked = 0;
     for q in cases {
         let v = q.validate(&catalog, Some(engine.data_years())).expect("valid query");
         let what = format!("{} by {:?} in {} ({:?})", v.recipe.key(), q.breakdowns, q.period, q.options.perspective);
         let own = engine.evaluate(&v).await.unwrap_or_else(|e| panic!("{what}: {e}"));
         let in_sql = engine.evaluate_in_sql(&v).await.unwrap_or_else(|e| panic!("{what} in SQL: {e}"));
-        assert_eq!(own.cells.iter().map(key).collect::<Vec<_>>(), in_sql.cells.iter().map(key).collect::<Vec<_>>(), "{what}: different cells");
-        for (a, b) in own.cells.iter().zip(&in_sql.cells) {
-            assert_eq!(
-                (a.units, a.persons, a.numerator, a.numerator_persons, a.population, a.units_mix, a.numerator_mix, a.population_mix),
-                (b.units, b.persons, b.numerator, b.numerator_persons, b.population, b.units_mix, b.numerator_mix, b.population_mix),
-                "{what}: cell {:?}",
-                key(a)
-            );
-            for (x, y) in [(a.value_sum, b.value_sum), (a.value_sum_sq, b.value_sum_sq), (a.top1, b.top1), (a.top2, b.top2)] {
-                assert!((x - y).abs() <= 1e-9 * x.abs().max(1.0), "{what}: cell {:?}: {x} vs {y}", key(a));
-            }
-        }
-        checked += own.cells.len();
+        checked += same_cells(&what, &own.cells, &in_sql.cells);
     }
     assert!(checked > 1000, "only {checked} cells compared");
+}
+
+/// Asserts two evaluations give the same cells in every component; returns how many.
+fn same_cells(what: &str, own: &[norrsken_agent::engine::RawCell], other: &[norrsken_agent::engine::RawCell]) -> usize {
+    let key = |c: &norrsken_agent::engine::RawCell| (c.region.clone(), c.labels.clone(), c.category.clone());
+    assert_eq!(own.iter().map(key).collect::<Vec<_>>(), other.iter().map(key).collect::<Vec<_>>(), "{what}: different cells");
+    for (a, b) in own.iter().zip(other) {
+        assert_eq!(
+            (a.units, a.persons, a.numerator, a.numerator_persons, a.population, a.units_mix, a.numerator_mix, a.population_mix),
+            (b.units, b.persons, b.numerator, b.numerator_persons, b.population, b.units_mix, b.numerator_mix, b.population_mix),
+            "{what}: cell {:?}",
+            key(a)
+        );
+        for (x, y) in [(a.value_sum, b.value_sum), (a.value_sum_sq, b.value_sum_sq), (a.top1, b.top1), (a.top2, b.top2)] {
+            assert!((x - y).abs() <= 1e-9 * x.abs().max(1.0), "{what}: cell {:?}: {x} vs {y}", key(a));
+        }
+    }
+    own.len()
+}
+
+/// A recipe's prepared unit table (built once per data version and perspective) answers
+/// every breakdown, filter, period grain and perspective exactly as the recipe's SQL does;
+/// with a budget too small to hold it, questions take the SQL path and answer the same.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prepared_unit_tables_answer_exactly_as_the_recipe_sql() {
+    let engine = engine("jamtland", "23").await;
+    let catalog = Catalog::embedded();
+    let mut cases = Vec::new();
+    for recipe in catalog.latest() {
+        cases.push(query(&recipe.id, &["year", "sex"], "2021..2025", &[], Perspective::Provider));
+        cases.push(query(&recipe.id, &["age_band"], "2023..2024", &[], Perspective::Population));
+    }
+    cases.extend([
+        query("kpp_cost", &["care_type", "quarter"], "2024", &[("sex", &["female"])], Perspective::Provider),
+        query("diabetes_statin", &["education", "income_quintile"], "2022..2024", &[("sex", &["male", "female"]), ("age_band", &["65-79", "80+"])], Perspective::Provider),
+        query("stroke_reperfusion", &["kommun"], "2024Q2..2025Q1", &[], Perspective::Population),
+        query("stroke_admissions", &["month", "sex"], "2024-03..2024-08", &[("birth_country", &["sweden"])], Perspective::Provider),
+        query("diabetes_bp_bands", &["sex", "birth_country"], "2025", &[], Perspective::Provider),
+        query("hf_hospitalisation_rate", &["sex", "age_band"], "2021..2025", &[("education", &["primary"])], Perspective::Provider),
+        query("hip_fracture_surgery_24h", &[], "2021..2024", &[("kommun", &["2309", "2380"])], Perspective::Provider),
+    ]);
+    let mut checked = 0;
+    for q in &cases {
+        let v = q.validate(&catalog, Some(engine.data_years())).unwrap_or_else(|e| panic!("{q:?}: {e}"));
+        let what = format!("{} by {:?} in {} with {:?} ({:?})", v.recipe.key(), q.breakdowns, q.period, q.filters, q.options.perspective);
+        let prepared = engine.evaluate(&v).await.unwrap_or_else(|e| panic!("{what}: {e}"));
+        let unprepared = engine.evaluate_unprepared(&v).await.unwrap_or_else(|e| panic!("{what} unprepared: {e}"));
+        checked += same_cells(&what, &prepared.cells, &unprepared.cells);
+    }
+    assert!(checked > 500, "only {checked} cells compared");
+    let stats = engine.prepared_stats();
+    assert!(stats.tables >= catalog.latest().len(), "every recipe prepared in one perspective at least: {stats:?}");
+    assert!(stats.rows > 10_000 && stats.bytes > 0, "{stats:?}");
+
+    // A budget of 1 MiB holds no table of any size: the same answers, nothing kept.
+    let folder = region_dir("jamtland");
+    let small = EngineOptions { prepared_mb: 1, ..EngineOptions::default() };
+    let tight = Engine::open(&FolderDatalager::open(&folder, FolderFormat::Parquet).unwrap(), "23", &small).await.unwrap();
+    let q = query("kpp_cost", &["year", "care_type"], "2021..2025", &[], Perspective::Provider).validate(&catalog, Some(tight.data_years())).unwrap();
+    same_cells("kpp_cost over a 1 MiB budget", &tight.evaluate(&q).await.unwrap().cells, &engine.evaluate(&q).await.unwrap().cells);
+    assert_eq!(tight.prepared_stats().tables, 0, "{:?}", tight.prepared_stats());
 }

@@ -334,6 +334,57 @@ impl MarginAggregator {
         })
     }
 
+    /// The recipe's category codes in the order [`MarginAggregator::push_unit`] indexes them.
+    pub fn category_codes(&self) -> &[String] {
+        &self.categories
+    }
+
+    /// The fine cell of a combination of labels (region first, then the breakdowns in the
+    /// query's order), interned; for callers that label rows themselves
+    /// ([`super::prepared`]).
+    pub fn cell(&mut self, labels: &[&str]) -> u32 {
+        self.key.clear();
+        for l in labels {
+            self.key.extend_from_slice(l.as_bytes());
+            self.key.push(0);
+        }
+        match self.fine_ids.get(self.key.as_slice()) {
+            Some(id) => *id,
+            None => {
+                let id = self.fine_labels.len() as u32;
+                self.fine_ids.insert(self.key.clone().into_boxed_slice(), id);
+                self.fine_labels.push(labels.iter().map(|l| l.to_string()).collect());
+                id
+            }
+        }
+    }
+
+    /// Makes room for `n` more rows, counted against the engine's pool.
+    pub fn reserve(&mut self, n: usize) -> Result<(), MarginError> {
+        let before = self.rows.capacity();
+        self.rows.reserve(n);
+        self.reservation.try_grow((self.rows.capacity() - before) * std::mem::size_of::<Row>())?;
+        Ok(())
+    }
+
+    /// Adds one labelled unit row of fine cell `cell` (from [`MarginAggregator::cell`]);
+    /// `category` indexes [`MarginAggregator::category_codes`]. Call
+    /// [`MarginAggregator::reserve`] first.
+    pub fn push_unit(&mut self, cell: u32, person: i64, unit: i64, num: bool, value: Option<f64>, category: Option<u16>) {
+        let mut flags = if num { NUM } else { 0 };
+        if value.is_some() {
+            flags |= HAS_VALUE;
+        }
+        self.rows.push(Row { person, unit, value: value.unwrap_or(0.0), cell, category: category.unwrap_or(NO_CATEGORY), flags });
+    }
+
+    /// Adds a rate's population of fine cell `cell`.
+    pub fn push_population_cell(&mut self, cell: u32, population: i64, mix: i64) {
+        let e = self.population.entry(cell).or_insert((0, 0));
+        e.0 += population;
+        e.1 += mix;
+    }
+
     /// Adds a rate's population counted per combination of labels: `region`,
     /// `b_<breakdown>`..., `population`, `population_mix`.
     pub fn push_population(&mut self, batch: &RecordBatch) -> Result<(), MarginError> {
@@ -391,9 +442,13 @@ impl MarginAggregator {
 
         // Rows of one person together; within them a unit's rows (person-based recipes) and
         // rows of the same fine cell, which are merged before they are fanned out.
+        // Rows that arrive in order (a prepared table is kept sorted by person and unit)
+        // are not sorted again.
         if self.per_person_unit {
-            self.rows.sort_unstable_by_key(|r| (r.person, r.unit, r.cell));
-        } else {
+            if !self.rows.is_sorted_by_key(|r| (r.person, r.unit, r.cell)) {
+                self.rows.sort_unstable_by_key(|r| (r.person, r.unit, r.cell));
+            }
+        } else if !self.rows.is_sorted_by_key(|r| (r.person, r.cell)) {
             self.rows.sort_unstable_by_key(|r| (r.person, r.cell));
         }
         let cells_count = cell_keys.len();

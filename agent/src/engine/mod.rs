@@ -15,11 +15,13 @@ use crate::datalager::{Datalager, DatalagerError};
 
 pub mod cells;
 pub mod margins;
+pub mod prepared;
 pub mod sql;
 
 pub use cells::{CellTable, RawCell};
 use cells::read_cells;
 use margins::{MarginAggregator, MarginError};
+use prepared::{PreparedCache, PreparedStats, PreparedUnits};
 use sql::{literal, SqlContext};
 
 #[derive(Debug, thiserror::Error)]
@@ -62,6 +64,16 @@ pub struct EngineOptions {
     /// Answers kept for repeated questions, keyed by query, data and policy version.
     #[serde(default)]
     pub cache: norrsken_common::cache::CacheSettings,
+    /// Memory for prepared unit tables (each recipe's units with every label, built once
+    /// per data version and perspective; [`prepared`]), in MiB, within the memory limit;
+    /// least recently used tables are dropped beyond it. 0 = no prepared tables (every
+    /// question evaluates the recipe's SQL).
+    #[serde(default = "default_prepared_mb")]
+    pub prepared_mb: u64,
+}
+
+fn default_prepared_mb() -> u64 {
+    768
 }
 
 fn default_memory_limit_mb() -> u64 {
@@ -80,6 +92,7 @@ impl Default for EngineOptions {
             queue_timeout_ms: default_queue_timeout_ms(),
             spill_dir: None,
             cache: Default::default(),
+            prepared_mb: default_prepared_mb(),
         }
     }
 }
@@ -135,6 +148,8 @@ pub struct Engine {
     /// The datalager's rows are read into this process, so cells may be aggregated here
     /// ([`super::margins`]) rather than by GROUPING SETS in SQL.
     rows_are_local: bool,
+    /// Prepared unit tables (local rows only; none when `prepared_mb` is 0).
+    prepared: Option<PreparedCache>,
 }
 
 impl Engine {
@@ -163,6 +178,7 @@ impl Engine {
             data_version: datalager.data_version(),
             data_years,
             rows_are_local: datalager.rows_are_local(),
+            prepared: (datalager.rows_are_local() && options.prepared_mb > 0).then(|| PreparedCache::new(options.prepared_mb)),
         })
     }
 
@@ -199,17 +215,37 @@ impl Engine {
 
     /// Evaluates a validated query into cells, sorted by region and labels.
     pub async fn evaluate(&self, q: &ValidatedQuery) -> Result<CellTable, EngineError> {
-        self.evaluate_by(q, self.rows_are_local).await
+        self.evaluate_by(q, self.rows_are_local, true).await
+    }
+
+    /// Evaluates a validated query from the recipe's SQL even where a prepared table could
+    /// answer it. The two must agree; the tests compare them.
+    pub async fn evaluate_unprepared(&self, q: &ValidatedQuery) -> Result<CellTable, EngineError> {
+        self.evaluate_by(q, self.rows_are_local, false).await
+    }
+
+    /// Builds (or finds) the prepared table of `q`'s recipe and perspective now, e.g. after
+    /// a reload; None when the agent keeps no prepared tables or this one does not fit.
+    pub async fn prepare(&self, q: &ValidatedQuery) -> Result<Option<Arc<PreparedUnits>>, EngineError> {
+        match &self.prepared {
+            Some(cache) => cache.get(&self.ctx, q, &self.region, self.data_years).await,
+            None => Ok(None),
+        }
+    }
+
+    /// The prepared tables held.
+    pub fn prepared_stats(&self) -> PreparedStats {
+        self.prepared.as_ref().map(PreparedCache::stats).unwrap_or_default()
     }
 
     /// Evaluates a validated query with the whole aggregation in SQL (GROUPING SETS), as a
     /// warehouse that takes the aggregate does, even where the agent would aggregate the
     /// rows itself. The two must agree; the tests compare them.
     pub async fn evaluate_in_sql(&self, q: &ValidatedQuery) -> Result<CellTable, EngineError> {
-        self.evaluate_by(q, false).await
+        self.evaluate_by(q, false, false).await
     }
 
-    async fn evaluate_by(&self, q: &ValidatedQuery, aggregate_rows: bool) -> Result<CellTable, EngineError> {
+    async fn evaluate_by(&self, q: &ValidatedQuery, aggregate_rows: bool, use_prepared: bool) -> Result<CellTable, EngineError> {
         let recipe = q.recipe.key();
         let waiting = std::time::Instant::now();
         let _turn = match tokio::time::timeout(self.queue_timeout, self.turns.clone().acquire_owned()).await {
@@ -218,9 +254,15 @@ impl Engine {
         };
         let cx = SqlContext { region: &self.region };
         let fail = |e: DataFusionError| classify(&recipe, e);
-        let mut cells = if aggregate_rows {
+        let prepared = match (aggregate_rows && use_prepared, &self.prepared) {
+            (true, Some(cache)) => cache.get(&self.ctx, q, &self.region, self.data_years).await?.filter(|t| t.answers(q)),
+            _ => None,
+        };
+        let mut cells = if let Some(table) = prepared {
+            self.aggregate(q, Rows::Prepared(table)).await?
+        } else if aggregate_rows {
             let df = self.ctx.sql(&sql::compile_rows(q, &cx)).await.map_err(fail)?;
-            self.aggregate_rows(q, df).await?
+            self.aggregate(q, Rows::Sql(df)).await?
         } else {
             let df = self.ctx.sql(&sql::compile(q, &cx)).await.map_err(fail)?;
             let batches = df.collect().await.map_err(fail)?;
@@ -234,9 +276,10 @@ impl Engine {
         Ok(CellTable { recipe: q.recipe.clone(), breakdowns: q.breakdowns.clone(), cells })
     }
 
-    /// Streams the labelled rows into a [`MarginAggregator`] whose memory counts against
-    /// the engine's pool, then computes the cells off the async runtime.
-    async fn aggregate_rows(&self, q: &ValidatedQuery, df: datafusion::dataframe::DataFrame) -> Result<Vec<RawCell>, EngineError> {
+    /// Puts the labelled rows (streamed from SQL, or selected from a prepared table) into a
+    /// [`MarginAggregator`] whose memory counts against the engine's pool, then computes
+    /// the cells off the async runtime.
+    async fn aggregate(&self, q: &ValidatedQuery, rows: Rows) -> Result<Vec<RawCell>, EngineError> {
         use datafusion::execution::memory_pool::MemoryConsumer;
         use futures::StreamExt;
         let recipe = q.recipe.key();
@@ -246,12 +289,22 @@ impl Engine {
         };
         let reservation = MemoryConsumer::new(format!("norrsken cells of {recipe}")).register(&self.ctx.runtime_env().memory_pool);
         let mut aggregator = MarginAggregator::new(q, reservation);
-        let mut stream = df.execute_stream().await.map_err(|e| classify(&recipe, e))?;
-        while let Some(batch) = stream.next().await {
-            let batch = batch.map_err(|e| classify(&recipe, e))?;
-            aggregator.push(&batch).map_err(margin_error)?;
+        match rows {
+            Rows::Sql(df) => {
+                let mut stream = df.execute_stream().await.map_err(|e| classify(&recipe, e))?;
+                while let Some(batch) = stream.next().await {
+                    let batch = batch.map_err(|e| classify(&recipe, e))?;
+                    aggregator.push(&batch).map_err(margin_error)?;
+                }
+            }
+            Rows::Prepared(table) => {
+                let question = q.clone();
+                aggregator = tokio::task::spawn_blocking(move || table.select(&question, &mut aggregator).map(|()| aggregator))
+                    .await
+                    .map_err(|e| EngineError::Evaluation { recipe: recipe.clone(), message: format!("selecting the prepared rows: {e}") })?
+                    .map_err(margin_error)?;
+            }
         }
-        drop(stream);
         if q.recipe.kind == Kind::Rate {
             let population = sql::compile_population_cells(q, &SqlContext { region: &self.region });
             let df = self.ctx.sql(&population).await.map_err(|e| classify(&recipe, e))?;
@@ -264,6 +317,12 @@ impl Engine {
             .map_err(|e| EngineError::Evaluation { recipe: recipe.clone(), message: format!("aggregating the rows: {e}") })?;
         finished.map_err(margin_error)
     }
+}
+
+/// Where a question's labelled rows come from.
+enum Rows {
+    Sql(datafusion::dataframe::DataFrame),
+    Prepared(Arc<PreparedUnits>),
 }
 
 fn classify(recipe: &str, e: DataFusionError) -> EngineError {
