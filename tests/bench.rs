@@ -226,8 +226,19 @@ async fn a_small_benchmark_run_checks_and_measures_everything() {
     assert_eq!(report.fan_out.iter().map(|f| f.agents).collect::<Vec<_>>(), vec![4, 6]);
     assert_eq!(report.peak_rss.len(), 5);
     assert!(report.peak_rss.iter().all(|(_, b)| b.is_some_and(|b| b > 1024 * 1024)), "{:?}", report.peak_rss);
+    // Exploration: up to 8 breakdown combinations per indicator, each timed in the
+    // federation and in DuckDB.
+    let explored = report.exploration.len();
+    assert!(explored >= 5 * report.indicators.len() && explored <= 8 * report.indicators.len(), "{explored} exploration questions");
+    for e in &report.exploration {
+        assert!(e.federation_ms.is_some() && e.duckdb_ms.is_some(), "{e:?}");
+    }
+    // Prepared state: every recipe's table built in each of the four regions.
+    assert_eq!(report.prepared.len(), 4 * report.indicators.len());
+    assert!(report.prepared.iter().all(|p| p.build_ms > 0.0 && p.bytes >= p.rows), "{:?}", report.prepared);
+    assert!(report.prepared.iter().filter(|p| p.indicator == "kpp_cost").all(|p| p.rows > 1000), "{:?}", report.prepared);
     let md = report.to_markdown();
-    for heading in ["| indicator | cells | cold |", "| mode | clients |", "| agents | runs |", "| process | peak RSS MiB |", "stroke_reperfusion"] {
+    for heading in ["| indicator | cells | cold |", "| indicator | questions |", "| region | tables |", "| mode | clients |", "| agents | runs |", "| process | peak RSS MiB |", "stroke_reperfusion"] {
         assert!(md.contains(heading), "{heading} missing in\n{md}");
     }
 }

@@ -10,9 +10,13 @@
 //!    policy; per indicator the first answer after start (cold), repeated answers with the
 //!    caches bypassed (warm) and from the cache (cached); DuckDB and PostgreSQL without and
 //!    with an index on the main diagnosis.
-//! 4. Throughput with 1, 8 and 64 concurrent clients, cached and uncached.
-//! 5. Fan-out: a query cached at the agents, asked through 4 and through 21 agents.
-//! 6. Peak memory of every process.
+//! 4. Exploration: each indicator with 8 different breakdown combinations, the caches
+//!    bypassed, as a dashboard asks them; the same questions to DuckDB.
+//! 5. Throughput with 1, 8 and 64 concurrent clients, cached and uncached.
+//! 6. Prepared state: what building every recipe's prepared unit table costs an agent
+//!    after a data reload (time, rows, memory).
+//! 7. Fan-out: a query cached at the agents, asked through 4 and through 21 agents.
+//! 8. Peak memory of every process.
 
 pub mod central;
 pub mod cluster;
@@ -127,6 +131,91 @@ pub fn bench_queries(catalog: &Catalog, years: (i32, i32), only: &[String]) -> a
     Ok(out)
 }
 
+/// The exploration series: per indicator, up to 8 different breakdown combinations over
+/// the whole period, as a dashboard asks them (comparison, by sex, by age, by year...).
+pub fn exploration_queries(catalog: &Catalog, years: (i32, i32), only: &[String]) -> anyhow::Result<Vec<(IndicatorQuery, ValidatedQuery)>> {
+    use Breakdown::*;
+    let shapes: &[&[Breakdown]] = &[
+        &[],
+        &[Year],
+        &[Sex],
+        &[AgeBand],
+        &[Year, Sex],
+        &[Education],
+        &[IncomeQuintile],
+        &[Kommun],
+        &[BirthCountry],
+        &[Sex, AgeBand],
+        &[CareType],
+        &[Year, CareType],
+        &[Quarter],
+    ];
+    let mut out = Vec::new();
+    for recipe in catalog.latest() {
+        if !only.is_empty() && !only.contains(&recipe.id) {
+            continue;
+        }
+        for shape in shapes.iter().filter(|s| s.iter().all(|b| recipe.allows(*b))).take(8) {
+            let q = IndicatorQuery {
+                indicator: recipe.id.clone(),
+                version: Some(recipe.version),
+                breakdowns: shape.iter().map(|b| b.name().to_string()).collect(),
+                period: format!("{}..{}", years.0, years.1),
+                ..Default::default()
+            };
+            let v = q.validate(catalog, Some(years)).map_err(|e| anyhow!("exploration query for {}: {e}", recipe.id))?;
+            out.push((q, v));
+        }
+    }
+    Ok(out)
+}
+
+/// One question of the exploration series.
+#[derive(Debug, Clone, Serialize)]
+pub struct ExplorationResult {
+    pub indicator: String,
+    pub breakdowns: Vec<String>,
+    /// Federation, caches bypassed (median of its runs).
+    pub federation_ms: Option<f64>,
+    /// DuckDB on the pooled Parquet files (median of its runs).
+    pub duckdb_ms: Option<f64>,
+}
+
+/// Building one recipe's prepared unit table in one region's agent.
+#[derive(Debug, Clone, Serialize)]
+pub struct PreparedBuild {
+    pub region: String,
+    pub indicator: String,
+    pub rows: usize,
+    pub bytes: usize,
+    pub build_ms: f64,
+}
+
+/// Builds every bench recipe's prepared table in each region's engine (in this process,
+/// the engine as an agent opens it after a data reload) and reports what each cost.
+async fn prepared_builds(options: &BenchOptions, agents: &[(String, PathBuf)], queries: &[(IndicatorQuery, ValidatedQuery)]) -> anyhow::Result<Vec<PreparedBuild>> {
+    use norrsken_agent::datalager::{FolderDatalager, FolderFormat};
+    use norrsken_agent::engine::{Engine, EngineOptions};
+    let mut out = Vec::new();
+    for (region, folder) in agents {
+        say(options, &format!("prepared tables of region {region}"));
+        let dl = FolderDatalager::open(folder, FolderFormat::Parquet).map_err(|e| anyhow!("{e}"))?;
+        let engine = Engine::open(&dl, region, &EngineOptions { memory_limit_mb: options.memory_limit_mb, ..EngineOptions::default() }).await.map_err(|e| anyhow!("{e}"))?;
+        for (q, v) in queries {
+            let start = Instant::now();
+            let table = engine.prepare(v).await.map_err(|e| anyhow!("{e}"))?;
+            out.push(PreparedBuild {
+                region: region.clone(),
+                indicator: q.indicator.clone(),
+                rows: table.as_ref().map_or(0, |t| t.rows()),
+                bytes: table.as_ref().map_or(0, |t| t.bytes),
+                build_ms: stats::ms(start.elapsed()),
+            });
+        }
+    }
+    Ok(out)
+}
+
 fn ticket(q: &IndicatorQuery, no_cache: bool) -> Vec<u8> {
     IndicatorQuery { options: QueryOptions { no_cache, ..q.options.clone() }, ..q.clone() }.encode_ticket(None)
 }
@@ -180,6 +269,8 @@ pub struct BenchReport {
     pub contacts: u64,
     pub synth: Option<SynthRun>,
     pub indicators: Vec<IndicatorResult>,
+    pub exploration: Vec<ExplorationResult>,
+    pub prepared: Vec<PreparedBuild>,
     pub throughput: Vec<load::LoadResult>,
     pub fan_out: Vec<FanOut>,
     /// Peak resident memory per process of the timing federation (bytes).
@@ -294,6 +385,8 @@ async fn time_federation(
     agents: &[(String, PathBuf)],
     queries: &[(IndicatorQuery, ValidatedQuery)],
     results: &mut [IndicatorResult],
+    exploration: &[(IndicatorQuery, ValidatedQuery)],
+    explored: &mut [ExplorationResult],
 ) -> anyhow::Result<(Vec<load::LoadResult>, Vec<(String, Option<u64>)>)> {
     let spec = ClusterSpec {
         bin_dir: options.bin_dir.clone(),
@@ -340,6 +433,21 @@ async fn time_federation(
                 say(options, &format!("{} failed: {e:#}", q.indicator));
                 r.error.get_or_insert_with(|| format!("{e:#}"));
             }
+        }
+        say(options, &format!("exploration: {} questions, caches bypassed", exploration.len()));
+        for ((q, _), r) in exploration.iter().zip(explored.iter_mut()) {
+            let mut samples = Vec::new();
+            for _ in 0..3 {
+                let t = Instant::now();
+                match fetch_with(&mut client, ticket(q, true)).await {
+                    Ok(_) => samples.push(stats::ms(t.elapsed())),
+                    Err(e) => {
+                        say(options, &format!("exploration {} by {:?} failed: {e:#}", q.indicator, q.breakdowns));
+                        break;
+                    }
+                }
+            }
+            r.federation_ms = Latency::of(&samples).map(|l| l.p50_ms);
         }
         let mut throughput = Vec::new();
         for (mode, no_cache) in [("cached", false), ("uncached", true)] {
@@ -438,6 +546,11 @@ pub async fn run(options: &BenchOptions) -> anyhow::Result<BenchReport> {
     let years = (manifests[0].first_year, manifests[0].last_year);
     let catalog = Catalog::embedded();
     let queries = bench_queries(&catalog, years, &options.indicators)?;
+    let exploration = exploration_queries(&catalog, years, &options.indicators)?;
+    let mut explored: Vec<ExplorationResult> = exploration
+        .iter()
+        .map(|(q, _)| ExplorationResult { indicator: q.indicator.clone(), breakdowns: q.breakdowns.clone(), federation_ms: None, duckdb_ms: None })
+        .collect();
     let agents: Vec<(String, PathBuf)> = NORRA.iter().map(|r| (r.code.to_string(), datalager.join(r.slug))).collect();
     let regions: Vec<String> = agents.iter().map(|(r, _)| r.clone()).collect();
     let statements: Vec<String> = queries.iter().map(|(_, v)| central_sql(v, &regions)).collect::<anyhow::Result<_>>()?;
@@ -501,6 +614,21 @@ pub async fn run(options: &BenchOptions) -> anyhow::Result<BenchReport> {
             r.duckdb_first_ms = Some(d.first_ms);
             r.duckdb = Latency::of(&d.times_ms);
         }
+        say(options, "DuckDB: the exploration questions");
+        let dir = options.dir.join("exploration");
+        std::fs::create_dir_all(&dir)?;
+        let id = |i: usize, q: &IndicatorQuery| format!("{i}:{}:{}", q.indicator, q.breakdowns.join(","));
+        let sql: Vec<String> = exploration.iter().map(|(_, v)| central_sql(v, &regions)).collect::<anyhow::Result<_>>()?;
+        let explore_job = DuckJob {
+            runs: 3,
+            min_runs: 1,
+            queries: exploration.iter().zip(&sql).enumerate().map(|(i, ((q, _), sql))| DuckQuery { id: id(i, q), sql: sql.clone() }).collect(),
+            ..job
+        };
+        let out = central::run_duckdb(python, &dir, &explore_job)?;
+        for (i, ((q, _), r)) in exploration.iter().zip(explored.iter_mut()).enumerate() {
+            r.duckdb_ms = out.results.get(&id(i, q)).and_then(|d| Latency::of(&d.times_ms)).map(|l| l.p50_ms);
+        }
     }
 
     if let Some(admin) = &options.postgres {
@@ -543,7 +671,8 @@ pub async fn run(options: &BenchOptions) -> anyhow::Result<BenchReport> {
         bail!("the federation's numbers differ from the central computation, so nothing is timed:\n{}", disagreements.join("\n"));
     }
 
-    let (throughput, peak_rss) = time_federation(options, &agents, &queries, &mut results).await?;
+    let prepared = prepared_builds(options, &agents, &queries).await?;
+    let (throughput, peak_rss) = time_federation(options, &agents, &queries, &mut results, &exploration, &mut explored).await?;
     let mut fan = Vec::new();
     if options.national_agents > 0 {
         let q = &queries.iter().find(|(q, _)| q.indicator == "stroke_reperfusion").unwrap_or(&queries[0]).0;
@@ -561,6 +690,8 @@ pub async fn run(options: &BenchOptions) -> anyhow::Result<BenchReport> {
         contacts: rows("contacts"),
         synth,
         indicators: results,
+        exploration: explored,
+        prepared,
         throughput,
         fan_out: fan,
         peak_rss,

@@ -84,6 +84,12 @@ impl BenchReport {
                 verdict(&r.agreement_postgres)
             ));
         }
+        if !self.exploration.is_empty() {
+            s.push_str(&self.exploration_markdown());
+        }
+        if !self.prepared.is_empty() {
+            s.push_str(&self.prepared_markdown());
+        }
         s.push_str("\nThroughput: concurrent clients, each on its own mutual-TLS connection, asking the indicators above in turn.\n\n");
         s.push_str("| mode | clients | seconds | queries | per second | p50 ms | p95 ms | errors |\n|---|---:|---:|---:|---:|---:|---:|---:|\n");
         for t in &self.throughput {
@@ -103,6 +109,54 @@ impl BenchReport {
         s.push_str(&format!("\nPeak resident memory of the timing federation (MiB; each agent's engine pool: {} MiB).\n\n| process | peak RSS MiB |\n|---|---:|\n", self.memory_limit_mb));
         for (name, bytes) in &self.peak_rss {
             s.push_str(&format!("| {name} | {} |\n", mib(*bytes)));
+        }
+        s
+    }
+
+    /// The exploration series: per indicator the median over its breakdown combinations,
+    /// and the p50 over every question.
+    fn exploration_markdown(&self) -> String {
+        let mut s = String::from("\nExploration: each indicator with up to 8 breakdown combinations over the whole period, caches bypassed (each question's median of 3), as a dashboard asks them; DuckDB: the same questions on the pooled Parquet files.\n\n");
+        s.push_str("| indicator | questions | Norrsken p50 ms | DuckDB p50 ms | N/DuckDB |\n|---|---:|---:|---:|---:|\n");
+        let p50 = |v: &mut Vec<f64>| -> Option<f64> {
+            v.sort_by(f64::total_cmp);
+            (!v.is_empty()).then(|| v[v.len() / 2])
+        };
+        let mut indicators: Vec<&str> = self.exploration.iter().map(|e| e.indicator.as_str()).collect();
+        indicators.dedup();
+        let cell = |x: Option<f64>| x.map_or_else(|| "-".to_string(), fmt_ms);
+        let ratio = |a: Option<f64>, b: Option<f64>| match (a, b) {
+            (Some(a), Some(b)) if b > 0.0 => format!("{:.2}", a / b),
+            _ => "-".into(),
+        };
+        for ind in indicators {
+            let rows: Vec<&ExplorationResult> = self.exploration.iter().filter(|e| e.indicator == ind).collect();
+            let n = p50(&mut rows.iter().filter_map(|e| e.federation_ms).collect());
+            let d = p50(&mut rows.iter().filter_map(|e| e.duckdb_ms).collect());
+            s.push_str(&format!("| {ind} | {} | {} | {} | {} |\n", rows.len(), cell(n), cell(d), ratio(n, d)));
+        }
+        let n = p50(&mut self.exploration.iter().filter_map(|e| e.federation_ms).collect());
+        let d = p50(&mut self.exploration.iter().filter_map(|e| e.duckdb_ms).collect());
+        s.push_str(&format!("| **all {} questions** | | **{}** | **{}** | **{}** |\n", self.exploration.len(), cell(n), cell(d), ratio(n, d)));
+        s
+    }
+
+    /// Building the prepared unit tables after a data reload, per region.
+    fn prepared_markdown(&self) -> String {
+        let mut s = String::from("\nPrepared unit tables: building every measured recipe's table in each region's engine (provider perspective), as after a data reload.\n\n");
+        s.push_str("| region | tables | rows | MiB | build s | largest |\n|---|---:|---:|---:|---:|---|\n");
+        let mut regions: Vec<&str> = self.prepared.iter().map(|p| p.region.as_str()).collect();
+        regions.dedup();
+        for region in regions {
+            let builds: Vec<&PreparedBuild> = self.prepared.iter().filter(|p| p.region == region).collect();
+            let largest = builds.iter().max_by_key(|p| p.bytes).map(|p| format!("{} ({:.0} MiB, {})", p.indicator, p.bytes as f64 / 1048576.0, fmt_ms(p.build_ms))).unwrap_or_default();
+            s.push_str(&format!(
+                "| {region} | {} | {} | {:.0} | {:.1} | {largest} |\n",
+                builds.iter().filter(|p| p.rows > 0).count(),
+                builds.iter().map(|p| p.rows).sum::<usize>(),
+                builds.iter().map(|p| p.bytes).sum::<usize>() as f64 / 1048576.0,
+                builds.iter().map(|p| p.build_ms).sum::<f64>() / 1000.0
+            ));
         }
         s
     }

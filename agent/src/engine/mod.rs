@@ -289,6 +289,7 @@ impl Engine {
         };
         let reservation = MemoryConsumer::new(format!("norrsken cells of {recipe}")).register(&self.ctx.runtime_env().memory_pool);
         let mut aggregator = MarginAggregator::new(q, reservation);
+        let population_prepared = matches!(&rows, Rows::Prepared(t) if t.has_population());
         match rows {
             Rows::Sql(df) => {
                 let mut stream = df.execute_stream().await.map_err(|e| classify(&recipe, e))?;
@@ -305,7 +306,7 @@ impl Engine {
                     .map_err(margin_error)?;
             }
         }
-        if q.recipe.kind == Kind::Rate {
+        if q.recipe.kind == Kind::Rate && !population_prepared {
             let population = sql::compile_population_cells(q, &SqlContext { region: &self.region });
             let df = self.ctx.sql(&population).await.map_err(|e| classify(&recipe, e))?;
             for batch in df.collect().await.map_err(|e| classify(&recipe, e))? {

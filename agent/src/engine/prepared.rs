@@ -56,11 +56,40 @@ pub struct PreparedUnits {
     flags: Vec<u8>,
     /// Index among the recipe's sorted category codes (distributions).
     category: Vec<u16>,
+    /// A rate's population: one row per resident alive on 1 July of each data year, with
+    /// the same label codes.
+    population: Option<Population>,
     /// Bytes held (reserved in the engine's pool while the table is kept).
     pub bytes: usize,
     /// How long building it took.
     pub build_ms: u64,
     _reservation: MemoryReservation,
+}
+
+/// A rate's population rows.
+struct Population {
+    codes: Vec<Vec<u16>>,
+    month: Vec<u32>,
+    /// The resident's record key ([`super::cells::mix`] of the person id).
+    mix: Vec<i64>,
+}
+
+/// Label dictionaries shared by a table's unit and population rows.
+struct Labels {
+    dict: Vec<HashMap<String, u16>>,
+    names: Vec<Vec<String>>,
+}
+
+impl Labels {
+    fn code(&mut self, d: usize, name: &str) -> Result<u16, String> {
+        if let Some(c) = self.dict[d].get(name) {
+            return Ok(*c);
+        }
+        let c = u16::try_from(self.names[d].len()).map_err(|_| format!("more than {} labels of one breakdown", u16::MAX))?;
+        self.dict[d].insert(name.to_string(), c);
+        self.names[d].push(name.to_string());
+        Ok(c)
+    }
 }
 
 fn strings(batch: &RecordBatch, name: &str) -> Result<StringArray, String> {
@@ -108,8 +137,7 @@ impl PreparedUnits {
         let pool: Arc<dyn MemoryPool> = ctx.runtime_env().memory_pool.clone();
         let reservation = MemoryConsumer::new(format!("norrsken prepared units of {recipe}")).register(&pool);
         let n_dims = dims.len() + 1;
-        let mut dict: Vec<HashMap<String, u16>> = vec![HashMap::new(); n_dims];
-        let mut names: Vec<Vec<String>> = vec![Vec::new(); n_dims];
+        let mut labels_of = Labels { dict: vec![HashMap::new(); n_dims], names: vec![Vec::new(); n_dims] };
         let mut codes: Vec<Vec<u16>> = vec![Vec::new(); n_dims];
         let (mut month, mut person, mut unit, mut value, mut flags, mut category) = (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
         let row_bytes = 4 + 8 + 8 + 8 + 1 + 2 + 2 * n_dims;
@@ -147,17 +175,7 @@ impl PreparedUnits {
                     if l.is_null(i) {
                         return Err(bad(format!("a row without a label for {}", if d == 0 { "region" } else { dims[d - 1].name() })));
                     }
-                    let name = l.value(i);
-                    let code = match dict[d].get(name) {
-                        Some(c) => *c,
-                        None => {
-                            let c = u16::try_from(names[d].len()).map_err(|_| bad(format!("more than {} labels of one breakdown", u16::MAX)))?;
-                            dict[d].insert(name.to_string(), c);
-                            names[d].push(name.to_string());
-                            c
-                        }
-                    };
-                    codes[d].push(code);
+                    codes[d].push(labels_of.code(d, l.value(i)).map_err(bad)?);
                 }
                 let m = (!months.is_null(i)).then(|| month_of(months.value(i))).flatten().ok_or_else(|| bad("a row without a month".into()))?;
                 if persons.is_null(i) || units.is_null(i) {
@@ -187,6 +205,11 @@ impl PreparedUnits {
             }
         }
         drop(stream);
+        let population = if q.recipe.kind == norrsken_common::catalog::Kind::Rate {
+            Some(Self::population(ctx, &full, region, &dims, &mut labels_of, &reservation, limit).await?)
+        } else {
+            None
+        };
         // Sorted by person and unit, so that a question's rows reach the aggregator in the
         // order it walks them.
         let mut order: Vec<u32> = (0..person.len() as u32).collect();
@@ -204,11 +227,60 @@ impl PreparedUnits {
             flags: gather(&flags, &order),
             category: gather(&category, &order),
             dims,
-            names,
+            names: labels_of.names,
+            population,
             bytes,
             build_ms: started.elapsed().as_millis() as u64,
             _reservation: reservation,
         })
+    }
+
+    /// A rate's population rows, labelled like the units.
+    async fn population(
+        ctx: &SessionContext,
+        full: &ValidatedQuery,
+        region: &str,
+        dims: &[Breakdown],
+        labels_of: &mut Labels,
+        reservation: &MemoryReservation,
+        limit: usize,
+    ) -> Result<Population, EngineError> {
+        let recipe = full.recipe.key();
+        let bad = |problem: String| EngineError::RecipeOutput { recipe: recipe.clone(), problem };
+        let df = ctx.sql(&super::sql::compile_population_rows(full, &SqlContext { region })).await.map_err(|e| classify(&recipe, e))?;
+        let mut stream = df.execute_stream().await.map_err(|e| classify(&recipe, e))?;
+        let mut p = Population { codes: vec![Vec::new(); dims.len() + 1], month: Vec::new(), mix: Vec::new() };
+        let row_bytes = 4 + 8 + 2 * (dims.len() + 1);
+        while let Some(batch) = stream.next().await {
+            let batch = batch.map_err(|e| classify(&recipe, e))?;
+            let grow = batch.num_rows() * row_bytes;
+            if reservation.size() + grow > limit {
+                return Err(EngineError::ResourcesExhausted { recipe: recipe.clone(), message: format!("prepared population over the {} MiB budget", limit >> 20) });
+            }
+            reservation.try_grow(grow).map_err(|e| classify(&recipe, e))?;
+            let mut labels = vec![strings(&batch, "region").map_err(bad)?];
+            for b in dims {
+                labels.push(strings(&batch, &format!("b_{}", b.name())).map_err(bad)?);
+            }
+            let months = strings(&batch, "b_month").map_err(bad)?;
+            let persons = ints(&batch, "unit_id").map_err(bad)?.ok_or_else(|| bad("no unit_id".into()))?;
+            for i in 0..batch.num_rows() {
+                for (d, l) in labels.iter().enumerate() {
+                    if l.is_null(i) {
+                        return Err(bad("a resident without a label".into()));
+                    }
+                    p.codes[d].push(labels_of.code(d, l.value(i)).map_err(bad)?);
+                }
+                p.month.push((!months.is_null(i)).then(|| month_of(months.value(i))).flatten().ok_or_else(|| bad("a resident without a year".into()))?);
+                p.mix.push(if persons.is_null(i) { 0 } else { super::cells::mix(persons.value(i)) });
+            }
+        }
+        Ok(p)
+    }
+
+    /// Whether the table holds the rate's population (the question needs no SQL then).
+    pub fn has_population(&self) -> bool {
+        self.population.is_some()
     }
 
     /// Rows held.
@@ -222,7 +294,7 @@ impl PreparedUnits {
     }
 
     /// Pushes `q`'s rows (its period and filters, labelled with its breakdowns) into the
-    /// aggregator.
+    /// aggregator, and a rate's population.
     pub fn select(&self, q: &ValidatedQuery, agg: &mut MarginAggregator) -> Result<(), super::margins::MarginError> {
         let (sy, sm) = q.period.start();
         let (ey, em) = q.period.end_exclusive();
@@ -234,13 +306,6 @@ impl PreparedUnits {
             let Some(d) = self.dims.iter().position(|x| x == b).map(|p| p + 1) else { continue };
             allowed.push((d, self.names[d].iter().map(|n| values.contains(n)).collect()));
         }
-        // What each asked breakdown reads: a time grain, or a label dimension.
-        enum Part {
-            Year,
-            Quarter,
-            Month,
-            Label(usize),
-        }
         let parts: Vec<Part> = q
             .breakdowns
             .iter()
@@ -251,6 +316,7 @@ impl PreparedUnits {
                 b => Part::Label(self.dims.iter().position(|x| x == b).map_or(0, |p| p + 1)),
             })
             .collect();
+        let mut cells = Cells { parts, names: &self.names, ids: HashMap::new(), key: Vec::new() };
         let selected: Vec<u32> = (0..self.rows() as u32)
             .filter(|&i| {
                 let i = i as usize;
@@ -259,44 +325,78 @@ impl PreparedUnits {
             })
             .collect();
         agg.reserve(selected.len())?;
-        let mut cells: HashMap<Vec<u32>, u32> = HashMap::new();
-        let mut key: Vec<u32> = Vec::with_capacity(parts.len() + 1);
         for &i in &selected {
             let i = i as usize;
-            let m = self.month[i];
-            key.clear();
-            key.push(self.codes[0][i] as u32);
-            for p in &parts {
-                key.push(match p {
-                    Part::Year => m / 12,
-                    Part::Quarter => m / 3,
-                    Part::Month => m,
-                    Part::Label(d) => self.codes[*d][i] as u32,
-                });
-            }
-            let cell = match cells.get(&key) {
-                Some(c) => *c,
-                None => {
-                    let mut labels: Vec<String> = vec![self.names[0][self.codes[0][i] as usize].clone()];
-                    for p in &parts {
-                        labels.push(match p {
-                            Part::Year => (m / 12).to_string(),
-                            Part::Quarter => format!("{}Q{}", m / 12, (m % 12) / 3 + 1),
-                            Part::Month => format!("{}-{:02}", m / 12, m % 12 + 1),
-                            Part::Label(d) => self.names[*d][self.codes[*d][i] as usize].clone(),
-                        });
-                    }
-                    let refs: Vec<&str> = labels.iter().map(String::as_str).collect();
-                    let c = agg.cell(&refs);
-                    cells.insert(key.clone(), c);
-                    c
-                }
-            };
+            let cell = cells.of(self.month[i], &|d| self.codes[d][i], agg);
             let f = self.flags[i];
             let category = (self.category[i] != NO_CATEGORY).then_some(self.category[i]);
             agg.push_unit(cell, self.person[i], self.unit[i], f & NUM != 0, (f & HAS_VALUE != 0).then_some(self.value[i]), category);
         }
+        if let Some(p) = &self.population {
+            let mut counts: HashMap<u32, (i64, i64)> = HashMap::new();
+            for i in 0..p.month.len() {
+                let m = p.month[i];
+                if m < from || m >= to || !allowed.iter().all(|(d, ok)| ok[p.codes[*d][i] as usize]) {
+                    continue;
+                }
+                let cell = cells.of(m, &|d| p.codes[d][i], agg);
+                let e = counts.entry(cell).or_insert((0, 0));
+                e.0 += 1;
+                e.1 = e.1.wrapping_add(p.mix[i]);
+            }
+            for (cell, (n, mix)) in counts {
+                agg.push_population_cell(cell, n, mix);
+            }
+        }
         Ok(())
+    }
+}
+
+/// What an asked breakdown reads: a time grain of the row's month, or a label dimension.
+enum Part {
+    Year,
+    Quarter,
+    Month,
+    Label(usize),
+}
+
+/// A question's fine cells by their codes, interned in the aggregator with their labels.
+struct Cells<'a> {
+    parts: Vec<Part>,
+    names: &'a [Vec<String>],
+    ids: HashMap<Vec<u32>, u32>,
+    key: Vec<u32>,
+}
+
+impl Cells<'_> {
+    /// The fine cell of a row in month `m` whose label code in dimension d is `code(d)`.
+    fn of(&mut self, m: u32, code: &dyn Fn(usize) -> u16, agg: &mut MarginAggregator) -> u32 {
+        self.key.clear();
+        self.key.push(code(0) as u32);
+        for p in &self.parts {
+            self.key.push(match p {
+                Part::Year => m / 12,
+                Part::Quarter => m / 3,
+                Part::Month => m,
+                Part::Label(d) => code(*d) as u32,
+            });
+        }
+        if let Some(c) = self.ids.get(&self.key) {
+            return *c;
+        }
+        let mut labels: Vec<String> = vec![self.names[0][code(0) as usize].clone()];
+        for p in &self.parts {
+            labels.push(match p {
+                Part::Year => (m / 12).to_string(),
+                Part::Quarter => format!("{}Q{}", m / 12, (m % 12) / 3 + 1),
+                Part::Month => format!("{}-{:02}", m / 12, m % 12 + 1),
+                Part::Label(d) => self.names[*d][code(*d) as usize].clone(),
+            });
+        }
+        let refs: Vec<&str> = labels.iter().map(String::as_str).collect();
+        let c = agg.cell(&refs);
+        self.ids.insert(self.key.clone(), c);
+        c
     }
 }
 

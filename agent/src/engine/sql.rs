@@ -416,6 +416,15 @@ pub fn compile_population_cells(q: &ValidatedQuery, cx: &SqlContext<'_>) -> Stri
     )
 }
 
+/// Compiles a rate's population as rows, for a prepared table ([`super::prepared`]): one
+/// row per resident alive on 1 July of each year, `region`, `b_<breakdown>`..., `unit_id`.
+pub fn compile_population_rows(q: &ValidatedQuery, cx: &SqlContext<'_>) -> String {
+    let parts = Parts { extra: vec![], labels: q.breakdowns.clone(), group: vec![] };
+    let cols: Vec<String> = std::iter::once("region".to_string()).chain(q.breakdowns.iter().map(|b| column(*b))).chain(std::iter::once("unit_id".to_string())).collect();
+    let population = population_ctes(q, &parts, &literal(cx.region), "residents");
+    format!("WITH {population}population_rows AS (SELECT {} FROM population_scoped)\nSELECT * FROM population_rows", cols.join(", "))
+}
+
 /// Compiles the query as a central warehouse would answer it for one region whose CDM
 /// tables and `residents` view live in `schema`: the same units, labels, filters and
 /// de-duplication as [`compile`], but only the asked cells and only the components an
