@@ -135,6 +135,9 @@ fn the_web_app_in_a_real_browser() {
     assert_eq!(ui["trend_rows"].as_array().unwrap().len(), 5, "a change per year for four regions and the pooled value");
     assert!(!ui["equity_rows"].as_array().unwrap().is_empty());
     assert_eq!(ui["partial_banners"].as_u64(), Some(0));
+    assert!(ui["std_header"].as_str().unwrap().contains("Åldersstandardiserat"), "{}", ui["std_header"]);
+    assert_eq!(ui["std_errors"].as_u64(), Some(0));
+    assert!((1..=4).contains(&ui["std_dots"].as_u64().unwrap()), "standardised values drawn: {}", ui["std_dots"]);
     let prov = ui["provenance"].as_str().unwrap();
     assert!(prov.contains("hip_fracture_surgery_24h@1") && prov.contains("Västerbotten") && prov.contains("Alla tillfrågade regioner svarade"), "{prov}");
     let cached_ms = ui["cached_view_ms"].as_u64().expect("the cached view's time");

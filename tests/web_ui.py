@@ -115,6 +115,12 @@ with sync_playwright() as p:
         ready(page)
         result["reload_view_ms"] = round((time.monotonic() - t2) * 1000)
 
+        # Age-standardised: the chart draws the standardised values, the table has them.
+        visit(page, f"{base}/#/indikator/stroke_reperfusion?from=2021&to=2025&std=esp2013")
+        result["std_header"] = page.text_content("#cells-table thead")
+        result["std_dots"] = page.locator("#compare svg g[aria-description='region'] circle").count()
+        result["std_errors"] = page.locator("#compare .error").count()
+
         # A breakdown with small cells: withheld cells show their reasons and suggestions.
         visit(page, f"{base}/#/indikator/stroke_reperfusion?by=kommun&from=2024&to=2024")
         result["cells_kommun"] = rows_of(page, "#cells-table")
