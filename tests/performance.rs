@@ -165,6 +165,9 @@ async fn a_query_over_the_memory_limit_is_refused_and_the_agent_keeps_serving() 
     // Still serving: health, and the same refusal again rather than a crash.
     let health = client.do_action(arrow_flight::Action::new("health", "")).await;
     assert!(health.is_ok(), "health after the refusal");
+    let body: Vec<bytes::Bytes> = futures::TryStreamExt::try_collect(health.unwrap()).await.unwrap();
+    let health: serde_json::Value = serde_json::from_slice(&body.concat()).unwrap();
+    assert_eq!(health["prepared_tables"], 0, "no prepared table fits a 1 MiB pool: {health}");
     assert_eq!(fetch(&mut client, big).await.err().map(|s| s.code()), Some(tonic::Code::ResourceExhausted));
     let records = records(&tmp.path().join("audit").join("agent-24"));
     assert!(records.iter().any(|r| r.event.outcome == "error" && r.event.reason.as_deref().is_some_and(|m| m.contains("memory"))), "the refusal is audited");

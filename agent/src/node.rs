@@ -525,6 +525,9 @@ impl Node for AgentNode {
                 "catalog_hash": self.base.catalog.hash(),
                 "policy_version": self.protection().policy.version,
                 "ledger_records": self.ledger.len(),
+                "prepared_tables": engine.prepared_stats().tables,
+                "prepared_rows": engine.prepared_stats().rows,
+                "prepared_mib": engine.prepared_stats().bytes >> 20,
                 "uptime_s": self.started.elapsed().as_secs(),
             }),
             Action::Catalog => json!({
