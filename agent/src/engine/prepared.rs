@@ -290,7 +290,7 @@ impl PreparedUnits {
 
     /// Whether the table can answer `q` (its breakdowns and filters are among the labels).
     pub fn answers(&self, q: &ValidatedQuery) -> bool {
-        q.breakdowns.iter().all(|b| is_time(*b) || self.dims.contains(b)) && q.filters.keys().all(|b| self.dims.contains(b))
+        q.breakdowns.len() < KEY && q.breakdowns.iter().all(|b| is_time(*b) || self.dims.contains(b)) && q.filters.keys().all(|b| self.dims.contains(b))
     }
 
     /// Pushes `q`'s rows (its period and filters, labelled with its breakdowns) into the
@@ -316,7 +316,11 @@ impl PreparedUnits {
                 b => Part::Label(self.dims.iter().position(|x| x == b).map_or(0, |p| p + 1)),
             })
             .collect();
-        let mut cells = Cells { parts, names: &self.names, ids: HashMap::new(), key: Vec::new() };
+        // A question asks each breakdown at most once: its parts fit the key.
+        if parts.len() >= KEY {
+            return Err(super::margins::MarginError::Rows(format!("{} breakdowns; a prepared table takes at most {}", parts.len(), KEY - 1)));
+        }
+        let mut cells = Cells { parts, names: &self.names, ids: ahash::AHashMap::new() };
         let selected: Vec<u32> = (0..self.rows() as u32)
             .filter(|&i| {
                 let i = i as usize;
@@ -361,27 +365,31 @@ enum Part {
 }
 
 /// A question's fine cells by their codes, interned in the aggregator with their labels.
+/// The codes (region and each part, 16 bits each: months since year 0 fit) form a
+/// fixed-size key, so that the lookup per row does not allocate.
 struct Cells<'a> {
     parts: Vec<Part>,
     names: &'a [Vec<String>],
-    ids: HashMap<Vec<u32>, u32>,
-    key: Vec<u32>,
+    ids: ahash::AHashMap<[u16; KEY], u32>,
 }
+
+/// The region and at most one time grain and every label breakdown of the vocabulary.
+const KEY: usize = 12;
 
 impl Cells<'_> {
     /// The fine cell of a row in month `m` whose label code in dimension d is `code(d)`.
     fn of(&mut self, m: u32, code: &dyn Fn(usize) -> u16, agg: &mut MarginAggregator) -> u32 {
-        self.key.clear();
-        self.key.push(code(0) as u32);
-        for p in &self.parts {
-            self.key.push(match p {
-                Part::Year => m / 12,
-                Part::Quarter => m / 3,
-                Part::Month => m,
-                Part::Label(d) => code(*d) as u32,
-            });
+        let mut key = [0u16; KEY];
+        key[0] = code(0);
+        for (slot, p) in key[1..].iter_mut().zip(&self.parts) {
+            *slot = match p {
+                Part::Year => (m / 12) as u16,
+                Part::Quarter => (m / 3) as u16,
+                Part::Month => m as u16,
+                Part::Label(d) => code(*d),
+            };
         }
-        if let Some(c) = self.ids.get(&self.key) {
+        if let Some(c) = self.ids.get(&key) {
             return *c;
         }
         let mut labels: Vec<String> = vec![self.names[0][code(0) as usize].clone()];
@@ -395,7 +403,7 @@ impl Cells<'_> {
         }
         let refs: Vec<&str> = labels.iter().map(String::as_str).collect();
         let c = agg.cell(&refs);
-        self.ids.insert(self.key.clone(), c);
+        self.ids.insert(key, c);
         c
     }
 }
