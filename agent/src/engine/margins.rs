@@ -442,13 +442,16 @@ impl MarginAggregator {
 
         // Rows of one person together; within them a unit's rows (person-based recipes) and
         // rows of the same fine cell, which are merged before they are fanned out.
-        // Rows that arrive in order (a prepared table is kept sorted by person and unit)
-        // are not sorted again.
+        // The walk below needs a person's rows together (and a unit's, when units count
+        // once); rows of one cell may come in several runs, since every run is absorbed into
+        // the same per-person (per-unit) accumulators before they are counted. Rows that
+        // arrive grouped (a prepared table is kept sorted by person and unit) are not sorted
+        // again.
         if self.per_person_unit {
-            if !self.rows.is_sorted_by_key(|r| (r.person, r.unit, r.cell)) {
+            if !self.rows.is_sorted_by_key(|r| (r.person, r.unit)) {
                 self.rows.sort_unstable_by_key(|r| (r.person, r.unit, r.cell));
             }
-        } else if !self.rows.is_sorted_by_key(|r| (r.person, r.cell)) {
+        } else if !self.rows.is_sorted_by_key(|r| r.person) {
             self.rows.sort_unstable_by_key(|r| (r.person, r.cell));
         }
         let cells_count = cell_keys.len();
