@@ -56,8 +56,8 @@ pub struct PreparedUnits {
     flags: Vec<u8>,
     /// Index among the recipe's sorted category codes (distributions).
     category: Vec<u16>,
-    /// A rate's population: one row per resident alive on 1 July of each data year, with
-    /// the same label codes.
+    /// A rate's population: residents alive on 1 July of each data year, counted per
+    /// month and label combination, with the same label codes.
     population: Option<Population>,
     /// Bytes held (reserved in the engine's pool while the table is kept).
     pub bytes: usize,
@@ -67,10 +67,14 @@ pub struct PreparedUnits {
 }
 
 /// A rate's population rows.
+/// Residents are counted per month and label combination when the table is built: a
+/// question adds up combinations, not residents.
 struct Population {
     codes: Vec<Vec<u16>>,
     month: Vec<u32>,
-    /// The resident's record key ([`super::cells::mix`] of the person id).
+    /// Residents of the combination.
+    count: Vec<i64>,
+    /// The sum of their record keys ([`super::cells::mix`] of the person ids).
     mix: Vec<i64>,
 }
 
@@ -249,11 +253,15 @@ impl PreparedUnits {
         let bad = |problem: String| EngineError::RecipeOutput { recipe: recipe.clone(), problem };
         let df = ctx.sql(&super::sql::compile_population_rows(full, &SqlContext { region })).await.map_err(|e| classify(&recipe, e))?;
         let mut stream = df.execute_stream().await.map_err(|e| classify(&recipe, e))?;
-        let mut p = Population { codes: vec![Vec::new(); dims.len() + 1], month: Vec::new(), mix: Vec::new() };
-        let row_bytes = 4 + 8 + 2 * (dims.len() + 1);
+        // Residents per combination of month and label codes.
+        let mut groups: HashMap<Vec<u32>, (i64, i64)> = HashMap::new();
+        let mut key: Vec<u32> = Vec::with_capacity(dims.len() + 2);
+        let row_bytes = 4 + 8 + 8 + 2 * (dims.len() + 1);
+        let mut grown = 0;
         while let Some(batch) = stream.next().await {
             let batch = batch.map_err(|e| classify(&recipe, e))?;
             let grow = batch.num_rows() * row_bytes;
+            grown += grow;
             if reservation.size() + grow > limit {
                 return Err(EngineError::ResourcesExhausted { recipe: recipe.clone(), message: format!("prepared population over the {} MiB budget", limit >> 20) });
             }
@@ -265,15 +273,29 @@ impl PreparedUnits {
             let months = strings(&batch, "b_month").map_err(bad)?;
             let persons = ints(&batch, "unit_id").map_err(bad)?.ok_or_else(|| bad("no unit_id".into()))?;
             for i in 0..batch.num_rows() {
-                for (d, l) in labels.iter().enumerate() {
+                key.clear();
+                key.push((!months.is_null(i)).then(|| month_of(months.value(i))).flatten().ok_or_else(|| bad("a resident without a year".into()))?);
+                for l in &labels {
                     if l.is_null(i) {
                         return Err(bad("a resident without a label".into()));
                     }
-                    p.codes[d].push(labels_of.code(d, l.value(i)).map_err(bad)?);
+                    key.push(labels_of.code(key.len() - 1, l.value(i)).map_err(bad)? as u32);
                 }
-                p.month.push((!months.is_null(i)).then(|| month_of(months.value(i))).flatten().ok_or_else(|| bad("a resident without a year".into()))?);
-                p.mix.push(if persons.is_null(i) { 0 } else { super::cells::mix(persons.value(i)) });
+                let e = groups.entry(key.clone()).or_insert((0, 0));
+                e.0 += 1;
+                e.1 += if persons.is_null(i) { 0 } else { super::cells::mix(persons.value(i)) };
             }
+        }
+        // What is kept is one row per combination, not per resident.
+        reservation.shrink(grown.saturating_sub(groups.len() * row_bytes));
+        let mut p = Population { codes: vec![Vec::with_capacity(groups.len()); dims.len() + 1], month: Vec::with_capacity(groups.len()), count: Vec::new(), mix: Vec::new() };
+        for (key, (count, mix)) in groups {
+            p.month.push(key[0]);
+            for (d, c) in key[1..].iter().enumerate() {
+                p.codes[d].push(*c as u16);
+            }
+            p.count.push(count);
+            p.mix.push(mix);
         }
         Ok(p)
     }
@@ -345,8 +367,8 @@ impl PreparedUnits {
                 }
                 let cell = cells.of(m, &|d| p.codes[d][i], agg);
                 let e = counts.entry(cell).or_insert((0, 0));
-                e.0 += 1;
-                e.1 = e.1.wrapping_add(p.mix[i]);
+                e.0 += p.count[i];
+                e.1 += p.mix[i];
             }
             for (cell, (n, mix)) in counts {
                 agg.push_population_cell(cell, n, mix);
