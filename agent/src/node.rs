@@ -514,22 +514,25 @@ impl Node for AgentNode {
                 let wait = std::time::Duration::from_millis(wait_ms).min(VERSIONS_WAIT_MAX);
                 json!(self.versions_after(known.as_ref(), wait).await)
             }
-            Action::Health => json!({
-                "status": "serving",
-                "role": "agent",
-                "region": self.region.code,
-                "region_name": self.region.name,
-                "data_version": engine.data_version(),
-                "data_years": [engine.data_years().0, engine.data_years().1],
-                "cache_entries": self.cache.len(),
-                "catalog_hash": self.base.catalog.hash(),
-                "policy_version": self.protection().policy.version,
-                "ledger_records": self.ledger.len(),
-                "prepared_tables": engine.prepared_stats().tables,
-                "prepared_rows": engine.prepared_stats().rows,
-                "prepared_mib": engine.prepared_stats().bytes >> 20,
-                "uptime_s": self.started.elapsed().as_secs(),
-            }),
+            Action::Health => {
+                let prepared = engine.prepared_stats();
+                json!({
+                    "status": "serving",
+                    "role": "agent",
+                    "region": self.region.code,
+                    "region_name": self.region.name,
+                    "data_version": engine.data_version(),
+                    "data_years": [engine.data_years().0, engine.data_years().1],
+                    "cache_entries": self.cache.len(),
+                    "catalog_hash": self.base.catalog.hash(),
+                    "policy_version": self.protection().policy.version,
+                    "ledger_records": self.ledger.len(),
+                    "prepared_tables": prepared.tables,
+                    "prepared_rows": prepared.rows,
+                    "prepared_mib": prepared.bytes >> 20,
+                    "uptime_s": self.started.elapsed().as_secs(),
+                })
+            }
             Action::Catalog => json!({
                 "catalog_hash": self.base.catalog.hash(),
                 "recipes": self.base.catalog.all().map(|r| json!({

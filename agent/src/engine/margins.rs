@@ -220,7 +220,8 @@ fn column<'a>(batch: &'a RecordBatch, name: &str) -> Result<&'a arrow::array::Ar
     batch.column_by_name(name).ok_or_else(|| MarginError::Rows(format!("no column '{name}'")))
 }
 
-fn typed<T: Clone + 'static>(batch: &RecordBatch, name: &str, to: &DataType) -> Result<T, MarginError> {
+/// Column `name` of `batch` cast to `to` (shared with [`super::prepared`]).
+pub(super) fn typed<T: Clone + 'static>(batch: &RecordBatch, name: &str, to: &DataType) -> Result<T, MarginError> {
     let a = cast(column(batch, name)?, to).map_err(|e| MarginError::Rows(format!("column '{name}': {e}")))?;
     a.as_any().downcast_ref::<T>().cloned().ok_or_else(|| MarginError::Rows(format!("column '{name}' is not {to}")))
 }
@@ -314,24 +315,30 @@ impl MarginAggregator {
 
     /// The fine cell of row `i`, interned.
     fn fine_cell(&mut self, labels: &[StringArray], i: usize) -> Result<u32, MarginError> {
+        if let Some(d) = labels.iter().position(|l| l.is_null(i)) {
+            let what = if d == 0 { "a region (a person with no kommun?)".to_string() } else { format!("a value for breakdown {d}") };
+            return Err(MarginError::Rows(format!("a row without {what}")));
+        }
+        Ok(self.intern(labels.iter().map(|l| l.value(i))))
+    }
+
+    /// Interns a combination of labels (region first, then the breakdowns in the query's
+    /// order) as a fine cell; the labels are copied only for a new cell.
+    fn intern<'a>(&mut self, labels: impl Iterator<Item = &'a str> + Clone) -> u32 {
         self.key.clear();
-        for (d, l) in labels.iter().enumerate() {
-            if l.is_null(i) {
-                let what = if d == 0 { "a region (a person with no kommun?)".to_string() } else { format!("a value for breakdown {d}") };
-                return Err(MarginError::Rows(format!("a row without {what}")));
-            }
-            self.key.extend_from_slice(l.value(i).as_bytes());
+        for l in labels.clone() {
+            self.key.extend_from_slice(l.as_bytes());
             self.key.push(0);
         }
-        Ok(match self.fine_ids.get(self.key.as_slice()) {
+        match self.fine_ids.get(self.key.as_slice()) {
             Some(id) => *id,
             None => {
                 let id = self.fine_labels.len() as u32;
                 self.fine_ids.insert(self.key.clone().into_boxed_slice(), id);
-                self.fine_labels.push(labels.iter().map(|l| l.value(i).to_string()).collect());
+                self.fine_labels.push(labels.map(str::to_string).collect());
                 id
             }
-        })
+        }
     }
 
     /// The recipe's category codes in the order [`MarginAggregator::push_unit`] indexes them.
@@ -343,20 +350,7 @@ impl MarginAggregator {
     /// query's order), interned; for callers that label rows themselves
     /// ([`super::prepared`]).
     pub fn cell(&mut self, labels: &[&str]) -> u32 {
-        self.key.clear();
-        for l in labels {
-            self.key.extend_from_slice(l.as_bytes());
-            self.key.push(0);
-        }
-        match self.fine_ids.get(self.key.as_slice()) {
-            Some(id) => *id,
-            None => {
-                let id = self.fine_labels.len() as u32;
-                self.fine_ids.insert(self.key.clone().into_boxed_slice(), id);
-                self.fine_labels.push(labels.iter().map(|l| l.to_string()).collect());
-                id
-            }
-        }
+        self.intern(labels.iter().copied())
     }
 
     /// Makes room for `n` more rows, counted against the engine's pool.
@@ -393,9 +387,8 @@ impl MarginAggregator {
         let mixes = typed::<Int64Array>(batch, "population_mix", &DataType::Int64)?;
         for i in 0..batch.num_rows() {
             let cell = self.fine_cell(&labels, i)?;
-            let e = self.population.entry(cell).or_insert((0, 0));
-            e.0 += if population.is_null(i) { 0 } else { population.value(i) };
-            e.1 += if mixes.is_null(i) { 0 } else { mixes.value(i) };
+            let value = |a: &Int64Array| if a.is_null(i) { 0 } else { a.value(i) };
+            self.push_population_cell(cell, value(&population), value(&mixes));
         }
         Ok(())
     }

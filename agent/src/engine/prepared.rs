@@ -19,7 +19,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use arrow::array::{Array, Float64Array, Int64Array, RecordBatch, StringArray};
-use arrow::compute::cast;
 use arrow::datatypes::DataType;
 use datafusion::execution::memory_pool::{MemoryConsumer, MemoryPool, MemoryReservation};
 use datafusion::prelude::SessionContext;
@@ -28,7 +27,7 @@ use norrsken_common::breakdown::Breakdown;
 use norrsken_common::period::Period;
 use norrsken_common::query::{Perspective, ValidatedQuery};
 
-use super::margins::MarginAggregator;
+use super::margins::{typed, MarginAggregator};
 use super::sql::{compile_rows, SqlContext};
 use super::{classify, EngineError};
 
@@ -97,15 +96,20 @@ impl Labels {
 }
 
 fn strings(batch: &RecordBatch, name: &str) -> Result<StringArray, String> {
-    let c = batch.column_by_name(name).ok_or_else(|| format!("no column '{name}'"))?;
-    let a = cast(c, &DataType::Utf8).map_err(|e| format!("column '{name}': {e}"))?;
-    a.as_any().downcast_ref::<StringArray>().cloned().ok_or_else(|| format!("column '{name}' is not text"))
+    typed::<StringArray>(batch, name, &DataType::Utf8).map_err(|e| e.to_string())
 }
 
+/// An integer column, or None when the batch has no such column.
 fn ints(batch: &RecordBatch, name: &str) -> Result<Option<Int64Array>, String> {
-    let Some(c) = batch.column_by_name(name) else { return Ok(None) };
-    let a = cast(c, &DataType::Int64).map_err(|e| format!("column '{name}': {e}"))?;
-    Ok(a.as_any().downcast_ref::<Int64Array>().cloned())
+    match batch.column_by_name(name) {
+        Some(_) => typed::<Int64Array>(batch, name, &DataType::Int64).map(Some).map_err(|e| e.to_string()),
+        None => Ok(None),
+    }
+}
+
+/// The region column and each dimension's label column (`b_<breakdown>`).
+fn label_arrays(batch: &RecordBatch, dims: &[Breakdown]) -> Result<Vec<StringArray>, String> {
+    std::iter::once("region".to_string()).chain(dims.iter().map(|b| format!("b_{}", b.name()))).map(|c| strings(batch, &c)).collect()
 }
 
 /// `YYYY-MM` as months since year 0.
@@ -154,23 +158,13 @@ impl PreparedUnits {
                 return Err(EngineError::ResourcesExhausted { recipe: recipe.clone(), message: format!("prepared units over the {} MiB budget", limit >> 20) });
             }
             reservation.try_grow(grow).map_err(|e| classify(&recipe, e))?;
-            let mut labels = vec![strings(&batch, "region").map_err(bad)?];
-            for b in &dims {
-                labels.push(strings(&batch, &format!("b_{}", b.name())).map_err(bad)?);
-            }
+            let labels = label_arrays(&batch, &dims).map_err(bad)?;
             let months = strings(&batch, "b_month").map_err(bad)?;
             let persons = ints(&batch, "person_id").map_err(bad)?.ok_or_else(|| bad("no person_id".into()))?;
             let units = ints(&batch, "unit_id").map_err(bad)?.ok_or_else(|| bad("no unit_id".into()))?;
             let nums = ints(&batch, "num").map_err(bad)?;
             let values = match batch.column_by_name("value") {
-                Some(c) => Some(
-                    cast(c, &DataType::Float64)
-                        .map_err(|e| bad(e.to_string()))?
-                        .as_any()
-                        .downcast_ref::<Float64Array>()
-                        .cloned()
-                        .ok_or_else(|| bad("value is not a number".into()))?,
-                ),
+                Some(_) => Some(typed::<Float64Array>(&batch, "value", &DataType::Float64).map_err(|e| bad(e.to_string()))?),
                 None => None,
             };
             let cats = if categories.is_empty() { None } else { Some(strings(&batch, "category").map_err(bad)?) };
@@ -266,10 +260,7 @@ impl PreparedUnits {
                 return Err(EngineError::ResourcesExhausted { recipe: recipe.clone(), message: format!("prepared population over the {} MiB budget", limit >> 20) });
             }
             reservation.try_grow(grow).map_err(|e| classify(&recipe, e))?;
-            let mut labels = vec![strings(&batch, "region").map_err(bad)?];
-            for b in dims {
-                labels.push(strings(&batch, &format!("b_{}", b.name())).map_err(bad)?);
-            }
+            let labels = label_arrays(&batch, dims).map_err(bad)?;
             let months = strings(&batch, "b_month").map_err(bad)?;
             let persons = ints(&batch, "unit_id").map_err(bad)?.ok_or_else(|| bad("no unit_id".into()))?;
             for i in 0..batch.num_rows() {
