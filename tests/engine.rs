@@ -29,7 +29,7 @@ fn query(indicator: &str, by: &[&str], period: &str, filters: &[(&str, &[&str])]
 
 async fn compare(engine: &Engine, data: &Data, q: IndicatorQuery) -> usize {
     let catalog = Catalog::embedded();
-    let v = q.validate(&catalog, Some(engine.data_years())).expect("valid query");
+    let v = q.validate_for_engine(&catalog, Some(engine.data_years())).expect("valid query");
     let table = engine.evaluate(&v).await.unwrap_or_else(|e| panic!("{}: {e}", v.recipe.key()));
     let expected = reference::cells(data, &v);
     let mut got = BTreeMap::new();
@@ -162,7 +162,7 @@ async fn the_agents_own_aggregation_equals_the_sql_aggregation() {
     ]);
     let mut checked = 0;
     for q in cases {
-        let v = q.validate(&catalog, Some(engine.data_years())).expect("valid query");
+        let v = q.validate_for_engine(&catalog, Some(engine.data_years())).expect("valid query");
         let what = format!("{} by {:?} in {} ({:?})", v.recipe.key(), q.breakdowns, q.period, q.options.perspective);
         let own = engine.evaluate(&v).await.unwrap_or_else(|e| panic!("{what}: {e}"));
         let in_sql = engine.evaluate_in_sql(&v).await.unwrap_or_else(|e| panic!("{what} in SQL: {e}"));
@@ -212,7 +212,7 @@ async fn prepared_unit_tables_answer_exactly_as_the_recipe_sql() {
     ]);
     let mut checked = 0;
     for q in &cases {
-        let v = q.validate(&catalog, Some(engine.data_years())).unwrap_or_else(|e| panic!("{q:?}: {e}"));
+        let v = q.validate_for_engine(&catalog, Some(engine.data_years())).unwrap_or_else(|e| panic!("{q:?}: {e}"));
         let what = format!("{} by {:?} in {} with {:?} ({:?})", v.recipe.key(), q.breakdowns, q.period, q.filters, q.options.perspective);
         let prepared = engine.evaluate(&v).await.unwrap_or_else(|e| panic!("{what}: {e}"));
         let unprepared = engine.evaluate_unprepared(&v).await.unwrap_or_else(|e| panic!("{what} unprepared: {e}"));

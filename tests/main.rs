@@ -12,6 +12,7 @@ mod engine;
 mod evidence;
 mod federation;
 mod fixtures;
+mod history;
 mod numbers;
 mod observability;
 mod performance;

@@ -111,7 +111,7 @@ async fn postgres_gives_the_parquet_cells_with_the_aggregate_pushed_down() {
 
     let catalog = Catalog::embedded();
     for q in cases() {
-        let v = q.validate(&catalog, Some((2021, 2025))).unwrap();
+        let v = q.validate_for_engine(&catalog, Some((2021, 2025))).unwrap();
         let what = format!("{} by {:?}", v.recipe.key(), q.breakdowns);
         let expected = parquet_engine.evaluate(&v).await.unwrap();
         proxy.take();
@@ -158,7 +158,7 @@ async fn a_mapped_unlike_schema_gives_the_same_answers() {
     let parquet_engine = Engine::open(&folder, "23", &EngineOptions::default()).await.unwrap();
     let catalog = Catalog::embedded();
     for q in cases() {
-        let v = q.validate(&catalog, Some((2021, 2025))).unwrap();
+        let v = q.validate_for_engine(&catalog, Some((2021, 2025))).unwrap();
         let what = format!("mapped {} by {:?}", v.recipe.key(), q.breakdowns);
         let expected = parquet_engine.evaluate(&v).await.unwrap();
         let got = mapped_engine.evaluate(&v).await.unwrap_or_else(|e| panic!("{what}: {e}"));

@@ -91,7 +91,7 @@ with sync_playwright() as p:
         result["who"] = page.text_content("#who")
 
         # Indicator view without a breakdown: one mark per region and the intervals.
-        visit(page, f"{base}/#/indikator/hip_fracture_surgery_24h?from=2021&to=2024")
+        visit(page, f"{base}/#/indikator/hip_fracture_surgery_24h?from=2021&to=2023")
         result["compare_dots"] = page.locator("#compare svg g[aria-description='region'] circle").count()
         result["compare_pooled"] = page.locator("#compare svg g[aria-description='pooled'] path").count()
         result["compare_intervals"] = page.locator("#compare svg g[aria-description='interval'] line").count()
@@ -107,11 +107,11 @@ with sync_playwright() as p:
         # The same view again: drawn from the page's memory.
         visit(page, f"{base}/#/katalog")
         t1 = time.monotonic()
-        visit(page, f"{base}/#/indikator/hip_fracture_surgery_24h?from=2021&to=2024")
+        visit(page, f"{base}/#/indikator/hip_fracture_surgery_24h?from=2021&to=2023")
         result["cached_view_ms"] = round((time.monotonic() - t1) * 1000)
         # A fresh page load: the coordinator answers the same questions from its cache.
         t2 = time.monotonic()
-        page.goto(f"{base}/?reload=1#/indikator/hip_fracture_surgery_24h?from=2021&to=2024")
+        page.goto(f"{base}/?reload=1#/indikator/hip_fracture_surgery_24h?from=2021&to=2023")
         ready(page)
         result["reload_view_ms"] = round((time.monotonic() - t2) * 1000)
 
@@ -198,7 +198,7 @@ with sync_playwright() as p:
                 result[label] = {"app": False, "error": str(e).splitlines()[0]}
             stranger.close()
     else:
-        visit(page, f"{base}/#/indikator/hip_fracture_surgery_24h?from=2022&to=2024")
+        visit(page, f"{base}/#/indikator/hip_fracture_surgery_24h?from=2021&to=2023")
         result["partial_banners"] = page.locator("[data-partial='true']").count()
         result["partial_text"] = page.text_content("#partial")
         page.screenshot(path=f"{out}/indicator-partial.png", full_page=False)

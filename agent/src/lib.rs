@@ -7,3 +7,4 @@ pub mod disclosure;
 pub mod engine;
 pub mod node;
 pub mod server;
+pub mod service;

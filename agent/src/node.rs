@@ -6,7 +6,7 @@ use std::sync::{Arc, RwLock};
 
 use norrsken_common::answer::{agent_answer_schema, AnswerMeta, CellStatus, RegionAnswer};
 use norrsken_common::audit::{audit_chunks, trace_id_of, AuditLog, CellCounts, Who};
-use norrsken_common::cache::{key as cache_key, query_key, AgentVersions, AnswerCache, Weighed};
+use norrsken_common::cache::{AgentVersions, AnswerCache};
 use norrsken_common::catalog::Catalog;
 use norrsken_common::error::NodeError;
 use norrsken_common::geography::{self, Region};
@@ -18,10 +18,11 @@ use serde_json::json;
 
 use crate::config::AgentConfig;
 use crate::disclosure::canonical::Canonical;
-use crate::disclosure::ledger::{Entry, Ledger, Release};
+use crate::disclosure::ledger::Ledger;
 use crate::disclosure::protection::Protection;
-use crate::disclosure::{protect, standardise, LedgerView, Protected, Settings};
 use crate::engine::{Engine, EngineError};
+pub use crate::service::Snapshot;
+use crate::service::QueryService;
 
 fn counts(answer: &RegionAnswer) -> CellCounts {
     let mut c = CellCounts::default();
@@ -49,25 +50,13 @@ pub enum ReloadError {
     Engine(#[from] EngineError),
 }
 
-/// What one request reads, taken once: the engine over the data in force and the policy
-/// in force. Validation, admission, evaluation, protection and the audit record all use
-/// the same snapshot, so a reload during a request cannot split it.
-#[derive(Clone)]
-pub struct Snapshot {
-    pub engine: Arc<Engine>,
-    pub protection: Arc<Protection>,
-}
-
 pub struct AgentNode {
     pub region: &'static Region,
     pub config: AgentConfig,
     engine: RwLock<Arc<Engine>>,
     protection: RwLock<Arc<Protection>>,
-    /// Answers to repeated questions (in canonical form, with what the ledger records of
-    /// them), keyed by query, data version, policy version and k.
-    cache: AnswerCache<CachedAnswer>,
-    /// What this agent released to whom (see docs/disclosure-control.md).
-    ledger: Ledger,
+    /// The query path: cache, disclosure control, release ledger (see [`crate::service`]).
+    service: QueryService,
     /// The data and policy versions in force; a coordinator waits on changes (`versions`).
     versions: tokio::sync::watch::Sender<AgentVersions>,
     /// Set when the agent stops: long polls return at once so that shutdown is not held up.
@@ -75,28 +64,6 @@ pub struct AgentNode {
     /// Role, catalog, audit log and actions (see `Node`).
     pub base: NodeBase,
     pub started: std::time::Instant,
-}
-
-/// A protected answer kept for repeated questions.
-#[derive(Clone)]
-struct CachedAnswer {
-    answer: RegionAnswer,
-    release: Release,
-}
-
-impl Weighed for CachedAnswer {
-    fn weight(&self) -> u32 {
-        self.answer.weight().saturating_add((self.release.cells.len() as u32).saturating_mul(100))
-    }
-}
-
-/// The name the ledger and its budget know a relayed requester by.
-fn requester_of(relay: &Relay) -> String {
-    if relay.requester_fingerprint.is_empty() {
-        relay.requester_subject.clone()
-    } else {
-        format!("{} ({})", relay.requester_subject, relay.requester_fingerprint)
-    }
 }
 
 /// The longest a `versions` request waits for a change.
@@ -131,15 +98,14 @@ impl AgentNode {
             policy_version: protection.policy.version.clone(),
             requesters_by_name: !protection.policy.requesters.names.iter().any(|n| n == "*"),
         };
-        let cache = AnswerCache::new(&config.engine.cache);
         let ledger = Ledger::open(&config.ledger_path(), &catalog, config.audit.fsync).map_err(|e| NodeError::NotReady(e.to_string()))?;
+        let service = QueryService::new(region, AnswerCache::new(&config.engine.cache), ledger, catalog.hash().to_string());
         Ok(AgentNode {
             region,
             config,
             engine: RwLock::new(Arc::new(engine)),
             protection: RwLock::new(Arc::new(protection)),
-            cache,
-            ledger,
+            service,
             versions: tokio::sync::watch::Sender::new(versions),
             stopping: tokio::sync::watch::Sender::new(false),
             base: NodeBase {
@@ -200,7 +166,7 @@ impl AgentNode {
             Ok(mut e) => *e = Arc::new(engine),
             Err(poisoned) => *poisoned.into_inner() = Arc::new(engine),
         }
-        self.cache.clear();
+        self.service.clear_cache();
         self.publish_versions();
         tracing::info!(region = self.region.code, data_version = %version, "data reloaded");
         Ok(Some(version))
@@ -270,134 +236,23 @@ impl AgentNode {
     }
 
     fn meta(&self, v: &ValidatedQuery, engine: &Engine, policy_version: &str, k: u32) -> AnswerMeta {
-        AnswerMeta {
-            query_id: v.query_id.clone(),
-            region: self.region.code.to_string(),
-            data_version: engine.data_version().to_string(),
-            policy_version: policy_version.to_string(),
-            recipe: v.recipe.key(),
-            recipe_hash: v.recipe.hash.clone(),
-            catalog_hash: self.base.catalog.hash().to_string(),
-            kind: v.recipe.kind.name().to_string(),
-            perspective: v.options.perspective.name().to_string(),
-            period: v.period.to_string(),
-            min_cell_size: k,
-            dry_run: v.options.dry_run,
-        }
+        self.service.meta(v, engine, policy_version, k)
     }
 
     /// The release ledger.
     pub fn ledger(&self) -> &Ledger {
-        &self.ledger
+        self.service.ledger()
     }
 
-    /// Answers one query (the domain operation behind DoGet): only a question relayed by a
-    /// coordinator naming its requester is answered; it is brought to its canonical form, the
-    /// region's policy admits it, the engine evaluates it, disclosure control decides what is
-    /// released, reading and then extending the release ledger. A question asked before
-    /// under the same data and policy is answered from the cache (the answer would be the
-    /// same: even the noise is deterministic), and recorded in the ledger again for this
-    /// requester; then the query id it was first computed for comes along.
+    /// Answers one query (the domain operation behind DoGet) through the agent's query
+    /// service ([`crate::service`]).
     pub async fn answer(&self, v: &ValidatedQuery, relay: Option<&Relay>) -> Result<(RegionAnswer, Option<String>), NodeError> {
         self.answer_with(&self.snapshot(), v, relay).await
     }
 
     /// [`AgentNode::answer`] on a given snapshot.
     pub async fn answer_with(&self, snapshot: &Snapshot, v: &ValidatedQuery, relay: Option<&Relay>) -> Result<(RegionAnswer, Option<String>), NodeError> {
-        let relay = relay.ok_or_else(|| {
-            NodeError::PermissionDenied(format!(
-                "region {} answers only questions relayed by a coordinator that name their requester (a protobuf ticket with a relay block)",
-                self.region.code
-            ))
-        })?;
-        let canonical = Canonical::of(v);
-        let cq = &canonical.query;
-        let protection = &snapshot.protection;
-        let policy = &protection.policy;
-        let admission = policy.admit(cq, Some(relay)).map_err(|r| NodeError::PolicyRefused(r.to_string()))?;
-        let engine = &snapshot.engine;
-        let data_version = engine.data_version().to_string();
-        let requester = requester_of(relay);
-        let key = cache_key(&[&data_version, &policy.version, &admission.k.to_string(), &query_key(cq)]);
-        if !v.options.no_cache {
-            if let Some(hit) = self.cache.get(&key) {
-                if policy.ledger.enabled {
-                    let mut guard = self.ledger.lock();
-                    self.record(&mut guard, policy, &requester, v, cq, &data_version, &hit.release)?;
-                }
-                let mut answer = hit.answer.clone();
-                answer.cells = canonical.restore(answer.cells);
-                answer.breakdowns = canonical.asked_breakdowns();
-                let first = std::mem::replace(&mut answer.meta.query_id, v.query_id.clone());
-                return Ok((answer, Some(first)));
-            }
-        }
-        let table = engine.evaluate(cq).await?;
-        let settings = Settings { policy, admission, ptable: protection.ptable.as_ref(), keyer: protection.keyer.as_deref(), data_end: engine.data_end() };
-        if let Some(refusal) = standardise::refusal(cq, &settings) {
-            return Err(NodeError::PolicyRefused(refusal));
-        }
-        let failed = |e: crate::disclosure::DisclosureError| NodeError::DisclosureFailed(e.to_string());
-        let mut protected: Protected = if policy.ledger.enabled {
-            let mut guard = self.ledger.lock();
-            let protected = {
-                let view = LedgerView { guard: &guard, data_version: &data_version };
-                protect(&table, cq, &settings, Some(&view)).map_err(failed)?
-            };
-            self.record(&mut guard, policy, &requester, v, cq, &data_version, &protected.release)?;
-            protected
-        } else {
-            protect(&table, cq, &settings, None).map_err(failed)?
-        };
-        standardise::attach(&table, cq, &settings, &mut protected.cells).map_err(failed)?;
-        if protected.already_derivable > 0 {
-            tracing::warn!(
-                query_id = %v.query_id,
-                indicator = %cq.recipe.key(),
-                cells = protected.already_derivable,
-                "withheld cells were already derivable from earlier releases"
-            );
-        }
-        let answer = RegionAnswer {
-            meta: self.meta(cq, engine, &policy.version, admission.k),
-            breakdowns: table.breakdowns.clone(),
-            distribution: cq.recipe.is_distribution(),
-            cells: protected.cells,
-        };
-        self.cache.insert(key, Arc::new(CachedAnswer { answer: answer.clone(), release: protected.release }));
-        let mut answer = answer;
-        answer.cells = canonical.restore(answer.cells);
-        answer.breakdowns = canonical.asked_breakdowns();
-        Ok((answer, None))
-    }
-
-    /// Checks the requester's budget and appends the release to the ledger (before the
-    /// answer leaves; a ledger that cannot be written refuses the answer).
-    #[allow(clippy::too_many_arguments)]
-    fn record(
-        &self,
-        guard: &mut crate::disclosure::ledger::LedgerGuard<'_>,
-        policy: &crate::disclosure::policy::Policy,
-        requester: &str,
-        asked: &ValidatedQuery,
-        canonical: &ValidatedQuery,
-        data_version: &str,
-        release: &Release,
-    ) -> Result<(), NodeError> {
-        let entry = Entry { requester, query_id: &asked.query_id, question: canonical, data_version, dry_run: asked.options.dry_run };
-        if !asked.options.dry_run {
-            let new = guard.new_for(&entry, release) as u64;
-            let received = guard.released_to(requester, &canonical.recipe.key(), data_version) as u64;
-            let budget = policy.ledger.budget_cells;
-            if new > 0 && received + new > budget {
-                return Err(NodeError::PolicyRefused(format!(
-                    "this question would release {new} more cells of {} to you; you have received {received} of this data version, and the region's budget is {budget} cells per recipe and data version",
-                    canonical.recipe.key()
-                )));
-            }
-        }
-        guard.append(&entry, release).map_err(|e| NodeError::DisclosureFailed(e.to_string()))?;
-        Ok(())
+        self.service.answer(snapshot, v, relay).await
     }
 
     /// Who may read this agent's audit log: a region admin of this region named in `admins`,
@@ -523,10 +378,10 @@ impl Node for AgentNode {
                     "region_name": self.region.name,
                     "data_version": engine.data_version(),
                     "data_years": [engine.data_years().0, engine.data_years().1],
-                    "cache_entries": self.cache.len(),
+                    "cache_entries": self.service.cache_len(),
                     "catalog_hash": self.base.catalog.hash(),
                     "policy_version": self.protection().policy.version,
-                    "ledger_records": self.ledger.len(),
+                    "ledger_records": self.service.ledger().len(),
                     "prepared_tables": prepared.tables,
                     "prepared_rows": prepared.rows,
                     "prepared_mib": prepared.bytes >> 20,

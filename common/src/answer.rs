@@ -63,15 +63,18 @@ pub enum Reason {
     PooledProtection,
     /// A true zero withheld by policy.
     Zero,
-    /// Withheld because, with what the agent released before (to anyone), releasing it
-    /// would let a withheld cell be computed.
-    Ledger,
+    /// The difference between this cell and a larger cell it lies in (its margin, the year
+    /// around its quarter, a longer period, the group around one value) would hold 1..k-1
+    /// persons: releasing both would give that small group away.
+    Implied,
+    /// A period of several years, or a group of several values, one of whose years or values
+    /// is withheld.
+    PartWithheld,
     /// The recipe's outcome window (e.g. 30 days) reaches past the data's last date for
     /// some of the cell's units: withheld, or released with this flag when the policy says so.
     IncompleteFollowup,
     /// An age total released without its standardised value: too few events in it to
-    /// standardise (the policy's `standardisation.min_events`), a stratum too small for the
-    /// policy, or an age band without persons.
+    /// standardise (the policy's `standardisation.min_events`), or an age band withheld.
     NotStandardised,
 }
 
@@ -86,12 +89,13 @@ impl Reason {
             Reason::Rounded => "rounded",
             Reason::PooledProtection => "pooled_protection",
             Reason::Zero => "zero",
-            Reason::Ledger => "ledger",
+            Reason::Implied => "implied",
+            Reason::PartWithheld => "part_withheld",
             Reason::IncompleteFollowup => "incomplete_followup",
             Reason::NotStandardised => "not_standardised",
         }
     }
-    pub const ALL: [Reason; 11] = [
+    pub const ALL: [Reason; 12] = [
         Reason::BelowMinCell,
         Reason::Complement,
         Reason::Secondary,
@@ -100,7 +104,8 @@ impl Reason {
         Reason::Rounded,
         Reason::PooledProtection,
         Reason::Zero,
-        Reason::Ledger,
+        Reason::Implied,
+        Reason::PartWithheld,
         Reason::IncompleteFollowup,
         Reason::NotStandardised,
     ];

@@ -128,6 +128,12 @@ impl Period {
         let next = MonthIndex(self.last.0 + 1);
         (next.year(), next.month())
     }
+    /// Whether the period is a building block of the data: whole years, one quarter or one
+    /// month. Other periods (eleven months, three quarters) are not asked: two periods that
+    /// differ by a month or two would differ by a few persons.
+    pub fn is_building_block(&self) -> bool {
+        self.is_whole_years() || self.months() == 1 || (self.months() == 3 && self.first.month() % 3 == 1)
+    }
     pub fn contains_years(&self, first: i32, last: i32) -> bool {
         self.first_year() >= first && self.last_year() <= last
     }

@@ -201,6 +201,10 @@ pub enum QueryError {
     Period(#[from] PeriodError),
     #[error("period {period} lies outside the data held ({first}..{last})")]
     PeriodOutOfRange { period: String, first: i32, last: i32 },
+    #[error(
+        "period {period} is not whole years, one quarter or one month: periods are the data's building blocks, so that two questions never differ by a few persons; ask whole years and break down by quarter or month (e.g. --period {year} --by month)"
+    )]
+    PeriodNotABlock { period: String, year: i32 },
     #[error("{indicator} is a rate per inhabitant-year: the period must cover whole years, got {period}")]
     RateNeedsWholeYears { indicator: String, period: String },
     #[error("unknown region {}; configured regions: {known}", quote(region))]
@@ -357,6 +361,17 @@ impl IndicatorQuery {
     /// the recipe's, values come from the fixed vocabulary and the period lies within
     /// `data_years` when given.
     pub fn validate(&self, catalog: &Catalog, data_years: Option<(i32, i32)>) -> Result<ValidatedQuery, QueryError> {
+        self.validate_with(catalog, data_years, true)
+    }
+
+    /// [`IndicatorQuery::validate`] for evaluating a recipe on one's own datalager (region
+    /// IT's `norrsken eval`, the engine's tests): any period of whole months, not only the
+    /// building blocks a question to the federation may name.
+    pub fn validate_for_engine(&self, catalog: &Catalog, data_years: Option<(i32, i32)>) -> Result<ValidatedQuery, QueryError> {
+        self.validate_with(catalog, data_years, false)
+    }
+
+    fn validate_with(&self, catalog: &Catalog, data_years: Option<(i32, i32)>, blocks: bool) -> Result<ValidatedQuery, QueryError> {
         check_query_id(&self.query_id)?;
         if self.indicator.trim().is_empty() {
             return Err(QueryError::MissingField("indicator"));
@@ -445,6 +460,9 @@ impl IndicatorQuery {
             if !period.contains_years(first, last) {
                 return Err(QueryError::PeriodOutOfRange { period: period.to_string(), first, last });
             }
+        }
+        if blocks && !period.is_building_block() {
+            return Err(QueryError::PeriodNotABlock { period: period.to_string(), year: period.first_year() });
         }
         if recipe.kind == Kind::Rate && !period.is_whole_years() {
             return Err(QueryError::RateNeedsWholeYears { indicator: recipe.key(), period: period.to_string() });

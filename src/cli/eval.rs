@@ -117,7 +117,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
             options: QueryOptions { perspective: parse_perspective(&args.perspective)?, ..Default::default() },
             ..Default::default()
         };
-        let validated = query.validate(&catalog, Some(engine.data_years()))?;
+        let validated = query.validate_for_engine(&catalog, Some(engine.data_years()))?;
         if args.sql {
             println!("{}", engine.sql(&validated));
             return Ok(());

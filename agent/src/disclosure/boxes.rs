@@ -1,4 +1,5 @@
-//! Cells as boxes over a recipe's base dimensions, for the release ledger.
+//! Cells as boxes over a recipe's base dimensions: the name of a cell however it is asked
+//! (the release ledger counts a requester's budget in boxes; the attack tests reason in them).
 //!
 //! Every cell any question can name is a Cartesian product ("box") of value sets: for each
 //! dimension (the period's months, each non-time breakdown the recipe allows and, for
@@ -12,7 +13,7 @@
 //! An answer also says which cells are empty: a cell of the question's grid that is not in
 //! the answer holds nobody. [`Space::zero_boxes`] lists those as boxes known to be zero.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 use norrsken_common::breakdown::{Breakdown, TimeGrain};
 use norrsken_common::catalog::Recipe;
@@ -257,119 +258,6 @@ pub fn time_units(period: &Period, grain: TimeGrain) -> Vec<String> {
     out
 }
 
-/// Per dimension, the classes of values no box tells apart, and each box as its classes.
-pub struct Classes {
-    /// Number of classes per dimension.
-    pub counts: Vec<usize>,
-    /// For each box given, per dimension, the classes it covers.
-    pub boxes: Vec<Vec<Vec<u32>>>,
-    /// Per dimension, the class of each named value.
-    pub class_of: Vec<BTreeMap<u32, u32>>,
-    /// Per dimension, the class of the values no box names (when there is one).
-    pub rest: Vec<Option<u32>>,
-}
-
-impl Classes {
-    /// The classes a value set covers in dimension `d` (for a set made of whole classes,
-    /// such as the difference of two boxes given).
-    pub fn of_set(&self, d: usize, set: &ValueSet) -> Vec<u32> {
-        match set {
-            ValueSet::All => (0..self.counts[d] as u32).collect(),
-            ValueSet::Some(values) => {
-                let mut cs: Vec<u32> = values.iter().filter_map(|v| self.class_of[d].get(v).copied()).collect();
-                cs.sort_unstable();
-                cs.dedup();
-                cs
-            }
-        }
-    }
-}
-
-/// Splits every dimension's values into classes by the boxes that contain them: values
-/// that lie in exactly the same boxes form one class (values no box names form one more
-/// class, covered only by `All`).
-pub fn classes(dims: usize, boxes: &[&CellBox]) -> Classes {
-    let mut counts = Vec::with_capacity(dims);
-    let mut per_dim_class: Vec<BTreeMap<u32, u32>> = Vec::with_capacity(dims);
-    let mut rest_class: Vec<Option<u32>> = Vec::with_capacity(dims);
-    for d in 0..dims {
-        // Signature of each named value: the boxes (by index) naming it.
-        let mut signature: BTreeMap<u32, Vec<u32>> = BTreeMap::new();
-        let mut any_all = false;
-        for (i, b) in boxes.iter().enumerate() {
-            match &b.0[d] {
-                ValueSet::All => any_all = true,
-                ValueSet::Some(values) => {
-                    for v in values {
-                        signature.entry(*v).or_default().push(i as u32);
-                    }
-                }
-            }
-        }
-        let mut by_signature: BTreeMap<&Vec<u32>, u32> = BTreeMap::new();
-        let mut class_of = BTreeMap::new();
-        for (v, sig) in &signature {
-            let n = by_signature.len() as u32;
-            let c = *by_signature.entry(sig).or_insert(n);
-            class_of.insert(*v, c);
-        }
-        let mut count = by_signature.len();
-        // Values named by no box exist only where some box covers every value.
-        let rest = if any_all || count == 0 {
-            count += 1;
-            Some(count as u32 - 1)
-        } else {
-            None
-        };
-        counts.push(count);
-        per_dim_class.push(class_of);
-        rest_class.push(rest);
-    }
-    let mut out = Classes { counts, boxes: Vec::new(), class_of: per_dim_class, rest: rest_class };
-    out.boxes = boxes.iter().map(|b| (0..dims).map(|d| out.of_set(d, &b.0[d])).collect()).collect();
-    out
-}
-
-/// When one box contains the other and they differ in exactly one dimension, the cells of
-/// the larger that are not in the smaller: a box too (what the two released together give
-/// away).
-pub fn single_difference(a: &CellBox, b: &CellBox) -> Option<CellBox> {
-    let mut differing = None;
-    for (d, (x, y)) in a.0.iter().zip(&b.0).enumerate() {
-        if x != y {
-            if differing.is_some() {
-                return None;
-            }
-            differing = Some(d);
-        }
-    }
-    let d = differing?;
-    let (ValueSet::Some(x), ValueSet::Some(y)) = (&a.0[d], &b.0[d]) else { return None };
-    let subset = |small: &Vec<u32>, large: &Vec<u32>| small.iter().all(|v| large.binary_search(v).is_ok());
-    let rest: Vec<u32> = if subset(y, x) {
-        x.iter().copied().filter(|v| y.binary_search(v).is_err()).collect()
-    } else if subset(x, y) {
-        y.iter().copied().filter(|v| x.binary_search(v).is_err()).collect()
-    } else {
-        return None;
-    };
-    if rest.is_empty() {
-        return None;
-    }
-    let mut out = a.clone();
-    out.0[d] = ValueSet::Some(rest);
-    Some(out)
-}
-
-/// Whether box `a` lies inside box `b`.
-pub fn contains(b: &CellBox, a: &CellBox) -> bool {
-    a.0.iter().zip(&b.0).all(|(x, y)| match (x, y) {
-        (_, ValueSet::All) => true,
-        (ValueSet::All, ValueSet::Some(_)) => false,
-        (ValueSet::Some(x), ValueSet::Some(y)) => x.iter().all(|v| y.binary_search(v).is_ok()),
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -396,9 +284,6 @@ mod tests {
         // The margin over sex in the first question is the whole period and every sex.
         let total = space.cell_box(&a, &id(&["total", "total"])).unwrap();
         assert_eq!(total.0[0], ValueSet::Some((MonthIndex::new(2023, 1).0 as u32..=MonthIndex::new(2024, 12).0 as u32).collect()));
-        let female = space.cell_box(&a, &id(&["female", "total"])).unwrap();
-        let rest = single_difference(&total, &female).unwrap();
-        assert!(contains(&total, &rest) && !contains(&female, &rest) && contains(&total, &female));
         assert!(matches!(space.cell_box(&a, &id(&["shoe", "2024"])), Err(BoxError::UnknownLabel { .. })));
     }
 
@@ -412,16 +297,5 @@ mod tests {
         // Sexes with no cell at all are a zero slice.
         let sexes = norrsken_common::cdm::SEXES.len();
         assert_eq!(zeros.len(), 1 + sexes - 2, "{zeros:?}");
-    }
-
-    #[test]
-    fn classes_split_values_only_where_boxes_differ() {
-        let a = CellBox(vec![ValueSet::Some(vec![1, 2, 3]), ValueSet::All]);
-        let b = CellBox(vec![ValueSet::Some(vec![1]), ValueSet::Some(vec![7])]);
-        let c = classes(2, &[&a, &b]);
-        assert_eq!(c.counts, vec![2, 2]);
-        assert_eq!(c.boxes[0], vec![vec![0, 1], vec![0, 1]]);
-        assert_eq!(c.boxes[1][0].len(), 1);
-        assert_eq!(c.boxes[1][1].len(), 1);
     }
 }

@@ -2,19 +2,19 @@
 //!
 //! Every answer appends one record before it leaves the agent: requester, recipe and data
 //! version, the question in canonical form and, for every cell, whether it was released,
-//! withheld at the region's floor (a *target*: it must never become derivable), or withheld
-//! only for this request's stricter minimum cell size. Records are JSON Lines chained by
-//! SHA-256 (`prev` is the hash of the record before), so an edited, reordered or truncated
-//! ledger no longer verifies and the agent refuses to start on it.
+//! withheld at the region's floor, or withheld only for this request's stricter minimum
+//! cell size. Records are JSON Lines chained by SHA-256 (`prev` is the hash of the record
+//! before), so an edited, reordered or truncated ledger no longer verifies and the agent
+//! refuses to start on it. The ledger holds no counts or values.
 //!
-//! From the records the ledger keeps, per recipe version, data version, perspective and
-//! region (a *space*), the cells released to anyone, the targets, the cells shown empty and
-//! how many distinct cells each requester received. Disclosure control reads this history
-//! before deciding (see [`crate::disclosure`]): requesters are assumed to pool what they
-//! got, so the history is shared, and the per-requester budget bounds how many independent
-//! noisy statistics one requester collects.
+//! The ledger never decides what a cell shows (an answer depends on the question, the data
+//! and the policy only). It serves the audit, and the **per-requester budget**: how many
+//! distinct cells of one recipe and data version one requester has received. A question
+//! that would take a requester past the region's budget is refused whole, openly, with the
+//! numbers; the budget starts afresh with the next data version. Checking it is a lookup
+//! per cell under a lock held only while one record is appended.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -94,66 +94,28 @@ impl Record {
     }
 }
 
-/// Which history a question is decided against.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct SpaceKey {
-    /// `id@version`.
-    pub recipe: String,
-    pub data_version: String,
-    pub perspective: String,
-    /// County code of the cells.
-    pub region: String,
-}
+/// Whose budget a cell counts against: requester, recipe (`id@version`), data version.
+type BudgetKey = (String, String, String);
 
-/// What was released and withheld in one space.
-#[derive(Debug, Default, Clone)]
-pub struct History {
-    pub released: BTreeSet<CellBox>,
-    pub targets: BTreeSet<CellBox>,
-    pub zeros: BTreeSet<CellBox>,
-    /// Other cells asked: withheld only for a larger requested minimum cell size.
-    pub asked: BTreeSet<CellBox>,
-    /// Distinct cells released per requester.
-    pub per_requester: HashMap<String, HashSet<CellBox>>,
-}
+/// One released cell as the budget counts it: region, perspective and the cell's box.
+type Counted = (String, String, CellBox);
 
-impl History {
-    /// Cells released to `requester` so far.
-    pub fn released_to(&self, requester: &str) -> usize {
-        self.per_requester.get(requester).map_or(0, |s| s.len())
-    }
-}
-
-/// An answer's cells as boxes, ready to record.
+/// An answer's cells as recorded, with the boxes of the released ones.
 #[derive(Debug, Clone, Default)]
 pub struct Release {
-    /// Per region: released, target and zero boxes.
+    /// Per region: the boxes of the released cells.
     pub released: Vec<(String, CellBox)>,
-    pub targets: Vec<(String, CellBox)>,
-    pub zeros: Vec<(String, CellBox)>,
-    /// Withheld only for a larger requested minimum cell size.
-    pub withheld: Vec<(String, CellBox)>,
     /// The cells as recorded.
     pub cells: Vec<LedgerCell>,
 }
 
-/// Builds the boxes of an answer's cells (used when deciding and when loading).
+/// Builds the boxes of an answer's released cells (used when recording and when loading).
 pub fn release_of(space: &Space, q: &ValidatedQuery, cells: Vec<LedgerCell>) -> Result<Release, BoxError> {
     let mut out = Release::default();
-    let mut present: HashMap<&str, Vec<CellId>> = HashMap::new();
     for c in &cells {
-        let id = CellId { labels: c.labels.clone(), category: c.category.clone() };
-        let b = space.cell_box(q, &id)?;
-        match c.m {
-            Mark::Released => out.released.push((c.region.clone(), b)),
-            Mark::Target => out.targets.push((c.region.clone(), b)),
-            Mark::Withheld => out.withheld.push((c.region.clone(), b)),
-        }
-        present.entry(c.region.as_str()).or_default().push(id);
-    }
-    for (region, ids) in present {
-        for z in space.zero_boxes(q, &ids)? {
-            out.zeros.push((region.to_string(), z));
+        if c.m == Mark::Released {
+            let id = CellId { labels: c.labels.clone(), category: c.category.clone() };
+            out.released.push((c.region.clone(), space.cell_box(q, &id)?));
         }
     }
     out.cells = cells;
@@ -164,7 +126,8 @@ struct State {
     file: Option<File>,
     seq: u64,
     head: String,
-    spaces: HashMap<SpaceKey, History>,
+    /// Distinct cells each requester received, per recipe and data version.
+    received: HashMap<BudgetKey, HashSet<Counted>>,
 }
 
 /// The ledger of one agent.
@@ -174,12 +137,15 @@ pub struct Ledger {
     state: Mutex<State>,
 }
 
-/// Holds the ledger while one answer is decided and recorded: decisions and records are
-/// taken one answer at a time, so two concurrent questions cannot together release what
-/// each alone would not.
-pub struct LedgerGuard<'a> {
-    ledger: &'a Ledger,
-    state: MutexGuard<'a, State>,
+/// Why an answer was not recorded (and so does not leave).
+#[derive(Debug, thiserror::Error)]
+pub enum RecordError {
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+    #[error(
+        "this question would give you {new} cells of {recipe} you have not received before; you have received {received} of this data version ({data_version}) and the region's budget is {budget} cells per requester, recipe and data version. The budget starts afresh when the region loads new data"
+    )]
+    Budget { new: u64, received: u64, budget: u64, recipe: String, data_version: String },
 }
 
 fn now() -> String {
@@ -194,7 +160,7 @@ impl Ledger {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(io)?;
         }
-        let mut state = State { file: None, seq: 0, head: GENESIS.to_string(), spaces: HashMap::new() };
+        let mut state = State { file: None, seq: 0, head: GENESIS.to_string(), received: HashMap::new() };
         if path.exists() {
             let reader = BufReader::new(File::open(path).map_err(io)?);
             for (i, line) in reader.lines().enumerate() {
@@ -215,7 +181,7 @@ impl Ledger {
                 }
                 state.seq = record.seq;
                 state.head = record.hash.clone();
-                apply(&mut state.spaces, catalog, &record)?;
+                apply(&mut state.received, catalog, &record)?;
             }
         }
         let file = OpenOptions::new().create(true).append(true).open(path).map_err(io)?;
@@ -227,18 +193,16 @@ impl Ledger {
         &self.path
     }
 
-    /// Takes the ledger for one decision.
-    pub fn lock(&self) -> LedgerGuard<'_> {
-        let state = match self.state.lock() {
+    fn state(&self) -> MutexGuard<'_, State> {
+        match self.state.lock() {
             Ok(s) => s,
             Err(poisoned) => poisoned.into_inner(),
-        };
-        LedgerGuard { ledger: self, state }
+        }
     }
 
     /// Records written so far.
     pub fn len(&self) -> u64 {
-        self.lock().state.seq
+        self.state().seq
     }
 
     pub fn is_empty(&self) -> bool {
@@ -246,39 +210,27 @@ impl Ledger {
     }
 }
 
-/// Adds a record's boxes to the spaces. Records of recipes the catalog no longer holds are
-/// kept in the chain but cannot be asked again, so they add no history.
-fn apply(spaces: &mut HashMap<SpaceKey, History>, catalog: &Catalog, record: &Record) -> Result<(), LedgerError> {
+/// Counts a record's released cells for its requester. Records of recipes the catalog no
+/// longer holds are kept in the chain but cannot be asked again, so they count nothing.
+fn apply(received: &mut HashMap<BudgetKey, HashSet<Counted>>, catalog: &Catalog, record: &Record) -> Result<(), LedgerError> {
+    if record.dry_run {
+        return Ok(());
+    }
     let Ok(v) = record.question.validate(catalog, None) else {
         return Ok(());
     };
     if v.recipe.key() != record.recipe {
         return Ok(());
     }
-    let space = Space::of(&v.recipe);
-    let release = release_of(&space, &v, record.cells.clone())?;
-    add(spaces, &record.recipe, &record.data_version, &record.perspective, &record.requester, &release, record.dry_run);
+    let release = release_of(&Space::of(&v.recipe), &v, record.cells.clone())?;
+    add(received, &record.requester, &record.recipe, &record.data_version, &record.perspective, &release);
     Ok(())
 }
 
-fn add(spaces: &mut HashMap<SpaceKey, History>, recipe: &str, data_version: &str, perspective: &str, requester: &str, release: &Release, dry_run: bool) {
-    let key = |region: &str| SpaceKey { recipe: recipe.to_string(), data_version: data_version.to_string(), perspective: perspective.to_string(), region: region.to_string() };
-    for (region, b) in &release.targets {
-        spaces.entry(key(region)).or_default().targets.insert(b.clone());
-    }
-    for (region, b) in &release.zeros {
-        spaces.entry(key(region)).or_default().zeros.insert(b.clone());
-    }
-    for (region, b) in &release.withheld {
-        spaces.entry(key(region)).or_default().asked.insert(b.clone());
-    }
-    if dry_run {
-        return;
-    }
+fn add(received: &mut HashMap<BudgetKey, HashSet<Counted>>, requester: &str, recipe: &str, data_version: &str, perspective: &str, release: &Release) {
+    let set = received.entry((requester.to_string(), recipe.to_string(), data_version.to_string())).or_default();
     for (region, b) in &release.released {
-        let h = spaces.entry(key(region)).or_default();
-        h.released.insert(b.clone());
-        h.per_requester.entry(requester.to_string()).or_default().insert(b.clone());
+        set.insert((region.clone(), perspective.to_string(), b.clone()));
     }
 }
 
@@ -291,45 +243,37 @@ pub struct Entry<'a> {
     pub dry_run: bool,
 }
 
-impl LedgerGuard<'_> {
-    /// The history of one space (empty when nothing was asked there yet).
-    pub fn history(&self, key: &SpaceKey) -> Option<&History> {
-        self.state.spaces.get(key)
-    }
-
-    /// Cells of `release` that `requester` has not received before, per region space.
-    pub fn new_for(&self, entry: &Entry<'_>, release: &Release) -> usize {
+impl Ledger {
+    /// Cells of `release` that the entry's requester has not received before.
+    fn new_for(state: &State, entry: &Entry<'_>, release: &Release) -> u64 {
+        let key = (entry.requester.to_string(), entry.question.recipe.key(), entry.data_version.to_string());
         let perspective = entry.question.options.perspective.name();
-        let recipe = entry.question.recipe.key();
+        let had = state.received.get(&key);
         release
             .released
             .iter()
-            .filter(|(region, b)| {
-                let key = SpaceKey { recipe: recipe.clone(), data_version: entry.data_version.to_string(), perspective: perspective.to_string(), region: region.clone() };
-                !self.state.spaces.get(&key).and_then(|h| h.per_requester.get(entry.requester)).is_some_and(|s| s.contains(b))
-            })
+            .filter(|(region, b)| !had.is_some_and(|s| s.contains(&(region.clone(), perspective.to_string(), b.clone()))))
             .collect::<HashSet<_>>()
-            .len()
+            .len() as u64
     }
 
-    /// Cells released to `requester` so far for this recipe and data version (all regions
-    /// and perspectives).
-    pub fn released_to(&self, requester: &str, recipe: &str, data_version: &str) -> usize {
-        self.state
-            .spaces
-            .iter()
-            .filter(|(k, _)| k.recipe == recipe && k.data_version == data_version)
-            .map(|(_, h)| h.released_to(requester))
-            .sum()
-    }
-
-    /// Appends the record of an answer (durably) and adds it to the history. Fails when
-    /// the record cannot be written: then the answer must not leave.
-    pub fn append(&mut self, entry: &Entry<'_>, release: &Release) -> Result<u64, LedgerError> {
+    /// Checks the requester's budget (`None`: no budget; dry runs cost nothing) and appends
+    /// the record of an answer, durably. Fails when the budget would be exceeded or the
+    /// record cannot be written: then the answer must not leave.
+    pub fn record(&self, entry: &Entry<'_>, release: &Release, budget: Option<u64>) -> Result<u64, RecordError> {
+        let mut state = self.state();
+        if let (Some(budget), false) = (budget, entry.dry_run) {
+            let new = Self::new_for(&state, entry, release);
+            let key = (entry.requester.to_string(), entry.question.recipe.key(), entry.data_version.to_string());
+            let received = state.received.get(&key).map_or(0, |s| s.len() as u64);
+            if new > 0 && received + new > budget {
+                return Err(RecordError::Budget { new, received, budget, recipe: entry.question.recipe.key(), data_version: entry.data_version.to_string() });
+            }
+        }
         let q = entry.question;
         let mut record = Record {
-            seq: self.state.seq + 1,
-            prev: self.state.head.clone(),
+            seq: state.seq + 1,
+            prev: state.head.clone(),
             time: now(),
             requester: entry.requester.to_string(),
             query_id: entry.query_id.to_string(),
@@ -343,20 +287,27 @@ impl LedgerGuard<'_> {
             hash: String::new(),
         };
         record.hash = record.digest();
-        let path = self.ledger.path.display().to_string();
+        let path = self.path.display().to_string();
         let io = |e: std::io::Error| LedgerError::Io { path: path.clone(), reason: e.to_string() };
         let mut line = serde_json::to_string(&record).map_err(|e| LedgerError::Io { path: path.clone(), reason: e.to_string() })?;
         line.push('\n');
-        let file = self.state.file.as_mut().ok_or_else(|| LedgerError::Io { path: path.clone(), reason: "not open".into() })?;
+        let file = state.file.as_mut().ok_or_else(|| LedgerError::Io { path: path.clone(), reason: "not open".into() })?;
         file.write_all(line.as_bytes()).map_err(io)?;
-        if self.ledger.fsync {
+        if self.fsync {
             file.sync_data().map_err(io)?;
         }
         norrsken_common::failpoint::hit("after-ledger");
-        self.state.seq = record.seq;
-        self.state.head = record.hash.clone();
-        add(&mut self.state.spaces, &record.recipe, &record.data_version, &record.perspective, &record.requester, release, record.dry_run);
+        state.seq = record.seq;
+        state.head = record.hash.clone();
+        if !entry.dry_run {
+            add(&mut state.received, &record.requester, &record.recipe, &record.data_version, &record.perspective, release);
+        }
         Ok(record.seq)
+    }
+
+    /// Distinct cells of a recipe and data version `requester` has received.
+    pub fn received(&self, requester: &str, recipe: &str, data_version: &str) -> u64 {
+        self.state().received.get(&(requester.to_string(), recipe.to_string(), data_version.to_string())).map_or(0, |s| s.len() as u64)
     }
 }
 
@@ -374,7 +325,7 @@ mod tests {
     }
 
     #[test]
-    fn the_ledger_survives_a_restart_and_refuses_an_edited_file() {
+    fn the_ledger_survives_a_restart_counts_budgets_and_refuses_an_edited_file() {
         let dir = std::env::temp_dir().join(format!("norrsken-ledger-unit-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let path = dir.join("ledger.jsonl");
@@ -382,23 +333,25 @@ mod tests {
         let q = v(r#"{"indicator":"stroke_reperfusion","breakdowns":["sex"],"period":"2023"}"#);
         let space = Space::of(&q.recipe);
         let release = release_of(&space, &q, vec![cell(&["female"], Mark::Released), cell(&["male"], Mark::Target), cell(&["total"], Mark::Released)]).unwrap();
-        let key = SpaceKey { recipe: q.recipe.key(), data_version: "d1".into(), perspective: "provider".into(), region: "25".into() };
+        let entry = Entry { requester: "CN=a", query_id: "q1", question: &q, data_version: "d1", dry_run: false };
         {
             let ledger = Ledger::open(&path, &catalog, true).unwrap();
-            let mut g = ledger.lock();
-            let entry = Entry { requester: "CN=a", query_id: "q1", question: &q, data_version: "d1", dry_run: false };
-            assert_eq!(g.new_for(&entry, &release), 2);
-            g.append(&entry, &release).unwrap();
-            assert_eq!(g.new_for(&entry, &release), 0, "nothing new the second time");
+            // A budget of one cell refuses two new ones, openly.
+            match ledger.record(&entry, &release, Some(1)) {
+                Err(RecordError::Budget { new: 2, received: 0, budget: 1, .. }) => {}
+                other => panic!("the budget must refuse: {other:?}"),
+            }
+            assert_eq!(ledger.len(), 0, "a refused answer is not recorded");
+            ledger.record(&entry, &release, Some(2)).unwrap();
+            assert_eq!(ledger.received("CN=a", &q.recipe.key(), "d1"), 2);
+            // The same cells again cost nothing; a dry run neither.
+            ledger.record(&entry, &release, Some(2)).unwrap();
+            ledger.record(&Entry { dry_run: true, ..entry }, &release, Some(0)).unwrap();
         }
         let ledger = Ledger::open(&path, &catalog, true).unwrap();
-        assert_eq!(ledger.len(), 1);
-        {
-            let g = ledger.lock();
-            let h = g.history(&key).unwrap();
-            assert_eq!((h.released.len(), h.targets.len(), h.released_to("CN=a")), (2, 1, 2));
-            assert!(h.targets.contains(&space.cell_box(&q, &CellId { labels: vec!["male".into()], category: None }).unwrap()));
-        }
+        assert_eq!(ledger.len(), 3);
+        assert_eq!(ledger.received("CN=a", &q.recipe.key(), "d1"), 2, "rebuilt from the file");
+        assert_eq!(ledger.received("CN=a", &q.recipe.key(), "d2"), 0, "a new data version starts afresh");
         drop(ledger);
         // An edit breaks the chain.
         let text = std::fs::read_to_string(&path).unwrap().replace("\"m\":\"t\"", "\"m\":\"r\"");

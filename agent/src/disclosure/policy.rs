@@ -143,35 +143,29 @@ impl Default for Dominance {
     }
 }
 
-/// `[ledger]`: the agent's own record of what it released, checked before every release
-/// (see docs/disclosure-control.md, "The release ledger").
+/// `[ledger]`: the agent's own record of what it released to whom, and the per-requester
+/// budget it keeps (see docs/disclosure-control.md, "The release ledger"). It never decides
+/// what a cell shows.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LedgerPolicy {
-    /// On by default. Off, the agent protects each answer on its own only.
+    /// On by default. Off, the agent keeps no record of cells and no budget (its audit log
+    /// still records every question).
     #[serde(default = "yes")]
     pub enabled: bool,
     /// Distinct cells one requester may receive per recipe version and data version; a
-    /// question that would exceed it is refused.
+    /// question that would exceed it is refused whole, with the numbers.
     #[serde(default = "default_budget")]
     pub budget_cells: u64,
-    /// Largest number of base cells the exact derivability check works over for one recipe
-    /// and data version; above it, the agent withholds every new cell that overlaps a
-    /// withheld one (conservative).
-    #[serde(default = "default_max_atoms")]
-    pub max_atoms: u64,
 }
 
 fn default_budget() -> u64 {
     50_000
 }
-fn default_max_atoms() -> u64 {
-    200_000
-}
 
 impl Default for LedgerPolicy {
     fn default() -> Self {
-        LedgerPolicy { enabled: true, budget_cells: default_budget(), max_atoms: default_max_atoms() }
+        LedgerPolicy { enabled: true, budget_cells: default_budget() }
     }
 }
 
@@ -181,19 +175,9 @@ impl Default for LedgerPolicy {
 #[serde(deny_unknown_fields)]
 pub struct StandardisationPolicy {
     /// Fewest events in an age total for its standardised value (PHE publishes none below
-    /// 10); the total's own minimum cell size applies too.
+    /// 10); every age band must be released too.
     #[serde(default = "default_min_events")]
     pub min_events: u32,
-    /// Withhold the standardised value when any age band has 1..k-1 events (default on).
-    /// Off, small bands count with their perturbed values: two standards (or a standard and
-    /// the released bands) then let a requester solve for a small band's perturbed count,
-    /// protected by the cell key noise alone.
-    #[serde(default = "default_true")]
-    pub stratum_min_cell: bool,
-}
-
-fn default_true() -> bool {
-    true
 }
 
 fn default_min_events() -> u32 {
@@ -202,7 +186,7 @@ fn default_min_events() -> u32 {
 
 impl Default for StandardisationPolicy {
     fn default() -> Self {
-        StandardisationPolicy { min_events: default_min_events(), stratum_min_cell: true }
+        StandardisationPolicy { min_events: default_min_events() }
     }
 }
 
@@ -367,9 +351,6 @@ impl Policy {
         }
         if p.ledger.enabled && p.ledger.budget_cells == 0 {
             return Err(fail("budget_cells", "budget_cells must be at least 1 (or turn the ledger off)".into()));
-        }
-        if p.ledger.enabled && p.ledger.max_atoms < 1000 {
-            return Err(fail("max_atoms", format!("max_atoms {} is below 1000", p.ledger.max_atoms)));
         }
         match p.dominance.rule {
             DominanceRule::Nk => {

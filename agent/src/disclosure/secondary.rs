@@ -16,9 +16,11 @@
 //! all small (1..k-1) would give away their sum, and with the bound 1..k-1 each one could
 //! be pinned; such a line gets a withheld partner that is not small.
 //!
-//! Choices are deterministic: cells released before (the ledger's) last, then cells with
-//! room above k (so that "withheld and at least k" bounds nothing tightly), then the
-//! smallest count, then the labels in order.
+//! Choices are deterministic: cells with room above k first (so that "withheld and at least
+//! k" bounds nothing tightly), then the smallest count, then the labels in order. Cells of
+//! coarser tables that were decided before (see [`super::lattice`]) take part as *locked*
+//! cells: their lines and their status count, but they are never chosen, so a finer table
+//! can never change what a coarser one released.
 //! Margins the query did not ask for are treated as if published (another query can ask for
 //! them), so a total query and a breakdown query together cannot give a withheld cell away.
 
@@ -43,18 +45,27 @@ pub struct Cell {
     pub small: bool,
     /// More than k persons: withholding it bounds nothing tightly.
     pub slack: bool,
-    /// Released before (the release ledger): withheld only when nothing else will do.
-    pub fixed: bool,
+    /// Decided in a coarser table: never chosen, its status is given.
+    pub locked: bool,
+    /// Holds nobody, shown like a small cell so that a line's small cells cannot be
+    /// counted: protected where withholding more can, left as it is where only locked
+    /// cells give it away.
+    pub empty: bool,
 }
 
 const TOTAL: &str = "total";
 
 /// The lines (groups) of a table: for each dimension, the cells sharing all other labels.
-fn lines(cells: &[Cell]) -> Vec<(Vec<usize>, usize)> {
+/// Dimensions `additive` marks false have no lines (a person counted once in a year and once
+/// in the whole period is not a sum: the years of persons do not add up to the period).
+fn lines(cells: &[Cell], additive: &[bool]) -> Vec<(Vec<usize>, usize)> {
     let dims = cells.first().map_or(0, |c| c.labels.len());
     let index: BTreeMap<&[String], usize> = cells.iter().enumerate().map(|(i, c)| (c.labels.as_slice(), i)).collect();
     let mut out = Vec::new();
     for d in 0..dims {
+        if !additive.get(d).copied().unwrap_or(true) {
+            continue;
+        }
         let mut groups: BTreeMap<Vec<&str>, Vec<usize>> = BTreeMap::new();
         for (i, c) in cells.iter().enumerate() {
             if c.labels[d] == TOTAL {
@@ -75,12 +86,14 @@ fn lines(cells: &[Cell]) -> Vec<(Vec<usize>, usize)> {
 }
 
 /// The order in which released cells are chosen for secondary suppression.
-fn choice_key(c: &Cell) -> (bool, bool, i64, &Vec<String>) {
-    (c.fixed, !c.slack, c.size, &c.labels)
+fn choice_key(c: &Cell) -> (bool, i64, &Vec<String>) {
+    (!c.slack, c.size, &c.labels)
 }
 
+/// The released cell of `members` chosen first; locked cells are never chosen (nor a virtual
+/// denominator whose categories are locked).
 fn smallest_released(cells: &[Cell], members: impl Iterator<Item = usize>) -> Option<usize> {
-    members.filter(|&i| !cells[i].withheld).min_by(|&a, &b| choice_key(&cells[a]).cmp(&choice_key(&cells[b])))
+    members.filter(|&i| !cells[i].withheld && !cells[i].locked).min_by(|&a, &b| choice_key(&cells[a]).cmp(&choice_key(&cells[b])))
 }
 
 fn same_cell(a: &Cell, b: &Cell) -> bool {
@@ -94,7 +107,7 @@ fn withhold(cells: &mut [Cell], i: usize) -> Vec<usize> {
     if cells[i].virtual_cell {
         let v = cells[i].clone();
         for (j, c) in cells.iter_mut().enumerate() {
-            if !c.virtual_cell && !c.withheld && same_cell(c, &v) {
+            if !c.virtual_cell && !c.withheld && !c.locked && same_cell(c, &v) {
                 c.withheld = true;
                 out.push(j);
             }
@@ -146,24 +159,75 @@ pub fn determined(equations: &[Vec<f64>], unknowns: usize) -> Vec<bool> {
     out
 }
 
-/// The equations of a table over its withheld cells: each line says parts sum to the total.
-fn equations(lines: &[(Vec<usize>, usize)], unknown: &BTreeMap<usize, usize>) -> Vec<Vec<f64>> {
+/// The equations of a table over its withheld cells, sparse: each line says its parts sum to
+/// its total.
+fn equations(lines: &[(Vec<usize>, usize)], unknown: &BTreeMap<usize, usize>) -> Vec<Vec<(usize, f64)>> {
     let mut out = Vec::new();
     for (parts, total) in lines {
-        let mut row = vec![0.0; unknown.len()];
-        let mut any = false;
+        let mut row: BTreeMap<usize, f64> = BTreeMap::new();
         for &p in parts {
             if let Some(&u) = unknown.get(&p) {
-                row[u] += 1.0;
-                any = true;
+                *row.entry(u).or_default() += 1.0;
             }
         }
         if let Some(&u) = unknown.get(total) {
-            row[u] -= 1.0;
-            any = true;
+            *row.entry(u).or_default() -= 1.0;
         }
-        if any {
+        let row: Vec<(usize, f64)> = row.into_iter().filter(|(_, x)| *x != 0.0).collect();
+        if !row.is_empty() {
             out.push(row);
+        }
+    }
+    out
+}
+
+/// [`determined`] over sparse equations, one connected group of unknowns at a time (unknowns
+/// that share no equation cannot determine each other), so a large sparse table is solved as
+/// many small systems.
+pub fn determined_sparse(equations: &[Vec<(usize, f64)>], unknowns: usize) -> Vec<bool> {
+    let mut parent: Vec<usize> = (0..unknowns).collect();
+    fn find(parent: &mut [usize], mut x: usize) -> usize {
+        while parent[x] != x {
+            parent[x] = parent[parent[x]];
+            x = parent[x];
+        }
+        x
+    }
+    for row in equations {
+        let first = row[0].0;
+        for &(u, _) in &row[1..] {
+            let (a, b) = (find(&mut parent, first), find(&mut parent, u));
+            if a != b {
+                parent[a.max(b)] = a.min(b);
+            }
+        }
+    }
+    let mut groups: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
+    for u in 0..unknowns {
+        let r = find(&mut parent, u);
+        groups.entry(r).or_default().push(u);
+    }
+    let mut rows_of: BTreeMap<usize, Vec<&Vec<(usize, f64)>>> = BTreeMap::new();
+    for row in equations {
+        let r = find(&mut parent, row[0].0);
+        rows_of.entry(r).or_default().push(row);
+    }
+    let mut out = vec![false; unknowns];
+    for (root, members) in groups {
+        let Some(rows) = rows_of.get(&root) else { continue };
+        let local: BTreeMap<usize, usize> = members.iter().enumerate().map(|(i, &u)| (u, i)).collect();
+        let dense: Vec<Vec<f64>> = rows
+            .iter()
+            .map(|row| {
+                let mut d = vec![0.0; members.len()];
+                for &(u, x) in row.iter() {
+                    d[local[&u]] += x;
+                }
+                d
+            })
+            .collect();
+        for (i, det) in determined(&dense, members.len()).into_iter().enumerate() {
+            out[members[i]] = det;
         }
     }
     out
@@ -209,10 +273,21 @@ fn smallest_connected(cells: &[Cell], lines: &[(Vec<usize>, usize)], i: usize) -
 }
 
 /// Withholds more cells until no withheld cell can be derived. Returns the indices withheld
-/// here (secondary suppression). Fails when a cell cannot be protected.
+/// here (secondary suppression). A locked cell that only other locked cells give away is
+/// left as it is: nothing this table releases gives it away, so withholding more here
+/// cannot help (see docs/disclosure-control.md, "What is not protected"). Fails when an
+/// unlocked cell cannot be protected.
 pub fn protect(cells: &mut [Cell]) -> Result<Vec<usize>, String> {
-    let lines = lines(cells);
+    protect_along(cells, &[])
+}
+
+/// [`protect`] with lines only along the dimensions `additive` marks (all when it is
+/// shorter than the labels).
+pub fn protect_along(cells: &mut [Cell], additive: &[bool]) -> Result<Vec<usize>, String> {
+    let lines = lines(cells, additive);
     let mut added = Vec::new();
+    // Locked cells that only other locked cells give away (see below).
+    let mut accepted = std::collections::BTreeSet::new();
     refresh_virtual(cells);
     for _round in 0..10_000 {
         // 1. The leaf rule.
@@ -239,20 +314,47 @@ pub fn protect(cells: &mut [Cell]) -> Result<Vec<usize>, String> {
             return Ok(added);
         }
         let eqs = equations(&lines, &unknown);
-        let det = determined(&eqs, unknown.len());
-        let exposed = unknown.iter().find(|(&i, &u)| det[u] && cells[i].protect).map(|(&i, _)| i);
-        let Some(i) = exposed else { return Ok(added) };
-        let choice = lines
-            .iter()
-            .filter(|(parts, total)| parts.contains(&i) || *total == i)
-            .filter_map(|(parts, total)| smallest_released(cells, parts.iter().copied().chain(std::iter::once(*total))))
-            .min_by(|&a, &b| choice_key(&cells[a]).cmp(&choice_key(&cells[b])));
-        // Every line through the cell may already be withheld while other lines still give
-        // it away through the withheld cells they share: then the smallest released cell on
-        // any line connected to it through withheld cells.
-        match choice.or_else(|| smallest_connected(cells, &lines, i)) {
-            Some(j) => added.extend(withhold(cells, j)),
-            None => return Err(format!("cell {:?} cannot be protected by withholding more cells", cells[i].labels)),
+        let det = determined_sparse(&eqs, unknown.len());
+        let mut fixed_one = false;
+        for (&i, &u) in &unknown {
+            if !det[u] || !cells[i].protect || accepted.contains(&i) {
+                continue;
+            }
+            let choice = lines
+                .iter()
+                .filter(|(parts, total)| parts.contains(&i) || *total == i)
+                .filter_map(|(parts, total)| smallest_released(cells, parts.iter().copied().chain(std::iter::once(*total))))
+                .min_by(|&a, &b| choice_key(&cells[a]).cmp(&choice_key(&cells[b])));
+            // Every line through the cell may already be withheld while other lines still give
+            // it away through the withheld cells they share: then the smallest released cell on
+            // any line connected to it through withheld cells.
+            match choice.or_else(|| smallest_connected(cells, &lines, i)) {
+                Some(j) => {
+                    added.extend(withhold(cells, j));
+                    fixed_one = true;
+                    break;
+                }
+                // Only locked cells (decided in coarser tables) give it away: nothing this
+                // table releases does, and withholding more here cannot change that.
+                None if cells[i].locked || cells[i].empty => {
+                    accepted.insert(i);
+                }
+                None => {
+                    if std::env::var("NORRSKEN_DEBUG_SECONDARY").is_ok() {
+                        for (parts, total) in lines.iter().filter(|(p, t)| p.contains(&i) || *t == i) {
+                            let show = |j: usize| format!("{:?} w={} l={} v={} sz={}", cells[j].labels, cells[j].withheld, cells[j].locked, cells[j].virtual_cell, cells[j].size);
+                            eprintln!("LINE total {}", show(*total));
+                            for p in parts {
+                                eprintln!("   part {}", show(*p));
+                            }
+                        }
+                    }
+                    return Err(format!("cell {:?} cannot be protected by withholding more cells", cells[i].labels));
+                }
+            }
+        }
+        if !fixed_one {
+            return Ok(added);
         }
     }
     Err("secondary suppression did not settle".into())
@@ -263,7 +365,7 @@ mod tests {
     use super::*;
 
     fn cell(labels: &[&str], size: i64, withheld: bool) -> Cell {
-        Cell { labels: labels.iter().map(|s| s.to_string()).collect(), size, withheld, virtual_cell: false, protect: true, small: withheld, slack: size > 5, fixed: false }
+        Cell { labels: labels.iter().map(|s| s.to_string()).collect(), size, withheld, virtual_cell: false, protect: true, small: withheld, slack: size > 5, locked: false, empty: false }
     }
 
     #[test]
@@ -290,9 +392,9 @@ mod tests {
         let withheld: Vec<&Vec<String>> = cells.iter().filter(|c| c.withheld).map(|c| &c.labels).collect();
         assert!(withheld.len() >= 4, "{withheld:?}");
         // No withheld cell is determined by the lines.
-        let lines = lines(&cells);
+        let lines = lines(&cells, &[]);
         let unknown: BTreeMap<usize, usize> = cells.iter().enumerate().filter(|(_, c)| c.withheld).enumerate().map(|(u, (i, _))| (i, u)).collect();
-        let det = determined(&equations(&lines, &unknown), unknown.len());
+        let det = determined_sparse(&equations(&lines, &unknown), unknown.len());
         assert!(det.iter().all(|d| !d), "{withheld:?}");
     }
 
@@ -346,12 +448,13 @@ mod tests {
                     protect: n < 5,
                     small: n < 5,
                     slack: n > 5,
-                    fixed: false,
+                    locked: false,
+                    empty: false,
                 })
                 .collect();
             protect(&mut cells).unwrap_or_else(|e| panic!("round {round}: {e}"));
             let unknown: BTreeMap<usize, usize> = cells.iter().enumerate().filter(|(_, c)| c.withheld).enumerate().map(|(u, (i, _))| (i, u)).collect();
-            let det = determined(&equations(&lines(&cells), &unknown), unknown.len());
+            let det = determined_sparse(&equations(&lines(&cells, &[]), &unknown), unknown.len());
             for (&i, &u) in &unknown {
                 assert!(!(det[u] && cells[i].protect), "round {round}: {:?} is derivable", cells[i].labels);
             }

@@ -1,0 +1,149 @@
+//! Stage 5 of the disclosure pipeline: perturbation. Every count, unit count and sum a
+//! released cell carries is perturbed by the cell key method ([`super::ptable`] for counts,
+//! [`super::magnitude`] for sums and spreads, keys from [`super::record_key`]) unless the
+//! policy releases the kind exactly; then optional rounding. The sum of squares never
+//! leaves: a perturbed standard deviation does.
+
+use norrsken_common::answer::{CellStatus, Reason, ReleasedCell};
+use norrsken_common::catalog::Kind;
+
+use super::magnitude;
+use super::record_key::KeyStream;
+use super::{DisclosureError, Settings};
+use crate::engine::cells::RawCell;
+
+/// A cell's components as the region would release them: every count and sum perturbed by
+/// the cell key method (unless the policy releases the kind exactly), the spread in place of
+/// the sum of squares, optional rounding; whether anything was perturbed or rounded. Used
+/// for released cells and for the age bands behind a standardised value.
+pub fn released_components(kind: Kind, c: &RawCell, s: &Settings<'_>) -> (Option<i64>, Option<i64>, Option<f64>, Option<f64>, Vec<Reason>) {
+    let (mut num, mut den, mut sum, mut sd) = components(kind, c);
+    let mut reasons_out = Vec::new();
+    let exact = s.policy.exact(kind);
+    if let (Some(t), Some(keyer), false) = (s.ptable, s.keyer, exact) {
+        // Each count with the key of exactly the units it counts.
+        let (num_key, den_key) = match kind {
+            Kind::Proportion => (keyer.cell_key(c.numerator_mix, c.numerator), keyer.cell_key(c.units_mix, c.units)),
+            Kind::Rate => (keyer.cell_key(c.units_mix, c.units), keyer.cell_key(c.population_mix, c.population)),
+            // Contacts and patients, each with the key of what it counts.
+            Kind::CostSum => (keyer.cell_key(c.units_mix, c.units), keyer.cell_key(c.persons_mix, c.persons)),
+            _ => (keyer.cell_key(c.units_mix, c.units), keyer.cell_key(c.units_mix, c.units)),
+        };
+        num = num.map(|n| t.perturb(n, num_key));
+        den = den.map(|d| t.perturb(d, den_key));
+        let m = s.policy.perturbation.magnitude;
+        sum = sum.map(|x| magnitude::perturb_sum(x, c.top1, m, keyer.cell_key_in(KeyStream::Sum, c.units_mix, c.units)));
+        sd = sd.map(|x| magnitude::perturb_spread(x, m, keyer.cell_key_in(KeyStream::Spread, c.units_mix, c.units)));
+        reasons_out.push(Reason::Perturbed);
+    }
+    let base = s.policy.rounding_base as i64;
+    if base > 1 && matches!(kind, Kind::Proportion | Kind::Rate | Kind::Count) {
+        let round = |x: i64| ((x + base / 2) / base) * base;
+        num = num.map(round);
+        den = den.map(round);
+        reasons_out.push(Reason::Rounded);
+    }
+    // A numerator never exceeds its denominator after perturbation.
+    if kind == Kind::Proportion {
+        if let (Some(n), Some(d)) = (num, den) {
+            num = Some(n.min(d));
+        }
+    }
+    (num, den, sum, sd, reasons_out)
+}
+
+/// The released form of a cell that passed (see [`released_components`]).
+pub(crate) fn release_cell(kind: Kind, c: &RawCell, s: &Settings<'_>) -> Result<ReleasedCell, DisclosureError> {
+    let (num, den, sum, sd, reasons_out) = released_components(kind, c, s);
+    let status = if reasons_out.is_empty() { CellStatus::Released } else { CellStatus::Perturbed };
+    let exact = s.policy.exact(kind);
+    let js = s.policy.js() as i64;
+    for x in [num, den].into_iter().flatten() {
+        if s.ptable.is_some() && !exact && x >= 1 && x <= js {
+            return Err(DisclosureError(format!("released value {x} lies in 1..{js}")));
+        }
+    }
+    Ok(ReleasedCell {
+        region: c.region.clone(),
+        labels: c.labels.clone(),
+        category: c.category.clone(),
+        numerator: num,
+        denominator: den,
+        value_sum: sum,
+        value_sd: sd,
+        status,
+        reasons: reasons_out,
+        suggestion: None,
+        standardised: None,
+    })
+}
+
+/// The components of a raw cell for its kind before perturbation: (numerator, denominator,
+/// sum, standard deviation). See `norrsken_common::answer::ReleasedCell`. A cost sum is
+/// released per patient: the contacts as numerator, the distinct patients as denominator,
+/// the total cost, and the spread of the patients' costs.
+pub fn components(kind: Kind, c: &RawCell) -> (Option<i64>, Option<i64>, Option<f64>, Option<f64>) {
+    match kind {
+        Kind::Proportion => (Some(c.numerator), Some(c.units), None, None),
+        Kind::Rate => (Some(c.units), Some(c.population), None, None),
+        Kind::Count => (Some(c.units), None, None, None),
+        Kind::Mean => (None, Some(c.units), Some(c.value_sum), magnitude::standard_deviation(c.units, c.value_sum, c.value_sum_sq)),
+        Kind::CostSum => (Some(c.units), Some(c.persons), Some(c.value_sum), magnitude::standard_deviation(c.persons, c.value_sum, c.person_sum_sq)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::policy::Policy;
+    use super::super::ptable::PTable;
+    use super::super::record_key::RecordKeyer;
+    use super::super::policy::Admission;
+    use super::*;
+
+    fn cell(units: i64, numerator: i64) -> RawCell {
+        RawCell {
+            region: "22".into(),
+            labels: vec![],
+            category: None,
+            units,
+            persons: units,
+            numerator,
+            numerator_persons: numerator,
+            value_sum: 0.0,
+            value_sum_sq: 0.0,
+            top1: 0.0,
+            top2: 0.0,
+            population: 0,
+            units_mix: 1234 * units,
+            numerator_mix: 777 * numerator,
+            population_mix: 0,
+            persons_mix: 0,
+            person_sum_sq: 0.0,
+        }
+    }
+
+    #[test]
+    fn released_counts_carry_the_cell_keys_noise_and_never_exceed_their_denominator() {
+        let policy = Policy::development(Some("unused".into()));
+        let table = PTable::new(2, 1.0, 4);
+        let keyer = RecordKeyer::new(&[7u8; 64]).unwrap();
+        let s = Settings { policy: &policy, admission: Admission { floor: 5, k: 5 }, ptable: Some(&table), keyer: Some(&keyer), data_end: chrono::NaiveDate::from_ymd_opt(2025, 12, 31).unwrap() };
+        let mut differ = 0;
+        for n in 5..200 {
+            let (num, den, _, _, reasons) = released_components(Kind::Proportion, &cell(n, n), &s);
+            let (num, den) = (num.unwrap(), den.unwrap());
+            assert!((num - n).abs() <= 2 && (den - n).abs() <= 2, "{n}: {num}/{den}");
+            assert!(num <= den, "{n}: {num} > {den}");
+            assert_eq!(reasons, vec![Reason::Perturbed]);
+            differ += usize::from(den != n);
+            // The same cell always gets the same noise.
+            assert_eq!(released_components(Kind::Proportion, &cell(n, n), &s).1, Some(den));
+        }
+        assert!(differ > 50, "only {differ} of 195 denominators perturbed");
+        // Released exactly when the policy says so.
+        let mut exact = policy.clone();
+        exact.perturbation.exact = vec![Kind::Proportion];
+        let s = Settings { policy: &exact, ..s };
+        assert_eq!(released_components(Kind::Proportion, &cell(40, 10), &s).0, Some(10));
+    }
+}
