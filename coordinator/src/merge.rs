@@ -103,6 +103,8 @@ pub struct RegionOutcome {
     pub error: Option<ErrorKind>,
     /// The agent's audit record of its answer, as the answer named it.
     pub record: Option<Anchor>,
+    /// No answer came before the coordinator stopped waiting (the plan's deadline passed).
+    pub waited_out: bool,
 }
 
 impl RegionOutcome {
@@ -118,6 +120,7 @@ impl RegionOutcome {
             attempts: 0,
             error: None,
             record: None,
+            waited_out: false,
         }
     }
 
@@ -423,6 +426,7 @@ mod tests {
             attempts: 1,
             error: None,
             record: None,
+            waited_out: false,
         }
     }
 
@@ -480,6 +484,7 @@ mod tests {
             attempts: 1,
             error: None,
             record: None,
+            waited_out: true,
         });
         let c = run(&recipe, &outcomes);
         let male = c.rows.iter().find(|r| r.kind == RowKind::Pooled && r.labels[0].as_deref() == Some("male")).unwrap();

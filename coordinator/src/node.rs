@@ -43,6 +43,7 @@ impl CoordinatorNode {
             retries: config.retries,
             cache: config.cache.clone(),
             circuit: config.circuit.clone(),
+            limits: config.limits.clone(),
         };
         Ok(CoordinatorNode {
             service: QueryService::new(catalog.clone(), settings),

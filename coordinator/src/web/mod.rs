@@ -55,6 +55,7 @@ pub fn http_status(kind: ErrorKind) -> StatusCode {
         ErrorKind::Unsupported => StatusCode::NOT_IMPLEMENTED,
         ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         ErrorKind::Timeout => StatusCode::GATEWAY_TIMEOUT,
+        ErrorKind::RateLimited => StatusCode::TOO_MANY_REQUESTS,
     }
 }
 
@@ -74,7 +75,11 @@ impl From<ReportError> for NodeError {
 
 fn error(e: NodeError) -> Response {
     let kind = e.kind();
-    (http_status(kind), axum::Json(json!({"error": e.to_string(), "kind": kind.name()}))).into_response()
+    let mut response = (http_status(kind), axum::Json(json!({"error": e.to_string(), "kind": kind.name()}))).into_response();
+    if let Some(s) = e.retry_after_s() {
+        response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(s));
+    }
+    response
 }
 
 fn caller(info: &PeerInfo) -> Caller {
