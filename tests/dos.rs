@@ -11,7 +11,9 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use arrow_flight::sql::client::FlightSqlServiceClient;
 use arrow_flight::FlightClient;
+use futures::TryStreamExt;
 use norrsken::audit_review as review;
 use norrsken::pki_dev::{write_pair, CertSpec, CertificateAuthority};
 use norrsken_common::audit::AuditRecord;
@@ -291,6 +293,110 @@ async fn fresh_certificates_per_connection_are_limited_per_source_address() {
     assert_eq!(suppressed[0].event.suppressed, Some(80));
     let reason = suppressed[0].event.reason.as_deref().unwrap();
     assert!(reason.contains("from the source address 127.0.0.1 (80 distinct certificate(s)"), "{reason}");
+}
+
+/// A channel to `addr` over mutual TLS as `who` (a development certificate or one of
+/// `own`'s), optionally with a gRPC deadline on every call.
+async fn channel(own: &Own, addr: std::net::SocketAddr, who: &str, timeout: Option<Duration>) -> tonic::transport::Channel {
+    let (cert, key) = own.pem(who);
+    let tls = tonic::transport::ClientTlsConfig::new()
+        .ca_certificate(tonic::transport::Certificate::from_pem(ca_pem()))
+        .identity(tonic::transport::Identity::from_pem(cert, key))
+        .domain_name(COORDINATOR_DNS_NAME);
+    let mut endpoint = tonic::transport::Endpoint::from_shared(format!("https://{addr}")).unwrap().tls_config(tls).unwrap();
+    if let Some(t) = timeout {
+        endpoint = endpoint.timeout(t);
+    }
+    endpoint.connect().await.unwrap()
+}
+
+/// Runs a statement through the Flight SQL client: GetFlightInfo, then DoGet. The error is
+/// the status's code (when the client kept it) and its text.
+async fn run_sql(client: &mut FlightSqlServiceClient<tonic::transport::Channel>, sql: &str) -> Result<Vec<arrow::record_batch::RecordBatch>, (Option<tonic::Code>, String)> {
+    let info = client.execute(sql.to_string(), None).await.map_err(|e| status_of(&e))?;
+    let ticket = info.endpoint[0].ticket.clone().ok_or((None, "no ticket".to_string()))?;
+    let stream = client.do_get(ticket).await.map_err(|e| status_of(&e))?;
+    stream.try_collect().await.map_err(|e| status_of(&e))
+}
+
+/// The gRPC status inside a client error (the Flight SQL client wraps it).
+fn status_of(e: &(dyn std::error::Error + 'static)) -> (Option<tonic::Code>, String) {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(c) = cause {
+        if let Some(arrow_flight::error::FlightError::Tonic(s)) = c.downcast_ref::<arrow_flight::error::FlightError>() {
+            return (Some(s.code()), s.message().to_string());
+        }
+        if let Some(s) = c.downcast_ref::<tonic::Status>() {
+            return (Some(s.code()), s.message().to_string());
+        }
+        cause = c.source();
+    }
+    (None, e.to_string())
+}
+
+/// Flight SQL statements have a time and a memory limit and stop when the client goes away:
+/// a recursive CTE that never ends is refused with DEADLINE_EXCEEDED naming the limit, a
+/// sort larger than the memory limit with RESOURCE_EXHAUSTED, and a normal statement works
+/// after each; a statement whose client hangs up is stopped at once; every one is on record
+/// with how it ended. (Before: the CTE ran until the client gave up.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sql_statements_stop_at_their_limits_and_when_the_client_goes_away() {
+    let own = Own::start("dos-sql-limits", |c| {
+        c.sql.statement_timeout_s = 3;
+        c.sql.statement_memory_mb = 16;
+    })
+    .await;
+    let sql_addr = own.coordinator.sql.as_ref().unwrap().addr;
+    let mut client = FlightSqlServiceClient::new(channel(&own, sql_addr, "analyst", None).await);
+    const FOREVER: &str = "WITH RECURSIVE t(n) AS (SELECT 1 UNION ALL SELECT n+1 FROM t) SELECT count(*) FROM t";
+    let t0 = Instant::now();
+    let (code, e) = run_sql(&mut client, FOREVER).await.unwrap_err();
+    let took = t0.elapsed();
+    eprintln!("the never-ending statement was refused after {took:?}: {code:?} {e}");
+    assert!(took >= Duration::from_secs(3) && took < Duration::from_secs(6), "refused at its 3 s limit: {took:?}");
+    assert_eq!(code, Some(tonic::Code::DeadlineExceeded), "{e}");
+    assert!(e.contains("stopped after 3 s") && e.contains("statement_timeout_s"), "{e}");
+    let normal = run_sql(&mut client, "SELECT region, numerator FROM stroke_admissions WHERE year = 2024").await.unwrap();
+    assert_eq!(normal.iter().map(|b| b.num_rows()).sum::<usize>(), 5, "four regions and the pooled row after the refused statement");
+
+    // More memory than a statement may hold (the sort cannot spill: there is no disk).
+    let t0 = Instant::now();
+    let (code, e) = run_sql(&mut client, "SELECT v FROM generate_series(1, 5000000) AS t(v) ORDER BY v DESC").await.unwrap_err();
+    eprintln!("the 40 MB sort was refused after {:?}: {code:?} {e}", t0.elapsed());
+    assert_eq!(code, Some(tonic::Code::ResourceExhausted), "{e}");
+    assert!(e.contains("16 MiB") && e.contains("statement_memory_mb"), "{e}");
+    let small = run_sql(&mut client, "SELECT v FROM generate_series(1, 1000) AS t(v) ORDER BY v DESC").await.unwrap();
+    assert_eq!(small.iter().map(|b| b.num_rows()).sum::<usize>(), 1000);
+
+    // The client goes away half a second into a statement that would never end.
+    let mut leaving = FlightSqlServiceClient::new(channel(&own, sql_addr, "analyst-2", None).await);
+    let task = tokio::spawn(async move { run_sql(&mut leaving, &format!("{FOREVER} -- leaving")).await });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    task.abort();
+    let _ = task.await;
+    let mut cancelled = None;
+    for _ in 0..40 {
+        cancelled = records(&own.config.audit.dir).into_iter().find(|r| r.event.kind == "sql" && r.event.sql.as_deref().is_some_and(|s| s.contains("-- leaving")) && r.event.operation.as_deref() == Some("statement"));
+        if cancelled.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let cancelled = cancelled.expect("the stopped statement is on record");
+    assert_eq!(cancelled.event.outcome, "cancelled");
+    assert!(cancelled.event.reason.as_deref().unwrap().contains("the client went away"), "{:?}", cancelled.event.reason);
+    assert!(cancelled.event.duration_ms.unwrap() < 2_000, "stopped when the client left, not at the time limit: {:?}", cancelled.event.duration_ms);
+    // And the door still answers.
+    run_sql(&mut client, "SELECT id FROM reference.indicators").await.unwrap();
+
+    let recs = own.stop().await;
+    let sql = |needle: &str| recs.iter().find(|r| r.event.kind == "sql" && r.event.operation.as_deref() == Some("statement") && r.event.sql.as_deref().is_some_and(|s| s.contains(needle))).unwrap_or_else(|| panic!("no record of {needle}"));
+    let forever = sql("SELECT count(*) FROM t");
+    assert_eq!(forever.event.outcome, "error");
+    assert!(forever.event.reason.as_deref().unwrap().contains("stopped after 3 s"));
+    assert!(sql("generate_series(1, 5000000)").event.reason.as_deref().unwrap().contains("statement_memory_mb"));
+    assert_eq!(sql("stroke_admissions").event.outcome, "ok");
+    assert_eq!(sql("stroke_admissions").event.queries.len(), 1, "the statement names the question it asked");
 }
 
 /// A raw HTTP/1.1 client over mutual TLS, so that tests can send what browsers would not.
