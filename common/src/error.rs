@@ -8,7 +8,7 @@
 
 use crate::query::QueryError;
 
-#[derive(Debug, Clone, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum NodeError {
     /// The request is malformed or names something that does not exist or is not allowed.
     #[error(transparent)]

@@ -75,9 +75,8 @@ fn refused(event: &mut AuditEvent, e: &NodeError, caller: &Caller) {
     if let NodeError::Query(QueryError::TooLarge { size, .. }) = e {
         event.request_bytes = Some(*size as u64);
     }
-    if event.requester.is_none() {
-        event.peer = caller.addr.map(|a| a.to_string());
-    }
+    // The address too, so that refusals are limited per source address as well.
+    event.peer = caller.addr.map(|a| a.to_string());
 }
 
 /// Records the refusal of a request that is not a query (listing, describing, an action),

@@ -47,6 +47,30 @@ fn action_body<M: ProstMessageExt>(body: &[u8]) -> Result<(), NodeError> {
     }
 }
 
+/// Refuses a parameter message that carries parameters: a schema with columns or a batch
+/// with rows (an empty schema or batch is what clients send for a statement without any).
+fn no_parameters(fd: &FlightData) -> Result<(), NodeError> {
+    let refuse = |what: String| {
+        invalid("parameters", format!("{what}; Norrsken's prepared statements take no parameters (the statement's parameter schema is empty): write the values into the SQL text"))
+    };
+    if fd.data_header.is_empty() {
+        return Ok(());
+    }
+    let message = arrow::ipc::root_as_message(&fd.data_header).map_err(|e| invalid("parameters", format!("the message is not an Arrow IPC message: {e}")))?;
+    if let Some(schema) = message.header_as_schema() {
+        let n = schema.fields().map_or(0, |f| f.len());
+        if n > 0 {
+            return Err(refuse(format!("the parameters have a schema of {n} column(s)")));
+        }
+    }
+    if let Some(batch) = message.header_as_record_batch() {
+        if batch.length() > 0 || !fd.data_body.is_empty() {
+            return Err(refuse(format!("{} row(s) of parameters were sent", batch.length())));
+        }
+    }
+    Ok(())
+}
+
 impl CheckedSql {
     async fn refuse<T>(&self, request: &Request<T>, operation: &str, e: NodeError) -> Status {
         let caller: Caller = caller_of(request);
@@ -104,11 +128,31 @@ impl FlightService for CheckedSql {
             Some(Err(status)) => return Err(status),
             None => return Err(self.0.refuse(&caller, "do_put", invalid("do_put", "the request has no message".into())).await),
         };
-        let Some(descriptor) = first.flight_descriptor else {
+        let Some(descriptor) = first.flight_descriptor.clone() else {
             return Err(self.0.refuse(&caller, "do_put", invalid("do_put", "the first message names no Flight SQL command (no flight descriptor)".into())).await);
         };
         let handle = match command(&descriptor.cmd, "descriptor command") {
-            Ok(Command::CommandPreparedStatementQuery(q)) => q.prepared_statement_handle,
+            Ok(Command::CommandPreparedStatementQuery(q)) => {
+                // Parameters are not supported: only an empty parameter set keeps the handle,
+                // so that a value is never silently left out of a statement.
+                let mut message = Some(first.clone());
+                let mut seen = 0usize;
+                while let Some(fd) = message.take() {
+                    if let Err(e) = no_parameters(&fd) {
+                        return Err(self.0.refuse(&caller, "do_put", e).await);
+                    }
+                    seen += 1;
+                    if seen > 64 {
+                        return Err(self.0.refuse(&caller, "do_put", invalid("parameters", "more than 64 messages of parameters".into())).await);
+                    }
+                    message = match stream.next().await {
+                        Some(Ok(fd)) => Some(fd),
+                        Some(Err(status)) => return Err(status),
+                        None => None,
+                    };
+                }
+                q.prepared_statement_handle
+            }
             Ok(Command::CommandStatementSubstraitPlan(_)) => {
                 return Err(self.0.refuse(&caller, "do_put", NodeError::Unsupported("Substrait plans are not accepted: send SQL".into())).await);
             }
