@@ -684,6 +684,77 @@ async fn the_https_door_does_not_wait_forever_for_a_request() {
     );
 }
 
+fn reconcile_dir(dir: &Path) -> Vec<review::Difference> {
+    let log = |node: &str| review::NodeLog::read(&review::expand(&[dir.join("audit").join(node)]).unwrap()).unwrap();
+    let agents: Vec<(String, review::NodeLog)> = ["22", "23", "24", "25"].iter().map(|r| (r.to_string(), log(&format!("agent-{r}")))).collect();
+    review::reconcile(&log("coordinator"), &agents)
+}
+
+/// An honest day on which a script reuses one query id for different questions (and asks
+/// one of them again past the cache, and once from it) reconciles with no difference, on
+/// the CLI too; a record whose parameters an operator changed is still reported, once, with
+/// what each side says. (Before: the honest reuse was reported as "parameters differ".)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconcile_tells_a_reused_query_id_from_a_tampered_record() {
+    use norrsken::local::{LocalFederation, LocalOptions};
+    let tmp = TempDir::new("dos-reused-id");
+    let fed = LocalFederation::start(crate::fixtures::datalager(), tmp.path(), &LocalOptions { perturbation: false, ..LocalOptions::default() }).await.unwrap();
+    for _ in 0..200 {
+        if ["22", "23", "24", "25"].iter().all(|r| fed.coordinator.node.agent_versions(r).is_some()) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut analyst = crate::fixtures::client_as(&fed.coordinator_url(), &fed.certs, "analyst", COORDINATOR_DNS_NAME).await;
+    let a = query("stroke_admissions", &["sex"], "2024");
+    let b = query("hip_fracture_surgery_24h", &[], "2023");
+    let mut a_again = a.clone();
+    a_again.options.no_cache = true;
+    let only_25 = IndicatorQuery { regions: vec!["25".into()], ..query("diabetes_statin", &["sex"], "2024") };
+    for q in [&a, &b, &a_again, &only_25] {
+        fetch(&mut analyst, with_id(q.clone(), "nightly").encode_ticket(None)).await.unwrap();
+    }
+    let (schema, _) = fetch(&mut analyst, with_id(b.clone(), "nightly").encode_ticket(None)).await.unwrap();
+    assert_eq!(schema.metadata()["norrsken.cached"], "true", "one of them from the cache");
+    let dir = fed.dir.clone();
+    fed.stop().await.unwrap();
+    let diffs = reconcile_dir(&dir);
+    assert!(diffs.is_empty(), "an honest day with a reused query id reconciles: {diffs:#?}");
+    let logs: Vec<String> = ["coordinator", "agent-22", "agent-23", "agent-24", "agent-25"].iter().map(|n| dir.join("audit").join(n).display().to_string()).collect();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_norrsken")).args(["audit", "reconcile"]).args(&logs).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() && text.starts_with("OK: "), "{text}");
+
+    // An operator changes the period agent 25 recorded for the first question of that id.
+    let tampered = tmp.path().join("tampered");
+    for node in ["coordinator", "agent-22", "agent-23", "agent-24", "agent-25"] {
+        crate::audit::copy_dir(&dir.join("audit").join(node), &tampered.join("audit").join(node));
+    }
+    let mut changed = false;
+    for f in review::expand(&[tampered.join("audit").join("agent-25")]).unwrap() {
+        let text = std::fs::read_to_string(&f).unwrap();
+        let lines: Vec<String> = text
+            .lines()
+            .map(|l| {
+                if !changed && l.contains("\"query_id\":\"nightly\"") && l.contains("\"stroke_admissions\"") && l.contains("\"period\":\"2024\"") {
+                    changed = true;
+                    l.replacen("\"period\":\"2024\"", "\"period\":\"2019\"", 1)
+                } else {
+                    l.to_string()
+                }
+            })
+            .collect();
+        std::fs::write(&f, lines.join("\n") + "\n").unwrap();
+    }
+    assert!(changed, "the record to tamper with was found");
+    let diffs = reconcile_dir(&tampered);
+    let parameters: Vec<&review::Difference> = diffs.iter().filter(|d| d.problem.contains("parameters differ")).collect();
+    assert_eq!(parameters.len(), 1, "the tampered record, and no honest one: {diffs:#?}");
+    let d = parameters[0];
+    assert_eq!((d.query_id.as_str(), d.region.as_deref()), ("nightly", Some("25")));
+    assert!(d.problem.contains("2019") && d.problem.contains("2024"), "both sides are named: {}", d.problem);
+}
+
 /// A raw HTTP/1.1 client over mutual TLS, so that tests can send what browsers would not.
 pub mod http {
     use std::net::SocketAddr;
