@@ -110,6 +110,9 @@ async fn a_requesters_own_deadline_does_not_open_circuits_for_others() {
     let own = Own::start("dos-deadline", |c| {
         // The flood is not what is tested here (see the limit below): let it all through.
         c.limits.uncached_burst = 10_000;
+        // The coordinator's own probes may be slow while the whole suite loads the agents;
+        // what is tested is that the requester's deadline does not open a circuit.
+        c.circuit.probe_timeout_ms = 5_000;
     })
     .await;
     let mut hurried = own.client("analyst").await;
