@@ -8,8 +8,10 @@
 //! shorter deadline (`options.deadline_ms`, or the caller's gRPC deadline) and did not get
 //! its answer in time is told so (that region `timeout`), but it does not trip the circuit,
 //! so no requester's deadline takes other requesters' answers away (design invariant 12).
-//! Such a miss only makes the coordinator probe the region itself (at most one such check
-//! per region at a time and per probe interval); the circuit opens if that probe fails.
+//! The call itself runs on within the coordinator's deadline and its own end judges the
+//! region. Such a miss also makes the coordinator probe the region itself (at most one such
+//! check per region at a time and per probe interval); the circuit opens if that probe
+//! fails.
 //!
 //! Closed: the region is asked. Open: it is not asked (`unavailable`, "not asked") and is
 //! probed every `probe_interval_ms`; half-open while a probe is out; a probe answered closes

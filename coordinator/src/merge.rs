@@ -124,6 +124,22 @@ impl RegionOutcome {
         }
     }
 
+    /// A region whose answer the requester stopped waiting for at `deadline` (its own).
+    pub fn waited_out(region: &str, name: &str, deadline: std::time::Duration, message: String) -> RegionOutcome {
+        RegionOutcome {
+            state: RegionState::Timeout,
+            duration_ms: deadline.as_millis() as u64,
+            attempts: 1,
+            waited_out: true,
+            ..RegionOutcome::not_asked(region, name, message)
+        }
+    }
+
+    /// A region whose call failed in the coordinator itself.
+    pub fn failed(region: &str, name: &str, message: String) -> RegionOutcome {
+        RegionOutcome { state: RegionState::Error, attempts: 1, error: Some(ErrorKind::Internal), ..RegionOutcome::not_asked(region, name, message) }
+    }
+
     /// The region's part as the coordinator's audit record keeps it.
     pub fn part(&self) -> RegionPart {
         RegionPart {

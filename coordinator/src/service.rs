@@ -185,7 +185,7 @@ impl QueryService {
     }
 
     /// Probes a region that missed a requester's own deadline, in the background: its
-    /// circuit opens only if it does not answer the coordinator's probe within
+    /// circuit opens only if it does not answer the coordinator's probe (twice) within
     /// `probe_timeout_ms` (at most one such check per region and probe interval).
     fn check_region(&self, agent: Arc<dyn AgentPort>) {
         let circuits = self.circuits.clone();
@@ -194,7 +194,12 @@ impl QueryService {
         }
         tokio::spawn(async move {
             let timeout = circuits.probe_timeout();
-            let result = agent.probe(timeout).await;
+            let mut result = agent.probe(timeout).await;
+            if result.is_err() {
+                // Once more, on a fresh connection if the last one was just closed.
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                result = agent.probe(timeout).await;
+            }
             circuits.end_check(agent.region());
             if let Err(e) = result {
                 let reason = format!("it missed a question's deadline and did not answer a health probe within {} ms ({e})", timeout.as_millis());
@@ -277,7 +282,7 @@ impl QueryService {
         // Agents answer the question; the analysis of the answers is the coordinator's.
         outgoing.options.analysis = None;
         let ticket = Bytes::from(outgoing.encode_ticket(Some(&relay)));
-        let (deadline, retries) = (plan.deadline, self.settings.retries);
+        let (deadline, retries, own) = (plan.deadline, self.settings.retries, self.settings.agent_timeout);
         let outcomes = join_all(plan.agents.iter().map(|a| {
             let ticket = ticket.clone();
             async move {
@@ -287,23 +292,39 @@ impl QueryService {
                 // One child span per agent call; its context travels to the agent.
                 let span = spans.map(|s| s.child("norrsken.coordinator.agent_call", &[("norrsken.region", a.region().to_string())]));
                 let tp = span.as_ref().and_then(|s| s.traceparent());
-                let mut outcome = a.ask(ticket, deadline, retries, tp.as_deref()).await;
-                // A region that missed the coordinator's own deadline or could not be
-                // reached is not asked again until it answers a probe; one that answered
-                // anything is up. A miss of the requester's shorter deadline is this
-                // requester's timeout only: the coordinator checks the region itself.
-                if outcome.waited_out && plan.requester_deadline {
-                    outcome.message = format!(
-                        "no answer within {} ms, the deadline this question asked for (the coordinator waits up to {} ms)",
-                        deadline.as_millis(),
-                        self.settings.agent_timeout.as_millis()
-                    );
-                    self.check_region(a.clone());
-                } else if outcome.waited_out || (outcome.state == RegionState::Unavailable && outcome.error.is_none()) {
-                    self.circuits.trip(a.region(), &outcome.message, Instant::now());
+                let outcome = if plan.requester_deadline {
+                    // The call runs within the coordinator's own deadline whatever the
+                    // requester's: cancelling calls at the requester's whim would reset
+                    // streams on the connection every requester shares (an agent's HTTP/2
+                    // server closes a connection that resets streams rapidly), and only the
+                    // call's own end may judge the region. The requester stops waiting at
+                    // its deadline; the call finishes on its own.
+                    let (agent, circuits, tp) = (a.clone(), self.circuits.clone(), tp.clone());
+                    let mut call = tokio::spawn(async move {
+                        let outcome = agent.ask(ticket, own, retries, tp.as_deref()).await;
+                        judge(&circuits, agent.region(), &outcome);
+                        outcome
+                    });
+                    match tokio::time::timeout(deadline, &mut call).await {
+                        Ok(Ok(outcome)) => outcome,
+                        Ok(Err(e)) => RegionOutcome::failed(a.region(), a.name(), format!("the call to the agent failed: {e}")),
+                        Err(_) => {
+                            // This requester's timeout only; the coordinator also checks
+                            // the region itself.
+                            self.check_region(a.clone());
+                            RegionOutcome::waited_out(
+                                a.region(),
+                                a.name(),
+                                deadline,
+                                format!("no answer within {} ms, the deadline this question asked for (the coordinator waits up to {} ms)", deadline.as_millis(), own.as_millis()),
+                            )
+                        }
+                    }
                 } else {
-                    self.circuits.answered(a.region());
-                }
+                    let outcome = a.ask(ticket, deadline, retries, tp.as_deref()).await;
+                    judge(&self.circuits, a.region(), &outcome);
+                    outcome
+                };
                 if let Some(span) = span {
                     let cells = outcome.answer.as_ref().map_or(0, |r| r.cells.len());
                     span.end(&[
@@ -343,6 +364,17 @@ impl QueryService {
             standard: v.options.standardise.as_deref(),
         };
         Ok(merge(&input, &outcomes))
+    }
+}
+
+/// What a call's own end says of a region: one that missed the coordinator's deadline or
+/// could not be reached is not asked again until it answers a probe; one that answered
+/// anything is up.
+fn judge(circuits: &Circuits, region: &str, outcome: &RegionOutcome) {
+    if outcome.waited_out || (outcome.state == RegionState::Unavailable && outcome.error.is_none()) {
+        circuits.trip(region, &outcome.message, Instant::now());
+    } else {
+        circuits.answered(region);
     }
 }
 
@@ -499,9 +531,9 @@ mod tests {
 
         // A region that misses a requester's deadline and then the coordinator's probe is down.
         let s = service();
-        let down: Vec<Arc<dyn AgentPort>> = vec![slow("24", 50, false)];
+        let down: Vec<Arc<dyn AgentPort>> = vec![slow("24", 5_000, false)];
         s.run(&s.plan(hurried.clone(), requester(), &down, None).unwrap(), &order(), None).await.unwrap();
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
         let why = s.circuits.refuses("24", Instant::now()).expect("opened by the failed probe");
         assert!(why.contains("did not answer a health probe"), "{why}");
 
