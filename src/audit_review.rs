@@ -497,17 +497,21 @@ fn parameters(q: &Option<serde_json::Value>) -> Option<serde_json::Value> {
 /// - every agent record of a query against the coordinator's records of it: a query no
 ///   coordinator record relayed, a region the coordinator did not send it to, more records
 ///   at an agent than the coordinator sent it (a replay; a query the coordinator answered
-///   from its cache was sent to no region), parameters that differ;
+///   from its cache was sent to no region), parameters that differ. A query id may be
+///   reused (a script giving several questions one id): the records of one id are matched
+///   pairwise, first by the anchor the coordinator holds of the agent's record, then by
+///   their parameters; an agent record no coordinator record of its id sent is reported;
 /// - every region the coordinator recorded an answer from, against that agent's records.
 pub fn reconcile(coordinator: &NodeLog, agents: &[(String, NodeLog)]) -> Vec<Difference> {
     let mut out = Vec::new();
     let is_query = |r: &&AuditRecord| (r.event.kind == "query" || r.event.kind == "refused") && r.event.query_id.is_some();
-    // The coordinator's records of queries, by id, and what it sent to each region.
-    let mut coord: BTreeMap<&str, &AuditRecord> = BTreeMap::new();
+    // The coordinator's records of queries, by id (several when a script reused an id), and
+    // what it sent to each region.
+    let mut coord: BTreeMap<&str, Vec<&AuditRecord>> = BTreeMap::new();
     let mut sent: BTreeMap<(&str, &str), u32> = BTreeMap::new();
     for r in coordinator.records.iter().filter(is_query) {
         let qid = r.event.query_id.as_deref().unwrap_or("");
-        coord.insert(qid, r);
+        coord.entry(qid).or_default().push(r);
         if r.event.cached_from.is_none() {
             for p in &r.event.region_outcomes {
                 *sent.entry((qid, p.region.as_str())).or_default() += p.attempts.unwrap_or(1);
@@ -542,15 +546,15 @@ pub fn reconcile(coordinator: &NodeLog, agents: &[(String, NodeLog)]) -> Vec<Dif
         for (qid, records) in &at_agent {
             let diff = |problem: String| Difference { query_id: qid.to_string(), region: Some(region.clone()), node: None, seq: None, problem };
             let n = records.len();
-            let Some(c) = coord.get(qid) else {
+            let Some(cs) = coord.get(qid) else {
                 out.push(diff(format!("reached the agent ({n} record(s)) but no coordinator record relayed it: it did not pass the coordinator")));
                 continue;
             };
             let times = sent.get(&(*qid, region.as_str())).copied().unwrap_or(0);
             if n as u32 > times {
-                out.push(diff(if c.event.cached_from.is_some() {
+                out.push(diff(if cs.iter().all(|c| c.event.cached_from.is_some()) {
                     format!("the coordinator answered this query from its cache and sent it to no region, yet the agent recorded it {n} time(s): a replay")
-                } else if !c.event.regions.iter().any(|g| g == region) {
+                } else if !cs.iter().any(|c| c.event.regions.iter().any(|g| g == region)) {
                     format!("the coordinator did not ask this region, yet the agent recorded the query {n} time(s)")
                 } else if times == 0 {
                     format!("the coordinator did not send this query to the region (it was not asked), yet the agent recorded it {n} time(s)")
@@ -558,19 +562,11 @@ pub fn reconcile(coordinator: &NodeLog, agents: &[(String, NodeLog)]) -> Vec<Dif
                     format!("the agent recorded this query {n} times; the coordinator sent it {times} time(s): a replay")
                 }));
             }
-            for r in records.iter().filter(|r| r.event.query.is_some()) {
-                if parameters(&c.event.query) != parameters(&r.event.query) {
-                    out.push(diff(format!(
-                        "parameters differ: coordinator {} / agent {}",
-                        c.event.query.as_ref().map(|q| norrsken_common::text::bound(&q.to_string())).unwrap_or_default(),
-                        r.event.query.as_ref().map(|q| norrsken_common::text::bound(&q.to_string())).unwrap_or_default()
-                    )));
-                }
-            }
+            out.extend(unmatched_parameters(cs, records, region, n as u32 > times).into_iter().map(diff));
         }
         // Every answer the coordinator recorded from this region is on the agent's record
         // (unless its anchor already showed the records missing).
-        for (qid, c) in coord.iter().filter(|(_, c)| c.event.cached_from.is_none()) {
+        for (qid, c) in coord.iter().flat_map(|(qid, cs)| cs.iter().map(move |c| (qid, c))).filter(|(_, c)| c.event.cached_from.is_none()) {
             for p in c.event.region_outcomes.iter().filter(|p| p.region == *region && p.status == "ok") {
                 if at_agent.contains_key(qid) || p.record.as_ref().is_some_and(|a| broken.contains(&a.seq)) {
                     continue;
@@ -583,6 +579,64 @@ pub fn reconcile(coordinator: &NodeLog, agents: &[(String, NodeLog)]) -> Vec<Dif
                     problem: "the coordinator recorded an answer from this region, but the agent has no record of the query".into(),
                 });
             }
+        }
+    }
+    out
+}
+
+/// The agent records of one query id (at one region) whose parameters no coordinator
+/// record of that id sent there, matched pairwise: a coordinator record sent its question
+/// `attempts` times, so it accounts for that many agent records. First the pairs the
+/// coordinator's anchors name (its record holds the seq of the agent's record of the
+/// answer): a pair whose parameters differ is reported as such. Then each other agent
+/// record takes a coordinator record with the same parameters that still has sendings
+/// left; one that finds none is reported with what the coordinator did send, unless the
+/// agent recorded the id more often than the coordinator sent it (`replayed`, reported on
+/// its own) and some coordinator record of the id has its parameters: then it is the replay.
+fn unmatched_parameters(cs: &[&AuditRecord], records: &[&AuditRecord], region: &str, replayed: bool) -> Vec<String> {
+    let show = |q: &Option<serde_json::Value>| q.as_ref().map(|q| norrsken_common::text::bound(&q.to_string())).unwrap_or_else(|| "(none)".into());
+    // (coordinator record, its parameters, sendings left) of those that sent to the region.
+    let mut senders: Vec<(&AuditRecord, Option<serde_json::Value>, u32)> = cs
+        .iter()
+        .filter(|c| c.event.cached_from.is_none())
+        .filter_map(|c| {
+            let p = c.event.region_outcomes.iter().find(|p| p.region == region)?;
+            Some((*c, parameters(&c.event.query), p.attempts.unwrap_or(1)))
+        })
+        .collect();
+    let mut out = Vec::new();
+    let mut pending: Vec<&AuditRecord> = Vec::new();
+    for r in records.iter().filter(|r| r.event.query.is_some()) {
+        let anchored = senders.iter_mut().find(|(c, _, left)| {
+            *left > 0 && c.event.region_outcomes.iter().any(|p| p.region == region && p.record.as_ref().is_some_and(|a| a.seq == r.seq))
+        });
+        match anchored {
+            Some((c, params, left)) => {
+                *left -= 1;
+                if *params != parameters(&r.event.query) {
+                    out.push(format!(
+                        "parameters differ: the coordinator's record seq {} sent {}, the agent's record seq {} of that answer says {}",
+                        c.seq,
+                        show(&c.event.query),
+                        r.seq,
+                        show(&r.event.query)
+                    ));
+                }
+            }
+            None => pending.push(r),
+        }
+    }
+    for r in pending {
+        let mine = parameters(&r.event.query);
+        match senders.iter_mut().find(|(_, params, left)| *left > 0 && *params == mine) {
+            Some((_, _, left)) => *left -= 1,
+            None if replayed && cs.iter().any(|c| parameters(&c.event.query) == mine) => {}
+            None => out.push(format!(
+                "parameters differ: the agent's record seq {} says {}, but no coordinator record of this query id sent that (it sent: {})",
+                r.seq,
+                show(&r.event.query),
+                cs.iter().filter(|c| c.event.cached_from.is_none()).map(|c| show(&c.event.query)).collect::<Vec<_>>().join("; ")
+            )),
         }
     }
     out

@@ -160,6 +160,9 @@ pub fn coordinator_config(agents: &[(String, std::net::SocketAddr)], dir: &Path,
         reload_poll_s: 0,
         cache: Default::default(),
         circuit: Default::default(),
+        limits: Default::default(),
+        sql: Default::default(),
+        web: Default::default(),
     }
 }
 

@@ -8,6 +8,7 @@ mod attacks;
 mod audit;
 mod bench;
 mod deploy;
+mod dos;
 mod engine;
 mod evidence;
 mod federation;

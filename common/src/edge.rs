@@ -71,6 +71,15 @@ fn refusal(path: &str, info: Option<&PeerInfo>, headers: &http::HeaderMap) -> Op
             s.metadata_mut().insert(ERROR_KIND_HEADER, v);
         }
         replace = Some(s);
+    } else if status.code() == tonic::Code::Internal && status.message().starts_with("failed to decode Protobuf message") {
+        // A body that is not the method's protobuf is malformed input, not a server fault.
+        let message = format!("request: the message is not the method's protobuf message ({})", crate::text::bound(status.message()));
+        event.reason = Some(message.clone());
+        let mut s = tonic::Status::invalid_argument(message);
+        if let Ok(v) = ErrorKind::Invalid.name().parse() {
+            s.metadata_mut().insert(ERROR_KIND_HEADER, v);
+        }
+        replace = Some(s);
     } else if matches!(status.code(), tonic::Code::Cancelled | tonic::Code::DeadlineExceeded) {
         // The caller gave up; the node records what it did with the request itself.
         return None;
@@ -144,6 +153,11 @@ mod tests {
         crate::error::NodeError::PermissionDenied("no".into()).to_status().add_header(&mut own).unwrap();
         own.insert(ERROR_KIND_HEADER, "permission_denied".parse().unwrap());
         assert!(refusal("/x", None, &own).is_none());
+        // A body that is not the method's protobuf: InvalidArgument, not Internal.
+        let mut garbage = http::HeaderMap::new();
+        tonic::Status::internal("failed to decode Protobuf message: buffer underflow").add_header(&mut garbage).unwrap();
+        let (event, replace) = refusal("/arrow.flight.protocol.FlightService/GetFlightInfo", None, &garbage).unwrap();
+        assert_eq!((event.outcome.as_str(), replace.unwrap().code()), ("invalid", tonic::Code::InvalidArgument));
         let mut unknown = http::HeaderMap::new();
         tonic::Status::unimplemented("").add_header(&mut unknown).unwrap();
         assert_eq!(refusal("/no.Such/Method", None, &unknown).unwrap().0.operation.as_deref(), Some("/no.Such/Method"));

@@ -8,7 +8,7 @@
 
 use crate::query::QueryError;
 
-#[derive(Debug, Clone, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum NodeError {
     /// The request is malformed or names something that does not exist or is not allowed.
     #[error(transparent)]
@@ -43,7 +43,13 @@ pub enum NodeError {
     /// Timed out.
     #[error("deadline exceeded: {0}")]
     Timeout(String),
+    /// The requester asked more than their share; they may ask again after `retry_after_s`.
+    #[error("rate limited: {message}")]
+    RateLimited { message: String, retry_after_s: u64 },
 }
+
+/// The gRPC metadata key carrying how many seconds a rate-limited caller should wait.
+pub const RETRY_AFTER_HEADER: &str = "norrsken-retry-after-s";
 
 /// The gRPC metadata key carrying an error's [`ErrorKind`].
 pub const ERROR_KIND_HEADER: &str = "norrsken-error-kind";
@@ -63,10 +69,11 @@ pub enum ErrorKind {
     Unsupported,
     Internal,
     Timeout,
+    RateLimited,
 }
 
 impl ErrorKind {
-    pub const ALL: [ErrorKind; 12] = [
+    pub const ALL: [ErrorKind; 13] = [
         ErrorKind::Invalid,
         ErrorKind::NotFound,
         ErrorKind::Unauthenticated,
@@ -79,6 +86,7 @@ impl ErrorKind {
         ErrorKind::Unsupported,
         ErrorKind::Internal,
         ErrorKind::Timeout,
+        ErrorKind::RateLimited,
     ];
 
     pub fn name(self) -> &'static str {
@@ -95,6 +103,7 @@ impl ErrorKind {
             ErrorKind::Unsupported => "unsupported",
             ErrorKind::Internal => "internal",
             ErrorKind::Timeout => "timeout",
+            ErrorKind::RateLimited => "rate_limited",
         }
     }
 
@@ -109,7 +118,7 @@ impl ErrorKind {
             ErrorKind::NotFound => tonic::Code::NotFound,
             ErrorKind::Unauthenticated => tonic::Code::Unauthenticated,
             ErrorKind::PermissionDenied | ErrorKind::PolicyRefused => tonic::Code::PermissionDenied,
-            ErrorKind::ResourceExhausted => tonic::Code::ResourceExhausted,
+            ErrorKind::ResourceExhausted | ErrorKind::RateLimited => tonic::Code::ResourceExhausted,
             ErrorKind::AuditUnavailable => tonic::Code::Unavailable,
             ErrorKind::DisclosureFailed | ErrorKind::Internal => tonic::Code::Internal,
             ErrorKind::NotReady => tonic::Code::FailedPrecondition,
@@ -122,7 +131,7 @@ impl ErrorKind {
     pub fn outcome(self) -> &'static str {
         match self {
             ErrorKind::Invalid | ErrorKind::NotFound => "invalid",
-            ErrorKind::Unauthenticated | ErrorKind::PermissionDenied | ErrorKind::PolicyRefused => "refused",
+            ErrorKind::Unauthenticated | ErrorKind::PermissionDenied | ErrorKind::PolicyRefused | ErrorKind::RateLimited => "refused",
             ErrorKind::ResourceExhausted
             | ErrorKind::AuditUnavailable
             | ErrorKind::DisclosureFailed
@@ -156,6 +165,7 @@ impl NodeError {
             NodeError::Unsupported(_) => ErrorKind::Unsupported,
             NodeError::Internal(_) => ErrorKind::Internal,
             NodeError::Timeout(_) => ErrorKind::Timeout,
+            NodeError::RateLimited { .. } => ErrorKind::RateLimited,
         }
     }
 
@@ -167,7 +177,20 @@ impl NodeError {
         if let Ok(v) = kind.name().parse() {
             status.metadata_mut().insert(ERROR_KIND_HEADER, v);
         }
+        if let Some(s) = self.retry_after_s() {
+            if let Ok(v) = s.to_string().parse() {
+                status.metadata_mut().insert(RETRY_AFTER_HEADER, v);
+            }
+        }
         status
+    }
+
+    /// For a rate-limited request: how many seconds until the caller may ask again.
+    pub fn retry_after_s(&self) -> Option<u64> {
+        match self {
+            NodeError::RateLimited { retry_after_s, .. } => Some(*retry_after_s),
+            _ => None,
+        }
     }
 }
 

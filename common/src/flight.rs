@@ -220,13 +220,17 @@ pub fn audit_rejections(log: crate::audit::AuditLog) -> crate::tls::RejectHook {
     })
 }
 
-/// Records failed TLS handshakes (no certificate, wrong CA, protocol errors) with the peer.
+/// Records failed TLS handshakes (no certificate, a refused certificate, wrong CA, protocol
+/// errors) with the peer's address and the certificate presented, rate-limited per
+/// identity and per address.
 pub fn audit_handshake_failures(log: crate::audit::AuditLog, node: &'static str) -> Arc<dyn Fn(HandshakeFailure) + Send + Sync> {
     Arc::new(move |f: HandshakeFailure| {
-        tracing::warn!(node, peer = %f.addr, reason = %f.reason, "TLS handshake refused");
+        let client = f.identity.as_ref().map(|i| i.common_name.as_str()).unwrap_or("");
+        tracing::warn!(node, peer = %f.addr, client, reason = %f.reason, "TLS handshake refused");
         let event = crate::audit::AuditEvent {
             kind: "tls_refused".into(),
             outcome: "refused".into(),
+            requester: f.identity.as_ref().map(crate::audit::Who::from),
             peer: Some(f.addr.to_string()),
             reason: Some(f.reason),
             ..Default::default()

@@ -108,8 +108,15 @@ pub struct TlsFiles {
 }
 
 /// Called when a client certificate is presented but refused (expired, revoked, unknown
-/// CA): the identity it names and the reason.
+/// CA): the identity it names and the reason. Within [`incoming`] the refusal is reported
+/// with the failed handshake instead (one record naming the certificate and the source
+/// address).
 pub type RejectHook = Arc<dyn Fn(CertIdentity, String) + Send + Sync>;
+
+tokio::task_local! {
+    /// The certificate refused during the handshake this task runs, for its failure report.
+    static REFUSED: std::cell::RefCell<Option<(CertIdentity, String)>>;
+}
 
 /// Wraps the client certificate verifier to report refused certificates.
 struct ReportingVerifier {
@@ -142,7 +149,12 @@ impl rustls::server::danger::ClientCertVerifier for ReportingVerifier {
         let result = self.inner.verify_client_cert(end_entity, intermediates, now);
         if let Err(e) = &result {
             if let Ok(id) = identity_of(end_entity) {
-                (self.on_reject)(id, e.to_string());
+                let reason = e.to_string();
+                // Inside `incoming` the failed handshake reports it, with the peer's address.
+                let kept = REFUSED.try_with(|r| *r.borrow_mut() = Some((id.clone(), reason.clone()))).is_ok();
+                if !kept {
+                    (self.on_reject)(id, reason);
+                }
             }
         }
         result
@@ -276,6 +288,8 @@ impl ReloadableTls {
 pub struct HandshakeFailure {
     pub addr: SocketAddr,
     pub reason: String,
+    /// The client certificate presented and refused, when there was one.
+    pub identity: Option<CertIdentity>,
 }
 
 /// Accepts TCP connections and completes TLS handshakes concurrently, yielding verified
@@ -305,7 +319,13 @@ pub fn incoming(
             let tx = tx.clone();
             let on_failure = on_failure.clone();
             tokio::spawn(async move {
-                let handshake = tokio::time::timeout(std::time::Duration::from_secs(10), acceptor.accept(tcp)).await;
+                let (handshake, refused) = REFUSED
+                    .scope(std::cell::RefCell::new(None), async move {
+                        let handshake = tokio::time::timeout(std::time::Duration::from_secs(10), acceptor.accept(tcp)).await;
+                        (handshake, REFUSED.with(|r| r.borrow_mut().take()))
+                    })
+                    .await;
+                let (identity, why) = refused.map_or((None, None), |(id, why)| (Some(id), Some(why)));
                 match handshake {
                     Ok(Ok(stream)) => {
                         let identity = stream
@@ -317,8 +337,8 @@ pub fn incoming(
                         let conn = TlsConnection { stream, info: PeerInfo { addr: Some(addr), identity } };
                         let _ = tx.send(Ok(conn)).await;
                     }
-                    Ok(Err(e)) => on_failure(HandshakeFailure { addr, reason: e.to_string() }),
-                    Err(_) => on_failure(HandshakeFailure { addr, reason: "TLS handshake timed out".into() }),
+                    Ok(Err(e)) => on_failure(HandshakeFailure { addr, reason: why.unwrap_or_else(|| e.to_string()), identity }),
+                    Err(_) => on_failure(HandshakeFailure { addr, reason: "TLS handshake timed out".into(), identity }),
                 }
             });
         }

@@ -84,10 +84,12 @@ impl AgentClient {
         };
         let result = tokio::time::timeout(deadline, run).await;
         let duration_ms = started.elapsed().as_millis() as u64;
+        let waited_out = result.is_err();
         let (state, message, answer, error, record) = match result {
             Ok(Ok((a, record))) => (RegionState::Ok, String::new(), Some(a), None, record),
             Ok(Err(f)) => (f.state, f.message, None, f.kind, None),
-            Err(_) => (RegionState::Timeout, format!("no answer within {} ms", deadline.as_millis()), None, Some(ErrorKind::Timeout), None),
+            // The coordinator stopped waiting: no kind, the agent named none.
+            Err(_) => (RegionState::Timeout, format!("no answer within {} ms", deadline.as_millis()), None, None, None),
         };
         RegionOutcome {
             region: self.endpoint.region.clone(),
@@ -99,6 +101,7 @@ impl AgentClient {
             attempts,
             error,
             record,
+            waited_out,
         }
     }
 
@@ -151,7 +154,7 @@ impl Failure {
 pub fn state_of(kind: ErrorKind) -> (RegionState, bool) {
     match kind {
         ErrorKind::PolicyRefused => (RegionState::PolicyRefused, false),
-        ErrorKind::PermissionDenied | ErrorKind::Unauthenticated => (RegionState::Refused, false),
+        ErrorKind::PermissionDenied | ErrorKind::Unauthenticated | ErrorKind::RateLimited => (RegionState::Refused, false),
         ErrorKind::Timeout => (RegionState::Timeout, false),
         ErrorKind::AuditUnavailable => (RegionState::Unavailable, true),
         ErrorKind::NotReady => (RegionState::Unavailable, false),

@@ -1,6 +1,17 @@
-//! One circuit per region: a region that missed its deadline or could not be reached is not
-//! asked again until it answers a health probe, so that while a region is silent every
-//! later query answers at once, partially, instead of waiting out its deadline again.
+//! One circuit per region: a region that missed the coordinator's own deadline
+//! (`agent_timeout_ms`) or could not be reached is not asked again until it answers a health
+//! probe, so that while a region is silent every later query answers at once, partially,
+//! instead of waiting out its deadline again.
+//!
+//! Only the coordinator's own judgement opens a circuit: its configured deadline, a
+//! connection that fails, a health probe that is not answered. A question that asked for a
+//! shorter deadline (`options.deadline_ms`, or the caller's gRPC deadline) and did not get
+//! its answer in time is told so (that region `timeout`), but it does not trip the circuit,
+//! so no requester's deadline takes other requesters' answers away (design invariant 12).
+//! The call itself runs on within the coordinator's deadline and its own end judges the
+//! region. Such a miss also makes the coordinator probe the region itself (at most one such
+//! check per region at a time and per probe interval); the circuit opens if that probe
+//! fails.
 //!
 //! Closed: the region is asked. Open: it is not asked (`unavailable`, "not asked") and is
 //! probed every `probe_interval_ms`; half-open while a probe is out; a probe answered closes
@@ -73,6 +84,10 @@ struct Circuit {
     state: CircuitState,
     /// Trips since the region last answered a query.
     trips: u32,
+    /// When the last check after a missed requester deadline started, and whether it is
+    /// still out.
+    checked_at: Option<Instant>,
+    checking: bool,
 }
 
 /// The circuits of every region.
@@ -108,7 +123,7 @@ impl Circuits {
             Ok(m) => m,
             Err(p) => p.into_inner(),
         };
-        let m = map.entry(region.to_string()).or_insert_with(|| Mutex::new(Circuit { state: CircuitState::Closed, trips: 0 }));
+        let m = map.entry(region.to_string()).or_insert_with(|| Mutex::new(Circuit { state: CircuitState::Closed, trips: 0, checked_at: None, checking: false }));
         let mut s = match m.lock() {
             Ok(s) => s,
             Err(p) => p.into_inner(),
@@ -203,6 +218,30 @@ impl Circuits {
         });
     }
 
+    /// Whether to probe a closed region now because it missed a requester's own (shorter)
+    /// deadline: not while such a check is out, nor within a probe interval of the last,
+    /// nor when the circuit is already open (the prober probes it).
+    pub fn begin_check(&self, region: &str, now: Instant) -> bool {
+        if !self.settings.enabled {
+            return false;
+        }
+        let interval = Duration::from_millis(self.settings.probe_interval_ms);
+        self.with(region, |c| {
+            let due = c.checked_at.is_none_or(|t| now.duration_since(t) >= interval);
+            if c.state != CircuitState::Closed || c.checking || !due {
+                return false;
+            }
+            c.checking = true;
+            c.checked_at = Some(now);
+            true
+        })
+    }
+
+    /// The check started by [`Circuits::begin_check`] is over (whatever it found).
+    pub fn end_check(&self, region: &str) {
+        self.with(region, |c| c.checking = false);
+    }
+
     /// The state of a region's circuit.
     pub fn state(&self, region: &str) -> CircuitState {
         self.with(region, |c| c.state.clone())
@@ -244,6 +283,17 @@ mod tests {
         c.answered("25");
         c.trip("25", "no answer", s(10_000));
         assert_eq!(c.to_probe(s(11_000)), ["25"], "an answered query resets the delay");
+        // A miss of a requester's own deadline starts at most one check per region and
+        // interval, and none while the circuit is open.
+        let c = Circuits::new(CircuitSettings::default());
+        assert!(c.begin_check("24", t));
+        assert!(!c.begin_check("24", s(2_000)), "one check at a time");
+        c.end_check("24");
+        assert!(!c.begin_check("24", s(500)), "not again within a probe interval");
+        assert!(c.begin_check("24", s(1_000)));
+        c.end_check("24");
+        c.trip("24", "health probe unanswered", s(1_100));
+        assert!(!c.begin_check("24", s(5_000)), "an open circuit is the prober's");
         let off = Circuits::new(CircuitSettings { enabled: false, ..CircuitSettings::default() });
         off.trip("25", "x", t);
         assert!(off.refuses("25", t).is_none(), "disabled circuits never refuse");

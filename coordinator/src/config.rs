@@ -54,9 +54,73 @@ pub struct CoordinatorConfig {
     /// asked agent's data and policy versions.
     #[serde(default)]
     pub cache: norrsken_common::cache::CacheSettings,
-    /// A region that misses its deadline is not asked again until it answers a probe.
+    /// A region that misses the coordinator's deadline is not asked again until it answers
+    /// a probe.
     #[serde(default)]
     pub circuit: crate::circuit::CircuitSettings,
+    /// How many questions past the cache each requester may ask.
+    #[serde(default)]
+    pub limits: crate::limits::LimitSettings,
+    /// The Flight SQL front door's limits per statement.
+    #[serde(default)]
+    pub sql: SqlSettings,
+    /// The HTTPS front door's limits per request.
+    #[serde(default)]
+    pub web: WebSettings,
+}
+
+/// `[sql]` in coordinator.toml: what one Flight SQL statement may use.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SqlSettings {
+    /// A statement (planning, the indicator questions it asks, and running it) is stopped
+    /// after this many seconds.
+    #[serde(default = "default_statement_timeout_s")]
+    pub statement_timeout_s: u64,
+    /// The memory one statement's sorts, joins and aggregations may hold, in MiB (nothing
+    /// spills to disk: a statement that needs more is refused).
+    #[serde(default = "default_statement_memory_mb")]
+    pub statement_memory_mb: u64,
+}
+
+fn default_statement_timeout_s() -> u64 {
+    120
+}
+fn default_statement_memory_mb() -> u64 {
+    256
+}
+
+impl Default for SqlSettings {
+    fn default() -> SqlSettings {
+        SqlSettings { statement_timeout_s: default_statement_timeout_s(), statement_memory_mb: default_statement_memory_mb() }
+    }
+}
+
+/// `[web]` in coordinator.toml: how long the HTTPS front door waits for a request.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebSettings {
+    /// A request's headers must arrive within this many seconds of the connection's start
+    /// (or of the previous request on it); otherwise the connection is closed.
+    #[serde(default = "default_header_timeout_s")]
+    pub header_timeout_s: u64,
+    /// A request's body must arrive within this many seconds after its headers; otherwise
+    /// it is answered 408 and the connection closed.
+    #[serde(default = "default_body_timeout_s")]
+    pub body_timeout_s: u64,
+}
+
+fn default_header_timeout_s() -> u64 {
+    5
+}
+fn default_body_timeout_s() -> u64 {
+    10
+}
+
+impl Default for WebSettings {
+    fn default() -> WebSettings {
+        WebSettings { header_timeout_s: default_header_timeout_s(), body_timeout_s: default_body_timeout_s() }
+    }
 }
 
 fn default_reload_poll() -> u64 {
@@ -153,6 +217,20 @@ impl CoordinatorConfig {
         }
         if self.agent_timeout_ms == 0 {
             return Err(SettingsError::key("agent_timeout_ms", "must be above 0"));
+        }
+        let positive = [
+            ("sql.statement_timeout_s", self.sql.statement_timeout_s),
+            ("sql.statement_memory_mb", self.sql.statement_memory_mb),
+            ("web.header_timeout_s", self.web.header_timeout_s),
+            ("web.body_timeout_s", self.web.body_timeout_s),
+        ];
+        for (key, value) in positive {
+            if value == 0 {
+                return Err(SettingsError::key(key, "must be above 0"));
+            }
+        }
+        if self.limits.uncached_per_minute > 0 && self.limits.uncached_burst == 0 {
+            return Err(SettingsError::key("limits.uncached_burst", "must be above 0 while limits.uncached_per_minute is set (0 there turns the limit off)"));
         }
         Ok(())
     }

@@ -4,7 +4,8 @@
 //! - [`service`]: the query path (plan, cache, fan out, merge) as a plain service;
 //! - [`merge`] and [`stats`]: the comparison and its intervals;
 //! - [`agents`]: the agents over Arrow Flight; [`watch`]: their versions; [`circuit`]:
-//!   which regions are not asked until they answer a probe;
+//!   which regions are not asked until they answer a probe; [`limits`]: how many uncached
+//!   questions a requester may ask;
 //! - [`report`]: the regional report; [`export`]: answers and reports as CSV, xlsx and PDF;
 //! - [`node`]: authentication and actions behind every front door; [`server`]: starting.
 
@@ -13,6 +14,7 @@ pub mod analysis;
 pub mod circuit;
 pub mod config;
 pub mod export;
+pub mod limits;
 pub mod merge;
 pub mod node;
 pub mod report;

@@ -103,6 +103,8 @@ pub struct RegionOutcome {
     pub error: Option<ErrorKind>,
     /// The agent's audit record of its answer, as the answer named it.
     pub record: Option<Anchor>,
+    /// No answer came before the coordinator stopped waiting (the plan's deadline passed).
+    pub waited_out: bool,
 }
 
 impl RegionOutcome {
@@ -118,7 +120,24 @@ impl RegionOutcome {
             attempts: 0,
             error: None,
             record: None,
+            waited_out: false,
         }
+    }
+
+    /// A region whose answer the requester stopped waiting for at `deadline` (its own).
+    pub fn waited_out(region: &str, name: &str, deadline: std::time::Duration, message: String) -> RegionOutcome {
+        RegionOutcome {
+            state: RegionState::Timeout,
+            duration_ms: deadline.as_millis() as u64,
+            attempts: 1,
+            waited_out: true,
+            ..RegionOutcome::not_asked(region, name, message)
+        }
+    }
+
+    /// A region whose call failed in the coordinator itself.
+    pub fn failed(region: &str, name: &str, message: String) -> RegionOutcome {
+        RegionOutcome { state: RegionState::Error, attempts: 1, error: Some(ErrorKind::Internal), ..RegionOutcome::not_asked(region, name, message) }
     }
 
     /// The region's part as the coordinator's audit record keeps it.
@@ -423,6 +442,7 @@ mod tests {
             attempts: 1,
             error: None,
             record: None,
+            waited_out: false,
         }
     }
 
@@ -480,6 +500,7 @@ mod tests {
             attempts: 1,
             error: None,
             record: None,
+            waited_out: true,
         });
         let c = run(&recipe, &outcomes);
         let male = c.rows.iter().find(|r| r.kind == RowKind::Pooled && r.labels[0].as_deref() == Some("male")).unwrap();

@@ -43,6 +43,7 @@ impl CoordinatorNode {
             retries: config.retries,
             cache: config.cache.clone(),
             circuit: config.circuit.clone(),
+            limits: config.limits.clone(),
         };
         Ok(CoordinatorNode {
             service: QueryService::new(catalog.clone(), settings),
@@ -164,7 +165,8 @@ impl CoordinatorNode {
         })
     }
 
-    fn require_query_role(&self, caller: &Caller) -> Result<Requester, NodeError> {
+    /// The requester behind a caller whose role asks questions (analyst, region admin).
+    pub fn requester(&self, caller: &Caller) -> Result<Requester, NodeError> {
         let rule = self.authenticate(caller)?;
         match rule.role {
             Role::Analyst | Role::RegionAdmin => {
@@ -265,7 +267,7 @@ impl Node for CoordinatorNode {
     }
 
     async fn describe_query(&self, caller: &Caller, ticket: QueryTicket, bytes: Vec<u8>) -> Result<Description, NodeError> {
-        let plan = self.service.plan(ticket.query, self.require_query_role(caller)?, &self.ports(), caller.deadline)?;
+        let plan = self.service.plan(ticket.query, self.requester(caller)?, &self.ports(), caller.deadline)?;
         let q = &plan.query;
         let schema = match &q.options.analysis {
             Some(spec) => norrsken_common::analysis::schema_for(spec, &q.breakdowns, q.options.standardise.is_some()),
@@ -275,7 +277,7 @@ impl Node for CoordinatorNode {
     }
 
     async fn query(&self, caller: &Caller, ticket: QueryTicket, scope: &mut QueryScope) -> Result<Served, NodeError> {
-        let requester = self.require_query_role(caller)?;
+        let requester = self.requester(caller)?;
         scope.event.role = Some(requester.role.name().to_string());
         // A relay block from a client is ignored: only the coordinator relays.
         let mut plan = self.service.plan(ticket.query, requester.clone(), &self.ports(), caller.deadline)?;

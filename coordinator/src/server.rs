@@ -89,7 +89,7 @@ pub async fn start(config: CoordinatorConfig) -> Result<RunningCoordinator, Star
     let sql = match node.config.sql_listen.clone() {
         Some(addr) => {
             let listener = tokio::net::TcpListener::bind(&addr).await.map_err(|e| StartError::Listen { addr: addr.clone(), reason: e.to_string() })?;
-            let front = crate::sql::SqlFrontDoor::new(node.clone());
+            let front = crate::sql::checked::CheckedSql(crate::sql::SqlFrontDoor::new(node.clone()));
             let handle = norrsken_common::flight::serve_flight_service(front, audit, listener, tls.clone(), on_failure.clone())
                 .map_err(|reason| StartError::Listen { addr, reason })?;
             tracing::info!(addr = %handle.addr, "Flight SQL serving");

@@ -21,6 +21,7 @@ use std::time::Instant;
 
 use crate::circuit::{CircuitSettings, Circuits};
 use crate::config::Role;
+use crate::limits::{LimitSettings, RequesterLimits};
 use crate::merge::{merge, Comparison, MergeInput, RegionOutcome, RegionState};
 
 /// One region's agent, as the service asks it.
@@ -54,6 +55,10 @@ pub struct Plan {
     /// How long each agent is waited for: the configured `agent_timeout_ms`, shortened by
     /// the query's `deadline_ms` and the caller's own deadline.
     pub deadline: Duration,
+    /// The deadline is the requester's (shorter than the coordinator's own bound): a region
+    /// that misses it is reported to this requester as timed out, but its circuit stays
+    /// closed (see [`crate::circuit`]).
+    pub requester_deadline: bool,
     /// The coordinator's audit chain head, relayed to the agents (who record it).
     pub relayer_head: Option<Anchor>,
 }
@@ -72,6 +77,7 @@ pub struct ServiceSettings {
     pub retries: u32,
     pub cache: CacheSettings,
     pub circuit: CircuitSettings,
+    pub limits: LimitSettings,
 }
 
 /// The coordinator's query service.
@@ -83,7 +89,9 @@ pub struct QueryService {
     /// nothing involving it is served from the cache).
     versions: RwLock<HashMap<String, AgentVersions>>,
     /// Which regions are not asked until they answer a health probe.
-    pub circuits: Circuits,
+    pub circuits: Arc<Circuits>,
+    /// How many uncached questions each requester may ask.
+    pub limits: RequesterLimits,
 }
 
 fn read<T: Clone>(lock: &RwLock<T>) -> T {
@@ -96,8 +104,9 @@ fn read<T: Clone>(lock: &RwLock<T>) -> T {
 impl QueryService {
     pub fn new(catalog: Arc<Catalog>, settings: ServiceSettings) -> QueryService {
         let cache = AnswerCache::new(&settings.cache);
-        let circuits = Circuits::new(settings.circuit.clone());
-        QueryService { catalog, settings, cache, versions: RwLock::new(HashMap::new()), circuits }
+        let circuits = Arc::new(Circuits::new(settings.circuit.clone()));
+        let limits = RequesterLimits::new(settings.limits.clone());
+        QueryService { catalog, settings, cache, versions: RwLock::new(HashMap::new()), circuits, limits }
     }
 
     pub fn cache_enabled(&self) -> bool {
@@ -135,7 +144,8 @@ impl QueryService {
         }
         let agents = select_agents(agents, &v.regions)?;
         let deadline = self.deadline(v.options.deadline_ms, caller_deadline);
-        Ok(Plan { query: v, agents, requester, deadline, relayer_head: None })
+        let requester_deadline = deadline < self.settings.agent_timeout;
+        Ok(Plan { query: v, agents, requester, deadline, requester_deadline, relayer_head: None })
     }
 
     /// The agent deadline of a query: the configured bound, shortened by the query's
@@ -174,21 +184,43 @@ impl QueryService {
         .await;
     }
 
+    /// Probes a region that missed a requester's own deadline, in the background: its
+    /// circuit opens only if it does not answer the coordinator's probe (twice) within
+    /// `probe_timeout_ms` (at most one such check per region and probe interval).
+    fn check_region(&self, agent: Arc<dyn AgentPort>) {
+        let circuits = self.circuits.clone();
+        if !circuits.begin_check(agent.region(), Instant::now()) {
+            return;
+        }
+        tokio::spawn(async move {
+            let timeout = circuits.probe_timeout();
+            let mut result = agent.probe(timeout).await;
+            if result.is_err() {
+                // Once more, on a fresh connection if the last one was just closed.
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                result = agent.probe(timeout).await;
+            }
+            circuits.end_check(agent.region());
+            if let Err(e) = result {
+                let reason = format!("it missed a question's deadline and did not answer a health probe within {} ms ({e})", timeout.as_millis());
+                circuits.trip(agent.region(), &reason, Instant::now());
+            }
+        });
+    }
+
     /// The cache key of a plan under the versions `of` gives, or none when an agent's
     /// versions are unknown.
     fn cache_key(&self, plan: &Plan, of: impl Fn(&str) -> Option<AgentVersions>) -> Option<String> {
         // An analysis is computed from the comparison: analyses of one question share it.
         let mut question = plan.query.clone();
         question.options.analysis = None;
-        let mut parts = vec![query_key(&question), plan.requester.role.name().to_string()];
-        let mut by_name = false;
+        // A requester is served only what they themselves were answered: the agents count
+        // every requester's questions (their budgets and ledgers), which one requester's
+        // cache hit on another's answer would pass by.
+        let mut parts = vec![query_key(&question), plan.requester.role.name().to_string(), format!("requester={}", plan.requester.fingerprint)];
         for a in &plan.agents {
             let ver = of(a.region())?;
-            by_name |= ver.requesters_by_name;
             parts.push(format!("{}={}/{}", a.region(), ver.data_version, ver.policy_version));
-        }
-        if by_name {
-            parts.push(format!("cn={}", plan.requester.cn));
         }
         let refs: Vec<&str> = parts.iter().map(String::as_str).collect();
         Some(cache_key(&refs))
@@ -208,6 +240,8 @@ impl QueryService {
                 return Ok((c, Some(first)));
             }
         }
+        // Only questions that reach the agents count against the requester's limit.
+        self.limits.admit(&plan.requester.fingerprint, Instant::now())?;
         let c = self.fan_out(plan, order, scope).await?;
         if !c.meta.partial {
             // Keyed by the versions the agents answered with.
@@ -248,7 +282,7 @@ impl QueryService {
         // Agents answer the question; the analysis of the answers is the coordinator's.
         outgoing.options.analysis = None;
         let ticket = Bytes::from(outgoing.encode_ticket(Some(&relay)));
-        let (deadline, retries) = (plan.deadline, self.settings.retries);
+        let (deadline, retries, own) = (plan.deadline, self.settings.retries, self.settings.agent_timeout);
         let outcomes = join_all(plan.agents.iter().map(|a| {
             let ticket = ticket.clone();
             async move {
@@ -258,13 +292,39 @@ impl QueryService {
                 // One child span per agent call; its context travels to the agent.
                 let span = spans.map(|s| s.child("norrsken.coordinator.agent_call", &[("norrsken.region", a.region().to_string())]));
                 let tp = span.as_ref().and_then(|s| s.traceparent());
-                let outcome = a.ask(ticket, deadline, retries, tp.as_deref()).await;
-                // A region that missed its deadline or could not be reached is not asked
-                // again until it answers a probe; one that answered anything is up.
-                match (outcome.state, outcome.error) {
-                    (RegionState::Timeout, _) | (RegionState::Unavailable, None) => self.circuits.trip(a.region(), &outcome.message, Instant::now()),
-                    _ => self.circuits.answered(a.region()),
-                }
+                let outcome = if plan.requester_deadline {
+                    // The call runs within the coordinator's own deadline whatever the
+                    // requester's: cancelling calls at the requester's whim would reset
+                    // streams on the connection every requester shares (an agent's HTTP/2
+                    // server closes a connection that resets streams rapidly), and only the
+                    // call's own end may judge the region. The requester stops waiting at
+                    // its deadline; the call finishes on its own.
+                    let (agent, circuits, tp) = (a.clone(), self.circuits.clone(), tp.clone());
+                    let mut call = tokio::spawn(async move {
+                        let outcome = agent.ask(ticket, own, retries, tp.as_deref()).await;
+                        judge(&circuits, agent.region(), &outcome);
+                        outcome
+                    });
+                    match tokio::time::timeout(deadline, &mut call).await {
+                        Ok(Ok(outcome)) => outcome,
+                        Ok(Err(e)) => RegionOutcome::failed(a.region(), a.name(), format!("the call to the agent failed: {e}")),
+                        Err(_) => {
+                            // This requester's timeout only; the coordinator also checks
+                            // the region itself.
+                            self.check_region(a.clone());
+                            RegionOutcome::waited_out(
+                                a.region(),
+                                a.name(),
+                                deadline,
+                                format!("no answer within {} ms, the deadline this question asked for (the coordinator waits up to {} ms)", deadline.as_millis(), own.as_millis()),
+                            )
+                        }
+                    }
+                } else {
+                    let outcome = a.ask(ticket, deadline, retries, tp.as_deref()).await;
+                    judge(&self.circuits, a.region(), &outcome);
+                    outcome
+                };
                 if let Some(span) = span {
                     let cells = outcome.answer.as_ref().map_or(0, |r| r.cells.len());
                     span.end(&[
@@ -304,6 +364,17 @@ impl QueryService {
             standard: v.options.standardise.as_deref(),
         };
         Ok(merge(&input, &outcomes))
+    }
+}
+
+/// What a call's own end says of a region: one that missed the coordinator's deadline or
+/// could not be reached is not asked again until it answers a probe; one that answered
+/// anything is up.
+fn judge(circuits: &Circuits, region: &str, outcome: &RegionOutcome) {
+    if outcome.waited_out || (outcome.state == RegionState::Unavailable && outcome.error.is_none()) {
+        circuits.trip(region, &outcome.message, Instant::now());
+    } else {
+        circuits.answered(region);
     }
 }
 
@@ -354,7 +425,7 @@ mod tests {
         async fn ask(&self, ticket: Bytes, _deadline: Duration, _retries: u32, _tp: Option<&str>) -> RegionOutcome {
             self.calls.fetch_add(1, Ordering::Relaxed);
             let (q, relay) = IndicatorQuery::decode_ticket(&ticket).unwrap();
-            assert_eq!(relay.unwrap().requester_subject, "CN=analyst", "the ticket names the requester");
+            assert!(relay.unwrap().requester_subject.starts_with("CN="), "the ticket names the requester");
             let base = RegionOutcome {
                 region: self.region.clone(),
                 name: self.region.clone(),
@@ -365,6 +436,7 @@ mod tests {
                 attempts: 1,
                 error: None,
                 record: None,
+                waited_out: false,
             };
             if let Some(kind) = self.fail {
                 let state = if kind == ErrorKind::PolicyRefused { RegionState::PolicyRefused } else { RegionState::Error };
@@ -395,12 +467,98 @@ mod tests {
         }
     }
 
+    /// An agent that answers after `delay` (or is waited out) and answers probes or not.
+    struct SlowAgent {
+        inner: Arc<FakeAgent>,
+        delay: Duration,
+        probes_answered: bool,
+        probes: AtomicUsize,
+    }
+
+    #[tonic::async_trait]
+    impl AgentPort for SlowAgent {
+        fn region(&self) -> &str {
+            self.inner.region()
+        }
+        fn name(&self) -> &str {
+            self.inner.name()
+        }
+        async fn ask(&self, ticket: Bytes, deadline: Duration, retries: u32, tp: Option<&str>) -> RegionOutcome {
+            if self.delay > deadline {
+                tokio::time::sleep(deadline).await;
+                let base = self.inner.ask(ticket, deadline, retries, tp).await;
+                return RegionOutcome { state: RegionState::Timeout, message: "no answer".into(), answer: None, waited_out: true, ..base };
+            }
+            tokio::time::sleep(self.delay).await;
+            self.inner.ask(ticket, deadline, retries, tp).await
+        }
+        async fn probe(&self, _deadline: Duration) -> Result<(), String> {
+            self.probes.fetch_add(1, Ordering::Relaxed);
+            if self.probes_answered { Ok(()) } else { Err("no answer".into()) }
+        }
+    }
+
+    fn slow(region: &str, delay_ms: u64, probes_answered: bool) -> Arc<SlowAgent> {
+        Arc::new(SlowAgent { inner: agent(region, vec![("female", 10, 50, false)], None), delay: Duration::from_millis(delay_ms), probes_answered, probes: AtomicUsize::new(0) })
+    }
+
+    /// A question's own short deadline is that requester's timeout; it opens no circuit for
+    /// others (only a failed probe of the coordinator's own, or its own deadline, does).
+    #[tokio::test]
+    async fn a_requesters_short_deadline_does_not_open_the_circuit_for_others() {
+        let s = service();
+        let a = slow("24", 50, true);
+        let agents: Vec<Arc<dyn AgentPort>> = vec![a.clone()];
+        let mut hurried = question(&[]);
+        hurried.options.deadline_ms = Some(1);
+        for _ in 0..20 {
+            let plan = s.plan(hurried.clone(), requester(), &agents, None).unwrap();
+            assert!(plan.requester_deadline);
+            let (c, _) = s.run(&plan, &order(), None).await.unwrap();
+            let r = c.regions.iter().find(|r| r.region == "24").unwrap();
+            assert_eq!(r.status, RegionState::Timeout, "the hurried requester is told the region timed out");
+            assert!(r.message.contains("the deadline this question asked for"), "{}", r.message);
+        }
+        // The same through the caller's gRPC deadline.
+        let plan = s.plan(question(&[]), requester(), &agents, Some(Duration::from_millis(30))).unwrap();
+        assert!(plan.requester_deadline);
+        s.run(&plan, &order(), None).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(s.circuits.refuses("24", Instant::now()).is_none(), "the circuit stays closed");
+        assert_eq!(a.probes.load(Ordering::Relaxed), 1, "twenty-one misses, one probe of the coordinator's own");
+        let (c, _) = s.run(&s.plan(question(&[]), requester(), &agents, None).unwrap(), &order(), None).await.unwrap();
+        assert!(!c.meta.partial, "another question gets the region");
+
+        // A region that misses a requester's deadline and then the coordinator's probe is down.
+        let s = service();
+        let down: Vec<Arc<dyn AgentPort>> = vec![slow("24", 5_000, false)];
+        s.run(&s.plan(hurried.clone(), requester(), &down, None).unwrap(), &order(), None).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let why = s.circuits.refuses("24", Instant::now()).expect("opened by the failed probe");
+        assert!(why.contains("did not answer a health probe"), "{why}");
+
+        // The coordinator's own deadline opens it at once.
+        let settings = ServiceSettings { agent_timeout: Duration::from_millis(10), ..service().settings.clone() };
+        let s = QueryService::new(Arc::new(Catalog::embedded()), settings);
+        let plan = s.plan(question(&[]), requester(), &agents, None).unwrap();
+        assert!(!plan.requester_deadline);
+        s.run(&plan, &order(), None).await.unwrap();
+        assert!(s.circuits.refuses("24", Instant::now()).is_some());
+    }
+
     fn agent(region: &str, cells: Vec<(&'static str, i64, i64, bool)>, fail: Option<ErrorKind>) -> Arc<FakeAgent> {
         Arc::new(FakeAgent { region: region.into(), cells, fail, calls: AtomicUsize::new(0) })
     }
 
     fn service() -> QueryService {
-        let settings = ServiceSettings { pooled_label: "Norra".into(), agent_timeout: Duration::from_secs(1), retries: 0, cache: CacheSettings::default(), circuit: CircuitSettings::default() };
+        let settings = ServiceSettings {
+            pooled_label: "Norra".into(),
+            agent_timeout: Duration::from_secs(1),
+            retries: 0,
+            cache: CacheSettings::default(),
+            circuit: CircuitSettings::default(),
+            limits: LimitSettings::default(),
+        };
         QueryService::new(Arc::new(Catalog::embedded()), settings)
     }
 
@@ -440,14 +598,54 @@ mod tests {
         // The versions are unknown (no watcher): nothing is served from the cache.
         s.run(&plan, &order(), None).await.unwrap();
         assert_eq!(a.calls.load(Ordering::Relaxed), 2);
-        // Known and unchanged versions: the second question comes from the cache.
+        // Known and unchanged versions: the question comes from the cache (stored under the
+        // versions the agents answered with).
         for r in ["24", "25"] {
             s.set_versions(r, Some(AgentVersions { data_version: "d1".into(), policy_version: "p1".into(), requesters_by_name: false }));
         }
-        s.run(&plan, &order(), None).await.unwrap();
         let (cached, first) = s.run(&plan, &order(), None).await.unwrap();
         assert!(cached.meta.cached && first.is_some());
+        assert_eq!(a.calls.load(Ordering::Relaxed), 2);
+        // Other versions: a miss.
+        s.set_versions("25", Some(AgentVersions { data_version: "d2".into(), policy_version: "p1".into(), requesters_by_name: false }));
+        let (fresh, _) = s.run(&plan, &order(), None).await.unwrap();
+        assert!(!fresh.meta.cached);
         assert_eq!(a.calls.load(Ordering::Relaxed), 3);
+    }
+
+    /// The cache serves a requester only what they were answered themselves; questions past
+    /// the cache count against the requester's limit, refused openly beyond it.
+    #[tokio::test]
+    async fn the_cache_is_per_requester_and_uncached_questions_are_limited() {
+        let a = agent("24", vec![("female", 10, 50, false)], None);
+        let agents: Vec<Arc<dyn AgentPort>> = vec![a.clone()];
+        let settings = ServiceSettings { limits: LimitSettings { uncached_per_minute: 60, uncached_burst: 3 }, ..service().settings.clone() };
+        let s = QueryService::new(Arc::new(Catalog::embedded()), settings);
+        s.set_versions("24", Some(AgentVersions { data_version: "d1".into(), policy_version: "p1".into(), requesters_by_name: false }));
+        let bob = Requester { cn: "bob".into(), subject: "CN=bob".into(), fingerprint: "sha256:bob".into(), role: Role::Analyst };
+        let s = &s;
+        let ask = |who: Requester, q: IndicatorQuery| {
+            let plan = s.plan(q, who, &agents, None).unwrap();
+            async move { s.run(&plan, &order(), None).await.map(|(c, _)| c.meta.cached) }
+        };
+        assert_eq!(ask(requester(), question(&[])).await.unwrap(), false);
+        assert_eq!(ask(requester(), question(&[])).await.unwrap(), true, "a requester's repeat is cached");
+        assert_eq!(ask(bob.clone(), question(&[])).await.unwrap(), false, "another requester's answer is not served to bob");
+        assert_eq!(ask(bob.clone(), question(&[])).await.unwrap(), true);
+        assert_eq!(a.calls.load(Ordering::Relaxed), 2);
+        // The analyst has used one of three; two more uncached questions, then a refusal.
+        let mut fresh = question(&[]);
+        fresh.options.no_cache = true;
+        ask(requester(), fresh.clone()).await.unwrap();
+        ask(requester(), fresh.clone()).await.unwrap();
+        let e = ask(requester(), fresh.clone()).await.unwrap_err();
+        assert!(matches!(e, NodeError::RateLimited { retry_after_s: 1, .. }), "{e}");
+        assert_eq!(e.to_status().code(), tonic::Code::ResourceExhausted);
+        assert!(e.to_string().contains("3") && e.to_string().contains("ask again in 1 s"), "{e}");
+        assert_eq!(a.calls.load(Ordering::Relaxed), 4, "the refused question asked no agent");
+        // Cached answers are still served, and bob has his own bucket.
+        assert_eq!(ask(requester(), question(&[])).await.unwrap(), true);
+        ask(bob, fresh).await.unwrap();
     }
 
     #[tokio::test]

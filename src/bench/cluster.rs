@@ -171,6 +171,9 @@ impl Cluster {
         config.cache.enabled = spec.coordinator_cache;
         // Generous: the slowest benchmark queries and the 64-client runs wait in the agents' queues.
         config.agent_timeout_ms = 600_000;
+        // The benchmark is one requester asking thousands of uncached questions on purpose,
+        // on a coordinator of its own: no per-requester limit.
+        config.limits.uncached_per_minute = 0;
         let path = dir.join("config").join("coordinator.toml");
         std::fs::write(&path, toml::to_string(&config)?)?;
         let spawned = NodeProcess::spawn(&spec.bin_dir.join("norrsken-coordinator"), &path, &dir.join("logs").join("coordinator.log"), "coordinator")

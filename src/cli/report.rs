@@ -10,7 +10,7 @@ use arrow::record_batch::RecordBatch;
 use clap::Args;
 use norrsken_common::query::IndicatorQuery;
 use norrsken_coordinator::export;
-use norrsken_coordinator::report::{self, Ask, OwnTable, ReportRequest};
+use norrsken_coordinator::report::{self, Ask, OwnTable, ReportRequest, Unanswered};
 
 use super::client::{ConnectArgs, Connection};
 use super::render::Lang;
@@ -46,12 +46,12 @@ pub struct ReportArgs {
 struct FlightAsk<'a>(&'a Connection);
 
 impl Ask for FlightAsk<'_> {
-    async fn ask(&self, q: &IndicatorQuery) -> Result<(SchemaRef, Vec<RecordBatch>), String> {
-        self.0.fetch(q.encode_ticket(None)).await.map_err(|e| format!("{e:#}"))
+    async fn ask(&self, q: &IndicatorQuery) -> Result<(SchemaRef, Vec<RecordBatch>), Unanswered> {
+        self.0.fetch(q.encode_ticket(None)).await.map_err(|e| Unanswered::Failed(format!("{e:#}")))
     }
-    async fn catalog(&self) -> Result<serde_json::Value, String> {
-        let bytes = self.0.action("catalog").await.map_err(|e| format!("{e:#}"))?;
-        serde_json::from_slice(&bytes).map_err(|e| e.to_string())
+    async fn catalog(&self) -> Result<serde_json::Value, Unanswered> {
+        let bytes = self.0.action("catalog").await.map_err(|e| Unanswered::Failed(format!("{e:#}")))?;
+        serde_json::from_slice(&bytes).map_err(|e| Unanswered::Failed(e.to_string()))
     }
 }
 

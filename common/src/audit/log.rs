@@ -254,7 +254,7 @@ impl AuditLog {
         if w.next_seq == 0 {
             w.genesis()?;
         }
-        let limiter = RefusalLimiter::new(config.refusals_per_minute, std::time::Duration::from_secs(60));
+        let limiter = RefusalLimiter::new(config.refusals_per_minute, config.refusals_per_address_per_minute, std::time::Duration::from_secs(60));
         let log = AuditLog {
             inner: Arc::new(Mutex::new(w)),
             limiter: Arc::new(Mutex::new(limiter)),
@@ -290,17 +290,18 @@ impl AuditLog {
             .map_err(|e| AuditError::Io { path: self.dir.display().to_string(), reason: e.to_string() })?
     }
 
-    /// Records a refusal, rate-limited per identity (`refusals_per_minute`): beyond the
-    /// limit the refusal is counted and summarised in one `suppressed` record.
+    /// Records a refusal, rate-limited per identity (`refusals_per_minute`) and per source
+    /// address (`refusals_per_address_per_minute`): beyond either limit the refusal is
+    /// counted and summarised in one `suppressed` record.
     pub fn refusal_blocking(&self, event: AuditEvent) -> Result<(), AuditError> {
-        let (decision, summary) = {
+        let (decision, summaries) = {
             let mut l = match self.limiter.lock() {
                 Ok(l) => l,
                 Err(poisoned) => poisoned.into_inner(),
             };
             l.admit(&event, std::time::Instant::now(), &now())
         };
-        if let Some(s) = summary {
+        for s in summaries {
             self.append_blocking(s)?;
         }
         if decision == Decision::Record {

@@ -61,6 +61,15 @@ pub struct AuditConfig {
     /// are always recorded.
     #[serde(default = "default_refusals_per_minute")]
     pub refusals_per_minute: u32,
+    /// Refusals recorded one by one per source address and minute, whatever certificates
+    /// they came with (a flood under a fresh certificate per connection); beyond, counted
+    /// in one `suppressed` record for the address.
+    #[serde(default = "default_refusals_per_address_per_minute")]
+    pub refusals_per_address_per_minute: u32,
+}
+
+fn default_refusals_per_address_per_minute() -> u32 {
+    60
 }
 
 fn default_refusals_per_minute() -> u32 {
@@ -87,6 +96,7 @@ impl AuditConfig {
             seal_interval_s: default_seal_interval(),
             fsync: true,
             refusals_per_minute: default_refusals_per_minute(),
+            refusals_per_address_per_minute: default_refusals_per_address_per_minute(),
         }
     }
 }

@@ -45,10 +45,11 @@ pub async fn query<N: Node + ?Sized>(node: &N, caller: &Caller, ticket: &[u8]) -
         Err(e) => refused(&mut event, e, caller),
     }
     observe(node, &scope.cx, &event, started.elapsed().as_secs_f64());
-    // No record, no answer. The refusals of callers without a role are rate-limited.
+    // No record, no answer. The refusals of callers without a role, and of those past
+    // their rate limit, are themselves rate-limited (a flood cannot fill the disk).
     let log = &node.base().audit;
-    let unknown_caller = matches!(result.as_ref().err().map(NodeError::kind), Some(ErrorKind::Unauthenticated | ErrorKind::PermissionDenied));
-    let anchor = if unknown_caller {
+    let limited = matches!(result.as_ref().err().map(NodeError::kind), Some(ErrorKind::Unauthenticated | ErrorKind::PermissionDenied | ErrorKind::RateLimited));
+    let anchor = if limited {
         log.refusal(event).await.map(|_| None)
     } else {
         log.append(event).await.map(Some)
@@ -74,9 +75,8 @@ fn refused(event: &mut AuditEvent, e: &NodeError, caller: &Caller) {
     if let NodeError::Query(QueryError::TooLarge { size, .. }) = e {
         event.request_bytes = Some(*size as u64);
     }
-    if event.requester.is_none() {
-        event.peer = caller.addr.map(|a| a.to_string());
-    }
+    // The address too, so that refusals are limited per source address as well.
+    event.peer = caller.addr.map(|a| a.to_string());
 }
 
 /// Records the refusal of a request that is not a query (listing, describing, an action),

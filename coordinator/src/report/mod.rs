@@ -20,6 +20,7 @@ use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 use norrsken_common::analysis::{AnalysisTable, Value};
 use norrsken_common::comparison::{RegionReport, RegionState};
+use norrsken_common::error::NodeError;
 use norrsken_common::geography::NORRA;
 use norrsken_common::query::{AnalysisKind, AnalysisSpec, Comparator, IndicatorQuery, QueryOptions};
 use serde::{Deserialize, Serialize};
@@ -133,14 +134,37 @@ pub enum ReportError {
     OwnTable(String),
     #[error("catalog: {0}")]
     Catalog(String),
+    /// The requester may not ask the report's questions (no role that queries, past their
+    /// limit): the whole report is refused with the question's refusal.
+    #[error("{0}")]
+    Refused(NodeError),
+}
+
+/// Why one of the report's questions was not answered.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Unanswered {
+    /// The requester may not ask it (no role that queries, past their limit): the report is
+    /// refused, never answered with every section empty.
+    Refused(NodeError),
+    /// This question failed (a bad combination, every region down): its section says so.
+    Failed(String),
+}
+
+impl std::fmt::Display for Unanswered {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Unanswered::Refused(e) => write!(f, "{e}"),
+            Unanswered::Failed(m) => f.write_str(m),
+        }
+    }
 }
 
 /// Where the report's questions go: the coordinator's query service or a connection to it.
 pub trait Ask {
     /// Answers one indicator question (schema with `norrsken.*` metadata, batches).
-    fn ask(&self, query: &IndicatorQuery) -> impl Future<Output = Result<(SchemaRef, Vec<RecordBatch>), String>> + Send;
+    fn ask(&self, query: &IndicatorQuery) -> impl Future<Output = Result<(SchemaRef, Vec<RecordBatch>), Unanswered>> + Send;
     /// The catalog as the `catalog` action returns it.
-    fn catalog(&self) -> impl Future<Output = Result<serde_json::Value, String>> + Send;
+    fn catalog(&self) -> impl Future<Output = Result<serde_json::Value, Unanswered>> + Send;
 }
 
 /// One region's value of one indicator over the period, against the other regions.
@@ -314,11 +338,14 @@ pub async fn build(asker: &impl Ask, request: &ReportRequest) -> Result<Report, 
     if let Some(own) = &request.own {
         own.check()?;
     }
-    let catalog = asker.catalog().await.map_err(ReportError::Catalog)?;
+    let catalog = asker.catalog().await.map_err(|e| match e {
+        Unanswered::Refused(e) => ReportError::Refused(e),
+        Unanswered::Failed(m) => ReportError::Catalog(m),
+    })?;
     let ids = resolve_indicators(request, &catalog)?;
     let mut indicators = Vec::with_capacity(ids.len());
     for id in &ids {
-        indicators.push(section(asker, id, &request.period, region.code).await);
+        indicators.push(section(asker, id, &request.period, region.code).await.map_err(ReportError::Refused)?);
     }
     let partial = indicators.iter().any(|i| !i.missing.is_empty());
     let mut report = Report {
@@ -340,7 +367,8 @@ fn chrono_now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
-async fn section(asker: &impl Ask, id: &str, period: &str, focus: &str) -> ReportIndicator {
+/// One indicator's section; a question the requester may not ask refuses the report.
+async fn section(asker: &impl Ask, id: &str, period: &str, focus: &str) -> Result<ReportIndicator, NodeError> {
     let [compare_q, trend_q] = questions(id, period);
     let mut out = ReportIndicator {
         id: id.to_string(),
@@ -364,9 +392,10 @@ async fn section(asker: &impl Ask, id: &str, period: &str, focus: &str) -> Repor
     };
     let compare = match read(asker, &compare_q).await {
         Ok(t) => t,
-        Err(e) => {
+        Err(Unanswered::Refused(e)) => return Err(e),
+        Err(Unanswered::Failed(e)) => {
             out.error = Some(e);
-            return out;
+            return Ok(out);
         }
     };
     let meta = |t: &AnalysisTable, k: &str| t.meta(k).filter(|s| !s.is_empty()).map(str::to_string);
@@ -435,14 +464,15 @@ async fn section(asker: &impl Ask, id: &str, period: &str, focus: &str) -> Repor
                 });
             }
         }
-        Err(e) => out.error = Some(format!("trend: {e}")),
+        Err(Unanswered::Refused(e)) => return Err(e),
+        Err(Unanswered::Failed(e)) => out.error = Some(format!("trend: {e}")),
     }
-    out
+    Ok(out)
 }
 
-async fn read(asker: &impl Ask, q: &IndicatorQuery) -> Result<AnalysisTable, String> {
+async fn read(asker: &impl Ask, q: &IndicatorQuery) -> Result<AnalysisTable, Unanswered> {
     let (schema, batches) = asker.ask(q).await?;
-    AnalysisTable::from_batches(&schema, &batches).map_err(|e| e.to_string())
+    AnalysisTable::from_batches(&schema, &batches).map_err(|e| Unanswered::Failed(e.to_string()))
 }
 
 /// The region's value against the target level.

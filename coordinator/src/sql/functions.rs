@@ -101,7 +101,7 @@ impl TableProvider for AnalysisProvider {
     }
 
     async fn scan(&self, _state: &dyn Session, projection: Option<&Vec<usize>>, _filters: &[Expr], _limit: Option<usize>) -> datafusion::error::Result<Arc<dyn ExecutionPlan>> {
-        let (_, batches) = self.asker.ask(self.question.clone()).await.map_err(DataFusionError::Execution)?;
+        let (_, batches) = self.asker.ask(self.question.clone()).await.map_err(super::table::asked)?;
         // The answer's schema carries metadata; the table's is the bare one.
         let batches = batches
             .into_iter()

@@ -4,7 +4,14 @@
 //! statement becomes goes through the coordinator's query path like a Flight ticket (same
 //! roles, same protection, its own audit record); the statement itself gets an `sql` audit
 //! record naming them. Read-only: updates, ingest, transactions and Substrait are refused.
+//!
+//! Every statement runs in a task of its own within `[sql] statement_timeout_s` and
+//! `statement_memory_mb`, and stops when the client goes away; its record says how it
+//! ended. Every refusal (an identity without a role, a malformed command, a write) is
+//! recorded by this door and answered with its error kind ([`checked`] decodes every command
+//! before arrow-flight's dispatcher, so malformed input is `InvalidArgument`).
 
+pub mod checked;
 pub mod functions;
 pub mod table;
 
@@ -16,26 +23,31 @@ use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow_flight::encode::FlightDataEncoderBuilder;
 use arrow_flight::flight_service_server::FlightService;
 use arrow_flight::sql::metadata::{SqlInfoData, SqlInfoDataBuilder, XdbcTypeInfo, XdbcTypeInfoData, XdbcTypeInfoDataBuilder};
-use arrow_flight::sql::server::{FlightSqlService, PeekableFlightDataStream};
+use arrow_flight::sql::server::FlightSqlService;
 use arrow_flight::sql::{
     ActionBeginSavepointRequest, ActionBeginSavepointResult, ActionBeginTransactionRequest, ActionBeginTransactionResult, ActionClosePreparedStatementRequest,
     ActionCreatePreparedStatementRequest, ActionCreatePreparedStatementResult, ActionCreatePreparedSubstraitPlanRequest, ActionEndSavepointRequest,
     ActionEndTransactionRequest, CommandGetCatalogs, CommandGetDbSchemas, CommandGetSqlInfo, CommandGetTableTypes, CommandGetTables, CommandGetXdbcTypeInfo,
-    CommandPreparedStatementQuery, CommandPreparedStatementUpdate, CommandStatementIngest, CommandStatementQuery, CommandStatementSubstraitPlan,
-    CommandStatementUpdate, DoPutPreparedStatementResult, Nullable, ProstMessageExt, Searchable, SqlInfo, TicketStatementQuery, XdbcDataType,
+    CommandPreparedStatementQuery, CommandStatementQuery, CommandStatementSubstraitPlan,
+    Nullable, ProstMessageExt, Searchable, SqlInfo, TicketStatementQuery, XdbcDataType,
 };
 use arrow_flight::{Action, FlightDescriptor, FlightEndpoint, FlightInfo, HandshakeRequest, HandshakeResponse, IpcMessage, SchemaAsIpc, Ticket};
 use datafusion::catalog::{MemoryCatalogProvider, MemorySchemaProvider};
+use datafusion::common::DataFusionError;
 use datafusion::datasource::MemTable;
+use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use futures::Stream;
 use norrsken_common::audit::{AuditEvent, Who};
+use norrsken_common::error::{ErrorKind, NodeError};
 use norrsken_common::flight::caller_of;
-use norrsken_common::query::{AnalysisKind, IndicatorQuery};
+use norrsken_common::query::{AnalysisKind, IndicatorQuery, QueryError};
 use norrsken_common::service::{Caller, Node};
 use prost::Message;
 use tonic::{Request, Response, Status, Streaming};
 
+use crate::config::SqlSettings;
 use crate::node::CoordinatorNode;
 use table::{Asker, IndicatorTable};
 
@@ -62,8 +74,13 @@ impl std::fmt::Debug for NodeAsker {
 
 #[tonic::async_trait]
 impl Asker for NodeAsker {
-    async fn ask(&self, q: IndicatorQuery) -> Result<(SchemaRef, Vec<RecordBatch>), String> {
-        let answer = norrsken_common::service::envelope::query(&*self.node, &self.caller, &q.encode_ticket(None)).await.map_err(|e| e.to_string())?;
+    async fn ask(&self, q: IndicatorQuery) -> Result<(SchemaRef, Vec<RecordBatch>), NodeError> {
+        // Runs to its end, record included, even when the statement is stopped meanwhile:
+        // what was asked of the agents on the caller's behalf is on record.
+        let (node, caller, ticket) = (self.node.clone(), self.caller.clone(), q.encode_ticket(None));
+        let answer = tokio::spawn(async move { norrsken_common::service::envelope::query(&*node, &caller, &ticket).await })
+            .await
+            .map_err(|e| NodeError::Internal(format!("the indicator question's task failed: {e}")))??;
         if let Some(id) = answer.schema.metadata().get("norrsken.query_id") {
             if let Ok(mut ids) = self.ids.lock() {
                 ids.push(id.clone());
@@ -77,29 +94,55 @@ impl Asker for NodeAsker {
 #[derive(Clone)]
 pub struct SqlFrontDoor {
     node: Arc<CoordinatorNode>,
+    limits: SqlSettings,
 }
 
 type Stream_ = Pin<Box<dyn Stream<Item = Result<arrow_flight::FlightData, Status>> + Send + 'static>>;
 
-fn status(e: norrsken_common::error::NodeError) -> Status {
-    e.to_status()
+fn read_only(what: &str) -> NodeError {
+    NodeError::PermissionDenied(format!("{what} refused: the Norrsken federation is read-only (queries over released cells only)"))
 }
 
-fn read_only(what: &str) -> Status {
-    Status::permission_denied(format!("{what} refused: the Norrsken federation is read-only (queries over released cells only)"))
+fn not_offered(type_url: &str) -> NodeError {
+    NodeError::Unsupported(format!("{} is a Flight SQL request Norrsken does not offer here", norrsken_common::text::quote(type_url)))
+}
+
+fn invalid(field: &'static str, message: String) -> NodeError {
+    NodeError::Query(QueryError::Invalid { field, message: norrsken_common::text::bound(&message) })
+}
+
+/// Refusals recorded through the audit log's rate limiter (per identity and address), as
+/// the envelope records them: those of identities without a role and beyond their limits.
+fn rate_limited_record(kind: ErrorKind) -> bool {
+    matches!(kind, ErrorKind::Unauthenticated | ErrorKind::PermissionDenied | ErrorKind::RateLimited)
+}
+
+/// How a statement's task ended.
+enum Ended {
+    Done(Result<(SchemaRef, Vec<RecordBatch>), NodeError>),
+    /// The client went away (its request was dropped) before the statement ended.
+    Gone,
 }
 
 impl SqlFrontDoor {
     pub fn new(node: Arc<CoordinatorNode>) -> SqlFrontDoor {
-        SqlFrontDoor { node }
+        let limits = node.config.sql.clone();
+        SqlFrontDoor { node, limits }
     }
 
     /// A session for one caller: the `norrsken` catalog with a schema per indicator source,
-    /// `indicators` with all of them, and `reference`.
-    fn session(&self, caller: &Caller) -> (SessionContext, Arc<NodeAsker>) {
+    /// `indicators` with all of them, and `reference`; its sorts, joins and aggregations
+    /// hold at most `statement_memory_mb` and never spill to disk.
+    fn session(&self, caller: &Caller) -> Result<(SessionContext, Arc<NodeAsker>), NodeError> {
         let asker = Arc::new(NodeAsker { node: self.node.clone(), caller: caller.clone(), ids: Mutex::new(Vec::new()) });
         let config = SessionConfig::new().with_default_catalog_and_schema(CATALOG, ALL).with_information_schema(false);
-        let ctx = SessionContext::new_with_config(config);
+        let bytes = usize::try_from(self.limits.statement_memory_mb.saturating_mul(1024 * 1024)).unwrap_or(usize::MAX);
+        let runtime = RuntimeEnvBuilder::new()
+            .with_memory_limit(bytes, 1.0)
+            .with_disk_manager_builder(DiskManagerBuilder::default().with_mode(DiskManagerMode::Disabled))
+            .build_arc()
+            .map_err(|e| NodeError::Internal(format!("the statement's runtime: {e}")))?;
+        let ctx = SessionContext::new_with_config_rt(config, runtime);
         let catalog = Arc::new(MemoryCatalogProvider::new());
         let all = Arc::new(MemorySchemaProvider::new());
         let mut by_source: std::collections::BTreeMap<String, Arc<MemorySchemaProvider>> = Default::default();
@@ -132,7 +175,7 @@ impl SqlFrontDoor {
             let f = functions::AnalysisFunction { kind, catalog: self.node.base.catalog.clone(), asker: asker.clone() };
             ctx.register_udtf(kind.name(), Arc::new(f));
         }
-        (ctx, asker)
+        Ok((ctx, asker))
     }
 
     /// `indicators`, `regions`, `standard_populations`.
@@ -191,45 +234,107 @@ impl SqlFrontDoor {
             .collect()
     }
 
-    /// Who may use SQL at all: any identity with a role.
-    fn admit<T>(&self, req: &Request<T>) -> Result<Caller, Status> {
-        let caller = caller_of(req);
-        self.node.may_browse(&caller).map_err(status)?;
-        Ok(caller)
-    }
-
-    /// The schema a statement answers with.
-    async fn plan(&self, caller: &Caller, sql: &str) -> Result<Schema, Status> {
-        let (ctx, _) = self.session(caller);
-        let df = dataframe(&ctx, sql).await?;
-        Ok(df.schema().as_arrow().clone())
-    }
-
-    /// Runs a statement and records it.
-    async fn run(&self, caller: &Caller, sql: &str) -> Result<Response<Stream_>, Status> {
-        let started = std::time::Instant::now();
-        let (ctx, asker) = self.session(caller);
-        let result = async {
-            let df = dataframe(&ctx, sql).await?;
-            let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
-            let batches = df.collect().await.map_err(|e| Status::invalid_argument(bounded(&e.to_string())))?;
-            Ok::<_, Status>((schema, batches))
-        }
-        .await;
-        let ids = asker.ids.lock().map(|i| i.clone()).unwrap_or_default();
+    /// Records a refusal of this door and answers it with its kind (so the transport edge
+    /// knows it is on record): rate-limited per identity and address, like the envelope's
+    /// records of refused listings and actions.
+    pub(crate) async fn refuse(&self, caller: &Caller, operation: &str, e: NodeError) -> Status {
         let event = AuditEvent {
-            kind: "sql".into(),
-            outcome: if result.is_ok() { "ok".into() } else { "error".into() },
+            kind: "refused".into(),
+            outcome: e.kind().outcome().into(),
             requester: caller.identity.as_ref().map(Who::from),
-            sql: Some(norrsken_common::text::bound(sql)),
-            queries: ids,
-            reason: result.as_ref().err().map(|e| bounded(e.message())),
-            duration_ms: Some(started.elapsed().as_millis() as u64),
+            peer: caller.addr.map(|a| a.to_string()),
+            operation: Some(format!("sql {operation}")),
+            reason: Some(norrsken_common::text::bound(&e.to_string())),
             ..Default::default()
         };
-        // No record, no answer.
-        self.node.base.audit.append(event).await.map_err(|e| Status::unavailable(format!("the coordinator cannot write its audit log: {e}")))?;
-        let (schema, batches) = result?;
+        match self.node.base.audit.refusal(event).await {
+            Ok(()) => e.to_status(),
+            Err(a) => NodeError::AuditUnavailable(a.to_string()).to_status(),
+        }
+    }
+
+    /// Who may use SQL at all: any identity with a role; a refusal is recorded.
+    pub(crate) async fn admit<T>(&self, req: &Request<T>, operation: &str) -> Result<Caller, Status> {
+        let caller = caller_of(req);
+        match self.node.may_browse(&caller) {
+            Ok(()) => Ok(caller),
+            Err(e) => Err(self.refuse(&caller, operation, e).await),
+        }
+    }
+
+    /// Plans (and with `run`, runs) a statement as `caller` in a task of its own, within
+    /// the statement's time limit; the task stops the statement when this future is dropped
+    /// (the client went away) and records it: every run, and a plan that is refused.
+    async fn statement(&self, caller: &Caller, sql: &str, run: bool) -> Result<(SchemaRef, Vec<RecordBatch>), Status> {
+        // Dropped with this future: tells the task that nobody waits for the answer.
+        let (waiting, gone) = tokio::sync::oneshot::channel::<()>();
+        let (me, caller, sql) = (self.clone(), caller.clone(), sql.to_string());
+        let task = tokio::spawn(async move { me.statement_task(caller, sql, run, gone).await });
+        let result = task.await.map_err(|e| NodeError::Internal(format!("the statement's task failed: {e}")).to_status())?;
+        drop(waiting);
+        result
+    }
+
+    async fn statement_task(self, caller: Caller, sql: String, run: bool, gone: tokio::sync::oneshot::Receiver<()>) -> Result<(SchemaRef, Vec<RecordBatch>), Status> {
+        let started = std::time::Instant::now();
+        let limit = std::time::Duration::from_secs(self.limits.statement_timeout_s);
+        let (ctx, asker) = self.session(&caller).map_err(|e| e.to_status())?;
+        let memory_mb = self.limits.statement_memory_mb;
+        let work = async {
+            let df = dataframe(&ctx, &sql).await?;
+            let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
+            if !run {
+                return Ok((schema, Vec::new()));
+            }
+            let batches = df.collect().await.map_err(|e| statement_error(&e, memory_mb))?;
+            Ok((schema, batches))
+        };
+        let ended = tokio::select! {
+            biased;
+            r = work => Ended::Done(r),
+            _ = gone => Ended::Gone,
+            _ = tokio::time::sleep(limit) => Ended::Done(Err(NodeError::Timeout(format!(
+                "the statement was stopped after {} s, the longest a statement may run ([sql] statement_timeout_s); \
+                 narrow it, or check it ends (a recursive query needs a condition that stops it)",
+                limit.as_secs()
+            )))),
+        };
+        let elapsed = started.elapsed();
+        let (outcome, reason, result) = match ended {
+            Ended::Done(Ok(answer)) if !run => return Ok(answer),
+            Ended::Done(Ok(answer)) => ("ok".to_string(), None, Ok(answer)),
+            Ended::Done(Err(e)) => (e.kind().outcome().to_string(), Some(norrsken_common::text::bound(&e.to_string())), Err(e)),
+            Ended::Gone => (
+                "cancelled".to_string(),
+                Some(format!("the client went away after {} ms; the statement was stopped", elapsed.as_millis())),
+                Err(NodeError::Internal("the client went away".into())),
+            ),
+        };
+        let event = AuditEvent {
+            kind: "sql".into(),
+            outcome,
+            requester: caller.identity.as_ref().map(Who::from),
+            peer: caller.addr.map(|a| a.to_string()),
+            operation: Some(if run { "statement" } else { "plan" }.into()),
+            sql: Some(norrsken_common::text::bound(&sql)),
+            queries: asker.ids.lock().map(|i| i.clone()).unwrap_or_default(),
+            reason,
+            duration_ms: Some(elapsed.as_millis() as u64),
+            ..Default::default()
+        };
+        // No record, no answer; refusals of identities and of limits through the limiter.
+        let log = &self.node.base.audit;
+        let written = match &result {
+            Err(e) if rate_limited_record(e.kind()) => log.refusal(event).await,
+            _ => log.append(event).await.map(|_| ()),
+        };
+        written.map_err(|e| NodeError::AuditUnavailable(e.to_string()).to_status())?;
+        result.map_err(|e| e.to_status())
+    }
+
+    /// Runs a statement and encodes its answer.
+    async fn run(&self, caller: &Caller, sql: &str) -> Result<Response<Stream_>, Status> {
+        let (schema, batches) = self.statement(caller, sql, true).await?;
         let schema = batches.first().map(|b| b.schema()).unwrap_or(schema);
         let stream = FlightDataEncoderBuilder::new()
             .with_schema(schema)
@@ -237,19 +342,58 @@ impl SqlFrontDoor {
             .map_err_status();
         Ok(Response::new(Box::pin(stream)))
     }
+
+    /// The schema a statement answers with.
+    async fn plan(&self, caller: &Caller, sql: &str) -> Result<Schema, Status> {
+        let (schema, _) = self.statement(caller, sql, false).await?;
+        Ok(schema.as_ref().clone())
+    }
+
+    /// The SQL text of a statement ticket or prepared statement handle (this server makes
+    /// both from the SQL itself).
+    async fn handle_text(&self, caller: &Caller, handle: &[u8], what: &'static str) -> Result<String, Status> {
+        match String::from_utf8(handle.to_vec()) {
+            Ok(sql) => Ok(sql),
+            Err(_) => Err(self.refuse(caller, what, invalid(what, "is not one this server made (it is not UTF-8 SQL text)".into())).await),
+        }
+    }
 }
 
 /// Plans a statement; anything but a query (DDL, DML, SET, transactions) is refused.
-async fn dataframe(ctx: &SessionContext, sql: &str) -> Result<datafusion::dataframe::DataFrame, Status> {
-    let invalid = |e: datafusion::error::DataFusionError| Status::invalid_argument(bounded(&e.to_string()));
-    let plan = ctx.state().create_logical_plan(sql).await.map_err(invalid)?;
+async fn dataframe(ctx: &SessionContext, sql: &str) -> Result<datafusion::dataframe::DataFrame, NodeError> {
+    let plan = ctx.state().create_logical_plan(sql).await.map_err(|e| statement_error(&e, 0))?;
     datafusion::execution::context::SQLOptions::new()
         .with_allow_ddl(false)
         .with_allow_dml(false)
         .with_allow_statements(false)
         .verify_plan(&plan)
         .map_err(|_| read_only("a statement that changes data, tables or settings"))?;
-    ctx.execute_logical_plan(plan).await.map_err(invalid)
+    ctx.execute_logical_plan(plan).await.map_err(|e| statement_error(&e, 0))
+}
+
+/// What a statement's DataFusion error means for its caller: the error of an indicator
+/// question it asked (a refusal keeps its kind), the memory limit, an internal failure,
+/// or else a statement the caller must change (the message bounded, without the
+/// planner's prefixes twice).
+fn statement_error(e: &DataFusionError, memory_mb: u64) -> NodeError {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(c) = cause {
+        if let Some(n) = c.downcast_ref::<NodeError>() {
+            return n.clone();
+        }
+        if let Some(DataFusionError::ResourcesExhausted(m)) = c.downcast_ref::<DataFusionError>() {
+            return NodeError::ResourceExhausted(format!(
+                "the statement needs more memory than the {memory_mb} MiB one statement may use ([sql] statement_memory_mb); \
+                 narrow it (fewer rows, smaller sorts, joins and aggregations): {}",
+                bounded(m)
+            ));
+        }
+        cause = c.source();
+    }
+    match e.find_root() {
+        DataFusionError::Internal(m) => NodeError::Internal(bounded(m)),
+        other => invalid("statement", bounded(&other.to_string())),
+    }
 }
 
 /// A DataFusion error as a client reads it: bounded, without the planner's prefixes twice.
@@ -335,75 +479,75 @@ impl FlightSqlService for SqlFrontDoor {
         &self,
         request: Request<Streaming<HandshakeRequest>>,
     ) -> Result<Response<Pin<Box<dyn Stream<Item = Result<HandshakeResponse, Status>> + Send>>>, Status> {
-        self.admit(&request)?;
+        self.admit(&request, "do_handshake").await?;
         let out = futures::stream::iter([Ok(HandshakeResponse { protocol_version: 0, payload: Default::default() })]);
         Ok(Response::new(Box::pin(out)))
     }
 
     async fn get_flight_info_statement(&self, query: CommandStatementQuery, request: Request<FlightDescriptor>) -> Result<Response<FlightInfo>, Status> {
-        let caller = self.admit(&request)?;
+        let caller = self.admit(&request, "get_flight_info_statement").await?;
         let schema = self.plan(&caller, &query.query).await?;
         let ticket = TicketStatementQuery { statement_handle: query.query.clone().into_bytes().into() };
         info_for(ticket, &schema, request.into_inner())
     }
 
     async fn get_flight_info_prepared_statement(&self, cmd: CommandPreparedStatementQuery, request: Request<FlightDescriptor>) -> Result<Response<FlightInfo>, Status> {
-        let caller = self.admit(&request)?;
-        let sql = String::from_utf8(cmd.prepared_statement_handle.to_vec()).map_err(|_| Status::invalid_argument("the prepared statement handle is not one this server made"))?;
+        let caller = self.admit(&request, "get_flight_info_prepared_statement").await?;
+        let sql = self.handle_text(&caller, &cmd.prepared_statement_handle, "prepared statement handle").await?;
         let schema = self.plan(&caller, &sql).await?;
         info_for(cmd, &schema, request.into_inner())
     }
 
     async fn get_flight_info_catalogs(&self, query: CommandGetCatalogs, request: Request<FlightDescriptor>) -> Result<Response<FlightInfo>, Status> {
-        self.admit(&request)?;
+        self.admit(&request, "get_flight_info_catalogs").await?;
         let schema = query.clone().into_builder().schema();
         info_for(query, &schema, request.into_inner())
     }
 
     async fn get_flight_info_schemas(&self, query: CommandGetDbSchemas, request: Request<FlightDescriptor>) -> Result<Response<FlightInfo>, Status> {
-        self.admit(&request)?;
+        self.admit(&request, "get_flight_info_schemas").await?;
         let schema = query.clone().into_builder().schema();
         info_for(query, &schema, request.into_inner())
     }
 
     async fn get_flight_info_tables(&self, query: CommandGetTables, request: Request<FlightDescriptor>) -> Result<Response<FlightInfo>, Status> {
-        self.admit(&request)?;
+        self.admit(&request, "get_flight_info_tables").await?;
         let schema = query.clone().into_builder().schema();
         info_for(query, &schema, request.into_inner())
     }
 
     async fn get_flight_info_table_types(&self, query: CommandGetTableTypes, request: Request<FlightDescriptor>) -> Result<Response<FlightInfo>, Status> {
-        self.admit(&request)?;
+        self.admit(&request, "get_flight_info_table_types").await?;
         let schema = query.clone().into_builder().schema();
         info_for(query, &schema, request.into_inner())
     }
 
     async fn get_flight_info_sql_info(&self, query: CommandGetSqlInfo, request: Request<FlightDescriptor>) -> Result<Response<FlightInfo>, Status> {
-        self.admit(&request)?;
+        self.admit(&request, "get_flight_info_sql_info").await?;
         let schema = query.clone().into_builder(&SQL_INFO).schema();
         info_for(query, &schema, request.into_inner())
     }
 
     async fn get_flight_info_xdbc_type_info(&self, query: CommandGetXdbcTypeInfo, request: Request<FlightDescriptor>) -> Result<Response<FlightInfo>, Status> {
-        self.admit(&request)?;
+        self.admit(&request, "get_flight_info_xdbc_type_info").await?;
         let schema = query.clone().into_builder(&XDBC_INFO).schema();
         info_for(query, &schema, request.into_inner())
     }
 
     async fn do_get_statement(&self, ticket: TicketStatementQuery, request: Request<Ticket>) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
-        let caller = self.admit(&request)?;
-        let sql = String::from_utf8(ticket.statement_handle.to_vec()).map_err(|_| Status::invalid_argument("the statement ticket is not one this server made"))?;
+        let caller = self.admit(&request, "do_get_statement").await?;
+        let sql = self.handle_text(&caller, &ticket.statement_handle, "statement ticket").await?;
         self.run(&caller, &sql).await
     }
 
     async fn do_get_prepared_statement(&self, query: CommandPreparedStatementQuery, request: Request<Ticket>) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
-        let caller = self.admit(&request)?;
-        let sql = String::from_utf8(query.prepared_statement_handle.to_vec()).map_err(|_| Status::invalid_argument("the prepared statement handle is not one this server made"))?;
+        let caller = self.admit(&request, "do_get_prepared_statement").await?;
+        let sql = self.handle_text(&caller, &query.prepared_statement_handle, "prepared statement handle").await?;
         self.run(&caller, &sql).await
     }
 
     async fn do_get_catalogs(&self, query: CommandGetCatalogs, request: Request<Ticket>) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
-        self.admit(&request)?;
+        self.admit(&request, "do_get_catalogs").await?;
         let mut b = query.into_builder();
         b.append(CATALOG);
         let schema = b.schema();
@@ -411,8 +555,11 @@ impl FlightSqlService for SqlFrontDoor {
     }
 
     async fn do_get_schemas(&self, query: CommandGetDbSchemas, request: Request<Ticket>) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
-        let caller = self.admit(&request)?;
-        let (ctx, _) = self.session(&caller);
+        let caller = self.admit(&request, "do_get_schemas").await?;
+        let (ctx, _) = match self.session(&caller) {
+            Ok(s) => s,
+            Err(e) => return Err(self.refuse(&caller, "do_get_schemas", e).await),
+        };
         let mut b = query.into_builder();
         if let Some(catalog) = ctx.catalog(CATALOG) {
             for s in catalog.schema_names() {
@@ -424,8 +571,11 @@ impl FlightSqlService for SqlFrontDoor {
     }
 
     async fn do_get_tables(&self, query: CommandGetTables, request: Request<Ticket>) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
-        let caller = self.admit(&request)?;
-        let (ctx, _) = self.session(&caller);
+        let caller = self.admit(&request, "do_get_tables").await?;
+        let (ctx, _) = match self.session(&caller) {
+            Ok(s) => s,
+            Err(e) => return Err(self.refuse(&caller, "do_get_tables", e).await),
+        };
         let mut b = query.into_builder();
         if let Some(catalog) = ctx.catalog(CATALOG) {
             for s in catalog.schema_names() {
@@ -445,7 +595,7 @@ impl FlightSqlService for SqlFrontDoor {
     }
 
     async fn do_get_table_types(&self, query: CommandGetTableTypes, request: Request<Ticket>) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
-        self.admit(&request)?;
+        self.admit(&request, "do_get_table_types").await?;
         let mut b = query.into_builder();
         b.append("TABLE");
         b.append("VIEW");
@@ -454,76 +604,79 @@ impl FlightSqlService for SqlFrontDoor {
     }
 
     async fn do_get_sql_info(&self, query: CommandGetSqlInfo, request: Request<Ticket>) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
-        self.admit(&request)?;
+        self.admit(&request, "do_get_sql_info").await?;
         let b = query.into_builder(&SQL_INFO);
         let schema = b.schema();
         batch_stream(schema, b.build())
     }
 
     async fn do_get_xdbc_type_info(&self, query: CommandGetXdbcTypeInfo, request: Request<Ticket>) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
-        self.admit(&request)?;
+        self.admit(&request, "do_get_xdbc_type_info").await?;
         let b = query.into_builder(&XDBC_INFO);
         let schema = b.schema();
         batch_stream(schema, b.build())
     }
 
-    async fn do_put_statement_update(&self, _: CommandStatementUpdate, _: Request<PeekableFlightDataStream>) -> Result<i64, Status> {
-        Err(read_only("an update statement"))
+    async fn get_flight_info_substrait_plan(&self, _: CommandStatementSubstraitPlan, request: Request<FlightDescriptor>) -> Result<Response<FlightInfo>, Status> {
+        let caller = self.admit(&request, "get_flight_info_substrait_plan").await?;
+        Err(self.refuse(&caller, "get_flight_info_substrait_plan", NodeError::Unsupported("Substrait plans are not accepted: send SQL".into())).await)
     }
 
-    async fn do_put_statement_ingest(&self, _: CommandStatementIngest, _: Request<PeekableFlightDataStream>) -> Result<i64, Status> {
-        Err(read_only("bulk ingest"))
-    }
-
-    async fn do_put_substrait_plan(&self, _: CommandStatementSubstraitPlan, _: Request<PeekableFlightDataStream>) -> Result<i64, Status> {
-        Err(read_only("a Substrait plan"))
-    }
-
-    async fn get_flight_info_substrait_plan(&self, _: CommandStatementSubstraitPlan, _: Request<FlightDescriptor>) -> Result<Response<FlightInfo>, Status> {
-        Err(Status::permission_denied("Substrait plans are not accepted: send SQL"))
-    }
-
-    /// Parameters are not supported; an empty parameter batch keeps the handle.
-    async fn do_put_prepared_statement_query(&self, query: CommandPreparedStatementQuery, request: Request<PeekableFlightDataStream>) -> Result<DoPutPreparedStatementResult, Status> {
-        self.admit(&request)?;
-        Ok(DoPutPreparedStatementResult { prepared_statement_handle: Some(query.prepared_statement_handle) })
-    }
-
-    async fn do_put_prepared_statement_update(&self, _: CommandPreparedStatementUpdate, _: Request<PeekableFlightDataStream>) -> Result<i64, Status> {
-        Err(read_only("a prepared update"))
-    }
+    // DoPut (prepared statement parameters, and the writes refused) is answered in
+    // `checked`, before arrow-flight's dispatcher.
 
     /// A prepared statement's handle is its SQL text: nothing to keep on the server.
     async fn do_action_create_prepared_statement(&self, query: ActionCreatePreparedStatementRequest, request: Request<Action>) -> Result<ActionCreatePreparedStatementResult, Status> {
-        let caller = self.admit(&request)?;
+        let caller = self.admit(&request, "do_action_create_prepared_statement").await?;
         let schema = self.plan(&caller, &query.query).await?;
         let IpcMessage(schema_bytes) = SchemaAsIpc::new(&schema, &arrow::ipc::writer::IpcWriteOptions::default()).try_into().map_err(|e: arrow::error::ArrowError| Status::internal(e.to_string()))?;
         Ok(ActionCreatePreparedStatementResult { prepared_statement_handle: query.query.into_bytes().into(), dataset_schema: schema_bytes, parameter_schema: Default::default() })
     }
 
     async fn do_action_close_prepared_statement(&self, _: ActionClosePreparedStatementRequest, request: Request<Action>) -> Result<(), Status> {
-        self.admit(&request)?;
+        self.admit(&request, "do_action_close_prepared_statement").await?;
         Ok(())
     }
 
-    async fn do_action_create_prepared_substrait_plan(&self, _: ActionCreatePreparedSubstraitPlanRequest, _: Request<Action>) -> Result<ActionCreatePreparedStatementResult, Status> {
-        Err(Status::permission_denied("Substrait plans are not accepted: send SQL"))
+    async fn do_action_create_prepared_substrait_plan(&self, _: ActionCreatePreparedSubstraitPlanRequest, request: Request<Action>) -> Result<ActionCreatePreparedStatementResult, Status> {
+        let caller = self.admit(&request, "do_action_create_prepared_substrait_plan").await?;
+        Err(self.refuse(&caller, "do_action_create_prepared_substrait_plan", NodeError::Unsupported("Substrait plans are not accepted: send SQL".into())).await)
     }
 
-    async fn do_action_begin_transaction(&self, _: ActionBeginTransactionRequest, _: Request<Action>) -> Result<ActionBeginTransactionResult, Status> {
-        Err(read_only("a transaction"))
+    async fn do_action_begin_transaction(&self, _: ActionBeginTransactionRequest, request: Request<Action>) -> Result<ActionBeginTransactionResult, Status> {
+        let caller = self.admit(&request, "do_action_begin_transaction").await?;
+        Err(self.refuse(&caller, "do_action_begin_transaction", read_only("a transaction")).await)
     }
 
-    async fn do_action_end_transaction(&self, _: ActionEndTransactionRequest, _: Request<Action>) -> Result<(), Status> {
-        Err(read_only("a transaction"))
+    async fn do_action_end_transaction(&self, _: ActionEndTransactionRequest, request: Request<Action>) -> Result<(), Status> {
+        let caller = self.admit(&request, "do_action_end_transaction").await?;
+        Err(self.refuse(&caller, "do_action_end_transaction", read_only("a transaction")).await)
     }
 
-    async fn do_action_begin_savepoint(&self, _: ActionBeginSavepointRequest, _: Request<Action>) -> Result<ActionBeginSavepointResult, Status> {
-        Err(read_only("a savepoint"))
+    async fn do_action_begin_savepoint(&self, _: ActionBeginSavepointRequest, request: Request<Action>) -> Result<ActionBeginSavepointResult, Status> {
+        let caller = self.admit(&request, "do_action_begin_savepoint").await?;
+        Err(self.refuse(&caller, "do_action_begin_savepoint", read_only("a savepoint")).await)
     }
 
-    async fn do_action_end_savepoint(&self, _: ActionEndSavepointRequest, _: Request<Action>) -> Result<(), Status> {
-        Err(read_only("a savepoint"))
+    async fn do_action_end_savepoint(&self, _: ActionEndSavepointRequest, request: Request<Action>) -> Result<(), Status> {
+        let caller = self.admit(&request, "do_action_end_savepoint").await?;
+        Err(self.refuse(&caller, "do_action_end_savepoint", read_only("a savepoint")).await)
+    }
+
+    async fn get_flight_info_fallback(&self, cmd: arrow_flight::sql::Command, request: Request<FlightDescriptor>) -> Result<Response<FlightInfo>, Status> {
+        let caller = self.admit(&request, "get_flight_info").await?;
+        Err(self.refuse(&caller, "get_flight_info", not_offered(cmd.type_url())).await)
+    }
+
+    async fn do_get_fallback(&self, request: Request<Ticket>, message: arrow_flight::sql::Any) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
+        let caller = self.admit(&request, "do_get").await?;
+        Err(self.refuse(&caller, "do_get", not_offered(&message.type_url)).await)
+    }
+
+    async fn do_action_fallback(&self, request: Request<Action>) -> Result<Response<<Self as FlightService>::DoActionStream>, Status> {
+        let caller = self.admit(&request, "do_action").await?;
+        let name = norrsken_common::text::quote(&request.get_ref().r#type);
+        Err(self.refuse(&caller, "do_action", invalid("action type", format!("{name} is not a Flight SQL action this server offers"))).await)
     }
 
     async fn register_sql_info(&self, _id: i32, _result: &SqlInfo) {}

@@ -22,12 +22,20 @@ use datafusion::physical_plan::ExecutionPlan;
 use norrsken_common::breakdown::Breakdown;
 use norrsken_common::catalog::Recipe;
 use norrsken_common::comparison::Comparison;
+use norrsken_common::error::NodeError;
 use norrsken_common::query::IndicatorQuery;
 
-/// Asks the federation one indicator question on behalf of the statement's caller.
+/// Asks the federation one indicator question on behalf of the statement's caller. The
+/// error is the query path's own (a refusal keeps its kind through DataFusion as
+/// [`asked`]'s external error, so the statement fails with it).
 #[tonic::async_trait]
 pub trait Asker: Send + Sync + std::fmt::Debug {
-    async fn ask(&self, q: IndicatorQuery) -> Result<(SchemaRef, Vec<RecordBatch>), String>;
+    async fn ask(&self, q: IndicatorQuery) -> Result<(SchemaRef, Vec<RecordBatch>), NodeError>;
+}
+
+/// A question's error as DataFusion carries it.
+pub fn asked(e: NodeError) -> DataFusionError {
+    DataFusionError::External(Box::new(e))
 }
 
 /// The measure columns after the breakdowns.
@@ -332,7 +340,7 @@ impl TableProvider for IndicatorTable {
 
     async fn scan(&self, _state: &dyn Session, projection: Option<&Vec<usize>>, filters: &[Expr], _limit: Option<usize>) -> datafusion::error::Result<Arc<dyn ExecutionPlan>> {
         let q = question(&self.recipe, &self.schema, projection, filters).map_err(DataFusionError::Plan)?;
-        let (schema, batches) = self.asker.ask(q).await.map_err(DataFusionError::Execution)?;
+        let (schema, batches) = self.asker.ask(q).await.map_err(asked)?;
         let comparison = Comparison::from_batches(&schema, &batches).map_err(|e| DataFusionError::Execution(e.to_string()))?;
         let batch = to_table(&self.recipe, &self.schema, &comparison).map_err(DataFusionError::Execution)?;
         Ok(MemorySourceConfig::try_new_exec(&[vec![batch]], self.schema.clone(), projection.cloned())?)

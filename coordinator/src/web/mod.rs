@@ -13,21 +13,32 @@
 //!   ticket asks one), or the same answer as a CSV or xlsx download;
 //! - `POST /api/report[?format=pdf|xlsx]`: a regional report ([`crate::report`]) as JSON,
 //!   PDF or xlsx.
+//!
+//! Every refusal is on record: those of the envelope (a question, an action) there, this
+//! door's own (a bad format or body, a report for a role that does not query) by
+//! [`refuse`], and whatever else answers 4xx or 5xx (an unknown path, a body that does not
+//! arrive) by the [`record_unrecorded`] layer. A request's headers must arrive within
+//! `[web] header_timeout_s` and its body within `body_timeout_s`, or the connection is
+//! closed (a body answered 408 first).
 
 pub mod assets;
 
 use std::sync::Arc;
 
-use axum::body::Bytes;
-use axum::extract::{Extension, Path, State};
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Extension, Path, Request, State};
 use axum::http::{header, HeaderValue, StatusCode, Uri};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use futures::StreamExt;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
 use hyper_util::service::TowerToHyperService;
+use norrsken_common::audit::{AuditEvent, Who};
 use norrsken_common::error::{ErrorKind, NodeError};
 use norrsken_common::query::QueryError;
 use norrsken_common::service::envelope;
@@ -38,7 +49,11 @@ use tonic::transport::server::Connected;
 
 use crate::export;
 use crate::node::CoordinatorNode;
-use crate::report::{self, Ask, ReportError, ReportRequest};
+use crate::report::{self, Ask, ReportError, ReportRequest, Unanswered};
+
+/// The largest request body read (a report request with the analyst's own table is a few
+/// kilobytes).
+pub const MAX_BODY_BYTES: usize = 2 * 1024 * 1024;
 
 /// The HTTP status of an error kind.
 pub fn http_status(kind: ErrorKind) -> StatusCode {
@@ -55,6 +70,7 @@ pub fn http_status(kind: ErrorKind) -> StatusCode {
         ErrorKind::Unsupported => StatusCode::NOT_IMPLEMENTED,
         ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         ErrorKind::Timeout => StatusCode::GATEWAY_TIMEOUT,
+        ErrorKind::RateLimited => StatusCode::TOO_MANY_REQUESTS,
     }
 }
 
@@ -68,13 +84,46 @@ impl From<ReportError> for NodeError {
             ReportError::NoIndicators | ReportError::TooManyIndicators(_) => invalid("indicators", &e),
             ReportError::OwnTable(_) => invalid("own", &e),
             ReportError::Catalog(_) => NodeError::Internal(e.to_string()),
+            ReportError::Refused(e) => e,
         }
     }
 }
 
+/// Marks a response whose refusal is on record (by the envelope or by [`refuse`]).
+#[derive(Debug, Clone, Copy)]
+struct Recorded;
+
+/// The answer to an error that is on record already (the envelope recorded it).
 fn error(e: NodeError) -> Response {
     let kind = e.kind();
-    (http_status(kind), axum::Json(json!({"error": e.to_string(), "kind": kind.name()}))).into_response()
+    let mut response = (http_status(kind), axum::Json(json!({"error": e.to_string(), "kind": kind.name()}))).into_response();
+    if let Some(s) = e.retry_after_s() {
+        response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(s));
+    }
+    response.extensions_mut().insert(Recorded);
+    response
+}
+
+/// The record of a refusal at this door (rate-limited per identity and address).
+fn refusal_event(info: &PeerInfo, operation: &str, outcome: &str, reason: &str) -> AuditEvent {
+    AuditEvent {
+        kind: "refused".into(),
+        outcome: outcome.into(),
+        requester: info.identity.as_ref().map(Who::from),
+        peer: info.addr.map(|a| a.to_string()),
+        operation: Some(norrsken_common::text::bound(&format!("https {}", operation.chars().take(200).collect::<String>()))),
+        reason: Some(norrsken_common::text::bound(reason)),
+        ..Default::default()
+    }
+}
+
+/// Records a refusal of this door's own and answers it.
+async fn refuse(node: &CoordinatorNode, info: &PeerInfo, operation: &str, e: NodeError) -> Response {
+    let event = refusal_event(info, operation, e.kind().outcome(), &e.to_string());
+    match node.base.audit.refusal(event).await {
+        Ok(()) => error(e),
+        Err(a) => error(NodeError::AuditUnavailable(a.to_string())),
+    }
 }
 
 fn caller(info: &PeerInfo) -> Caller {
@@ -112,14 +161,14 @@ fn download(bytes: Vec<u8>, content_type: &'static str, name: &str) -> Response 
 
 const XLSX: &str = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet";
 
-fn unknown_format(f: &str, known: &str) -> Response {
-    error(NodeError::Query(QueryError::Invalid { field: "format", message: format!("{} is not one of {known}", norrsken_common::text::quote(f)) }))
+fn unknown_format(f: &str, known: &str) -> NodeError {
+    NodeError::Query(QueryError::Invalid { field: "format", message: format!("{} is not one of {known}", norrsken_common::text::quote(f)) })
 }
 
 async fn query(State(node): State<Web>, Extension(info): Extension<PeerInfo>, uri: Uri, body: Bytes) -> Response {
     let format = format_of(&uri);
     if let Some(f) = format.as_deref().filter(|f| !["json", "csv", "xlsx"].contains(f)) {
-        return unknown_format(f, "json, csv, xlsx");
+        return refuse(&node, &info, "POST /api/query", unknown_format(f, "json, csv, xlsx")).await;
     }
     let answer = match envelope::query(&*node, &caller(&info), &body).await {
         Ok(a) => a,
@@ -131,13 +180,13 @@ async fn query(State(node): State<Web>, Extension(info): Extension<PeerInfo>, ur
         Some("csv") => {
             return match export::answer_csv(&answer.batches) {
                 Ok(b) => download(b, "text/csv; charset=utf-8", &format!("{name}.csv")),
-                Err(e) => error(NodeError::Internal(e.to_string())),
+                Err(e) => refuse(&node, &info, "POST /api/query", NodeError::Internal(e.to_string())).await,
             };
         }
         Some("xlsx") => {
             return match export::answer_xlsx(&answer.schema, &answer.batches) {
                 Ok(b) => download(b, XLSX, &format!("{name}.xlsx")),
-                Err(e) => error(NodeError::Internal(e.to_string())),
+                Err(e) => refuse(&node, &info, "POST /api/query", NodeError::Internal(e.to_string())).await,
             };
         }
         _ => {}
@@ -146,16 +195,12 @@ async fn query(State(node): State<Web>, Extension(info): Extension<PeerInfo>, ur
     // writes them.
     let metadata: serde_json::Map<String, serde_json::Value> = answer.schema.metadata().iter().map(|(k, v)| (k.clone(), json!(v))).collect();
     let mut body = format!("{{\"metadata\":{},\"rows\":", serde_json::Value::Object(metadata)).into_bytes();
-    {
+    let written = {
         let mut writer = arrow::json::ArrayWriter::new(&mut body);
-        for b in &answer.batches {
-            if let Err(e) = writer.write(b) {
-                return error(NodeError::Internal(e.to_string()));
-            }
-        }
-        if let Err(e) = writer.finish() {
-            return error(NodeError::Internal(e.to_string()));
-        }
+        answer.batches.iter().try_for_each(|b| writer.write(b)).and_then(|_| writer.finish())
+    };
+    if let Err(e) = written {
+        return refuse(&node, &info, "POST /api/query", NodeError::Internal(e.to_string())).await;
     }
     if body.ends_with(b":") {
         // No batch at all: no rows.
@@ -171,41 +216,52 @@ struct WebAsk<'a> {
     caller: Caller,
 }
 
-impl Ask for WebAsk<'_> {
-    async fn ask(&self, q: &norrsken_common::query::IndicatorQuery) -> Result<(arrow::datatypes::SchemaRef, Vec<arrow::record_batch::RecordBatch>), String> {
-        envelope::query(self.node, &self.caller, &q.encode_ticket(None)).await.map(|a| (a.schema, a.batches)).map_err(|e| e.to_string())
+/// A question's error as the report reads it: a refusal of the requester refuses the report.
+fn unanswered(e: NodeError) -> Unanswered {
+    match e.kind() {
+        ErrorKind::Unauthenticated | ErrorKind::PermissionDenied | ErrorKind::RateLimited => Unanswered::Refused(e),
+        _ => Unanswered::Failed(e.to_string()),
     }
-    async fn catalog(&self) -> Result<serde_json::Value, String> {
-        let reply = envelope::action(self.node, &self.caller, "catalog", b"").await.map_err(|e| e.to_string())?;
-        serde_json::from_slice(&reply.chunks.concat()).map_err(|e| e.to_string())
+}
+
+impl Ask for WebAsk<'_> {
+    async fn ask(&self, q: &norrsken_common::query::IndicatorQuery) -> Result<(arrow::datatypes::SchemaRef, Vec<arrow::record_batch::RecordBatch>), Unanswered> {
+        envelope::query(self.node, &self.caller, &q.encode_ticket(None)).await.map(|a| (a.schema, a.batches)).map_err(unanswered)
+    }
+    async fn catalog(&self) -> Result<serde_json::Value, Unanswered> {
+        let reply = envelope::action(self.node, &self.caller, "catalog", b"").await.map_err(unanswered)?;
+        serde_json::from_slice(&reply.chunks.concat()).map_err(|e| Unanswered::Failed(e.to_string()))
     }
 }
 
 async fn report_handler(State(node): State<Web>, Extension(info): Extension<PeerInfo>, uri: Uri, body: Bytes) -> Response {
+    const OP: &str = "POST /api/report";
     let format = format_of(&uri).unwrap_or_else(|| "json".into());
     if !["json", "pdf", "xlsx"].contains(&format.as_str()) {
-        return unknown_format(&format, "json, pdf, xlsx");
+        return refuse(&node, &info, OP, unknown_format(&format, "json, pdf, xlsx")).await;
     }
     let request: ReportRequest = match serde_json::from_slice(&body) {
         Ok(r) => r,
-        Err(e) => return error(NodeError::Query(QueryError::Invalid { field: "report request", message: e.to_string() })),
+        Err(e) => return refuse(&node, &info, OP, NodeError::Query(QueryError::Invalid { field: "report request", message: e.to_string() })).await,
     };
     let caller = caller(&info);
-    // Only callers who may query get a report (the questions check again).
-    if let Err(e) = node.authenticate(&caller) {
-        return error(e);
+    // Only callers whose role asks questions get a report (the questions check again).
+    if let Err(e) = node.requester(&caller) {
+        return refuse(&node, &info, OP, e).await;
     }
     let asker = WebAsk { node: &node, caller };
     let rep = match report::build(&asker, &request).await {
         Ok(r) => r,
-        Err(e) => return error(e.into()),
+        // A question the requester may not ask: the envelope recorded its refusal.
+        Err(ReportError::Refused(e)) => return error(e),
+        Err(e) => return refuse(&node, &info, OP, e.into()).await,
     };
     let name = format!("rapport-{}-{}", rep.region, rep.period.replace("..", "-"));
     match format.as_str() {
         "pdf" => download(export::report_pdf::render(&rep), "application/pdf", &format!("{name}.pdf")),
         "xlsx" => match export::xlsx::report(&rep) {
             Ok(b) => download(b, XLSX, &format!("{name}.xlsx")),
-            Err(e) => error(NodeError::Internal(e.to_string())),
+            Err(e) => refuse(&node, &info, OP, NodeError::Internal(e.to_string())).await,
         },
         _ => axum::Json(rep).into_response(),
     }
@@ -254,6 +310,63 @@ async fn security_headers(mut response: Response) -> Response {
     response
 }
 
+/// Reads a request's whole body within `[web] body_timeout_s` (and at most
+/// [`MAX_BODY_BYTES`]) before any handler sees it: a body shorter than its Content-Length,
+/// or trickled, is answered 408 and its connection closed, instead of holding a task and a
+/// connection for as long as the client likes.
+async fn read_body(State(node): State<Web>, request: Request, next: Next) -> Response {
+    let info = request.extensions().get::<PeerInfo>().cloned().unwrap_or(PeerInfo { addr: None, identity: None });
+    let operation = format!("{} {}", request.method(), request.uri().path());
+    let timeout = Duration::from_secs(node.config.web.body_timeout_s);
+    let (parts, body) = request.into_parts();
+    match tokio::time::timeout(timeout, axum::body::to_bytes(body, MAX_BODY_BYTES)).await {
+        Ok(Ok(bytes)) => next.run(Request::from_parts(parts, Body::from(bytes))).await,
+        Ok(Err(e)) => {
+            let too_large = std::error::Error::source(&e).is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
+            let (status, message) = if too_large {
+                (StatusCode::PAYLOAD_TOO_LARGE, format!("the request body is larger than the {MAX_BODY_BYTES}-byte limit"))
+            } else {
+                (StatusCode::BAD_REQUEST, format!("the request body could not be read: {e}"))
+            };
+            transport_refusal(&node, &info, &operation, status, "invalid", &message).await
+        }
+        Err(_) => {
+            let message = format!("the request body did not arrive within {} s ([web] body_timeout_s); the connection is closed", timeout.as_secs());
+            transport_refusal(&node, &info, &operation, StatusCode::REQUEST_TIMEOUT, "timeout", &message).await
+        }
+    }
+}
+
+/// Records and answers a request refused before any handler saw it; the connection is
+/// closed after the answer.
+async fn transport_refusal(node: &CoordinatorNode, info: &PeerInfo, operation: &str, status: StatusCode, kind: &str, message: &str) -> Response {
+    if let Err(a) = node.base.audit.refusal(refusal_event(info, operation, "invalid", message)).await {
+        return error(NodeError::AuditUnavailable(a.to_string()));
+    }
+    let mut response = (status, axum::Json(json!({"error": message, "kind": kind}))).into_response();
+    response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+    response.extensions_mut().insert(Recorded);
+    response
+}
+
+/// Records every answer of 400 or more that nobody recorded (an unknown path or method, a
+/// rejection by the framework), so that no refusal at this door goes unrecorded.
+async fn record_unrecorded(State(node): State<Web>, request: Request, next: Next) -> Response {
+    let info = request.extensions().get::<PeerInfo>().cloned().unwrap_or(PeerInfo { addr: None, identity: None });
+    let operation = format!("{} {}", request.method(), request.uri().path());
+    let response = next.run(request).await;
+    let status = response.status();
+    if status.as_u16() < 400 || response.extensions().get::<Recorded>().is_some() {
+        return response;
+    }
+    let outcome = if status.is_client_error() { "invalid" } else { "error" };
+    let reason = format!("HTTP {} {}", status.as_u16(), status.canonical_reason().unwrap_or(""));
+    match node.base.audit.refusal(refusal_event(&info, &operation, outcome, &reason)).await {
+        Ok(()) => response,
+        Err(a) => error(NodeError::AuditUnavailable(a.to_string())),
+    }
+}
+
 /// The web app's and the API's routes.
 pub fn router(node: Web) -> Router {
     Router::new()
@@ -264,8 +377,62 @@ pub fn router(node: Web) -> Router {
         .route("/api/regions", get(regions))
         .route("/api/query", post(query))
         .route("/api/report", post(report_handler))
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn_with_state(node.clone(), read_body))
+        .layer(axum::middleware::from_fn_with_state(node.clone(), record_unrecorded))
         .with_state(node)
         .layer(axum::middleware::map_response(security_headers))
+}
+
+/// A connection that must send its first bytes within a time: hyper's header timeout
+/// starts only once a request has begun, and a connection that sends nothing at all would
+/// otherwise be held open for as long as the client likes.
+struct FirstBytesWithin<IO> {
+    io: IO,
+    deadline: Option<std::pin::Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl<IO> FirstBytesWithin<IO> {
+    fn new(io: IO, within: Duration) -> FirstBytesWithin<IO> {
+        FirstBytesWithin { io, deadline: Some(Box::pin(tokio::time::sleep(within))) }
+    }
+}
+
+impl<IO: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for FirstBytesWithin<IO> {
+    fn poll_read(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>, buf: &mut tokio::io::ReadBuf<'_>) -> std::task::Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = std::pin::Pin::new(&mut self.io).poll_read(cx, buf);
+        match &polled {
+            std::task::Poll::Ready(Ok(())) if buf.filled().len() > before => self.deadline = None,
+            std::task::Poll::Pending => {
+                if let Some(deadline) = self.deadline.as_mut() {
+                    if std::future::Future::poll(deadline.as_mut(), cx).is_ready() {
+                        return std::task::Poll::Ready(Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "no request within the header timeout")));
+                    }
+                }
+            }
+            _ => {}
+        }
+        polled
+    }
+}
+
+impl<IO: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for FirstBytesWithin<IO> {
+    fn poll_write(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>, data: &[u8]) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.io).poll_write(cx, data)
+    }
+    fn poll_flush(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.io).poll_flush(cx)
+    }
+    fn poll_shutdown(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.io).poll_shutdown(cx)
+    }
+    fn poll_write_vectored(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>, bufs: &[std::io::IoSlice<'_>]) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
+    }
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
 }
 
 /// A running HTTPS front door.
@@ -287,6 +454,7 @@ impl WebHandle {
 pub fn serve(node: Web, listener: tokio::net::TcpListener, tls: ReloadableTls, on_failure: Arc<dyn Fn(HandshakeFailure) + Send + Sync>) -> std::io::Result<WebHandle> {
     let addr = listener.local_addr()?;
     let (tx, mut rx) = tokio::sync::oneshot::channel::<()>();
+    let header_timeout = Duration::from_secs(node.config.web.header_timeout_s);
     let router = router(node);
     let mut conns = incoming(listener, tls, on_failure);
     tokio::spawn(async move {
@@ -300,7 +468,11 @@ pub fn serve(node: Web, listener: tokio::net::TcpListener, tls: ReloadableTls, o
                     let info = conn.connect_info();
                     let service = TowerToHyperService::new(router.clone().layer(Extension(info)));
                     tokio::spawn(async move {
-                        if let Err(e) = Builder::new(TokioExecutor::new()).serve_connection(TokioIo::new(conn), service).await {
+                        let mut builder = Builder::new(TokioExecutor::new());
+                        // A request's headers within the timeout, or the connection closes.
+                        builder.http1().timer(TokioTimer::new()).header_read_timeout(header_timeout);
+                        let io = TokioIo::new(FirstBytesWithin::new(conn, header_timeout));
+                        if let Err(e) = builder.serve_connection(io, service).await {
                             tracing::debug!(error = %e, "https connection ended");
                         }
                     });
