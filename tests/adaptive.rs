@@ -727,3 +727,67 @@ async fn property_answers_never_depend_on_history_and_the_adaptive_attacker_pins
     assert!(targets_checked > 50, "the random questions must withhold small cells to mean anything ({targets_checked})");
     assert!(control_pins > 0, "a naive agent must let the attacker pin something, or the attacker has no teeth");
 }
+
+/// The averaging attack (issue 25): noise that differs between two questions could be
+/// averaged away over many pairs of questions whose difference is the same small cell. For
+/// small withheld cells (1..4 persons) of tables by two breakdowns, every pair of allowed
+/// questions whose difference is exactly that cell is enumerated — the cell's margin (or a
+/// group of values holding it) against the group without it, along each of its breakdowns,
+/// and each span of years ending or starting at its year against the span without it — and
+/// both are asked. The vocabulary allows many such pairs; in none are both released, so
+/// there is nothing to average: the attacker's interval stays what the reason code says.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_averaging_attack_finds_no_pair_of_released_questions_around_a_small_cell() {
+    let tmp = TempDir::new("averaging");
+    let agent = node("jamtland", "23", perturbing_policy(&tmp)).await;
+    let recipe = validate(&query("stroke_admissions", &[], "2024")).recipe;
+    let vocabulary = |b: &str| norrsken_common::breakdown::Breakdown::parse(b).unwrap().allowed_values(&recipe.age_bands);
+    let (mut small_cells, mut pairs, mut both_released) = (0, 0, 0);
+    for (a, b) in [("sex", "age_band"), ("education", "age_band")] {
+        let base = query("stroke_admissions", &[a, b], "2024");
+        let answer = ask(&agent, &base).await.unwrap();
+        let t = truth(&agent, &base).await;
+        let small: Vec<Vec<String>> = answer
+            .cells
+            .iter()
+            .filter(|c| c.status == CellStatus::Suppressed && !c.labels.iter().any(|l| l == "total"))
+            .filter(|c| t.cells.iter().any(|x| x.labels == c.labels && (1..K).contains(&x.persons)))
+            .map(|c| c.labels.clone())
+            .take(4)
+            .collect();
+        for labels in small {
+            small_cells += 1;
+            let filters = |dim: &str, values: Vec<String>, other: &str, other_value: &str| -> BTreeMap<String, Vec<String>> {
+                [(dim.to_string(), values), (other.to_string(), vec![other_value.to_string()])].into()
+            };
+            let mut questions: Vec<(IndicatorQuery, IndicatorQuery)> = Vec::new();
+            // Along each breakdown: every group holding the value against the group without it.
+            for (dim, value, other, other_value) in [(a, &labels[0], b, &labels[1]), (b, &labels[1], a, &labels[0])] {
+                let rest: Vec<String> = vocabulary(dim).into_iter().filter(|v| v != value).collect();
+                for mask in 1u32..(1 << rest.len()) {
+                    let without: Vec<String> = rest.iter().enumerate().filter(|(i, _)| mask & (1 << i) != 0).map(|(_, v)| v.clone()).collect();
+                    let with_it: Vec<String> = without.iter().cloned().chain(std::iter::once(value.clone())).collect();
+                    let q = |vs: Vec<String>| IndicatorQuery { filters: filters(dim, vs, other, other_value), ..query("stroke_admissions", &[], "2024") };
+                    questions.push((q(with_it), q(without)));
+                }
+            }
+            // Along time: spans ending or starting at 2024 against the span without it.
+            let both = |p: &str| IndicatorQuery { filters: [(a.to_string(), vec![labels[0].clone()]), (b.to_string(), vec![labels[1].clone()])].into(), ..query("stroke_admissions", &[], p) };
+            for first in 2021..=2023 {
+                questions.push((both(&format!("{first}..2024")), both(&if first == 2023 { "2023".to_string() } else { format!("{first}..2023") })));
+            }
+            questions.push((both("2024..2025"), both("2025")));
+            for (larger, smaller) in questions {
+                pairs += 1;
+                let released = |r: Result<RegionAnswer, NodeError>| r.ok().and_then(|a| a.cells.first().filter(|c| c.status != CellStatus::Suppressed).and_then(|c| c.numerator));
+                if let (Some(x), Some(y)) = (released(ask(&agent, &larger).await), released(ask(&agent, &smaller).await)) {
+                    both_released += 1;
+                    eprintln!("both released around {labels:?}: {larger:?} {x} and {smaller:?} {y}");
+                }
+            }
+        }
+    }
+    eprintln!("averaging attack: {small_cells} small withheld cells, {pairs} pairs of allowed questions whose difference is one of them, {both_released} with both released");
+    assert!(small_cells >= 4 && pairs > 50, "the tables must hold small cells with many isolating pairs ({small_cells} cells, {pairs} pairs)");
+    assert_eq!(both_released, 0, "a pair of released questions isolates a small cell: averaging such pairs would estimate it");
+}

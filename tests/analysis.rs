@@ -370,3 +370,47 @@ async fn the_cli_prints_flags_in_words_and_a_missing_region_is_named() {
     assert!(t.rows.iter().any(|r| text(&t, r, "row") == "region" && text(&t, r, "significance") != "not_compared"));
     coordinator.server.stop(Duration::from_secs(5)).await.unwrap();
 }
+
+/// The side door through analyses (issue 25): every trend, equity and funnel number the
+/// coordinator releases is computed from the released comparison alone. Each analysis is
+/// asked of the federation (the cell key method on), the comparison it rests on is asked
+/// on its own, and the analysis recomputed from that comparison by the same code gives the
+/// same table; a unit whose cell is withheld carries no value in it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn analyses_rest_only_on_released_cells() {
+    let catalog = Catalog::embedded();
+    let mut checked = 0;
+    let mut withheld_units = 0;
+    for (indicator, period, kind, dimension, units) in [
+        ("stroke_reperfusion", "2021..2025", AnalysisKind::Trend, None, None),
+        ("diabetes_statin", "2021..2025", AnalysisKind::Trend, None, None),
+        ("diabetes_hba1c_over_70", "2021..2025", AnalysisKind::Equity, Some("education"), None),
+        ("diabetes_statin", "2021..2025", AnalysisKind::Equity, Some("birth_country"), None),
+        ("stroke_reperfusion", "2021..2025", AnalysisKind::Funnel, None, Some("kommun")),
+        ("hip_fracture_surgery_24h", "2021..2023", AnalysisKind::Funnel, None, None),
+    ] {
+        let q = analysed(query(indicator, &[], period), kind, Comparator::Pooled, dimension, units);
+        let (_, released) = table(&q).await;
+        // The comparison the analysis rests on: the question without the analysis, with the
+        // breakdowns the analysis adds.
+        let v = validate(&q);
+        let spec = v.options.analysis.clone().unwrap();
+        let mut plain = q.clone();
+        plain.options.analysis = None;
+        plain.breakdowns = v.breakdowns.iter().map(|b| b.name().to_string()).collect();
+        let mut c = client().await;
+        let (s, b) = fetch(&mut c, plain.encode_ticket(None)).await.unwrap();
+        let comparison = Comparison::from_batches(&s, &b).unwrap();
+        let recipe = catalog.get(indicator, None).unwrap();
+        let again = norrsken_coordinator::analysis::analyse(&spec, &comparison, &recipe).unwrap();
+        assert_eq!(again.rows, released.rows, "{indicator} {kind:?}: the analysis is not the released comparison's");
+        // Withheld units show no value.
+        for row in comparison.rows.iter().filter(|r| r.status == CellStatus::Suppressed.name()) {
+            withheld_units += 1;
+            assert!(row.estimate.is_none() && row.numerator.is_none(), "{indicator}: a withheld row carries a value: {row:?}");
+        }
+        checked += 1;
+    }
+    eprintln!("analyses: {checked} trend, equity and funnel tables recomputed from their released comparisons ({withheld_units} withheld units carry no value)");
+    assert!(withheld_units > 0, "some unit must be withheld for the test to mean anything");
+}

@@ -24,6 +24,7 @@ pub mod standard;
 pub mod telemetry;
 pub mod text;
 pub mod tls;
+pub mod vocabulary;
 
 /// Code generated from `proto/norrsken.proto`.
 pub mod proto {

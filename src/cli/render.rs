@@ -5,6 +5,7 @@ use std::fmt::Write as _;
 
 use arrow::array::RecordBatch;
 use arrow::datatypes::Schema;
+use norrsken_common::vocabulary;
 use norrsken_common::catalog::Kind;
 use norrsken_common::comparison::{Comparison, RegionState, RowKind};
 
@@ -67,6 +68,14 @@ impl Lang {
             Lang::Sv
         } else {
             Lang::En
+        }
+    }
+
+    /// The language of the shared vocabulary (statuses and reasons).
+    pub fn words(self) -> vocabulary::Lang {
+        match self {
+            Lang::Sv => vocabulary::Lang::Sv,
+            Lang::En => vocabulary::Lang::En,
         }
     }
 
@@ -153,10 +162,12 @@ pub fn render(c: &Comparison, lang: Lang) -> String {
             line.push(r.standardised.map(|e| fmt_value(kind, e.value)).unwrap_or_else(|| "·".into()));
             line.push(r.standardised.map(|e| fmt_interval(kind, e.lower, e.upper)).unwrap_or_default());
         }
-        let mut st = r.status.clone();
-        let why: Vec<&String> = r.reasons.iter().filter(|x| !x.is_empty() && **x != st).collect();
-        if !why.is_empty() {
-            st = format!("{st} ({})", why.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", "));
+        // The status and its reasons in words, from the one vocabulary.
+        let words = lang.words();
+        let mut st = norrsken_common::answer::CellStatus::parse(&r.status).map_or_else(|| r.status.clone(), |s| vocabulary::status(s, words).to_string());
+        let codes: Vec<&String> = r.reasons.iter().filter(|x| !x.is_empty() && **x != r.status && x.as_str() != "perturbed").collect();
+        if !codes.is_empty() {
+            st = format!("{st}: {}", vocabulary::reasons_text(&codes, words));
         }
         if r.partial && r.kind == RowKind::Pooled {
             st.push_str(" PARTIAL");

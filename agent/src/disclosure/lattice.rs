@@ -455,21 +455,10 @@ pub(crate) fn size_of(c: &RawCell, distribution: bool) -> i64 {
     }
 }
 
-/// Builds the secondary-suppression cells for `keys` (of one region): real cells with their
-/// decisions, locked where `locked` says, and for distributions one virtual denominator per
+/// The secondary-suppression cells for `keys` (of one region): real cells with their
+/// decisions, locked where `locked` says or where `copy` says the cell is a copy of a locked
+/// one (withholding it protects nothing), and for distributions one virtual denominator per
 /// cell. Returns the cells and, for each real cell, its key.
-pub(crate) fn suppression_cells(
-    keys: &[(&Key, bool)],
-    raw: &HashMap<Key, RawCell>,
-    decided: &HashMap<Key, Decision>,
-    distribution: bool,
-    k: u32,
-) -> (Vec<secondary::Cell>, Vec<Key>) {
-    suppression_cells_with(keys, raw, decided, distribution, k, |_| false)
-}
-
-/// [`suppression_cells`], locking also the cells `copy` says are copies of a locked cell
-/// (the same units: withholding them protects nothing).
 pub(crate) fn suppression_cells_with(
     keys: &[(&Key, bool)],
     raw: &HashMap<Key, RawCell>,

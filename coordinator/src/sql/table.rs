@@ -19,6 +19,7 @@ use datafusion::datasource::memory::MemorySourceConfig;
 use datafusion::datasource::TableType;
 use datafusion::logical_expr::{Between, BinaryExpr, Expr, Operator, TableProviderFilterPushDown};
 use datafusion::physical_plan::ExecutionPlan;
+use norrsken_common::vocabulary;
 use norrsken_common::breakdown::Breakdown;
 use norrsken_common::catalog::Recipe;
 use norrsken_common::comparison::Comparison;
@@ -38,8 +39,9 @@ pub fn asked(e: NodeError) -> DataFusionError {
     DataFusionError::External(Box::new(e))
 }
 
-/// The measure columns after the breakdowns.
-const MEASURES: [(&str, DataType); 10] = [
+/// The measure columns after the breakdowns (`reason` as codes, `reason_sv` and `reason_en`
+/// in words from the shared vocabulary).
+const MEASURES: [(&str, DataType); 12] = [
     ("numerator", DataType::Int64),
     ("denominator", DataType::Int64),
     ("value_sum", DataType::Float64),
@@ -48,6 +50,8 @@ const MEASURES: [(&str, DataType); 10] = [
     ("ci_upper", DataType::Float64),
     ("status", DataType::Utf8),
     ("reason", DataType::Utf8),
+    ("reason_sv", DataType::Utf8),
+    ("reason_en", DataType::Utf8),
     ("suggestion", DataType::Utf8),
     ("partial", DataType::Boolean),
 ];
@@ -290,6 +294,10 @@ pub fn to_table(recipe: &Recipe, schema: &SchemaRef, c: &Comparison) -> Result<R
             "ci_upper" => Arc::new(rows.iter().map(|r| r.estimate.map(|e| e.upper).filter(|v| v.is_finite())).collect::<Float64Array>()),
             "status" => Arc::new(rows.iter().map(|r| Some(r.status.clone())).collect::<StringArray>()),
             "reason" => Arc::new(rows.iter().map(|r| (!r.reasons.is_empty()).then(|| r.reasons.join(","))).collect::<StringArray>()),
+            "reason_sv" | "reason_en" => {
+                let lang = if name == "reason_sv" { vocabulary::Lang::Sv } else { vocabulary::Lang::En };
+                Arc::new(rows.iter().map(|r| (!r.reasons.is_empty()).then(|| vocabulary::reasons_text(&r.reasons, lang))).collect::<StringArray>())
+            }
             "suggestion" => Arc::new(rows.iter().map(|r| r.suggestion.clone()).collect::<StringArray>()),
             "partial" => Arc::new(rows.iter().map(|r| Some(r.partial)).collect::<BooleanArray>()),
             "year" => Arc::new(rows.iter().map(|r| label(r).and_then(|y| y.parse::<i64>().ok())).collect::<Int64Array>()),
