@@ -4,6 +4,7 @@
 //! provenance), then the analyst's own table. The same content and order as the web app's
 //! printable report page.
 
+use norrsken_common::vocabulary;
 use super::pdf::{text_width, wrap, Document, Font, Page, PAGE_HEIGHT, PAGE_WIDTH};
 use crate::report::summary::{fmt_value, title};
 use crate::report::{Lang, Report, ReportIndicator, TargetVerdict};
@@ -41,10 +42,17 @@ pub fn words(lang: Lang, code: &str) -> String {
         "meets" => ("når målnivån", "meets the target"),
         "misses" => ("under målnivån", "short of the target"),
         "uncertain" => ("osäkert mot målnivån", "uncertain against the target"),
-        "released" => ("redovisad", "released"),
-        "perturbed" => ("redovisad (brusad)", "released (perturbed)"),
-        "suppressed" => ("undertryckt", "withheld"),
-        other => return other.to_string(),
+        other => {
+            // Cell statuses and reason codes: the shared vocabulary.
+            let words = if lang == Lang::Sv { vocabulary::Lang::Sv } else { vocabulary::Lang::En };
+            if let Some(s) = norrsken_common::answer::CellStatus::parse(other) {
+                return vocabulary::status(s, words).to_string();
+            }
+            if let Some(r) = norrsken_common::answer::Reason::parse(other) {
+                return vocabulary::reason(r, words).to_string();
+            }
+            return other.to_string();
+        }
     };
     t(lang, sv, en).to_string()
 }

@@ -81,7 +81,8 @@ pub fn comparison(c: &Comparison) -> Result<Vec<u8>, XlsxError> {
             col += 1;
         }
         text(sheet, &mut col, &row.status)?;
-        text(sheet, &mut col, &row.reasons.join(", "))?;
+        // Reasons in words (Swedish first), from the shared vocabulary.
+        text(sheet, &mut col, &norrsken_common::vocabulary::reasons_text(&row.reasons, norrsken_common::vocabulary::Lang::Sv))?;
         text(sheet, &mut col, row.suggestion.as_deref().unwrap_or(""))?;
         sheet.write_boolean(r, col, row.partial)?;
     }

@@ -291,6 +291,12 @@ async fn page() -> Response {
     assets::respond("index.html")
 }
 
+/// The words for a cell's status and reasons, Swedish and English (the one vocabulary,
+/// `norrsken_common::vocabulary`).
+async fn vocabulary() -> Response {
+    axum::Json(norrsken_common::vocabulary::to_json()).into_response()
+}
+
 async fn asset(Path(path): Path<String>) -> Response {
     assets::respond(&path)
 }
@@ -373,6 +379,7 @@ pub fn router(node: Web) -> Router {
         .route("/", get(page))
         .route("/assets/{*path}", get(asset))
         .route("/api/whoami", get(whoami))
+        .route("/api/vocabulary", get(vocabulary))
         .route("/api/catalog", get(catalog))
         .route("/api/regions", get(regions))
         .route("/api/query", post(query))

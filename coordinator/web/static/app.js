@@ -628,6 +628,16 @@
     route();
   });
   window.addEventListener("hashchange", () => { route().then(() => main().focus({ preventScroll: true })); });
+  // The words for a cell's status and reasons come from the one vocabulary the command-line
+  // tool, Flight SQL and the report use too.
+  async function vocabulary() {
+    try {
+      const res = await fetch("/api/vocabulary");
+      if (!res.ok) return;
+      const v = await res.json();
+      for (const lang of Object.keys(v)) Object.assign(window.I18N[lang] ||= {}, v[lang]);
+    } catch (_) { /* the page still shows the codes */ }
+  }
   translateShell();
-  route();
+  vocabulary().then(route);
 })();
