@@ -109,3 +109,33 @@ fn what_one_analyst_asks_first_changes_nothing_for_another() {
         });
     });
 }
+
+/// The availability figure (`norrsken availability`) on the test datalager: simulated
+/// analyst sessions; every standard-release cell of at least k persons is released unless a
+/// protection rule withholds it (none for history), and the standard release asked after
+/// the sessions equals the one asked before.
+#[test]
+fn availability_over_simulated_sessions() {
+    norrsken_common::tls::install_crypto_provider();
+    let tmp = TempDir::new("availability");
+    let options = norrsken::bench::availability::AvailabilityOptions {
+        dir: tmp.path().to_path_buf(),
+        scale: 0.0,
+        datalager: Some(datalager().to_path_buf()),
+        sessions: 3,
+        explorations: 6,
+        seed: 7,
+        indicators: vec![],
+        quiet: true,
+    };
+    let report = off_runtime(move || {
+        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+        runtime.block_on(norrsken::bench::availability::run_availability(&options)).unwrap()
+    });
+    eprintln!("{}", report.to_markdown());
+    assert!(report.standard_unchanged, "the standard release changed over the sessions");
+    assert_eq!(report.standard.withheld_without_a_rule(), 0, "{:?}", report.standard.withheld_by);
+    assert_eq!(report.adhoc.withheld_without_a_rule(), 0, "{:?}", report.adhoc.withheld_by);
+    assert!(report.standard.cells > 500 && report.adhoc.cells > 100, "{report:?}");
+    assert!(report.standard.share() > 0.5, "{report:?}");
+}

@@ -18,6 +18,7 @@
 //! 7. Fan-out: a query cached at the agents, asked through 4 and through 21 agents.
 //! 8. Peak memory of every process.
 
+pub mod availability;
 pub mod central;
 pub mod cluster;
 pub mod load;

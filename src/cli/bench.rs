@@ -85,3 +85,52 @@ pub fn run_cli(args: BenchArgs) -> anyhow::Result<()> {
     println!("Written to {0}/results.md and {0}/results.json.", args.dir.display());
     Ok(())
 }
+
+#[derive(Args)]
+pub struct AvailabilityArgs {
+    /// Working folder: the datalager (generated once, then reused) and the federation.
+    #[arg(long, default_value = "availability-run")]
+    dir: PathBuf,
+    /// Scale of a datalager generated here (1.0 = the real populations, ~905,000 persons).
+    #[arg(long, default_value_t = 1.0)]
+    scale: f64,
+    /// Use this datalager instead of generating one.
+    #[arg(long)]
+    datalager: Option<PathBuf>,
+    /// Simulated analyst sessions (each: the web app's and a report's questions of three
+    /// indicators, and random explorations).
+    #[arg(long, default_value_t = 20)]
+    sessions: usize,
+    /// Random explorations per session.
+    #[arg(long, default_value_t = 10)]
+    explorations: usize,
+    #[arg(long, default_value_t = 25)]
+    seed: u64,
+    /// Only these indicators (comma-separated ids); default the whole catalog.
+    #[arg(long, value_delimiter = ',')]
+    indicators: Vec<String>,
+}
+
+pub fn run_availability_cli(args: AvailabilityArgs) -> anyhow::Result<()> {
+    let options = norrsken::bench::availability::AvailabilityOptions {
+        dir: args.dir.clone(),
+        scale: args.scale,
+        datalager: args.datalager,
+        sessions: args.sessions,
+        explorations: args.explorations,
+        seed: args.seed,
+        indicators: args.indicators,
+        quiet: false,
+    };
+    let runtime = tokio::runtime::Runtime::new()?;
+    let report = runtime.block_on(norrsken::bench::availability::run_availability(&options))?;
+    let markdown = report.to_markdown();
+    std::fs::write(args.dir.join("availability.md"), &markdown)?;
+    std::fs::write(args.dir.join("availability.json"), serde_json::to_vec_pretty(&report)?)?;
+    println!("{markdown}");
+    println!("Written to {0}/availability.md and {0}/availability.json.", args.dir.display());
+    if !report.standard_unchanged || report.standard.withheld_without_a_rule() > 0 {
+        anyhow::bail!("the standard release changed with history, or a cell was withheld without a protection rule");
+    }
+    Ok(())
+}

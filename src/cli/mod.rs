@@ -57,6 +57,9 @@ enum Command {
     Layout(layout::LayoutArgs),
     /// Measure the federation against DuckDB and a central PostgreSQL (see BENCHMARKS.md).
     Bench(bench::BenchArgs),
+    /// Measure what protection costs analysts: the share of cells of at least k persons
+    /// released over simulated analyst sessions (docs/disclosure-control.md).
+    Availability(bench::AvailabilityArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -81,6 +84,7 @@ pub fn main() -> ExitCode {
         Command::Eval(args) => ok(eval::run(args)),
         Command::Indicators(args) => ok(indicators::run(args)),
         Command::Bench(args) => ok(bench::run_cli(args)),
+        Command::Availability(args) => ok(bench::run_availability_cli(args)),
         Command::Layout(args) => ok(layout::run(args)),
     };
     match result {
