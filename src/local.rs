@@ -40,8 +40,8 @@ pub struct LocalOptions {
     pub perturbation: bool,
     /// The regions' minimum cell size.
     pub min_cell_size: u32,
-    /// The release ledger on (the default policy) or off (each answer protected on its own,
-    /// so that the order of questions does not matter: for tests of the numbers).
+    /// The release ledger (its record and per-requester budget) on (the default policy) or
+    /// off. Answers do not depend on it either way.
     pub ledger: bool,
 }
 

@@ -601,4 +601,46 @@ mod tests {
         let p = plan(r#"{"indicator":"stroke_admissions","breakdowns":["year"],"period":"2024"}"#);
         assert_eq!(question_labels(&p, &key(&["2024", "total", "total"])), vec![s(&["2024"]), s(&["total"])]);
     }
+
+    /// Which spans pool withheld years: a span with no withheld year, or with two or more
+    /// holding k units together that are not all small; never one that, with the others,
+    /// would give a withheld year away.
+    #[test]
+    fn spans_pool_withheld_years_only_as_groups_that_cannot_be_split() {
+        let p = plan(r#"{"indicator":"stroke_admissions","period":"2022..2024"}"#);
+        let policy = super::super::policy::Policy::development(None);
+        let rules = Rules { kind: norrsken_common::catalog::Kind::Count, distribution: false, policy: &policy, k: 5, persons: false };
+        // Years: 2021 40 released, 2022 3 (small), 2023 8 (withheld beside it), 2024 30,
+        // 2025 25; the whole period released.
+        let mut lattice = Lattice::default();
+        let mut decided = HashMap::new();
+        let year = |y: &str| -> Key { ("24".to_string(), s(&[y, "total", "total"]), None) };
+        for (y, units, withheld, small) in [("2021", 40, false, false), ("2022", 3, true, true), ("2023", 8, true, false), ("2024", 30, false, false), ("2025", 25, false, false), ("total", 106, false, false)] {
+            let mut c = super::super::lattice::empty_like("24", s(&[y, "total", "total"]), None);
+            (c.units, c.persons) = (units, units);
+            lattice.cells.insert(year(y), c);
+            let reasons = if small { [Reason::BelowMinCell].into() } else if withheld { [Reason::Secondary].into() } else { Default::default() };
+            decided.insert(year(y), Decision { withheld, reasons });
+        }
+        let inputs = Inputs { plan: &p, lattice: &lattice, decided: &decided, cells: &[], partners: &[], unit: Unit::Event };
+        let spans = released_spans(&inputs, &rules, "24", &[], &None);
+        // No withheld year: released.
+        assert!(spans.contains(&(2024, 2025)));
+        // Both withheld years (11 units, not all small): released as a group.
+        assert!(spans.contains(&(2021, 2023)) && spans.contains(&(2022, 2024)) && spans.contains(&(2022, 2025)));
+        // One withheld year alone: never.
+        for one in [(2021, 2022), (2023, 2024), (2023, 2025)] {
+            assert!(!spans.contains(&one), "{one:?} would give a withheld year away: {spans:?}");
+        }
+        // And no two released spans differ by exactly one withheld year (2021..2023 and
+        // 2022..2023 would give 2021 — released, so fine; 2021..2024 less 2021..2023 is 2024).
+        for a in &spans {
+            for b in &spans {
+                if b.0 <= a.0 && a.1 <= b.1 && a != b {
+                    let diff: Vec<i32> = (b.0..=b.1).filter(|y| !(a.0..=a.1).contains(y) && [2022, 2023].contains(y)).collect();
+                    assert_ne!(diff.len(), 1, "{a:?} inside {b:?} gives {diff:?} away");
+                }
+            }
+        }
+    }
 }
