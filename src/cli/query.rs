@@ -19,7 +19,7 @@ pub struct QueryArgs {
     /// Breakdowns, comma-separated (e.g. sex,age_band).
     #[arg(long = "by", value_delimiter = ',')]
     by: Vec<String>,
-    /// Period, e.g. 2023..2025, 2024Q1..2024Q2 or 2024-01..2024-06.
+    /// Period: whole years (2023..2025, 2024), one quarter (2024Q2) or one month (2024-05).
     #[arg(long)]
     period: String,
     /// Regions to ask (county codes or names), comma-separated; default all.
