@@ -6,7 +6,7 @@ use std::sync::{Arc, RwLock};
 
 use norrsken_common::answer::{agent_answer_schema, AnswerMeta, CellStatus, RegionAnswer};
 use norrsken_common::audit::{audit_chunks, trace_id_of, AuditLog, CellCounts, Who};
-use norrsken_common::cache::{AgentVersions, AnswerCache};
+use norrsken_common::cache::AgentVersions;
 use norrsken_common::catalog::Catalog;
 use norrsken_common::error::NodeError;
 use norrsken_common::geography::{self, Region};
@@ -99,7 +99,7 @@ impl AgentNode {
             requesters_by_name: !protection.policy.requesters.names.iter().any(|n| n == "*"),
         };
         let ledger = Ledger::open(&config.ledger_path(), &catalog, config.audit.fsync).map_err(|e| NodeError::NotReady(e.to_string()))?;
-        let service = QueryService::new(region, AnswerCache::new(&config.engine.cache), ledger, catalog.hash().to_string());
+        let service = QueryService::new(region, &config.engine.cache, ledger, catalog.hash().to_string());
         Ok(AgentNode {
             region,
             config,

@@ -18,7 +18,7 @@
 use std::sync::Arc;
 
 use norrsken_common::answer::{AnswerMeta, RegionAnswer};
-use norrsken_common::cache::{key as cache_key, query_key, AnswerCache, Weighed};
+use norrsken_common::cache::{key as cache_key, query_key, AnswerCache, CacheSettings, Weighed};
 use norrsken_common::catalog::Unit;
 use norrsken_common::error::NodeError;
 use norrsken_common::geography::Region;
@@ -29,8 +29,8 @@ use crate::disclosure::canonical::Canonical;
 use crate::disclosure::lattice::Plan;
 use crate::disclosure::ledger::{release_of, Entry, Ledger, RecordError, Release};
 use crate::disclosure::protection::Protection;
-use crate::disclosure::{protect, Evaluations, Settings};
-use crate::engine::Engine;
+use crate::disclosure::{decide_lattice, protect, DecidedLattice, Evaluations, Settings};
+use crate::engine::{Engine, RawCell};
 
 /// What one request reads, taken once: the engine over the data in force and the policy
 /// in force. Validation, admission, evaluation, protection and the audit record all use
@@ -63,12 +63,9 @@ pub fn requester_of(relay: &Relay) -> String {
     }
 }
 
-/// Evaluates everything a plan needs.
+/// Evaluates what a plan needs besides its lattice.
 pub async fn evaluate(engine: &Engine, plan: &Plan) -> Result<Evaluations, NodeError> {
     let mut ev = Evaluations::default();
-    for q in plan.lattice_queries() {
-        ev.lattice.push(engine.evaluate(&q).await?.cells);
-    }
     if plan.derived() {
         ev.derived = Some(engine.evaluate(&plan.derived_query()).await?.cells);
         if plan.question.recipe.unit == Unit::Person {
@@ -80,6 +77,15 @@ pub async fn evaluate(engine: &Engine, plan: &Plan) -> Result<Evaluations, NodeE
     Ok(ev)
 }
 
+/// Evaluates a plan's lattice.
+pub async fn evaluate_lattice(engine: &Engine, plan: &Plan) -> Result<Vec<Vec<RawCell>>, NodeError> {
+    let mut out = Vec::new();
+    for q in plan.lattice_queries() {
+        out.push(engine.evaluate(&q).await?.cells);
+    }
+    Ok(out)
+}
+
 /// The agent's query service: its answer cache and release ledger.
 pub struct QueryService {
     region: &'static Region,
@@ -89,11 +95,15 @@ pub struct QueryService {
     /// What this agent released to whom (see docs/disclosure-control.md).
     ledger: Ledger,
     catalog_hash: String,
+    /// Decided lattices, by data version, policy version, sizes and lattice: a question with
+    /// the same breakdowns (over another period, or broken down by year) needs no
+    /// evaluation or decision again.
+    lattices: AnswerCache<DecidedLattice>,
 }
 
 impl QueryService {
-    pub fn new(region: &'static Region, cache: AnswerCache<CachedAnswer>, ledger: Ledger, catalog_hash: String) -> QueryService {
-        QueryService { region, cache, ledger, catalog_hash }
+    pub fn new(region: &'static Region, settings: &CacheSettings, ledger: Ledger, catalog_hash: String) -> QueryService {
+        QueryService { region, cache: AnswerCache::new(settings), ledger, catalog_hash, lattices: AnswerCache::new(settings) }
     }
 
     pub fn ledger(&self) -> &Ledger {
@@ -106,6 +116,7 @@ impl QueryService {
 
     pub fn clear_cache(&self) {
         self.cache.clear();
+        self.lattices.clear();
     }
 
     /// An answer's metadata: where it came from.
@@ -166,9 +177,20 @@ impl QueryService {
             }
         }
         let plan = Plan::of(cq, engine.data_years()).map_err(|e| NodeError::Query(QueryError::Invalid { field: "period", message: e.to_string() }))?;
-        let ev = evaluate(engine, &plan).await?;
         let settings = Settings { policy, admission, ptable: protection.ptable.as_ref(), keyer: protection.keyer.as_deref(), data_end: engine.data_end() };
-        let released = protect(&plan, &ev, &settings).map_err(|e| NodeError::DisclosureFailed(e.to_string()))?;
+        let failed = |e: crate::disclosure::DisclosureError| NodeError::DisclosureFailed(e.to_string());
+        let lattice_key = cache_key(&[&data_version, &policy.version, &admission.floor.to_string(), &admission.k.to_string(), &plan.lattice_key()]);
+        let decided = match self.lattices.get(&lattice_key).filter(|_| !v.options.no_cache) {
+            Some(d) => d,
+            None => {
+                let evaluations = evaluate_lattice(engine, &plan).await?;
+                let d = Arc::new(decide_lattice(&plan, &evaluations, &settings).map_err(failed)?);
+                self.lattices.insert(lattice_key, d.clone());
+                d
+            }
+        };
+        let ev = evaluate(engine, &plan).await?;
+        let released = protect(&plan, &decided, &ev, &settings).map_err(failed)?;
         let release = release_of(&Space::of(&cq.recipe), cq, released.ledger).map_err(|e| NodeError::DisclosureFailed(e.to_string()))?;
         record(&release)?;
         let answer = RegionAnswer {

@@ -47,12 +47,12 @@ fn demo_queries() -> Vec<IndicatorQuery> {
     standardised.options.standardise = Some("esp2013".into());
     vec![
         q("stroke_reperfusion", &["year"], "2021..2025"),
-        q("hip_fracture_surgery_24h", &["sex"], "2023..2025"),
+        q("hip_fracture_surgery_24h", &["sex"], "2021..2024"),
         // A standardised comparison with significance against the pooled value.
         analysed(standardised, AnalysisSpec { kind: AnalysisKind::Compare, against: Comparator::Pooled, dimension: None, units: None }),
         // An equity gap: the share with HbA1c over 70 by education, SII and RII.
         analysed(
-            q("diabetes_hba1c_over_70", &[], "2023..2025"),
+            q("diabetes_hba1c_over_70", &[], "2021..2025"),
             AnalysisSpec { kind: AnalysisKind::Equity, against: Comparator::Pooled, dimension: Some("education".into()), units: None },
         ),
         q("hf_hospitalisation_rate", &["age_band"], "2024"),

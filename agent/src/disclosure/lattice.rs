@@ -176,6 +176,15 @@ impl Plan {
         out
     }
 
+    /// What the lattice depends on besides the data, the policy and the sizes: the recipe,
+    /// the perspective, the dimensions and the evaluations (for quarters and months, which
+    /// years).
+    pub fn lattice_key(&self) -> String {
+        let dims: Vec<&str> = self.dims.iter().map(|b| b.name()).collect();
+        let years = self.lattice_queries().iter().map(|q| q.period.to_string()).collect::<Vec<_>>().join("+");
+        format!("{}|{}|{}|{}|{}", self.question.recipe.key(), self.question.options.perspective.name(), dims.join(","), self.depth, years)
+    }
+
     /// The question's own evaluation, for spans and groups.
     pub fn derived_query(&self) -> ValidatedQuery {
         let mut v = self.question.clone();

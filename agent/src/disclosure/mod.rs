@@ -65,41 +65,72 @@ pub struct Settings<'a> {
     pub data_end: chrono::NaiveDate,
 }
 
-/// The evaluations a [`Plan`] needs, done.
+/// The evaluations a [`Plan`] needs besides its lattice, done.
 #[derive(Debug, Clone, Default)]
 pub struct Evaluations {
-    /// [`Plan::lattice_queries`], in order.
-    pub lattice: Vec<Vec<RawCell>>,
     /// [`Plan::derived_query`], when the plan has spans or groups.
     pub derived: Option<Vec<RawCell>>,
     /// [`Plan::partner_queries`], in order (person-based recipes with spans or groups).
     pub partners: Vec<Vec<RawCell>>,
 }
 
+/// A lattice with every cell decided, at the region's floor and at the size applied. It
+/// depends only on the recipe, the perspective, the lattice's dimensions, the data version,
+/// the policy and the sizes, so the agent keeps it for every question of the same lattice
+/// ([`Plan::lattice_key`]).
+#[derive(Debug, Clone)]
+pub struct DecidedLattice {
+    pub lattice: Lattice,
+    pub at_floor: HashMap<lattice::Key, Decision>,
+    pub applied: HashMap<lattice::Key, Decision>,
+}
+
+impl norrsken_common::cache::Weighed for DecidedLattice {
+    fn weight(&self) -> u32 {
+        // About 400 bytes a cell with its two decisions.
+        u32::try_from(self.lattice.cells.len().saturating_mul(400)).unwrap_or(u32::MAX)
+    }
+}
+
+fn rules_for<'a>(plan: &Plan, s: &Settings<'a>, k: u32) -> Rules<'a> {
+    let recipe = &plan.question.recipe;
+    Rules { kind: recipe.kind, distribution: recipe.is_distribution(), policy: s.policy, k, persons: recipe.unit == norrsken_common::catalog::Unit::Person }
+}
+
+/// Decides every cell of a plan's lattice from its evaluations ([`Plan::lattice_queries`],
+/// in order).
+pub fn decide_lattice(plan: &Plan, evaluations: &[Vec<RawCell>], s: &Settings<'_>) -> Result<DecidedLattice, DisclosureError> {
+    if s.policy.perturbation.enabled && (s.ptable.is_none() || s.keyer.is_none()) {
+        return Err(DisclosureError("perturbation is on but its table or record keys are not available".into()));
+    }
+    let (floor, k) = (s.admission.floor, s.admission.k);
+    let fail = |e: String| DisclosureError(e);
+    let floor_lattice = Lattice::from_evaluations(plan, evaluations).with_empty_siblings(&rules_for(plan, s, floor));
+    let at_floor = lattice::decide(&floor_lattice, &rules_for(plan, s, floor), &HashMap::new()).map_err(fail)?;
+    let lattice = if k > floor { floor_lattice.with_empty_siblings(&rules_for(plan, s, k)) } else { floor_lattice };
+    let applied = if k > floor { lattice::decide(&lattice, &rules_for(plan, s, k), &at_floor).map_err(fail)? } else { at_floor.clone() };
+    Ok(DecidedLattice { lattice, at_floor, applied })
+}
+
 /// Decides every cell of the question: at the region's floor and at the size applied.
-pub fn decide(plan: &Plan, ev: &Evaluations, s: &Settings<'_>) -> Result<Vec<QuestionCell>, DisclosureError> {
+pub fn decide(plan: &Plan, decided: &DecidedLattice, ev: &Evaluations, s: &Settings<'_>) -> Result<Vec<QuestionCell>, DisclosureError> {
     let recipe = &plan.question.recipe;
     if s.policy.perturbation.enabled && (s.ptable.is_none() || s.keyer.is_none()) {
         return Err(DisclosureError("perturbation is on but its table or record keys are not available".into()));
     }
     let (floor, k) = (s.admission.floor, s.admission.k);
-    let persons = recipe.unit == norrsken_common::catalog::Unit::Person;
-    let rules = |k: u32| Rules { kind: recipe.kind, distribution: recipe.is_distribution(), policy: s.policy, k, persons };
-    let evaluated = Lattice::from_evaluations(plan, &ev.lattice);
+    let rules = |k: u32| rules_for(plan, s, k);
     let fail = |e: String| DisclosureError(e);
-    let floor_lattice = evaluated.with_empty_siblings(&rules(floor));
-    let at_floor = lattice::decide(&floor_lattice, &rules(floor), &HashMap::new()).map_err(fail)?;
-    let lattice = if k > floor { floor_lattice.with_empty_siblings(&rules(k)) } else { floor_lattice };
-    let applied = if k > floor { lattice::decide(&lattice, &rules(k), &at_floor).map_err(fail)? } else { at_floor.clone() };
+    let DecidedLattice { lattice, at_floor, applied } = decided;
     let mut out = Vec::new();
     if plan.derived() {
         let evaluated = ev.derived.as_deref().ok_or_else(|| DisclosureError("a question with spans or groups was not evaluated".into()))?;
-        let inputs = derived::Inputs { plan, lattice: &lattice, decided: &at_floor, cells: evaluated, partners: &ev.partners, unit: recipe.unit };
+        let inputs = derived::Inputs { plan, lattice, decided: at_floor, cells: evaluated, partners: &ev.partners, unit: recipe.unit };
         let cells = &derived::question_cells(&inputs, &rules(k));
         let inputs = derived::Inputs { cells, ..inputs };
         let d_floor = derived::decide(&inputs, &rules(floor), &HashMap::new()).map_err(fail)?;
         let d_applied = if k > floor {
-            derived::decide(&derived::Inputs { decided: &applied, ..inputs }, &rules(k), &d_floor).map_err(fail)?
+            derived::decide(&derived::Inputs { decided: applied, ..inputs }, &rules(k), &d_floor).map_err(fail)?
         } else {
             d_floor.clone()
         };
@@ -123,8 +154,8 @@ pub fn decide(plan: &Plan, ev: &Evaluations, s: &Settings<'_>) -> Result<Vec<Que
 
 /// Decides and releases the question's cells: what the agent sends, and what its ledger
 /// records.
-pub fn protect(plan: &Plan, ev: &Evaluations, s: &Settings<'_>) -> Result<Released, DisclosureError> {
-    let cells = decide(plan, ev, s)?;
+pub fn protect(plan: &Plan, decided: &DecidedLattice, ev: &Evaluations, s: &Settings<'_>) -> Result<Released, DisclosureError> {
+    let cells = decide(plan, decided, ev, s)?;
     let mut released = release::release(&plan.question, &cells, s)?;
     standardise::attach(&plan.question, s, &mut released.cells)?;
     Ok(released)
