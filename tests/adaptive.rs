@@ -608,6 +608,7 @@ fn naive_answer(v: &ValidatedQuery, table: &norrsken_agent::engine::CellTable) -
                 },
                 suggestion: None,
                 standardised: None,
+                released_without: Vec::new(),
             }
         })
         .collect();

@@ -414,3 +414,31 @@ async fn analyses_rest_only_on_released_cells() {
     eprintln!("analyses: {checked} trend, equity and funnel tables recomputed from their released comparisons ({withheld_units} withheld units carry no value)");
     assert!(withheld_units > 0, "some unit must be withheld for the test to mean anything");
 }
+
+/// A count is not tested against the sum of regions (or the others): each region's row
+/// keeps its value, is `not_compared` and says why; equity gaps and funnel plots of a count
+/// are refused with the reason; its trend is computed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_count_is_shown_not_compared_against_a_sum() {
+    for against in [Comparator::Pooled, Comparator::Others] {
+        let (_, t) = table(&analysed(query("stroke_admissions", &[], "2021..2025"), AnalysisKind::Compare, against, None, None)).await;
+        let regions: Vec<&Vec<Value>> = t.rows.iter().filter(|r| text(&t, r, "row") == "region").collect();
+        assert_eq!(regions.len(), 4, "{against:?}");
+        for r in regions {
+            assert!(num(&t, r, "value").is_some_and(|v| v > 0.0), "{against:?}: the count is shown");
+            assert_eq!(text(&t, r, "significance"), "not_compared", "{against:?}");
+            assert!(text(&t, r, "note").contains("a count is not compared"), "{against:?}: {}", text(&t, r, "note"));
+            assert!(num(&t, r, "comparator_value").is_none(), "{against:?}: no sum of regions as comparator");
+        }
+    }
+    for (kind, dimension, what) in [(AnalysisKind::Equity, Some("sex"), "equity gaps"), (AnalysisKind::Funnel, None, "a funnel plot")] {
+        let by: &[&str] = if dimension.is_some() { &["sex"] } else { &[] };
+        let q = analysed(query("stroke_admissions", by, "2021..2025"), kind, Comparator::Pooled, dimension, None);
+        let mut c = client().await;
+        let e = fetch(&mut c, q.encode_ticket(None)).await.unwrap_err();
+        assert_eq!(e.code(), tonic::Code::InvalidArgument, "{e}");
+        assert!(e.message().contains("is a count") && e.message().contains(what), "{e}");
+    }
+    let (_, t) = table(&analysed(query("stroke_admissions", &["year"], "2021..2025"), AnalysisKind::Trend, Comparator::Pooled, None, None)).await;
+    assert!(t.rows.iter().any(|r| text(&t, r, "row") == "trend" && num(&t, r, "change").is_some()), "a count's trend is computed");
+}

@@ -663,6 +663,7 @@ fn the_derivability_check_catches_a_lone_withheld_cell() {
         reasons: vec![],
         suggestion: None,
         standardised: None,
+        released_without: Vec::new(),
     };
     let answer = RegionAnswer {
         meta: Default::default(),

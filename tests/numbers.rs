@@ -40,40 +40,70 @@ async fn kpp_is_a_cost_per_patient() {
     assert!(pooled.estimate.unwrap().value > 2.0 * per_contact, "{pooled:?}");
 }
 
-/// An outcome window reaching past the data's last date withholds the cell
-/// (`incomplete_followup`), or flags it when the policy releases such cells.
+/// Follow-up per case: index events whose outcome window runs past the data's last day
+/// (31 December 2025) are left out of every cell, and the answer says through which date;
+/// a cell is withheld `incomplete_followup` only when they take more than a tenth of its
+/// time (December and the fourth quarter of 2025 for a 30-day outcome, not the year), or
+/// flagged when the policy releases such cells.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn incomplete_follow_up_is_withheld_or_flagged() {
+async fn follow_up_is_censored_per_case() {
     let agent = node("vasterbotten", "24", exact_policy()).await;
     let q = query("stroke_mortality_30d", &["month"], "2025");
     let answer = ask(&agent, &q).await.unwrap();
+    // 30 days: index events through 1 December 2025 have their whole window.
+    assert_eq!(answer.meta.followup_through.as_deref(), Some("2025-12-01"));
     let by_month: BTreeMap<&str, &ReleasedCell> = answer.cells.iter().map(|c| (c.labels[0].as_str(), c)).collect();
-    let dec = by_month["2025-12"];
-    assert!(dec.status == CellStatus::Suppressed && dec.reasons.contains(&Reason::IncompleteFollowup), "{dec:?}");
-    // November ends on the 30th: 30 more days end on 30 December, inside the data.
+    // December keeps only the stays of 1 December: withheld for the window, or absent when
+    // there were none (an empty cell is listed only beside a small one).
+    if let Some(dec) = by_month.get("2025-12") {
+        assert!(dec.status == CellStatus::Suppressed && dec.reasons.contains(&Reason::IncompleteFollowup), "{dec:?}");
+    }
     for m in ["2025-09", "2025-10", "2025-11"] {
         assert!(!by_month[m].reasons.contains(&Reason::IncompleteFollowup), "{m}: {:?}", by_month[m]);
     }
-    // The whole year 2025 holds December's stays; 2024 does not.
+    // The year 2025 is released: 30 of its 365 days are left out. Its count is the exact
+    // count of stays admitted through 1 December (the independent reference, censored).
     let years = ask(&agent, &query("stroke_mortality_30d", &["year"], "2024..2025")).await.unwrap();
     let y = |l: &str| years.cells.iter().find(|c| c.labels[0] == l).unwrap().clone();
-    assert!(y("2025").reasons.contains(&Reason::IncompleteFollowup) && y("2025").numerator.is_none());
-    assert!(!y("2024").reasons.contains(&Reason::IncompleteFollowup));
-    // A policy that releases them flags them instead.
+    assert!(y("2025").numerator.is_some() && !y("2025").reasons.contains(&Reason::IncompleteFollowup), "{:?}", y("2025"));
+    let data = crate::fixtures::data("vasterbotten", "24");
+    let v = crate::attacks::validate(&query("stroke_mortality_30d", &["year"], "2024..2025"));
+    let reference = crate::reference::cells(&data, &v);
+    let exact = reference.iter().find(|(k, _)| k.1 == vec!["2025".to_string()]).map(|(_, c)| c.units).unwrap();
+    assert_eq!(y("2025").denominator, Some(exact), "the year's stays are those through 1 December");
+    // Hand check of the rule on the reference: without censoring the year holds more stays.
+    let mut uncensored = v.clone();
+    uncensored.data_end = None;
+    let all = crate::reference::cells(&data, &uncensored).iter().find(|(k, _)| k.1 == vec!["2025".to_string()]).map(|(_, c)| c.units).unwrap();
+    assert!(all > exact, "December's stays after the 1st are left out: {all} vs {exact}");
+    // A 2024 question ends before the edge: nothing is left out, no note.
+    let a2024 = ask(&agent, &query("stroke_mortality_30d", &[], "2024")).await.unwrap();
+    assert_eq!(a2024.meta.followup_through, None);
+    // The fourth quarter: 30 of 92 days left out, withheld.
+    let q4 = ask(&agent, &query("stroke_mortality_30d", &[], "2025Q4")).await.unwrap();
+    assert!(q4.cells[0].reasons.contains(&Reason::IncompleteFollowup) && q4.cells[0].numerator.is_none(), "{:?}", q4.cells[0]);
+    // Hip fracture surgery within 24 hours: one day, so December 2025 is released (index
+    // events through 30 December).
+    let hip = ask(&agent, &query("hip_fracture_surgery_24h", &[], "2025-12")).await.unwrap();
+    assert_eq!(hip.meta.followup_through.as_deref(), Some("2025-12-30"));
+    assert!(!hip.cells[0].reasons.contains(&Reason::IncompleteFollowup), "{:?}", hip.cells[0]);
+    // A policy that releases such cells flags them instead.
     let mut policy = exact_policy();
     policy.release_incomplete_followup = true;
     let flagged = node("vasterbotten", "24", policy).await;
     let a = ask(&flagged, &q).await.unwrap();
-    let dec = a.cells.iter().find(|c| c.labels[0] == "2025-12").unwrap();
-    assert!(dec.reasons.contains(&Reason::IncompleteFollowup), "{dec:?}");
-    // Large enough cells are released with the flag: the whole of 2025.
-    let y2025 = ask(&flagged, &query("stroke_mortality_30d", &[], "2025")).await.unwrap();
-    assert!(y2025.cells[0].numerator.is_some() && y2025.cells[0].reasons.contains(&Reason::IncompleteFollowup), "{:?}", y2025.cells[0]);
-    // Withheld only for the window, a cell's suggestion says how far back to ask.
-    let withheld = ask(&agent, &query("stroke_mortality_30d", &[], "2025")).await.unwrap();
+    if let Some(dec) = a.cells.iter().find(|c| c.labels[0] == "2025-12") {
+        assert!(dec.reasons.contains(&Reason::IncompleteFollowup), "{dec:?}");
+    }
+    // A 365-day outcome: the five years' total leaves out 2025, a fifth of its time, so it
+    // is withheld for the window alone, or released flagged.
+    let total = query("osteoporosis_after_fracture", &[], "2021..2025");
+    let released = ask(&flagged, &total).await.unwrap();
+    assert!(released.cells[0].numerator.is_some() && released.cells[0].reasons.contains(&Reason::IncompleteFollowup), "{:?}", released.cells[0]);
+    let withheld = ask(&agent, &total).await.unwrap();
     let c = &withheld.cells[0];
     assert_eq!(c.reasons, [Reason::IncompleteFollowup], "{c:?}");
-    assert!(c.suggestion.as_deref().unwrap().contains("30 days"), "{c:?}");
+    assert!(c.suggestion.as_deref().unwrap().contains("365 days"), "{c:?}");
 }
 
 /// Suggestions are true: one that names a coarser cell names one that is released, and no
@@ -153,4 +183,51 @@ fn the_cli_speaks_swedish_when_asked() {
     assert!(run(&[], "sv_SE.UTF-8").contains(&recipe.title.sv));
     let en = run(&[], "C");
     assert!(en.contains(&recipe.title.en) && en.contains("counted:"), "{en}");
+}
+
+/// Every suggestion in a comparison is true: for each withheld row (a region's, the pooled
+/// row, a home region's in the population perspective) whose suggestion names a coarser
+/// cell, the coordinator is asked that coarser question and the row is released there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_suggestion_in_region_pooled_and_population_rows_is_true() {
+    use norrsken_common::query::Perspective;
+    let dropped = |s: &str, by: &[&str]| by.iter().position(|b| s.contains(&format!("drop the {b} breakdown")) || s.contains(&format!("(drop {b})")));
+    let (mut checked, mut pooled_checked, mut unchecked) = (0, 0, 0);
+    for perspective in [Perspective::Provider, Perspective::Population] {
+        for (indicator, by) in [("stroke_reperfusion", vec!["sex", "year"]), ("hip_fracture_surgery_24h", vec!["age_band", "sex"]), ("diabetes_statin", vec!["kommun", "sex"])] {
+            // With the margins asked, every agent knows its coarser cells.
+            let q = with(query(indicator, &by, "2021..2024"), |o| {
+                o.perspective = perspective;
+                o.totals = true;
+            });
+            let c = compare(&q).await;
+            let mut coarser: BTreeMap<usize, Comparison> = BTreeMap::new();
+            for r in c.rows.iter().filter(|r| r.status == "suppressed" && r.kind != RowKind::Missing) {
+                let s = r.suggestion.as_deref().unwrap_or_else(|| panic!("{indicator}: a withheld row without a suggestion {r:?}"));
+                if !s.contains("that cell is released") {
+                    assert!(s.contains("not checked"), "{indicator} {perspective:?}: a suggestion that neither names a released cell nor says it is not checked: {s}");
+                    unchecked += 1;
+                    continue;
+                }
+                let i = dropped(s, &by).unwrap_or_else(|| panic!("{indicator}: which breakdown? {s}"));
+                if !coarser.contains_key(&i) {
+                    let fewer: Vec<&str> = by.iter().enumerate().filter(|(j, _)| *j != i).map(|(_, b)| *b).collect();
+                    coarser.insert(i, compare(&with(query(indicator, &fewer, "2021..2024"), |o| {
+                        o.perspective = perspective;
+                        o.totals = true;
+                    }))
+                    .await);
+                }
+                let labels: Vec<Option<String>> = r.labels.iter().enumerate().filter(|(j, _)| *j != i).map(|(_, l)| l.clone()).collect();
+                let named = coarser[&i].rows.iter().find(|x| x.kind == r.kind && x.region == r.region && x.labels == labels && x.category == r.category);
+                let named = named.unwrap_or_else(|| panic!("{indicator} {perspective:?}: the coarser row of {r:?} is missing"));
+                assert_ne!(named.status, "suppressed", "{indicator} {perspective:?}: '{s}' on {:?} {} {:?}, but that cell is withheld: {named:?}", r.kind, r.region, r.labels);
+                checked += 1;
+                if r.kind == RowKind::Pooled {
+                    pooled_checked += 1;
+                }
+            }
+        }
+    }
+    assert!(checked > 0 && pooled_checked > 0, "suggestions checked: {checked}, of pooled rows {pooled_checked}, not checked {unchecked}");
 }

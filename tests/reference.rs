@@ -531,6 +531,16 @@ pub fn cells(d: &Data, q: &ValidatedQuery) -> BTreeMap<Key, RefCell> {
     let (ey, em) = q.period.end_exclusive();
     let start = days_from_civil(sy, sm, 1) as i64 * MICROS_PER_DAY;
     let end = days_from_civil(ey, em, 1) as i64 * MICROS_PER_DAY;
+    // Follow-up per case: an index event whose outcome window of `follow_up_days` ends after
+    // the data's last day (31 December of its last year) is left out.
+    let censor = match (recipe.follow_up_days.filter(|d| *d > 0), q.data_end) {
+        (Some(days), Some(end)) => {
+            use chrono::Datelike;
+            let last = days_from_civil(end.year(), end.month(), end.day());
+            Some((last - days as i32 + 1) as i64 * MICROS_PER_DAY)
+        }
+        _ => None,
+    };
 
     let labelled = |p: &Person, t: i64, care: Option<&str>| -> Option<(String, Vec<String>)> {
         let (y, m, _) = civil_from_days(day_of(t));
@@ -556,7 +566,7 @@ pub fn cells(d: &Data, q: &ValidatedQuery) -> BTreeMap<Key, RefCell> {
     let mut per_cell: BTreeMap<(String, Vec<String>), BTreeMap<i64, RefUnit>> = BTreeMap::new();
     let mut event_cells: BTreeMap<(String, Vec<String>), Vec<RefUnit>> = BTreeMap::new();
     for u in units(d, &recipe.id) {
-        if u.index < start || u.index >= end {
+        if u.index < start || u.index >= end || censor.is_some_and(|c| u.index >= c) {
             continue;
         }
         let p = &d.persons[&u.person_id];

@@ -134,6 +134,7 @@ impl QueryService {
             period: v.period.to_string(),
             min_cell_size: k,
             dry_run: v.options.dry_run,
+            followup_through: v.censored_through().map(|d| d.to_string()),
         }
     }
 

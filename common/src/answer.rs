@@ -140,6 +140,10 @@ pub struct ReleasedCell {
     /// On an age total of a standardised question: the directly standardised value, from
     /// the age bands' perturbed counts (see docs/analysis.md).
     pub standardised: Option<Standardised>,
+    /// The breakdowns of the question whose dropping gives a coarser cell this agent
+    /// releases (the cell with that label replaced by its total), in the order suggestions
+    /// try them: what lets the coordinator make a pooled row's suggestion true.
+    pub released_without: Vec<Breakdown>,
 }
 
 impl ReleasedCell {
@@ -157,6 +161,7 @@ impl ReleasedCell {
             reasons,
             suggestion,
             standardised: None,
+            released_without: Vec::new(),
         }
     }
 
@@ -183,6 +188,10 @@ pub struct AnswerMeta {
     /// The minimum cell size that was applied.
     pub min_cell_size: u32,
     pub dry_run: bool,
+    /// The last index date with complete follow-up, when it falls inside the period: index
+    /// events after it are left out of the cells (`YYYY-MM-DD`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub followup_through: Option<String>,
 }
 
 const META_PREFIX: &str = "norrsken.";
@@ -218,6 +227,7 @@ impl AnswerMeta {
             period: get("period")?,
             min_cell_size: get("min_cell_size")?.parse().map_err(|e: std::num::ParseIntError| AnswerError::Value { column: "norrsken.min_cell_size".into(), value: e.to_string() })?,
             dry_run: get("dry_run")? == "true",
+            followup_through: md.get(&format!("{META_PREFIX}followup_through")).cloned(),
         })
     }
 }
@@ -250,6 +260,7 @@ pub fn agent_answer_schema(breakdowns: &[Breakdown], distribution: bool) -> Sche
         Field::new("std_var", DataType::Float64, true),
         Field::new("std_wmax", DataType::Float64, true),
         Field::new("std_events", DataType::Float64, true),
+        Field::new("released_without", DataType::Utf8, true),
     ]);
     Schema::new(fields)
 }
@@ -286,13 +297,16 @@ impl RegionAnswer {
         columns.push(Arc::new(cells.iter().map(|c| c.standardised.map(|s| s.var)).collect::<Float64Array>()));
         columns.push(Arc::new(cells.iter().map(|c| c.standardised.map(|s| s.wmax)).collect::<Float64Array>()));
         columns.push(Arc::new(cells.iter().map(|c| c.standardised.map(|s| s.events)).collect::<Float64Array>()));
+        columns.push(Arc::new(
+            cells.iter().map(|c| (!c.released_without.is_empty()).then(|| c.released_without.iter().map(|b| b.name()).collect::<Vec<_>>().join(","))).collect::<StringArray>(),
+        ));
         RecordBatch::try_new(self.schema(), columns)
     }
 
     /// Reads an answer back from its batches (the schema's metadata gives `meta`).
     pub fn from_batches(schema: &Schema, batches: &[RecordBatch]) -> Result<RegionAnswer, AnswerError> {
         let meta = AnswerMeta::from_metadata(schema.metadata())?;
-        let fixed = ["region", "category", "numerator", "denominator", "value_sum", "value_sd", "status", "reason", "suggestion", "std_value", "std_var", "std_wmax", "std_events"];
+        let fixed = ["region", "category", "numerator", "denominator", "value_sum", "value_sd", "status", "reason", "suggestion", "std_value", "std_var", "std_wmax", "std_events", "released_without"];
         let mut breakdowns = Vec::new();
         for f in schema.fields() {
             if fixed.contains(&f.name().as_str()) {
@@ -314,6 +328,8 @@ impl RegionAnswer {
             let (sum, sq) = (floats("value_sum")?, floats("value_sd")?);
             let (status, reason, suggestion) = (text("status")?, text("reason")?, text("suggestion")?);
             let std = [floats("std_value")?, floats("std_var")?, floats("std_wmax")?, floats("std_events")?];
+            // Absent in answers of agents older than the column: no coarser cell is known.
+            let without = b.column_by_name("released_without").and_then(|c| c.as_string_opt::<i32>());
             let opt_i = |a: &Int64Array, i: usize| (!a.is_null(i)).then(|| a.value(i));
             let opt_f = |a: &Float64Array, i: usize| (!a.is_null(i)).then(|| a.value(i));
             let opt_s = |a: &StringArray, i: usize| (!a.is_null(i)).then(|| a.value(i).to_string());
@@ -339,6 +355,14 @@ impl RegionAnswer {
                     standardised: match std.map(|a| opt_f(a, i)) {
                         [Some(value), Some(var), Some(wmax), Some(events)] => Some(Standardised { value, var, wmax, events }),
                         _ => None,
+                    },
+                    released_without: match without.and_then(|a| opt_s(a, i)) {
+                        Some(list) => list
+                            .split(',')
+                            .filter(|x| !x.is_empty())
+                            .map(|x| Breakdown::parse(x).ok_or_else(|| AnswerError::Value { column: "released_without".into(), value: x.to_string() }))
+                            .collect::<Result<Vec<_>, _>>()?,
+                        None => Vec::new(),
                     },
                 });
             }
@@ -395,6 +419,7 @@ mod tests {
                     reasons: vec![Reason::Perturbed],
                     suggestion: None,
                     standardised: None,
+                    released_without: vec![Breakdown::Sex],
                 },
                 ReleasedCell {
                     region: "25".into(),
@@ -408,6 +433,7 @@ mod tests {
                     reasons: vec![Reason::BelowMinCell, Reason::Complement],
                     suggestion: Some("drop sex".into()),
                     standardised: None,
+                    released_without: Vec::new(),
                 },
             ],
         };

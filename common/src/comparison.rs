@@ -151,6 +151,14 @@ pub struct ComparisonMeta {
     pub cached: bool,
     /// The standard population of a standardised comparison (`esp2013`, `se2020`).
     pub standard: Option<String>,
+    /// The last index date with complete follow-up when it falls inside the period: index
+    /// events after it are left out of every cell (`YYYY-MM-DD`; the earliest of the
+    /// regions' when their data end differently).
+    pub followup_through: Option<String>,
+    /// Pooled rows (and home-region rows in the population perspective) add the regions'
+    /// parts, so a person or patient seen in several regions counts once in each: true for
+    /// recipes counting persons or patients.
+    pub counted_per_region: bool,
 }
 
 impl ComparisonMeta {
@@ -192,6 +200,8 @@ impl ComparisonMeta {
             dry_run: false,
             cached: false,
             standard: None,
+            followup_through: None,
+            counted_per_region: r.unit == crate::catalog::Unit::Person || r.kind == Kind::CostSum,
         }
     }
 }
@@ -287,6 +297,10 @@ impl Comparison {
                 "direct age standardisation over the recipe's age bands, computed by each region's agent from its age bands as released (cell key method); 95% Fay-Feuer gamma interval".to_string(),
             );
         }
+        if let Some(d) = &m.followup_through {
+            put("followup_through", d.clone());
+        }
+        put("counted_per_region", m.counted_per_region.to_string());
         put("regions", serde_json::to_string(&self.regions).unwrap_or_default());
         md
     }
@@ -358,6 +372,8 @@ impl Comparison {
             dry_run: flag("dry_run")?,
             cached: flag("cached")?,
             standard: md.get(&format!("{PREFIX}standard")).cloned(),
+            followup_through: md.get(&format!("{PREFIX}followup_through")).cloned(),
+            counted_per_region: md.get(&format!("{PREFIX}counted_per_region")).is_some_and(|v| v == "true"),
         };
         let regions: Vec<RegionReport> =
             serde_json::from_str(&get("regions")?).map_err(|e| ComparisonError::Value { column: "norrsken.regions".into(), value: e.to_string() })?;

@@ -21,6 +21,7 @@ pub mod reload;
 pub mod service;
 pub mod settings;
 pub mod standard;
+pub mod suggest;
 pub mod telemetry;
 pub mod text;
 pub mod tls;

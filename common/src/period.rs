@@ -106,6 +106,24 @@ impl Period {
         Ok(Period { first, last, grain: ga })
     }
 
+    /// The period's first day.
+    pub fn first_day(&self) -> chrono::NaiveDate {
+        chrono::NaiveDate::from_ymd_opt(self.first.year(), self.first.month(), 1).unwrap_or(chrono::NaiveDate::MIN)
+    }
+    /// The period's last day.
+    pub fn last_day(&self) -> chrono::NaiveDate {
+        let next = MonthIndex(self.last.0 + 1);
+        chrono::NaiveDate::from_ymd_opt(next.year(), next.month(), 1).and_then(|d| d.pred_opt()).unwrap_or(chrono::NaiveDate::MAX)
+    }
+    /// The share of the period's days after `through` (0 when it ends by then, 1 when it
+    /// starts after it).
+    pub fn share_after(&self, through: chrono::NaiveDate) -> f64 {
+        let (first, last) = (self.first_day(), self.last_day());
+        let days = (last - first).num_days() + 1;
+        let after = (last - through).num_days().clamp(0, days);
+        after as f64 / days as f64
+    }
+
     pub fn first_year(&self) -> i32 {
         self.first.year()
     }

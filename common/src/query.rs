@@ -502,6 +502,7 @@ impl IndicatorQuery {
             period,
             regions: self.regions.clone(),
             options,
+            data_end: data_years.and_then(|(_, last)| chrono::NaiveDate::from_ymd_opt(last, 12, 31)),
         })
     }
 }
@@ -513,6 +514,13 @@ fn analysis_breakdowns(a: &AnalysisSpec, recipe: &Recipe, breakdowns: &mut Vec<B
     let invalid = |field: &'static str, message: String| QueryError::Invalid { field, message };
     if recipe.is_distribution() {
         return Err(invalid("options.analysis", format!("{} is a distribution over categories; analyses need one value per cell", recipe.key())));
+    }
+    if recipe.kind == Kind::Count && matches!(a.kind, AnalysisKind::Equity | AnalysisKind::Funnel) {
+        let what = if a.kind == AnalysisKind::Equity { "equity gaps" } else { "a funnel plot" };
+        return Err(invalid(
+            "options.analysis.kind",
+            format!("{} is a count: {what} would compare counts of groups or regions of different size; ask a rate or a share, or the count's trend", recipe.key()),
+        ));
     }
     if a.against == Comparator::Target && recipe.target.is_none() {
         return Err(invalid("options.analysis.against", format!("{} has no published target level", recipe.key())));
@@ -577,9 +585,27 @@ pub struct ValidatedQuery {
     pub period: Period,
     pub regions: Vec<String>,
     pub options: QueryOptions,
+    /// The last day of the data the question is asked of (the end of its last year), when
+    /// validated against a datalager; index events whose outcome window runs past it are
+    /// left out ([`ValidatedQuery::followup_through`]).
+    pub data_end: Option<chrono::NaiveDate>,
 }
 
 impl ValidatedQuery {
+    /// The last index date with complete follow-up, when the recipe has an outcome window
+    /// and the question was validated against a datalager: index events after it are left
+    /// out of the question's cells.
+    pub fn followup_through(&self) -> Option<chrono::NaiveDate> {
+        self.recipe.followup_complete_through(self.data_end?)
+    }
+
+    /// The last index date with complete follow-up when it falls inside the question's
+    /// period (the question's last days are censored); None when the whole period has it.
+    pub fn censored_through(&self) -> Option<chrono::NaiveDate> {
+        let through = self.followup_through()?;
+        (through < self.period.last_day()).then_some(through)
+    }
+
     /// The query in its canonical form: what it asks, independent of id, spelling of the
     /// period, order of filter values and transport. Used for cache keys and audit.
     pub fn normalized(&self) -> IndicatorQuery {

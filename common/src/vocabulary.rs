@@ -1,5 +1,5 @@
-//! The words a user reads about a cell: its status and every reason code, in Swedish and
-//! English. One vocabulary for every front end (the command-line tool, the web app through
+//! The words a user reads about a cell: its status, every reason code and the notes on how
+//! an answer counts, in Swedish and English. One vocabulary for every front end (the command-line tool, the web app through
 //! `/api/vocabulary`, Flight SQL's `reason_sv`/`reason_en` columns, the regional report's
 //! PDF and xlsx), so that they never disagree and a cell is never described as "too few"
 //! unless it is.
@@ -73,6 +73,50 @@ pub fn status(s: CellStatus, lang: Lang) -> &'static str {
     }
 }
 
+/// A note an answer carries about how its cells were counted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Note {
+    /// Index events after a date (`{0}`) are left out: their follow-up is not complete.
+    FollowupThrough,
+    /// Pooled rows, and home-region rows in the population perspective, add each region's
+    /// part: a patient treated in several regions counts once in each.
+    CountedPerRegion,
+}
+
+impl Note {
+    pub const ALL: [Note; 2] = [Note::FollowupThrough, Note::CountedPerRegion];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Note::FollowupThrough => "followup_through",
+            Note::CountedPerRegion => "counted_per_region",
+        }
+    }
+}
+
+/// A note in words; `{0}` stands for its argument (a date).
+pub fn note(n: Note, lang: Lang) -> &'static str {
+    let (sv, en) = match n {
+        Note::FollowupThrough => (
+            "Indexhändelser t.o.m. {0} (uppföljningen komplett); senare händelser ingår inte",
+            "Index events through {0} (follow-up complete); later ones are left out",
+        ),
+        Note::CountedPerRegion => (
+            "Den sammanvägda raden, och i befolkningsperspektivet hemregionens rad, lägger ihop regionernas delar: en patient som vårdats i flera regioner räknas en gång i varje region (unika patienter över regiongränser räknas ännu inte)",
+            "The pooled row, and in the population perspective the home region's row, add the regions' parts: a patient treated in several regions counts once in each region (distinct patients across regions are not yet counted)",
+        ),
+    };
+    match lang {
+        Lang::Sv => sv,
+        Lang::En => en,
+    }
+}
+
+/// A note with its argument filled in.
+pub fn note_with(n: Note, arg: &str, lang: Lang) -> String {
+    note(n, lang).replace("{0}", arg)
+}
+
 /// Reason codes (as they travel, comma-separated) in words, joined by "; ". Codes this
 /// version does not know are shown as they are.
 pub fn reasons_text(codes: &[impl AsRef<str>], lang: Lang) -> String {
@@ -96,6 +140,9 @@ pub fn to_json() -> serde_json::Value {
         }
         for s in [CellStatus::Released, CellStatus::Perturbed, CellStatus::Suppressed] {
             words.insert(format!("status.{}", s.name()), status(s, lang).into());
+        }
+        for n in Note::ALL {
+            words.insert(format!("note.{}", n.name()), note(n, lang).into());
         }
         out.insert(lang.code().into(), words.into());
     }

@@ -20,6 +20,7 @@ use norrsken_common::period::Period;
 use norrsken_common::query::Perspective;
 
 use norrsken_common::standard::{standardise, Standardised};
+use norrsken_common::suggest::{drop_breakdown, first_droppable, pooled_nothing_coarser};
 
 use crate::stats::{estimate, fay_feuer_at, Level};
 
@@ -183,6 +184,10 @@ struct Acc {
     /// cell of several agents has no one standardised value).
     std: Option<Standardised>,
     parts: u32,
+    /// Breakdowns whose dropping gives a coarser cell released in every part added so far
+    /// (None before the first part), and the agents the parts came from.
+    without: Option<BTreeSet<Breakdown>>,
+    agents: BTreeSet<String>,
 }
 
 fn add_i(a: Option<i64>, b: Option<i64>) -> Option<i64> {
@@ -214,6 +219,27 @@ impl Acc {
     /// The standard deviation of the values added so far.
     fn sd(&self) -> Option<f64> {
         crate::stats::standard_deviation(self.denominator? as f64, self.value_sum?, self.value_sum_sq?)
+    }
+
+    /// Adds parts' knowledge of released coarser cells: a coarser cell of a sum of parts is
+    /// released when it is released in every part.
+    fn add_without(&mut self, without: impl IntoIterator<Item = Breakdown>, agents: impl IntoIterator<Item = String>) {
+        let w: BTreeSet<Breakdown> = without.into_iter().collect();
+        self.without = Some(match self.without.take() {
+            None => w,
+            Some(old) => old.intersection(&w).copied().collect(),
+        });
+        self.agents.extend(agents);
+    }
+
+    /// A true suggestion for a withheld cell that adds the parts of several agents: a
+    /// coarser cell when it is released in the part of every agent that answered.
+    fn parts_suggestion(&self, answering: usize, period: &Period) -> String {
+        let everywhere = self.agents.len() >= answering;
+        match self.without.as_ref().filter(|_| everywhere).and_then(|w| first_droppable(|b| w.contains(&b))) {
+            Some(b) => drop_breakdown(b, period),
+            None => pooled_nothing_coarser(),
+        }
     }
 
     fn add_values(&mut self, n: Option<i64>, d: Option<i64>, s: Option<f64>, sq: Option<f64>) {
@@ -268,6 +294,7 @@ pub fn merge(input: &MergeInput<'_>, outcomes: &[RegionOutcome]) -> Comparison {
                     .entry((c.labels.clone(), c.category.clone()))
                     .or_default();
                 acc.add_released(c.numerator, c.denominator, c.value_sum, c.value_sd);
+                acc.add_without(c.released_without.iter().copied(), [o.region.clone()]);
                 acc.parts += 1;
                 acc.std = c.standardised;
                 match c.status {
@@ -276,14 +303,6 @@ pub fn merge(input: &MergeInput<'_>, outcomes: &[RegionOutcome]) -> Comparison {
                     CellStatus::Released => {}
                 }
                 acc.reasons.extend(c.reasons.iter().map(|r| r.name().to_string()));
-                // In the population perspective a home region's cell adds parts from several
-                // agents; a part withheld at another region's agent withholds the whole cell.
-                if c.status == CellStatus::Suppressed && perspective == Perspective::Population && c.region != o.region {
-                    acc.suggestion = Some(format!(
-                        "part of this cell is care given in {} ({}), too small to release there; the provider perspective, or a question without the finest breakdown, may release it",
-                        o.name, c.suggestion.as_deref().unwrap_or("")
-                    ));
-                }
                 if acc.suggestion.is_none() {
                     acc.suggestion = c.suggestion.clone();
                 }
@@ -332,28 +351,35 @@ pub fn merge(input: &MergeInput<'_>, outcomes: &[RegionOutcome]) -> Comparison {
 
     let mut rows = Vec::new();
     let mut pooled: BTreeMap<CellKey, Acc> = BTreeMap::new();
+    let answering = outcomes.iter().filter(|o| o.state == RegionState::Ok).count();
     for ((_, region), cells) in &per_region {
         for (key, acc) in cells {
             // In the population perspective a home region's row lacks the parts of agents that
             // did not answer.
-            rows.push(make_row(RowKind::Region, region, &name_of(region), key, acc, population_view && partial));
+            if population_view && acc.withheld {
+                // A home region's cell adds the parts of several agents: only a coarser cell
+                // released in every agent's part is released.
+                let mut own = acc.clone();
+                own.suggestion = Some(acc.parts_suggestion(answering, &period));
+                rows.push(make_row(RowKind::Region, region, &name_of(region), key, &own, partial));
+            } else {
+                rows.push(make_row(RowKind::Region, region, &name_of(region), key, acc, population_view && partial));
+            }
             let p = pooled.entry(key.clone()).or_default();
             p.add_values(acc.numerator, acc.denominator, acc.value_sum, acc.value_sum_sq);
+            p.add_without(acc.without.clone().unwrap_or_default(), acc.agents.iter().cloned());
             p.perturbed |= acc.perturbed;
             if acc.withheld {
                 p.withheld = true;
-                if p.suggestion.is_none() {
-                    p.suggestion = acc.suggestion.clone();
-                }
             } else if acc.perturbed {
                 p.reasons.insert(Reason::Perturbed.name().to_string());
             }
         }
     }
-    let answering = outcomes.iter().filter(|o| o.state == RegionState::Ok).count();
     if answering > 0 {
         for acc in pooled.values_mut().filter(|a| a.withheld) {
             acc.reasons = [Reason::PooledProtection.name().to_string()].into_iter().collect();
+            acc.suggestion = Some(acc.parts_suggestion(answering, &period));
         }
         for (key, acc) in &pooled {
             rows.push(make_row(RowKind::Pooled, pooled_label, pooled_label, key, acc, partial));
@@ -400,6 +426,7 @@ pub fn merge(input: &MergeInput<'_>, outcomes: &[RegionOutcome]) -> Comparison {
     meta.partial = partial;
     meta.dry_run = dry_run;
     meta.standard = standard.map(str::to_string);
+    meta.followup_through = outcomes.iter().filter_map(|o| o.answer.as_ref()?.meta.followup_through.clone()).min();
     Comparison { meta, breakdowns: breakdowns.to_vec(), distribution: recipe.is_distribution(), rows, regions: reports }
 }
 
@@ -423,6 +450,7 @@ mod tests {
             reasons: if withheld { vec![Reason::BelowMinCell] } else { vec![] },
             suggestion: withheld.then(|| "merge".to_string()),
             standardised: None,
+            released_without: Vec::new(),
         }
     }
 

@@ -457,6 +457,7 @@ mod tests {
                     reasons: if *withheld { vec![Reason::BelowMinCell] } else { vec![Reason::Perturbed] },
                     suggestion: withheld.then(|| "merge".into()),
                     standardised: None,
+                    released_without: Vec::new(),
                 })
                 .collect();
             let meta = AnswerMeta { query_id: q.query_id, region: self.region.clone(), data_version: "d1".into(), policy_version: "p1".into(), ..Default::default() };

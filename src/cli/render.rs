@@ -179,6 +179,12 @@ pub fn render(c: &Comparison, lang: Lang) -> String {
     let title = if lang == Lang::Sv && !m.title_sv.is_empty() { &m.title_sv } else { &m.title };
     let _ = writeln!(out, "{} ({}), {} perspective, period {}", title, m.recipe, m.perspective, m.period);
     let _ = writeln!(out, "counted: {}", m.semantics);
+    if let Some(d) = &m.followup_through {
+        let _ = writeln!(out, "{}", vocabulary::note_with(vocabulary::Note::FollowupThrough, d, lang.words()));
+    }
+    if m.counted_per_region {
+        let _ = writeln!(out, "{}", vocabulary::note(vocabulary::Note::CountedPerRegion, lang.words()));
+    }
     let _ = writeln!(out, "value: {}; CI: {}", m.value, m.ci);
     if let Some(id) = &m.standard {
         let title = norrsken_common::standard::standard(id).map_or(id.clone(), |s| format!("{} ({id})", s.title));

@@ -96,6 +96,7 @@ mod tests {
             reasons: vec![],
             suggestion: None,
             standardised: None,
+            released_without: Vec::new(),
         };
         // Canonical order is sex, age_band (the order of the vocabulary): the first
         // question asked it so, the second the other way round.

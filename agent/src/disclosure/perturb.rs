@@ -75,6 +75,7 @@ pub(crate) fn release_cell(kind: Kind, c: &RawCell, s: &Settings<'_>) -> Result<
         reasons: reasons_out,
         suggestion: None,
         standardised: None,
+        released_without: Vec::new(),
     })
 }
 

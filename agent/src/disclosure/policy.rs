@@ -211,6 +211,12 @@ pub struct Policy {
     /// `incomplete_followup` (default false: withhold them with that reason).
     #[serde(default)]
     pub release_incomplete_followup: bool,
+    /// Follow-up per case: index events whose outcome window runs past the data's last day
+    /// are left out of every cell; a cell is withheld `incomplete_followup` when they take
+    /// more than this share of its time span (default 0.1: a 30-day outcome keeps the last
+    /// year, 30 of 365 days left out, and withholds its last quarter and December).
+    #[serde(default = "default_censored_share")]
+    pub followup_max_censored_share: f64,
     /// Most breakdowns plus filtered attributes in one query.
     #[serde(default = "default_dims")]
     pub max_dimensions: u32,
@@ -248,6 +254,9 @@ fn default_min_cell() -> u32 {
 }
 fn default_ladder() -> Vec<u32> {
     vec![5, 10, 20, 50, 100, 200, 500, 1000]
+}
+fn default_censored_share() -> f64 {
+    0.1
 }
 fn default_dims() -> u32 {
     3
@@ -348,6 +357,9 @@ impl Policy {
         }
         if pert.enabled && !(pert.magnitude > 0.0 && pert.magnitude <= 0.5) {
             return Err(fail("magnitude", format!("magnitude {} must be above 0 and at most 0.5", pert.magnitude)));
+        }
+        if !(0.0..=1.0).contains(&p.followup_max_censored_share) {
+            return Err(fail("followup_max_censored_share", format!("followup_max_censored_share {} must lie between 0 and 1", p.followup_max_censored_share)));
         }
         if p.ledger.enabled && p.ledger.budget_cells == 0 {
             return Err(fail("budget_cells", "budget_cells must be at least 1 (or turn the ledger off)".into()));
@@ -456,6 +468,7 @@ impl Policy {
             standardisation: StandardisationPolicy::default(),
             min_cell_ladder: default_ladder(),
             release_incomplete_followup: false,
+            followup_max_censored_share: default_censored_share(),
             file: None,
         }
     }

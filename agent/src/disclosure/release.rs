@@ -1,7 +1,8 @@
 //! Stage 6 of the disclosure pipeline: the release. The question's cells, decided in the
 //! lattice ([`super::lattice`], [`super::derived`]), become the cells sent: released cells
 //! perturbed ([`super::perturb`]), withheld cells with their reasons and a checked
-//! suggestion, outcome windows past the data's end withheld (`incomplete_followup`), margins
+//! suggestion, cells whose time is mostly past the last index date with complete
+//! follow-up withheld (`incomplete_followup`; the engine leaves such index events out), margins
 //! only when asked, no values at all in a dry run. What the release ledger records of the
 //! answer is built here too.
 
@@ -10,6 +11,7 @@ use std::collections::HashMap;
 use norrsken_common::answer::{Reason, ReleasedCell};
 use norrsken_common::breakdown::Breakdown;
 use norrsken_common::query::ValidatedQuery;
+use norrsken_common::suggest::{drop_breakdown, nothing_coarser, DROP_ORDER};
 
 use super::ledger::{LedgerCell, Mark};
 use super::lattice::Decision;
@@ -35,68 +37,53 @@ pub struct Released {
     pub ledger: Vec<LedgerCell>,
 }
 
-/// The last day of a cell's time span: its time label's, or the period's.
-fn cell_last_day(v: &ValidatedQuery, labels: &[String]) -> chrono::NaiveDate {
-    let last = v
-        .breakdowns
+/// A cell's time span: its time label's, or the question's period.
+fn cell_span(v: &ValidatedQuery, labels: &[String]) -> norrsken_common::period::Period {
+    v.breakdowns
         .iter()
         .zip(labels)
         .find(|(b, l)| b.time_grain().is_some() && l.as_str() != TOTAL)
         .and_then(|(_, l)| norrsken_common::period::Period::parse(l).ok())
-        .map_or(v.period.last, |p| p.last);
-    let (y, m) = (last.year(), last.month());
-    let next = if m == 12 { chrono::NaiveDate::from_ymd_opt(y + 1, 1, 1) } else { chrono::NaiveDate::from_ymd_opt(y, m + 1, 1) };
-    next.and_then(|d| d.pred_opt()).unwrap_or(chrono::NaiveDate::MAX)
+        .unwrap_or(v.period)
 }
 
-/// Whether the recipe's outcome window of some of a cell's units reaches past the data.
-pub fn incomplete_followup(v: &ValidatedQuery, labels: &[String], data_end: chrono::NaiveDate) -> Option<u32> {
-    let days = v.recipe.follow_up_days.filter(|d| *d > 0)?;
-    let last = cell_last_day(v, labels);
-    (last + chrono::Duration::days(days as i64) > data_end).then_some(days)
+/// Follow-up per case: index events after the last date with complete follow-up are left
+/// out of every cell (the engine censors them). A cell is withheld `incomplete_followup`
+/// only when the days left out are more than the policy's share of its time span, so that
+/// what remains no longer stands for the span (e.g. December of the last year for a 30-day
+/// outcome); returns the follow-up days and that date then.
+pub fn incomplete_followup(v: &ValidatedQuery, labels: &[String], max_share: f64) -> Option<(u32, chrono::NaiveDate)> {
+    let through = v.followup_through()?;
+    let days = v.recipe.follow_up_days?;
+    (cell_span(v, labels).share_after(through) > max_share).then_some((days, through))
 }
 
-/// The breakdowns a suggestion may drop, in the order they are suggested.
-const DROP_ORDER: [Breakdown; 10] = [
-    Breakdown::Kommun,
-    Breakdown::Month,
-    Breakdown::Quarter,
-    Breakdown::AgeBand,
-    Breakdown::Education,
-    Breakdown::IncomeQuintile,
-    Breakdown::BirthCountry,
-    Breakdown::CareType,
-    Breakdown::Sex,
-    Breakdown::Year,
-];
+/// The breakdowns of the question whose dropping gives a coarser cell that is released
+/// (decided by the same rules), in the order suggestions try them.
+pub fn released_without(v: &ValidatedQuery, labels: &[String], released: impl Fn(&[String]) -> bool) -> Vec<Breakdown> {
+    DROP_ORDER
+        .into_iter()
+        .filter(|b| {
+            let Some(i) = v.breakdowns.iter().position(|x| x == b) else { return false };
+            if labels[i] == TOTAL {
+                return false;
+            }
+            let mut coarser = labels.to_vec();
+            coarser[i] = TOTAL.to_string();
+            released(&coarser)
+        })
+        .collect()
+}
 
 /// A concrete, checked way to ask so that a withheld cell can be released: dropping one of
 /// its breakdowns, offered only when the coarser cell (the margin over that breakdown,
 /// decided by the same rules) is released. When no coarser cell of the question is
 /// released, it says so instead of promising.
-pub fn suggestion(v: &ValidatedQuery, labels: &[String], released: impl Fn(&[String]) -> bool) -> String {
-    for b in DROP_ORDER {
-        let Some(i) = v.breakdowns.iter().position(|x| *x == b) else { continue };
-        if labels[i] == TOTAL {
-            continue;
-        }
-        let mut coarser = labels.to_vec();
-        coarser[i] = TOTAL.to_string();
-        if released(&coarser) {
-            return match b {
-                Breakdown::Kommun => "use the region instead of kommun (drop the kommun breakdown): that cell is released".into(),
-                Breakdown::Month | Breakdown::Quarter | Breakdown::Year => {
-                    format!("ask the whole period {} instead of by {} (drop the {} breakdown): that cell is released", v.period, b.name(), b.name())
-                }
-                Breakdown::AgeBand => "merge the age bands (drop age_band): that cell is released".into(),
-                other => format!("drop the {} breakdown: that cell is released", other.name()),
-            };
-        }
+pub fn suggestion(v: &ValidatedQuery, labels: &[String], without: &[Breakdown]) -> String {
+    match without.first() {
+        Some(b) => drop_breakdown(*b, &v.period),
+        None => nothing_coarser(labels.iter().all(|l| l == TOTAL), &v.period),
     }
-    if labels.iter().all(|l| l == TOTAL) {
-        return format!("too few even without breakdowns in {}: a longer period, or several regions pooled, may release it (not checked)", v.period);
-    }
-    "no coarser cell of this question is released either: ask a longer period or several regions pooled (not checked)".into()
 }
 
 /// The cells a question releases, from its decided cells (in any order).
@@ -116,11 +103,18 @@ pub fn release(v: &ValidatedQuery, cells: &[QuestionCell], s: &Settings<'_>) -> 
             return Err(DisclosureError(format!("cell {:?}: numerator above denominator", raw.labels)));
         }
         let margin = raw.labels.iter().any(|l| l == TOTAL);
+        // Which coarser cells are released: for the suggestion, and for the coordinator's
+        // suggestions on rows that add several regions' parts.
+        let released = |coarser: &[String]| {
+            index.get(&(raw.region.as_str(), coarser, &raw.category)).is_some_and(|x| {
+                !x.applied.withheld && (s.policy.release_incomplete_followup || incomplete_followup(v, coarser, s.policy.followup_max_censored_share).is_none())
+            })
+        };
         let shown = !margin || v.options.totals;
         let withheld = c.applied.withheld;
         // An outcome window past the data's last date: withheld unless the policy releases
         // such cells flagged.
-        let incomplete = incomplete_followup(v, &raw.labels, s.data_end);
+        let incomplete = incomplete_followup(v, &raw.labels, s.policy.followup_max_censored_share);
         let dropped = incomplete.is_some() && !withheld && !s.policy.release_incomplete_followup;
         let m = if c.floor.withheld {
             Some(Mark::Target)
@@ -137,18 +131,21 @@ pub fn release(v: &ValidatedQuery, cells: &[QuestionCell], s: &Settings<'_>) -> 
         if !shown {
             continue;
         }
-        if let (Some(days), true) = (incomplete, dropped) {
-            let last_index = s.data_end - chrono::Duration::days(days as i64);
-            out.cells.push(ReleasedCell::withheld(
+        let without = released_without(v, &raw.labels, released);
+        if let (Some((days, through)), true) = (incomplete, dropped) {
+            let mut cell = ReleasedCell::withheld(
                 &raw.region,
                 &raw.labels,
                 raw.category.clone(),
                 vec![Reason::IncompleteFollowup],
                 Some(format!(
-                    "the outcome is followed for {days} days and the data end on {}: ask a period that ends by {} (or wait for newer data)",
-                    s.data_end, last_index
+                    "the outcome is followed for {days} days and the data end on {}: index events after {through} are left out, more than {:.0} % of this cell's time; ask an earlier or longer period (or wait for newer data)",
+                    s.data_end,
+                    s.policy.followup_max_censored_share * 100.0
                 )),
-            ));
+            );
+            cell.released_without = without;
+            out.cells.push(cell);
             continue;
         }
         if withheld {
@@ -159,18 +156,16 @@ pub fn release(v: &ValidatedQuery, cells: &[QuestionCell], s: &Settings<'_>) -> 
             if incomplete.is_some() {
                 why.insert(Reason::IncompleteFollowup);
             }
-            let released = |coarser: &[String]| {
-                index
-                    .get(&(raw.region.as_str(), coarser, &raw.category))
-                    .is_some_and(|x| !x.applied.withheld && incomplete_followup(v, coarser, s.data_end).is_none())
-            };
-            out.cells.push(ReleasedCell::withheld(&raw.region, &raw.labels, raw.category.clone(), why.into_iter().collect(), Some(suggestion(v, &raw.labels, released))));
+            let mut cell = ReleasedCell::withheld(&raw.region, &raw.labels, raw.category.clone(), why.into_iter().collect(), Some(suggestion(v, &raw.labels, &without)));
+            cell.released_without = without;
+            out.cells.push(cell);
             continue;
         }
         let mut cell = release_cell(kind, raw, s)?;
         if incomplete.is_some() {
             cell.reasons.push(Reason::IncompleteFollowup);
         }
+        cell.released_without = without;
         out.cells.push(cell);
     }
     if v.options.dry_run {

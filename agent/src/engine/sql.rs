@@ -164,6 +164,12 @@ fn prelude(q: &ValidatedQuery, cx: &SqlContext<'_>, schema: Option<&str>, units:
     let own = literal(cx.region);
     let (sy, sm) = q.period.start();
     let (ey, em) = q.period.end_exclusive();
+    // Follow-up per case: index events whose outcome window runs past the data's last day
+    // are left out (censored), in every cell and every way of computing it.
+    let censor = match q.followup_through().and_then(|d| d.succ_opt()) {
+        Some(next) => format!(" AND u.index_time < TIMESTAMP '{} 00:00:00'", next.format("%Y-%m-%d")),
+        None => String::new(),
+    };
     let mut sql = String::new();
     let _ = write!(sql, "WITH units AS (\n{units}\n),\n");
     let passthrough: String = parts.extra.iter().map(|c| format!("u.{c}, ")).collect();
@@ -174,7 +180,7 @@ fn prelude(q: &ValidatedQuery, cx: &SqlContext<'_>, schema: Option<&str>, units:
          CAST(date_part('month', u.index_time) AS BIGINT) AS t_month, \
          p.birth_year, p.birth_month, p.sex, p.kommun, p.education, p.birth_country, p.income_quintile \
          FROM units u JOIN {} p ON p.person_id = u.person_id \
-         WHERE u.index_time >= {} AND u.index_time < {}),\n",
+         WHERE u.index_time >= {} AND u.index_time < {}{censor}),\n",
         table(schema, "persons"),
         timestamp(sy, sm),
         timestamp(ey, em)

@@ -181,7 +181,7 @@ impl Catalog {
             s.push_str(&format!("- Placed in the period by: {}\n", r.period_attribute));
             s.push_str(&format!("- Counted (over several years): {}\n", r.unit_semantics(2)));
             if let Some(f) = r.follow_up_days {
-                s.push_str(&format!("- Follow-up: {f} days after the index date (recent units have incomplete follow-up)\n"));
+                s.push_str(&format!("- Follow-up: {f} days after the index date (index events whose window runs past the data's last day are left out)\n"));
             }
             s.push_str(&format!("- Ages: {}+ at the index date; age bands {}\n", r.min_age, r.age_bands.labels().join(", ")));
             match r.better {

@@ -181,6 +181,14 @@ impl Recipe {
         }
     }
 
+    /// The last index date whose outcome window ends inside data that end on `data_end`:
+    /// index events after it lack part of their follow-up and are left out of every cell
+    /// (censored at the data's edge). None for recipes without an outcome window.
+    pub fn followup_complete_through(&self, data_end: chrono::NaiveDate) -> Option<chrono::NaiveDate> {
+        let days = self.follow_up_days.filter(|d| *d > 0)?;
+        data_end.checked_sub_signed(chrono::Duration::days(days as i64))
+    }
+
     pub fn allows(&self, b: Breakdown) -> bool {
         self.breakdowns.contains(&b)
     }

@@ -7,6 +7,10 @@
 //!   when the interval of the difference (region − others, from both intervals by the
 //!   method of variance estimates recovery) excludes zero.
 //!
+//! A count (`kind = count`) is not compared: it grows with the region's population, so
+//! every region would differ from the sum of regions. Its rows carry `not_compared` and a
+//! note saying so; its trend is an analysis of its own.
+//!
 //! The words: `better` / `worse` when the recipe says which direction is better, else
 //! `higher` / `lower`; `similar` when not significant; `not_compared` with a note when a
 //! value or the comparator is missing.
@@ -39,6 +43,12 @@ pub fn compare(ctx: &Ctx<'_>, c: &Comparison) -> Result<AnalysisTable, AnalysisE
         let mut note: Option<String> = None;
         let comparator: Option<Against> = match (row.kind, against) {
             (RowKind::Pooled, _) => None,
+            // A count depends on the region's size: against a sum of regions (or another
+            // region) every region would differ. Counts are shown, not compared.
+            (_, _) if ctx.kind == Kind::Count => {
+                note = Some(super::COUNT_NOT_COMPARED.into());
+                None
+            }
             (_, Comparator::Target) => ctx.recipe.target.as_ref().map(|t| Against { value: t.value, ci95: None, ci998: None }),
             (_, Comparator::Pooled) => {
                 let pooled = rows.iter().find(|p| p.kind == RowKind::Pooled && p.labels == row.labels && p.category == row.category);
@@ -132,7 +142,7 @@ fn others(ctx: &Ctx<'_>, c: &Comparison, index: &BandIndex<'_>, row: &Comparison
         let d = standardise(&strata, &standard.weights(&ctx.recipe.age_bands))?;
         let ci95 = standardised_estimate(ctx.kind, &d, ctx.rate_per, Level::P95)?;
         let ci998 = standardised_estimate(ctx.kind, &d, ctx.rate_per, Level::P998)?;
-        return Some(Point { value: ci95.value, ci95, ci998, numerator: None, denominator: None });
+        return Some(Point { value: ci95.value, ci95, ci998, numerator: None, denominator: None, se: None });
     }
     let (mut num, mut den, mut sum, mut sq) = (0i64, 0i64, 0.0, 0.0);
     let means = matches!(ctx.kind, Kind::Mean | Kind::CostSum);
@@ -148,5 +158,5 @@ fn others(ctx: &Ctx<'_>, c: &Comparison, index: &BandIndex<'_>, row: &Comparison
     let sd = if means { standard_deviation(den as f64, sum, sq) } else { None };
     let at = |level| estimate_at(ctx.kind, Some(num), Some(den), Some(sum), sd, ctx.rate_per, level);
     let (ci95, ci998) = (at(Level::P95)?, at(Level::P998)?);
-    Some(Point { value: ci95.value, ci95, ci998, numerator: Some(num), denominator: Some(den) })
+    Some(Point { value: ci95.value, ci95, ci998, numerator: Some(num), denominator: Some(den), se: super::mean_se(ctx.kind, Some(den), sd) })
 }

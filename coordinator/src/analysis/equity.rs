@@ -13,8 +13,9 @@
 //!   bottom of the order; RII = their ratio. Rates are fitted on the log scale (SII =
 //!   e^(a+b) − e^a, RII = e^b), other values untransformed (RII = (a+b)/a), as PHE's
 //!   `phe_sii` does. Intervals: the fit is a linear combination of the group values, so its
-//!   variance follows from each group's standard error (interval width / 2·1.96) by the
-//!   delta method (PHE simulates instead; both use the same standard errors).
+//!   variance follows from each group's standard error (sd/√n for means and costs, else
+//!   the interval width / 2·1.96) by the delta method (PHE simulates instead; both use the
+//!   same standard errors).
 
 use norrsken_common::analysis::{AnalysisTable, Value};
 use norrsken_common::breakdown::{Breakdown, UNKNOWN};
@@ -23,7 +24,7 @@ use norrsken_common::cdm::EDUCATION_LEVELS;
 use norrsken_common::comparison::{Comparison, ComparisonRow, Estimate};
 
 use super::regression::{dot, wls_coefficients};
-use super::{f, group_by_key, mover_difference, mover_ratio, standard_error, t, AnalysisError, Ctx, Point};
+use super::{f, group_by_key, mover_difference, mover_ratio, t, AnalysisError, Ctx, Point};
 use crate::merge::TOTAL;
 use crate::stats::Level;
 
@@ -151,7 +152,7 @@ pub fn equity(ctx: &Ctx<'_>, c: &Comparison) -> Result<AnalysisTable, AnalysisEr
                     .iter()
                     .filter_map(|(_, r, p)| {
                         let p = p.as_ref()?;
-                        Some((r.denominator.map(|d| d as f64).unwrap_or(f64::NAN), p.value, standard_error(p.ci95)))
+                        Some((r.denominator.map(|d| d as f64).unwrap_or(f64::NAN), p.value, p.se()))
                     })
                     .collect();
                 let out = slope_index(&input, log);

@@ -10,7 +10,8 @@
 //! - overdispersion: with at least 10 units, φ = mean of the squared z-scores after
 //!   winsorising the top and bottom 10 %; when Iφ > I − 1 an additive random effect
 //!   τ² = (Iφ − (I − 1)) / (Σwᵢ − Σwᵢ²/Σwᵢ), wᵢ = 1/sᵢ², widens the limits to
-//!   θ ± z·√(sᵢ² + τ²). With fewer units φ is not estimated and the table says so.
+//!   θ ± z·√(sᵢ² + τ²), kept inside the value's scale (shares 0..1, rates and costs ≥ 0).
+//!   With fewer units φ is not estimated and the table says so.
 
 use norrsken_common::analysis::{AnalysisTable, Value};
 use norrsken_common::breakdown::Breakdown;
@@ -82,6 +83,19 @@ fn unit_se(kind: Kind, centre: f64, n: f64, sd: Option<f64>) -> Option<f64> {
         Kind::Rate | Kind::Count => Some((centre / n).sqrt()),
         Kind::Mean | Kind::CostSum => Some(sd? / n.sqrt()),
     }
+}
+
+/// The limits widened by an additive random effect τ²: centre ± z·√(sᵢ² + τ²), kept inside
+/// the value's scale: shares within 0..1, rates, counts and costs at or above 0 (a limit
+/// the scale cannot reach is the scale's end: a unit there is within it).
+pub fn overdispersed_limits(kind: Kind, centre: f64, n: f64, sd: Option<f64>, tau2: f64, level: Level) -> Option<(f64, f64)> {
+    let s = (unit_se(kind, centre, n, sd)?.powi(2) + tau2).sqrt();
+    let (lo, hi) = (centre - level.z() * s, centre + level.z() * s);
+    Some(match kind {
+        Kind::Proportion => (lo.clamp(0.0, 1.0), hi.clamp(0.0, 1.0)),
+        Kind::Rate | Kind::Count | Kind::CostSum => (lo.max(0.0), hi),
+        Kind::Mean => (lo, hi),
+    })
 }
 
 /// Spiegelhalter's overdispersion from the units' (value, n): (φ, τ²); None below 10 units.
@@ -165,11 +179,7 @@ pub fn funnel(ctx: &Ctx<'_>, c: &Comparison) -> Result<AnalysisTable, AnalysisEr
         let tau2 = disp.map(|d| d.1).filter(|t| *t > 0.0);
         let limits = |n: f64, level: Level| -> Option<(f64, f64)> {
             match tau2 {
-                Some(tau2) => {
-                    let s = (unit_se(kind, centre, n, sd)?.powi(2) + tau2).sqrt();
-                    let lo = centre - level.z() * s;
-                    Some((if kind == Kind::Proportion || kind == Kind::Rate { lo.max(0.0) } else { lo }, centre + level.z() * s))
-                }
+                Some(tau2) => overdispersed_limits(kind, centre, n, sd, tau2, level),
                 None => exact_limits(kind, centre, n, sd, level),
             }
         };
@@ -300,6 +310,24 @@ mod tests {
         assert!(close(l * 100.0, 80.274317, 0.005) && close(u * 100.0, 81.010578, 0.005), "{l} {u}");
         let (l, u) = exact_limits(Kind::Proportion, p, 1008.0, None, Level::P95).unwrap();
         assert!(close(l * 100.0, 78.203374, 0.2) && close(u * 100.0, 83.081521, 0.2), "{l} {u}");
+    }
+
+    #[test]
+    fn overdispersed_limits_stay_inside_the_scale() {
+        // A small kommun at 5 of 5 around a centre of 0.8 with τ² = 0.05: s = √(0.8·0.2/5 +
+        // 0.05) = √0.082 = 0.286356; 95 %: 0.8 ± 0.561252 → 0.238748 to 1.361252, kept at
+        // 1; 99.8 %: 0.8 ± 0.884899 → -0.084899 to 1.684899, kept at 0 and 1.
+        let (l, u) = overdispersed_limits(Kind::Proportion, 0.8, 5.0, None, 0.05, Level::P95).unwrap();
+        assert!(close(l, 0.8 - Level::P95.z() * 0.082f64.sqrt(), 1e-12) && close(l, 0.238748, 1e-6) && u == 1.0, "{l} {u}");
+        let (l, u) = overdispersed_limits(Kind::Proportion, 0.8, 5.0, None, 0.05, Level::P998).unwrap();
+        assert!(l == 0.0 && u == 1.0, "{l} {u}");
+        // A large unit keeps both limits.
+        let (l, u) = overdispersed_limits(Kind::Proportion, 0.8, 10_000.0, None, 0.0001, Level::P95).unwrap();
+        let s = (0.16f64 / 10_000.0 + 0.0001).sqrt();
+        assert!(close(l, 0.8 - Level::P95.z() * s, 1e-12) && close(u, 0.8 + Level::P95.z() * s, 1e-12), "{l} {u}");
+        // Rates: the lower limit at 0, the upper unbounded.
+        let (l, u) = overdispersed_limits(Kind::Rate, 0.002, 100.0, None, 0.00001, Level::P998).unwrap();
+        assert!(l == 0.0 && close(u, 0.002 + Level::P998.z() * (0.002f64 / 100.0 + 0.00001).sqrt(), 1e-12), "{l} {u}");
     }
 
     #[test]

@@ -20,6 +20,9 @@ use norrsken_common::query::{AnalysisKind, AnalysisSpec};
 use crate::merge::{standardised_estimate, TOTAL};
 use crate::stats::{estimate_at, Level};
 
+/// The note on a count's rows in a comparison analysis.
+pub const COUNT_NOT_COMPARED: &str = "a count is not compared: it grows with the region's population, so it would differ from the sum of regions (or another region) for that reason alone; compare a rate or a share, or follow the count's trend";
+
 /// An analysis that cannot be computed at all (single rows that cannot are marked with a
 /// note instead).
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -67,6 +70,10 @@ pub fn analyse(spec: &AnalysisSpec, c: &Comparison, recipe: &Recipe) -> Result<A
     if let Some(s) = &m.standard {
         meta.push(("standard", s.clone()));
     }
+    if let Some(d) = &m.followup_through {
+        meta.push(("followup_through", d.clone()));
+    }
+    meta.push(("counted_per_region", m.counted_per_region.to_string()));
     table.meta.extend(meta.into_iter().map(|(k, v)| (k.to_string(), v)));
     if c.meta.partial {
         let missing: Vec<&str> = c.regions.iter().filter(|r| r.status != norrsken_common::comparison::RegionState::Ok).map(|r| r.name.as_str()).collect();
@@ -141,14 +148,14 @@ impl<'a> Ctx<'a> {
             let d = row.std_parts?;
             let ci95 = standardised_estimate(self.kind, &d, self.rate_per, Level::P95)?;
             let ci998 = standardised_estimate(self.kind, &d, self.rate_per, Level::P998)?;
-            return Some(Point { value: ci95.value, ci95, ci998, numerator: row.numerator, denominator: row.denominator });
+            return Some(Point { value: ci95.value, ci95, ci998, numerator: row.numerator, denominator: row.denominator, se: None });
         }
         let at = |level| estimate_at(self.kind, row.numerator, row.denominator, row.value_sum, row.value_sd, self.rate_per, level);
         let (ci95, ci998) = (at(Level::P95)?, at(Level::P998)?);
         if !ci95.value.is_finite() {
             return None;
         }
-        Some(Point { value: ci95.value, ci95, ci998, numerator: row.numerator, denominator: row.denominator })
+        Some(Point { value: ci95.value, ci95, ci998, numerator: row.numerator, denominator: row.denominator, se: mean_se(self.kind, row.denominator, row.value_sd) })
     }
 
     /// Leading values of a row: row kind, region, region name, key labels.
@@ -204,9 +211,32 @@ pub struct Point {
     pub ci998: Estimate,
     pub numerator: Option<i64>,
     pub denominator: Option<i64>,
+    /// The standard error from its source where the value has one: a mean's or a cost per
+    /// patient's released spread, sd/√n (its t interval is wider than ±1.96·se at small n).
+    pub se: Option<f64>,
 }
 
-/// The standard error a 95 % interval implies: its width / (2 · 1.96) (as PHE derives it).
+impl Point {
+    /// The value's standard error: from its source (sd/√n) where known, else from the 95 %
+    /// interval's width.
+    pub fn se(&self) -> f64 {
+        self.se.unwrap_or_else(|| standard_error(self.ci95))
+    }
+}
+
+/// The standard error of a mean or a cost per patient from its released spread: sd/√n.
+pub fn mean_se(kind: Kind, n: Option<i64>, sd: Option<f64>) -> Option<f64> {
+    match kind {
+        Kind::Mean | Kind::CostSum => {
+            let n = n.filter(|n| *n > 0)? as f64;
+            sd.filter(|s| s.is_finite() && *s >= 0.0).map(|s| s / n.sqrt())
+        }
+        _ => None,
+    }
+}
+
+/// The standard error a 95 % interval implies: its width / (2 · 1.96) (as PHE derives it);
+/// for values whose interval is not ±1.96·se (a mean's t interval) use [`Point::se`].
 pub fn standard_error(e: Estimate) -> f64 {
     (e.upper - e.lower) / (2.0 * Level::P95.z())
 }

@@ -3,8 +3,8 @@
 //! - rates (and counts): Poisson log-linear regression on the year with the person-years as
 //!   exposure; the change is a rate ratio per year;
 //! - shares: logistic regression on the year; the change is an odds ratio per year;
-//! - means and costs per patient: least squares weighted by 1/se² of each year's mean; the
-//!   change is a difference per year in the value's unit;
+//! - means and costs per patient: least squares weighted by 1/se² of each year's mean, se =
+//!   sd/√n from the released spread; the change is a difference per year in the value's unit;
 //! - standardised values: least squares on the log of the standardised value weighted by
 //!   value²/variance; the change is a ratio per year.
 //!
@@ -22,7 +22,7 @@ use norrsken_common::comparison::{Comparison, ComparisonRow};
 use statrs::distribution::{ContinuousCDF, StudentsT};
 
 use super::regression::{dot, glm, wls_coefficients, Family};
-use super::{f, group_by_key, standard_error, t, AnalysisError, Ctx, Point};
+use super::{f, group_by_key, t, AnalysisError, Ctx, Point};
 use crate::stats::{normal_cdf, t_quantile, Level};
 
 /// A fitted trend: the change per year and its 95 % interval on the reported scale.
@@ -109,7 +109,7 @@ pub fn fit(kind: Kind, standardised: bool, points: &[(f64, Point)]) -> Option<Tr
             let ws: Option<Vec<f64>> = points
                 .iter()
                 .map(|(_, p)| {
-                    let se = standard_error(p.ci95);
+                    let se = p.se();
                     (se > 0.0).then(|| 1.0 / (se * se))
                 })
                 .collect();
@@ -220,7 +220,7 @@ mod tests {
 
     fn point(x: i64, n: i64) -> Point {
         let e = crate::stats::estimate(Kind::Rate, Some(x), Some(n), None, None, 1000.0).unwrap();
-        Point { value: e.value, ci95: e, ci998: e, numerator: Some(x), denominator: Some(n) }
+        Point { value: e.value, ci95: e, ci998: e, numerator: Some(x), denominator: Some(n), se: None }
     }
 
     #[test]
@@ -246,8 +246,27 @@ mod tests {
     }
 
     #[test]
+    fn a_means_weight_is_its_spread_over_root_n_not_its_t_interval() {
+        // Four yearly means of 10 values each, sd 2, falling by 1 a year: se = 2/√10 per
+        // year, so the slope's se = (2/√10)/√5 (x = 0..3) and, the fit exact, its 95 %
+        // half-width 1.96·0.282843 = 0.554372. From the t interval's width (t₉ = 2.262) the
+        // se would be 15 % too large.
+        let p = |v: f64| {
+            let ci95 = crate::stats::mean_at(10.0, 10.0 * v, Some(2.0), Level::P95).unwrap();
+            let ci998 = crate::stats::mean_at(10.0, 10.0 * v, Some(2.0), Level::P998).unwrap();
+            Point { value: v, ci95, ci998, numerator: Some(10), denominator: Some(10), se: crate::analysis::mean_se(Kind::Mean, Some(10), Some(2.0)) }
+        };
+        let pts: Vec<(f64, Point)> = (0..4).map(|i| (i as f64, p(50.0 - i as f64))).collect();
+        assert!((pts[0].1.se() - 2.0 / 10f64.sqrt()).abs() < 1e-12);
+        assert!(super::super::standard_error(pts[0].1.ci95) > 1.15 * pts[0].1.se());
+        let tr = fit(Kind::Mean, false, &pts).unwrap();
+        assert!((tr.change + 1.0).abs() < 1e-9, "{tr:?}");
+        assert!(((tr.upper - tr.change) - 0.554372).abs() < 1e-6, "{tr:?}");
+    }
+
+    #[test]
     fn means_trend_as_a_difference_per_year() {
-        let p = |v: f64| Point { value: v, ci95: Estimate { value: v, lower: v - Level::P95.z(), upper: v + Level::P95.z() }, ci998: Estimate { value: v, lower: v - 3.0, upper: v + 3.0 }, numerator: None, denominator: Some(100) };
+        let p = |v: f64| Point { value: v, ci95: Estimate { value: v, lower: v - Level::P95.z(), upper: v + Level::P95.z() }, ci998: Estimate { value: v, lower: v - 3.0, upper: v + 3.0 }, numerator: None, denominator: Some(100), se: Some(1.0) };
         let pts: Vec<(f64, Point)> = (0..4).map(|i| (i as f64, p(50.0 - 2.0 * i as f64))).collect();
         let tr = fit(Kind::Mean, false, &pts).unwrap();
         assert!((tr.change + 2.0).abs() < 1e-9 && !tr.ratio && tr.upper < 0.0, "{tr:?}");

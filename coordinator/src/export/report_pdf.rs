@@ -271,6 +271,10 @@ fn indicator_page(w: &mut Writer, r: &Report, ind: &ReportIndicator) {
     let lang = w.lang;
     w.para(Font::Bold, 15.0, title(ind, lang), (0.0, 0.0, 0.0));
     w.para(Font::Regular, 8.5, &format!("{} · {}", ind.recipe, ind.value), (0.3, 0.3, 0.3));
+    if let Some(d) = &ind.followup_through {
+        let words = if lang == Lang::Sv { vocabulary::Lang::Sv } else { vocabulary::Lang::En };
+        w.para(Font::Regular, 8.5, &vocabulary::note_with(vocabulary::Note::FollowupThrough, d, words), (0.3, 0.3, 0.3));
+    }
     if let Some(e) = &ind.error {
         w.gap(4.0);
         w.para(Font::Bold, 10.0, &format!("{}: {e}", t(lang, "Kunde inte besvaras helt", "Could not be answered in full")), ALERT);
@@ -477,6 +481,7 @@ mod tests {
             sources: vec![],
             query_ids: vec!["q1".into()],
             error: None,
+            followup_through: None,
         };
         let mut r = Report {
             region: "24".into(),

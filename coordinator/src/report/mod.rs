@@ -255,6 +255,10 @@ pub struct ReportIndicator {
     pub query_ids: Vec<String>,
     /// Why this indicator has no numbers (a question was refused or failed).
     pub error: Option<String>,
+    /// The last index date with complete follow-up, when index events after it inside the
+    /// period were left out (`YYYY-MM-DD`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub followup_through: Option<String>,
 }
 
 /// A whole report.
@@ -389,6 +393,7 @@ async fn section(asker: &impl Ask, id: &str, period: &str, focus: &str) -> Resul
         sources: Vec::new(),
         query_ids: Vec::new(),
         error: None,
+        followup_through: None,
     };
     let compare = match read(asker, &compare_q).await {
         Ok(t) => t,
@@ -407,6 +412,7 @@ async fn section(asker: &impl Ask, id: &str, period: &str, focus: &str) -> Resul
     out.better = meta(&compare, "better");
     out.target = meta(&compare, "target").and_then(|s| s.parse().ok());
     out.target_source = meta(&compare, "target_source");
+    out.followup_through = meta(&compare, "followup_through");
     out.query_ids.extend(meta(&compare, "query_id"));
     out.sources = meta(&compare, "regions").and_then(|s| serde_json::from_str(&s).ok()).unwrap_or_default();
     out.missing = out.sources.iter().filter(|r| r.status != RegionState::Ok).map(|r| r.name.clone()).collect();

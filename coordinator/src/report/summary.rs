@@ -221,6 +221,7 @@ mod tests {
             sources: vec![],
             query_ids: vec![],
             error: None,
+            followup_through: None,
         }
     }
 

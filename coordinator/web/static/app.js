@@ -205,13 +205,23 @@
     const dims = ["education", "income_quintile", "birth_country", "sex"].filter(allowed);
     const dim = dims.includes(params.get("dim")) ? params.get("dim") : dims[0] || "";
     const units = params.get("units") === "kommun" && allowed("kommun") ? "kommun" : "region";
-    return { by: allowed(by) ? by : "", from, to, perspective, std, dim, dims, units, period: from === to ? from : `${from}..${to}` };
+    // Part of a single year: a quarter (Q1..Q4) or a month (01..12); rates need whole years.
+    const part = from === to && r.kind !== "rate" && /^(Q[1-4]|0[1-9]|1[0-2])$/.test(params.get("part") || "") ? params.get("part") : "";
+    const period = from !== to ? `${from}..${to}` : !part ? from : part.startsWith("Q") ? `${from}${part}` : `${from}-${part}`;
+    return { by: allowed(by) ? by : "", from, to, part, perspective, std, dim, dims, units, period };
   }
   function ticket(r, q, breakdowns, analysis) {
     const options = { perspective: q.perspective };
     if (q.std) options.standardise = q.std;
     if (analysis) options.analysis = analysis;
     return { indicator: r.id, breakdowns, period: q.period, options };
+  }
+
+  // The parts of a year a question may cover: the whole year, a quarter or a month.
+  function partsOfYear() {
+    const month = new Intl.DateTimeFormat(state.lang === "sv" ? "sv-SE" : "en-GB", { month: "long" });
+    const months = Array.from({ length: 12 }, (_, i) => [String(i + 1).padStart(2, "0"), month.format(new Date(2000, i, 1))]);
+    return [["", T("part.whole")], ...[1, 2, 3, 4].map((n) => [`Q${n}`, T("part.quarter", n)]), ...months];
   }
 
   async function indicatorPage(id, params) {
@@ -225,6 +235,7 @@
       select("by", T("ind.by"), [["", T("b.none")], ...breakdowns.map((b) => [b, words("b", b)])], q.by, update("by")),
       select("from", T("ind.from"), years, q.from, update("from")),
       select("to", T("ind.to"), years, q.to, update("to")),
+      q.from === q.to && r.kind !== "rate" ? select("part", T("ind.part"), partsOfYear(), q.part, update("part")) : null,
       select("perspective", T("ind.perspective"), [["provider", T("persp.provider")], ["population", T("persp.population")]], q.perspective, update("perspective")),
       r.age_standardisation ? select("std", T("ind.standard"), [["", T("std.none")], ["esp2013", T("std.esp2013")], ["se2020", T("std.se2020")]], q.std, update("std")) : null,
       q.dims.length ? select("dim", T("ind.dimension"), q.dims.map((d) => [d, words("b", d)]), q.dim, update("dim")) : null,
@@ -235,12 +246,14 @@
     main().replaceChildren(el("h1", { text: titleOf(r) }), el("p", { class: "desc", text: textOf(r.description) }), controls, partial, views, footer);
     const compareTicket = ticket(r, q, q.by ? [q.by] : [], null);
     const trendTicket = ticket(r, q, ["year"], { kind: "trend", against: "pooled" });
-    const funnelTicket = ticket(r, q, q.units === "kommun" ? ["kommun"] : [], { kind: "funnel", against: "pooled", units: q.units });
-    const equityTicket = q.dim ? ticket(r, q, [q.dim], { kind: "equity", against: "pooled", dimension: q.dim }) : null;
+    // A count grows with the population: no funnel plot or equity gaps of counts.
+    const counted = r.kind === "count";
+    const funnelTicket = counted ? null : ticket(r, q, q.units === "kommun" ? ["kommun"] : [], { kind: "funnel", against: "pooled", units: q.units });
+    const equityTicket = q.dim && !counted ? ticket(r, q, [q.dim], { kind: "equity", against: "pooled", dimension: q.dim }) : null;
     const sections = {
       compare: el("section", { class: "view", id: "compare", "aria-labelledby": "compare-h" }),
       trend: el("section", { class: "view", id: "trend", "aria-labelledby": "trend-h" }),
-      funnel: el("section", { class: "view", id: "funnel", "aria-labelledby": "funnel-h" }),
+      funnel: funnelTicket ? el("section", { class: "view", id: "funnel", "aria-labelledby": "funnel-h" }) : null,
       equity: equityTicket ? el("section", { class: "view", id: "equity", "aria-labelledby": "equity-h" }) : null,
       cells: el("section", { class: "view", id: "cells", "aria-labelledby": "cells-h" }),
     };
@@ -268,7 +281,7 @@
         drawProvenance(footer, a.metadata);
       }),
       fill(sections.trend, T("sec.trend"), T("sec.trend.desc"), trendTicket, (s, a) => drawTrend(s, r, a), `${base}-trend`),
-      fill(sections.funnel, T("sec.funnel"), T("sec.funnel.desc"), funnelTicket, (s, a) => drawFunnel(s, r, a), `${base}-tratt`),
+      funnelTicket ? fill(sections.funnel, T("sec.funnel"), T("sec.funnel.desc"), funnelTicket, (s, a) => drawFunnel(s, r, a), `${base}-tratt`) : null,
       equityTicket ? fill(sections.equity, `${T("sec.equity")}: ${words("b", q.dim)}`, T("sec.equity.desc"), equityTicket, (s, a) => drawEquity(s, r, a), `${base}-jamlikhet`) : null,
     ];
     await Promise.all(jobs.filter(Boolean));
@@ -380,6 +393,8 @@
         item(T("prov.recipe"), `${md["norrsken.recipe"]} (${(md["norrsken.recipe_hash"] || "").slice(0, 12)})`),
         item(T("prov.catalog"), (md["norrsken.catalog_hash"] || "").slice(0, 12)),
         item(T("prov.period"), md["norrsken.period"]),
+        item(T("prov.followup"), md["norrsken.followup_through"] ? T("note.followup_through", md["norrsken.followup_through"]) : ""),
+        item(T("prov.counting"), md["norrsken.counted_per_region"] === "true" ? T("note.counted_per_region") : ""),
         item(T("prov.perspective"), words("persp", md["norrsken.perspective"])),
         item(T("prov.query"), md["norrsken.query_id"]),
         item(T("prov.receipt"), md["norrsken.audit_seq"] ? `seq ${md["norrsken.audit_seq"]} · ${(md["norrsken.audit_hash"] || "").slice(0, 16)}` : ""),
