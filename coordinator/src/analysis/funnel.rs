@@ -315,10 +315,10 @@ mod tests {
     #[test]
     fn overdispersed_limits_stay_inside_the_scale() {
         // A small kommun at 5 of 5 around a centre of 0.8 with τ² = 0.05: s = √(0.8·0.2/5 +
-        // 0.05) = √0.082 = 0.286356; 95 %: 0.8 ± 0.561252 → 0.238748 to 1.361252, kept at
-        // 1; 99.8 %: 0.8 ± 0.884899 → -0.084899 to 1.684899, kept at 0 and 1.
+        // 0.05) = √0.082 = 0.286356; 95 %: 0.8 ± 0.561248 → 0.238752 to 1.361248, kept at
+        // 1; 99.8 %: 0.8 ± 0.884908 → -0.084908 to 1.684908, kept at 0 and 1.
         let (l, u) = overdispersed_limits(Kind::Proportion, 0.8, 5.0, None, 0.05, Level::P95).unwrap();
-        assert!(close(l, 0.8 - Level::P95.z() * 0.082f64.sqrt(), 1e-12) && close(l, 0.238748, 1e-6) && u == 1.0, "{l} {u}");
+        assert!(close(l, 0.8 - Level::P95.z() * 0.082f64.sqrt(), 1e-12) && close(l, 0.238752, 1e-6) && u == 1.0, "{l} {u}");
         let (l, u) = overdispersed_limits(Kind::Proportion, 0.8, 5.0, None, 0.05, Level::P998).unwrap();
         assert!(l == 0.0 && u == 1.0, "{l} {u}");
         // A large unit keeps both limits.
