@@ -352,19 +352,18 @@ pub fn merge(input: &MergeInput<'_>, outcomes: &[RegionOutcome]) -> Comparison {
     let mut rows = Vec::new();
     let mut pooled: BTreeMap<CellKey, Acc> = BTreeMap::new();
     let answering = outcomes.iter().filter(|o| o.state == RegionState::Ok).count();
+    if population_view {
+        // A home region's cell adds the parts of several agents: only a coarser cell
+        // released in every agent's part is released.
+        for acc in per_region.values_mut().flat_map(|cells| cells.values_mut()).filter(|a| a.withheld) {
+            acc.suggestion = Some(acc.parts_suggestion(answering, &period));
+        }
+    }
     for ((_, region), cells) in &per_region {
         for (key, acc) in cells {
             // In the population perspective a home region's row lacks the parts of agents that
             // did not answer.
-            if population_view && acc.withheld {
-                // A home region's cell adds the parts of several agents: only a coarser cell
-                // released in every agent's part is released.
-                let mut own = acc.clone();
-                own.suggestion = Some(acc.parts_suggestion(answering, &period));
-                rows.push(make_row(RowKind::Region, region, &name_of(region), key, &own, partial));
-            } else {
-                rows.push(make_row(RowKind::Region, region, &name_of(region), key, acc, population_view && partial));
-            }
+            rows.push(make_row(RowKind::Region, region, &name_of(region), key, acc, population_view && partial));
             let p = pooled.entry(key.clone()).or_default();
             p.add_values(acc.numerator, acc.denominator, acc.value_sum, acc.value_sum_sq);
             p.add_without(acc.without.clone().unwrap_or_default(), acc.agents.iter().cloned());

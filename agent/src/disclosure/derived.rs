@@ -34,6 +34,7 @@ use super::implied::{implied_small, same_cell};
 use super::lattice::{label_slots, Decision, Key, Lattice, PeriodShape, Plan, Rules};
 use super::primary::primary;
 use super::secondary;
+use super::DisclosureError;
 use crate::engine::cells::{RawCell, TOTAL};
 
 /// A cell of the question: its labels in the question's (canonical) breakdown order.
@@ -207,7 +208,7 @@ pub fn question_cells(inputs: &Inputs<'_>, rules: &Rules<'_>) -> Vec<RawCell> {
                 sibling[i] = v.clone();
                 let key = (region.clone(), sibling.clone(), category.clone());
                 if !cells.contains_key(&key) && !known_empty(&cells, rules.kind, &key) {
-                    cells.insert(key, super::lattice::empty_like(&region, sibling, category.clone()));
+                    cells.insert(key, RawCell::empty(&region, sibling, category.clone()));
                 }
             }
         }
@@ -233,7 +234,7 @@ fn known_empty(cells: &HashMap<QKey, RawCell>, kind: norrsken_common::catalog::K
 
 /// Decides the cells of a question with spans or groups (`inputs.cells` as given by
 /// [`question_cells`]).
-pub fn decide(inputs: &Inputs<'_>, rules: &Rules<'_>, forced: &HashMap<QKey, Decision>) -> Result<HashMap<QKey, Decision>, String> {
+pub fn decide(inputs: &Inputs<'_>, rules: &Rules<'_>, forced: &HashMap<QKey, Decision>) -> Result<HashMap<QKey, Decision>, DisclosureError> {
     let plan = inputs.plan;
     let persons = inputs.unit == Unit::Person;
     let raw: HashMap<QKey, &RawCell> = inputs.cells.iter().map(|c| ((c.region.clone(), c.labels.clone(), c.category.clone()), c)).collect();
@@ -469,7 +470,7 @@ fn secondary_over_derived(
     raw: &HashMap<QKey, &RawCell>,
     atoms: &HashMap<QKey, bool>,
     decided: &mut HashMap<QKey, Decision>,
-) -> Result<(), String> {
+) -> Result<(), DisclosureError> {
     let plan = inputs.plan;
     // A span total without a time breakdown gets its years beside it (a leading time label),
     // so that "the span is the sum of its years" is a line too.
@@ -536,7 +537,7 @@ fn secondary_over_derived(
         // For persons, no lines along time (a span is not the sum of its years).
         let time = if extend { Some(0) } else { plan.time_breakdown.and_then(|tb| plan.question.breakdowns.iter().position(|b| *b == tb)) };
         let additive: Vec<bool> = (0..cells.first().map_or(0, |c| c.labels.len())).map(|i| Some(i) != time || !rules.persons).collect();
-        secondary::protect_along(&mut cells, &additive).map_err(|e| format!("region {region}: {e}"))?;
+        secondary::protect_along(&mut cells, &additive).map_err(|e| DisclosureError(format!("region {region}: {e}")))?;
         for (i, key) in index.iter().enumerate() {
             if keys[i].1 || !cells[i].withheld {
                 continue;
@@ -616,7 +617,7 @@ mod tests {
         let mut decided = HashMap::new();
         let year = |y: &str| -> Key { ("24".to_string(), s(&[y, "total", "total"]), None) };
         for (y, units, withheld, small) in [("2021", 40, false, false), ("2022", 3, true, true), ("2023", 8, true, false), ("2024", 30, false, false), ("2025", 25, false, false), ("total", 106, false, false)] {
-            let mut c = super::super::lattice::empty_like("24", s(&[y, "total", "total"]), None);
+            let mut c = RawCell::empty("24", s(&[y, "total", "total"]), None);
             (c.units, c.persons) = (units, units);
             lattice.cells.insert(year(y), c);
             let reasons = if small { [Reason::BelowMinCell].into() } else if withheld { [Reason::Secondary].into() } else { Default::default() };

@@ -50,25 +50,7 @@ mod tests {
     use super::*;
 
     fn cell(persons: i64, numerator: i64) -> RawCell {
-        RawCell {
-            region: "24".into(),
-            labels: vec![],
-            category: None,
-            units: persons,
-            persons,
-            numerator,
-            numerator_persons: numerator,
-            value_sum: 0.0,
-            value_sum_sq: 0.0,
-            top1: 0.0,
-            top2: 0.0,
-            population: 0,
-            units_mix: 0,
-            numerator_mix: 0,
-            population_mix: 0,
-            persons_mix: 0,
-            person_sum_sq: 0.0,
-        }
+        RawCell { units: persons, persons, numerator, numerator_persons: numerator, ..RawCell::empty("24", vec![], None) }
     }
 
     #[test]

@@ -36,6 +36,7 @@ use super::implied::{implied_small, same_cell};
 use super::policy::Policy;
 use super::primary::primary;
 use super::secondary;
+use super::DisclosureError;
 use crate::engine::cells::{RawCell, TOTAL};
 
 /// The time breakdowns, coarsest first: the lattice's first three label slots.
@@ -262,27 +263,6 @@ pub fn is_empty(c: &RawCell) -> bool {
     c.units == 0 && c.population == 0 && c.numerator == 0 && c.persons == 0
 }
 
-pub(crate) fn empty_like(region: &str, labels: Vec<String>, category: Option<String>) -> RawCell {
-    RawCell {
-        region: region.to_string(),
-        labels,
-        category,
-        units: 0,
-        persons: 0,
-        numerator: 0,
-        numerator_persons: 0,
-        value_sum: 0.0,
-        value_sum_sq: 0.0,
-        top1: 0.0,
-        top2: 0.0,
-        population: 0,
-        units_mix: 0,
-        numerator_mix: 0,
-        population_mix: 0,
-        persons_mix: 0,
-        person_sum_sq: 0.0,
-    }
-}
 
 impl Lattice {
     /// Hides which cells are empty where it would tell something: in every line (the cells
@@ -333,7 +313,7 @@ impl Lattice {
                     sibling[slot] = v.clone();
                     let k = (region.clone(), sibling.clone(), category.clone());
                     if !out.cells.contains_key(&k) && !self.known_empty(rules.kind, &k) {
-                        out.cells.insert(k, empty_like(region, sibling, category.clone()));
+                        out.cells.insert(k, RawCell::empty(region, sibling, category.clone()));
                     }
                 }
             }
@@ -516,7 +496,7 @@ pub(crate) fn suppression_cells_with(
 /// Decides every cell of a lattice, coarsest shape first. `forced` cells are withheld
 /// whatever the rules say (a request's larger minimum cell size is decided on top of the
 /// region's floor this way).
-pub fn decide(lattice: &Lattice, rules: &Rules<'_>, forced: &HashMap<Key, Decision>) -> Result<HashMap<Key, Decision>, String> {
+pub fn decide(lattice: &Lattice, rules: &Rules<'_>, forced: &HashMap<Key, Decision>) -> Result<HashMap<Key, Decision>, DisclosureError> {
     let mut decided: HashMap<Key, Decision> = HashMap::with_capacity(lattice.cells.len());
     // Shapes (and, below years, the year) in the order they are decided.
     let mut groups: BTreeMap<(usize, u32, u32, String, String), Vec<&Key>> = BTreeMap::new();
@@ -614,12 +594,12 @@ pub fn decide(lattice: &Lattice, rules: &Rules<'_>, forced: &HashMap<Key, Decisi
             })
         };
         let (mut cells, index) = suppression_cells_with(&keys, &lattice.cells, &decided, rules.distribution, rules.k, copy);
-        secondary::protect_along(&mut cells, &rules.additive(3)).map_err(|e| format!("region {region}: {e}"))?;
+        secondary::protect_along(&mut cells, &rules.additive(3)).map_err(|e| DisclosureError(format!("region {region}: {e}")))?;
         for (i, key) in index.iter().enumerate() {
             if keys[i].1 {
                 continue;
             }
-            let d = decided.get_mut(key).ok_or("a decided cell went missing")?;
+            let d = decided.get_mut(key).ok_or_else(|| DisclosureError("a decided cell went missing".into()))?;
             if cells[i].withheld && !d.withheld {
                 d.withheld = true;
                 d.reasons.insert(Reason::Secondary);
@@ -682,25 +662,7 @@ mod tests {
 
     fn raw(labels: &[&str], persons: i64) -> (Key, RawCell) {
         let labels: Vec<String> = labels.iter().map(|s| s.to_string()).collect();
-        let c = RawCell {
-            region: "24".into(),
-            labels: labels.clone(),
-            category: None,
-            units: persons,
-            persons,
-            numerator: 0,
-            numerator_persons: 0,
-            value_sum: 0.0,
-            value_sum_sq: 0.0,
-            top1: 0.0,
-            top2: 0.0,
-            population: 0,
-            units_mix: 0,
-            numerator_mix: 0,
-            population_mix: 0,
-            persons_mix: 0,
-            person_sum_sq: 0.0,
-        };
+        let c = RawCell { units: persons, persons, ..RawCell::empty("24", labels.clone(), None) };
         (("24".into(), labels, None), c)
     }
 

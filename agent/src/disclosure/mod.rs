@@ -104,11 +104,10 @@ pub fn decide_lattice(plan: &Plan, evaluations: &[Vec<RawCell>], s: &Settings<'_
         return Err(DisclosureError("perturbation is on but its table or record keys are not available".into()));
     }
     let (floor, k) = (s.admission.floor, s.admission.k);
-    let fail = |e: String| DisclosureError(e);
     let floor_lattice = Lattice::from_evaluations(plan, evaluations).with_empty_siblings(&rules_for(plan, s, floor));
-    let at_floor = lattice::decide(&floor_lattice, &rules_for(plan, s, floor), &HashMap::new()).map_err(fail)?;
+    let at_floor = lattice::decide(&floor_lattice, &rules_for(plan, s, floor), &HashMap::new())?;
     let lattice = if k > floor { floor_lattice.with_empty_siblings(&rules_for(plan, s, k)) } else { floor_lattice };
-    let applied = if k > floor { lattice::decide(&lattice, &rules_for(plan, s, k), &at_floor).map_err(fail)? } else { at_floor.clone() };
+    let applied = if k > floor { lattice::decide(&lattice, &rules_for(plan, s, k), &at_floor)? } else { at_floor.clone() };
     Ok(DecidedLattice { lattice, at_floor, applied })
 }
 
@@ -120,7 +119,6 @@ pub fn decide(plan: &Plan, decided: &DecidedLattice, ev: &Evaluations, s: &Setti
     }
     let (floor, k) = (s.admission.floor, s.admission.k);
     let rules = |k: u32| rules_for(plan, s, k);
-    let fail = |e: String| DisclosureError(e);
     let DecidedLattice { lattice, at_floor, applied } = decided;
     let mut out = Vec::new();
     if plan.derived() {
@@ -128,9 +126,9 @@ pub fn decide(plan: &Plan, decided: &DecidedLattice, ev: &Evaluations, s: &Setti
         let inputs = derived::Inputs { plan, lattice, decided: at_floor, cells: evaluated, partners: &ev.partners, unit: recipe.unit };
         let cells = &derived::question_cells(&inputs, &rules(k));
         let inputs = derived::Inputs { cells, ..inputs };
-        let d_floor = derived::decide(&inputs, &rules(floor), &HashMap::new()).map_err(fail)?;
+        let d_floor = derived::decide(&inputs, &rules(floor), &HashMap::new())?;
         let d_applied = if k > floor {
-            derived::decide(&derived::Inputs { decided: applied, ..inputs }, &rules(k), &d_floor).map_err(fail)?
+            derived::decide(&derived::Inputs { decided: applied, ..inputs }, &rules(k), &d_floor)?
         } else {
             d_floor.clone()
         };

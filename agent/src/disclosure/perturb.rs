@@ -103,23 +103,13 @@ mod tests {
 
     fn cell(units: i64, numerator: i64) -> RawCell {
         RawCell {
-            region: "22".into(),
-            labels: vec![],
-            category: None,
             units,
             persons: units,
             numerator,
             numerator_persons: numerator,
-            value_sum: 0.0,
-            value_sum_sq: 0.0,
-            top1: 0.0,
-            top2: 0.0,
-            population: 0,
             units_mix: 1234 * units,
             numerator_mix: 777 * numerator,
-            population_mix: 0,
-            persons_mix: 0,
-            person_sum_sq: 0.0,
+            ..RawCell::empty("22", vec![], None)
         }
     }
 

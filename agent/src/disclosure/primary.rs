@@ -82,25 +82,7 @@ mod tests {
     use super::*;
 
     pub(crate) fn raw(persons: i64) -> RawCell {
-        RawCell {
-            region: "23".into(),
-            labels: vec![],
-            category: None,
-            units: persons,
-            persons,
-            numerator: 0,
-            numerator_persons: 0,
-            value_sum: 0.0,
-            value_sum_sq: 0.0,
-            top1: 0.0,
-            top2: 0.0,
-            population: 0,
-            units_mix: 0,
-            numerator_mix: 0,
-            population_mix: 0,
-            persons_mix: 0,
-            person_sum_sq: 0.0,
-        }
+        RawCell { units: persons, persons, ..RawCell::empty("23", vec![], None) }
     }
 
     fn cost_cell(persons: i64, sum: f64, top1: f64, top2: f64) -> RawCell {

@@ -26,6 +26,8 @@
 
 use std::collections::BTreeMap;
 
+use super::DisclosureError;
+
 /// One cell for suppression purposes.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Cell {
@@ -277,13 +279,13 @@ fn smallest_connected(cells: &[Cell], lines: &[(Vec<usize>, usize)], i: usize) -
 /// left as it is: nothing this table releases gives it away, so withholding more here
 /// cannot help (see docs/disclosure-control.md, "What is not protected"). Fails when an
 /// unlocked cell cannot be protected.
-pub fn protect(cells: &mut [Cell]) -> Result<Vec<usize>, String> {
+pub fn protect(cells: &mut [Cell]) -> Result<Vec<usize>, DisclosureError> {
     protect_along(cells, &[])
 }
 
 /// [`protect`] with lines only along the dimensions `additive` marks (all when it is
 /// shorter than the labels).
-pub fn protect_along(cells: &mut [Cell], additive: &[bool]) -> Result<Vec<usize>, String> {
+pub fn protect_along(cells: &mut [Cell], additive: &[bool]) -> Result<Vec<usize>, DisclosureError> {
     let lines = lines(cells, additive);
     let mut added = Vec::new();
     // Locked cells that only other locked cells give away (see below).
@@ -349,7 +351,7 @@ pub fn protect_along(cells: &mut [Cell], additive: &[bool]) -> Result<Vec<usize>
                             }
                         }
                     }
-                    return Err(format!("cell {:?} cannot be protected by withholding more cells", cells[i].labels));
+                    return Err(DisclosureError(format!("cell {:?} cannot be protected by withholding more cells", cells[i].labels)));
                 }
             }
         }
@@ -357,7 +359,7 @@ pub fn protect_along(cells: &mut [Cell], additive: &[bool]) -> Result<Vec<usize>
             return Ok(added);
         }
     }
-    Err("secondary suppression did not settle".into())
+    Err(DisclosureError("secondary suppression did not settle".into()))
 }
 
 #[cfg(test)]

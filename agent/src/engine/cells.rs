@@ -67,6 +67,32 @@ pub struct RawCell {
     pub person_sum_sq: f64,
 }
 
+impl RawCell {
+    /// A cell that holds nobody (every component zero): the start of a fixture, or a cell
+    /// synthesised for presence hiding.
+    pub fn empty(region: &str, labels: Vec<String>, category: Option<String>) -> RawCell {
+        RawCell {
+            region: region.to_string(),
+            labels,
+            category,
+            units: 0,
+            persons: 0,
+            numerator: 0,
+            numerator_persons: 0,
+            value_sum: 0.0,
+            value_sum_sq: 0.0,
+            top1: 0.0,
+            top2: 0.0,
+            population: 0,
+            units_mix: 0,
+            numerator_mix: 0,
+            population_mix: 0,
+            persons_mix: 0,
+            person_sum_sq: 0.0,
+        }
+    }
+}
+
 /// The cells of one evaluated query.
 #[derive(Debug, Clone)]
 pub struct CellTable {

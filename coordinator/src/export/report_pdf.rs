@@ -44,7 +44,7 @@ pub fn words(lang: Lang, code: &str) -> String {
         "uncertain" => ("osäkert mot målnivån", "uncertain against the target"),
         other => {
             // Cell statuses and reason codes: the shared vocabulary.
-            let words = if lang == Lang::Sv { vocabulary::Lang::Sv } else { vocabulary::Lang::En };
+            let words = lang.words();
             if let Some(s) = norrsken_common::answer::CellStatus::parse(other) {
                 return vocabulary::status(s, words).to_string();
             }
@@ -272,8 +272,7 @@ fn indicator_page(w: &mut Writer, r: &Report, ind: &ReportIndicator) {
     w.para(Font::Bold, 15.0, title(ind, lang), (0.0, 0.0, 0.0));
     w.para(Font::Regular, 8.5, &format!("{} · {}", ind.recipe, ind.value), (0.3, 0.3, 0.3));
     if let Some(d) = &ind.followup_through {
-        let words = if lang == Lang::Sv { vocabulary::Lang::Sv } else { vocabulary::Lang::En };
-        w.para(Font::Regular, 8.5, &vocabulary::note_with(vocabulary::Note::FollowupThrough, d, words), (0.3, 0.3, 0.3));
+        w.para(Font::Regular, 8.5, &vocabulary::note_with(vocabulary::Note::FollowupThrough, d, lang.words()), (0.3, 0.3, 0.3));
     }
     if let Some(e) = &ind.error {
         w.gap(4.0);

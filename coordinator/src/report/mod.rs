@@ -43,6 +43,16 @@ pub enum Lang {
     En,
 }
 
+impl Lang {
+    /// The vocabulary's language of the same name.
+    pub fn words(self) -> norrsken_common::vocabulary::Lang {
+        match self {
+            Lang::Sv => norrsken_common::vocabulary::Lang::Sv,
+            Lang::En => norrsken_common::vocabulary::Lang::En,
+        }
+    }
+}
+
 /// What the analyst asks for.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
