@@ -594,7 +594,7 @@ pub fn reconcile(coordinator: &NodeLog, agents: &[(String, NodeLog)]) -> Vec<Dif
 /// agent recorded the id more often than the coordinator sent it (`replayed`, reported on
 /// its own) and some coordinator record of the id has its parameters: then it is the replay.
 fn unmatched_parameters(cs: &[&AuditRecord], records: &[&AuditRecord], region: &str, replayed: bool) -> Vec<String> {
-    let show = |q: &Option<serde_json::Value>| q.as_ref().map(|q| norrsken_common::text::bound(&q.to_string())).unwrap_or_else(|| "(none)".into());
+    let show = |q: &Option<serde_json::Value>| q.as_ref().map(|q| norrsken_model::text::bound(&q.to_string())).unwrap_or_else(|| "(none)".into());
     // (coordinator record, its parameters, sendings left) of those that sent to the region.
     let mut senders: Vec<(&AuditRecord, Option<serde_json::Value>, u32)> = cs
         .iter()

@@ -9,6 +9,7 @@ use arrow::record_batch::RecordBatch;
 use arrow_flight::{Action, FlightClient, Ticket};
 use bytes::Bytes;
 use futures::TryStreamExt;
+use norrsken_common::error::NodeError;
 use norrsken_common::tls::{client_tls, TlsFiles};
 use tonic::transport::Endpoint;
 
@@ -46,6 +47,26 @@ impl Connection {
         stream.try_collect().await.map_err(flight_error)
     }
 
+    /// [`Connection::fetch`] with the error as a node error of its proper kind (a
+    /// refusal, a timeout, a connection that could not be made).
+    pub async fn fetch_typed(&self, ticket: Vec<u8>) -> Result<(SchemaRef, Vec<RecordBatch>), NodeError> {
+        let mut client = self.client().await.map_err(|e| NodeError::NotReady(format!("{e:#}")))?;
+        let mut stream = client.do_get(Ticket::new(ticket)).await.map_err(node_error)?;
+        let mut batches = Vec::new();
+        while let Some(b) = stream.try_next().await.map_err(node_error)? {
+            batches.push(b);
+        }
+        let schema = stream.schema().cloned().ok_or_else(|| NodeError::Internal("the coordinator sent no schema".into()))?;
+        Ok((schema, batches))
+    }
+
+    /// [`Connection::action`] with the error as a node error of its proper kind.
+    pub async fn action_typed(&self, name: &str) -> Result<Bytes, NodeError> {
+        let mut client = self.client().await.map_err(|e| NodeError::NotReady(format!("{e:#}")))?;
+        let mut stream = client.do_action(Action::new(name, Bytes::new())).await.map_err(node_error)?;
+        stream.try_next().await.map_err(node_error)?.ok_or_else(|| NodeError::Internal(format!("empty answer to action {name}")))
+    }
+
     pub async fn action(&self, name: &str) -> anyhow::Result<Bytes> {
         let mut client = self.client().await?;
         let mut stream = client.do_action(Action::new(name, Bytes::new())).await.map_err(flight_error)?;
@@ -62,6 +83,14 @@ pub async fn fetch_with(client: &mut FlightClient, ticket: Vec<u8>) -> anyhow::R
     }
     let schema = stream.schema().cloned().ok_or_else(|| anyhow!("the coordinator sent no schema"))?;
     Ok((schema, batches))
+}
+
+/// A Flight error as the node error it carries (kind from the `norrsken-error-kind` header).
+pub fn node_error(e: arrow_flight::error::FlightError) -> NodeError {
+    match e {
+        arrow_flight::error::FlightError::Tonic(s) => NodeError::from_status(&s),
+        other => NodeError::Internal(other.to_string()),
+    }
 }
 
 /// A Flight error as a readable message: the gRPC code and the server's text.

@@ -17,7 +17,7 @@ use datafusion::execution::memory_pool::FairSpillPool;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::prelude::{col, ParquetReadOptions, SessionContext};
 use futures::StreamExt;
-use norrsken_common::cdm::CdmTable;
+use norrsken_model::cdm::CdmTable;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};

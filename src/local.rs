@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use norrsken_agent::config::{AgentConfig, DatalagerConfig, DatalagerKind, EngineConfig};
 use norrsken_agent::server::RunningAgent;
 use norrsken_common::audit::AuditConfig;
-use norrsken_common::geography::{self, NORRA};
+use norrsken_model::geography::{self, NORRA};
 use crate::pki_dev::{create_dev_pki, DevPkiOptions};
 use norrsken_common::pki::agent_dns_name;
 use norrsken_common::tls::TlsFiles;

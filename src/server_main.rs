@@ -157,7 +157,7 @@ pub async fn check_agent(config: AgentConfig) -> anyhow::Result<()> {
         anyhow::Ok(())
     };
     checks.run("datalager", datalager.await);
-    if let Some(catalog) = checks.run("catalog", norrsken_common::catalog::Catalog::load(config.catalog_dir.as_deref()).map_err(anyhow::Error::from)) {
+    if let Some(catalog) = checks.run("catalog", norrsken_model::catalog::Catalog::load(config.catalog_dir.as_deref()).map_err(anyhow::Error::from)) {
         println!("  ok  catalog: {} recipes, hash {}", catalog.latest().len(), catalog.hash());
     }
     checks.finish()

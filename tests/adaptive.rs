@@ -12,10 +12,10 @@ use norrsken_agent::disclosure::boxes::{CellBox, CellId, Space, ValueSet};
 use norrsken_agent::engine::EngineOptions;
 use norrsken_agent::node::AgentNode;
 use norrsken_agent::disclosure::policy::Policy;
-use norrsken_common::answer::{CellStatus, Reason, RegionAnswer, ReleasedCell};
-use norrsken_common::catalog::Kind;
+use norrsken_model::answer::{CellStatus, Reason, RegionAnswer, ReleasedCell};
+use norrsken_model::catalog::Kind;
 use norrsken_common::error::NodeError;
-use norrsken_common::query::{IndicatorQuery, Relay, ValidatedQuery};
+use norrsken_model::query::{IndicatorQuery, Relay, ValidatedQuery};
 use norrsken_synth::rng::Rng;
 use norrsken_synth::{generate, SynthOptions};
 
@@ -244,7 +244,7 @@ fn the_attacker_pins_what_exact_values_give_away() {
     let mut attacker = Attacker::new(Space::of(&v.recipe));
     let cell = |labels: &[&str]| attacker.space.cell_box(&v, &CellId { labels: labels.iter().map(|s| s.to_string()).collect(), category: None }).unwrap();
     let (total, female, male) = (cell(&["total"]), cell(&["female"]), cell(&["male"]));
-    let others: Vec<CellBox> = norrsken_common::cdm::SEXES.iter().filter(|s| !["female", "male"].contains(s)).map(|s| cell(&[s])).collect();
+    let others: Vec<CellBox> = norrsken_model::cdm::SEXES.iter().filter(|s| !["female", "male"].contains(s)).map(|s| cell(&[s])).collect();
     attacker.learn(total.clone(), 23.0, 23.0);
     attacker.learn(female.clone(), 20.0, 20.0);
     attacker.learn(male.clone(), 1.0, 4.0);
@@ -613,7 +613,7 @@ fn naive_answer(v: &ValidatedQuery, table: &norrsken_agent::engine::CellTable) -
         })
         .collect();
     RegionAnswer {
-        meta: norrsken_common::answer::AnswerMeta { min_cell_size: k as u32, dry_run: v.options.dry_run, ..Default::default() },
+        meta: norrsken_model::answer::AnswerMeta { min_cell_size: k as u32, dry_run: v.options.dry_run, ..Default::default() },
         breakdowns: v.breakdowns.clone(),
         distribution: false,
         cells: out,
@@ -742,7 +742,7 @@ async fn the_averaging_attack_finds_no_pair_of_released_questions_around_a_small
     let tmp = TempDir::new("averaging");
     let agent = node("jamtland", "23", perturbing_policy(&tmp)).await;
     let recipe = validate(&query("stroke_admissions", &[], "2024")).recipe;
-    let vocabulary = |b: &str| norrsken_common::breakdown::Breakdown::parse(b).unwrap().allowed_values(&recipe.age_bands);
+    let vocabulary = |b: &str| norrsken_model::breakdown::Breakdown::parse(b).unwrap().allowed_values(&recipe.age_bands);
     let (mut small_cells, mut pairs, mut both_released) = (0, 0, 0);
     for (a, b) in [("sex", "age_band"), ("education", "age_band")] {
         let base = query("stroke_admissions", &[a, b], "2024");

@@ -10,13 +10,13 @@ use std::time::Duration;
 use arrow::datatypes::Schema;
 use arrow_flight::{FlightDescriptor, FlightInfo};
 use norrsken::local::{LocalFederation, LocalOptions};
-use norrsken_common::analysis::{AnalysisTable, Value};
-use norrsken_common::answer::{CellStatus, Reason};
-use norrsken_common::catalog::Catalog;
-use norrsken_common::comparison::{Comparison, RowKind};
+use norrsken_model::analysis::{AnalysisTable, Value};
+use norrsken_model::answer::{CellStatus, Reason};
+use norrsken_model::catalog::Catalog;
+use norrsken_model::comparison::{Comparison, RowKind};
 use norrsken_common::pki::COORDINATOR_DNS_NAME;
-use norrsken_common::query::{AnalysisKind, AnalysisSpec, Comparator, IndicatorQuery, QueryError};
-use norrsken_common::standard::{standard, standardise};
+use norrsken_model::query::{AnalysisKind, AnalysisSpec, Comparator, IndicatorQuery, QueryError};
+use norrsken_model::standard::{standard, standardise};
 
 use crate::attacks::{ask, node, perturbing_policy, truth, validate, with};
 use crate::federation::query;
@@ -47,7 +47,7 @@ async fn standardisation_rests_only_on_released_or_large_bands() {
     let a_se = ask(&agent, &se).await.unwrap();
     let exact = truth(&agent, &esp).await;
     let v = validate(&esp);
-    let age = v.breakdowns.iter().position(|b| *b == norrsken_common::breakdown::Breakdown::AgeBand).unwrap();
+    let age = v.breakdowns.iter().position(|b| *b == norrsken_model::breakdown::Breakdown::AgeBand).unwrap();
     let bands = v.recipe.age_bands.labels();
     let events = |labels: &[String]| exact.cells.iter().find(|c| c.labels == labels && c.category.is_none()).map_or(0, |c| c.numerator);
     for (cell_esp, cell_se) in a_esp.cells.iter().zip(&a_se.cells) {

@@ -14,12 +14,12 @@ use norrsken_agent::engine::{CellTable, Engine, EngineOptions, RawCell};
 use norrsken_agent::node::AgentNode;
 use norrsken_agent::disclosure::policy::{Approval, Policy};
 use norrsken_agent::disclosure::protection::Protection;
-use norrsken_common::answer::{CellStatus, Reason, RegionAnswer, ReleasedCell};
+use norrsken_model::answer::{CellStatus, Reason, RegionAnswer, ReleasedCell};
 use norrsken_common::audit::AuditLog;
-use norrsken_common::catalog::{Catalog, Kind};
-use norrsken_common::cdm::CdmTable;
+use norrsken_model::catalog::{Catalog, Kind};
+use norrsken_model::cdm::CdmTable;
 use norrsken_common::error::NodeError;
-use norrsken_common::query::{IndicatorQuery, QueryOptions, Relay, ValidatedQuery};
+use norrsken_model::query::{IndicatorQuery, QueryOptions, Relay, ValidatedQuery};
 use norrsken_common::tls::TlsFiles;
 use norrsken_synth::rng::Rng;
 use norrsken_synth::{generate, SynthOptions};
@@ -546,8 +546,8 @@ async fn the_region_policy_is_the_floor() {
     }
 
     let mut by_region = exact_policy();
-    by_region.finest_geography = norrsken_common::breakdown::Geography::Region;
-    by_region.finest_time = norrsken_common::breakdown::TimeGrain::Year;
+    by_region.finest_geography = norrsken_model::breakdown::Geography::Region;
+    by_region.finest_time = norrsken_model::breakdown::TimeGrain::Year;
     let coarse = node("jamtland", "23", by_region).await;
     for q in [query("stroke_reperfusion", &["kommun"], "2024"), query("stroke_reperfusion", &["quarter"], "2024"), query("stroke_reperfusion", &[], "2024Q2")] {
         assert!(matches!(ask(&coarse, &q).await, Err(NodeError::PolicyRefused(_))), "{q:?}");
@@ -667,7 +667,7 @@ fn the_derivability_check_catches_a_lone_withheld_cell() {
     };
     let answer = RegionAnswer {
         meta: Default::default(),
-        breakdowns: vec![norrsken_common::breakdown::Breakdown::Sex],
+        breakdowns: vec![norrsken_model::breakdown::Breakdown::Sex],
         distribution: false,
         cells: vec![cell("female", Some(97)), cell("male", None), cell("total", Some(100))],
     };

@@ -240,7 +240,7 @@ async fn a_node_killed_after_logging_loses_no_record() {
     let coordinator = crate::federation::coordinator_with(format!("127.0.0.1:{port}").parse().unwrap(), 5_000).await;
     let url = format!("https://{}", coordinator.server.addr);
     let mut client = client_as(&url, &f.certs, "analyst", COORDINATOR_DNS_NAME).await;
-    let q1 = norrsken_common::query::IndicatorQuery { query_id: "crash-1".into(), ..query("stroke_admissions", &["sex"], "2024") };
+    let q1 = norrsken_model::query::IndicatorQuery { query_id: "crash-1".into(), ..query("stroke_admissions", &["sex"], "2024") };
     let (schema, _) = fetch(&mut client, q1.encode_ticket(None)).await.unwrap();
     assert_eq!(schema.metadata()["norrsken.partial"], "true", "the killed agent did not answer");
     let status = child.wait().unwrap();
@@ -258,7 +258,7 @@ async fn a_node_killed_after_logging_loses_no_record() {
         assert!(t0.elapsed() < Duration::from_secs(5), "the region's circuit closes within seconds of its return");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let q2 = norrsken_common::query::IndicatorQuery { query_id: "crash-2".into(), ..q1.clone() };
+    let q2 = norrsken_model::query::IndicatorQuery { query_id: "crash-2".into(), ..q1.clone() };
     let (schema, _) = fetch(&mut client, q2.encode_ticket(None)).await.unwrap();
     assert_eq!(schema.metadata()["norrsken.partial"], "false");
     // A clean stop seals the log.
@@ -381,7 +381,7 @@ async fn reconcile_finds_agent_only_and_altered_records() {
     let fed = own_federation(&tmp).await;
     let mut client = client_as(&fed.coordinator_url(), &fed.certs, "analyst", COORDINATOR_DNS_NAME).await;
     for (i, ind) in ["stroke_admissions", "hip_fracture_surgery_24h", "kpp_cost"].iter().enumerate() {
-        let q = norrsken_common::query::IndicatorQuery { query_id: format!("rec-{i}"), ..query(ind, &["sex"], "2024") };
+        let q = norrsken_model::query::IndicatorQuery { query_id: format!("rec-{i}"), ..query(ind, &["sex"], "2024") };
         fetch(&mut client, q.encode_ticket(None)).await.unwrap();
     }
     let dir = fed.dir.clone();

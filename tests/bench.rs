@@ -12,9 +12,9 @@ use norrsken::bench::stats::{Latency, Repeat};
 use norrsken::bench::{bench_queries, run, BenchOptions};
 use norrsken_agent::datalager::{FolderDatalager, FolderFormat};
 use norrsken_agent::engine::{Engine, EngineOptions};
-use norrsken_common::catalog::{Catalog, Kind};
-use norrsken_common::cdm::CdmTable;
-use norrsken_common::geography::NORRA;
+use norrsken_model::catalog::{Catalog, Kind};
+use norrsken_model::cdm::CdmTable;
+use norrsken_model::geography::NORRA;
 
 use crate::fixtures::{datalager, region_dir, TempDir};
 

@@ -18,7 +18,7 @@ use norrsken::audit_review as review;
 use norrsken::pki_dev::{write_pair, CertSpec, CertificateAuthority};
 use norrsken_common::audit::AuditRecord;
 use norrsken_common::pki::COORDINATOR_DNS_NAME;
-use norrsken_common::query::IndicatorQuery;
+use norrsken_model::query::IndicatorQuery;
 use norrsken_coordinator::config::{ClientRule, CoordinatorConfig, Role};
 use norrsken_coordinator::server::RunningCoordinator;
 
@@ -685,6 +685,77 @@ async fn the_https_door_does_not_wait_forever_for_a_request() {
         recs.iter().any(|r| r.event.kind == "refused" && r.event.operation.as_deref() == Some("https POST /api/query") && r.event.reason.as_deref().is_some_and(|x| x.contains("did not arrive within 2 s"))),
         "the 408 is on record"
     );
+}
+
+/// One typed question path behind every door (issue 26): a Flight SQL client receives each
+/// error's own code (an unknown table NOT_FOUND, a question its role may not ask
+/// PERMISSION_DENIED, a question the recipe does not allow INVALID_ARGUMENT, a statement
+/// waiting on a region that does not answer DEADLINE_EXCEEDED), and the trace and deadline
+/// an HTTPS client sends reach the agents: their audit records carry the client's trace
+/// id, and the question ends at the client's deadline. (Before: every refusal at the SQL
+/// door read INVALID_ARGUMENT, and the web door started a new trace and waited the
+/// coordinator's full agent timeout.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_door_keeps_the_error_kind_the_trace_and_the_deadline() {
+    // Region 22's address accepts connections and never answers.
+    let hang = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hang_addr = hang.local_addr().unwrap();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((s, _)) = hang.accept().await {
+            held.push(s);
+        }
+    });
+    let own = Own::start("doors", |c| {
+        c.sql.statement_timeout_s = 2;
+        c.agent_timeout_ms = 20_000;
+        c.agents[0].url = format!("https://{hang_addr}");
+    })
+    .await;
+    let sql_addr = own.coordinator.sql.as_ref().unwrap().addr;
+    let mut analyst = FlightSqlServiceClient::new(channel(&own, sql_addr, "analyst", None).await);
+    let (code, e) = run_sql(&mut analyst, "SELECT value FROM no_such_indicator").await.unwrap_err();
+    assert_eq!(code, Some(tonic::Code::NotFound), "{e}");
+    assert!(e.contains("no_such_indicator"), "{e}");
+    let (code, e) = run_sql(&mut analyst, "SELECT value FROM diabetes_statin WHERE year = 2024 AND age_band > '65'").await.unwrap_err();
+    assert_eq!(code, Some(tonic::Code::InvalidArgument), "{e}");
+    let t0 = Instant::now();
+    let (code, e) = run_sql(&mut analyst, "SELECT region, value FROM diabetes_statin WHERE year = 2024").await.unwrap_err();
+    assert_eq!(code, Some(tonic::Code::DeadlineExceeded), "region 22 never answers: {e}");
+    assert!(t0.elapsed() < Duration::from_secs(6), "{:?}", t0.elapsed());
+    let mut auditor = FlightSqlServiceClient::new(channel(&own, sql_addr, "auditor", None).await);
+    let (code, e) = run_sql(&mut auditor, "SELECT region, value FROM diabetes_statin WHERE year = 2024").await.unwrap_err();
+    assert_eq!(code, Some(tonic::Code::PermissionDenied), "{e}");
+    assert!(e.contains("auditor"), "{e}");
+
+    // The HTTPS door: the client's trace and deadline.
+    let trace = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let traceparent = format!("00-{trace}-00f067aa0ba902b7-01");
+    let web = own.coordinator.web.as_ref().unwrap().addr;
+    let (cert, key) = own.pem("analyst");
+    let ticket = br#"{"indicator": "stroke_admissions", "breakdowns": ["sex"], "period": "2023", "query_id": "doors-web"}"#;
+    let t0 = Instant::now();
+    let headers = [("content-type", "application/json"), ("traceparent", traceparent.as_str()), ("norrsken-deadline-ms", "1500")];
+    let response = http::request(web, &cert, &key, "POST", "/api/query", &headers, ticket).await.unwrap();
+    let took = t0.elapsed();
+    assert_eq!(response.status, 200, "{}", String::from_utf8_lossy(&response.body));
+    assert!(took < Duration::from_secs(6), "answered at the client's 1.5 s deadline, not the 20 s agent timeout: {took:?}");
+    let body: serde_json::Value = serde_json::from_slice(&response.body).unwrap();
+    assert_eq!(body["metadata"]["norrsken.partial"], "true", "region 22 timed out: {}", body["metadata"]);
+    // Every agent that answered recorded the client's trace id with the question.
+    let audit = federation().federation.dir.join("audit");
+    let mut agents_with_trace = Vec::new();
+    for region in ["23", "24", "25"] {
+        let dir = audit.join(format!("agent-{region}"));
+        let found = std::fs::read_dir(&dir).unwrap().flatten().any(|f| std::fs::read_to_string(f.path()).is_ok_and(|t| t.lines().any(|l| l.contains(trace) && l.contains("doors-web"))));
+        if found {
+            agents_with_trace.push(region);
+        }
+    }
+    assert_eq!(agents_with_trace, ["23", "24", "25"], "the web door's trace id in the agents' records");
+    let recs = own.stop().await;
+    let q = recs.iter().find(|r| r.event.query_id.as_deref() == Some("doors-web") && r.event.kind == "query").expect("the coordinator's record");
+    assert_eq!(q.event.trace_id.as_deref(), Some(trace));
 }
 
 fn reconcile_dir(dir: &Path) -> Vec<review::Difference> {

@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 
 use norrsken_agent::datalager::{FolderDatalager, FolderFormat};
 use norrsken_agent::engine::{Engine, EngineOptions};
-use norrsken_common::catalog::{Catalog, Kind};
-use norrsken_common::query::{IndicatorQuery, Perspective, QueryOptions};
+use norrsken_model::catalog::{Catalog, Kind};
+use norrsken_model::query::{IndicatorQuery, Perspective, QueryOptions};
 
 use crate::fixtures::region_dir;
 use crate::reference::{self, Data, RefCell};

@@ -12,7 +12,7 @@ use norrsken::audit_review::{self as review, reconcile, NodeLog};
 use norrsken::local::{LocalFederation, LocalOptions};
 use norrsken_common::audit::{read_public_key, AuditRecord};
 use norrsken_common::pki::{agent_dns_name, COORDINATOR_DNS_NAME};
-use norrsken_common::query::IndicatorQuery;
+use norrsken_model::query::IndicatorQuery;
 use norrsken::pki_dev::{CertSpec, CertificateAuthority};
 
 use crate::federation::query;
@@ -264,7 +264,7 @@ async fn replayed_queries_are_reported() {
     assert!(schema.metadata().contains_key("norrsken.audit_seq") && schema.metadata()["norrsken.audit_hash"].starts_with("sha256:"));
     let dir = fed.dir.clone();
     // Straight to agent 25, as the coordinator, with the relay block the coordinator wrote.
-    let relay = norrsken_common::query::Relay {
+    let relay = norrsken_model::query::Relay {
         requester_subject: "CN=analyst, O=Norrsken development PKI".into(),
         requester_role: "analyst".into(),
         ..Default::default()

@@ -10,14 +10,14 @@ use arrow::datatypes::{Float64Type, Int64Type, Schema};
 use arrow_flight::{FlightDescriptor, FlightInfo};
 use bytes::Bytes;
 use norrsken::local::{coordinator_config, tls_files};
-use norrsken_common::catalog::Catalog;
+use norrsken_model::catalog::Catalog;
 use norrsken_common::error::NodeError;
 use norrsken_common::flight::serve;
 use norrsken_common::service::{Action, Caller, Description, Node, NodeBase, QueryScope, QueryTicket, Reply, Served};
-use norrsken_common::geography::NORRA;
+use norrsken_model::geography::NORRA;
 use norrsken::pki_dev::{CertSpec, CertificateAuthority};
 use norrsken_common::pki::{agent_dns_name, COORDINATOR_DNS_NAME};
-use norrsken_common::query::{IndicatorQuery, Perspective, QueryOptions};
+use norrsken_model::query::{IndicatorQuery, Perspective, QueryOptions};
 use norrsken_common::tls::{server_config, ReloadableTls};
 
 use crate::fixtures::{client_as, data, federation, fetch, off_runtime, raw_client, TempDir};
@@ -94,8 +94,8 @@ pub async fn analyst() -> arrow_flight::FlightClient {
 }
 
 /// The expected (numerator, denominator, value_sum) of a kind from a reference cell.
-fn expected(kind: norrsken_common::catalog::Kind, c: &reference::RefCell) -> (Option<i64>, Option<i64>, Option<f64>) {
-    use norrsken_common::catalog::Kind::*;
+fn expected(kind: norrsken_model::catalog::Kind, c: &reference::RefCell) -> (Option<i64>, Option<i64>, Option<f64>) {
+    use norrsken_model::catalog::Kind::*;
     match kind {
         Proportion => (Some(c.numerator), Some(c.units), None),
         Rate => (Some(c.units), Some(c.population), None),
@@ -315,6 +315,8 @@ struct HangingAgent {
 
 #[tonic::async_trait]
 impl Node for HangingAgent {
+    type Domain = ();
+
     fn base(&self) -> &NodeBase {
         &self.base
     }
@@ -343,8 +345,8 @@ fn hanging_agent(certs: &Path) -> (tokio::runtime::Runtime, Arc<HangingAgent>, s
         query_span: "test.hanging",
         metric_labels: Vec::new(),
         actions: &[],
-        catalog: Arc::new(norrsken_common::catalog::Catalog::embedded()),
-        answer_schema: norrsken_common::answer::agent_answer_schema,
+        catalog: Arc::new(norrsken_model::catalog::Catalog::embedded()),
+        answer_schema: norrsken_model::answer::agent_answer_schema,
         audit,
     };
     let node = Arc::new(HangingAgent { started: tokio::sync::Notify::new(), base });

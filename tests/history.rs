@@ -8,7 +8,7 @@ use std::path::Path;
 
 use norrsken::local::{LocalFederation, LocalOptions};
 use norrsken_common::pki::COORDINATOR_DNS_NAME;
-use norrsken_common::query::IndicatorQuery;
+use norrsken_model::query::IndicatorQuery;
 
 use crate::attacks::with;
 use crate::federation::{query, rows, Row};

@@ -18,6 +18,7 @@ mod numbers;
 mod observability;
 mod performance;
 mod pgwire;
+mod present;
 mod postgres;
 mod reference;
 mod service;

@@ -4,9 +4,9 @@
 use std::collections::BTreeMap;
 use std::process::Command;
 
-use norrsken_common::answer::{CellStatus, Reason, ReleasedCell};
-use norrsken_common::comparison::{Comparison, RowKind};
-use norrsken_common::query::IndicatorQuery;
+use norrsken_model::answer::{CellStatus, Reason, ReleasedCell};
+use norrsken_model::comparison::{Comparison, RowKind};
+use norrsken_model::query::IndicatorQuery;
 
 use crate::attacks::{ask, exact_policy, node, perturbing_policy, with};
 use crate::federation::{analyst, query};
@@ -146,7 +146,7 @@ async fn answers_say_what_they_count_and_categories_keep_their_order() {
     let events = compare(&query("stroke_admissions", &[], "2024")).await;
     assert!(events.meta.semantics.starts_with("events"), "{}", events.meta.semantics);
     let bands = compare(&query("diabetes_bp_bands", &[], "2024")).await;
-    let recipe = norrsken_common::catalog::Catalog::embedded().get("diabetes_bp_bands", None).unwrap().clone();
+    let recipe = norrsken_model::catalog::Catalog::embedded().get("diabetes_bp_bands", None).unwrap().clone();
     let order: Vec<String> = recipe.categories.iter().map(|c| c.code.clone()).collect();
     let region25: Vec<String> = bands.rows.iter().filter(|r| r.region == "25").filter_map(|r| r.category.clone()).collect();
     assert_eq!(region25, order, "categories in the recipe's order");
@@ -176,7 +176,7 @@ fn the_cli_speaks_swedish_when_asked() {
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         String::from_utf8_lossy(&out.stdout).to_string()
     };
-    let recipe = norrsken_common::catalog::Catalog::embedded().get("diabetes_bp_bands", None).unwrap().clone();
+    let recipe = norrsken_model::catalog::Catalog::embedded().get("diabetes_bp_bands", None).unwrap().clone();
     let sv = run(&["--lang", "sv"], "C");
     assert!(sv.contains(&recipe.title.sv), "{sv}");
     assert!(sv.contains(&recipe.categories[0].sv), "{sv}");
@@ -190,7 +190,7 @@ fn the_cli_speaks_swedish_when_asked() {
 /// cell, the coordinator is asked that coarser question and the row is released there.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_suggestion_in_region_pooled_and_population_rows_is_true() {
-    use norrsken_common::query::Perspective;
+    use norrsken_model::query::Perspective;
     let dropped = |s: &str, by: &[&str]| by.iter().position(|b| s.contains(&format!("drop the {b} breakdown")) || s.contains(&format!("(drop {b})")));
     let (mut checked, mut pooled_checked, mut unchecked) = (0, 0, 0);
     for perspective in [Perspective::Provider, Perspective::Population] {

@@ -5,7 +5,7 @@ use std::io::{Read, Write};
 use std::time::Duration;
 
 use norrsken_common::pki::COORDINATOR_DNS_NAME;
-use norrsken_common::query::IndicatorQuery;
+use norrsken_model::query::IndicatorQuery;
 use opentelemetry::trace::SpanKind;
 
 use crate::audit::{free_port, spawn_agent_with};

@@ -10,7 +10,7 @@ use norrsken_agent::engine::EngineOptions;
 use norrsken::audit_review as review;
 use norrsken_common::audit::AuditRecord;
 use norrsken_common::error::NodeError;
-use norrsken_common::query::IndicatorQuery;
+use norrsken_model::query::IndicatorQuery;
 use norrsken::local::{agent_config, audit_config};
 
 use crate::attacks::{exact_policy, node_with_engine, relay, validate, with};

@@ -8,8 +8,8 @@ use norrsken_agent::config::AgentConfig;
 use norrsken_agent::datalager::postgres::{load_folder, PostgresDatalager, PostgresSettings};
 use norrsken_agent::datalager::{FolderDatalager, FolderFormat, Mapping};
 use norrsken_agent::engine::{Engine, EngineOptions, RawCell};
-use norrsken_common::catalog::Catalog;
-use norrsken_common::query::{IndicatorQuery, Perspective, QueryOptions};
+use norrsken_model::catalog::Catalog;
+use norrsken_model::query::{IndicatorQuery, Perspective, QueryOptions};
 
 use crate::federation::query;
 use crate::fixtures::region_dir;

@@ -8,9 +8,9 @@ use std::path::Path;
 
 use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::{Date32Type, Float64Type, Int32Type, Int64Type, TimestampMicrosecondType};
-use norrsken_common::breakdown::Breakdown;
-use norrsken_common::catalog::{Kind, Recipe, Unit};
-use norrsken_common::query::{Perspective, ValidatedQuery};
+use norrsken_model::breakdown::Breakdown;
+use norrsken_model::catalog::{Kind, Recipe, Unit};
+use norrsken_model::query::{Perspective, ValidatedQuery};
 use norrsken_synth::calendar::{civil_from_days, days_from_civil, MICROS_PER_DAY, MICROS_PER_HOUR};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 

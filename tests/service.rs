@@ -257,7 +257,7 @@ async fn a_policy_reload_during_queries_never_splits_an_answer_from_its_record()
         q.options.no_cache = true;
         let ticket = q.encode_ticket(Some(&crate::attacks::relay()));
         let answer = norrsken_common::service::envelope::query(node.as_ref(), &caller, &ticket).await.unwrap();
-        let a = norrsken_common::answer::RegionAnswer::from_batches(&answer.schema, &answer.batches).unwrap();
+        let a = norrsken_model::answer::RegionAnswer::from_batches(&answer.schema, &answer.batches).unwrap();
         answers.push(a.meta);
     }
     stop.store(true, std::sync::atomic::Ordering::Relaxed);

@@ -7,7 +7,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use norrsken::pki_dev::{CertSpec, CertificateAuthority};
-use norrsken_common::comparison::{Comparison, RowKind};
+use norrsken_model::comparison::{Comparison, RowKind};
 use serde_json::Value;
 
 use crate::federation::{analyst, coordinator_with, query};

@@ -5,10 +5,10 @@ use std::path::Path;
 
 use norrsken_agent::datalager::{FolderDatalager, FolderFormat};
 use norrsken_agent::engine::{Engine, EngineOptions};
-use norrsken_common::catalog::{Catalog, Kind};
-use norrsken_common::cdm::{CdmTable, Manifest};
-use norrsken_common::geography::NORRA;
-use norrsken_common::query::IndicatorQuery;
+use norrsken_model::catalog::{Catalog, Kind};
+use norrsken_model::cdm::{CdmTable, Manifest};
+use norrsken_model::geography::NORRA;
+use norrsken_model::query::IndicatorQuery;
 use norrsken_synth::{generate, SynthOptions};
 
 use crate::fixtures::{datalager, TempDir, TEST_SCALE};

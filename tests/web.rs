@@ -4,7 +4,7 @@
 
 use std::process::Command;
 
-use norrsken_common::comparison::{Comparison, RowKind};
+use norrsken_model::comparison::{Comparison, RowKind};
 use serde_json::Value;
 
 use crate::federation::{analyst, query};
@@ -84,7 +84,7 @@ fn the_web_app_in_a_real_browser() {
     use norrsken::local::{LocalFederation, LocalOptions};
     use norrsken::pki_dev::{CertSpec, CertificateAuthority};
     use norrsken_common::pki::COORDINATOR_DNS_NAME;
-    use norrsken_common::query::IndicatorQuery;
+    use norrsken_model::query::IndicatorQuery;
 
     use crate::fixtures::{client_as, datalager, TempDir};
 

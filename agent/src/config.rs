@@ -6,7 +6,7 @@ use norrsken_common::audit::AuditConfig;
 use norrsken_common::telemetry::TelemetryConfig;
 
 pub use crate::datalager::config::{DatalagerConfig, DatalagerKind};
-use norrsken_common::geography;
+use norrsken_model::geography;
 use norrsken_common::settings::{self, SettingsError};
 use norrsken_common::tls::TlsFiles;
 use serde::{Deserialize, Serialize};

@@ -4,14 +4,14 @@
 
 use std::sync::{Arc, RwLock};
 
-use norrsken_common::answer::{agent_answer_schema, AnswerMeta, CellStatus, RegionAnswer};
+use norrsken_model::answer::{agent_answer_schema, AnswerMeta, CellStatus, RegionAnswer};
 use norrsken_common::audit::{audit_chunks, trace_id_of, AuditLog, CellCounts, Who};
 use norrsken_common::cache::AgentVersions;
-use norrsken_common::catalog::Catalog;
+use norrsken_model::catalog::Catalog;
 use norrsken_common::error::NodeError;
-use norrsken_common::geography::{self, Region};
+use norrsken_model::geography::{self, Region};
 use norrsken_common::pki::CertIdentity;
-use norrsken_common::query::{Relay, ValidatedQuery};
+use norrsken_model::query::{Relay, ValidatedQuery};
 use norrsken_common::service::{Action, Answer, Caller, Description, Node, NodeBase, QueryScope, QueryTicket, Reply, Served};
 use opentelemetry::KeyValue;
 use serde_json::json;
@@ -289,6 +289,8 @@ impl AgentNode {
 
 #[tonic::async_trait]
 impl Node for AgentNode {
+    type Domain = ();
+
     fn base(&self) -> &NodeBase {
         &self.base
     }
@@ -352,6 +354,7 @@ impl Node for AgentNode {
             answer: Answer { schema: batch.schema(), batches: vec![batch] },
             outcome: "ok",
             cells: counts(&answer),
+            domain: (),
         })
     }
 

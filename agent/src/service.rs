@@ -17,12 +17,12 @@
 
 use std::sync::Arc;
 
-use norrsken_common::answer::{AnswerMeta, RegionAnswer};
+use norrsken_model::answer::{AnswerMeta, RegionAnswer};
 use norrsken_common::cache::{key as cache_key, query_key, AnswerCache, CacheSettings, Weighed};
-use norrsken_common::catalog::Unit;
+use norrsken_model::catalog::Unit;
 use norrsken_common::error::NodeError;
-use norrsken_common::geography::Region;
-use norrsken_common::query::{QueryError, Relay, ValidatedQuery};
+use norrsken_model::geography::Region;
+use norrsken_model::query::{QueryError, Relay, ValidatedQuery};
 
 use crate::disclosure::boxes::Space;
 use crate::disclosure::canonical::Canonical;

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::query::ValidatedQuery;
+use norrsken_model::query::ValidatedQuery;
 
 /// `[cache]` settings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -58,6 +58,19 @@ pub struct AgentVersions {
 /// Something cached, with an estimate of its size in bytes.
 pub trait Weighed {
     fn weight(&self) -> u32;
+}
+
+impl Weighed for norrsken_model::answer::RegionAnswer {
+    fn weight(&self) -> u32 {
+        // Labels, numbers and reasons of a cell: about 200 bytes.
+        512u32.saturating_add((self.cells.len() as u32).saturating_mul(200))
+    }
+}
+
+impl Weighed for norrsken_model::comparison::Comparison {
+    fn weight(&self) -> u32 {
+        1024u32.saturating_add((self.rows.len() as u32).saturating_mul(300))
+    }
 }
 
 /// A bounded, concurrent cache of answers by key.
@@ -128,8 +141,8 @@ pub fn key(parts: &[&str]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::catalog::Catalog;
-    use crate::query::IndicatorQuery;
+    use norrsken_model::catalog::Catalog;
+    use norrsken_model::query::IndicatorQuery;
 
     struct Blob(u32);
     impl Weighed for Blob {

@@ -57,8 +57,8 @@ fn refusal(path: &str, info: Option<&PeerInfo>, headers: &http::HeaderMap) -> Op
         outcome: "invalid".into(),
         requester: info.and_then(|i| i.identity.as_ref()).map(Who::from),
         peer: info.and_then(|i| i.addr).map(|a| a.to_string()),
-        operation: Some(crate::text::bound(&path.chars().take(200).collect::<String>())),
-        reason: Some(crate::text::bound(status.message())),
+        operation: Some(norrsken_model::text::bound(&path.chars().take(200).collect::<String>())),
+        reason: Some(norrsken_model::text::bound(status.message())),
         ..Default::default()
     };
     let mut replace = None;
@@ -73,7 +73,7 @@ fn refusal(path: &str, info: Option<&PeerInfo>, headers: &http::HeaderMap) -> Op
         replace = Some(s);
     } else if status.code() == tonic::Code::Internal && status.message().starts_with("failed to decode Protobuf message") {
         // A body that is not the method's protobuf is malformed input, not a server fault.
-        let message = format!("request: the message is not the method's protobuf message ({})", crate::text::bound(status.message()));
+        let message = format!("request: the message is not the method's protobuf message ({})", norrsken_model::text::bound(status.message()));
         event.reason = Some(message.clone());
         let mut s = tonic::Status::invalid_argument(message);
         if let Ok(v) = ErrorKind::Invalid.name().parse() {

@@ -6,7 +6,7 @@
 //! coordinator reads instead of the message text. A new kind of error cannot silently
 //! become `Internal`.
 
-use crate::query::QueryError;
+use norrsken_model::query::QueryError;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum NodeError {
@@ -173,7 +173,7 @@ impl NodeError {
     pub fn to_status(&self) -> tonic::Status {
         let kind = self.kind();
         // Bounded, so that no input repeated in a message can exceed gRPC's header limit.
-        let mut status = tonic::Status::new(kind.code(), crate::text::bound(&self.to_string()));
+        let mut status = tonic::Status::new(kind.code(), norrsken_model::text::bound(&self.to_string()));
         if let Ok(v) = kind.name().parse() {
             status.metadata_mut().insert(ERROR_KIND_HEADER, v);
         }
@@ -183,6 +183,45 @@ impl NodeError {
             }
         }
         status
+    }
+
+    /// The error a remote node answered with, read back from its status: the kind from the
+    /// `norrsken-error-kind` header (else from the gRPC code), the message as the node
+    /// wrote it. A client (the CLI) so branches on kinds as the coordinator's own doors do.
+    pub fn from_status(status: &tonic::Status) -> NodeError {
+        use tonic::Code;
+        let kind = ErrorKind::of_status(status).unwrap_or(match status.code() {
+            Code::InvalidArgument | Code::OutOfRange | Code::AlreadyExists => ErrorKind::Invalid,
+            Code::NotFound => ErrorKind::NotFound,
+            Code::Unauthenticated => ErrorKind::Unauthenticated,
+            Code::PermissionDenied => ErrorKind::PermissionDenied,
+            Code::ResourceExhausted => ErrorKind::ResourceExhausted,
+            Code::DeadlineExceeded | Code::Cancelled => ErrorKind::Timeout,
+            Code::FailedPrecondition | Code::Unavailable | Code::Aborted => ErrorKind::NotReady,
+            Code::Unimplemented => ErrorKind::Unsupported,
+            Code::Ok | Code::Unknown | Code::Internal | Code::DataLoss => ErrorKind::Internal,
+        });
+        let retry_after_s = status.metadata().get(RETRY_AFTER_HEADER).and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok()).unwrap_or(1);
+        let make = |m: String| match kind {
+            // The remote message names what was wrong; it reads as the question's error.
+            ErrorKind::Invalid | ErrorKind::NotFound => NodeError::Query(QueryError::Invalid { field: "question", message: m }),
+            ErrorKind::Unauthenticated => NodeError::Unauthenticated(m),
+            ErrorKind::PermissionDenied => NodeError::PermissionDenied(m),
+            ErrorKind::PolicyRefused => NodeError::PolicyRefused(m),
+            ErrorKind::ResourceExhausted => NodeError::ResourceExhausted(m),
+            ErrorKind::AuditUnavailable => NodeError::AuditUnavailable(m),
+            ErrorKind::DisclosureFailed => NodeError::DisclosureFailed(m),
+            ErrorKind::NotReady => NodeError::NotReady(m),
+            ErrorKind::Unsupported => NodeError::Unsupported(m),
+            ErrorKind::Internal => NodeError::Internal(m),
+            ErrorKind::Timeout => NodeError::Timeout(m),
+            ErrorKind::RateLimited => NodeError::RateLimited { message: m, retry_after_s },
+        };
+        // The node's message already starts with its kind's words: not twice.
+        let prefix = make(String::new()).to_string();
+        let message = status.message();
+        let message = if prefix.is_empty() { message } else { message.strip_prefix(prefix.as_str()).unwrap_or(message) };
+        make(message.to_string())
     }
 
     /// For a rate-limited request: how many seconds until the caller may ask again.
@@ -208,6 +247,14 @@ mod tests {
         assert_eq!(status.code(), tonic::Code::PermissionDenied);
         assert_eq!(ErrorKind::of_status(&status), Some(ErrorKind::PolicyRefused));
         assert_eq!(ErrorKind::of_status(&tonic::Status::unknown("transport error")), None);
+        // Read back on the client's side: the same kind, the message once.
+        for e in [NodeError::PolicyRefused("recipe x is not approved".into()), NodeError::Timeout("no answer".into()), NodeError::RateLimited { message: "slow down".into(), retry_after_s: 7 }] {
+            let back = NodeError::from_status(&e.to_status());
+            assert_eq!(back.kind(), e.kind());
+            assert_eq!(back.to_string(), e.to_string());
+            assert_eq!(back.retry_after_s(), e.retry_after_s());
+        }
+        assert_eq!(NodeError::from_status(&tonic::Status::deadline_exceeded("slow")).kind(), ErrorKind::Timeout);
         assert_eq!(e.kind().outcome(), "refused");
     }
 }

@@ -1,33 +1,17 @@
-//! What the Norrsken agent and coordinator share: the common data model, the indicator
-//! catalog, the query model and wire contract, and the vocabulary of breakdowns.
+//! The node runtime the Norrsken agent and coordinator share: the query service and its one
+//! request envelope, the Arrow Flight door, mutual TLS and certificate identities, the
+//! signed audit log, answer caches, telemetry and settings. The domain it serves (catalog,
+//! query model, answers, wire contract) is `norrsken-model`.
 
-pub mod analysis;
-pub mod answer;
 pub mod audit;
-pub mod breakdown;
 pub mod cache;
-pub mod catalog;
-pub mod comparison;
 pub mod edge;
-pub mod cdm;
 pub mod error;
 pub mod failpoint;
 pub mod flight;
-pub mod geography;
-pub mod period;
 pub mod pki;
-pub mod query;
 pub mod reload;
 pub mod service;
 pub mod settings;
-pub mod standard;
-pub mod suggest;
 pub mod telemetry;
-pub mod text;
 pub mod tls;
-pub mod vocabulary;
-
-/// Code generated from `proto/norrsken.proto`.
-pub mod proto {
-    include!(concat!(env!("OUT_DIR"), "/norrsken.v1.rs"));
-}

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use arrow_flight::{FlightClient, Ticket};
 use bytes::Bytes;
 use futures::TryStreamExt;
-use norrsken_common::answer::RegionAnswer;
+use norrsken_model::answer::RegionAnswer;
 use norrsken_common::audit::Anchor;
 use norrsken_common::error::ErrorKind;
 use norrsken_common::tls::{client_tls, TlsFiles, TlsError};

@@ -6,18 +6,18 @@
 //! - [`agents`]: the agents over Arrow Flight; [`watch`]: their versions; [`circuit`]:
 //!   which regions are not asked until they answer a probe; [`limits`]: how many uncached
 //!   questions a requester may ask;
-//! - [`report`]: the regional report; [`export`]: answers and reports as CSV, xlsx and PDF;
+//! - [`web`]: the HTTPS door (the web app, reports rendered by `norrsken-present`); [`sql`]:
+//!   the Flight SQL door;
 //! - [`node`]: authentication and actions behind every front door; [`server`]: starting.
 
 pub mod agents;
+pub mod ask;
 pub mod analysis;
 pub mod circuit;
 pub mod config;
-pub mod export;
 pub mod limits;
 pub mod merge;
 pub mod node;
-pub mod report;
 pub mod server;
 pub mod service;
 pub mod sql;

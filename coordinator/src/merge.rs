@@ -10,17 +10,17 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use norrsken_common::answer::{CellStatus, Reason, RegionAnswer};
+use norrsken_model::answer::{CellStatus, Reason, RegionAnswer};
 use norrsken_common::audit::{Anchor, RegionPart};
-use norrsken_common::breakdown::Breakdown;
-use norrsken_common::catalog::{Kind, Recipe};
-pub use norrsken_common::comparison::{Comparison, ComparisonMeta, ComparisonRow, Estimate, RegionReport, RegionState, RowKind};
+use norrsken_model::breakdown::Breakdown;
+use norrsken_model::catalog::{Kind, Recipe};
+pub use norrsken_model::comparison::{Comparison, ComparisonMeta, ComparisonRow, Estimate, RegionReport, RegionState, RowKind};
 use norrsken_common::error::ErrorKind;
-use norrsken_common::period::Period;
-use norrsken_common::query::Perspective;
+use norrsken_model::period::Period;
+use norrsken_model::query::Perspective;
 
-use norrsken_common::standard::{standardise, Standardised};
-use norrsken_common::suggest::{drop_breakdown, first_droppable, pooled_nothing_coarser};
+use norrsken_model::standard::{standardise, Standardised};
+use norrsken_model::suggest::{drop_breakdown, first_droppable, pooled_nothing_coarser};
 
 use crate::stats::{estimate, fay_feuer_at, Level};
 
@@ -61,7 +61,7 @@ impl<'r> BandIndex<'r> {
 /// Pooled standardised values, from the pooled age bands (released only where every
 /// region released every band: the pooled rows' own rule).
 fn standardise_pooled(recipe: &Recipe, breakdowns: &[Breakdown], id: &str, rows: &mut [ComparisonRow]) {
-    let (Some(standard), Some(age)) = (norrsken_common::standard::standard(id), breakdowns.iter().position(|b| *b == Breakdown::AgeBand)) else {
+    let (Some(standard), Some(age)) = (norrsken_model::standard::standard(id), breakdowns.iter().position(|b| *b == Breakdown::AgeBand)) else {
         return;
     };
     let bands = recipe.age_bands.labels();
@@ -146,7 +146,7 @@ impl RegionOutcome {
         RegionPart {
             region: self.region.clone(),
             status: self.state.name().to_string(),
-            message: norrsken_common::text::bound(&self.message),
+            message: norrsken_model::text::bound(&self.message),
             attempts: Some(self.attempts),
             record: self.record.clone(),
         }
@@ -432,8 +432,8 @@ pub fn merge(input: &MergeInput<'_>, outcomes: &[RegionOutcome]) -> Comparison {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use norrsken_common::answer::{AnswerMeta, ReleasedCell};
-    use norrsken_common::catalog::Catalog;
+    use norrsken_model::answer::{AnswerMeta, ReleasedCell};
+    use norrsken_model::catalog::Catalog;
 
     fn cell(region: &str, sex: &str, n: i64, d: i64, status: CellStatus) -> ReleasedCell {
         let withheld = status == CellStatus::Suppressed;

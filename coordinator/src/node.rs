@@ -8,10 +8,11 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures::future::join_all;
 use norrsken_common::audit::{AuditLog, CellCounts};
-use norrsken_common::catalog::Catalog;
-use norrsken_common::comparison::comparison_schema;
+use norrsken_model::catalog::Catalog;
+use norrsken_model::comparison::comparison_schema;
+use norrsken_model::federated::Federated;
 use norrsken_common::error::NodeError;
-use norrsken_common::query::{QueryError, Relay};
+use norrsken_model::query::{QueryError, Relay};
 use norrsken_common::service::{Action, Answer, Caller, Description, Node, NodeBase, QueryScope, QueryTicket, Reply, Served};
 use serde_json::json;
 
@@ -257,6 +258,8 @@ impl CoordinatorNode {
 
 #[tonic::async_trait]
 impl Node for CoordinatorNode {
+    type Domain = Federated;
+
     /// Any identity with a role may list and describe the recipes.
     fn may_browse(&self, caller: &Caller) -> Result<(), NodeError> {
         self.authenticate(caller).map(|_| ())
@@ -270,13 +273,13 @@ impl Node for CoordinatorNode {
         let plan = self.service.plan(ticket.query, self.requester(caller)?, &self.ports(), caller.deadline)?;
         let q = &plan.query;
         let schema = match &q.options.analysis {
-            Some(spec) => norrsken_common::analysis::schema_for(spec, &q.breakdowns, q.options.standardise.is_some()),
+            Some(spec) => norrsken_model::analysis::schema_for(spec, &q.breakdowns, q.options.standardise.is_some()),
             None => comparison_schema(&q.breakdowns, q.recipe.is_distribution()),
         };
         Ok(Description { schema, ticket: Some(bytes), recipe: None, title: String::new() })
     }
 
-    async fn query(&self, caller: &Caller, ticket: QueryTicket, scope: &mut QueryScope) -> Result<Served, NodeError> {
+    async fn query(&self, caller: &Caller, ticket: QueryTicket, scope: &mut QueryScope) -> Result<Served<Federated>, NodeError> {
         let requester = self.requester(caller)?;
         scope.event.role = Some(requester.role.name().to_string());
         // A relay block from a client is ignored: only the coordinator relays.
@@ -309,18 +312,15 @@ impl Node for CoordinatorNode {
             cells.perturbed += r.cells_perturbed as u64;
             cells.released += (r.cells - r.cells_withheld) as u64;
         }
-        let batch = match &v.options.analysis {
-            Some(spec) => crate::analysis::analyse(spec, &comparison, &v.recipe)
-                .map_err(|e| NodeError::Query(QueryError::Invalid { field: "options.analysis", message: e.to_string() }))?
-                .to_record_batch()
-                .map_err(|e| NodeError::Internal(e.to_string()))?,
-            None => comparison.to_record_batch().map_err(|e| NodeError::Internal(e.to_string()))?,
+        let outcome = if comparison.meta.partial { "partial" } else { "ok" };
+        let domain = match &v.options.analysis {
+            Some(spec) => Federated::Analysis(
+                crate::analysis::analyse(spec, &comparison, &v.recipe).map_err(|e| NodeError::Query(QueryError::Invalid { field: "options.analysis", message: e.to_string() }))?,
+            ),
+            None => Federated::Comparison(comparison),
         };
-        Ok(Served {
-            answer: Answer { schema: batch.schema(), batches: vec![batch] },
-            outcome: if comparison.meta.partial { "partial" } else { "ok" },
-            cells,
-        })
+        let batch = domain.to_record_batch().map_err(|e| NodeError::Internal(e.to_string()))?;
+        Ok(Served { answer: Answer { schema: batch.schema(), batches: vec![batch] }, outcome, cells, domain })
     }
 
     async fn action(&self, caller: &Caller, action: Action) -> Result<Reply, NodeError> {

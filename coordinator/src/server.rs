@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use norrsken_common::catalog::Catalog;
+use norrsken_model::catalog::Catalog;
 use norrsken_common::flight::{serve, ServerHandle};
 use norrsken_common::audit::AuditLog;
 use norrsken_common::flight::{audit_handshake_failures, audit_rejections};

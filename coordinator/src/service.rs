@@ -11,10 +11,10 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures::future::join_all;
 use norrsken_common::cache::{key as cache_key, query_key, AgentVersions, AnswerCache, CacheSettings};
-use norrsken_common::catalog::Catalog;
+use norrsken_model::catalog::Catalog;
 use norrsken_common::error::{ErrorKind, NodeError};
-use norrsken_common::geography;
-use norrsken_common::query::{IndicatorQuery, QueryError, Relay, ValidatedQuery};
+use norrsken_model::geography;
+use norrsken_model::query::{IndicatorQuery, QueryError, Relay, ValidatedQuery};
 use norrsken_common::audit::Anchor;
 use norrsken_common::service::QueryScope;
 use std::time::Instant;
@@ -400,10 +400,10 @@ fn select_agents(all: &[Arc<dyn AgentPort>], names: &[String]) -> Result<Vec<Arc
 #[cfg(test)]
 mod tests {
     use super::*;
-    use norrsken_common::answer::{AnswerMeta, CellStatus, Reason, RegionAnswer, ReleasedCell};
-    use norrsken_common::breakdown::Breakdown;
-    use norrsken_common::comparison::RowKind;
-    use norrsken_common::query::Perspective;
+    use norrsken_model::answer::{AnswerMeta, CellStatus, Reason, RegionAnswer, ReleasedCell};
+    use norrsken_model::breakdown::Breakdown;
+    use norrsken_model::comparison::RowKind;
+    use norrsken_model::query::Perspective;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     /// An agent that answers from a table of cells, counts its calls, or fails.
@@ -573,7 +573,7 @@ mod tests {
             breakdowns: vec!["sex".into()],
             period: "2024".into(),
             regions: regions.iter().map(|s| s.to_string()).collect(),
-            options: norrsken_common::query::QueryOptions { perspective: Perspective::Provider, ..Default::default() },
+            options: norrsken_model::query::QueryOptions { perspective: Perspective::Provider, ..Default::default() },
             ..Default::default()
         }
     }

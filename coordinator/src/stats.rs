@@ -10,14 +10,14 @@
 //! noise (at most ±2 by default on counts, a fraction of the largest contribution on sums),
 //! which matters only for small cells.
 
-use norrsken_common::catalog::Kind;
+use norrsken_model::catalog::Kind;
 use statrs::function::beta::beta_reg;
 use statrs::function::gamma::gamma_lr;
 
 /// 1 - confidence level.
 pub const ALPHA: f64 = 0.05;
 
-pub use norrsken_common::comparison::Estimate;
+pub use norrsken_model::comparison::Estimate;
 
 /// A two-sided confidence level: 95 % or 99.8 % (the two levels of funnel plots and of
 /// Fingertips-style comparisons).
@@ -147,7 +147,7 @@ pub fn poisson_at(x: f64, level: Level) -> Option<Estimate> {
 /// (y+wm)²/(v+wm²), scale (v+wm²)/(y+wm)). It reduces to the exact Poisson interval when
 /// there is one stratum, and keeps its coverage when events are few (Dobson's normal-based
 /// limits do not below 10 events).
-pub fn fay_feuer_at(s: &norrsken_common::standard::Standardised, level: Level) -> Option<Estimate> {
+pub fn fay_feuer_at(s: &norrsken_model::standard::Standardised, level: Level) -> Option<Estimate> {
     let (y, v, wm) = (s.value, s.var, s.wmax);
     if !(y >= 0.0 && v >= 0.0 && wm > 0.0) || !y.is_finite() {
         return None;
@@ -240,14 +240,14 @@ mod tests {
         let total: f64 = std.iter().sum();
         let w: Vec<f64> = std.iter().map(|s| s / total).collect();
         let strata: Vec<(f64, f64)> = counts.iter().zip(pop).map(|(&x, n)| (x, n)).collect();
-        let d = norrsken_common::standard::standardise(&strata, &w).unwrap();
+        let d = norrsken_model::standard::standardise(&strata, &w).unwrap();
         let e = fay_feuer_at(&d, Level::P95).unwrap();
         let k = 1e5;
         assert!(close(e.value * k, 75.52901, 1e-4), "{e:?}");
         assert!(close(e.lower * k, 67.70212, 1e-4), "{e:?}");
         assert!(close(e.upper * k, 188.30017, 1e-4), "{e:?}");
         // One stratum: the exact Poisson interval.
-        let one = norrsken_common::standard::standardise(&[(7.0, 1.0)], &[1.0]).unwrap();
+        let one = norrsken_model::standard::standardise(&[(7.0, 1.0)], &[1.0]).unwrap();
         let (f, p) = (fay_feuer_at(&one, Level::P95).unwrap(), poisson(7.0).unwrap());
         assert!(close(f.lower, p.lower, 1e-9) && close(f.upper, p.upper, 1e-9), "{f:?} {p:?}");
     }

@@ -22,9 +22,9 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{anyhow, Context};
-use norrsken_common::answer::{CellStatus, RegionAnswer};
-use norrsken_common::catalog::{Catalog, Recipe};
-use norrsken_common::query::{IndicatorQuery, Relay};
+use norrsken_model::answer::{CellStatus, RegionAnswer};
+use norrsken_model::catalog::{Catalog, Recipe};
+use norrsken_model::query::{IndicatorQuery, Relay};
 use norrsken_synth::rng::Rng;
 use serde::Serialize;
 

@@ -7,12 +7,12 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use norrsken_common::comparison::RowKind;
+use norrsken_model::comparison::RowKind;
 use anyhow::{anyhow, bail, Context};
 use arrow::array::RecordBatch;
-use norrsken_common::catalog::Kind;
-use norrsken_common::cdm::{CdmTable, Manifest};
-use norrsken_common::query::ValidatedQuery;
+use norrsken_model::catalog::Kind;
+use norrsken_model::cdm::{CdmTable, Manifest};
+use norrsken_model::query::ValidatedQuery;
 use serde::{Deserialize, Serialize};
 
 /// The schema holding a region's tables in a central warehouse.
@@ -62,7 +62,7 @@ type CellKey = (String, Vec<String>, Option<String>);
 /// The region rows of a coordinator's comparison, read with the shared wire contract.
 pub fn answer_cells(batches: &[RecordBatch], v: &ValidatedQuery) -> anyhow::Result<Vec<AnswerCell>> {
     let Some(first) = batches.first() else { return Ok(Vec::new()) };
-    let c = norrsken_common::comparison::Comparison::from_batches(first.schema().as_ref(), batches)?;
+    let c = norrsken_model::comparison::Comparison::from_batches(first.schema().as_ref(), batches)?;
     let mut out = Vec::new();
     for r in &c.rows {
         match r.kind {

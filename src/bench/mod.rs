@@ -31,11 +31,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context};
-use norrsken_common::breakdown::Breakdown;
-use norrsken_common::catalog::Catalog;
-use norrsken_common::cdm::Manifest;
-use norrsken_common::geography::{Region, NORRA, SWEDEN};
-use norrsken_common::query::{IndicatorQuery, QueryOptions, ValidatedQuery};
+use norrsken_model::breakdown::Breakdown;
+use norrsken_model::catalog::Catalog;
+use norrsken_model::cdm::Manifest;
+use norrsken_model::geography::{Region, NORRA, SWEDEN};
+use norrsken_model::query::{IndicatorQuery, QueryOptions, ValidatedQuery};
 use serde::Serialize;
 
 use crate::client::fetch_with;
@@ -517,7 +517,7 @@ fn national_agents(n: usize, datalager: &Path, shared: &Path) -> anyhow::Result<
 
 /// Makes `target` a datalager of `region` holding the files of `source` (hard links).
 fn link_datalager(source: &Path, target: &Path, region: &Region) -> anyhow::Result<()> {
-    for table in norrsken_common::cdm::CdmTable::ALL {
+    for table in norrsken_model::cdm::CdmTable::ALL {
         let (from, to) = (source.join(table.name()), target.join(table.name()));
         std::fs::create_dir_all(&to)?;
         for entry in std::fs::read_dir(&from).with_context(|| format!("reading {}", from.display()))? {
@@ -532,7 +532,7 @@ fn link_datalager(source: &Path, target: &Path, region: &Region) -> anyhow::Resu
     let mut manifest = Manifest::read(source).map_err(|e| anyhow!(e))?;
     manifest.region = region.code.to_string();
     manifest.region_name = region.name.to_string();
-    std::fs::write(target.join(norrsken_common::cdm::MANIFEST), serde_json::to_vec_pretty(&manifest)?)?;
+    std::fs::write(target.join(norrsken_model::cdm::MANIFEST), serde_json::to_vec_pretty(&manifest)?)?;
     Ok(())
 }
 

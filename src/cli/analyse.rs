@@ -8,10 +8,10 @@ use anyhow::Context;
 use arrow::datatypes::Schema;
 use arrow::record_batch::RecordBatch;
 use clap::Args;
-use norrsken_common::analysis::{AnalysisTable, Value};
-use norrsken_common::answer::kind_of;
-use norrsken_common::catalog::Kind;
-use norrsken_common::query::{AnalysisKind, AnalysisSpec, Comparator};
+use norrsken_model::analysis::{AnalysisTable, Value};
+use norrsken_model::answer::kind_of;
+use norrsken_model::catalog::Kind;
+use norrsken_model::query::{AnalysisKind, AnalysisSpec, Comparator};
 
 use super::query::{write_batches, QueryArgs};
 use super::render::{fmt_interval, fmt_value, grid, Lang};
@@ -88,9 +88,9 @@ pub fn render(t: &AnalysisTable, lang: Lang) -> String {
     let kind = t.meta("kind").and_then(kind_of).unwrap_or(Kind::Proportion);
     let text = |r: &[Value], c: &str| t.get(r, c).and_then(Value::as_text).map(str::to_string).unwrap_or_default();
     let num = |r: &[Value], c: &str| t.get(r, c).and_then(Value::as_float);
-    let val = |x: Option<f64>| x.map(|v| fmt_value(kind, v)).unwrap_or_else(|| "·".into());
+    let val = |x: Option<f64>| x.map(|v| fmt_value(kind, v, lang)).unwrap_or_else(|| "·".into());
     let ci = |r: &[Value], lo: &str, hi: &str| match (num(r, lo), num(r, hi)) {
-        (Some(l), Some(h)) => fmt_interval(kind, l, h),
+        (Some(l), Some(h)) => fmt_interval(kind, l, h, lang),
         _ => String::new(),
     };
     let region = |r: &[Value]| {
@@ -160,7 +160,7 @@ pub fn render(t: &AnalysisTable, lang: Lang) -> String {
                 let ratio = text(r, "change_unit").contains("ratio");
                 let change = |x: Option<f64>| match x {
                     Some(v) if ratio => format!("{v:.3}"),
-                    Some(v) => fmt_value(kind, v),
+                    Some(v) => fmt_value(kind, v, lang),
                     None => "·".into(),
                 };
                 line.push(change(num(r, "change")));
@@ -200,7 +200,7 @@ pub fn render(t: &AnalysisTable, lang: Lang) -> String {
                 (Some(x), _, _) => fmt(x),
                 _ => "·".into(),
             };
-            let abs = |x: f64| fmt_value(kind, x);
+            let abs = |x: f64| fmt_value(kind, x, lang);
             let ratio = |x: f64| format!("{x:.2}");
             let mut rows = Vec::new();
             let mut notes = Vec::new();

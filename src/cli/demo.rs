@@ -6,9 +6,9 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::Args;
 use norrsken::local::{tls_files, LocalFederation, LocalOptions};
-use norrsken_common::cdm::Manifest;
-use norrsken_common::geography::NORRA;
-use norrsken_common::query::{AnalysisKind, AnalysisSpec, Comparator, IndicatorQuery, QueryOptions};
+use norrsken_model::cdm::Manifest;
+use norrsken_model::geography::NORRA;
+use norrsken_model::query::{AnalysisKind, AnalysisSpec, Comparator, IndicatorQuery, QueryOptions};
 use norrsken_synth::{generate, SynthOptions};
 
 use super::analyse::analysis_text;

@@ -11,10 +11,10 @@ use clap::Args;
 use norrsken_agent::config::AgentConfig;
 use norrsken_agent::datalager::{Datalager, FolderDatalager, FolderFormat};
 use norrsken_agent::engine::{Engine, EngineOptions};
-use norrsken_common::catalog::Catalog;
-use norrsken_common::cdm::Manifest;
-use norrsken_common::geography;
-use norrsken_common::query::{IndicatorQuery, Perspective, QueryOptions};
+use norrsken_model::catalog::Catalog;
+use norrsken_model::cdm::Manifest;
+use norrsken_model::geography;
+use norrsken_model::query::{IndicatorQuery, Perspective, QueryOptions};
 
 #[derive(Args)]
 pub struct EvalArgs {

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use clap::Args;
-use norrsken_common::catalog::{Catalog, Recipe};
+use norrsken_model::catalog::{Catalog, Recipe};
 
 use super::client::ConnectArgs;
 use super::render::Lang;

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::Args;
 use norrsken::layout::{lay_out, sort_keys, LayoutOptions};
-use norrsken_common::cdm::CdmTable;
+use norrsken_model::cdm::CdmTable;
 
 #[derive(Args)]
 pub struct LayoutArgs {

@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use norrsken_common::query::AnalysisKind;
+use norrsken_model::query::AnalysisKind;
 
 mod analyse;
 mod audit;

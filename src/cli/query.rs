@@ -6,7 +6,7 @@ use anyhow::{bail, Context};
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 use clap::Args;
-use norrsken_common::query::{IndicatorQuery, QueryOptions};
+use norrsken_model::query::{IndicatorQuery, QueryOptions};
 
 use super::client::ConnectArgs;
 use super::eval::{parse_filters, parse_perspective, split_indicator};
@@ -98,7 +98,7 @@ pub fn write_batches(format: &str, schema: &SchemaRef, batches: &[RecordBatch], 
         "xlsx" => {
             let Some(path) = out else { bail!("--format xlsx needs --out FILE") };
             drop(sink);
-            let bytes = norrsken_coordinator::export::answer_xlsx(schema, batches)?;
+            let bytes = norrsken_present::export::answer_xlsx(schema, batches)?;
             std::fs::write(path, bytes).with_context(|| format!("writing {}", path.display()))?;
         }
         other => bail!("--format '{other}' must be table, csv, json, parquet or xlsx"),

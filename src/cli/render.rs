@@ -5,23 +5,20 @@ use std::fmt::Write as _;
 
 use arrow::array::RecordBatch;
 use arrow::datatypes::Schema;
-use norrsken_common::vocabulary;
-use norrsken_common::catalog::Kind;
-use norrsken_common::comparison::{Comparison, RegionState, RowKind};
+use norrsken_model::vocabulary;
+use norrsken_model::catalog::Kind;
+use norrsken_model::comparison::{Comparison, RegionState, RowKind};
 
-pub fn fmt_value(kind: Kind, v: f64) -> String {
-    match kind {
-        Kind::Proportion => format!("{:.1} %", v * 100.0),
-        Kind::Rate => format!("{v:.2}"),
-        Kind::Mean => format!("{v:.1}"),
-        Kind::Count | Kind::CostSum => format!("{v:.0}"),
-    }
+/// A value by the vocabulary's one number format (the report and the web app write it the
+/// same way), in the language asked.
+pub fn fmt_value(kind: Kind, v: f64, lang: Lang) -> String {
+    vocabulary::format_value(kind, v, lang.words())
 }
 
 /// An interval as `lower – upper`.
-pub fn fmt_interval(kind: Kind, lower: f64, upper: f64) -> String {
+pub fn fmt_interval(kind: Kind, lower: f64, upper: f64, lang: Lang) -> String {
     if lower.is_finite() && upper.is_finite() {
-        format!("{} – {}", fmt_value(kind, lower), fmt_value(kind, upper))
+        format!("{} – {}", fmt_value(kind, lower, lang), fmt_value(kind, upper, lang))
     } else {
         String::new()
     }
@@ -149,22 +146,22 @@ pub fn render(c: &Comparison, lang: Lang) -> String {
             line.push(int(r.denominator));
         }
         if cost {
-            line.push(r.value_sum.map(|v| fmt_value(kind, v)).unwrap_or_else(|| "·".into()));
+            line.push(r.value_sum.map(|v| fmt_value(kind, v, lang)).unwrap_or_else(|| "·".into()));
             let per_contact = match (r.value_sum, r.numerator) {
-                (Some(v), Some(n)) if n > 0 => fmt_value(kind, v / n as f64),
+                (Some(v), Some(n)) if n > 0 => fmt_value(kind, v / n as f64, lang),
                 _ => "·".into(),
             };
             line.push(per_contact);
         }
-        line.push(r.estimate.map(|e| fmt_value(kind, e.value)).unwrap_or_else(|| "·".into()));
-        line.push(r.estimate.map(|e| fmt_interval(kind, e.lower, e.upper)).unwrap_or_default());
+        line.push(r.estimate.map(|e| fmt_value(kind, e.value, lang)).unwrap_or_else(|| "·".into()));
+        line.push(r.estimate.map(|e| fmt_interval(kind, e.lower, e.upper, lang)).unwrap_or_default());
         if standardised {
-            line.push(r.standardised.map(|e| fmt_value(kind, e.value)).unwrap_or_else(|| "·".into()));
-            line.push(r.standardised.map(|e| fmt_interval(kind, e.lower, e.upper)).unwrap_or_default());
+            line.push(r.standardised.map(|e| fmt_value(kind, e.value, lang)).unwrap_or_else(|| "·".into()));
+            line.push(r.standardised.map(|e| fmt_interval(kind, e.lower, e.upper, lang)).unwrap_or_default());
         }
         // The status and its reasons in words, from the one vocabulary.
         let words = lang.words();
-        let mut st = norrsken_common::answer::CellStatus::parse(&r.status).map_or_else(|| r.status.clone(), |s| vocabulary::status(s, words).to_string());
+        let mut st = norrsken_model::answer::CellStatus::parse(&r.status).map_or_else(|| r.status.clone(), |s| vocabulary::status(s, words).to_string());
         let codes: Vec<&String> = r.reasons.iter().filter(|x| !x.is_empty() && **x != r.status && x.as_str() != "perturbed").collect();
         if !codes.is_empty() {
             st = format!("{st}: {}", vocabulary::reasons_text(&codes, words));
@@ -187,7 +184,7 @@ pub fn render(c: &Comparison, lang: Lang) -> String {
     }
     let _ = writeln!(out, "value: {}; CI: {}", m.value, m.ci);
     if let Some(id) = &m.standard {
-        let title = norrsken_common::standard::standard(id).map_or(id.clone(), |s| format!("{} ({id})", s.title));
+        let title = norrsken_model::standard::standard(id).map_or(id.clone(), |s| format!("{} ({id})", s.title));
         let _ = writeln!(out, "age-standardised (direct) to the {title}, computed by each region's agent; 95% Fay-Feuer gamma interval");
     }
     let numeric_from = 1 + labels.len() + usize::from(has_category);

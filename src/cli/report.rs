@@ -5,12 +5,13 @@
 use std::path::PathBuf;
 
 use anyhow::{bail, Context};
-use arrow::datatypes::SchemaRef;
-use arrow::record_batch::RecordBatch;
 use clap::Args;
-use norrsken_common::query::IndicatorQuery;
-use norrsken_coordinator::export;
-use norrsken_coordinator::report::{self, Ask, OwnTable, ReportRequest, Unanswered};
+use norrsken_common::error::NodeError;
+use norrsken_common::service::federation::Federation;
+use norrsken_model::federated::Federated;
+use norrsken_model::query::IndicatorQuery;
+use norrsken_present::export;
+use norrsken_present::report::{self, OwnTable, ReportRequest};
 
 use super::client::{ConnectArgs, Connection};
 use super::render::Lang;
@@ -43,15 +44,20 @@ pub struct ReportArgs {
     out: PathBuf,
 }
 
+/// The federation over a Flight connection: the answer decoded once into its domain
+/// value, an error read back with its kind.
+#[derive(Debug)]
 struct FlightAsk<'a>(&'a Connection);
 
-impl Ask for FlightAsk<'_> {
-    async fn ask(&self, q: &IndicatorQuery) -> Result<(SchemaRef, Vec<RecordBatch>), Unanswered> {
-        self.0.fetch(q.encode_ticket(None)).await.map_err(|e| Unanswered::Failed(format!("{e:#}")))
+#[tonic::async_trait]
+impl Federation for FlightAsk<'_> {
+    async fn ask(&self, q: IndicatorQuery) -> Result<Federated, NodeError> {
+        let (schema, batches) = self.0.fetch_typed(q.encode_ticket(None)).await?;
+        Federated::from_batches(&schema, &batches).map_err(|e| NodeError::Internal(format!("the coordinator's answer: {e}")))
     }
-    async fn catalog(&self) -> Result<serde_json::Value, Unanswered> {
-        let bytes = self.0.action("catalog").await.map_err(|e| Unanswered::Failed(format!("{e:#}")))?;
-        serde_json::from_slice(&bytes).map_err(|e| Unanswered::Failed(e.to_string()))
+    async fn catalog(&self) -> Result<serde_json::Value, NodeError> {
+        let bytes = self.0.action_typed("catalog").await?;
+        serde_json::from_slice(&bytes).map_err(|e| NodeError::Internal(format!("the catalog: {e}")))
     }
 }
 
@@ -80,7 +86,7 @@ pub fn run(args: ReportArgs) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Runtime::new()?;
     let rep = runtime.block_on(report::build(&FlightAsk(&connection), &request))?;
     let bytes = match extension.as_str() {
-        "pdf" => export::report_pdf::render(&rep),
+        "pdf" => export::report_pdf::render(&rep)?,
         "xlsx" => export::xlsx::report(&rep)?,
         _ => serde_json::to_vec_pretty(&rep)?,
     };

@@ -78,14 +78,14 @@ pub fn run(args: SynthArgs) -> anyhow::Result<()> {
         let started = std::time::Instant::now();
         let folders: Vec<PathBuf> = manifests
             .iter()
-            .map(|m| norrsken_common::geography::find_region(&m.region).map(|r| norrsken_synth::region_dir(&args.out, r)).context("unknown region in manifest"))
+            .map(|m| norrsken_model::geography::find_region(&m.region).map(|r| norrsken_synth::region_dir(&args.out, r)).context("unknown region in manifest"))
             .collect::<anyhow::Result<_>>()?;
         runtime.block_on(super::layout::lay_out_all(&folders, &Default::default()))?;
         println!("laid out for the recipes (sorted by diagnosis, code and kind) in {:.1} s", started.elapsed().as_secs_f64());
     }
     if let Some(url) = &args.postgres {
         for m in &manifests {
-            let region = norrsken_common::geography::find_region(&m.region).context("unknown region in manifest")?;
+            let region = norrsken_model::geography::find_region(&m.region).context("unknown region in manifest")?;
             let schema = format!("{}{}", args.pg_schema_prefix, m.region);
             let started = std::time::Instant::now();
             let folder = norrsken_synth::region_dir(&args.out, region);

@@ -19,8 +19,8 @@ use std::sync::mpsc;
 use std::time::Instant;
 
 use arrow::record_batch::RecordBatch;
-use norrsken_common::cdm::{CdmTable, Manifest, MANIFEST};
-use norrsken_common::geography::{self, Region, NORRA};
+use norrsken_model::cdm::{CdmTable, Manifest, MANIFEST};
+use norrsken_model::geography::{self, Region, NORRA};
 
 use crate::person::{Entry, PersonHistory, World};
 

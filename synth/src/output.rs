@@ -11,7 +11,7 @@ use arrow::array::{
     TimestampMicrosecondBuilder,
 };
 use arrow::record_batch::RecordBatch;
-use norrsken_common::cdm::CdmTable;
+use norrsken_model::cdm::CdmTable;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;

@@ -1,6 +1,6 @@
 //! Datalager backends: where the CDM tables come from.
 //!
-//! A backend registers the six CDM tables (see `norrsken_common::cdm`) in a DataFusion
+//! A backend registers the six CDM tables (see `norrsken_model::cdm`) in a DataFusion
 //! session and says which data version it holds. Two backends implement the one trait:
 //! Parquet or CSV folders (the embedded default), and a PostgreSQL warehouse whose
 //! aggregates are pushed down (see [`postgres`]). With either, region IT can map their own
@@ -23,7 +23,7 @@ use datafusion::execution::runtime_env::RuntimeEnv;
 use datafusion::execution::session_state::{SessionState, SessionStateBuilder};
 use datafusion::prelude::SessionContext;
 use futures::future::BoxFuture;
-use norrsken_common::cdm::{CdmTable, Manifest};
+use norrsken_model::cdm::{CdmTable, Manifest};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 

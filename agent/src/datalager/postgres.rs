@@ -21,7 +21,7 @@ use datafusion::prelude::SessionContext;
 use datafusion_table_providers::postgres::PostgresTableFactory;
 use datafusion_table_providers::sql::db_connection_pool::postgrespool::PostgresConnectionPool;
 use futures::future::BoxFuture;
-use norrsken_common::cdm::{CdmTable, Manifest};
+use norrsken_model::cdm::{CdmTable, Manifest};
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};

@@ -15,10 +15,10 @@
 
 use std::collections::BTreeSet;
 
-use norrsken_common::breakdown::{Breakdown, TimeGrain};
-use norrsken_common::catalog::Recipe;
-use norrsken_common::period::{MonthIndex, Period};
-use norrsken_common::query::ValidatedQuery;
+use norrsken_model::breakdown::{Breakdown, TimeGrain};
+use norrsken_model::catalog::Recipe;
+use norrsken_model::period::{MonthIndex, Period};
+use norrsken_model::query::ValidatedQuery;
 
 /// The label of a margin.
 pub const TOTAL: &str = "total";
@@ -261,8 +261,8 @@ pub fn time_units(period: &Period, grain: TimeGrain) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use norrsken_common::catalog::Catalog;
-    use norrsken_common::query::IndicatorQuery;
+    use norrsken_model::catalog::Catalog;
+    use norrsken_model::query::IndicatorQuery;
 
     fn v(json: &str) -> ValidatedQuery {
         let (q, _) = IndicatorQuery::decode_ticket(json.as_bytes()).unwrap();
@@ -295,7 +295,7 @@ mod tests {
         let zeros = space.zero_boxes(&q, &present).unwrap();
         assert!(zeros.contains(&space.cell_box(&q, &id(&["male", "2024"])).unwrap()), "{zeros:?}");
         // Sexes with no cell at all are a zero slice.
-        let sexes = norrsken_common::cdm::SEXES.len();
+        let sexes = norrsken_model::cdm::SEXES.len();
         assert_eq!(zeros.len(), 1 + sexes - 2, "{zeros:?}");
     }
 }

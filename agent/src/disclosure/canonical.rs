@@ -5,10 +5,10 @@
 //! written in quarters or months instead of years gets the same cells with the same
 //! decisions. The answer is then put back in the order the requester asked for.
 
-use norrsken_common::answer::ReleasedCell;
-use norrsken_common::breakdown::TimeGrain;
-use norrsken_common::period::Period;
-use norrsken_common::query::ValidatedQuery;
+use norrsken_model::answer::ReleasedCell;
+use norrsken_model::breakdown::TimeGrain;
+use norrsken_model::period::Period;
+use norrsken_model::query::ValidatedQuery;
 
 /// A question in canonical form and the way back to the order asked.
 #[derive(Debug, Clone)]
@@ -57,7 +57,7 @@ impl Canonical {
     }
 
     /// The breakdowns in the order asked.
-    pub fn asked_breakdowns(&self) -> Vec<norrsken_common::breakdown::Breakdown> {
+    pub fn asked_breakdowns(&self) -> Vec<norrsken_model::breakdown::Breakdown> {
         self.positions.iter().map(|&p| self.query.breakdowns[p]).collect()
     }
 }
@@ -65,8 +65,8 @@ impl Canonical {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use norrsken_common::catalog::Catalog;
-    use norrsken_common::query::IndicatorQuery;
+    use norrsken_model::catalog::Catalog;
+    use norrsken_model::query::IndicatorQuery;
 
     fn v(json: &str) -> ValidatedQuery {
         let (q, _) = IndicatorQuery::decode_ticket(json.as_bytes()).unwrap();
@@ -75,7 +75,7 @@ mod tests {
 
     #[test]
     fn spellings_of_one_table_have_one_canonical_form() {
-        let sexes: Vec<String> = norrsken_common::cdm::SEXES.iter().map(|s| format!("\"{s}\"")).collect();
+        let sexes: Vec<String> = norrsken_model::cdm::SEXES.iter().map(|s| format!("\"{s}\"")).collect();
         let a = v(r#"{"indicator":"stroke_reperfusion","breakdowns":["sex","age_band"],"period":"2023..2024"}"#);
         let b = v(&format!(
             r#"{{"indicator":"stroke_reperfusion","breakdowns":["age_band","sex"],"filters":{{"sex":[{}]}},"period":"2023Q1..2024Q4"}}"#,
@@ -92,7 +92,7 @@ mod tests {
             denominator: None,
             value_sum: None,
             value_sd: None,
-            status: norrsken_common::answer::CellStatus::Suppressed,
+            status: norrsken_model::answer::CellStatus::Suppressed,
             reasons: vec![],
             suggestion: None,
             standardised: None,

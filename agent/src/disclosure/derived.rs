@@ -26,9 +26,9 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use norrsken_common::answer::Reason;
-use norrsken_common::breakdown::Breakdown;
-use norrsken_common::catalog::Unit;
+use norrsken_model::answer::Reason;
+use norrsken_model::breakdown::Breakdown;
+use norrsken_model::catalog::Unit;
 
 use super::implied::{implied_small, same_cell};
 use super::lattice::{label_slots, Decision, Key, Lattice, PeriodShape, Plan, Rules};
@@ -110,9 +110,9 @@ pub fn question_labels(plan: &Plan, key: &Key) -> Vec<Vec<String>> {
     match plan.time_breakdown {
         Some(b) => {
             let tl = b.time_grain().map_or(0, |g| match g {
-                norrsken_common::breakdown::TimeGrain::Year => 1,
-                norrsken_common::breakdown::TimeGrain::Quarter => 2,
-                norrsken_common::breakdown::TimeGrain::Month => 3,
+                norrsken_model::breakdown::TimeGrain::Year => 1,
+                norrsken_model::breakdown::TimeGrain::Quarter => 2,
+                norrsken_model::breakdown::TimeGrain::Month => 3,
             });
             if level == tl && prefix.len() >= period.len() && prefix[..period.len()] == *period {
                 times.push(Some(prefix[tl - 1].clone()));
@@ -220,7 +220,7 @@ pub fn question_cells(inputs: &Inputs<'_>, rules: &Rules<'_>) -> Vec<RawCell> {
 
 /// Whether the answer already shows the absent cell `key` empty: along one of its labels,
 /// another cell holds all the units of the line's total.
-fn known_empty(cells: &HashMap<QKey, RawCell>, kind: norrsken_common::catalog::Kind, key: &QKey) -> bool {
+fn known_empty(cells: &HashMap<QKey, RawCell>, kind: norrsken_model::catalog::Kind, key: &QKey) -> bool {
     let (region, labels, category) = key;
     (0..labels.len()).filter(|&j| labels[j] != TOTAL).any(|j| {
         let mut t = labels.clone();
@@ -562,8 +562,8 @@ fn secondary_over_derived(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use norrsken_common::catalog::Catalog;
-    use norrsken_common::query::{IndicatorQuery, ValidatedQuery};
+    use norrsken_model::catalog::Catalog;
+    use norrsken_model::query::{IndicatorQuery, ValidatedQuery};
 
     fn plan(json: &str) -> Plan {
         let (q, _) = IndicatorQuery::decode_ticket(json.as_bytes()).unwrap();
@@ -610,7 +610,7 @@ mod tests {
     fn spans_pool_withheld_years_only_as_groups_that_cannot_be_split() {
         let p = plan(r#"{"indicator":"stroke_admissions","period":"2022..2024"}"#);
         let policy = super::super::policy::Policy::development(None);
-        let rules = Rules { kind: norrsken_common::catalog::Kind::Count, distribution: false, policy: &policy, k: 5, persons: false };
+        let rules = Rules { kind: norrsken_model::catalog::Kind::Count, distribution: false, policy: &policy, k: 5, persons: false };
         // Years: 2021 40 released, 2022 3 (small), 2023 8 (withheld beside it), 2024 30,
         // 2025 25; the whole period released.
         let mut lattice = Lattice::default();

@@ -18,7 +18,7 @@
 //! person counts once per cell), so this rule is what protects it; for event-based recipes
 //! it repeats what the lines of [`super::secondary`] already protect.
 
-use norrsken_common::catalog::Kind;
+use norrsken_model::catalog::Kind;
 
 use super::primary::small;
 use crate::engine::cells::RawCell;

@@ -26,11 +26,11 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use norrsken_common::answer::Reason;
-use norrsken_common::breakdown::{Breakdown, TimeGrain};
-use norrsken_common::catalog::Kind;
-use norrsken_common::period::{MonthIndex, Period};
-use norrsken_common::query::ValidatedQuery;
+use norrsken_model::answer::Reason;
+use norrsken_model::breakdown::{Breakdown, TimeGrain};
+use norrsken_model::catalog::Kind;
+use norrsken_model::period::{MonthIndex, Period};
+use norrsken_model::query::ValidatedQuery;
 
 use super::implied::{implied_small, same_cell};
 use super::policy::Policy;
@@ -153,7 +153,7 @@ impl Plan {
         v.breakdowns = TIME[..time].iter().copied().chain(self.dims.iter().copied()).collect();
         v.filters = BTreeMap::new();
         v.period = period;
-        v.options = norrsken_common::query::QueryOptions { perspective: self.question.options.perspective, ..Default::default() };
+        v.options = norrsken_model::query::QueryOptions { perspective: self.question.options.perspective, ..Default::default() };
         v
     }
 
@@ -189,7 +189,7 @@ impl Plan {
     /// The question's own evaluation, for spans and groups.
     pub fn derived_query(&self) -> ValidatedQuery {
         let mut v = self.question.clone();
-        v.options = norrsken_common::query::QueryOptions { perspective: self.question.options.perspective, ..Default::default() };
+        v.options = norrsken_model::query::QueryOptions { perspective: self.question.options.perspective, ..Default::default() };
         v
     }
 
@@ -612,8 +612,8 @@ pub fn decide(lattice: &Lattice, rules: &Rules<'_>, forced: &HashMap<Key, Decisi
 #[cfg(test)]
 mod tests {
     use super::*;
-    use norrsken_common::catalog::Catalog;
-    use norrsken_common::query::IndicatorQuery;
+    use norrsken_model::catalog::Catalog;
+    use norrsken_model::query::IndicatorQuery;
 
     fn v(json: &str) -> ValidatedQuery {
         let (q, _) = IndicatorQuery::decode_ticket(json.as_bytes()).unwrap();

@@ -20,8 +20,8 @@ use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 
-use norrsken_common::catalog::Catalog;
-use norrsken_common::query::{IndicatorQuery, ValidatedQuery};
+use norrsken_model::catalog::Catalog;
+use norrsken_model::query::{IndicatorQuery, ValidatedQuery};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 

@@ -94,7 +94,7 @@ impl norrsken_common::cache::Weighed for DecidedLattice {
 
 fn rules_for<'a>(plan: &Plan, s: &Settings<'a>, k: u32) -> Rules<'a> {
     let recipe = &plan.question.recipe;
-    Rules { kind: recipe.kind, distribution: recipe.is_distribution(), policy: s.policy, k, persons: recipe.unit == norrsken_common::catalog::Unit::Person }
+    Rules { kind: recipe.kind, distribution: recipe.is_distribution(), policy: s.policy, k, persons: recipe.unit == norrsken_model::catalog::Unit::Person }
 }
 
 /// Decides every cell of a plan's lattice from its evaluations ([`Plan::lattice_queries`],

@@ -4,8 +4,8 @@
 //! policy releases the kind exactly; then optional rounding. The sum of squares never
 //! leaves: a perturbed standard deviation does.
 
-use norrsken_common::answer::{CellStatus, Reason, ReleasedCell};
-use norrsken_common::catalog::Kind;
+use norrsken_model::answer::{CellStatus, Reason, ReleasedCell};
+use norrsken_model::catalog::Kind;
 
 use super::magnitude;
 use super::record_key::KeyStream;
@@ -80,7 +80,7 @@ pub(crate) fn release_cell(kind: Kind, c: &RawCell, s: &Settings<'_>) -> Result<
 }
 
 /// The components of a raw cell for its kind before perturbation: (numerator, denominator,
-/// sum, standard deviation). See `norrsken_common::answer::ReleasedCell`. A cost sum is
+/// sum, standard deviation). See `norrsken_model::answer::ReleasedCell`. A cost sum is
 /// released per patient: the contacts as numerator, the distinct patients as denominator,
 /// the total cost, and the spread of the patients' costs.
 pub fn components(kind: Kind, c: &RawCell) -> (Option<i64>, Option<i64>, Option<f64>, Option<f64>) {

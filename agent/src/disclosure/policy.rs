@@ -5,9 +5,9 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use norrsken_common::breakdown::{Breakdown, Geography, TimeGrain};
-use norrsken_common::catalog::Kind;
-use norrsken_common::query::{Relay, ValidatedQuery};
+use norrsken_model::breakdown::{Breakdown, Geography, TimeGrain};
+use norrsken_model::catalog::Kind;
+use norrsken_model::query::{Relay, ValidatedQuery};
 use serde::{Deserialize, Serialize};
 
 /// An approved recipe: its id (or `*` for every recipe in the catalog) and versions (empty

@@ -8,8 +8,8 @@
 
 use std::collections::BTreeSet;
 
-use norrsken_common::answer::Reason;
-use norrsken_common::catalog::Kind;
+use norrsken_model::answer::Reason;
+use norrsken_model::catalog::Kind;
 
 use super::policy::{DominanceRule, Policy};
 use crate::engine::cells::RawCell;

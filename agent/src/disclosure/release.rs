@@ -8,10 +8,10 @@
 
 use std::collections::HashMap;
 
-use norrsken_common::answer::{Reason, ReleasedCell};
-use norrsken_common::breakdown::Breakdown;
-use norrsken_common::query::ValidatedQuery;
-use norrsken_common::suggest::{drop_breakdown, nothing_coarser, DROP_ORDER};
+use norrsken_model::answer::{Reason, ReleasedCell};
+use norrsken_model::breakdown::Breakdown;
+use norrsken_model::query::ValidatedQuery;
+use norrsken_model::suggest::{drop_breakdown, nothing_coarser, DROP_ORDER};
 
 use super::ledger::{LedgerCell, Mark};
 use super::lattice::Decision;
@@ -38,12 +38,12 @@ pub struct Released {
 }
 
 /// A cell's time span: its time label's, or the question's period.
-fn cell_span(v: &ValidatedQuery, labels: &[String]) -> norrsken_common::period::Period {
+fn cell_span(v: &ValidatedQuery, labels: &[String]) -> norrsken_model::period::Period {
     v.breakdowns
         .iter()
         .zip(labels)
         .find(|(b, l)| b.time_grain().is_some() && l.as_str() != TOTAL)
-        .and_then(|(_, l)| norrsken_common::period::Period::parse(l).ok())
+        .and_then(|(_, l)| norrsken_model::period::Period::parse(l).ok())
         .unwrap_or(v.period)
 }
 
@@ -99,7 +99,7 @@ pub fn release(v: &ValidatedQuery, cells: &[QuestionCell], s: &Settings<'_>) -> 
         if raw.labels.len() != v.breakdowns.len() {
             return Err(DisclosureError(format!("cell {:?} does not match the breakdowns", raw.labels)));
         }
-        if kind == norrsken_common::catalog::Kind::Proportion && raw.numerator > raw.units {
+        if kind == norrsken_model::catalog::Kind::Proportion && raw.numerator > raw.units {
             return Err(DisclosureError(format!("cell {:?}: numerator above denominator", raw.labels)));
         }
         let margin = raw.labels.iter().any(|l| l == TOTAL);

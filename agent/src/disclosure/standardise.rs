@@ -14,11 +14,11 @@
 
 use std::collections::HashMap;
 
-use norrsken_common::answer::{CellStatus, Reason, ReleasedCell};
-use norrsken_common::breakdown::Breakdown;
-use norrsken_common::catalog::Kind;
-use norrsken_common::query::ValidatedQuery;
-use norrsken_common::standard::{round_significant, standard, standardise, Standardised};
+use norrsken_model::answer::{CellStatus, Reason, ReleasedCell};
+use norrsken_model::breakdown::Breakdown;
+use norrsken_model::catalog::Kind;
+use norrsken_model::query::ValidatedQuery;
+use norrsken_model::standard::{round_significant, standard, standardise, Standardised};
 
 use super::{DisclosureError, Settings};
 use crate::engine::cells::TOTAL;

@@ -6,10 +6,10 @@ use std::sync::Arc;
 use arrow::array::{Array, ArrayRef, Float64Array, Int64Array, RecordBatch, StringArray};
 use arrow::compute::cast;
 use arrow::datatypes::{DataType, Field, Schema};
-use norrsken_common::breakdown::Breakdown;
-use norrsken_common::catalog::Recipe;
-use norrsken_common::geography;
-use norrsken_common::query::ValidatedQuery;
+use norrsken_model::breakdown::Breakdown;
+use norrsken_model::catalog::Recipe;
+use norrsken_model::geography;
+use norrsken_model::query::ValidatedQuery;
 
 /// The label of a margin: the breakdown summed over.
 pub const TOTAL: &str = "total";

@@ -28,8 +28,8 @@ use arrow::array::{Array, Float64Array, Int64Array, RecordBatch, StringArray};
 use arrow::compute::cast;
 use arrow::datatypes::DataType;
 use datafusion::execution::memory_pool::MemoryReservation;
-use norrsken_common::catalog::{Kind, Unit};
-use norrsken_common::query::ValidatedQuery;
+use norrsken_model::catalog::{Kind, Unit};
+use norrsken_model::query::ValidatedQuery;
 
 use super::cells::{mix, RawCell, TOTAL};
 
@@ -584,8 +584,8 @@ mod tests {
 
     use arrow::array::ArrayRef;
     use datafusion::execution::memory_pool::{GreedyMemoryPool, MemoryConsumer, MemoryPool};
-    use norrsken_common::catalog::Catalog;
-    use norrsken_common::query::IndicatorQuery;
+    use norrsken_model::catalog::Catalog;
+    use norrsken_model::query::IndicatorQuery;
 
     use super::*;
 

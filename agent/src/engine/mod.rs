@@ -8,8 +8,8 @@ use datafusion::error::DataFusionError;
 use datafusion::execution::context::SessionConfig;
 use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
 use datafusion::prelude::SessionContext;
-use norrsken_common::catalog::Kind;
-use norrsken_common::query::ValidatedQuery;
+use norrsken_model::catalog::Kind;
+use norrsken_model::query::ValidatedQuery;
 
 use crate::datalager::{Datalager, DatalagerError};
 

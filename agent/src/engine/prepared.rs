@@ -23,9 +23,9 @@ use arrow::datatypes::DataType;
 use datafusion::execution::memory_pool::{MemoryConsumer, MemoryPool, MemoryReservation};
 use datafusion::prelude::SessionContext;
 use futures::StreamExt;
-use norrsken_common::breakdown::Breakdown;
-use norrsken_common::period::Period;
-use norrsken_common::query::{Perspective, ValidatedQuery};
+use norrsken_model::breakdown::Breakdown;
+use norrsken_model::period::Period;
+use norrsken_model::query::{Perspective, ValidatedQuery};
 
 use super::margins::{typed, MarginAggregator};
 use super::sql::{compile_rows, SqlContext};
@@ -203,7 +203,7 @@ impl PreparedUnits {
             }
         }
         drop(stream);
-        let population = if q.recipe.kind == norrsken_common::catalog::Kind::Rate {
+        let population = if q.recipe.kind == norrsken_model::catalog::Kind::Rate {
             Some(Self::population(ctx, &full, region, &dims, &mut labels_of, &reservation, limit).await?)
         } else {
             None

@@ -12,9 +12,9 @@
 
 use std::fmt::Write as _;
 
-use norrsken_common::breakdown::{Breakdown, UNKNOWN};
-use norrsken_common::catalog::{Kind, Recipe, Unit};
-use norrsken_common::query::{Perspective, ValidatedQuery};
+use norrsken_model::breakdown::{Breakdown, UNKNOWN};
+use norrsken_model::catalog::{Kind, Recipe, Unit};
+use norrsken_model::query::{Perspective, ValidatedQuery};
 
 use super::cells::mix_sql;
 pub use super::cells::TOTAL;
@@ -77,7 +77,7 @@ fn table(schema: Option<&str>, name: &str) -> String {
 
 /// The names a recipe may read: the CDM tables and the agent's `residents` view.
 fn is_cdm_relation(name: &str) -> bool {
-    name == "residents" || norrsken_common::cdm::CdmTable::from_name(name).is_some()
+    name == "residents" || norrsken_model::cdm::CdmTable::from_name(name).is_some()
 }
 
 /// The recipe's unit query with its CDM tables qualified by `schema`. The recipe is parsed
@@ -509,8 +509,8 @@ pub fn compile_central(q: &ValidatedQuery, region: &str, schema: &str) -> Result
 #[cfg(test)]
 mod tests {
     use super::*;
-    use norrsken_common::catalog::Catalog;
-    use norrsken_common::query::IndicatorQuery;
+    use norrsken_model::catalog::Catalog;
+    use norrsken_model::query::IndicatorQuery;
 
     fn validated(json: &str) -> ValidatedQuery {
         let (q, _) = IndicatorQuery::decode_ticket(json.as_bytes()).unwrap();

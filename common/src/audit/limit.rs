@@ -176,7 +176,7 @@ fn summary_of(key: &str, b: Bucket, window: Duration) -> Option<AuditEvent> {
             b.last_time,
             b.recorded,
             window.as_secs(),
-            crate::text::bound(&b.last_reason).chars().take(300).collect::<String>()
+            norrsken_model::text::bound(&b.last_reason).chars().take(300).collect::<String>()
         )),
         ..Default::default()
     })

@@ -4,16 +4,30 @@
 use opentelemetry::trace::SpanKind;
 use opentelemetry::KeyValue;
 
-use super::{Action, Answer, Caller, Description, Node, QueryScope, QueryTicket, RecipeInfo, Reply};
-use crate::query::QueryError;
+use super::{Action, Answer, Asked, Caller, Description, Node, QueryScope, QueryTicket, RecipeInfo, Reply};
+use norrsken_model::query::QueryError;
 use crate::audit::{result_hash, trace_id_of, AuditEvent, Who};
 use crate::error::{ErrorKind, NodeError};
 use crate::telemetry;
 
-/// Answers a query ticket: decodes it, lets the node answer, records the audit record
-/// before anything is returned, and observes the request. The answer carries the anchor of
-/// that record (`norrsken.audit_seq`, `norrsken.audit_hash`), which the receiving node keeps.
+/// Answers a query ticket from the wire: decodes it, lets the node answer, records the
+/// audit record before anything is returned, and observes the request. The answer carries
+/// the anchor of that record (`norrsken.audit_seq`, `norrsken.audit_hash`), which the
+/// receiving node keeps. A ticket that does not decode is refused and recorded like any
+/// other refusal.
 pub async fn query<N: Node + ?Sized>(node: &N, caller: &Caller, ticket: &[u8]) -> Result<Answer, NodeError> {
+    run(node, caller, QueryTicket::decode(ticket)).await.map(|a| a.answer)
+}
+
+/// Answers a typed question (a door inside the node's process: Flight SQL, HTTPS, the
+/// report): the same span, audit record and metrics as [`query`], without encoding the
+/// question to bytes and decoding it again; returns the node's domain answer beside the
+/// Arrow answer whose hash the record holds.
+pub async fn ask<N: Node + ?Sized>(node: &N, caller: &Caller, ticket: QueryTicket) -> Result<Asked<N::Domain>, NodeError> {
+    run(node, caller, Ok(ticket)).await
+}
+
+async fn run<N: Node + ?Sized>(node: &N, caller: &Caller, ticket: Result<QueryTicket, QueryError>) -> Result<Asked<N::Domain>, NodeError> {
     let started = std::time::Instant::now();
     // Continue the caller's trace.
     let parent = telemetry::context_from_traceparent(caller.traceparent.as_deref());
@@ -30,7 +44,7 @@ pub async fn query<N: Node + ?Sized>(node: &N, caller: &Caller, ticket: &[u8]) -
         },
         cx,
     };
-    let result = match QueryTicket::decode(ticket) {
+    let result = match ticket {
         Ok(t) => node.query(caller, t, &mut scope).await,
         Err(e) => Err(NodeError::Query(e)),
     };
@@ -63,7 +77,7 @@ pub async fn query<N: Node + ?Sized>(node: &N, caller: &Caller, ticket: &[u8]) -
         anchor.to_metadata(&mut md);
         answer.schema = std::sync::Arc::new(answer.schema.as_ref().clone().with_metadata(md));
     }
-    Ok(answer)
+    Ok(Asked { answer, domain: served.domain })
 }
 
 /// Fills a refusal's record: its kind, outcome, reason (bounded) and, for an oversize
@@ -71,7 +85,7 @@ pub async fn query<N: Node + ?Sized>(node: &N, caller: &Caller, ticket: &[u8]) -
 fn refused(event: &mut AuditEvent, e: &NodeError, caller: &Caller) {
     event.kind = "refused".into();
     event.outcome = e.kind().outcome().into();
-    event.reason = Some(crate::text::bound(&e.to_string()));
+    event.reason = Some(norrsken_model::text::bound(&e.to_string()));
     if let NodeError::Query(QueryError::TooLarge { size, .. }) = e {
         event.request_bytes = Some(*size as u64);
     }
@@ -136,7 +150,7 @@ pub async fn action<N: Node + ?Sized>(node: &N, caller: &Caller, name: &str, bod
         }
     };
     let audited = matches!(action, Action::AuditLog { .. });
-    let request = crate::text::bound(&String::from_utf8_lossy(body).chars().take(200).collect::<String>());
+    let request = norrsken_model::text::bound(&String::from_utf8_lossy(body).chars().take(200).collect::<String>());
     let operation = format!("action {}", action.name());
     let result = node.action(caller, action).await;
     if audited {
@@ -150,7 +164,7 @@ pub async fn action<N: Node + ?Sized>(node: &N, caller: &Caller, name: &str, bod
                 .or_else(|| caller.identity.as_ref().map(Who::from)),
             role: result.as_ref().ok().and_then(|r| r.role.clone()),
             relayed_by: result.as_ref().ok().and_then(|r| r.on_behalf_of.as_ref()).and(caller.identity.as_ref().map(Who::from)),
-            reason: Some(result.as_ref().err().map(|e| crate::text::bound(&e.to_string())).unwrap_or(request)),
+            reason: Some(result.as_ref().err().map(|e| norrsken_model::text::bound(&e.to_string())).unwrap_or(request)),
             ..Default::default()
         };
         node.base().audit.append(event).await.map_err(|e| NodeError::AuditUnavailable(e.to_string()))?;
@@ -196,7 +210,7 @@ async fn describe_inner<N: Node + ?Sized>(node: &N, caller: &Caller, path: &[Str
     if let Some(long) = path.iter().find(|p| p.chars().count() > MAX_PATH_CHARS) {
         return Err(NodeError::Query(QueryError::Invalid {
             field: "descriptor path",
-            message: format!("{} is longer than {MAX_PATH_CHARS} characters; name a recipe id", crate::text::quote(long)),
+            message: format!("{} is longer than {MAX_PATH_CHARS} characters; name a recipe id", norrsken_model::text::quote(long)),
         }));
     }
     let id = path.first().cloned().unwrap_or_default();

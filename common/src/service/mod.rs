@@ -10,6 +10,7 @@
 //! the answer. A new front door is a decoder and an encoder over the same envelope.
 
 pub mod envelope;
+pub mod federation;
 
 use std::net::SocketAddr;
 
@@ -19,12 +20,12 @@ use bytes::Bytes;
 use opentelemetry::KeyValue;
 
 use crate::audit::{AuditEvent, AuditLog, CellCounts, Who};
-use crate::catalog::Catalog;
+use norrsken_model::catalog::Catalog;
 use crate::cache::AgentVersions;
 use crate::error::NodeError;
 use crate::pki::CertIdentity;
-use crate::query::{IndicatorQuery, QueryError, Relay};
-use crate::text::quote;
+use norrsken_model::query::{IndicatorQuery, QueryError, Relay};
+use norrsken_model::text::quote;
 
 /// The largest action body a node reads (real ones are a few hundred bytes).
 pub const MAX_ACTION_BODY_BYTES: usize = 64 * 1024;
@@ -169,13 +170,24 @@ impl Reply {
     }
 }
 
-/// What a query produced, for the envelope to record.
+/// What a query produced, for the envelope to record: the Arrow answer (what the audit
+/// record's hash covers and the wire carries) and the node's domain value of the same
+/// answer (for the doors inside its process).
 #[derive(Debug, Clone)]
-pub struct Served {
+pub struct Served<D = ()> {
     pub answer: Answer,
     /// `ok` or `partial`.
     pub outcome: &'static str,
     pub cells: CellCounts,
+    pub domain: D,
+}
+
+/// An answer through the envelope's typed entry: the Arrow answer (with the anchor of its
+/// audit record in the metadata) and the same answer as the node's domain value.
+#[derive(Debug, Clone)]
+pub struct Asked<D> {
+    pub answer: Answer,
+    pub domain: D,
 }
 
 /// One query in progress: the audit record it fills and its trace.
@@ -226,7 +238,7 @@ pub struct NodeBase {
     pub catalog: std::sync::Arc<Catalog>,
     /// The schema (without metadata) of the node's answers for breakdowns, and whether the
     /// recipe is a distribution.
-    pub answer_schema: fn(&[crate::breakdown::Breakdown], bool) -> Schema,
+    pub answer_schema: fn(&[norrsken_model::breakdown::Breakdown], bool) -> Schema,
     /// The node's audit log.
     pub audit: AuditLog,
 }
@@ -234,6 +246,9 @@ pub struct NodeBase {
 /// A Norrsken node: the operations every front door reaches, in domain types.
 #[tonic::async_trait]
 pub trait Node: Send + Sync + 'static {
+    /// The node's answer to a query as a domain value (the coordinator's `Federated`;
+    /// `()` where only the Arrow answer is used).
+    type Domain: Send + 'static;
     /// Role, catalog, audit log and actions.
     fn base(&self) -> &NodeBase;
     /// Checks that the caller may list and describe the recipes.
@@ -242,6 +257,6 @@ pub trait Node: Send + Sync + 'static {
     /// Describes the answer a query ticket would give.
     async fn describe_query(&self, caller: &Caller, ticket: QueryTicket, bytes: Vec<u8>) -> Result<Description, NodeError>;
     /// Answers a query, filling in the audit record as it learns things.
-    async fn query(&self, caller: &Caller, ticket: QueryTicket, scope: &mut QueryScope) -> Result<Served, NodeError>;
+    async fn query(&self, caller: &Caller, ticket: QueryTicket, scope: &mut QueryScope) -> Result<Served<Self::Domain>, NodeError>;
     async fn action(&self, caller: &Caller, action: Action) -> Result<Reply, NodeError>;
 }

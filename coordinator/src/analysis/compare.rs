@@ -15,11 +15,11 @@
 //! `higher` / `lower`; `similar` when not significant; `not_compared` with a note when a
 //! value or the comparator is missing.
 
-use norrsken_common::analysis::{AnalysisTable, Value};
-use norrsken_common::catalog::Kind;
-use norrsken_common::comparison::{Comparison, ComparisonRow, Estimate, RowKind};
-use norrsken_common::query::Comparator;
-use norrsken_common::standard::{standard, standardise};
+use norrsken_model::analysis::{AnalysisTable, Value};
+use norrsken_model::catalog::Kind;
+use norrsken_model::comparison::{Comparison, ComparisonRow, Estimate, RowKind};
+use norrsken_model::query::Comparator;
+use norrsken_model::standard::{standard, standardise};
 
 use super::{f, mover_difference, t, AnalysisError, Ctx, Point};
 use crate::merge::{standardised_estimate, BandIndex};

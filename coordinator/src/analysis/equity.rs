@@ -17,11 +17,11 @@
 //!   the interval width / 2·1.96) by the delta method (PHE simulates instead; both use the
 //!   same standard errors).
 
-use norrsken_common::analysis::{AnalysisTable, Value};
-use norrsken_common::breakdown::{Breakdown, UNKNOWN};
-use norrsken_common::catalog::{Better, Kind};
-use norrsken_common::cdm::EDUCATION_LEVELS;
-use norrsken_common::comparison::{Comparison, ComparisonRow, Estimate};
+use norrsken_model::analysis::{AnalysisTable, Value};
+use norrsken_model::breakdown::{Breakdown, UNKNOWN};
+use norrsken_model::catalog::{Better, Kind};
+use norrsken_model::cdm::EDUCATION_LEVELS;
+use norrsken_model::comparison::{Comparison, ComparisonRow, Estimate};
 
 use super::regression::{dot, wls_coefficients};
 use super::{f, group_by_key, mover_difference, mover_ratio, t, AnalysisError, Ctx, Point};

@@ -13,11 +13,11 @@
 //!   θ ± z·√(sᵢ² + τ²), kept inside the value's scale (shares 0..1, rates and costs ≥ 0).
 //!   With fewer units φ is not estimated and the table says so.
 
-use norrsken_common::analysis::{AnalysisTable, Value};
-use norrsken_common::breakdown::Breakdown;
-use norrsken_common::catalog::Kind;
-use norrsken_common::comparison::{Comparison, ComparisonRow, RowKind};
-use norrsken_common::query::Comparator;
+use norrsken_model::analysis::{AnalysisTable, Value};
+use norrsken_model::breakdown::Breakdown;
+use norrsken_model::catalog::Kind;
+use norrsken_model::comparison::{Comparison, ComparisonRow, RowKind};
+use norrsken_model::query::Comparator;
 use statrs::distribution::{Binomial, DiscreteCDF, Poisson};
 
 use super::{f, group_by_key, t, AnalysisError, Ctx};
@@ -189,7 +189,7 @@ pub fn funnel(ctx: &Ctx<'_>, c: &Comparison) -> Result<AnalysisTable, AnalysisEr
                 None => r.region.clone(),
             };
             let name = match unit_pos {
-                Some(_) => norrsken_common::geography::find_kommun(&unit).map_or(unit.clone(), |k| k.name.to_string()),
+                Some(_) => norrsken_model::geography::find_kommun(&unit).map_or(unit.clone(), |k| k.name.to_string()),
                 None => r.region_name.clone(),
             };
             let found = valued.iter().find(|(x, _, _)| std::ptr::eq(*x, *r));

@@ -11,11 +11,11 @@ pub mod funnel;
 pub mod regression;
 pub mod trend;
 
-use norrsken_common::analysis::{key_breakdowns, AnalysisTable, Value};
-use norrsken_common::breakdown::Breakdown;
-use norrsken_common::catalog::{Better, Kind, Recipe};
-use norrsken_common::comparison::{Comparison, ComparisonRow, Estimate, RowKind};
-use norrsken_common::query::{AnalysisKind, AnalysisSpec};
+use norrsken_model::analysis::{key_breakdowns, AnalysisTable, Value};
+use norrsken_model::breakdown::Breakdown;
+use norrsken_model::catalog::{Better, Kind, Recipe};
+use norrsken_model::comparison::{Comparison, ComparisonRow, Estimate, RowKind};
+use norrsken_model::query::{AnalysisKind, AnalysisSpec};
 
 use crate::merge::{standardised_estimate, TOTAL};
 use crate::stats::{estimate_at, Level};
@@ -76,7 +76,7 @@ pub fn analyse(spec: &AnalysisSpec, c: &Comparison, recipe: &Recipe) -> Result<A
     meta.push(("counted_per_region", m.counted_per_region.to_string()));
     table.meta.extend(meta.into_iter().map(|(k, v)| (k.to_string(), v)));
     if c.meta.partial {
-        let missing: Vec<&str> = c.regions.iter().filter(|r| r.status != norrsken_common::comparison::RegionState::Ok).map(|r| r.name.as_str()).collect();
+        let missing: Vec<&str> = c.regions.iter().filter(|r| r.status != norrsken_model::comparison::RegionState::Ok).map(|r| r.name.as_str()).collect();
         table.meta.push(("partial_note".into(), format!("partial: {} did not answer; the pooled value and every comparison with it lack their part", missing.join(", "))));
     }
     table.meta.sort();

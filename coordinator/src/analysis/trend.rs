@@ -15,10 +15,10 @@
 //! interval of the change excludes no change and the recipe says which direction is
 //! better (else `increasing` / `decreasing`), `no_significant_change` otherwise.
 
-use norrsken_common::analysis::{AnalysisTable, Value};
-use norrsken_common::breakdown::Breakdown;
-use norrsken_common::catalog::Kind;
-use norrsken_common::comparison::{Comparison, ComparisonRow};
+use norrsken_model::analysis::{AnalysisTable, Value};
+use norrsken_model::breakdown::Breakdown;
+use norrsken_model::catalog::Kind;
+use norrsken_model::comparison::{Comparison, ComparisonRow};
 use statrs::distribution::{ContinuousCDF, StudentsT};
 
 use super::regression::{dot, glm, wls_coefficients, Family};
@@ -216,7 +216,7 @@ pub fn trend(ctx: &Ctx<'_>, c: &Comparison) -> Result<AnalysisTable, AnalysisErr
 #[cfg(test)]
 mod tests {
     use super::*;
-    use norrsken_common::comparison::Estimate;
+    use norrsken_model::comparison::Estimate;
 
     fn point(x: i64, n: i64) -> Point {
         let e = crate::stats::estimate(Kind::Rate, Some(x), Some(n), None, None, 1000.0).unwrap();

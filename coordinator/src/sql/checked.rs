@@ -30,7 +30,7 @@ type Door = SqlFrontDoor;
 pub fn command(bytes: &[u8], what: &'static str) -> Result<Command, NodeError> {
     let any = Any::decode(bytes).map_err(|e| invalid(what, format!("is not a Flight SQL command (a protobuf Any): {e}")))?;
     match Command::try_from(any) {
-        Ok(Command::Unknown(any)) => Err(invalid(what, format!("names the type {}, which is not a Flight SQL command", norrsken_common::text::quote(&any.type_url)))),
+        Ok(Command::Unknown(any)) => Err(invalid(what, format!("names the type {}, which is not a Flight SQL command", norrsken_model::text::quote(&any.type_url)))),
         Ok(c) => Ok(c),
         Err(e) => Err(invalid(what, format!("does not decode as the Flight SQL command it names: {e}"))),
     }
@@ -42,7 +42,7 @@ fn action_body<M: ProstMessageExt>(body: &[u8]) -> Result<(), NodeError> {
     let any = Any::decode(body).map_err(|e| invalid(what, format!("is not a Flight SQL message (a protobuf Any): {e}")))?;
     match any.unpack::<M>() {
         Ok(Some(_)) => Ok(()),
-        Ok(None) => Err(invalid(what, format!("holds {}, not {}", norrsken_common::text::quote(&any.type_url), M::type_url()))),
+        Ok(None) => Err(invalid(what, format!("holds {}, not {}", norrsken_model::text::quote(&any.type_url), M::type_url()))),
         Err(e) => Err(invalid(what, format!("does not decode as {}: {e}", M::type_url()))),
     }
 }

@@ -17,18 +17,19 @@ use datafusion::datasource::memory::MemorySourceConfig;
 use datafusion::datasource::TableType;
 use datafusion::logical_expr::Expr;
 use datafusion::physical_plan::ExecutionPlan;
-use norrsken_common::analysis::schema_for;
-use norrsken_common::catalog::Catalog;
-use norrsken_common::query::{AnalysisKind, AnalysisSpec, Comparator, IndicatorQuery, QueryOptions};
+use norrsken_model::analysis::schema_for;
+use norrsken_model::catalog::Catalog;
+use norrsken_model::query::{AnalysisKind, AnalysisSpec, Comparator, IndicatorQuery, QueryOptions};
 
-use super::table::{literal_text, Asker};
+use super::table::literal_text;
+use norrsken_common::service::federation::Federation;
 
 /// One analysis kind as a table function.
 #[derive(Debug)]
 pub struct AnalysisFunction {
     pub kind: AnalysisKind,
     pub catalog: Arc<Catalog>,
-    pub asker: Arc<dyn Asker>,
+    pub asker: Arc<dyn Federation>,
 }
 
 impl AnalysisFunction {
@@ -87,7 +88,7 @@ impl TableFunctionImpl for AnalysisFunction {
 struct AnalysisProvider {
     question: IndicatorQuery,
     schema: SchemaRef,
-    asker: Arc<dyn Asker>,
+    asker: Arc<dyn Federation>,
 }
 
 #[tonic::async_trait]
@@ -101,13 +102,11 @@ impl TableProvider for AnalysisProvider {
     }
 
     async fn scan(&self, _state: &dyn Session, projection: Option<&Vec<usize>>, _filters: &[Expr], _limit: Option<usize>) -> datafusion::error::Result<Arc<dyn ExecutionPlan>> {
-        let (_, batches) = self.asker.ask(self.question.clone()).await.map_err(super::table::asked)?;
+        let answer = self.asker.ask(self.question.clone()).await.map_err(super::table::asked)?;
+        let batch = answer.to_record_batch().map_err(|e| DataFusionError::Execution(e.to_string()))?;
         // The answer's schema carries metadata; the table's is the bare one.
-        let batches = batches
-            .into_iter()
-            .map(|b| arrow::array::RecordBatch::try_new(self.schema.clone(), b.columns().to_vec()))
-            .collect::<Result<Vec<_>, _>>()
+        let batch = arrow::array::RecordBatch::try_new(self.schema.clone(), batch.columns().to_vec())
             .map_err(|e| DataFusionError::Execution(format!("the analysis answer does not match its schema: {e}")))?;
-        Ok(MemorySourceConfig::try_new_exec(&[batches], self.schema.clone(), projection.cloned())?)
+        Ok(MemorySourceConfig::try_new_exec(&[vec![batch]], self.schema.clone(), projection.cloned())?)
     }
 }

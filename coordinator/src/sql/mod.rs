@@ -16,7 +16,7 @@ pub mod functions;
 pub mod table;
 
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use arrow::array::{ArrayRef, RecordBatch, StringArray, UInt32Array};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
@@ -42,14 +42,15 @@ use futures::Stream;
 use norrsken_common::audit::{AuditEvent, Who};
 use norrsken_common::error::{ErrorKind, NodeError};
 use norrsken_common::flight::caller_of;
-use norrsken_common::query::{AnalysisKind, IndicatorQuery, QueryError};
+use norrsken_model::query::{AnalysisKind, QueryError};
 use norrsken_common::service::{Caller, Node};
 use prost::Message;
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::config::SqlSettings;
 use crate::node::CoordinatorNode;
-use table::{Asker, IndicatorTable};
+use table::IndicatorTable;
+use crate::ask::InProcess;
 
 /// The catalog name SQL tools show.
 pub const CATALOG: &str = "norrsken";
@@ -57,38 +58,6 @@ pub const CATALOG: &str = "norrsken";
 pub const ALL: &str = "indicators";
 /// The schema of the reference tables.
 pub const REFERENCE: &str = "reference";
-
-/// Asks through the coordinator's query path as the statement's caller, remembering the
-/// query ids for the statement's audit record.
-struct NodeAsker {
-    node: Arc<CoordinatorNode>,
-    caller: Caller,
-    ids: Mutex<Vec<String>>,
-}
-
-impl std::fmt::Debug for NodeAsker {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("NodeAsker").field("caller", &self.caller.identity.as_ref().map(|i| &i.common_name)).finish()
-    }
-}
-
-#[tonic::async_trait]
-impl Asker for NodeAsker {
-    async fn ask(&self, q: IndicatorQuery) -> Result<(SchemaRef, Vec<RecordBatch>), NodeError> {
-        // Runs to its end, record included, even when the statement is stopped meanwhile:
-        // what was asked of the agents on the caller's behalf is on record.
-        let (node, caller, ticket) = (self.node.clone(), self.caller.clone(), q.encode_ticket(None));
-        let answer = tokio::spawn(async move { norrsken_common::service::envelope::query(&*node, &caller, &ticket).await })
-            .await
-            .map_err(|e| NodeError::Internal(format!("the indicator question's task failed: {e}")))??;
-        if let Some(id) = answer.schema.metadata().get("norrsken.query_id") {
-            if let Ok(mut ids) = self.ids.lock() {
-                ids.push(id.clone());
-            }
-        }
-        Ok((answer.schema, answer.batches))
-    }
-}
 
 /// The Flight SQL service.
 #[derive(Clone)]
@@ -104,11 +73,11 @@ fn read_only(what: &str) -> NodeError {
 }
 
 fn not_offered(type_url: &str) -> NodeError {
-    NodeError::Unsupported(format!("{} is a Flight SQL request Norrsken does not offer here", norrsken_common::text::quote(type_url)))
+    NodeError::Unsupported(format!("{} is a Flight SQL request Norrsken does not offer here", norrsken_model::text::quote(type_url)))
 }
 
 fn invalid(field: &'static str, message: String) -> NodeError {
-    NodeError::Query(QueryError::Invalid { field, message: norrsken_common::text::bound(&message) })
+    NodeError::Query(QueryError::Invalid { field, message: norrsken_model::text::bound(&message) })
 }
 
 /// Refusals recorded through the audit log's rate limiter (per identity and address), as
@@ -133,8 +102,8 @@ impl SqlFrontDoor {
     /// A session for one caller: the `norrsken` catalog with a schema per indicator source,
     /// `indicators` with all of them, and `reference`; its sorts, joins and aggregations
     /// hold at most `statement_memory_mb` and never spill to disk.
-    fn session(&self, caller: &Caller) -> Result<(SessionContext, Arc<NodeAsker>), NodeError> {
-        let asker = Arc::new(NodeAsker { node: self.node.clone(), caller: caller.clone(), ids: Mutex::new(Vec::new()) });
+    fn session(&self, caller: &Caller) -> Result<(SessionContext, Arc<InProcess>), NodeError> {
+        let asker = Arc::new(InProcess::new(self.node.clone(), caller.clone()));
         let config = SessionConfig::new().with_default_catalog_and_schema(CATALOG, ALL).with_information_schema(false);
         let bytes = usize::try_from(self.limits.statement_memory_mb.saturating_mul(1024 * 1024)).unwrap_or(usize::MAX);
         let runtime = RuntimeEnvBuilder::new()
@@ -211,7 +180,7 @@ impl SqlFrontDoor {
         let mut from = Vec::new();
         let mut to = Vec::new();
         let mut weight = Vec::new();
-        for s in norrsken_common::standard::standards() {
+        for s in norrsken_model::standard::standards() {
             for b in &s.bands {
                 ids.push(s.id.clone());
                 from.push(b.from);
@@ -244,7 +213,7 @@ impl SqlFrontDoor {
             requester: caller.identity.as_ref().map(Who::from),
             peer: caller.addr.map(|a| a.to_string()),
             operation: Some(format!("sql {operation}")),
-            reason: Some(norrsken_common::text::bound(&e.to_string())),
+            reason: Some(norrsken_model::text::bound(&e.to_string())),
             ..Default::default()
         };
         match self.node.base.audit.refusal(event).await {
@@ -303,7 +272,7 @@ impl SqlFrontDoor {
         let (outcome, reason, result) = match ended {
             Ended::Done(Ok(answer)) if !run => return Ok(answer),
             Ended::Done(Ok(answer)) => ("ok".to_string(), None, Ok(answer)),
-            Ended::Done(Err(e)) => (e.kind().outcome().to_string(), Some(norrsken_common::text::bound(&e.to_string())), Err(e)),
+            Ended::Done(Err(e)) => (e.kind().outcome().to_string(), Some(norrsken_model::text::bound(&e.to_string())), Err(e)),
             Ended::Gone => (
                 "cancelled".to_string(),
                 Some(format!("the client went away after {} ms; the statement was stopped", elapsed.as_millis())),
@@ -316,8 +285,8 @@ impl SqlFrontDoor {
             requester: caller.identity.as_ref().map(Who::from),
             peer: caller.addr.map(|a| a.to_string()),
             operation: Some(if run { "statement" } else { "plan" }.into()),
-            sql: Some(norrsken_common::text::bound(&sql)),
-            queries: asker.ids.lock().map(|i| i.clone()).unwrap_or_default(),
+            sql: Some(norrsken_model::text::bound(&sql)),
+            queries: asker.query_ids(),
             reason,
             duration_ms: Some(elapsed.as_millis() as u64),
             ..Default::default()
@@ -392,13 +361,18 @@ fn statement_error(e: &DataFusionError, memory_mb: u64) -> NodeError {
     }
     match e.find_root() {
         DataFusionError::Internal(m) => NodeError::Internal(bounded(m)),
+        // A table that does not exist is not found (NOT_FOUND), like an unknown indicator.
+        DataFusionError::Plan(m) if m.starts_with("table '") && m.ends_with("' not found") => NodeError::Query(QueryError::UnknownIndicator {
+            id: bounded(&m["table '".len()..m.len() - "' not found".len()]),
+            known: "the tables SELECT table_schema, table_name FROM information_schema.tables lists".into(),
+        }),
         other => invalid("statement", bounded(&other.to_string())),
     }
 }
 
 /// A DataFusion error as a client reads it: bounded, without the planner's prefixes twice.
 fn bounded(m: &str) -> String {
-    norrsken_common::text::bound(m.trim_start_matches("Error during planning: "))
+    norrsken_model::text::bound(m.trim_start_matches("Error during planning: "))
 }
 
 trait MapErrStatus: Stream<Item = Result<arrow_flight::FlightData, arrow_flight::error::FlightError>> + Sized + Send + 'static {
@@ -675,7 +649,7 @@ impl FlightSqlService for SqlFrontDoor {
 
     async fn do_action_fallback(&self, request: Request<Action>) -> Result<Response<<Self as FlightService>::DoActionStream>, Status> {
         let caller = self.admit(&request, "do_action").await?;
-        let name = norrsken_common::text::quote(&request.get_ref().r#type);
+        let name = norrsken_model::text::quote(&request.get_ref().r#type);
         Err(self.refuse(&caller, "do_action", invalid("action type", format!("{name} is not a Flight SQL action this server offers"))).await)
     }
 

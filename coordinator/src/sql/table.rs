@@ -19,22 +19,15 @@ use datafusion::datasource::memory::MemorySourceConfig;
 use datafusion::datasource::TableType;
 use datafusion::logical_expr::{Between, BinaryExpr, Expr, Operator, TableProviderFilterPushDown};
 use datafusion::physical_plan::ExecutionPlan;
-use norrsken_common::vocabulary;
-use norrsken_common::breakdown::Breakdown;
-use norrsken_common::catalog::Recipe;
-use norrsken_common::comparison::Comparison;
+use norrsken_model::vocabulary;
+use norrsken_model::breakdown::Breakdown;
+use norrsken_model::catalog::Recipe;
+use norrsken_model::comparison::Comparison;
 use norrsken_common::error::NodeError;
-use norrsken_common::query::IndicatorQuery;
+use norrsken_model::query::IndicatorQuery;
+use norrsken_common::service::federation::Federation;
 
-/// Asks the federation one indicator question on behalf of the statement's caller. The
-/// error is the query path's own (a refusal keeps its kind through DataFusion as
-/// [`asked`]'s external error, so the statement fails with it).
-#[tonic::async_trait]
-pub trait Asker: Send + Sync + std::fmt::Debug {
-    async fn ask(&self, q: IndicatorQuery) -> Result<(SchemaRef, Vec<RecordBatch>), NodeError>;
-}
-
-/// A question's error as DataFusion carries it.
+/// A question's error as DataFusion carries it (the statement fails with its kind).
 pub fn asked(e: NodeError) -> DataFusionError {
     DataFusionError::External(Box::new(e))
 }
@@ -273,11 +266,11 @@ pub fn question(recipe: &Recipe, schema: &Schema, projection: Option<&Vec<usize>
 
 /// The released cells of a comparison as rows of the recipe's table.
 pub fn to_table(recipe: &Recipe, schema: &SchemaRef, c: &Comparison) -> Result<RecordBatch, String> {
-    let rows: Vec<_> = c.rows.iter().filter(|r| r.kind != norrsken_common::comparison::RowKind::Missing).collect();
+    let rows: Vec<_> = c.rows.iter().filter(|r| r.kind != norrsken_model::comparison::RowKind::Missing).collect();
     let mut columns: Vec<ArrayRef> = Vec::with_capacity(schema.fields().len());
     for field in schema.fields() {
         let name = field.name().as_str();
-        let label = |r: &norrsken_common::comparison::ComparisonRow| -> Option<String> {
+        let label = |r: &norrsken_model::comparison::ComparisonRow| -> Option<String> {
             let i = c.breakdowns.iter().position(|b| b.name() == name)?;
             r.labels.get(i).cloned().flatten()
         };
@@ -314,11 +307,11 @@ pub fn to_table(recipe: &Recipe, schema: &SchemaRef, c: &Comparison) -> Result<R
 pub struct IndicatorTable {
     pub recipe: Arc<Recipe>,
     pub schema: SchemaRef,
-    pub asker: Arc<dyn Asker>,
+    pub asker: Arc<dyn Federation>,
 }
 
 impl IndicatorTable {
-    pub fn new(recipe: Arc<Recipe>, asker: Arc<dyn Asker>) -> IndicatorTable {
+    pub fn new(recipe: Arc<Recipe>, asker: Arc<dyn Federation>) -> IndicatorTable {
         IndicatorTable { schema: table_schema(&recipe), recipe, asker }
     }
 }
@@ -348,8 +341,13 @@ impl TableProvider for IndicatorTable {
 
     async fn scan(&self, _state: &dyn Session, projection: Option<&Vec<usize>>, filters: &[Expr], _limit: Option<usize>) -> datafusion::error::Result<Arc<dyn ExecutionPlan>> {
         let q = question(&self.recipe, &self.schema, projection, filters).map_err(DataFusionError::Plan)?;
-        let (schema, batches) = self.asker.ask(q).await.map_err(asked)?;
-        let comparison = Comparison::from_batches(&schema, &batches).map_err(|e| DataFusionError::Execution(e.to_string()))?;
+        let comparison = self
+            .asker
+            .ask(q)
+            .await
+            .map_err(asked)?
+            .comparison()
+            .ok_or_else(|| DataFusionError::Internal("an indicator question answered with an analysis".into()))?;
         let batch = to_table(&self.recipe, &self.schema, &comparison).map_err(DataFusionError::Execution)?;
         Ok(MemorySourceConfig::try_new_exec(&[vec![batch]], self.schema.clone(), projection.cloned())?)
     }
@@ -359,7 +357,7 @@ impl TableProvider for IndicatorTable {
 mod tests {
     use super::*;
     use datafusion::prelude::{col, lit};
-    use norrsken_common::catalog::Catalog;
+    use norrsken_model::catalog::Catalog;
 
     #[test]
     fn predicates_become_filters_and_period_or_name_what_cannot_be_said() {

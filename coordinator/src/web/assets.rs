@@ -45,7 +45,7 @@ pub fn respond(path: &str) -> Response {
             let cache = if a.immutable { "public, max-age=604800" } else { "no-cache" };
             ([(header::CONTENT_TYPE, HeaderValue::from_static(a.content_type)), (header::CACHE_CONTROL, HeaderValue::from_static(cache))], a.body).into_response()
         }
-        None => (StatusCode::NOT_FOUND, format!("no file {} in the web app", norrsken_common::text::quote(path))).into_response(),
+        None => (StatusCode::NOT_FOUND, format!("no file {} in the web app", norrsken_model::text::quote(path))).into_response(),
     }
 }
 

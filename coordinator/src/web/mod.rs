@@ -11,7 +11,7 @@
 //! - `POST /api/query[?format=csv|xlsx]`: a JSON ticket (docs/protocol.md) →
 //!   `{"metadata": {...}, "rows": [...]}` (a comparison, or an analysis table when the
 //!   ticket asks one), or the same answer as a CSV or xlsx download;
-//! - `POST /api/report[?format=pdf|xlsx]`: a regional report ([`crate::report`]) as JSON,
+//! - `POST /api/report[?format=pdf|xlsx]`: a regional report ([`norrsken_present::report`]) as JSON,
 //!   PDF or xlsx.
 //!
 //! Every refusal is on record: those of the envelope (a question, an action) there, this
@@ -29,7 +29,7 @@ use std::time::Duration;
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Extension, Path, Request, State};
-use axum::http::{header, HeaderValue, StatusCode, Uri};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode, Uri};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -40,16 +40,16 @@ use hyper_util::server::conn::auto::Builder;
 use hyper_util::service::TowerToHyperService;
 use norrsken_common::audit::{AuditEvent, Who};
 use norrsken_common::error::{ErrorKind, NodeError};
-use norrsken_common::query::QueryError;
+use norrsken_model::query::QueryError;
 use norrsken_common::service::envelope;
 use norrsken_common::service::Caller;
 use norrsken_common::tls::{incoming, HandshakeFailure, PeerInfo, ReloadableTls};
 use serde_json::json;
 use tonic::transport::server::Connected;
 
-use crate::export;
+use norrsken_present::export;
 use crate::node::CoordinatorNode;
-use crate::report::{self, Ask, ReportError, ReportRequest, Unanswered};
+use norrsken_present::report::{self, ReportError, ReportRequest};
 
 /// The largest request body read (a report request with the analyst's own table is a few
 /// kilobytes).
@@ -71,21 +71,6 @@ pub fn http_status(kind: ErrorKind) -> StatusCode {
         ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         ErrorKind::Timeout => StatusCode::GATEWAY_TIMEOUT,
         ErrorKind::RateLimited => StatusCode::TOO_MANY_REQUESTS,
-    }
-}
-
-impl From<ReportError> for NodeError {
-    fn from(e: ReportError) -> NodeError {
-        let invalid = |field: &'static str, e: &ReportError| NodeError::Query(QueryError::Invalid { field, message: e.to_string() });
-        match e {
-            ReportError::UnknownRegion { region, known } => NodeError::Query(QueryError::UnknownRegion { region, known }),
-            ReportError::UnknownIndicator(id) => NodeError::Query(QueryError::UnknownIndicator { id, known: "see GET /api/catalog".into() }),
-            ReportError::UnknownArea { .. } => invalid("area", &e),
-            ReportError::NoIndicators | ReportError::TooManyIndicators(_) => invalid("indicators", &e),
-            ReportError::OwnTable(_) => invalid("own", &e),
-            ReportError::Catalog(_) => NodeError::Internal(e.to_string()),
-            ReportError::Refused(e) => e,
-        }
     }
 }
 
@@ -111,8 +96,8 @@ fn refusal_event(info: &PeerInfo, operation: &str, outcome: &str, reason: &str) 
         outcome: outcome.into(),
         requester: info.identity.as_ref().map(Who::from),
         peer: info.addr.map(|a| a.to_string()),
-        operation: Some(norrsken_common::text::bound(&format!("https {}", operation.chars().take(200).collect::<String>()))),
-        reason: Some(norrsken_common::text::bound(reason)),
+        operation: Some(norrsken_model::text::bound(&format!("https {}", operation.chars().take(200).collect::<String>()))),
+        reason: Some(norrsken_model::text::bound(reason)),
         ..Default::default()
     }
 }
@@ -126,8 +111,25 @@ async fn refuse(node: &CoordinatorNode, info: &PeerInfo, operation: &str, e: Nod
     }
 }
 
+/// The caller of a request without a trace or deadline of its own (actions, whoami).
 fn caller(info: &PeerInfo) -> Caller {
     Caller { identity: info.identity.clone(), addr: info.addr, traceparent: None, deadline: None }
+}
+
+/// The header in which an HTTPS client says how long it waits for a question's answer, in
+/// milliseconds (the web door's counterpart of gRPC's `grpc-timeout`).
+pub const DEADLINE_HEADER: &str = "norrsken-deadline-ms";
+
+/// The caller of a question: its W3C `traceparent` continues the client's trace (the
+/// agents record the same trace id), and its deadline (`norrsken-deadline-ms`) shortens
+/// how long the regions are waited for, as a Flight caller's gRPC deadline does.
+fn caller_of(info: &PeerInfo, headers: &HeaderMap) -> Caller {
+    let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim).filter(|v| !v.is_empty() && v.len() <= 128);
+    Caller {
+        traceparent: text("traceparent").map(str::to_string),
+        deadline: text(DEADLINE_HEADER).and_then(|v| v.parse::<u64>().ok()).filter(|ms| *ms > 0).map(std::time::Duration::from_millis),
+        ..caller(info)
+    }
 }
 
 type Web = Arc<CoordinatorNode>;
@@ -162,15 +164,15 @@ fn download(bytes: Vec<u8>, content_type: &'static str, name: &str) -> Response 
 const XLSX: &str = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet";
 
 fn unknown_format(f: &str, known: &str) -> NodeError {
-    NodeError::Query(QueryError::Invalid { field: "format", message: format!("{} is not one of {known}", norrsken_common::text::quote(f)) })
+    NodeError::Query(QueryError::Invalid { field: "format", message: format!("{} is not one of {known}", norrsken_model::text::quote(f)) })
 }
 
-async fn query(State(node): State<Web>, Extension(info): Extension<PeerInfo>, uri: Uri, body: Bytes) -> Response {
+async fn query(State(node): State<Web>, Extension(info): Extension<PeerInfo>, headers: HeaderMap, uri: Uri, body: Bytes) -> Response {
     let format = format_of(&uri);
     if let Some(f) = format.as_deref().filter(|f| !["json", "csv", "xlsx"].contains(f)) {
         return refuse(&node, &info, "POST /api/query", unknown_format(f, "json, csv, xlsx")).await;
     }
-    let answer = match envelope::query(&*node, &caller(&info), &body).await {
+    let answer = match envelope::query(&*node, &caller_of(&info, &headers), &body).await {
         Ok(a) => a,
         Err(e) => return error(e),
     };
@@ -210,31 +212,7 @@ async fn query(State(node): State<Web>, Extension(info): Extension<PeerInfo>, ur
     ([(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
-/// The report's questions, asked through the envelope as the caller.
-struct WebAsk<'a> {
-    node: &'a CoordinatorNode,
-    caller: Caller,
-}
-
-/// A question's error as the report reads it: a refusal of the requester refuses the report.
-fn unanswered(e: NodeError) -> Unanswered {
-    match e.kind() {
-        ErrorKind::Unauthenticated | ErrorKind::PermissionDenied | ErrorKind::RateLimited => Unanswered::Refused(e),
-        _ => Unanswered::Failed(e.to_string()),
-    }
-}
-
-impl Ask for WebAsk<'_> {
-    async fn ask(&self, q: &norrsken_common::query::IndicatorQuery) -> Result<(arrow::datatypes::SchemaRef, Vec<arrow::record_batch::RecordBatch>), Unanswered> {
-        envelope::query(self.node, &self.caller, &q.encode_ticket(None)).await.map(|a| (a.schema, a.batches)).map_err(unanswered)
-    }
-    async fn catalog(&self) -> Result<serde_json::Value, Unanswered> {
-        let reply = envelope::action(self.node, &self.caller, "catalog", b"").await.map_err(unanswered)?;
-        serde_json::from_slice(&reply.chunks.concat()).map_err(|e| Unanswered::Failed(e.to_string()))
-    }
-}
-
-async fn report_handler(State(node): State<Web>, Extension(info): Extension<PeerInfo>, uri: Uri, body: Bytes) -> Response {
+async fn report_handler(State(node): State<Web>, Extension(info): Extension<PeerInfo>, headers: HeaderMap, uri: Uri, body: Bytes) -> Response {
     const OP: &str = "POST /api/report";
     let format = format_of(&uri).unwrap_or_else(|| "json".into());
     if !["json", "pdf", "xlsx"].contains(&format.as_str()) {
@@ -244,12 +222,12 @@ async fn report_handler(State(node): State<Web>, Extension(info): Extension<Peer
         Ok(r) => r,
         Err(e) => return refuse(&node, &info, OP, NodeError::Query(QueryError::Invalid { field: "report request", message: e.to_string() })).await,
     };
-    let caller = caller(&info);
+    let caller = caller_of(&info, &headers);
     // Only callers whose role asks questions get a report (the questions check again).
     if let Err(e) = node.requester(&caller) {
         return refuse(&node, &info, OP, e).await;
     }
-    let asker = WebAsk { node: &node, caller };
+    let asker = crate::ask::InProcess::new(node.clone(), caller);
     let rep = match report::build(&asker, &request).await {
         Ok(r) => r,
         // A question the requester may not ask: the envelope recorded its refusal.
@@ -258,7 +236,10 @@ async fn report_handler(State(node): State<Web>, Extension(info): Extension<Peer
     };
     let name = format!("rapport-{}-{}", rep.region, rep.period.replace("..", "-"));
     match format.as_str() {
-        "pdf" => download(export::report_pdf::render(&rep), "application/pdf", &format!("{name}.pdf")),
+        "pdf" => match export::report_pdf::render(&rep) {
+            Ok(b) => download(b, "application/pdf", &format!("{name}.pdf")),
+            Err(e) => refuse(&node, &info, OP, NodeError::Internal(e.to_string())).await,
+        },
         "xlsx" => match export::xlsx::report(&rep) {
             Ok(b) => download(b, XLSX, &format!("{name}.xlsx")),
             Err(e) => refuse(&node, &info, OP, NodeError::Internal(e.to_string())).await,
@@ -292,9 +273,9 @@ async fn page() -> Response {
 }
 
 /// The words for a cell's status and reasons, Swedish and English (the one vocabulary,
-/// `norrsken_common::vocabulary`).
+/// `norrsken_model::vocabulary`).
 async fn vocabulary() -> Response {
-    axum::Json(norrsken_common::vocabulary::to_json()).into_response()
+    axum::Json(norrsken_model::vocabulary::to_json()).into_response()
 }
 
 async fn asset(Path(path): Path<String>) -> Response {

@@ -47,10 +47,11 @@
   function fmt(kind, v) {
     if (v == null || !Number.isFinite(v)) return T("none");
     const loc = state.lang === "sv" ? "sv-SE" : "en-GB";
-    if (kind === "proportion") return new Intl.NumberFormat(loc, { style: "percent", minimumFractionDigits: 1, maximumFractionDigits: 1 }).format(v);
-    if (kind === "cost_sum") return new Intl.NumberFormat(loc, { maximumFractionDigits: 0 }).format(v);
-    if (kind === "mean") return new Intl.NumberFormat(loc, { minimumFractionDigits: 1, maximumFractionDigits: 1 }).format(v);
-    return new Intl.NumberFormat(loc, { minimumFractionDigits: 2, maximumFractionDigits: 2 }).format(v);
+    // Decimals and percent per kind come from the one vocabulary (/api/vocabulary,
+    // format.<kind>) that the command line, the report's PDF and the xlsx use too.
+    const f = (window.I18N[state.lang] || {})["format." + kind] || { decimals: 2, percent: false };
+    const digits = { minimumFractionDigits: f.decimals, maximumFractionDigits: f.decimals };
+    return new Intl.NumberFormat(loc, f.percent ? { style: "percent", ...digits } : digits).format(v);
   }
   const fmtInt = (v) => (v == null ? T("none") : new Intl.NumberFormat(state.lang === "sv" ? "sv-SE" : "en-GB").format(v));
   const fmtCi = (kind, lo, hi) => (lo == null || hi == null ? T("none") : `${fmt(kind, lo)} – ${fmt(kind, hi)}`);

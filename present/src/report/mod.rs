@@ -3,8 +3,9 @@
 //! generated summary of the region's strengths and weaknesses.
 //!
 //! Built from ordinary indicator questions (a `compare` analysis against the other regions
-//! and a `trend` analysis per indicator) asked through an [`Ask`] — the coordinator's query
-//! service for the web app, a Flight connection for `norrsken report` — so the report is
+//! and a `trend` analysis per indicator) asked through the one typed [`Federation`]
+//! interface — the coordinator's query path in its process for the web app, a Flight
+//! connection for `norrsken report` — so the report is
 //! protected, merged and audited exactly as any other answer. The report itself is plain
 //! data ([`Report`]); [`crate::export`] renders it as PDF and xlsx, the web app as a page.
 //!
@@ -14,15 +15,14 @@
 pub mod summary;
 
 use std::collections::BTreeSet;
-use std::future::Future;
-
-use arrow::datatypes::SchemaRef;
-use arrow::record_batch::RecordBatch;
-use norrsken_common::analysis::{AnalysisTable, Value};
-use norrsken_common::comparison::{RegionReport, RegionState};
+use norrsken_common::error::ErrorKind;
+use norrsken_common::service::federation::Federation;
+use norrsken_model::analysis::AnalysisTable;
+use norrsken_model::catalog::Kind;
+use norrsken_model::comparison::{RegionReport, RegionState};
 use norrsken_common::error::NodeError;
-use norrsken_common::geography::NORRA;
-use norrsken_common::query::{AnalysisKind, AnalysisSpec, Comparator, IndicatorQuery, QueryOptions};
+use norrsken_model::geography::NORRA;
+use norrsken_model::query::{AnalysisKind, AnalysisSpec, Comparator, IndicatorQuery, QueryOptions};
 use serde::{Deserialize, Serialize};
 
 pub use summary::summarise;
@@ -34,24 +34,8 @@ pub const MAX_OWN_ROWS: usize = 500;
 pub const MAX_OWN_COLUMNS: usize = 20;
 pub const MAX_OWN_CELL: usize = 200;
 
-/// Report language.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Lang {
-    #[default]
-    Sv,
-    En,
-}
-
-impl Lang {
-    /// The vocabulary's language of the same name.
-    pub fn words(self) -> norrsken_common::vocabulary::Lang {
-        match self {
-            Lang::Sv => norrsken_common::vocabulary::Lang::Sv,
-            Lang::En => norrsken_common::vocabulary::Lang::En,
-        }
-    }
-}
+/// Report language: the vocabulary's (Swedish by default).
+pub use norrsken_model::vocabulary::Lang;
 
 /// What the analyst asks for.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
@@ -105,7 +89,7 @@ impl OwnTable {
 
     /// Checks the table's shape and size.
     pub fn check(&self) -> Result<(), ReportError> {
-        let bad = |reason: String| Err(ReportError::OwnTable(format!("{}: {reason}", norrsken_common::text::quote(&self.title))));
+        let bad = |reason: String| Err(ReportError::OwnTable(format!("{}: {reason}", norrsken_model::text::quote(&self.title))));
         if self.columns.is_empty() || self.columns.iter().all(|c| c.is_empty()) {
             return bad("no column names on the first line".into());
         }
@@ -130,11 +114,11 @@ impl OwnTable {
 /// Why a report cannot be made. Every variant names what is wrong.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ReportError {
-    #[error("unknown region {}; the regions are {known}", norrsken_common::text::quote(.region))]
+    #[error("unknown region {}; the regions are {known}", norrsken_model::text::quote(.region))]
     UnknownRegion { region: String, known: String },
-    #[error("unknown programme area {}; the areas are {known}", norrsken_common::text::quote(.area))]
+    #[error("unknown programme area {}; the areas are {known}", norrsken_model::text::quote(.area))]
     UnknownArea { area: String, known: String },
-    #[error("unknown indicator {}", norrsken_common::text::quote(.0))]
+    #[error("unknown indicator {}", norrsken_model::text::quote(.0))]
     UnknownIndicator(String),
     #[error("no indicators: name them, or a programme area")]
     NoIndicators,
@@ -148,6 +132,22 @@ pub enum ReportError {
     /// limit): the whole report is refused with the question's refusal.
     #[error("{0}")]
     Refused(NodeError),
+}
+
+/// A report error as the node error a door answers with (its kind decides the code).
+impl From<ReportError> for NodeError {
+    fn from(e: ReportError) -> NodeError {
+        let invalid = |field: &'static str, e: &ReportError| NodeError::Query(norrsken_model::query::QueryError::Invalid { field, message: e.to_string() });
+        match e {
+            ReportError::UnknownRegion { region, known } => NodeError::Query(norrsken_model::query::QueryError::UnknownRegion { region, known }),
+            ReportError::UnknownIndicator(id) => NodeError::Query(norrsken_model::query::QueryError::UnknownIndicator { id, known: "see GET /api/catalog".into() }),
+            ReportError::UnknownArea { .. } => invalid("area", &e),
+            ReportError::NoIndicators | ReportError::TooManyIndicators(_) => invalid("indicators", &e),
+            ReportError::OwnTable(_) => invalid("own", &e),
+            ReportError::Catalog(_) => NodeError::Internal(e.to_string()),
+            ReportError::Refused(e) => e,
+        }
+    }
 }
 
 /// Why one of the report's questions was not answered.
@@ -169,12 +169,14 @@ impl std::fmt::Display for Unanswered {
     }
 }
 
-/// Where the report's questions go: the coordinator's query service or a connection to it.
-pub trait Ask {
-    /// Answers one indicator question (schema with `norrsken.*` metadata, batches).
-    fn ask(&self, query: &IndicatorQuery) -> impl Future<Output = Result<(SchemaRef, Vec<RecordBatch>), Unanswered>> + Send;
-    /// The catalog as the `catalog` action returns it.
-    fn catalog(&self) -> impl Future<Output = Result<serde_json::Value, Unanswered>> + Send;
+/// How a question's error reads in the report: a refusal of the requester (no role that
+/// queries, past their limit) refuses the whole report; anything else is that section's
+/// failure.
+pub fn unanswered(e: NodeError) -> Unanswered {
+    match e.kind() {
+        ErrorKind::Unauthenticated | ErrorKind::PermissionDenied | ErrorKind::RateLimited => Unanswered::Refused(e),
+        _ => Unanswered::Failed(e.to_string()),
+    }
 }
 
 /// One region's value of one indicator over the period, against the other regions.
@@ -244,7 +246,8 @@ pub struct ReportIndicator {
     pub recipe: String,
     pub title: String,
     pub title_sv: String,
-    pub kind: String,
+    /// What the indicator measures (unknown when its question failed).
+    pub kind: Option<Kind>,
     /// What the value is, in words.
     pub value: String,
     pub better: Option<String>,
@@ -288,7 +291,7 @@ pub struct Report {
 }
 
 /// Finds a region by code or name (case-insensitive).
-pub fn find_region(asked: &str) -> Result<&'static norrsken_common::geography::Region, ReportError> {
+pub fn find_region(asked: &str) -> Result<&'static norrsken_model::geography::Region, ReportError> {
     let a = asked.trim().to_lowercase();
     NORRA.iter().find(|r| r.code == a || r.name.to_lowercase() == a || r.slug == a || r.iso.to_lowercase() == a).ok_or_else(|| ReportError::UnknownRegion {
         region: asked.to_string(),
@@ -347,12 +350,12 @@ pub fn questions(indicator: &str, period: &str) -> [IndicatorQuery; 2] {
 /// Builds the report: checks the request, asks every indicator's two questions (in turn,
 /// so a report is no heavier on the agents than an analyst asking them one by one), and
 /// writes the summary.
-pub async fn build(asker: &impl Ask, request: &ReportRequest) -> Result<Report, ReportError> {
+pub async fn build(asker: &(impl Federation + ?Sized), request: &ReportRequest) -> Result<Report, ReportError> {
     let region = find_region(&request.region)?;
     if let Some(own) = &request.own {
         own.check()?;
     }
-    let catalog = asker.catalog().await.map_err(|e| match e {
+    let catalog = asker.catalog().await.map_err(unanswered).map_err(|e| match e {
         Unanswered::Refused(e) => ReportError::Refused(e),
         Unanswered::Failed(m) => ReportError::Catalog(m),
     })?;
@@ -382,14 +385,14 @@ fn chrono_now() -> String {
 }
 
 /// One indicator's section; a question the requester may not ask refuses the report.
-async fn section(asker: &impl Ask, id: &str, period: &str, focus: &str) -> Result<ReportIndicator, NodeError> {
+async fn section(asker: &(impl Federation + ?Sized), id: &str, period: &str, focus: &str) -> Result<ReportIndicator, NodeError> {
     let [compare_q, trend_q] = questions(id, period);
     let mut out = ReportIndicator {
         id: id.to_string(),
         recipe: String::new(),
         title: id.to_string(),
         title_sv: id.to_string(),
-        kind: String::new(),
+        kind: None,
         value: String::new(),
         better: None,
         target: None,
@@ -417,7 +420,7 @@ async fn section(asker: &impl Ask, id: &str, period: &str, focus: &str) -> Resul
     out.recipe = meta(&compare, "recipe").unwrap_or_default();
     out.title = meta(&compare, "title").unwrap_or_else(|| id.to_string());
     out.title_sv = meta(&compare, "title_sv").unwrap_or_else(|| out.title.clone());
-    out.kind = meta(&compare, "kind").unwrap_or_default();
+    out.kind = meta(&compare, "kind").and_then(|k| Kind::parse(&k));
     out.value = meta(&compare, "value").unwrap_or_default();
     out.better = meta(&compare, "better");
     out.target = meta(&compare, "target").and_then(|s| s.parse().ok());
@@ -426,23 +429,20 @@ async fn section(asker: &impl Ask, id: &str, period: &str, focus: &str) -> Resul
     out.query_ids.extend(meta(&compare, "query_id"));
     out.sources = meta(&compare, "regions").and_then(|s| serde_json::from_str(&s).ok()).unwrap_or_default();
     out.missing = out.sources.iter().filter(|r| r.status != RegionState::Ok).map(|r| r.name.clone()).collect();
-    let text = |t: &AnalysisTable, row: &[Value], c: &str| t.get(row, c).and_then(Value::as_text).map(str::to_string);
-    let float = |t: &AnalysisTable, row: &[Value], c: &str| t.get(row, c).and_then(Value::as_float);
-    let int = |t: &AnalysisTable, row: &[Value], c: &str| t.get(row, c).and_then(Value::as_int);
-    for row in &compare.rows {
+    for r in compare.compare_rows() {
         out.regions.push(RegionValue {
-            region: text(&compare, row, "region").unwrap_or_default(),
-            region_name: text(&compare, row, "region_name").unwrap_or_default(),
-            row: text(&compare, row, "row").unwrap_or_default(),
-            numerator: int(&compare, row, "numerator"),
-            denominator: int(&compare, row, "denominator"),
-            value: float(&compare, row, "value"),
-            lower: float(&compare, row, "ci_lower"),
-            upper: float(&compare, row, "ci_upper"),
-            significance: text(&compare, row, "significance"),
-            others_value: float(&compare, row, "comparator_value"),
-            status: text(&compare, row, "status").unwrap_or_default(),
-            note: text(&compare, row, "note"),
+            region: r.region,
+            region_name: r.region_name,
+            row: r.row,
+            numerator: r.numerator,
+            denominator: r.denominator,
+            value: r.value,
+            lower: r.ci_lower,
+            upper: r.ci_upper,
+            significance: r.significance,
+            others_value: r.comparator_value,
+            status: r.status,
+            note: r.note,
         });
     }
     out.focus = out.regions.iter().find(|r| r.row == "region" && r.region == focus).cloned();
@@ -451,32 +451,30 @@ async fn section(asker: &impl Ask, id: &str, period: &str, focus: &str) -> Resul
     match read(asker, &trend_q).await {
         Ok(trend) => {
             out.query_ids.extend(meta(&trend, "query_id"));
-            for row in &trend.rows {
-                let what = text(&trend, row, "row").unwrap_or_default();
-                let region = text(&trend, row, "region").unwrap_or_default();
-                if what == "trend" {
-                    if region == focus {
+            for r in trend.trend_rows() {
+                if r.row == "trend" {
+                    if r.region == focus {
                         out.change = Some(Change {
-                            change: float(&trend, row, "change"),
-                            lower: float(&trend, row, "change_lower"),
-                            upper: float(&trend, row, "change_upper"),
-                            unit: text(&trend, row, "change_unit"),
-                            flag: text(&trend, row, "flag").unwrap_or_else(|| "not_computed".into()),
-                            note: text(&trend, row, "note"),
+                            change: r.change,
+                            lower: r.change_lower,
+                            upper: r.change_upper,
+                            unit: r.change_unit,
+                            flag: r.flag.unwrap_or_else(|| "not_computed".into()),
+                            note: r.note,
                         });
                     }
                     continue;
                 }
-                let Some(year) = int(&trend, row, "year") else { continue };
+                let Some(year) = r.year else { continue };
                 out.trend.push(TrendPoint {
-                    row: if Some(&region) == pooled.as_ref() { "pooled".into() } else { "region".into() },
-                    region,
-                    region_name: text(&trend, row, "region_name").unwrap_or_default(),
+                    row: if Some(&r.region) == pooled.as_ref() { "pooled".into() } else { "region".into() },
+                    region: r.region,
+                    region_name: r.region_name,
                     year,
-                    value: float(&trend, row, "value"),
-                    lower: float(&trend, row, "ci_lower"),
-                    upper: float(&trend, row, "ci_upper"),
-                    status: text(&trend, row, "status").unwrap_or_default(),
+                    value: r.value,
+                    lower: r.ci_lower,
+                    upper: r.ci_upper,
+                    status: r.status,
                 });
             }
         }
@@ -486,9 +484,8 @@ async fn section(asker: &impl Ask, id: &str, period: &str, focus: &str) -> Resul
     Ok(out)
 }
 
-async fn read(asker: &impl Ask, q: &IndicatorQuery) -> Result<AnalysisTable, Unanswered> {
-    let (schema, batches) = asker.ask(q).await?;
-    AnalysisTable::from_batches(&schema, &batches).map_err(|e| Unanswered::Failed(e.to_string()))
+async fn read(asker: &(impl Federation + ?Sized), q: &IndicatorQuery) -> Result<AnalysisTable, Unanswered> {
+    asker.ask(q.clone()).await.map_err(unanswered)?.analysis().ok_or_else(|| Unanswered::Failed("the answer is not an analysis table".into()))
 }
 
 /// The region's value against the target level.

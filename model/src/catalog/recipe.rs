@@ -39,6 +39,13 @@ impl Source {
 }
 
 impl Kind {
+    pub const ALL: [Kind; 5] = [Kind::Proportion, Kind::Rate, Kind::Mean, Kind::Count, Kind::CostSum];
+
+    /// The kind of a name (`proportion`, `cost_sum`).
+    pub fn parse(s: &str) -> Option<Kind> {
+        Kind::ALL.into_iter().find(|k| k.name() == s)
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Kind::Proportion => "proportion",

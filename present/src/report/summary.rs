@@ -2,31 +2,19 @@
 //! the other regions, where it meets or misses the target, how it moves over time, and
 //! what to focus on — in Swedish or English, from the report's numbers only.
 
+use norrsken_model::catalog::Kind;
+use norrsken_model::vocabulary;
+
 use super::{Lang, Report, ReportIndicator, TargetVerdict};
 
-/// A value as the report prints it: shares as percentages, costs in whole units; Swedish
-/// with a decimal comma.
-pub fn fmt_value(kind: &str, v: f64, lang: Lang) -> String {
-    let s = match kind {
-        "proportion" => format!("{:.1} %", v * 100.0),
-        "cost_sum" => group_thousands(v.round() as i64, lang),
-        "mean" => format!("{v:.1}"),
-        _ => format!("{v:.2}"),
-    };
-    if lang == Lang::Sv { s.replace('.', ",") } else { s.replace(" %", "%") }
-}
-
-fn group_thousands(n: i64, lang: Lang) -> String {
-    let digits = n.unsigned_abs().to_string();
-    let sep = if lang == Lang::Sv { ' ' } else { ',' };
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            out.push(sep);
-        }
-        out.push(c);
+/// A value as the report prints it, by the one number format of the vocabulary (shares as
+/// percentages, counts and costs whole, Swedish with a decimal comma); an indicator whose
+/// kind is unknown (its question failed) with two decimals.
+pub fn fmt_value(kind: Option<Kind>, v: f64, lang: Lang) -> String {
+    match kind {
+        Some(k) => vocabulary::format_value(k, v, lang),
+        None => vocabulary::format_number(v, 2, lang),
     }
-    if n < 0 { format!("-{out}") } else { out }
 }
 
 /// The indicator's title in the report's language.
@@ -60,8 +48,8 @@ pub fn summarise(r: &Report) -> Vec<String> {
             .filter(|i| i.focus.as_ref().and_then(|f| f.significance.as_deref()) == Some(sig))
             .map(|i| {
                 let f = i.focus.as_ref();
-                let v = f.and_then(|f| f.value).map(|v| fmt_value(&i.kind, v, lang)).unwrap_or_default();
-                let o = f.and_then(|f| f.others_value).map(|v| fmt_value(&i.kind, v, lang)).unwrap_or_default();
+                let v = f.and_then(|f| f.value).map(|v| fmt_value(i.kind, v, lang)).unwrap_or_default();
+                let o = f.and_then(|f| f.others_value).map(|v| fmt_value(i.kind, v, lang)).unwrap_or_default();
                 if sv { format!("{} ({v} mot övrigas {o})", title(i, lang)) } else { format!("{} ({v} against the others' {o})", title(i, lang)) }
             })
             .collect()
@@ -103,8 +91,8 @@ pub fn summarise(r: &Report) -> Vec<String> {
             .iter()
             .filter(|i| i.target_verdict == TargetVerdict::Misses)
             .map(|i| {
-                let v = i.focus.as_ref().and_then(|f| f.value).map(|v| fmt_value(&i.kind, v, lang)).unwrap_or_default();
-                let t = i.target.map(|t| fmt_value(&i.kind, t, lang)).unwrap_or_default();
+                let v = i.focus.as_ref().and_then(|f| f.value).map(|v| fmt_value(i.kind, v, lang)).unwrap_or_default();
+                let t = i.target.map(|t| fmt_value(i.kind, t, lang)).unwrap_or_default();
                 if sv { format!("{} ({v} mot målnivån {t})", title(i, lang)) } else { format!("{} ({v} against the target {t})", title(i, lang)) }
             })
             .collect();
@@ -207,7 +195,7 @@ mod tests {
             recipe: format!("{id}@1"),
             title: format!("{id} en"),
             title_sv: format!("{id} sv"),
-            kind: "proportion".into(),
+            kind: Some(Kind::Proportion),
             value: String::new(),
             better: Some("higher".into()),
             target: Some(0.5),
@@ -263,10 +251,12 @@ mod tests {
 
     #[test]
     fn values_are_printed_in_the_report_language() {
-        assert_eq!(fmt_value("proportion", 0.1234, Lang::Sv), "12,3 %");
-        assert_eq!(fmt_value("proportion", 0.1234, Lang::En), "12.3%");
-        assert_eq!(fmt_value("cost_sum", 81234.4, Lang::Sv), "81 234");
-        assert_eq!(fmt_value("cost_sum", 81234.4, Lang::En), "81,234");
-        assert_eq!(fmt_value("rate", 3.14159, Lang::Sv), "3,14");
+        assert_eq!(fmt_value(Some(Kind::Proportion), 0.1234, Lang::Sv), "12,3 %");
+        assert_eq!(fmt_value(Some(Kind::Proportion), 0.1234, Lang::En), "12.3%");
+        assert_eq!(fmt_value(Some(Kind::CostSum), 81234.4, Lang::Sv), "81 234");
+        assert_eq!(fmt_value(Some(Kind::CostSum), 81234.4, Lang::En), "81,234");
+        assert_eq!(fmt_value(Some(Kind::Rate), 3.14159, Lang::Sv), "3,14");
+        assert_eq!(fmt_value(Some(Kind::Count), 1000.0, Lang::Sv), "1 000", "a count without decimals, as the command line writes it");
+        assert_eq!(fmt_value(None, 0.5, Lang::Sv), "0,50");
     }
 }

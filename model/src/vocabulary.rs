@@ -7,6 +7,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::answer::{CellStatus, Reason};
+use crate::catalog::Kind;
 
 /// A language of the vocabulary.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
@@ -129,6 +130,71 @@ pub fn reasons_text(codes: &[impl AsRef<str>], lang: Lang) -> String {
         .join("; ")
 }
 
+/// How a value of an indicator kind is written: its decimals, and whether it is shown as a
+/// percentage (a share 0.123 as 12.3 %). One rule for the command-line tool, the report's
+/// PDF and xlsx, and the web app (served with the words, `format.<kind>`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct NumberFormat {
+    pub decimals: u8,
+    pub percent: bool,
+}
+
+/// The format of a kind's values: shares with one decimal as percent, rates with two,
+/// means with one, counts and costs as whole numbers.
+pub fn number_format(kind: Kind) -> NumberFormat {
+    match kind {
+        Kind::Proportion => NumberFormat { decimals: 1, percent: true },
+        Kind::Rate => NumberFormat { decimals: 2, percent: false },
+        Kind::Mean => NumberFormat { decimals: 1, percent: false },
+        Kind::Count | Kind::CostSum => NumberFormat { decimals: 0, percent: false },
+    }
+}
+
+/// A number with `decimals` decimals as a reader of `lang` writes it: Swedish with a
+/// decimal comma and a space between thousands (12 345,6), English with a point and commas
+/// (12,345.6). Not finite: an empty string.
+pub fn format_number(v: f64, decimals: u8, lang: Lang) -> String {
+    if !v.is_finite() {
+        return String::new();
+    }
+    let text = format!("{:.*}", usize::from(decimals), v.abs());
+    let (int, frac) = text.split_once('.').map_or((text.as_str(), ""), |(i, f)| (i, f));
+    let (group, point) = match lang {
+        Lang::Sv => (' ', ','),
+        Lang::En => (',', '.'),
+    };
+    let mut out = String::new();
+    // "-0" and "-0,0" are written without the sign.
+    if v < 0.0 && text.chars().any(|c| c.is_ascii_digit() && c != '0') {
+        out.push('−');
+    }
+    for (i, c) in int.chars().enumerate() {
+        if i > 0 && (int.len() - i) % 3 == 0 {
+            out.push(group);
+        }
+        out.push(c);
+    }
+    if !frac.is_empty() {
+        out.push(point);
+        out.push_str(frac);
+    }
+    out
+}
+
+/// A value of an indicator of `kind` as a reader of `lang` reads it (12,3 % / 12.3%).
+pub fn format_value(kind: Kind, v: f64, lang: Lang) -> String {
+    let f = number_format(kind);
+    if f.percent {
+        let n = format_number(v * 100.0, f.decimals, lang);
+        match lang {
+            Lang::Sv => format!("{n} %"),
+            Lang::En => format!("{n}%"),
+        }
+    } else {
+        format_number(v, f.decimals, lang)
+    }
+}
+
 /// The whole vocabulary as `{ "sv": { "reason.<code>": …, "status.<name>": … }, "en": … }`,
 /// for the web app.
 pub fn to_json() -> serde_json::Value {
@@ -143,6 +209,9 @@ pub fn to_json() -> serde_json::Value {
         }
         for n in Note::ALL {
             words.insert(format!("note.{}", n.name()), note(n, lang).into());
+        }
+        for k in Kind::ALL {
+            words.insert(format!("format.{}", k.name()), serde_json::to_value(number_format(k)).unwrap_or_default());
         }
         out.insert(lang.code().into(), words.into());
     }
@@ -169,5 +238,22 @@ mod tests {
         let json = to_json();
         assert_eq!(json["sv"]["status.suppressed"], "undertryckt");
         assert_eq!(json["en"]["reason.part_withheld"].as_str().unwrap(), reason(Reason::PartWithheld, Lang::En));
+        assert_eq!(json["sv"]["format.count"]["decimals"], 0);
+        assert_eq!(json["en"]["format.proportion"]["percent"], true);
+    }
+
+    #[test]
+    fn numbers_are_written_as_each_language_writes_them() {
+        assert_eq!(format_value(Kind::Proportion, 0.1234, Lang::Sv), "12,3 %");
+        assert_eq!(format_value(Kind::Proportion, 0.1234, Lang::En), "12.3%");
+        assert_eq!(format_value(Kind::CostSum, 81234.4, Lang::Sv), "81 234");
+        assert_eq!(format_value(Kind::CostSum, 81234.4, Lang::En), "81,234");
+        assert_eq!(format_value(Kind::Count, 1000.0, Lang::Sv), "1 000", "a count has no decimals");
+        assert_eq!(format_value(Kind::Rate, 3.14159, Lang::Sv), "3,14");
+        assert_eq!(format_value(Kind::Mean, 1234567.26, Lang::En), "1,234,567.3");
+        assert_eq!(format_value(Kind::Rate, -0.001, Lang::Sv), "0,00");
+        assert_eq!(format_value(Kind::Rate, -2.5, Lang::Sv), "−2,50");
+        assert_eq!(format_value(Kind::Rate, f64::NAN, Lang::Sv), "");
+        assert_eq!(format_number(999.0, 0, Lang::Sv), "999");
     }
 }

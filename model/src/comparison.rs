@@ -217,12 +217,6 @@ pub struct Comparison {
     pub regions: Vec<RegionReport>,
 }
 
-impl crate::cache::Weighed for Comparison {
-    fn weight(&self) -> u32 {
-        1024u32.saturating_add((self.rows.len() as u32).saturating_mul(300))
-    }
-}
-
 /// The Arrow schema of a comparison, without metadata.
 pub fn comparison_schema(breakdowns: &[Breakdown], distribution: bool) -> Schema {
     let mut fields = vec![

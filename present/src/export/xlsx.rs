@@ -8,22 +8,30 @@
 //! `Analysis` with its columns as they are, and `Provenance` with its metadata. A report:
 //! `Summary`, `Comparison`, `Trend`, the analyst's own table and `Provenance`.
 
-use norrsken_common::analysis::{AnalysisTable, Value};
-use norrsken_common::catalog::Kind;
-use norrsken_common::comparison::{Comparison, RegionReport, RowKind};
+use norrsken_model::analysis::{AnalysisTable, Value};
+use norrsken_model::catalog::Kind;
+use norrsken_model::comparison::{Comparison, RegionReport, RowKind};
 use rust_xlsxwriter::{Format, Workbook, Worksheet, XlsxError};
 
 use crate::report::Report;
+
+/// The spreadsheet number format of a kind's values, from the vocabulary's one rule
+/// (`0.0%`, `#,##0.00`, `#,##0`): Excel shows it in the reader's own locale.
+pub fn excel_format(kind: Kind) -> String {
+    let f = norrsken_model::vocabulary::number_format(kind);
+    let decimals = if f.decimals > 0 { format!(".{}", "0".repeat(usize::from(f.decimals))) } else { String::new() };
+    if f.percent {
+        format!("0{decimals}%")
+    } else {
+        format!("#,##0{decimals}")
+    }
+}
 
 /// A comparison as an xlsx file.
 pub fn comparison(c: &Comparison) -> Result<Vec<u8>, XlsxError> {
     let mut book = Workbook::new();
     let bold = Format::new().set_bold();
-    let number = match c.meta.kind {
-        Kind::Proportion => Format::new().set_num_format("0.0%"),
-        Kind::Rate | Kind::Mean => Format::new().set_num_format("0.00"),
-        Kind::Count | Kind::CostSum => Format::new().set_num_format("#,##0"),
-    };
+    let number = Format::new().set_num_format(excel_format(c.meta.kind));
     let integer = Format::new().set_num_format("#,##0");
     let sheet = book.add_worksheet();
     sheet.set_name("Comparison")?;
@@ -82,7 +90,7 @@ pub fn comparison(c: &Comparison) -> Result<Vec<u8>, XlsxError> {
         }
         text(sheet, &mut col, &row.status)?;
         // Reasons in words (Swedish first), from the shared vocabulary.
-        text(sheet, &mut col, &norrsken_common::vocabulary::reasons_text(&row.reasons, norrsken_common::vocabulary::Lang::Sv))?;
+        text(sheet, &mut col, &norrsken_model::vocabulary::reasons_text(&row.reasons, norrsken_model::vocabulary::Lang::Sv))?;
         text(sheet, &mut col, row.suggestion.as_deref().unwrap_or(""))?;
         sheet.write_boolean(r, col, row.partial)?;
     }

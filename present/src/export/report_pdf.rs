@@ -4,7 +4,8 @@
 //! provenance), then the analyst's own table. The same content and order as the web app's
 //! printable report page.
 
-use norrsken_common::vocabulary;
+use norrsken_model::catalog::Kind;
+use norrsken_model::vocabulary;
 use super::pdf::{text_width, wrap, Document, Font, Page, PAGE_HEIGHT, PAGE_WIDTH};
 use crate::report::summary::{fmt_value, title};
 use crate::report::{Lang, Report, ReportIndicator, TargetVerdict};
@@ -44,12 +45,11 @@ pub fn words(lang: Lang, code: &str) -> String {
         "uncertain" => ("osäkert mot målnivån", "uncertain against the target"),
         other => {
             // Cell statuses and reason codes: the shared vocabulary.
-            let words = lang.words();
-            if let Some(s) = norrsken_common::answer::CellStatus::parse(other) {
-                return vocabulary::status(s, words).to_string();
+            if let Some(s) = norrsken_model::answer::CellStatus::parse(other) {
+                return vocabulary::status(s, lang).to_string();
             }
-            if let Some(r) = norrsken_common::answer::Reason::parse(other) {
-                return vocabulary::reason(r, words).to_string();
+            if let Some(r) = norrsken_model::answer::Reason::parse(other) {
+                return vocabulary::reason(r, lang).to_string();
             }
             return other.to_string();
         }
@@ -82,8 +82,9 @@ impl Writer {
     fn new_page(&mut self) {
         let header = self.header.clone();
         let p = self.doc.add_page();
-        p.fill_colour(0.3, 0.3, 0.3).text(MARGIN, 30.0, Font::Regular, 8.0, &header);
+        p.furniture().fill_colour(0.3, 0.3, 0.3).text(MARGIN, 30.0, Font::Regular, 8.0, &header);
         p.stroke_colour(0.8, 0.8, 0.8).line_width(0.5).solid().line(MARGIN, 36.0, PAGE_WIDTH - MARGIN, 36.0);
+        p.body();
         self.y = 62.0;
     }
 
@@ -99,13 +100,28 @@ impl Writer {
         }
     }
 
+    /// A heading of `level` (1 for the report's title, 2 for a section).
+    fn heading(&mut self, level: u16, size: f64, s: &str) {
+        if self.y > BOTTOM {
+            self.new_page();
+        }
+        self.page().heading(level);
+        self.para(Font::Bold, size, s, (0.0, 0.0, 0.0));
+        self.page().body();
+    }
+
     fn gap(&mut self, h: f64) {
         self.y += h;
     }
 }
 
-/// Renders the report.
-pub fn render(r: &Report) -> Vec<u8> {
+/// Renders the report as a tagged PDF.
+pub fn render(r: &Report) -> Result<Vec<u8>, super::pdf::PdfError> {
+    layout(r).to_bytes()
+}
+
+/// Lays the report out on pages.
+pub fn layout(r: &Report) -> Document {
     let lang = r.lang;
     let period = r.period.replace("..", "–");
     let mut w = Writer {
@@ -115,8 +131,9 @@ pub fn render(r: &Report) -> Vec<u8> {
         header: format!("Norrsken · {} · {} ({}) · {period}", t(lang, "Regionrapport", "Regional report"), r.region_name, r.region),
     };
     w.doc.set_author("Norrsken");
+    w.doc.set_language(t(lang, "sv", "en"));
     w.new_page();
-    w.para(Font::Bold, 20.0, &format!("{}: {}", t(lang, "Regionrapport", "Regional report"), r.region_name), (0.0, 0.0, 0.0));
+    w.heading(1, 20.0, &format!("{}: {}", t(lang, "Regionrapport", "Regional report"), r.region_name));
     w.para(Font::Regular, 11.0, &format!("{} · {} {period} · {} {}", t(lang, "Norra sjukvårdsregionen", "Norra sjukvårdsregionen"), t(lang, "period", "period"), t(lang, "skapad", "generated"), r.generated), (0.2, 0.2, 0.2));
     w.gap(6.0);
     if r.partial {
@@ -126,7 +143,7 @@ pub fn render(r: &Report) -> Vec<u8> {
         w.para(Font::Bold, 11.0, t(lang, "OFULLSTÄNDIGT SVAR: minst en region svarade inte. Se sammanfattningen.", "PARTIAL ANSWER: at least one region did not answer. See the summary."), ALERT);
         w.gap(8.0);
     }
-    w.para(Font::Bold, 14.0, t(lang, "Sammanfattning", "Summary"), (0.0, 0.0, 0.0));
+    w.heading(2, 14.0, t(lang, "Sammanfattning", "Summary"));
     w.gap(2.0);
     for s in &r.summary {
         w.para(Font::Regular, 10.0, &format!("• {s}"), (0.0, 0.0, 0.0));
@@ -140,7 +157,7 @@ pub fn render(r: &Report) -> Vec<u8> {
     }
     if let Some(own) = &r.own {
         w.new_page();
-        w.para(Font::Bold, 14.0, &format!("{}: {}", t(lang, "Egen källa", "Own source"), own.title), (0.0, 0.0, 0.0));
+        w.heading(2, 14.0, &format!("{}: {}", t(lang, "Egen källa", "Own source"), own.title));
         w.para(
             Font::Regular,
             9.0,
@@ -161,10 +178,11 @@ pub fn render(r: &Report) -> Vec<u8> {
     for i in 0..n {
         let label = format!("{} {} {} {n}", t(lang, "Sida", "Page"), i + 1, t(lang, "av", "of"));
         if let Some(p) = w.doc.page_mut(i) {
-            p.fill_colour(0.3, 0.3, 0.3).text_right(PAGE_WIDTH - MARGIN, PAGE_HEIGHT - 28.0, Font::Regular, 8.0, &label);
+            p.furniture().fill_colour(0.3, 0.3, 0.3).text_right(PAGE_WIDTH - MARGIN, PAGE_HEIGHT - 28.0, Font::Regular, 8.0, &label);
+            p.body();
         }
     }
-    w.doc.to_bytes()
+    w.doc
 }
 
 fn clip(font: Font, size: f64, s: &str, width: f64) -> String {
@@ -215,7 +233,7 @@ fn overview(w: &mut Writer, r: &Report) {
     w.y += 12.0;
     for ind in &r.indicators {
         let f = ind.focus.as_ref();
-        let v = |x: Option<f64>| x.map(|x| fmt_value(&ind.kind, x, lang)).unwrap_or_else(|| "–".into());
+        let v = |x: Option<f64>| x.map(|x| fmt_value(ind.kind, x, lang)).unwrap_or_else(|| "–".into());
         let cells = [
             title(ind, lang).to_string(),
             v(f.and_then(|f| f.value)),
@@ -247,7 +265,7 @@ fn overview(w: &mut Writer, r: &Report) {
 }
 
 /// The value axis of a chart: a range covering every interval and the target, with ticks.
-fn axis(kind: &str, values: impl Iterator<Item = f64>) -> (f64, f64) {
+fn axis(kind: Option<Kind>, values: impl Iterator<Item = f64>) -> (f64, f64) {
     let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
     for v in values.filter(|v| v.is_finite()) {
         lo = lo.min(v);
@@ -258,7 +276,7 @@ fn axis(kind: &str, values: impl Iterator<Item = f64>) -> (f64, f64) {
     }
     let pad = ((hi - lo) * 0.08).max(hi.abs() * 0.02).max(1e-9);
     let (mut lo, mut hi) = (lo - pad, hi + pad);
-    if kind == "proportion" {
+    if kind == Some(Kind::Proportion) {
         lo = lo.max(0.0);
         hi = hi.min(1.0);
     } else if lo < 0.0 && lo + pad >= 0.0 {
@@ -272,7 +290,7 @@ fn indicator_page(w: &mut Writer, r: &Report, ind: &ReportIndicator) {
     w.para(Font::Bold, 15.0, title(ind, lang), (0.0, 0.0, 0.0));
     w.para(Font::Regular, 8.5, &format!("{} · {}", ind.recipe, ind.value), (0.3, 0.3, 0.3));
     if let Some(d) = &ind.followup_through {
-        w.para(Font::Regular, 8.5, &vocabulary::note_with(vocabulary::Note::FollowupThrough, d, lang.words()), (0.3, 0.3, 0.3));
+        w.para(Font::Regular, 8.5, &vocabulary::note_with(vocabulary::Note::FollowupThrough, d, lang), (0.3, 0.3, 0.3));
     }
     if let Some(e) = &ind.error {
         w.gap(4.0);
@@ -304,7 +322,7 @@ fn indicator_page(w: &mut Writer, r: &Report, ind: &ReportIndicator) {
     trend_chart(w, r, ind);
     w.gap(8.0);
     if let Some(target) = ind.target {
-        w.para(Font::Regular, 8.0, &format!("{} {}: {}", t(lang, "Målnivå", "Target"), fmt_value(&ind.kind, target, lang), ind.target_source.as_deref().unwrap_or("")), (0.3, 0.3, 0.3));
+        w.para(Font::Regular, 8.0, &format!("{} {}: {}", t(lang, "Målnivå", "Target"), fmt_value(ind.kind, target, lang), ind.target_source.as_deref().unwrap_or("")), (0.3, 0.3, 0.3));
     }
     let sources: Vec<String> = ind
         .sources
@@ -319,7 +337,7 @@ fn comparison_chart(w: &mut Writer, r: &Report, ind: &ReportIndicator) {
     let lang = w.lang;
     w.para(Font::Bold, 11.0, &format!("{} ({})", t(lang, "Jämförelse mellan regionerna, 95 % konfidensintervall", "Comparison of the regions, 95% confidence intervals"), r.period.replace("..", "–")), (0.0, 0.0, 0.0));
     let rows: Vec<_> = ind.regions.iter().collect();
-    let (lo, hi) = axis(&ind.kind, rows.iter().flat_map(|v| [v.lower, v.upper, v.value]).flatten().chain(ind.target));
+    let (lo, hi) = axis(ind.kind, rows.iter().flat_map(|v| [v.lower, v.upper, v.value]).flatten().chain(ind.target));
     let label_w = 150.0;
     let value_w = 120.0;
     let x0 = MARGIN + label_w;
@@ -332,7 +350,17 @@ fn comparison_chart(w: &mut Writer, r: &Report, ind: &ReportIndicator) {
         w.new_page();
     }
     let top = w.y;
+    let alt: Vec<String> = rows
+        .iter()
+        .map(|v| match (v.value, v.lower, v.upper) {
+            (Some(val), Some(l), Some(u)) => format!("{} {} ({}–{})", v.region_name, fmt_value(ind.kind, val, lang), fmt_value(ind.kind, l, lang), fmt_value(ind.kind, u, lang)),
+            (Some(val), _, _) => format!("{} {}", v.region_name, fmt_value(ind.kind, val, lang)),
+            (None, _, _) => format!("{}: {}", v.region_name, words(lang, &v.status)),
+        })
+        .collect();
+    let alt = format!("{}: {}", t(lang, "Diagram, värde och 95 % konfidensintervall per region", "Chart, value and 95% confidence interval by region"), alt.join("; "));
     let p = w.page();
+    p.figure(&alt);
     p.stroke_colour(0.75, 0.75, 0.75).line_width(0.5).solid().rect(x0, top - 4.0, plot_w, height, false, true);
     for (i, v) in rows.iter().enumerate() {
         let y = top + 8.0 + i as f64 * row_h;
@@ -352,8 +380,8 @@ fn comparison_chart(w: &mut Writer, r: &Report, ind: &ReportIndicator) {
                     p.fill_colour(colour.0, colour.1, colour.2).circle(sx(val), y, 3.5, true, false);
                 }
                 let text = match (lower, upper) {
-                    (Some(l), Some(u)) => format!("{} ({}–{})", fmt_value(&ind.kind, val, lang), fmt_value(&ind.kind, l, lang), fmt_value(&ind.kind, u, lang)),
-                    _ => fmt_value(&ind.kind, val, lang),
+                    (Some(l), Some(u)) => format!("{} ({}–{})", fmt_value(ind.kind, val, lang), fmt_value(ind.kind, l, lang), fmt_value(ind.kind, u, lang)),
+                    _ => fmt_value(ind.kind, val, lang),
                 };
                 p.fill_colour(0.0, 0.0, 0.0).text(x0 + plot_w + 6.0, y + 3.0, Font::Regular, 8.0, &text);
             }
@@ -364,9 +392,10 @@ fn comparison_chart(w: &mut Writer, r: &Report, ind: &ReportIndicator) {
     }
     if let Some(target) = ind.target.filter(|t| *t >= lo && *t <= hi) {
         p.stroke_colour(TARGET.0, TARGET.1, TARGET.2).line_width(1.2).dash(4.0, 2.0).line(sx(target), top - 4.0, sx(target), top - 4.0 + height).solid();
-        p.fill_colour(TARGET.0, TARGET.1, TARGET.2).text_centre(sx(target), top + height + 6.0, Font::Regular, 7.5, &format!("{} {}", t(lang, "målnivå", "target"), fmt_value(&ind.kind, target, lang)));
+        p.fill_colour(TARGET.0, TARGET.1, TARGET.2).text_centre(sx(target), top + height + 6.0, Font::Regular, 7.5, &format!("{} {}", t(lang, "målnivå", "target"), fmt_value(ind.kind, target, lang)));
     }
-    p.fill_colour(0.3, 0.3, 0.3).text(x0, top + height + 6.0, Font::Regular, 7.5, &fmt_value(&ind.kind, lo, lang)).text_right(x0 + plot_w, top + height + 6.0, Font::Regular, 7.5, &fmt_value(&ind.kind, hi, lang));
+    p.fill_colour(0.3, 0.3, 0.3).text(x0, top + height + 6.0, Font::Regular, 7.5, &fmt_value(ind.kind, lo, lang)).text_right(x0 + plot_w, top + height + 6.0, Font::Regular, 7.5, &fmt_value(ind.kind, hi, lang));
+    p.body();
     w.y = top + height + 18.0;
 }
 
@@ -391,7 +420,7 @@ fn trend_chart(w: &mut Writer, r: &Report, ind: &ReportIndicator) {
         }
     }
     series.sort_by_key(|(code, _, pooled)| (*code != r.region, *pooled));
-    let (lo, hi) = axis(&ind.kind, ind.trend.iter().flat_map(|p| [p.value]).flatten().chain(ind.target));
+    let (lo, hi) = axis(ind.kind, ind.trend.iter().flat_map(|p| [p.value]).flatten().chain(ind.target));
     let height = 150.0;
     let legend_w = 130.0;
     let plot_w = WIDTH - legend_w - 40.0;
@@ -402,12 +431,21 @@ fn trend_chart(w: &mut Writer, r: &Report, ind: &ReportIndicator) {
     let top = w.y;
     let sx = |year: i64| if years.len() == 1 { x0 + plot_w / 2.0 } else { x0 + (year - years[0]) as f64 / (years[years.len() - 1] - years[0]) as f64 * plot_w };
     let sy = |v: f64| top + height - (v - lo) / (hi - lo) * height;
+    let alt: Vec<String> = series
+        .iter()
+        .map(|(code, name, _)| {
+            let points: Vec<String> = ind.trend.iter().filter(|p| &p.region == code).filter_map(|p| p.value.map(|v| format!("{} {}", p.year, fmt_value(ind.kind, v, lang)))).collect();
+            format!("{name}: {}", points.join(", "))
+        })
+        .collect();
+    let alt = format!("{}: {}", t(lang, "Linjediagram, värde per år", "Line chart, value by year"), alt.join("; "));
     let p = w.page();
+    p.figure(&alt);
     p.stroke_colour(0.75, 0.75, 0.75).line_width(0.5).solid().rect(x0, top, plot_w, height, false, true);
     for year in &years {
         p.fill_colour(0.3, 0.3, 0.3).text_centre(sx(*year), top + height + 10.0, Font::Regular, 7.5, &year.to_string());
     }
-    p.text_right(x0 - 4.0, top + 6.0, Font::Regular, 7.5, &fmt_value(&ind.kind, hi, lang)).text_right(x0 - 4.0, top + height, Font::Regular, 7.5, &fmt_value(&ind.kind, lo, lang));
+    p.text_right(x0 - 4.0, top + 6.0, Font::Regular, 7.5, &fmt_value(ind.kind, hi, lang)).text_right(x0 - 4.0, top + height, Font::Regular, 7.5, &fmt_value(ind.kind, lo, lang));
     if let Some(target) = ind.target.filter(|t| *t >= lo && *t <= hi) {
         p.stroke_colour(TARGET.0, TARGET.1, TARGET.2).line_width(1.0).dash(4.0, 2.0).line(x0, sy(target), x0 + plot_w, sy(target)).solid();
     }
@@ -428,6 +466,7 @@ fn trend_chart(w: &mut Writer, r: &Report, ind: &ReportIndicator) {
         p.stroke_colour(colour.0, colour.1, colour.2).line_width(if focus { 2.2 } else { 1.0 }).line(x0 + plot_w + 10.0, ly - 3.0, x0 + plot_w + 24.0, ly - 3.0);
         p.fill_colour(0.0, 0.0, 0.0).text(x0 + plot_w + 28.0, ly, if focus { Font::Bold } else { Font::Regular }, 8.0, &clip(Font::Regular, 8.0, name, legend_w - 30.0));
     }
+    p.body();
     w.y = top + height + 24.0;
     if let Some(c) = &ind.change {
         let change = match (c.change, c.lower, c.upper) {
@@ -466,7 +505,7 @@ mod tests {
             recipe: format!("ind{i}@1"),
             title: format!("Indicator {i}"),
             title_sv: format!("Indikator {i} – åäö"),
-            kind: "proportion".into(),
+            kind: Some(Kind::Proportion),
             value: "share".into(),
             better: Some("higher".into()),
             target: Some(0.2),
@@ -499,14 +538,12 @@ mod tests {
 
     #[test]
     fn a_report_has_a_summary_page_and_one_page_per_indicator() {
-        let pdf = render(&report(3, false));
-        assert!(pdf.starts_with(b"%PDF-1.4"));
-        let count = String::from_utf8_lossy(&pdf).to_string();
-        assert!(count.contains("/Count 4"), "1 summary page + 3 indicators");
-        let pdf = render(&report(2, true));
-        assert!(String::from_utf8_lossy(&pdf).contains("/Count 4"), "1 + 2 + the own table");
-        // The region's name is in the text (WinAnsi: ä = 0xE4).
-        let needle = super::super::pdf::to_winansi("Västerbotten");
-        assert!(pdf.windows(needle.len()).any(|w| w == needle.as_slice()));
+        assert_eq!(layout(&report(3, false)).page_count(), 4, "1 summary page + 3 indicators");
+        let doc = layout(&report(2, true));
+        assert_eq!(doc.page_count(), 4, "1 + 2 + the own table");
+        // The region's name is in the text, as written.
+        assert!(doc.pages().iter().flat_map(|p| p.texts()).any(|t| t.contains("Västerbotten")));
+        let pdf = render(&report(2, true)).unwrap();
+        assert!(pdf.starts_with(b"%PDF-") && pdf.windows(15).any(|w| w == b"/StructTreeRoot"));
     }
 }

@@ -237,6 +237,65 @@ impl AnalysisTable {
         row.get(self.index_of(column)?)
     }
 
+    /// The rows of a `compare` table, typed (none for another kind): readers take fields,
+    /// not column names.
+    pub fn compare_rows(&self) -> Vec<CompareRow> {
+        if self.kind != AnalysisKind::Compare {
+            return Vec::new();
+        }
+        self.rows
+            .iter()
+            .map(|r| {
+                let c = Cells { t: self, r };
+                CompareRow {
+                    row: c.text("row").unwrap_or_default(),
+                    region: c.text("region").unwrap_or_default(),
+                    region_name: c.text("region_name").unwrap_or_default(),
+                    numerator: c.int("numerator"),
+                    denominator: c.int("denominator"),
+                    value: c.float("value"),
+                    ci_lower: c.float("ci_lower"),
+                    ci_upper: c.float("ci_upper"),
+                    comparator_value: c.float("comparator_value"),
+                    significance: c.text("significance"),
+                    status: c.text("status").unwrap_or_default(),
+                    note: c.text("note"),
+                }
+            })
+            .collect()
+    }
+
+    /// The rows of a `trend` table, typed (none for another kind): yearly values
+    /// (`row` = region or pooled, with `year`) and each region's fitted change (`row` =
+    /// `trend`).
+    pub fn trend_rows(&self) -> Vec<TrendRow> {
+        if self.kind != AnalysisKind::Trend {
+            return Vec::new();
+        }
+        self.rows
+            .iter()
+            .map(|r| {
+                let c = Cells { t: self, r };
+                TrendRow {
+                    row: c.text("row").unwrap_or_default(),
+                    region: c.text("region").unwrap_or_default(),
+                    region_name: c.text("region_name").unwrap_or_default(),
+                    year: c.int("year"),
+                    value: c.float("value"),
+                    ci_lower: c.float("ci_lower"),
+                    ci_upper: c.float("ci_upper"),
+                    status: c.text("status").unwrap_or_default(),
+                    change: c.float("change"),
+                    change_lower: c.float("change_lower"),
+                    change_upper: c.float("change_upper"),
+                    change_unit: c.text("change_unit"),
+                    flag: c.text("flag"),
+                    note: c.text("note"),
+                }
+            })
+            .collect()
+    }
+
     pub fn meta(&self, key: &str) -> Option<&str> {
         self.meta.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
     }
@@ -334,8 +393,91 @@ pub fn schema_for(spec: &AnalysisSpec, breakdowns: &[Breakdown], standardised: b
     analysis_schema(spec.kind, &key_breakdowns(spec, breakdowns, standardised))
 }
 
+/// One row's cells by column name: the one place the typed rows read names.
+struct Cells<'a> {
+    t: &'a AnalysisTable,
+    r: &'a [Value],
+}
+
+impl Cells<'_> {
+    fn text(&self, c: &str) -> Option<String> {
+        self.t.get(self.r, c).and_then(Value::as_text).map(str::to_string)
+    }
+    fn float(&self, c: &str) -> Option<f64> {
+        self.t.get(self.r, c).and_then(Value::as_float)
+    }
+    fn int(&self, c: &str) -> Option<i64> {
+        self.t.get(self.r, c).and_then(Value::as_int)
+    }
+}
+
+/// A row of a `compare` table: a region's (or the pooled) value against its comparator.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct CompareRow {
+    /// `region` or `pooled`.
+    pub row: String,
+    pub region: String,
+    pub region_name: String,
+    pub numerator: Option<i64>,
+    pub denominator: Option<i64>,
+    pub value: Option<f64>,
+    pub ci_lower: Option<f64>,
+    pub ci_upper: Option<f64>,
+    pub comparator_value: Option<f64>,
+    /// `better`, `worse`, `similar` or `not_compared`.
+    pub significance: Option<String>,
+    pub status: String,
+    pub note: Option<String>,
+}
+
+/// A row of a `trend` table: a yearly value, or (`row` = `trend`) a region's change.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct TrendRow {
+    /// `region`, `pooled` or `trend`.
+    pub row: String,
+    pub region: String,
+    pub region_name: String,
+    pub year: Option<i64>,
+    pub value: Option<f64>,
+    pub ci_lower: Option<f64>,
+    pub ci_upper: Option<f64>,
+    pub status: String,
+    pub change: Option<f64>,
+    pub change_lower: Option<f64>,
+    pub change_upper: Option<f64>,
+    pub change_unit: Option<String>,
+    /// `improving`, `worsening`, `no_significant_change`, `not_computed`.
+    pub flag: Option<String>,
+    pub note: Option<String>,
+}
+
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn typed_rows_read_the_columns_by_their_place() {
+        let mut t = AnalysisTable::new(AnalysisKind::Compare, vec![]);
+        let row: Vec<Value> = t
+            .columns()
+            .iter()
+            .map(|(name, ty)| match (name.as_str(), ty) {
+                ("row", _) => Value::text("region"),
+                ("region", _) => Value::text("24"),
+                ("value", _) => Value::Float(Some(0.25)),
+                ("numerator", _) => Value::Int(Some(25)),
+                ("significance", _) => Value::text("better"),
+                (_, Text) => Value::Text(None),
+                (_, Float) => Value::Float(None),
+                (_, Int) => Value::Int(None),
+                (_, Bool) => Value::Bool(None),
+            })
+            .collect();
+        t.rows.push(row);
+        let rows = t.compare_rows();
+        assert_eq!((rows[0].region.as_str(), rows[0].value, rows[0].numerator, rows[0].significance.as_deref()), ("24", Some(0.25), Some(25), Some("better")));
+        assert!(t.trend_rows().is_empty(), "a compare table has no trend rows");
+    }
+
     use super::*;
 
     #[test]

@@ -165,7 +165,7 @@ pub struct Relay {
     pub traceparent: String,
     /// The coordinator's audit chain head when it relayed the query.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub relayer_head: Option<crate::audit::Anchor>,
+    pub relayer_head: Option<crate::anchor::Anchor>,
 }
 
 /// Why a query was not accepted. Every variant names what is wrong.
@@ -280,7 +280,7 @@ impl IndicatorQuery {
             requester_role: r.requester_role,
             catalog_hash: r.catalog_hash,
             traceparent: r.traceparent,
-            relayer_head: (!r.relayer_hash.is_empty()).then_some(crate::audit::Anchor { seq: r.relayer_seq, hash: r.relayer_hash }),
+            relayer_head: (!r.relayer_hash.is_empty()).then_some(crate::anchor::Anchor { seq: r.relayer_seq, hash: r.relayer_hash }),
         });
         let mut filters: BTreeMap<String, Vec<String>> = BTreeMap::new();
         for f in p.filters {

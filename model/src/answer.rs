@@ -265,13 +265,6 @@ pub fn agent_answer_schema(breakdowns: &[Breakdown], distribution: bool) -> Sche
     Schema::new(fields)
 }
 
-impl crate::cache::Weighed for RegionAnswer {
-    fn weight(&self) -> u32 {
-        // Labels, numbers and reasons of a cell: about 200 bytes.
-        512u32.saturating_add((self.cells.len() as u32).saturating_mul(200))
-    }
-}
-
 impl RegionAnswer {
     pub fn schema(&self) -> SchemaRef {
         Arc::new(agent_answer_schema(&self.breakdowns, self.distribution).with_metadata(self.meta.to_metadata()))

@@ -8,8 +8,8 @@ pub mod xlsx;
 
 use arrow::datatypes::Schema;
 use arrow::record_batch::RecordBatch;
-use norrsken_common::analysis::AnalysisTable;
-use norrsken_common::comparison::Comparison;
+use norrsken_model::analysis::AnalysisTable;
+use norrsken_model::comparison::Comparison;
 
 /// Why an answer could not be written as a file.
 #[derive(Debug, thiserror::Error)]
