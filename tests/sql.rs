@@ -35,6 +35,12 @@ async fn adbc_reaches_the_federation_through_flight_sql() {
     let down = coordinator_with(closed, 2_000).await;
     let partial_url = format!("grpc+tls://{}", down.sql.as_ref().unwrap().addr);
 
+    // The coordinator knows the years of the regions' data once it has their versions.
+    let t0 = std::time::Instant::now();
+    while f.federation.coordinator.node.service.data_years().is_none() && t0.elapsed() < std::time::Duration::from_secs(20) {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let years = f.federation.coordinator.node.service.data_years().expect("the agents' data years");
     let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sql_client.py");
     let output = off_runtime(|| {
         Command::new("python3")
@@ -110,6 +116,13 @@ async fn adbc_reaches_the_federation_through_flight_sql() {
     let age = out["age_range"].as_str().unwrap();
     assert!(age.contains("age_band") && age.contains("cannot be said"), "{age}");
     assert!(out["no_year"].as_str().unwrap().contains("WHERE year"), "{}", out["no_year"]);
+    // `SELECT *` asks every breakdown: an error naming the policy's limit, not 0 rows.
+    let star = out["select_star"].as_str().unwrap_or_else(|| panic!("SELECT * must fail: {}", out["select_star"]));
+    assert!(star.contains("no region answered") && star.contains("allows at most"), "{star}");
+    // `year >= 2023` (the README's example) runs to the last year of the data.
+    let from_year = rows(&out, "from_year");
+    let seen: std::collections::BTreeSet<i64> = from_year.iter().filter_map(|r| r["year"].as_i64()).collect();
+    assert_eq!(seen, (2023..=i64::from(years.1)).collect(), "{from_year:?}");
     for key in ["update", "ddl"] {
         let m = out[key].as_str().unwrap_or_else(|| panic!("{key} was accepted"));
         assert!(m.contains("read-only"), "{key}: {m}");
@@ -123,6 +136,12 @@ async fn adbc_reaches_the_federation_through_flight_sql() {
     let partial = &rows(&out, "partial")[0];
     assert_eq!(partial["partial"], true);
     assert_eq!(partial["regions"], 3);
+    // The region that did not answer is a row of its own, saying so.
+    let all = rows(&out, "partial_rows");
+    let missing: Vec<&Value> = all.iter().filter(|r| r["row_kind"] == "missing").collect();
+    assert_eq!(missing.len(), 1, "{all:?}");
+    assert_eq!((missing[0]["region"].as_str(), missing[0]["partial"].as_bool()), (Some("22"), Some(true)), "{missing:?}");
+    assert!(missing[0]["status"].as_str().is_some_and(|s| s != "ok"), "{missing:?}");
     down.server.stop(Duration::from_secs(5)).await.unwrap();
 
     // Every statement is audited, naming the indicator queries it became.

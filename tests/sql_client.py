@@ -85,6 +85,10 @@ with analyst() as conn:
         cur.execute(sql)
         out["prepared"] = records(cur.fetch_df())
 
+        # The example README.md and docs/sql.md print: an open period ends with the data.
+        cur.execute("SELECT region_name, year, value FROM diabetes_statin WHERE year >= 2023")
+        out["from_year"] = records(cur.fetch_df())
+
         cur.execute(
             "SELECT a.region, a.year, a.value AS statin, b.value AS hba1c_over_70 "
             "FROM diabetes_statin a JOIN diabetes_hba1c_over_70 b ON a.region = b.region AND a.year = b.year "
@@ -114,6 +118,8 @@ with analyst() as conn:
         for name, bad in [
             ("age_range", "SELECT value FROM diabetes_statin WHERE year = 2024 AND age_band > '65'"),
             ("no_year", "SELECT value FROM diabetes_statin"),
+            # Every breakdown at once: more than the regions' policies answer.
+            ("select_star", "SELECT * FROM diabetes_statin WHERE year = 2024"),
         ]:
             try:
                 cur.execute(bad)
@@ -147,5 +153,7 @@ if partial:
             "FROM diabetes_statin WHERE year = 2024"
         )
         out["partial"] = records(cur.fetch_df())
+        cur.execute("SELECT row_kind, region, status, suggestion, partial FROM diabetes_statin WHERE year = 2024")
+        out["partial_rows"] = records(cur.fetch_df())
 
 json.dump(out, sys.stdout, default=str)

@@ -97,6 +97,7 @@ impl AgentNode {
             data_version: engine.data_version().to_string(),
             policy_version: protection.policy.version.clone(),
             requesters_by_name: !protection.policy.requesters.names.iter().any(|n| n == "*"),
+            data_years: Some(engine.data_years()),
         };
         let ledger = Ledger::open(&config.ledger_path(), &catalog, config.audit.fsync).map_err(|e| NodeError::NotReady(e.to_string()))?;
         let service = QueryService::new(region, &config.engine.cache, ledger, catalog.hash().to_string());
@@ -141,10 +142,12 @@ impl AgentNode {
 
     fn publish_versions(&self) {
         let protection = self.protection();
+        let engine = self.engine();
         let fresh = AgentVersions {
-            data_version: self.engine().data_version().to_string(),
+            data_version: engine.data_version().to_string(),
             policy_version: protection.policy.version.clone(),
             requesters_by_name: !protection.policy.requesters.names.iter().any(|n| n == "*"),
+            data_years: Some(engine.data_years()),
         };
         self.versions.send_if_modified(|v| {
             let changed = *v != fresh;

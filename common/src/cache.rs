@@ -53,6 +53,10 @@ pub struct AgentVersions {
     pub policy_version: String,
     /// The policy answers some requesters by name (not `*`): answers may differ by requester.
     pub requesters_by_name: bool,
+    /// The first and last year of the agent's data (absent from an agent that does not say):
+    /// lets a door complete an open period such as SQL's `year >= 2023`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_years: Option<(i32, i32)>,
 }
 
 /// Something cached, with an estimate of its size in bytes.

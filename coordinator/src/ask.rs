@@ -56,6 +56,10 @@ impl Federation for InProcess {
         Ok(asked.domain)
     }
 
+    fn data_years(&self) -> Option<(i32, i32)> {
+        self.node.service.data_years()
+    }
+
     async fn catalog(&self) -> Result<serde_json::Value, NodeError> {
         let reply = envelope::action(&*self.node, &self.caller, "catalog", b"").await?;
         serde_json::from_slice(&reply.chunks.concat()).map_err(|e| NodeError::Internal(format!("the catalog: {e}")))

@@ -135,6 +135,12 @@ impl QueryService {
         read(&self.versions).get(region).cloned()
     }
 
+    /// The years every region's data covers, as the agents last reported them (the latest
+    /// first year and the earliest last year); none while no agent's years are known.
+    pub fn data_years(&self) -> Option<(i32, i32)> {
+        read(&self.versions).values().filter_map(|v| v.data_years).reduce(|(f1, l1), (f2, l2)| (f1.max(f2), l1.min(l2)))
+    }
+
     /// Validates a question and resolves the agents it asks and how long it waits for them,
     /// once. `caller_deadline` is how long the caller waits (gRPC's deadline), if it said.
     pub fn plan(&self, query: IndicatorQuery, requester: Requester, agents: &[Arc<dyn AgentPort>], caller_deadline: Option<Duration>) -> Result<Plan, NodeError> {
@@ -251,7 +257,8 @@ impl QueryService {
                 Some(AgentVersions {
                     data_version: r.data_version.clone()?,
                     policy_version: r.policy_version.clone()?,
-                    requesters_by_name: known.map_or(true, |k| k.requesters_by_name),
+                    requesters_by_name: known.as_ref().map_or(true, |k| k.requesters_by_name),
+                    data_years: known.and_then(|k| k.data_years),
                 })
             };
             if let Some(key) = self.cache_key(plan, answered) {
@@ -602,13 +609,13 @@ mod tests {
         // Known and unchanged versions: the question comes from the cache (stored under the
         // versions the agents answered with).
         for r in ["24", "25"] {
-            s.set_versions(r, Some(AgentVersions { data_version: "d1".into(), policy_version: "p1".into(), requesters_by_name: false }));
+            s.set_versions(r, Some(AgentVersions { data_version: "d1".into(), policy_version: "p1".into(), requesters_by_name: false, data_years: None }));
         }
         let (cached, first) = s.run(&plan, &order(), None).await.unwrap();
         assert!(cached.meta.cached && first.is_some());
         assert_eq!(a.calls.load(Ordering::Relaxed), 2);
         // Other versions: a miss.
-        s.set_versions("25", Some(AgentVersions { data_version: "d2".into(), policy_version: "p1".into(), requesters_by_name: false }));
+        s.set_versions("25", Some(AgentVersions { data_version: "d2".into(), policy_version: "p1".into(), requesters_by_name: false, data_years: None }));
         let (fresh, _) = s.run(&plan, &order(), None).await.unwrap();
         assert!(!fresh.meta.cached);
         assert_eq!(a.calls.load(Ordering::Relaxed), 3);
@@ -622,7 +629,7 @@ mod tests {
         let agents: Vec<Arc<dyn AgentPort>> = vec![a.clone()];
         let settings = ServiceSettings { limits: LimitSettings { uncached_per_minute: 60, uncached_burst: 3 }, ..service().settings.clone() };
         let s = QueryService::new(Arc::new(Catalog::embedded()), settings);
-        s.set_versions("24", Some(AgentVersions { data_version: "d1".into(), policy_version: "p1".into(), requesters_by_name: false }));
+        s.set_versions("24", Some(AgentVersions { data_version: "d1".into(), policy_version: "p1".into(), requesters_by_name: false, data_years: None }));
         let bob = Requester { cn: "bob".into(), subject: "CN=bob".into(), fingerprint: "sha256:bob".into(), role: Role::Analyst };
         let s = &s;
         let ask = |who: Requester, q: IndicatorQuery| {

@@ -15,4 +15,8 @@ pub trait Federation: Send + Sync + std::fmt::Debug {
     async fn ask(&self, q: IndicatorQuery) -> Result<Federated, NodeError>;
     /// The catalog, as the `catalog` action returns it.
     async fn catalog(&self) -> Result<serde_json::Value, NodeError>;
+    /// The years every region's data covers, when known (to complete an open period).
+    fn data_years(&self) -> Option<(i32, i32)> {
+        None
+    }
 }

@@ -233,7 +233,10 @@ fn add_filter(p: &mut Predicates, b: Breakdown, values: Vec<String>) {
 
 /// The question a scan asks: breakdowns from the columns read, filters and period from the
 /// predicates.
-pub fn question(recipe: &Recipe, schema: &Schema, projection: Option<&Vec<usize>>, filters: &[Expr]) -> Result<IndicatorQuery, String> {
+///
+/// An open period (`year >= 2023`, `year <= 2022`) ends or starts with the years every
+/// region's data covers (`data_years`), when they are known.
+pub fn question(recipe: &Recipe, schema: &Schema, projection: Option<&Vec<usize>>, filters: &[Expr], data_years: Option<(i32, i32)>) -> Result<IndicatorQuery, String> {
     let mut p = Predicates::default();
     for f in filters {
         take(recipe, f, &mut p)?;
@@ -245,9 +248,16 @@ pub fn question(recipe: &Recipe, schema: &Schema, projection: Option<&Vec<usize>
         .filter(|b| read.iter().any(|&i| schema.field(i).name() == b.name()))
         .map(|b| b.name().to_string())
         .collect();
+    if let Some((first, last)) = data_years {
+        match (p.from, p.to) {
+            (Some(_), None) => p.to = Some(last),
+            (None, Some(_)) => p.from = Some(first),
+            _ => {}
+        }
+    }
     let (Some(from), Some(to)) = (p.from, p.to) else {
         return Err(format!(
-            "{}: say which years, e.g. WHERE year = 2024 or WHERE year BETWEEN 2021 AND 2025 (the period of the question)",
+            "{}: say which years, e.g. WHERE year = 2024, WHERE year BETWEEN 2021 AND 2025 or WHERE year >= 2023 (the period of the question)",
             recipe.key()
         ));
     };
@@ -264,9 +274,46 @@ pub fn question(recipe: &Recipe, schema: &Schema, projection: Option<&Vec<usize>
     })
 }
 
+/// A statement's question that no region answered is the statement's error, of the
+/// regions' own kind (every region's policy refused it, say for too many breakdowns; every
+/// region timed out), never an empty table; a region that did not answer while others did
+/// shows as the `partial` rows.
+pub fn no_region_answered(recipe: &Recipe, c: &Comparison) -> Option<NodeError> {
+    use norrsken_model::comparison::RegionState;
+    if c.regions.is_empty() || c.regions.iter().any(|r| r.status == RegionState::Ok) {
+        return None;
+    }
+    let said: Vec<String> = c.regions.iter().map(|r| format!("{} ({}): {}", r.name, r.status.name(), r.message)).collect();
+    let message = norrsken_model::text::bound(&format!("no region answered {}: {}", recipe.key(), said.join("; ")));
+    Some(if c.regions.iter().all(|r| r.status == RegionState::PolicyRefused) {
+        NodeError::PolicyRefused(message)
+    } else if c.regions.iter().all(|r| r.status == RegionState::Timeout) {
+        NodeError::Timeout(message)
+    } else if c.regions.iter().all(|r| r.status == RegionState::Refused) {
+        NodeError::PermissionDenied(message)
+    } else {
+        NodeError::NotReady(message)
+    })
+}
+
 /// The released cells of a comparison as rows of the recipe's table.
 pub fn to_table(recipe: &Recipe, schema: &SchemaRef, c: &Comparison) -> Result<RecordBatch, String> {
-    let rows: Vec<_> = c.rows.iter().filter(|r| r.kind != norrsken_model::comparison::RowKind::Missing).collect();
+    // A region that did not answer is a row of its own (row_kind `missing`, its state as
+    // the status, why in the suggestion, partial), not a region that vanished: one per year
+    // of the question's period, so that the statement's year predicates keep it.
+    let years: Vec<i64> = norrsken_model::period::Period::parse(&c.meta.period).map(|p| (p.first_year()..=p.last_year()).map(i64::from).collect()).unwrap_or_default();
+    let rows: Vec<(&norrsken_model::comparison::ComparisonRow, Option<i64>)> = c
+        .rows
+        .iter()
+        .flat_map(|r| {
+            if r.kind == norrsken_model::comparison::RowKind::Missing {
+                years.iter().map(|y| (r, Some(*y))).collect::<Vec<_>>()
+            } else {
+                let year = c.breakdowns.iter().position(|b| *b == Breakdown::Year).and_then(|i| r.labels.get(i).cloned().flatten()).and_then(|y| y.parse::<i64>().ok());
+                vec![(r, year)]
+            }
+        })
+        .collect();
     let mut columns: Vec<ArrayRef> = Vec::with_capacity(schema.fields().len());
     for field in schema.fields() {
         let name = field.name().as_str();
@@ -275,26 +322,26 @@ pub fn to_table(recipe: &Recipe, schema: &SchemaRef, c: &Comparison) -> Result<R
             r.labels.get(i).cloned().flatten()
         };
         let array: ArrayRef = match name {
-            "row_kind" => Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.kind.name()))),
-            "region" => Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.region.as_str()))),
-            "region_name" => Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.region_name.as_str()))),
-            "category" => Arc::new(rows.iter().map(|r| r.category.clone()).collect::<StringArray>()),
-            "numerator" => Arc::new(rows.iter().map(|r| r.numerator).collect::<Int64Array>()),
-            "denominator" => Arc::new(rows.iter().map(|r| r.denominator).collect::<Int64Array>()),
-            "value_sum" => Arc::new(rows.iter().map(|r| r.value_sum).collect::<Float64Array>()),
-            "value" => Arc::new(rows.iter().map(|r| r.estimate.map(|e| e.value).filter(|v| v.is_finite())).collect::<Float64Array>()),
-            "ci_lower" => Arc::new(rows.iter().map(|r| r.estimate.map(|e| e.lower).filter(|v| v.is_finite())).collect::<Float64Array>()),
-            "ci_upper" => Arc::new(rows.iter().map(|r| r.estimate.map(|e| e.upper).filter(|v| v.is_finite())).collect::<Float64Array>()),
-            "status" => Arc::new(rows.iter().map(|r| Some(r.status.clone())).collect::<StringArray>()),
-            "reason" => Arc::new(rows.iter().map(|r| (!r.reasons.is_empty()).then(|| r.reasons.join(","))).collect::<StringArray>()),
+            "row_kind" => Arc::new(StringArray::from_iter_values(rows.iter().map(|(r, _)| r.kind.name()))),
+            "region" => Arc::new(StringArray::from_iter_values(rows.iter().map(|(r, _)| r.region.as_str()))),
+            "region_name" => Arc::new(StringArray::from_iter_values(rows.iter().map(|(r, _)| r.region_name.as_str()))),
+            "category" => Arc::new(rows.iter().map(|(r, _)| r.category.clone()).collect::<StringArray>()),
+            "numerator" => Arc::new(rows.iter().map(|(r, _)| r.numerator).collect::<Int64Array>()),
+            "denominator" => Arc::new(rows.iter().map(|(r, _)| r.denominator).collect::<Int64Array>()),
+            "value_sum" => Arc::new(rows.iter().map(|(r, _)| r.value_sum).collect::<Float64Array>()),
+            "value" => Arc::new(rows.iter().map(|(r, _)| r.estimate.map(|e| e.value).filter(|v| v.is_finite())).collect::<Float64Array>()),
+            "ci_lower" => Arc::new(rows.iter().map(|(r, _)| r.estimate.map(|e| e.lower).filter(|v| v.is_finite())).collect::<Float64Array>()),
+            "ci_upper" => Arc::new(rows.iter().map(|(r, _)| r.estimate.map(|e| e.upper).filter(|v| v.is_finite())).collect::<Float64Array>()),
+            "status" => Arc::new(rows.iter().map(|(r, _)| Some(r.status.clone())).collect::<StringArray>()),
+            "reason" => Arc::new(rows.iter().map(|(r, _)| (!r.reasons.is_empty()).then(|| r.reasons.join(","))).collect::<StringArray>()),
             "reason_sv" | "reason_en" => {
                 let lang = if name == "reason_sv" { vocabulary::Lang::Sv } else { vocabulary::Lang::En };
-                Arc::new(rows.iter().map(|r| (!r.reasons.is_empty()).then(|| vocabulary::reasons_text(&r.reasons, lang))).collect::<StringArray>())
+                Arc::new(rows.iter().map(|(r, _)| (!r.reasons.is_empty()).then(|| vocabulary::reasons_text(&r.reasons, lang))).collect::<StringArray>())
             }
-            "suggestion" => Arc::new(rows.iter().map(|r| r.suggestion.clone()).collect::<StringArray>()),
-            "partial" => Arc::new(rows.iter().map(|r| Some(r.partial)).collect::<BooleanArray>()),
-            "year" => Arc::new(rows.iter().map(|r| label(r).and_then(|y| y.parse::<i64>().ok())).collect::<Int64Array>()),
-            _ => Arc::new(rows.iter().map(|r| label(r)).collect::<StringArray>()),
+            "suggestion" => Arc::new(rows.iter().map(|(r, _)| r.suggestion.clone()).collect::<StringArray>()),
+            "partial" => Arc::new(rows.iter().map(|(r, _)| Some(r.partial || r.kind == norrsken_model::comparison::RowKind::Missing)).collect::<BooleanArray>()),
+            "year" => Arc::new(rows.iter().map(|(_, year)| *year).collect::<Int64Array>()),
+            _ => Arc::new(rows.iter().map(|(r, _)| label(r)).collect::<StringArray>()),
         };
         columns.push(array);
     }
@@ -340,7 +387,7 @@ impl TableProvider for IndicatorTable {
     }
 
     async fn scan(&self, _state: &dyn Session, projection: Option<&Vec<usize>>, filters: &[Expr], _limit: Option<usize>) -> datafusion::error::Result<Arc<dyn ExecutionPlan>> {
-        let q = question(&self.recipe, &self.schema, projection, filters).map_err(DataFusionError::Plan)?;
+        let q = question(&self.recipe, &self.schema, projection, filters, self.asker.data_years()).map_err(DataFusionError::Plan)?;
         let comparison = self
             .asker
             .ask(q)
@@ -348,6 +395,9 @@ impl TableProvider for IndicatorTable {
             .map_err(asked)?
             .comparison()
             .ok_or_else(|| DataFusionError::Internal("an indicator question answered with an analysis".into()))?;
+        if let Some(e) = no_region_answered(&self.recipe, &comparison) {
+            return Err(asked(e));
+        }
         let batch = to_table(&self.recipe, &self.schema, &comparison).map_err(DataFusionError::Execution)?;
         Ok(MemorySourceConfig::try_new_exec(&[vec![batch]], self.schema.clone(), projection.cloned())?)
     }
@@ -366,7 +416,7 @@ mod tests {
         let schema = table_schema(recipe);
         let filters = vec![col("kommun").eq(lit("2480")), col("year").between(lit(2021i64), lit(2023i64)), col("sex").in_list(vec![lit("female"), lit("male")], false), col("value").gt(lit(0.2))];
         let proj: Vec<usize> = ["region", "sex", "value"].iter().map(|n| schema.index_of(n).unwrap()).collect();
-        let q = question(recipe, &schema, Some(&proj), &filters).unwrap();
+        let q = question(recipe, &schema, Some(&proj), &filters, None).unwrap();
         assert_eq!(q.breakdowns, ["sex"]);
         assert_eq!(q.period, "2021..2023");
         assert_eq!(q.filters["kommun"], ["2480"]);
@@ -381,9 +431,15 @@ mod tests {
         assert_eq!(p.filters[&Breakdown::Sex], ["female", "male"]);
         let err = take(recipe, &col("age_band").gt(lit("65")), &mut Predicates::default()).unwrap_err();
         assert!(err.contains("age_band") && err.contains("age_band > Utf8(\"65\")"), "{err}");
-        let err = question(recipe, &schema, None, &[]).unwrap_err();
+        let err = question(recipe, &schema, None, &[], None).unwrap_err();
         assert!(err.contains("WHERE year"), "{err}");
-        let err = question(recipe, &schema, None, &[col("year").gt_eq(lit(2025i64)), col("year").lt(lit(2024i64))]).unwrap_err();
+        let err = question(recipe, &schema, None, &[col("year").gt_eq(lit(2025i64)), col("year").lt(lit(2024i64))], None).unwrap_err();
         assert!(err.contains("no year"), "{err}");
+        // An open period is completed with the years the regions' data covers, when known.
+        let open = [col("year").gt_eq(lit(2023i64))];
+        assert!(question(recipe, &schema, None, &open, None).unwrap_err().contains("year >= 2023"));
+        assert_eq!(question(recipe, &schema, None, &open, Some((2019, 2025))).unwrap().period, "2023..2025");
+        assert_eq!(question(recipe, &schema, None, &[col("year").lt(lit(2021i64))], Some((2019, 2025))).unwrap().period, "2019..2020");
+        assert_eq!(question(recipe, &schema, None, &[], Some((2019, 2025))).unwrap_err().contains("WHERE year"), true, "no year at all is still an error");
     }
 }
