@@ -64,7 +64,7 @@ async fn adbc_reaches_the_federation_through_flight_sql() {
     }
     let all: Vec<&str> = schemas["indicators"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
     assert!(all.contains(&"stroke_reperfusion") && all.contains(&"stroke_reperfusion_v1"), "{all:?}");
-    assert_eq!(schemas["reference"], serde_json::json!(["indicators", "regions", "standard_populations"]));
+    assert_eq!(schemas["reference"], serde_json::json!(["indicators", "kommuner", "regions", "standard_populations"]));
     let columns: Vec<&str> = out["table_columns"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
     for c in ["region", "year", "kommun", "numerator", "denominator", "value", "ci_lower", "ci_upper", "status", "reason", "reason_sv", "reason_en", "suggestion", "partial"] {
         assert!(columns.contains(&c), "{c}: {columns:?}");
@@ -116,6 +116,13 @@ async fn adbc_reaches_the_federation_through_flight_sql() {
     let age = out["age_range"].as_str().unwrap();
     assert!(age.contains("age_band") && age.contains("cannot be said"), "{age}");
     assert!(out["no_year"].as_str().unwrap().contains("WHERE year"), "{}", out["no_year"]);
+    // Units, method and semantics in the schema; kommun names by joining the reference table.
+    let md = &out["value_metadata"];
+    assert_eq!(md["norrsken.kind"], "proportion", "{md}");
+    assert!(md["norrsken.ci"].as_str().unwrap_or("").contains("Wilson") && md["norrsken.value"].as_str().is_some_and(|v| !v.is_empty()), "{md}");
+    assert!(md["norrsken.semantics"].as_str().is_some_and(|v| !v.is_empty()), "{md}");
+    let names = rows(&out, "kommun_names");
+    assert!(!names.is_empty() && names.iter().all(|r| r["name"] == "Umeå" && r["region_name"] == "Västerbotten"), "{names:?}");
     // `SELECT *` asks every breakdown: an error naming the policy's limit, not 0 rows.
     let star = out["select_star"].as_str().unwrap_or_else(|| panic!("SELECT * must fail: {}", out["select_star"]));
     assert!(star.contains("no region answered") && star.contains("allows at most"), "{star}");

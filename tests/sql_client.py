@@ -85,6 +85,16 @@ with analyst() as conn:
         cur.execute(sql)
         out["prepared"] = records(cur.fetch_df())
 
+        # What the numbers are travels with them: the value column's metadata.
+        cur.execute("SELECT region, value FROM diabetes_statin WHERE year = 2024")
+        field = cur.fetch_arrow_table().schema.field("value")
+        out["value_metadata"] = {k.decode(): v.decode() for k, v in (field.metadata or {}).items()}
+        # Kommun names from the reference table.
+        cur.execute(
+            "SELECT k.name, k.region_name, d.numerator FROM primarvardskvalitet.diabetes_statin d "
+            "JOIN reference.kommuner k ON d.kommun = k.kommun WHERE d.kommun = '2480' AND d.year = 2024 AND d.row_kind = 'region'"
+        )
+        out["kommun_names"] = records(cur.fetch_df())
         # The example README.md and docs/sql.md print: an open period ends with the data.
         cur.execute("SELECT region_name, year, value FROM diabetes_statin WHERE year >= 2023")
         out["from_year"] = records(cur.fetch_df())

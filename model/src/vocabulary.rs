@@ -195,6 +195,25 @@ pub fn format_value(kind: Kind, v: f64, lang: Lang) -> String {
     }
 }
 
+/// A date as a reader of `lang` writes it: "7 december 2026", "7 December 2026".
+pub fn format_date(date: chrono::NaiveDate, lang: Lang) -> String {
+    use chrono::Datelike;
+    const SV: [&str; 12] = ["januari", "februari", "mars", "april", "maj", "juni", "juli", "augusti", "september", "oktober", "november", "december"];
+    const EN: [&str; 12] = ["January", "February", "March", "April", "May", "June", "July", "August", "September", "October", "November", "December"];
+    let month = date.month0() as usize;
+    let name = match lang {
+        Lang::Sv => SV[month],
+        Lang::En => EN[month],
+    };
+    format!("{} {name} {}", date.day(), date.year())
+}
+
+/// A timestamp (RFC 3339, as answers and reports carry it) as its date in words; the text
+/// itself when it is not one.
+pub fn format_timestamp(ts: &str, lang: Lang) -> String {
+    chrono::DateTime::parse_from_rfc3339(ts).map(|t| format_date(t.date_naive(), lang)).unwrap_or_else(|_| ts.to_string())
+}
+
 /// The whole vocabulary as `{ "sv": { "reason.<code>": …, "status.<name>": … }, "en": … }`,
 /// for the web app.
 pub fn to_json() -> serde_json::Value {
@@ -255,5 +274,8 @@ mod tests {
         assert_eq!(format_value(Kind::Rate, -2.5, Lang::Sv), "−2,50");
         assert_eq!(format_value(Kind::Rate, f64::NAN, Lang::Sv), "");
         assert_eq!(format_number(999.0, 0, Lang::Sv), "999");
+        assert_eq!(format_timestamp("2026-12-07T09:19:59Z", Lang::Sv), "7 december 2026");
+        assert_eq!(format_timestamp("2026-05-01T00:00:00Z", Lang::En), "1 May 2026");
+        assert_eq!(format_timestamp("not a date", Lang::Sv), "not a date");
     }
 }

@@ -147,7 +147,7 @@ impl SqlFrontDoor {
         Ok((ctx, asker))
     }
 
-    /// `indicators`, `regions`, `standard_populations`.
+    /// `indicators`, `regions`, `kommuner`, `standard_populations`.
     fn reference_tables(&self) -> Vec<(&'static str, RecordBatch)> {
         let text = |v: Vec<String>| -> ArrayRef { Arc::new(StringArray::from(v)) };
         let latest = self.node.base.catalog.latest();
@@ -176,6 +176,27 @@ impl SqlFrontDoor {
             Arc::new(Schema::new(vec![Field::new("region", DataType::Utf8, false), Field::new("name", DataType::Utf8, false)])),
             vec![text(agents.iter().map(|a| a.endpoint.region.clone()).collect()), text(agents.iter().map(|a| a.endpoint.name.clone()).collect())],
         );
+        // Every kommun of the configured regions: its code (as the indicator tables' `kommun`
+        // column holds it), its name and its region, to join on for names.
+        let kommuner: Vec<(&str, &str, &str, &str)> = agents
+            .iter()
+            .filter_map(|a| norrsken_model::geography::find_region(&a.endpoint.region))
+            .flat_map(|r| r.kommuner.iter().map(move |k| (k.code, k.name, r.code, r.name)))
+            .collect();
+        let kommuner = RecordBatch::try_new(
+            Arc::new(Schema::new(vec![
+                Field::new("kommun", DataType::Utf8, false),
+                Field::new("name", DataType::Utf8, false),
+                Field::new("region", DataType::Utf8, false),
+                Field::new("region_name", DataType::Utf8, false),
+            ])),
+            vec![
+                text(kommuner.iter().map(|k| k.0.to_string()).collect()),
+                text(kommuner.iter().map(|k| k.1.to_string()).collect()),
+                text(kommuner.iter().map(|k| k.2.to_string()).collect()),
+                text(kommuner.iter().map(|k| k.3.to_string()).collect()),
+            ],
+        );
         let mut ids = Vec::new();
         let mut from = Vec::new();
         let mut to = Vec::new();
@@ -197,7 +218,7 @@ impl SqlFrontDoor {
             ])),
             vec![text(ids), Arc::new(UInt32Array::from(from)), Arc::new(UInt32Array::from(to)), Arc::new(arrow::array::Float64Array::from(weight))],
         );
-        [("indicators", indicators), ("regions", regions), ("standard_populations", standards)]
+        [("indicators", indicators), ("regions", regions), ("kommuner", kommuner), ("standard_populations", standards)]
             .into_iter()
             .filter_map(|(n, b)| b.ok().map(|b| (n, b)))
             .collect()

@@ -63,8 +63,28 @@ pub fn table_schema(recipe: &Recipe) -> SchemaRef {
     if recipe.is_distribution() {
         fields.push(Field::new("category", DataType::Utf8, true));
     }
-    fields.extend(MEASURES.iter().map(|(n, t)| Field::new(*n, t.clone(), true)));
-    Arc::new(Schema::new(fields))
+    // What the numbers are: on the table and on its `value` column (which a projection
+    // keeps), as `norrsken.*` metadata: the recipe, titles, kind, counting unit, what the
+    // value is, the interval's method and how units are counted.
+    let m = norrsken_model::comparison::ComparisonMeta::of_recipe(recipe);
+    let described: std::collections::HashMap<String, String> = [
+        ("recipe", m.recipe),
+        ("title", m.title),
+        ("title_sv", m.title_sv),
+        ("kind", m.kind.name().to_string()),
+        ("unit", m.unit),
+        ("value", m.value),
+        ("ci", m.ci),
+        ("semantics", m.semantics),
+    ]
+    .into_iter()
+    .map(|(k, v)| (format!("norrsken.{k}"), v))
+    .collect();
+    fields.extend(MEASURES.iter().map(|(n, t)| {
+        let f = Field::new(*n, t.clone(), true);
+        if *n == "value" { f.with_metadata(described.clone()) } else { f }
+    }));
+    Arc::new(Schema::new(fields).with_metadata(described))
 }
 
 /// What a statement's predicates say in the recipe's vocabulary.

@@ -55,6 +55,11 @@
   }
   const fmtInt = (v) => (v == null ? T("none") : new Intl.NumberFormat(state.lang === "sv" ? "sv-SE" : "en-GB").format(v));
   const fmtCi = (kind, lo, hi) => (lo == null || hi == null ? T("none") : `${fmt(kind, lo)} – ${fmt(kind, hi)}`);
+  // A timestamp as its date in words (7 december 2026), as the PDF and the CLI write it.
+  const fmtDate = (ts) => {
+    const d = new Date(ts);
+    return Number.isNaN(d.getTime()) ? ts : new Intl.DateTimeFormat(state.lang === "sv" ? "sv-SE" : "en-GB", { day: "numeric", month: "long", year: "numeric" }).format(d);
+  };
   const fmtNum = (v, d = 3) => (v == null || !Number.isFinite(v) ? T("none") : new Intl.NumberFormat(state.lang === "sv" ? "sv-SE" : "en-GB", { maximumFractionDigits: d }).format(v));
 
   // ---- API --------------------------------------------------------------------------------
@@ -576,7 +581,7 @@
     const title = (i) => (state.lang === "sv" ? i.title_sv : i.title);
     const cover = el("section", { class: "report-cover" },
       el("h1", { text: T("report.heading", rep.region_name) }),
-      el("p", { class: "muted", text: T("report.sub", period, rep.generated) }),
+      el("p", { class: "muted", text: T("report.sub", period, fmtDate(rep.generated)) }),
       rep.partial ? el("p", { class: "partial", role: "alert", "data-partial": "true", text: T("partial.banner", [...new Set(rep.indicators.flatMap((i) => i.missing))].join(", ")) }) : null,
       el("h2", { text: T("report.summary") }),
       el("ul", { class: "summary" }, rep.summary.map((s) => el("li", { text: s }))),

@@ -134,7 +134,7 @@ pub fn layout(r: &Report) -> Document {
     w.doc.set_language(t(lang, "sv", "en"));
     w.new_page();
     w.heading(1, 20.0, &format!("{}: {}", t(lang, "Regionrapport", "Regional report"), r.region_name));
-    w.para(Font::Regular, 11.0, &format!("{} · {} {period} · {} {}", t(lang, "Norra sjukvårdsregionen", "Norra sjukvårdsregionen"), t(lang, "period", "period"), t(lang, "skapad", "generated"), r.generated), (0.2, 0.2, 0.2));
+    w.para(Font::Regular, 11.0, &format!("{} · {} {period} · {} {}", t(lang, "Norra sjukvårdsregionen", "Norra sjukvårdsregionen"), t(lang, "period", "period"), t(lang, "skapad", "generated"), vocabulary::format_timestamp(&r.generated, lang)), (0.2, 0.2, 0.2));
     w.gap(6.0);
     if r.partial {
         let y = w.y - 12.0;
