@@ -97,7 +97,8 @@ with sync_playwright() as p:
         result["compare_intervals"] = page.locator("#compare svg g[aria-description='interval'] line").count()
         result["compare_target"] = page.locator("#compare svg g[aria-description='target'] line").count()
         result["trend_rows"] = rows_of(page, "#trend .chart-and-table table")
-        result["funnel_dots"] = page.locator("#funnel svg g[aria-description='unit'] circle").count()
+        # Circles, triangles or diamonds (the mark's shape says within, better or worse).
+        result["funnel_dots"] = page.locator("#funnel svg g[aria-description='unit'] circle, #funnel svg g[aria-description='unit'] path").count()
         result["equity_rows"] = rows_of(page, "#equity .chart-and-table table")
         result["cells_plain"] = rows_of(page, "#cells-table")
         result["partial_banners"] = page.locator("[data-partial='true']").count()

@@ -436,6 +436,8 @@
     section.append(el("details", {}, el("summary", { text: `${T("sec.trend")}: ${T("col.year")}` }), yearTable));
   }
 
+  const FUNNEL_MARK = { better: ["#1d6b3a", "triangle"], worse: ["#9b1c1c", "diamond"], similar: ["#0b4f8a", "circle"] };
+
   function drawFunnel(section, r, answer) {
     const kind = answer.metadata["norrsken.kind"];
     const units = answer.rows.filter((x) => x.row === "unit");
@@ -452,14 +454,17 @@
         marks: [
           curve("lower_95", "4,3"), curve("upper_95", "4,3"), curve("lower_998", "1,2"), curve("upper_998", "1,2"),
           limits.length ? Plot.ruleY([limits[0].centre], { stroke: "#1a1a1a", ariaDescription: "centre", ariaHidden: true }) : null,
-          Plot.dot(plotted, { x: "precision", y: "value", fill: (x) => (x.position === "within" ? "#0b4f8a" : "#9b1c1c"), r: 5, ariaDescription: "unit", ariaLabel: (x) => `${x.unit_name}: ${fmt(kind, x.value)} (${words("pos", x.position)})`, title: (x) => `${x.unit_name}: ${fmt(kind, x.value)} (${words("pos", x.position)})` }),
+          // Colour and shape by the recipe's direction (better green triangle, worse red
+          // diamond, within the limits blue circle): never red for a region that does
+          // better, and not by colour alone.
+          Plot.dot(plotted, { x: "precision", y: "value", fill: (x) => FUNNEL_MARK[x.significance]?.[0] ?? FUNNEL_MARK.similar[0], symbol: (x) => FUNNEL_MARK[x.significance]?.[1] ?? FUNNEL_MARK.similar[1], r: 5, ariaDescription: "unit", ariaLabel: (x) => `${x.unit_name}: ${fmt(kind, x.value)} (${words("pos", x.position)}${x.significance && x.significance !== "similar" ? `, ${words("sig", x.significance)}` : ""})`, title: (x) => `${x.unit_name}: ${fmt(kind, x.value)} (${words("pos", x.position)})` }),
           plotted.length <= 12 ? Plot.text(plotted, { x: "precision", y: "value", text: "unit_name", dx: 8, textAnchor: "start", ariaHidden: true }) : null,
         ],
       });
     }
     section.append(el("div", { class: "chart-and-table" },
       figure(plot, T("chart.funnel", titleOf(r))),
-      table(T("sec.funnel"), [[T("col.unit")], [T("col.value"), true], [T("col.position")]], units.map((x) => [[x.unit_name || x.unit], [fmt(kind, x.value), true], [words("pos", x.position)]]))));
+      table(T("sec.funnel"), [[T("col.unit")], [T("col.value"), true], [T("col.position")]], units.map((x) => [[x.unit_name || x.unit], [fmt(kind, x.value), true], [x.significance && x.significance !== "similar" && x.significance !== "not_compared" ? `${words("pos", x.position)}: ${words("sig", x.significance)}` : words("pos", x.position)]]))));
   }
 
   function drawEquity(section, r, answer) {
