@@ -51,38 +51,44 @@ impl Connection {
     /// refusal, a timeout, a connection that could not be made).
     pub async fn fetch_typed(&self, ticket: Vec<u8>) -> Result<(SchemaRef, Vec<RecordBatch>), NodeError> {
         let mut client = self.client().await.map_err(|e| NodeError::NotReady(format!("{e:#}")))?;
-        let mut stream = client.do_get(Ticket::new(ticket)).await.map_err(node_error)?;
-        let mut batches = Vec::new();
-        while let Some(b) = stream.try_next().await.map_err(node_error)? {
-            batches.push(b);
-        }
-        let schema = stream.schema().cloned().ok_or_else(|| NodeError::Internal("the coordinator sent no schema".into()))?;
-        Ok((schema, batches))
+        let (schema, batches) = do_get_all(&mut client, ticket).await.map_err(node_error)?;
+        Ok((schema.ok_or_else(|| NodeError::Internal(NO_SCHEMA.into()))?, batches))
     }
 
     /// [`Connection::action`] with the error as a node error of its proper kind.
     pub async fn action_typed(&self, name: &str) -> Result<Bytes, NodeError> {
         let mut client = self.client().await.map_err(|e| NodeError::NotReady(format!("{e:#}")))?;
-        let mut stream = client.do_action(Action::new(name, Bytes::new())).await.map_err(node_error)?;
-        stream.try_next().await.map_err(node_error)?.ok_or_else(|| NodeError::Internal(format!("empty answer to action {name}")))
+        first_result(&mut client, name).await.map_err(node_error)?.ok_or_else(|| NodeError::Internal(format!("empty answer to action {name}")))
     }
 
     pub async fn action(&self, name: &str) -> anyhow::Result<Bytes> {
         let mut client = self.client().await?;
-        let mut stream = client.do_action(Action::new(name, Bytes::new())).await.map_err(flight_error)?;
-        stream.try_next().await.map_err(flight_error)?.ok_or_else(|| anyhow!("empty answer to action {name}"))
+        first_result(&mut client, name).await.map_err(flight_error)?.ok_or_else(|| anyhow!("empty answer to action {name}"))
     }
+}
+
+const NO_SCHEMA: &str = "the coordinator sent no schema";
+
+/// Runs a ticket on an open connection: the schema (with metadata), when one came, and the
+/// batches; the Flight error for the caller to read as it needs.
+async fn do_get_all(client: &mut FlightClient, ticket: Vec<u8>) -> Result<(Option<SchemaRef>, Vec<RecordBatch>), arrow_flight::error::FlightError> {
+    let mut stream = client.do_get(Ticket::new(ticket)).await?;
+    let mut batches = Vec::new();
+    while let Some(b) = stream.try_next().await? {
+        batches.push(b);
+    }
+    Ok((stream.schema().cloned(), batches))
+}
+
+/// The first result of an action without a body.
+async fn first_result(client: &mut FlightClient, name: &str) -> Result<Option<Bytes>, arrow_flight::error::FlightError> {
+    client.do_action(Action::new(name, Bytes::new())).await?.try_next().await
 }
 
 /// Runs a ticket on an open connection and returns the schema (with metadata) and batches.
 pub async fn fetch_with(client: &mut FlightClient, ticket: Vec<u8>) -> anyhow::Result<(SchemaRef, Vec<RecordBatch>)> {
-    let mut stream = client.do_get(Ticket::new(ticket)).await.map_err(flight_error)?;
-    let mut batches = Vec::new();
-    while let Some(b) = stream.try_next().await.map_err(flight_error)? {
-        batches.push(b);
-    }
-    let schema = stream.schema().cloned().ok_or_else(|| anyhow!("the coordinator sent no schema"))?;
-    Ok((schema, batches))
+    let (schema, batches) = do_get_all(client, ticket).await.map_err(flight_error)?;
+    Ok((schema.ok_or_else(|| anyhow!(NO_SCHEMA))?, batches))
 }
 
 /// A Flight error as the node error it carries (kind from the `norrsken-error-kind` header).

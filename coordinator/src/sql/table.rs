@@ -322,6 +322,7 @@ pub fn to_table(recipe: &Recipe, schema: &SchemaRef, c: &Comparison) -> Result<R
     // the status, why in the suggestion, partial), not a region that vanished: one per year
     // of the question's period, so that the statement's year predicates keep it.
     let years: Vec<i64> = norrsken_model::period::Period::parse(&c.meta.period).map(|p| (p.first_year()..=p.last_year()).map(i64::from).collect()).unwrap_or_default();
+    let year_at = c.breakdowns.iter().position(|b| *b == Breakdown::Year);
     let rows: Vec<(&norrsken_model::comparison::ComparisonRow, Option<i64>)> = c
         .rows
         .iter()
@@ -329,7 +330,7 @@ pub fn to_table(recipe: &Recipe, schema: &SchemaRef, c: &Comparison) -> Result<R
             if r.kind == norrsken_model::comparison::RowKind::Missing {
                 years.iter().map(|y| (r, Some(*y))).collect::<Vec<_>>()
             } else {
-                let year = c.breakdowns.iter().position(|b| *b == Breakdown::Year).and_then(|i| r.labels.get(i).cloned().flatten()).and_then(|y| y.parse::<i64>().ok());
+                let year = year_at.and_then(|i| r.labels.get(i)?.as_deref()?.parse::<i64>().ok());
                 vec![(r, year)]
             }
         })
