@@ -7,6 +7,7 @@ use std::process::Command;
 use norrsken_model::answer::{CellStatus, Reason, ReleasedCell};
 use norrsken_model::comparison::{Comparison, RowKind};
 use norrsken_model::query::IndicatorQuery;
+use norrsken_model::suggest::Suggestion;
 
 use crate::attacks::{ask, exact_policy, node, perturbing_policy, with};
 use crate::federation::{analyst, query};
@@ -103,7 +104,7 @@ async fn follow_up_is_censored_per_case() {
     let withheld = ask(&agent, &total).await.unwrap();
     let c = &withheld.cells[0];
     assert_eq!(c.reasons, [Reason::IncompleteFollowup], "{c:?}");
-    assert!(c.suggestion.as_deref().unwrap().contains("365 days"), "{c:?}");
+    assert!(matches!(Suggestion::parse(c.suggestion.as_deref().unwrap()), Suggestion::FollowupIncomplete { days: 365, .. }), "{c:?}");
 }
 
 /// Suggestions are true: one that names a coarser cell names one that is released, and no
@@ -119,14 +120,13 @@ async fn suggestions_name_only_cells_that_are_released() {
         let status: BTreeMap<Vec<String>, CellStatus> = answer.cells.iter().map(|c| (c.labels.clone(), c.status)).collect();
         let grand = status[&vec!["total".to_string(); by.len()]];
         for c in answer.cells.iter().filter(|c| c.status == CellStatus::Suppressed) {
-            let s = c.suggestion.as_deref().unwrap();
-            if s.contains("too few even without breakdowns") {
+            let s = Suggestion::parse(c.suggestion.as_deref().unwrap());
+            if matches!(s, Suggestion::WholeTooFew { .. }) {
                 assert_eq!(grand, CellStatus::Suppressed, "{indicator} {c:?}: the whole period is released");
             }
-            if s.contains("that cell is released") {
+            if let Some(b) = s.dropped() {
                 // The named coarser cell: this cell with one breakdown dropped.
-                let dropped = by.iter().position(|b| s.contains(&format!("drop the {b} breakdown")) || (*b == "kommun" && s.contains("instead of kommun")) || (*b == "age_band" && s.contains("age bands")));
-                let i = dropped.unwrap_or_else(|| panic!("{s}"));
+                let i = by.iter().position(|x| *x == b.name()).unwrap_or_else(|| panic!("{s:?}"));
                 let mut coarser = c.labels.clone();
                 coarser[i] = "total".into();
                 assert_ne!(status[&coarser], CellStatus::Suppressed, "{indicator} {c:?}");
@@ -191,7 +191,7 @@ fn the_cli_speaks_swedish_when_asked() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_suggestion_in_region_pooled_and_population_rows_is_true() {
     use norrsken_model::query::Perspective;
-    let dropped = |s: &str, by: &[&str]| by.iter().position(|b| s.contains(&format!("drop the {b} breakdown")) || s.contains(&format!("(drop {b})")));
+    let dropped = |s: &Suggestion, by: &[&str]| s.dropped().and_then(|b| by.iter().position(|x| *x == b.name()));
     let (mut checked, mut pooled_checked, mut unchecked) = (0, 0, 0);
     for perspective in [Perspective::Provider, Perspective::Population] {
         for (indicator, by) in [("stroke_reperfusion", vec!["sex", "year"]), ("hip_fracture_surgery_24h", vec!["age_band", "sex"]), ("diabetes_statin", vec!["kommun", "sex"])] {
@@ -203,13 +203,14 @@ async fn every_suggestion_in_region_pooled_and_population_rows_is_true() {
             let c = compare(&q).await;
             let mut coarser: BTreeMap<usize, Comparison> = BTreeMap::new();
             for r in c.rows.iter().filter(|r| r.status == "suppressed" && r.kind != RowKind::Missing) {
-                let s = r.suggestion.as_deref().unwrap_or_else(|| panic!("{indicator}: a withheld row without a suggestion {r:?}"));
-                if !s.contains("that cell is released") {
-                    assert!(s.contains("not checked"), "{indicator} {perspective:?}: a suggestion that neither names a released cell nor says it is not checked: {s}");
+                let s = Suggestion::parse(r.suggestion.as_deref().unwrap_or_else(|| panic!("{indicator}: a withheld row without a suggestion {r:?}")));
+                if !s.names_released_cell() {
+                    let words = norrsken_model::vocabulary::suggestion(&s, norrsken_model::vocabulary::Lang::En);
+                    assert!(words.contains("not checked"), "{indicator} {perspective:?}: a suggestion that neither names a released cell nor says it is not checked: {words}");
                     unchecked += 1;
                     continue;
                 }
-                let i = dropped(s, &by).unwrap_or_else(|| panic!("{indicator}: which breakdown? {s}"));
+                let i = dropped(&s, &by).unwrap_or_else(|| panic!("{indicator}: which breakdown? {s:?}"));
                 if !coarser.contains_key(&i) {
                     let fewer: Vec<&str> = by.iter().enumerate().filter(|(j, _)| *j != i).map(|(_, b)| *b).collect();
                     coarser.insert(i, compare(&with(query(indicator, &fewer, "2021..2024"), |o| {
@@ -221,7 +222,7 @@ async fn every_suggestion_in_region_pooled_and_population_rows_is_true() {
                 let labels: Vec<Option<String>> = r.labels.iter().enumerate().filter(|(j, _)| *j != i).map(|(_, l)| l.clone()).collect();
                 let named = coarser[&i].rows.iter().find(|x| x.kind == r.kind && x.region == r.region && x.labels == labels && x.category == r.category);
                 let named = named.unwrap_or_else(|| panic!("{indicator} {perspective:?}: the coarser row of {r:?} is missing"));
-                assert_ne!(named.status, "suppressed", "{indicator} {perspective:?}: '{s}' on {:?} {} {:?}, but that cell is withheld: {named:?}", r.kind, r.region, r.labels);
+                assert_ne!(named.status, "suppressed", "{indicator} {perspective:?}: '{s:?}' on {:?} {} {:?}, but that cell is withheld: {named:?}", r.kind, r.region, r.labels);
                 checked += 1;
                 if r.kind == RowKind::Pooled {
                     pooled_checked += 1;

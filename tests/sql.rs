@@ -50,11 +50,26 @@ async fn adbc_reaches_the_federation_through_flight_sql() {
             .env("NORRSKEN_CERTS", &f.certs)
             .env("NORRSKEN_OTHER", tmp.path())
             .env("NORRSKEN_SERVER_NAME", norrsken_common::pki::COORDINATOR_DNS_NAME)
+            .env("NORRSKEN_SQL_EXAMPLES", serde_json::to_string(&documented_examples()).unwrap())
             .output()
             .unwrap()
     });
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     let out: Value = serde_json::from_slice(&output.stdout).unwrap();
+
+    // Every SQL example printed anywhere (README, docs, the demo) works, or is one the docs
+    // show as refused and is refused with an error.
+    let examples = out["examples"].as_array().unwrap();
+    assert!(examples.len() >= 8, "examples found: {examples:?}");
+    for e in examples {
+        let sql = e["sql"].as_str().unwrap();
+        if documented_refusal(sql) {
+            assert!(e["error"].is_string(), "a documented refusal answered: {e}");
+        } else {
+            assert!(e["error"].is_null(), "a documented example failed: {e}");
+            assert!(e["rows"].as_u64().unwrap() > 0, "a documented example returned no rows: {e}");
+        }
+    }
 
     // Metadata.
     assert_eq!(out["catalogs"], serde_json::json!(["norrsken"]));
@@ -64,9 +79,9 @@ async fn adbc_reaches_the_federation_through_flight_sql() {
     }
     let all: Vec<&str> = schemas["indicators"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
     assert!(all.contains(&"stroke_reperfusion") && all.contains(&"stroke_reperfusion_v1"), "{all:?}");
-    assert_eq!(schemas["reference"], serde_json::json!(["indicators", "kommuner", "regions", "standard_populations"]));
+    assert_eq!(schemas["reference"], serde_json::json!(["indicators", "kommuner", "regions", "standard_populations", "values"]));
     let columns: Vec<&str> = out["table_columns"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
-    for c in ["region", "year", "kommun", "numerator", "denominator", "value", "ci_lower", "ci_upper", "status", "reason", "reason_sv", "reason_en", "suggestion", "partial"] {
+    for c in ["region", "year", "kommun", "numerator", "denominator", "value", "ci_lower", "ci_upper", "status", "reason", "reason_sv", "reason_en", "suggestion", "suggestion_sv", "suggestion_en", "partial"] {
         assert!(columns.contains(&c), "{c}: {columns:?}");
     }
     assert!(out["table_types"].to_string().contains("VIEW"), "{}", out["table_types"]);
@@ -177,7 +192,7 @@ async fn the_comparison_exports_to_a_spreadsheet() {
     let certs = &f.certs;
     let out = off_runtime(|| {
         Command::new(env!("CARGO_BIN_EXE_norrsken"))
-            .args(["query", "diabetes_statin", "--by", "year,education", "--period", "2023..2024", "--format", "xlsx", "--out"])
+            .args(["query", "diabetes_statin", "--by", "year,education", "--period", "2023..2024", "--lang", "en", "--format", "xlsx", "--out"])
             .arg(&file)
             .env("NORRSKEN_COORDINATOR", f.federation.coordinator_url())
             .env("NORRSKEN_CERT", certs.join("analyst.pem"))
@@ -198,7 +213,7 @@ for r in ws.iter_rows(min_row=2):
         if isinstance(c.value, float):
             fmt[c.number_format] = fmt.get(c.number_format, 0) + 1
 prov = {r[0].value: r[1].value for r in wb["Provenance"].iter_rows() if r[0].value}
-json.dump({"sheets": wb.sheetnames, "rows": rows, "formats": fmt, "provenance": prov}, sys.stdout, default=str)
+json.dump({"sheets": wb.sheetnames, "rows": rows, "formats": fmt, "provenance": prov, "filter": ws.auto_filter.ref, "fit": bool(ws.sheet_properties.pageSetUpPr.fitToPage) and ws.page_setup.fitToWidth in (None, 1) and ws.page_setup.fitToHeight == 0}, sys.stdout, default=str)
 "#;
     let out = Command::new("python3").args(["-c", read]).arg(&file).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
@@ -206,20 +221,23 @@ json.dump({"sheets": wb.sheetnames, "rows": rows, "formats": fmt, "provenance": 
     assert_eq!(x["sheets"], serde_json::json!(["Comparison", "Provenance"]));
     let rows = x["rows"].as_array().unwrap();
     let header: Vec<&str> = rows[0].as_array().unwrap().iter().filter_map(Value::as_str).collect();
-    assert_eq!(&header[..4], ["row", "region", "year", "education"]);
+    assert_eq!(&header[..4], ["Row", "Region", "Year", "Education"]);
+    assert!(x["filter"].as_str().is_some_and(|f| f.starts_with("A1:")), "a filter on the header row: {}", x["filter"]);
+    assert_eq!(x["fit"], true, "printed fitted to the page width");
+    assert!(rows.iter().any(|r| r[3] == "Post-secondary"), "codes written as names");
     assert!(x["formats"]["0.0%"].as_u64().unwrap() > 0, "{}", x["formats"]);
     // Values equal the Flight answer; withheld cells say so.
     let mut client = analyst().await;
     let (s, b) = fetch(&mut client, query("diabetes_statin", &["year", "education"], "2023..2024").encode_ticket(None)).await.unwrap();
     let flight = Comparison::from_batches(&s, &b).unwrap();
     assert_eq!(rows.len(), flight.rows.len() + 1);
-    let vcol = header.iter().position(|h| *h == "value").unwrap();
+    let vcol = header.iter().position(|h| *h == "Share (%)").unwrap();
     let mut withheld = 0;
     for (row, r) in rows[1..].iter().zip(&flight.rows) {
         match r.estimate {
             Some(e) => assert!((row[vcol].as_f64().unwrap() - e.value).abs() < 1e-12),
             None if r.status == "suppressed" => {
-                assert_eq!(row[vcol], "withheld");
+                assert_eq!(row[vcol], "not released");
                 withheld += 1;
             }
             None => {}
@@ -227,8 +245,66 @@ json.dump({"sheets": wb.sheetnames, "rows": rows, "formats": fmt, "provenance": 
     }
     eprintln!("xlsx: {} rows, {withheld} withheld", rows.len() - 1);
     let prov = &x["provenance"];
-    assert_eq!(prov["catalog hash"], flight.meta.catalog_hash.as_str());
-    assert!(prov["indicator"].as_str().unwrap().contains("diabetes_statin@1"));
-    assert!(prov["partial"].as_str().unwrap().starts_with("no"));
-    assert!(rows.iter().any(|r| r[0] == "region" && r[1] == "Västerbotten"));
+    assert_eq!(prov["Catalog hash"], flight.meta.catalog_hash.as_str());
+    assert!(prov["Indicator"].as_str().unwrap().contains("diabetes_statin@1"));
+    assert!(prov["Partial"].as_str().unwrap().starts_with("no"));
+    assert!(rows.iter().any(|r| r[0] == "Region" && r[1] == "Västerbotten"));
+}
+
+/// Examples the docs show as refused: every breakdown at once, a recursive query.
+fn documented_refusal(sql: &str) -> bool {
+    let upper = sql.to_uppercase();
+    upper.starts_with("SELECT *") || upper.contains("RECURSIVE")
+}
+
+/// Every SQL statement the documentation and the demo print: fenced `sql` blocks, inline
+/// code that is a whole statement, and the strings the Python and R examples execute.
+fn documented_examples() -> Vec<String> {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files = vec![root.join("README.md"), root.join("src/cli/demo.rs")];
+    for e in std::fs::read_dir(root.join("docs")).unwrap().flatten() {
+        if e.path().extension().is_some_and(|x| x == "md") {
+            files.push(e.path());
+        }
+    }
+    let squash = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ");
+    let statement = |s: &str| {
+        let u = s.to_uppercase();
+        (u.starts_with("SELECT ") || u.starts_with("WITH ")) && u.contains(" FROM ") && !s.contains('…')
+    };
+    let mut out: Vec<String> = Vec::new();
+    for f in files {
+        let text = std::fs::read_to_string(&f).unwrap();
+        // Fenced blocks.
+        let mut rest = text.as_str();
+        while let Some(start) = rest.find("```sql") {
+            let block = &rest[start + 6..];
+            let end = block.find("```").unwrap_or(block.len());
+            let body: String = block[..end].lines().filter(|l| !l.trim_start().starts_with("--")).collect::<Vec<_>>().join("\n");
+            out.extend(body.split(';').map(squash).filter(|s| statement(s)));
+            rest = &block[end..];
+        }
+        // Inline code spans (outside fenced blocks: those start with a fence).
+        for (i, span) in text.split('`').enumerate() {
+            if i % 2 == 1 && statement(&squash(span)) {
+                out.push(squash(span));
+            }
+        }
+        // Strings the client examples execute.
+        for marker in ["execute(\"", "execute(\\\"", "read_adbc(con, \""] {
+            for (i, part) in text.split(marker).enumerate() {
+                if i == 0 {
+                    continue;
+                }
+                let end = part.find(['"', '\\']).unwrap_or(part.len());
+                let s = squash(&part[..end]);
+                if statement(&s) {
+                    out.push(s);
+                }
+            }
+        }
+    }
+    out.sort();
+    out.dedup();
+    out
 }

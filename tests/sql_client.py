@@ -151,6 +151,17 @@ with analyst() as conn:
         except Exception as e:
             out["ddl"] = f"{type(e).__name__}: {e}"
 
+# Every SQL example the documentation and the demo print (collected by tests/sql.rs).
+examples = json.loads(os.environ.get("NORRSKEN_SQL_EXAMPLES", "[]"))
+out["examples"] = []
+with analyst() as conn, conn.cursor() as cur:
+    for sql in examples:
+        try:
+            cur.execute(sql)
+            out["examples"].append({"sql": sql, "rows": len(cur.fetchall()), "error": None})
+        except Exception as e:
+            out["examples"].append({"sql": sql, "rows": 0, "error": str(e)[:400]})
+
 out["no_certificate"] = refused(lambda: connect())
 out["other_ca"] = refused(lambda: connect(f"{OTHER}/other-ca.pem", f"{OTHER}/other-ca.key"))
 out["stranger"] = refused(lambda: connect(f"{OTHER}/stranger.pem", f"{OTHER}/stranger.key"))

@@ -169,7 +169,8 @@ fn the_web_app_in_a_real_browser() {
                 let n = cells.len();
                 assert!(!cells[n - 2].is_empty(), "a withheld cell shows its reasons in words: {cells:?}");
                 assert!(!cells[n - 2].contains("below_min_cell"), "reasons in words, not codes: {cells:?}");
-                assert_eq!(cells[n - 1], r.suggestion.clone().unwrap_or_default(), "and its suggestion");
+                let words = norrsken_model::vocabulary::suggestion_text(r.suggestion.as_deref().unwrap_or_default(), norrsken_model::vocabulary::Lang::Sv);
+                assert_eq!(cells[n - 1], words, "and its suggestion, in words");
             }
         }
     };
@@ -192,17 +193,34 @@ fn the_web_app_in_a_real_browser() {
 
     // The report: the region named, a summary, one page per indicator and the own table; the
     // printed page and the downloaded PDF both have 1 + 2 + 1 pages.
-    assert_eq!(ui["report_sections"].as_u64(), Some(3), "two indicators and the own table");
+    assert_eq!(ui["report_sections"].as_u64(), Some(4), "two indicators, the own table and the provenance appendix");
     assert!(ui["report_heading"].as_str().unwrap().contains("Västerbotten"));
     assert!(ui["report_summary"].as_array().unwrap().len() >= 4, "{}", ui["report_summary"]);
     assert!(ui["report_own"].as_str().unwrap().contains("MARKER-OWN-7431"));
     for pdf in ["report-print", "report-download"] {
-        assert_eq!(ui[pdf]["pages"].as_u64(), Some(4), "{pdf}: {}", ui[pdf]["text"]);
+        assert_eq!(ui[pdf]["pages"].as_u64(), Some(5), "{pdf}: {}", ui[pdf]["text"]);
         assert!(ui[pdf]["first_page"].as_str().unwrap().contains("Västerbotten"), "{pdf}: {}", ui[pdf]["first_page"]);
         assert!(ui[pdf]["text"].as_str().unwrap().contains("MARKER-OWN-7431"), "{pdf} carries the own table");
     }
     let sheets: Vec<&str> = ui["report_xlsx_sheets"].as_array().unwrap().iter().map(|s| s.as_str().unwrap()).collect();
-    assert_eq!(sheets, ["Summary", "Comparison", "Trend", "Own source", "Provenance"]);
+    assert_eq!(sheets, ["Sammanfattning", "Jämförelse", "Trend", "Egen källa", "Ursprung"]);
+    assert_eq!(ui["report_xlsx_filter"], true, "every table sheet has a filter and prints fitted to the page width: {}", ui["report_xlsx_filter"]);
+    // Swedish throughout: no code value and no English sentence on any page, and no page
+    // wider than the screen at 1280 and 390 px.
+    assert_eq!(ui["swedish"], serde_json::json!({}), "codes or English in the Swedish app");
+    assert_eq!(ui["overflow"], serde_json::json!({}), "pages wider than the screen");
+    assert!(ui["kommun_view"]["charts"].as_u64().unwrap() >= 2, "one ranked chart per region: {}", ui["kommun_view"]);
+    assert_eq!(ui["kommun_view"]["pooled_rows"], 0, "no pooled row per kommun");
+    assert!(ui["kommun_view"]["withheld_marks"].as_u64().unwrap() > 0, "withheld kommuner are marked in the chart: {}", ui["kommun_view"]);
+    assert!(ui["kommun_view"]["note"].as_str().unwrap().contains("celler ej redovisade"), "{}", ui["kommun_view"]);
+    assert!(ui["withheld_alternative"].as_bool().unwrap(), "a withheld breakdown offers a released alternative");
+    // A saved report definition: the link opens the same report, comments included.
+    assert!(ui["report_link"].as_str().unwrap().contains("comment="), "{}", ui["report_link"]);
+    assert_eq!(ui["report_from_link"]["sections"], 3, "two indicators and the appendix (the own table stays with the analyst): {}", ui["report_from_link"]);
+    assert!(ui["report_from_link"]["comment"].as_str().unwrap().contains("MARKER-COMMENT-55"), "{}", ui["report_from_link"]);
+    // A national comparator file: its rows are shown, marked as published, not pooled.
+    assert!(ui["national"]["rows"].as_u64().unwrap() >= 1 && ui["national"]["marks"].as_u64().unwrap() >= 1, "{}", ui["national"]);
+    assert!(ui["national"]["text"].as_str().unwrap().contains("Riket (Socialstyrelsen"), "{}", ui["national"]);
     // The own table never reached an agent.
     for region in ["22", "23", "24", "25"] {
         let dir = fed.dir.join("audit").join(format!("agent-{region}"));
@@ -234,18 +252,36 @@ fn the_web_app_in_a_real_browser() {
             .output()
             .unwrap()
     };
+    // Every indicator of the catalog for Västerbotten 2021–2025: what cannot be assessed is
+    // listed with its reason on page one; ids and hashes only in the appendix; no cut cell.
+    let all: Vec<String> = std::fs::read_dir(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("catalog"))
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str().and_then(|n| n.strip_suffix(".v1.toml")).map(String::from))
+        .collect();
     let pdf = out.join("cli-report.pdf");
-    let done = cli(&["--region", "24", "--indicators", "stroke_reperfusion,diabetes_statin", "--period", "2021..2025", "--out", pdf.to_str().unwrap()]);
+    let done = cli(&["--region", "24", "--indicators", &all.join(","), "--period", "2021..2025", "--comment", "MARKER-COMMENT-88", "--out", pdf.to_str().unwrap()]);
     assert!(done.status.success(), "{}", String::from_utf8_lossy(&done.stderr));
     let read = Command::new("python3")
-        .args(["-c", "import sys, json; from pypdf import PdfReader; r = PdfReader(sys.argv[1]); print(json.dumps({'pages': len(r.pages), 'first': r.pages[0].extract_text()}))"])
+        .args(["-c", "import sys, json; from pypdf import PdfReader; r = PdfReader(sys.argv[1]); print(json.dumps([p.extract_text() for p in r.pages]))"])
         .arg(&pdf)
         .output()
         .unwrap();
-    let read: Value = serde_json::from_slice(&read.stdout).unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&read.stderr)));
-    assert_eq!(read["pages"], 3, "the summary and one page per indicator");
-    let first = read["first"].as_str().unwrap();
+    let pages: Vec<String> = serde_json::from_slice(&read.stdout).unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&read.stderr)));
+    let first = &pages[0];
     assert!(first.contains("Regionrapport: Västerbotten") && first.contains("Sammanfattning"), "{first}");
+    assert!(first.contains("kunde inte bedömas") && first.contains("fördelning"), "page one lists what could not be assessed and why: {first}");
+    assert!(first.contains("MARKER-COMMENT-88"), "the report's comment: {first}");
+    let appendix = pages.iter().position(|p| p.contains("Bilaga: ursprung")).unwrap_or_else(|| panic!("no appendix: {pages:?}"));
+    assert!(appendix > 1, "the appendix comes after page one and the indicators");
+    let hexy = |w: &str| w.len() >= 16 && w.chars().all(|c| c.is_ascii_hexdigit());
+    for (n, page) in pages[..appendix].iter().enumerate() {
+        assert!(!page.contains('…'), "page {}: a cut cell: {page}", n + 1);
+        assert!(!page.contains("@1"), "page {}: a recipe id before the appendix: {page}", n + 1);
+        assert!(!page.split(|c: char| !c.is_ascii_alphanumeric() && c != '-').any(|w| hexy(w) || (w.len() == 36 && w.matches('-').count() == 4)), "page {}: a hash or query id before the appendix: {page}", n + 1);
+        assert!(!page.contains("InvalidArgument") && !page.contains("this cell"), "page {}: a raw error or English note: {page}", n + 1);
+    }
+    assert!(pages[appendix..].concat().contains("@1"), "the appendix names the recipes");
     let xlsx = out.join("cli-report.xlsx");
     assert!(cli(&["--region", "Västerbotten", "--area", "Endokrina sjukdomar", "--period", "2023..2025", "--out", xlsx.to_str().unwrap()]).status.success());
     assert!(std::fs::read(&xlsx).unwrap().starts_with(b"PK"), "an xlsx is a zip file");

@@ -59,6 +59,56 @@ def visit(page, url):
     ready(page)
 
 
+# Codes that must never show where a name exists, and English that must not show in the
+# Swedish app (whole words).
+CODES = ["female", "male", "primary", "secondary", "tertiary", "inpatient", "primary_care",
+         "specialist_outpatient", "outside_europe", "nordic", "unknown", "suppressed", "perturbed"]
+ENGLISH = ["withheld", "released", "pooled", "not checked", "that cell", "odds ratio", "per year",
+           "events per", "inhabitant", "the", "this cell", "change per", "share", "Comparison",
+           "drop", "breakdown", "ask", "region instead"]
+
+
+def swedish_issues(page, where, issues):
+    """Codes and English words on the page as a reader sees it (text and chart labels), the
+    provenance footer and appendix (ids and versions) aside."""
+    text = page.evaluate(
+        """() => {
+            const hidden = [...document.querySelectorAll('#provenance, .appendix, .national, #report-link, .report-link')];
+            const was = hidden.map(e => e.style.display);
+            hidden.forEach(e => e.style.display = 'none');
+            const svg = [...document.querySelectorAll('#main svg text, #main svg title')].map(t => t.textContent).join(' | ');
+            const out = document.getElementById('main').innerText + ' | ' + svg;
+            hidden.forEach((e, i) => e.style.display = was[i]);
+            return out;
+        }"""
+    )
+    import re
+    found = set()
+    for w in CODES + ENGLISH:
+        if re.search(r"(?<![\w-])" + re.escape(w) + r"(?![\w-])", text):
+            found.add(w)
+    # A bare kommun code: a cell, label or chart text that is only the code.
+    found.update(m.strip() for m in re.findall(r"(?:^|(?<=[\n\t|·(]))\s*2[2-5][0-9][0-9]\s*(?=$|[\n\t|·)])", text))
+    if found:
+        issues[where] = sorted(found)
+
+
+def overflow(page, where, result):
+    """Whether the page is wider than the screen at 1280 and 390 px."""
+    for width in [1280, 390]:
+        page.set_viewport_size({"width": width, "height": 900})
+        page.wait_for_timeout(150)
+        extra = page.evaluate("() => document.documentElement.scrollWidth - document.documentElement.clientWidth")
+        if extra > 1:
+            culprits = page.evaluate(
+                """(w) => [...document.querySelectorAll('body *')].filter(e => e.getBoundingClientRect().right > w + 1
+                      && !e.closest('.table-wrap, figure.chart')).slice(0, 5).map(e => e.tagName + '.' + e.className + '#' + e.id)""",
+                width,
+            )
+            result[f"{where}@{width}"] = {"extra_px": extra, "elements": culprits}
+    page.set_viewport_size({"width": 1360, "height": 900})
+
+
 def rows_of(page, selector):
     return page.eval_on_selector_all(
         f"{selector} tbody tr",
@@ -77,6 +127,8 @@ with sync_playwright() as p:
     errors = []
     page.on("pageerror", lambda e: errors.append(str(e)))
 
+    swedish = {}
+    wide = {}
     if phase == "main":
         # Catalog: every recipe, then a search.
         visit(page, f"{base}/#/katalog")
@@ -89,6 +141,8 @@ with sync_playwright() as p:
         page.screenshot(path=f"{out}/catalog.png", full_page=False)
         result["axe_catalog"] = accessibility(page)
         result["who"] = page.text_content("#who")
+        swedish_issues(page, "catalog", swedish)
+        overflow(page, "catalog", wide)
 
         # Indicator view without a breakdown: one mark per region and the intervals.
         visit(page, f"{base}/#/indikator/hip_fracture_surgery_24h?from=2021&to=2023")
@@ -105,6 +159,11 @@ with sync_playwright() as p:
         result["provenance"] = page.text_content("#provenance")
         page.screenshot(path=f"{out}/indicator.png", full_page=True)
         result["axe_indicator"] = accessibility(page)
+        swedish_issues(page, "indicator", swedish)
+        overflow(page, "indicator", wide)
+        for by, indicator in [("sex", "stroke_reperfusion"), ("education", "diabetes_statin"), ("care_type", "kpp_cost")]:
+            visit(page, f"{base}/#/indikator/{indicator}?by={by}&from=2021&to=2025")
+            swedish_issues(page, f"indicator by {by}", swedish)
         # The same view again: drawn from the page's memory.
         visit(page, f"{base}/#/katalog")
         t1 = time.monotonic()
@@ -122,10 +181,33 @@ with sync_playwright() as p:
         result["std_dots"] = page.locator("#compare svg g[aria-description='region'] circle").count()
         result["std_errors"] = page.locator("#compare .error").count()
 
-        # A breakdown with small cells: withheld cells show their reasons and suggestions.
+        # A published comparison value (Riket) from a comparator file: its own row.
+        national = f"{out}/riket.csv"
+        with open(national, "w", encoding="utf-8") as f:
+            f.write("indicator;period;group;value;lower;upper;source;date\n"
+                    "hip_fracture_surgery_24h;2021..2023;Riket;72,5 %;71,9 %;73,1 %;Socialstyrelsen, Vården i siffror;2026-05-01\n")
+        page.set_input_files("#national", national)
+        page.wait_for_function("() => document.getElementById('national-info').textContent.includes('1')")
+        visit(page, f"{base}/?n=1#/indikator/hip_fracture_surgery_24h?from=2021&to=2023")
+        result["national"] = {"rows": page.locator("#compare tr.published").count(), "text": page.text_content("#compare table"),
+                              "marks": page.locator("#compare svg g[aria-description='published'] path").count()}
+        page.evaluate("() => localStorage.removeItem('norrsken.national')")
+
+        # A breakdown with small cells: withheld cells show their reasons and suggestions,
+        # marked in the chart with a count; one ranked chart per region, kommun names.
         visit(page, f"{base}/#/indikator/stroke_reperfusion?by=kommun&from=2024&to=2024")
         result["cells_kommun"] = rows_of(page, "#cells-table")
+        result["kommun_view"] = {
+            "charts": page.locator("#compare .ranked").count(),
+            "pooled_rows": page.locator("#compare tr.pooled").count(),
+            "withheld_marks": page.locator("#compare svg g[aria-description='withheld'] text").count(),
+            "note": page.text_content("#compare .withheld-note") if page.locator("#compare .withheld-note").count() else "",
+        }
+        result["withheld_alternative"] = page.locator("#compare button[data-alternative]").count() > 0
         page.screenshot(path=f"{out}/indicator-withheld.png", full_page=False)
+        page.screenshot(path=f"{out}/indicator-kommun.png", full_page=True)
+        swedish_issues(page, "indicator by kommun", swedish)
+        overflow(page, "indicator by kommun", wide)
 
         # CSV download of the comparison.
         with page.expect_download() as d:
@@ -162,6 +244,7 @@ with sync_playwright() as p:
         for ind in ["stroke_reperfusion", "diabetes_statin"]:
             page.check(f"input[name=indicator][value={ind}]")
         page.set_input_files("#own", own)
+        page.fill("#comment", "Övergripande kommentar till ledningen")
         page.click("#make-report")
         page.wait_for_selector("main[data-ready='true'] #report", timeout=120000)
         result["report_sections"] = page.locator("#report .report-page").count()
@@ -172,6 +255,10 @@ with sync_playwright() as p:
         page.locator("#report .report-cover").screenshot(path=f"{out}/report.png")
         page.locator("#report .report-page").first.screenshot(path=f"{out}/report-indicator.png")
         result["axe_report"] = accessibility(page)
+        swedish_issues(page, "report", swedish)
+        overflow(page, "report", wide)
+        page.fill("#comment-stroke_reperfusion", "MARKER-COMMENT-55")
+        result["report_link"] = page.input_value("#report-link")
         page.emulate_media(media="print")
         page.pdf(path=f"{out}/report-print.pdf", format="A4", print_background=True)
         page.emulate_media(media="screen")
@@ -186,6 +273,17 @@ with sync_playwright() as p:
             result[name] = {"pages": len(pdf.pages), "first_page": pdf.pages[0].extract_text(), "text": "\n".join(pg.extract_text() for pg in pdf.pages)}
         book = openpyxl.load_workbook(f"{out}/report-download.xlsx")
         result["report_xlsx_sheets"] = book.sheetnames
+        result["report_xlsx_filter"] = all(
+            bool(ws.auto_filter.ref) and ws.page_setup.fitToWidth in (None, 1) and ws.page_setup.fitToHeight == 0 and bool(ws.sheet_properties.pageSetUpPr.fitToPage)
+            for ws in book.worksheets if ws.title != book.sheetnames[-1]
+        )
+
+        # The saved definition: the link opens the same report with its comments.
+        page.evaluate("() => delete document.getElementById('main').dataset.ready")
+        page.goto(result["report_link"].replace("#/rapport", "?link=1#/rapport"))
+        page.wait_for_selector("main[data-ready='true'] #report", timeout=120000)
+        result["report_from_link"] = {"sections": page.locator("#report .report-page").count(),
+                                      "comment": page.input_value("#comment-stroke_reperfusion")}
 
         # Strangers: no certificate, and a certificate from another CA, get no page.
         for label, c in [("no_certificate", None), ("other_ca", other)]:
@@ -204,6 +302,8 @@ with sync_playwright() as p:
         result["partial_text"] = page.text_content("#partial")
         page.screenshot(path=f"{out}/indicator-partial.png", full_page=False)
 
+    result["swedish"] = swedish
+    result["overflow"] = wide
     result["page_errors"] = errors
     browser.close()
 

@@ -31,8 +31,8 @@ pub fn standardised_estimate(kind: Kind, d: &Standardised, rate_per: f64, level:
     Some(Estimate { value: e.value * k, lower: e.lower * k, upper: e.upper * k })
 }
 
-/// The label of an age total.
-pub const TOTAL: &str = "total";
+/// The label of a margin (the model's).
+pub use norrsken_model::breakdown::TOTAL;
 
 /// The released (events, persons) of a comparison's rows by kind, region, labels and
 /// category: built once, so finding every age total's bands is one lookup per band.

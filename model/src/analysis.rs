@@ -95,6 +95,9 @@ pub fn kind_columns(kind: AnalysisKind) -> &'static [(&'static str, ColumnType)]
             ("change_lower", Float),
             ("change_upper", Float),
             ("change_unit", Text),
+            ("yearly", Float),
+            ("yearly_lower", Float),
+            ("yearly_upper", Float),
             ("p_value", Float),
             ("dispersion", Float),
             ("flag", Text),
@@ -289,6 +292,9 @@ impl AnalysisTable {
                     change_lower: c.float("change_lower"),
                     change_upper: c.float("change_upper"),
                     change_unit: c.text("change_unit"),
+                    yearly: c.float("yearly"),
+                    yearly_lower: c.float("yearly_lower"),
+                    yearly_upper: c.float("yearly_upper"),
                     flag: c.text("flag"),
                     note: c.text("note"),
                 }
@@ -446,6 +452,11 @@ pub struct TrendRow {
     pub change_lower: Option<f64>,
     pub change_upper: Option<f64>,
     pub change_unit: Option<String>,
+    /// The change per year on the value's scale (procentenheter for a share, per the rate's
+    /// base for a rate), at the period's mean level, with its 95 % interval.
+    pub yearly: Option<f64>,
+    pub yearly_lower: Option<f64>,
+    pub yearly_upper: Option<f64>,
     /// `improving`, `worsening`, `no_significant_change`, `not_computed`.
     pub flag: Option<String>,
     pub note: Option<String>,

@@ -140,6 +140,9 @@ impl fmt::Display for Breakdown {
     }
 }
 
+/// The label of a margin: the cell summed over a breakdown.
+pub const TOTAL: &str = "total";
+
 /// Label for a missing attribute (education, income quintile).
 pub const UNKNOWN: &str = "unknown";
 

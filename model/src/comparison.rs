@@ -139,6 +139,10 @@ pub struct ComparisonMeta {
     pub unit: String,
     /// What the value column holds, in words.
     pub value: String,
+    /// The value's axis label in Swedish and English ("Andel (%)", "Share (%)"), from the
+    /// vocabulary.
+    pub axis_sv: String,
+    pub axis_en: String,
     /// The interval method.
     pub ci: String,
     /// What one unit is, in words (persons once in the period, events, inhabitant-years).
@@ -191,6 +195,8 @@ impl ComparisonMeta {
             kind: r.kind,
             unit: r.unit.name().to_string(),
             value,
+            axis_sv: crate::vocabulary::value_label(r.kind, r.rate_per, r.value_unit.as_deref(), crate::vocabulary::Lang::Sv),
+            axis_en: crate::vocabulary::value_label(r.kind, r.rate_per, r.value_unit.as_deref(), crate::vocabulary::Lang::En),
             ci: ci.to_string(),
             semantics: r.unit_semantics(1),
             perspective: String::new(),
@@ -272,6 +278,8 @@ impl Comparison {
         put("kind", m.kind.name().to_string());
         put("unit", m.unit.clone());
         put("value", m.value.clone());
+        put("axis_sv", m.axis_sv.clone());
+        put("axis_en", m.axis_en.clone());
         put("ci", m.ci.clone());
         put("semantics", m.semantics.clone());
         put("perspective", m.perspective.clone());
@@ -357,6 +365,8 @@ impl Comparison {
             kind,
             unit: get("unit")?,
             value: get("value")?,
+            axis_sv: get("axis_sv").unwrap_or_default(),
+            axis_en: get("axis_en").unwrap_or_default(),
             ci: get("ci")?,
             semantics: get("semantics")?,
             perspective: get("perspective")?,

@@ -12,6 +12,7 @@ use norrsken_model::analysis::{AnalysisTable, Value};
 use norrsken_model::answer::kind_of;
 use norrsken_model::catalog::Kind;
 use norrsken_model::query::{AnalysisKind, AnalysisSpec, Comparator};
+use norrsken_model::vocabulary;
 
 use super::query::{write_batches, QueryArgs};
 use super::render::{fmt_interval, fmt_value, grid, Lang};
@@ -46,7 +47,7 @@ pub fn run(kind: AnalysisKind, args: AnalysisArgs) -> anyhow::Result<()> {
     let (schema, batches) = runtime.block_on(connection.fetch(query.encode_ticket(None)))?;
     match args.query.format() {
         "table" => args.query.emit(&analysis_text(&schema, &batches, args.query.lang()))?,
-        f => write_batches(f, &schema, &batches, args.query.out())?,
+        f => write_batches(f, &schema, &batches, args.query.out(), args.query.lang().words())?,
     }
     Ok(())
 }
@@ -128,7 +129,7 @@ pub fn render(t: &AnalysisTable, lang: Lang) -> String {
                 line.push(if pooled { String::new() } else { val(num(r, "comparator_value")) });
                 line.push(words(&text(r, "significance")).to_string());
                 line.push(words(&text(r, "significance_998")).to_string());
-                line.push(text(r, "note"));
+                line.push(vocabulary::analysis_note(&text(r, "note"), lang.words()));
                 rows.push(line);
             }
             let n = 1 + keys.len();
@@ -144,7 +145,8 @@ pub fn render(t: &AnalysisTable, lang: Lang) -> String {
             let mut header = vec!["region".to_string()];
             header.extend(keys.iter().cloned());
             header.extend(years.iter().map(|y| y.to_string()));
-            header.extend(["change per year", "95% CI", "trend"].map(String::from));
+            let sv = lang == Lang::Sv;
+            header.extend(if sv { ["förändring per år", "95 % KI", "modellens kvot (95 % KI)", "trend"] } else { ["change per year", "95% CI", "model ratio (95% CI)", "trend"] }.map(String::from));
             let mut values: BTreeMap<(String, Vec<String>), BTreeMap<i64, String>> = BTreeMap::new();
             for r in rows_of("year") {
                 let y = t.get(r, "year").and_then(Value::as_int).unwrap_or(0);
@@ -157,18 +159,20 @@ pub fn render(t: &AnalysisTable, lang: Lang) -> String {
                 line.extend(key_values(r));
                 let by_year = values.get(&(text(r, "region"), key_values(r)));
                 line.extend(years.iter().map(|y| by_year.and_then(|m| m.get(y)).cloned().unwrap_or_else(|| "·".into())));
-                let ratio = text(r, "change_unit").contains("ratio");
-                let change = |x: Option<f64>| match x {
-                    Some(v) if ratio => format!("{v:.3}"),
-                    Some(v) => fmt_value(kind, v, lang),
-                    None => "·".into(),
-                };
-                line.push(change(num(r, "change")));
-                line.push(match (num(r, "change_lower"), num(r, "change_upper")) {
-                    (Some(a), Some(b)) => format!("{} – {}", change(Some(a)), change(Some(b))),
+                // The change per year on the value's scale (procentenheter for a share),
+                // the model's ratio beside it as a detail.
+                let yearly = |x: Option<f64>| x.map_or_else(|| "·".into(), |v| vocabulary::yearly_change(kind, v, lang.words()));
+                line.push(yearly(num(r, "yearly")));
+                line.push(match (num(r, "yearly_lower"), num(r, "yearly_upper")) {
+                    (Some(a), Some(b)) => format!("{} – {}", yearly(Some(a)), yearly(Some(b))),
                     _ => String::new(),
                 });
-                let note = text(r, "note");
+                let ratio = text(r, "change_unit").contains("ratio");
+                line.push(match (ratio, num(r, "change"), num(r, "change_lower"), num(r, "change_upper")) {
+                    (true, Some(c), Some(a), Some(b)) => format!("{} ({} – {})", vocabulary::format_number(c, 3, lang.words()), vocabulary::format_number(a, 3, lang.words()), vocabulary::format_number(b, 3, lang.words())),
+                    _ => String::new(),
+                });
+                let note = vocabulary::analysis_note(&text(r, "note"), lang.words());
                 line.push(if note.is_empty() { words(&text(r, "flag")).to_string() } else { format!("{} ({note})", words(&text(r, "flag"))) });
                 if unit.is_empty() {
                     unit = text(r, "change_unit");
@@ -176,7 +180,12 @@ pub fn render(t: &AnalysisTable, lang: Lang) -> String {
                 rows.push(line);
             }
             if !unit.is_empty() {
-                let _ = writeln!(out, "change: {unit}; model: {}", t.meta("method").unwrap_or(""));
+                let unit = vocabulary::change_unit(&unit, lang.words());
+                if lang == Lang::Sv {
+                    let _ = writeln!(out, "kvot: {unit}; modell: {}", t.meta("method").unwrap_or(""));
+                } else {
+                    let _ = writeln!(out, "ratio: {unit}; model: {}", t.meta("method").unwrap_or(""));
+                }
             }
             let n = 1 + keys.len();
             out.push_str(&grid(&header, &rows, |i| i >= n && i < header.len() - 1));

@@ -65,7 +65,7 @@ pub struct QueryArgs {
 }
 
 /// Writes batches in a machine format.
-pub fn write_batches(format: &str, schema: &SchemaRef, batches: &[RecordBatch], out: Option<&PathBuf>) -> anyhow::Result<()> {
+pub fn write_batches(format: &str, schema: &SchemaRef, batches: &[RecordBatch], out: Option<&PathBuf>, lang: norrsken_model::vocabulary::Lang) -> anyhow::Result<()> {
     let mut sink: Box<dyn std::io::Write + Send> = match out {
         Some(p) => Box::new(std::fs::File::create(p).with_context(|| format!("creating {}", p.display()))?),
         None => Box::new(std::io::stdout()),
@@ -98,7 +98,7 @@ pub fn write_batches(format: &str, schema: &SchemaRef, batches: &[RecordBatch], 
         "xlsx" => {
             let Some(path) = out else { bail!("--format xlsx needs --out FILE") };
             drop(sink);
-            let bytes = norrsken_present::export::answer_xlsx(schema, batches)?;
+            let bytes = norrsken_present::export::answer_xlsx(schema, batches, lang)?;
             std::fs::write(path, bytes).with_context(|| format!("writing {}", path.display()))?;
         }
         other => bail!("--format '{other}' must be table, csv, json, parquet or xlsx"),
@@ -170,7 +170,7 @@ pub fn run(args: QueryArgs) -> anyhow::Result<()> {
     let (schema, batches) = runtime.block_on(connection.fetch(query.encode_ticket(None)))?;
     match args.format() {
         "table" => args.emit(&comparison_table(&schema, &batches, args.lang()))?,
-        f => write_batches(f, &schema, &batches, args.out())?,
+        f => write_batches(f, &schema, &batches, args.out(), args.lang().words())?,
     }
     if schema.metadata().get("norrsken.partial").map(String::as_str) == Some("true") && args.format != "table" {
         eprintln!("warning: partial result, not every region answered (see the norrsken.regions metadata)");

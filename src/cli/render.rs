@@ -94,20 +94,26 @@ pub fn comparison_table(schema: &Schema, batches: &[RecordBatch], lang: Lang) ->
 pub fn render(c: &Comparison, lang: Lang) -> String {
     let m = &c.meta;
     let kind = m.kind;
-    let labels: Vec<&str> = c.breakdowns.iter().map(|b| b.name()).collect();
+    let sv = lang == Lang::Sv;
+    let tr = |a: &'static str, b: &'static str| -> String { if sv { a.to_string() } else { b.to_string() } };
+    let labels: Vec<String> = c.breakdowns.iter().map(|b| if sv { vocabulary::breakdown_name(*b, lang.words()).to_lowercase() } else { b.name().to_string() }).collect();
     let has_category = c.distribution;
 
     let mut header: Vec<String> = vec!["region".into()];
-    header.extend(labels.iter().map(|s| s.to_string()));
+    header.extend(labels.iter().cloned());
     if has_category {
-        header.push("category".into());
+        header.push(tr("kategori", "category"));
     }
-    let (num_name, den_name) = match kind {
-        Kind::Proportion => ("numerator", "denominator"),
-        Kind::Rate => ("events", "inhabitant-years"),
-        Kind::Count => ("count", ""),
-        Kind::Mean => ("", "n"),
-        Kind::CostSum => ("contacts", "patients"),
+    let (num_name, den_name) = match (kind, sv) {
+        (Kind::Proportion, true) => ("täljare", "nämnare"),
+        (Kind::Proportion, false) => ("numerator", "denominator"),
+        (Kind::Rate, true) => ("händelser", "invånarår"),
+        (Kind::Rate, false) => ("events", "inhabitant-years"),
+        (Kind::Count, true) => ("antal", ""),
+        (Kind::Count, false) => ("count", ""),
+        (Kind::Mean, _) => ("", "n"),
+        (Kind::CostSum, true) => ("kontakter", "patienter"),
+        (Kind::CostSum, false) => ("contacts", "patients"),
     };
     if !num_name.is_empty() {
         header.push(num_name.into());
@@ -117,21 +123,23 @@ pub fn render(c: &Comparison, lang: Lang) -> String {
     }
     let cost = kind == Kind::CostSum;
     if cost {
-        header.extend(["total".to_string(), "per contact".to_string()]);
+        header.extend([tr("totalt", "total"), tr("per kontakt", "per contact")]);
     }
-    header.extend([if cost { "per patient".to_string() } else { "value".to_string() }, "95% CI".to_string()]);
+    header.extend([if cost { "per patient".to_string() } else { tr("värde", "value") }, tr("95 % KI", "95% CI")]);
     let standardised = m.standard.is_some();
     if standardised {
-        header.extend(["age-std".to_string(), "age-std 95% CI".to_string()]);
+        header.extend([tr("åldersstd.", "age-std"), tr("åldersstd. 95 % KI", "age-std 95% CI")]);
     }
     header.push("status".to_string());
 
     let mut rows: Vec<Vec<String>> = Vec::new();
     for r in &c.rows {
         let int = |x: Option<i64>| x.map(|v| v.to_string()).unwrap_or_else(|| "·".into());
-        let mut line = vec![if r.kind == RowKind::Pooled { format!("{} (pooled)", r.region_name) } else { r.region_name.clone() }];
-        for l in &r.labels {
-            line.push(l.clone().unwrap_or_default());
+        let mut line = vec![if r.kind == RowKind::Pooled { format!("{} ({})", r.region_name, tr("sammanvägd", "pooled")) } else { r.region_name.clone() }];
+        for (b, l) in c.breakdowns.iter().zip(&r.labels) {
+            // Names for codes in Swedish (Kvinnor, Umeå); codes as they are in English, as
+            // scripts parse them.
+            line.push(l.as_deref().map(|l| if sv { vocabulary::value_text(*b, l, lang.words()) } else { l.to_string() }).unwrap_or_default());
         }
         if has_category {
             // The category's label in the language asked.
@@ -167,22 +175,31 @@ pub fn render(c: &Comparison, lang: Lang) -> String {
             st = format!("{st}: {}", vocabulary::reasons_text(&codes, words));
         }
         if r.partial && r.kind == RowKind::Pooled {
-            st.push_str(" PARTIAL");
+            st.push_str(if sv { " OFULLSTÄNDIG" } else { " PARTIAL" });
         }
         line.push(st);
         rows.push(line);
     }
     let mut out = String::new();
     let title = if lang == Lang::Sv && !m.title_sv.is_empty() { &m.title_sv } else { &m.title };
-    let _ = writeln!(out, "{} ({}), {} perspective, period {}", title, m.recipe, m.perspective, m.period);
-    let _ = writeln!(out, "counted: {}", m.semantics);
+    if sv {
+        let perspective = if m.perspective == "population" { "befolkningsperspektiv" } else { "vårdgivarperspektiv" };
+        let _ = writeln!(out, "{} ({}), {perspective}, period {}", title, m.recipe, vocabulary::period_text(&m.period));
+    } else {
+        let _ = writeln!(out, "{} ({}), {} perspective, period {}", title, m.recipe, m.perspective, m.period);
+        let _ = writeln!(out, "counted: {}", m.semantics);
+    }
     if let Some(d) = &m.followup_through {
         let _ = writeln!(out, "{}", vocabulary::note_with(vocabulary::Note::FollowupThrough, d, lang.words()));
     }
     if m.counted_per_region {
         let _ = writeln!(out, "{}", vocabulary::note(vocabulary::Note::CountedPerRegion, lang.words()));
     }
-    let _ = writeln!(out, "value: {}; CI: {}", m.value, m.ci);
+    if sv {
+        let _ = writeln!(out, "värde: {}; KI: {}", m.axis_sv, m.ci.replace("95%", "95 %"));
+    } else {
+        let _ = writeln!(out, "value: {}; CI: {}", m.value, m.ci);
+    }
     if let Some(id) = &m.standard {
         let title = norrsken_model::standard::standard(id).map_or(id.clone(), |s| format!("{} ({id})", s.title));
         let _ = writeln!(out, "age-standardised (direct) to the {title}, computed by each region's agent; 95% Fay-Feuer gamma interval");
@@ -192,6 +209,15 @@ pub fn render(c: &Comparison, lang: Lang) -> String {
     let _ = writeln!(out);
     for r in &c.regions {
         let detail = match r.status {
+            RegionState::Ok if sv => format!(
+                "{} celler ({} ej redovisade, {} brusade), data {}, policy {}, {} ms",
+                r.cells,
+                r.cells_withheld,
+                r.cells_perturbed,
+                r.data_version.as_deref().unwrap_or("?"),
+                r.policy_version.as_deref().unwrap_or("?"),
+                r.duration_ms
+            ),
             RegionState::Ok => format!(
                 "{} cell{} ({} withheld, {} perturbed), data {}, policy {}, {} ms",
                 r.cells,
@@ -204,11 +230,16 @@ pub fn render(c: &Comparison, lang: Lang) -> String {
             ),
             _ => r.message.clone(),
         };
-        let _ = writeln!(out, "  {:<20} {:<11} {}", r.name, r.status.name(), detail);
+        let state = match (r.status, sv) {
+            (RegionState::Ok, true) => "svarade".to_string(),
+            (_, true) => format!("svarade inte ({})", r.status.name()),
+            (s, false) => s.name().to_string(),
+        };
+        let _ = writeln!(out, "  {:<20} {:<11} {}", r.name, state, detail);
     }
     if m.partial {
-        let _ = writeln!(out, "PARTIAL RESULT: not every region answered; pooled rows lack their part.");
+        let _ = writeln!(out, "{}", tr("OFULLSTÄNDIGT RESULTAT: alla regioner svarade inte; sammanvägda rader saknar deras del.", "PARTIAL RESULT: not every region answered; pooled rows lack their part."));
     }
-    let _ = writeln!(out, "query {} · catalog {}", m.query_id, &m.catalog_hash.chars().take(16).collect::<String>());
+    let _ = writeln!(out, "{} {} · {} {}", tr("fråga", "query"), m.query_id, tr("katalog", "catalog"), &m.catalog_hash.chars().take(16).collect::<String>());
     out
 }

@@ -21,8 +21,8 @@ pub struct ReportArgs {
     #[command(flatten)]
     connect: ConnectArgs,
     /// The region: county code (24) or name (Västerbotten).
-    #[arg(long)]
-    region: String,
+    #[arg(long, required_unless_present = "definition")]
+    region: Option<String>,
     /// Indicator ids, comma separated.
     #[arg(long, value_delimiter = ',')]
     indicators: Vec<String>,
@@ -30,8 +30,25 @@ pub struct ReportArgs {
     #[arg(long)]
     area: Option<String>,
     /// The period, e.g. 2021..2025 (the trend needs at least three years).
+    #[arg(long, required_unless_present = "definition")]
+    period: Option<String>,
+    /// A comment on the whole report, printed under the summary.
     #[arg(long)]
-    period: String,
+    comment: Option<String>,
+    /// A comment on one indicator, `id=text` (repeatable).
+    #[arg(long = "indicator-comment", value_name = "ID=TEXT")]
+    indicator_comments: Vec<String>,
+    /// Published comparison values (Riket, other regions) from a CSV file (docs/web.md,
+    /// "Comparator file"), shown as their own rows.
+    #[arg(long)]
+    national: Option<PathBuf>,
+    /// A saved report definition (JSON: region, indicators or area, period, comments), as
+    /// `--save-definition` writes it; options given here override it.
+    #[arg(long)]
+    definition: Option<PathBuf>,
+    /// Also write the report's definition (JSON) to this file, to run it again or share it.
+    #[arg(long)]
+    save_definition: Option<PathBuf>,
     /// The analyst's own aggregates (CSV, first line = column names), shown as their own
     /// source; read here, never sent to the coordinator or the agents.
     #[arg(long)]
@@ -74,14 +91,43 @@ pub fn run(args: ReportArgs) -> anyhow::Result<()> {
         }
         None => None,
     };
-    let request = ReportRequest {
-        region: args.region.clone(),
-        indicators: args.indicators.clone(),
-        area: args.area.clone(),
-        period: args.period.clone(),
-        lang: if Lang::or_locale(args.lang) == Lang::Sv { report::Lang::Sv } else { report::Lang::En },
-        own,
+    let mut request = match &args.definition {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).with_context(|| format!("reading --definition {}", path.display()))?;
+            serde_json::from_str::<ReportRequest>(&text).with_context(|| format!("--definition {}: not a report definition", path.display()))?
+        }
+        None => ReportRequest::default(),
     };
+    if let Some(r) = &args.region {
+        request.region = r.clone();
+    }
+    if !args.indicators.is_empty() {
+        request.indicators = args.indicators.clone();
+    }
+    if args.area.is_some() {
+        request.area = args.area.clone();
+    }
+    if let Some(p) = &args.period {
+        request.period = p.clone();
+    }
+    if args.comment.is_some() {
+        request.comment = args.comment.clone();
+    }
+    for c in &args.indicator_comments {
+        let Some((id, text)) = c.split_once('=') else { bail!("--indicator-comment '{c}': write it as ID=TEXT") };
+        request.comments.insert(id.trim().to_string(), text.trim().to_string());
+    }
+    if let Some(path) = &args.national {
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading --national {}", path.display()))?;
+        let name = path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+        request.national = report::national::from_csv(&name, &text)?;
+    }
+    request.lang = if Lang::or_locale(args.lang) == Lang::Sv { report::Lang::Sv } else { report::Lang::En };
+    if let Some(path) = &args.save_definition {
+        // The definition without the own table: that stays with the analyst.
+        std::fs::write(path, serde_json::to_vec_pretty(&request)?).with_context(|| format!("writing {}", path.display()))?;
+    }
+    request.own = own;
     let connection = args.connect.resolve()?;
     let runtime = tokio::runtime::Runtime::new()?;
     let rep = runtime.block_on(report::build(&FlightAsk(&connection), &request))?;

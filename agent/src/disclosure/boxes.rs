@@ -20,8 +20,8 @@ use norrsken_model::catalog::Recipe;
 use norrsken_model::period::{MonthIndex, Period};
 use norrsken_model::query::ValidatedQuery;
 
-/// The label of a margin.
-pub const TOTAL: &str = "total";
+/// The label of a margin (the model's).
+pub use norrsken_model::breakdown::TOTAL;
 
 /// The values a box covers in one dimension (sorted codes).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use norrsken_model::answer::{Reason, ReleasedCell};
 use norrsken_model::breakdown::Breakdown;
 use norrsken_model::query::ValidatedQuery;
-use norrsken_model::suggest::{drop_breakdown, nothing_coarser, DROP_ORDER};
+use norrsken_model::suggest::{drop_breakdown, nothing_coarser, Suggestion, DROP_ORDER};
 
 use super::ledger::{LedgerCell, Mark};
 use super::lattice::Decision;
@@ -138,11 +138,15 @@ pub fn release(v: &ValidatedQuery, cells: &[QuestionCell], s: &Settings<'_>) -> 
                 &raw.labels,
                 raw.category.clone(),
                 vec![Reason::IncompleteFollowup],
-                Some(format!(
-                    "the outcome is followed for {days} days and the data end on {}: index events after {through} are left out, more than {:.0} % of this cell's time; ask an earlier or longer period (or wait for newer data)",
-                    s.data_end,
-                    s.policy.followup_max_censored_share * 100.0
-                )),
+                Some(
+                    Suggestion::FollowupIncomplete {
+                        days,
+                        data_end: s.data_end.to_string(),
+                        through: through.to_string(),
+                        percent: (s.policy.followup_max_censored_share * 100.0).round() as u32,
+                    }
+                    .code(),
+                ),
             );
             cell.released_without = without;
             out.cells.push(cell);

@@ -11,8 +11,8 @@ use norrsken_model::catalog::Recipe;
 use norrsken_model::geography;
 use norrsken_model::query::ValidatedQuery;
 
-/// The label of a margin: the breakdown summed over.
-pub const TOTAL: &str = "total";
+/// The label of a margin (the model's).
+pub use norrsken_model::breakdown::TOTAL;
 
 const PRIME: i64 = 2_147_483_647;
 const MULTIPLIER: i64 = 48_271;

@@ -46,7 +46,7 @@ pub fn compare(ctx: &Ctx<'_>, c: &Comparison) -> Result<AnalysisTable, AnalysisE
             // A count depends on the region's size: against a sum of regions (or another
             // region) every region would differ. Counts are shown, not compared.
             (_, _) if ctx.kind == Kind::Count => {
-                note = Some(super::COUNT_NOT_COMPARED.into());
+                note = Some("count_not_compared".into());
                 None
             }
             (_, Comparator::Target) => ctx.recipe.target.as_ref().map(|t| Against { value: t.value, ci95: None, ci998: None }),
@@ -55,7 +55,7 @@ pub fn compare(ctx: &Ctx<'_>, c: &Comparison) -> Result<AnalysisTable, AnalysisE
                 match pooled.and_then(|p| ctx.point(p)) {
                     Some(p) => Some(Against { value: p.value, ci95: Some(p.ci95), ci998: Some(p.ci998) }),
                     None => {
-                        note = Some("the pooled value of this cell is withheld (a region withheld its part) or has no value".into());
+                        note = Some("pooled_withheld".into());
                         None
                     }
                 }
@@ -63,13 +63,14 @@ pub fn compare(ctx: &Ctx<'_>, c: &Comparison) -> Result<AnalysisTable, AnalysisE
             (_, Comparator::Others) => match others(ctx, c, &index, row) {
                 Some(p) => Some(Against { value: p.value, ci95: Some(p.ci95), ci998: Some(p.ci998) }),
                 None => {
-                    note = Some("the other regions' value of this cell cannot be formed (a region withheld its part, or no other region answered)".into());
+                    note = Some("others_unformable".into());
                     None
                 }
             },
         };
         if point.is_none() {
-            note = Some(if ctx.standardised { "no standardised value for this cell (see the comparison's reason)".into() } else { "this cell is withheld".into() });
+            // Notes travel as codes (`withheld|<reasons>`); the vocabulary writes them.
+            note = Some(if ctx.standardised { "no_standardised".into() } else { format!("withheld|{}", row.reasons.join(",")) });
         }
         let (sig95, sig998, difference) = match (point, comparator) {
             (Some(p), Some(a)) => {

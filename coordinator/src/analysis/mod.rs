@@ -20,9 +20,6 @@ use norrsken_model::query::{AnalysisKind, AnalysisSpec};
 use crate::merge::{standardised_estimate, TOTAL};
 use crate::stats::{estimate_at, Level};
 
-/// The note on a count's rows in a comparison analysis.
-pub const COUNT_NOT_COMPARED: &str = "a count is not compared: it grows with the region's population, so it would differ from the sum of regions (or another region) for that reason alone; compare a rate or a share, or follow the count's trend";
-
 /// An analysis that cannot be computed at all (single rows that cannot are marked with a
 /// note instead).
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -53,6 +50,8 @@ pub fn analyse(spec: &AnalysisSpec, c: &Comparison, recipe: &Recipe) -> Result<A
         ("title_sv", m.title_sv.clone()),
         ("kind", m.kind.name().to_string()),
         ("value", m.value.clone()),
+        ("axis_sv", m.axis_sv.clone()),
+        ("axis_en", m.axis_en.clone()),
         ("semantics", m.semantics.clone()),
         ("perspective", m.perspective.clone()),
         ("period", m.period.clone()),

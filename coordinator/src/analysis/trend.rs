@@ -39,6 +39,24 @@ pub struct Trend {
     pub ratio: bool,
 }
 
+impl Trend {
+    /// The change per year on the value's own scale at the period's mean level `mean` (a
+    /// share in procentenheter, a rate per its base, a mean in its unit), with its interval:
+    /// the fitted curve's slope there. A ratio model's slope at a level m is m·ln(ratio)
+    /// (rates, standardised values) or 100·m(1 − m)·ln(odds ratio) for a share.
+    pub fn yearly(&self, kind: Kind, mean: f64) -> (f64, f64, f64) {
+        if !self.ratio {
+            return (self.change, self.lower, self.upper);
+        }
+        let at = |r: f64| match kind {
+            Kind::Proportion if self.unit == "odds ratio per year" => 100.0 * mean * (1.0 - mean) * r.ln(),
+            Kind::Proportion => 100.0 * mean * r.ln(),
+            _ => mean * r.ln(),
+        };
+        (at(self.change), at(self.lower), at(self.upper))
+    }
+}
+
 /// A slope `b` with standard error `se` and dispersion `phi` on `df` degrees of freedom, as
 /// an interval and p-value (quasi-likelihood when `phi` > 1).
 fn inference(b: f64, se: f64, phi: f64, df: f64) -> (f64, f64, f64) {
@@ -142,6 +160,9 @@ pub fn trend(ctx: &Ctx<'_>, c: &Comparison) -> Result<AnalysisTable, AnalysisErr
                     t(None),
                     f(None),
                     f(None),
+                    f(None),
+                    f(None),
+                    f(None),
                     t(None),
                     t(None),
                 ]);
@@ -153,15 +174,15 @@ pub fn trend(ctx: &Ctx<'_>, c: &Comparison) -> Result<AnalysisTable, AnalysisErr
             let Some(first) = cells.first() else { continue };
             let mut notes = Vec::new();
             if points.len() < cells.len() {
-                notes.push(format!("{} of {} years have no released value", cells.len() - points.len(), cells.len()));
+                notes.push(format!("years_missing|{}|{}", cells.len() - points.len(), cells.len()));
             }
             let fitted = if points.len() < 3 {
-                notes.push("not computed: fewer than three years with released values".into());
+                notes.push("too_few_years".into());
                 None
             } else {
                 let fitted = fit(ctx.kind, ctx.standardised, &points);
                 if fitted.is_none() {
-                    notes.push("not computed: the model has no fit for these values (no events, or every unit an event)".into());
+                    notes.push("no_fit".into());
                 }
                 fitted
             };
@@ -185,6 +206,8 @@ pub fn trend(ctx: &Ctx<'_>, c: &Comparison) -> Result<AnalysisTable, AnalysisErr
             if let Some(tr) = &fitted {
                 models.insert(tr.model);
             }
+            let mean = points.iter().map(|(_, p)| p.value).sum::<f64>() / points.len().max(1) as f64;
+            let yearly = fitted.as_ref().map(|t| t.yearly(ctx.kind, mean));
             let mut v = ctx.lead("trend", first);
             v.extend([
                 Value::Int(None),
@@ -201,6 +224,9 @@ pub fn trend(ctx: &Ctx<'_>, c: &Comparison) -> Result<AnalysisTable, AnalysisErr
                 f(fitted.as_ref().map(|t| t.lower)),
                 f(fitted.as_ref().map(|t| t.upper)),
                 t(fitted.as_ref().map(|t| t.unit)),
+                f(yearly.map(|y| y.0)),
+                f(yearly.map(|y| y.1)),
+                f(yearly.map(|y| y.2)),
                 f(fitted.as_ref().map(|t| t.p_value)),
                 f(fitted.as_ref().map(|t| t.dispersion)),
                 Value::text(flag),
@@ -221,6 +247,20 @@ mod tests {
     fn point(x: i64, n: i64) -> Point {
         let e = crate::stats::estimate(Kind::Rate, Some(x), Some(n), None, None, 1000.0).unwrap();
         Point { value: e.value, ci95: e, ci998: e, numerator: Some(x), denominator: Some(n), se: None }
+    }
+
+    #[test]
+    fn the_yearly_change_is_on_the_values_scale() {
+        // A share at 50 % with an odds ratio of e^0.1 per year rises 100·0.25·0.1 = 2.5
+        // procentenheter per year; a rate of 10 per 1000 with a ratio of e^0.05, 0.5 per year.
+        let or = Trend { model: "", unit: "odds ratio per year", change: 0.1f64.exp(), lower: 0.05f64.exp(), upper: 0.15f64.exp(), p_value: 0.0, dispersion: 1.0, ratio: true };
+        let (y, lo, hi) = or.yearly(Kind::Proportion, 0.5);
+        assert!((y - 2.5).abs() < 1e-9 && (lo - 1.25).abs() < 1e-9 && (hi - 3.75).abs() < 1e-9, "{y} {lo} {hi}");
+        let rr = Trend { unit: "rate ratio per year", change: 0.05f64.exp(), lower: 1.0, upper: 0.1f64.exp(), ..or.clone() };
+        let (y, lo, _) = rr.yearly(Kind::Rate, 10.0);
+        assert!((y - 0.5).abs() < 1e-9 && lo.abs() < 1e-12, "{y} {lo}");
+        let diff = Trend { unit: "difference per year", change: -3.0, lower: -4.0, upper: -2.0, ratio: false, ..or };
+        assert_eq!(diff.yearly(Kind::Mean, 50.0), (-3.0, -4.0, -2.0));
     }
 
     #[test]

@@ -43,6 +43,7 @@ use norrsken_common::audit::{AuditEvent, Who};
 use norrsken_common::error::{ErrorKind, NodeError};
 use norrsken_common::flight::caller_of;
 use norrsken_model::query::{AnalysisKind, QueryError};
+use norrsken_model::vocabulary;
 use norrsken_common::service::{Caller, Node};
 use prost::Message;
 use tonic::{Request, Response, Status, Streaming};
@@ -147,7 +148,7 @@ impl SqlFrontDoor {
         Ok((ctx, asker))
     }
 
-    /// `indicators`, `regions`, `kommuner`, `standard_populations`.
+    /// `indicators`, `regions`, `kommuner`, `values`, `standard_populations`.
     fn reference_tables(&self) -> Vec<(&'static str, RecordBatch)> {
         let text = |v: Vec<String>| -> ArrayRef { Arc::new(StringArray::from(v)) };
         let latest = self.node.base.catalog.latest();
@@ -176,12 +177,11 @@ impl SqlFrontDoor {
             Arc::new(Schema::new(vec![Field::new("region", DataType::Utf8, false), Field::new("name", DataType::Utf8, false)])),
             vec![text(agents.iter().map(|a| a.endpoint.region.clone()).collect()), text(agents.iter().map(|a| a.endpoint.name.clone()).collect())],
         );
-        // Every kommun of the configured regions: its code (as the indicator tables' `kommun`
+        // Every kommun in Sweden (SCB's list): its code (as the indicator tables' `kommun`
         // column holds it), its name and its region, to join on for names.
-        let kommuner: Vec<(&str, &str, &str, &str)> = agents
+        let kommuner: Vec<(&str, &str, &str, &str)> = vocabulary::names::kommuner()
             .iter()
-            .filter_map(|a| norrsken_model::geography::find_region(&a.endpoint.region))
-            .flat_map(|r| r.kommuner.iter().map(move |k| (k.code, k.name, r.code, r.name)))
+            .map(|k| (k.code, k.name, k.county, norrsken_model::geography::find_region(k.county).map_or("", |r| r.name)))
             .collect();
         let kommuner = RecordBatch::try_new(
             Arc::new(Schema::new(vec![
@@ -195,6 +195,22 @@ impl SqlFrontDoor {
                 text(kommuner.iter().map(|k| k.1.to_string()).collect()),
                 text(kommuner.iter().map(|k| k.2.to_string()).collect()),
                 text(kommuner.iter().map(|k| k.3.to_string()).collect()),
+            ],
+        );
+        // Every named code of every breakdown (sex, education, …, kommun) in both languages.
+        let named = vocabulary::names::named_values();
+        let values = RecordBatch::try_new(
+            Arc::new(Schema::new(vec![
+                Field::new("breakdown", DataType::Utf8, false),
+                Field::new("code", DataType::Utf8, false),
+                Field::new("name_sv", DataType::Utf8, false),
+                Field::new("name_en", DataType::Utf8, false),
+            ])),
+            vec![
+                text(named.iter().map(|(b, _)| b.name().to_string()).collect()),
+                text(named.iter().map(|(_, c)| c.clone()).collect()),
+                text(named.iter().map(|(b, c)| vocabulary::value_text(*b, c, vocabulary::Lang::Sv)).collect()),
+                text(named.iter().map(|(b, c)| vocabulary::value_text(*b, c, vocabulary::Lang::En)).collect()),
             ],
         );
         let mut ids = Vec::new();
@@ -218,7 +234,7 @@ impl SqlFrontDoor {
             ])),
             vec![text(ids), Arc::new(UInt32Array::from(from)), Arc::new(UInt32Array::from(to)), Arc::new(arrow::array::Float64Array::from(weight))],
         );
-        [("indicators", indicators), ("regions", regions), ("kommuner", kommuner), ("standard_populations", standards)]
+        [("indicators", indicators), ("regions", regions), ("kommuner", kommuner), ("values", values), ("standard_populations", standards)]
             .into_iter()
             .filter_map(|(n, b)| b.ok().map(|b| (n, b)))
             .collect()

@@ -32,9 +32,9 @@ pub fn asked(e: NodeError) -> DataFusionError {
     DataFusionError::External(Box::new(e))
 }
 
-/// The measure columns after the breakdowns (`reason` as codes, `reason_sv` and `reason_en`
-/// in words from the shared vocabulary).
-const MEASURES: [(&str, DataType); 12] = [
+/// The measure columns after the breakdowns (`reason` and `suggestion` as codes, `_sv` and
+/// `_en` in words from the shared vocabulary).
+const MEASURES: [(&str, DataType); 14] = [
     ("numerator", DataType::Int64),
     ("denominator", DataType::Int64),
     ("value_sum", DataType::Float64),
@@ -46,6 +46,8 @@ const MEASURES: [(&str, DataType); 12] = [
     ("reason_sv", DataType::Utf8),
     ("reason_en", DataType::Utf8),
     ("suggestion", DataType::Utf8),
+    ("suggestion_sv", DataType::Utf8),
+    ("suggestion_en", DataType::Utf8),
     ("partial", DataType::Boolean),
 ];
 
@@ -360,6 +362,10 @@ pub fn to_table(recipe: &Recipe, schema: &SchemaRef, c: &Comparison) -> Result<R
                 Arc::new(rows.iter().map(|(r, _)| (!r.reasons.is_empty()).then(|| vocabulary::reasons_text(&r.reasons, lang))).collect::<StringArray>())
             }
             "suggestion" => Arc::new(rows.iter().map(|(r, _)| r.suggestion.clone()).collect::<StringArray>()),
+            "suggestion_sv" | "suggestion_en" => {
+                let lang = if name == "suggestion_sv" { vocabulary::Lang::Sv } else { vocabulary::Lang::En };
+                Arc::new(rows.iter().map(|(r, _)| r.suggestion.as_deref().map(|s| vocabulary::suggestion_text(s, lang))).collect::<StringArray>())
+            }
             "partial" => Arc::new(rows.iter().map(|(r, _)| Some(r.partial || r.kind == norrsken_model::comparison::RowKind::Missing)).collect::<BooleanArray>()),
             "year" => Arc::new(rows.iter().map(|(_, year)| *year).collect::<Int64Array>()),
             _ => Arc::new(rows.iter().map(|(r, _)| label(r)).collect::<StringArray>()),

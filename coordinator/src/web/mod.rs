@@ -154,6 +154,11 @@ fn format_of(uri: &Uri) -> Option<String> {
     uri.query()?.split('&').find_map(|kv| kv.strip_prefix("format=")).map(|f| f.to_ascii_lowercase())
 }
 
+/// The `lang` parameter of a request's query string (Swedish unless `en`).
+fn lang_of(uri: &Uri) -> norrsken_model::vocabulary::Lang {
+    uri.query().and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("lang="))).and_then(norrsken_model::vocabulary::Lang::parse).unwrap_or_default()
+}
+
 /// A file download.
 fn download(bytes: Vec<u8>, content_type: &'static str, name: &str) -> Response {
     let name: String = name.chars().map(|c| if c.is_ascii_alphanumeric() || "-_.".contains(c) { c } else { '_' }).collect();
@@ -186,7 +191,7 @@ async fn query(State(node): State<Web>, Extension(info): Extension<PeerInfo>, he
             };
         }
         Some("xlsx") => {
-            return match export::answer_xlsx(&answer.schema, &answer.batches) {
+            return match export::answer_xlsx(&answer.schema, &answer.batches, lang_of(&uri)) {
                 Ok(b) => download(b, XLSX, &format!("{name}.xlsx")),
                 Err(e) => refuse(&node, &info, "POST /api/query", NodeError::Internal(e.to_string())).await,
             };
@@ -246,6 +251,54 @@ async fn report_handler(State(node): State<Web>, Extension(info): Extension<Peer
         },
         _ => axum::Json(rep).into_response(),
     }
+}
+
+/// A comparator file (published values: Riket, other regions) read into JSON by the one
+/// parser the report uses; nothing is stored or asked. `?name=` names the file in errors.
+async fn national_handler(State(node): State<Web>, Extension(info): Extension<PeerInfo>, headers: HeaderMap, uri: Uri, body: Bytes) -> Response {
+    const OP: &str = "POST /api/national";
+    if let Err(e) = node.requester(&caller_of(&info, &headers)) {
+        return refuse(&node, &info, OP, e).await;
+    }
+    let name = uri.query().and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("name="))).map(|n| percent_decode(n)).unwrap_or_else(|| "comparator file".into());
+    let text = match std::str::from_utf8(&body) {
+        Ok(t) => t,
+        Err(e) => return refuse(&node, &info, OP, NodeError::Query(QueryError::Invalid { field: "national", message: format!("{name} is not UTF-8 text: {e}") })).await,
+    };
+    match report::national::from_csv(&name, text) {
+        Ok(values) => axum::Json(json!({ "values": values })).into_response(),
+        Err(e) => refuse(&node, &info, OP, e.into()).await,
+    }
+}
+
+/// `%XX` escapes and `+` of a query-string value decoded (lossy on bad UTF-8).
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' if i + 2 < bytes.len() => match std::str::from_utf8(&bytes[i + 1..i + 3]).ok().and_then(|h| u8::from_str_radix(h, 16).ok()).ok_or(()) {
+                Ok(b) => {
+                    out.push(b);
+                    i += 3;
+                }
+                Err(_) => {
+                    out.push(b'%');
+                    i += 1;
+                }
+            },
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            b => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// Who the certificate says the caller is and the role it has here (none: `role` is null
@@ -365,6 +418,7 @@ pub fn router(node: Web) -> Router {
         .route("/api/regions", get(regions))
         .route("/api/query", post(query))
         .route("/api/report", post(report_handler))
+        .route("/api/national", post(national_handler))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::from_fn_with_state(node.clone(), read_body))
         .layer(axum::middleware::from_fn_with_state(node.clone(), record_unrecorded))

@@ -13,7 +13,13 @@
     regions: null,
     who: null,
     answers: new Map(),
+    // The analyst's own region, drawn in one colour in every chart.
+    focus: localStorage.getItem("norrsken.focus") || "",
+    // Published comparison values (Riket, other regions) imported from a file.
+    national: JSON.parse(localStorage.getItem("norrsken.national") || "null"),
   };
+  const FOCUS_COLOUR = "#b35900";
+  const OTHER_COLOUR = "#0b4f8a";
 
   // ---- words ------------------------------------------------------------------------------
   function T(key, ...args) {
@@ -64,7 +70,7 @@
 
   // ---- API --------------------------------------------------------------------------------
   async function api(path, body, format) {
-    const url = format ? `${path}?format=${format}` : path;
+    const url = format ? `${path}?format=${format}&lang=${state.lang}` : path;
     const init = body === undefined ? {} : { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) };
     const res = await fetch(url, init);
     if (!res.ok) {
@@ -245,11 +251,12 @@
       select("perspective", T("ind.perspective"), [["provider", T("persp.provider")], ["population", T("persp.population")]], q.perspective, update("perspective")),
       r.age_standardisation ? select("std", T("ind.standard"), [["", T("std.none")], ["esp2013", T("std.esp2013")], ["se2020", T("std.se2020")]], q.std, update("std")) : null,
       q.dims.length ? select("dim", T("ind.dimension"), q.dims.map((d) => [d, words("b", d)]), q.dim, update("dim")) : null,
-      r.breakdowns.includes("kommun") ? select("units", T("ind.units"), [["region", T("units.region")], ["kommun", T("units.kommun")]], q.units, update("units")) : null);
+      r.breakdowns.includes("kommun") ? select("units", T("ind.units"), [["region", T("units.region")], ["kommun", T("units.kommun")]], q.units, update("units")) : null,
+      select("focus", T("ind.focus"), [["", T("ind.focus.none")], ...(state.regions || []).map((x) => [x.region, x.name])], state.focus, (ev) => { state.focus = ev.target.value; localStorage.setItem("norrsken.focus", state.focus); route(); }));
     const partial = el("div", { id: "partial" });
     const views = el("div", {});
     const footer = el("section", { class: "view", id: "provenance", "aria-labelledby": "prov-h" });
-    main().replaceChildren(el("h1", { text: titleOf(r) }), el("p", { class: "desc", text: textOf(r.description) }), controls, partial, views, footer);
+    main().replaceChildren(el("h1", { text: titleOf(r) }), el("p", { class: "desc", text: textOf(r.description) }), controls, el("details", { class: "no-print" }, el("summary", { text: T("national.label") }), nationalImport()), partial, views, footer);
     const compareTicket = ticket(r, q, q.by ? [q.by] : [], null);
     const trendTicket = ticket(r, q, ["year"], { kind: "trend", against: "pooled" });
     // A count grows with the population: no funnel plot or equity gaps of counts.
@@ -278,7 +285,7 @@
         return null;
       }
     };
-    const compared = fill(sections.compare, T("sec.compare"), T("sec.compare.desc"), compareTicket, (s, a) => drawCompare(s, r, a), `${base}-jamforelse`);
+    const compared = fill(sections.compare, T("sec.compare"), T("sec.compare.desc"), compareTicket, (s, a) => drawCompare(s, r, a, q), `${base}-jamforelse`);
     const jobs = [
       compared.then((a) => {
         if (!a) return;
@@ -304,16 +311,64 @@
   // The columns of a comparison row that are its breakdown labels.
   const FIXED = new Set(["row_kind", "region", "region_name", "category", "numerator", "denominator", "value_sum", "value", "ci_lower", "ci_upper", "status", "reason", "suggestion", "partial", "std_value", "std_lower", "std_upper"]);
   const labelCols = (rows) => [...new Set(rows.flatMap((r) => Object.keys(r)))].filter((k) => !FIXED.has(k));
-  const labelOf = (row, cols) => cols.map((c) => row[c]).filter((x) => x != null).join(" · ");
+  // A breakdown value's name from the one vocabulary (female → Kvinnor, 2480 → Umeå); values
+  // that are their own names (years, age bands) as they are.
+  const valueName = (b, code) => {
+    if (code == null) return "";
+    const named = (window.I18N[state.lang] || {})[`value.${b}.${code}`];
+    if (named != null) return named;
+    if (b === "age_band") return `${String(code).replace("-", "–")} ${T("age.years")}`;
+    return String(code);
+  };
+  const labelOf = (row, cols) => cols.map((c) => valueName(c, row[c])).filter((x) => x !== "").join(" · ");
+  const categoryName = (r, c) => { const k = r.categories?.find((x) => x.code === c); return k ? (state.lang === "sv" ? k.sv : k.en) : (c ?? ""); };
+  const axisOf = (md) => md[`norrsken.axis_${state.lang}`] || md["norrsken.value"];
+  // A suggestion as it travels (drop|kommun|2021..2025) in words, from the vocabulary's
+  // templates (suggest.<key>), as the command line, the xlsx and Flight SQL write it.
+  function suggestionText(code) {
+    if (!code) return "";
+    const [key, ...args] = code.split("|");
+    const tpl = (k, a) => {
+      let t = (window.I18N[state.lang] || {})[`suggest.${k}`];
+      if (t == null) return code;
+      a.forEach((x, i) => { t = t.replace(`{${i}}`, x); });
+      return t;
+    };
+    const period = (p) => String(p || "").replace("..", "–");
+    switch (key) {
+      case "drop": {
+        const b = args[0];
+        if (b === "kommun") return tpl("drop.kommun", []);
+        if (b === "age_band") return tpl("drop.age_band", []);
+        const name = words("breakdown", b).toLowerCase();
+        return ["year", "quarter", "month"].includes(b) ? tpl("drop.time", [period(args[1]), name]) : tpl("drop", [name]);
+      }
+      case "whole_too_few": return tpl("whole_too_few", [period(args[0])]);
+      case "nothing_coarser": case "pooled_nothing_coarser": return tpl(key, []);
+      case "followup": return tpl("followup", [args[0], fmtDate(args[1]), fmtDate(args[2]), args[3]]);
+      default: return code;
+    }
+  }
+  // Axis ticks written as the reader writes numbers (0,25; 1 000).
+  const tick = (d) => fmtNum(d, 3);
+  // A change per year on the value's scale: procentenheter for a share.
+  const fmtYearly = (kind, v) => {
+    if (v == null || !Number.isFinite(v)) return T("none");
+    const sign = v > 0 ? "+" : "";
+    return kind === "proportion" ? `${sign}${fmtNum(v, 1)} ${T("unit.pp")}` : `${sign}${fmt(kind, v)}`;
+  };
+  // A gap between groups on the value's scale: procentenheter for a share.
+  const fmtGap = (kind, v) => (v == null || !Number.isFinite(v) ? T("none") : kind === "proportion" ? `${fmtNum(v * 100, 1)} ${T("unit.pp")}` : fmt(kind, v));
   const regionLabel = (row) => (row.row_kind === "pooled" || row.row === "pooled" ? `${row.region_name} (${T("pooled")})` : row.region_name);
 
   // A data table; `rowData(i)` gives a row's data-* attributes (raw values for tests and tools).
-  function table(caption, headers, rows, rowClass, rowData) {
+  function table(caption, headers, rows, rowClass, rowData, id) {
     const data = (i) => Object.fromEntries(Object.entries(rowData ? rowData(i) : {}).map(([k, v]) => [`data-${k}`, v == null ? null : String(v)]));
-    return el("table", { class: "data" },
+    // In a box that scrolls sideways on a narrow screen, so the page itself never does.
+    return el("div", { class: "table-wrap", tabindex: "0", role: "region", "aria-label": caption }, el("table", { class: "data", id },
       el("caption", { text: caption }),
       el("thead", {}, el("tr", {}, headers.map(([h, num]) => el("th", { scope: "col", class: num ? "num" : null, text: h })))),
-      el("tbody", {}, rows.map((cells, i) => el("tr", { class: rowClass ? rowClass(i) : null, ...data(i) }, cells.map(([v, num], j) => (j === 0 ? el("th", { scope: "row", text: v }) : el("td", { class: num ? "num" : null, text: v })))))));
+      el("tbody", {}, rows.map((cells, i) => el("tr", { class: rowClass ? rowClass(i) : null, ...data(i) }, cells.map(([v, num, cls], j) => (j === 0 ? el("th", { scope: "row", text: v }) : el("td", { class: [num ? "num" : null, cls].filter(Boolean).join(" ") || null, text: v }))))))));
   }
 
   function figure(plot, description) {
@@ -328,46 +383,109 @@
     return f;
   }
 
-  function drawCompare(section, r, answer) {
+  // Published values (Riket, other regions) for this indicator and period, from the
+  // imported comparator file: their own rows, never mixed into pooled values.
+  function nationalRows(r, period) {
+    return (state.national?.values || []).filter((v) => v.indicator === r.id && v.period === period);
+  }
+
+  function drawCompare(section, r, answer, q) {
     const md = answer.metadata;
     const kind = md["norrsken.kind"];
     const standardised = !!md["norrsken.standard"];
     const cols = labelCols(answer.rows).filter((c) => !(standardised && c === "age_band"));
+    const byKommun = cols.includes("kommun");
     let rows = answer.rows.filter((x) => x.row_kind !== "missing");
     if (standardised) rows = rows.filter((x) => x.age_band == null || x.age_band === "total");
+    // A kommun belongs to one region: no pooled row per kommun.
+    if (byKommun) rows = rows.filter((x) => x.row_kind !== "pooled");
     const val = (x) => (standardised ? x.std_value : x.value);
     const lo = (x) => (standardised ? x.std_lower : x.ci_lower);
     const hi = (x) => (standardised ? x.std_upper : x.ci_upper);
-    const points = rows.filter((x) => val(x) != null).map((x) => ({
-      name: regionLabel(x), group: labelOf(x, cols) || (x.category ?? ""), value: val(x), lower: lo(x), upper: hi(x), pooled: x.row_kind === "pooled", region: x.region,
-    }));
+    const withheld = rows.filter((x) => val(x) == null);
+    const national = cols.length === 0 ? nationalRows(r, md["norrsken.period"]) : [];
     const target = r.target ? r.target.value : null;
     const percent = kind === "proportion";
-    const facet = cols.length > 0 || r.categories?.length > 0;
-    let plot = null;
-    if (points.length && window.Plot) {
-      const regionsOnly = points.filter((p) => !p.pooled);
-      const pooled = points.filter((p) => p.pooled);
-      const marks = [
-        Plot.ruleY(points.filter((p) => p.lower != null), { y: "name", fy: facet ? "group" : undefined, x1: "lower", x2: "upper", stroke: (p) => (p.pooled ? "#1a1a1a" : "#0b4f8a"), strokeWidth: 2, ariaDescription: "interval", ariaHidden: true }),
-        Plot.dot(regionsOnly, { y: "name", fy: facet ? "group" : undefined, x: "value", fill: "#0b4f8a", r: 5, ariaDescription: "region", ariaLabel: (p) => `${p.name}: ${fmt(kind, p.value)}`, title: (p) => `${p.name} ${p.group}: ${fmt(kind, p.value)} (${fmtCi(kind, p.lower, p.upper)})` }),
-        Plot.dot(pooled, { y: "name", fy: facet ? "group" : undefined, x: "value", symbol: "square", fill: "#fff", stroke: "#1a1a1a", r: 5, ariaDescription: "pooled", ariaLabel: (p) => `${p.name}: ${fmt(kind, p.value)}`, title: (p) => `${p.name}: ${fmt(kind, p.value)}` }),
-      ];
-      if (!facet && pooled.length) marks.push(Plot.ruleX(pooled, { x: "value", stroke: "#1a1a1a", strokeDasharray: "4,3", ariaDescription: "pooled value", ariaHidden: true }));
-      if (target != null) marks.push(Plot.ruleX([target], { stroke: "#1d6b3a", strokeWidth: 2, strokeDasharray: "6,3", ariaDescription: "target", ariaHidden: true }), Plot.text([target], { x: (d) => d, frameAnchor: "top", dy: -2, text: () => `${T("target")} ${fmt(kind, target)}`, fill: "#1d6b3a", ariaHidden: true }));
-      plot = Plot.plot({
-        marginLeft: 210, marginRight: 30, marginTop: 24, width: 720, height: facet ? Math.min(1400, 60 + points.length * 26) : 60 + points.length * 34,
-        x: { label: md["norrsken.value"], percent, grid: true, nice: true },
-        y: { label: null, domain: [...new Set(points.map((p) => p.name))] },
-        fy: facet ? { label: null } : undefined,
-        style: { fontSize: "13px", color: "#1a1a1a" },
-        marks,
-      });
+    const mark = (p) => (p.region === state.focus ? FOCUS_COLOUR : OTHER_COLOUR);
+    const figures = [];
+    if (window.Plot && rows.length) {
+      if (byKommun) {
+        // One ranked chart per region: its kommuner by value, withheld ones marked at the end.
+        const regions = [...new Set(rows.map((x) => x.region))];
+        for (const code of regions) {
+          const own = rows.filter((x) => x.region === code && x.kommun !== "total");
+          const shown = own.filter((x) => val(x) != null).sort((a, b) => val(b) - val(a));
+          const hidden = own.filter((x) => val(x) == null);
+          const name = own[0]?.region_name || code;
+          const points = shown.map((x) => ({ name: valueName("kommun", x.kommun), value: val(x), lower: lo(x), upper: hi(x), region: x.region }));
+          const missing = hidden.map((x) => ({ name: valueName("kommun", x.kommun) }));
+          const domain = [...points.map((p) => p.name), ...missing.map((p) => p.name)];
+          if (!domain.length) continue;
+          const plot = Plot.plot({
+            marginLeft: 150, marginRight: 20, marginTop: 28, width: 560, height: 50 + domain.length * 22,
+            x: { label: axisOf(md), percent, grid: true, nice: true, tickFormat: tick }, y: { label: null, domain },
+            style: { fontSize: "12px", color: "#1a1a1a" },
+            marks: [
+              Plot.ruleY(points.filter((p) => p.lower != null), { y: "name", x1: "lower", x2: "upper", stroke: mark, strokeWidth: 2, ariaHidden: true }),
+              Plot.dot(points, { y: "name", x: "value", fill: mark, r: 4.5, ariaDescription: "kommun", ariaLabel: (p) => `${p.name}: ${fmt(kind, p.value)}`, title: (p) => `${p.name}: ${fmt(kind, p.value)} (${fmtCi(kind, p.lower, p.upper)})` }),
+              Plot.text(missing, { y: "name", text: () => `× ${T("not.released")}`, frameAnchor: "left", dx: 4, fill: "#9b1c1c", ariaDescription: "withheld" }),
+              target != null ? Plot.ruleX([target], { stroke: "#1d6b3a", strokeWidth: 2, strokeDasharray: "6,3", ariaHidden: true }) : null,
+            ],
+          });
+          figures.push(el("div", { class: "ranked" }, el("h3", { text: name }), figure(plot, T("chart.ranked", name, titleOf(r)))));
+        }
+      } else {
+        const points = rows.filter((x) => val(x) != null).map((x) => ({
+          name: regionLabel(x), group: labelOf(x, cols) || categoryName(r, x.category), value: val(x), lower: lo(x), upper: hi(x), pooled: x.row_kind === "pooled", region: x.region,
+        }));
+        const missing = withheld.map((x) => ({ name: regionLabel(x), group: labelOf(x, cols) || categoryName(r, x.category) }));
+        const published = national.map((v) => ({ name: `${v.group} (${v.source})`, group: "", value: v.value, lower: v.lower, upper: v.upper }));
+        const facet = cols.length > 0 || r.categories?.length > 0;
+        const regionsOnly = points.filter((p) => !p.pooled);
+        const pooled = points.filter((p) => p.pooled);
+        const names = [...new Set([...points, ...missing].map((p) => p.name)), ...published.map((p) => p.name)];
+        const marks = [
+          Plot.ruleY(points.filter((p) => p.lower != null), { y: "name", fy: facet ? "group" : undefined, x1: "lower", x2: "upper", stroke: (p) => (p.pooled ? "#1a1a1a" : mark(p)), strokeWidth: 2, ariaDescription: "interval", ariaHidden: true }),
+          Plot.dot(regionsOnly, { y: "name", fy: facet ? "group" : undefined, x: "value", fill: mark, r: 5, ariaDescription: "region", ariaLabel: (p) => `${p.name}: ${fmt(kind, p.value)}`, title: (p) => `${p.name} ${p.group}: ${fmt(kind, p.value)} (${fmtCi(kind, p.lower, p.upper)})` }),
+          Plot.dot(pooled, { y: "name", fy: facet ? "group" : undefined, x: "value", symbol: "square", fill: "#fff", stroke: "#1a1a1a", r: 5, ariaDescription: "pooled", ariaLabel: (p) => `${p.name}: ${fmt(kind, p.value)}`, title: (p) => `${p.name}: ${fmt(kind, p.value)}` }),
+          // Withheld cells are marked where their value would be, not left out.
+          Plot.text(missing, { y: "name", fy: facet ? "group" : undefined, text: () => `× ${T("not.released")}`, frameAnchor: "left", dx: 4, fill: "#9b1c1c", ariaDescription: "withheld" }),
+        ];
+        if (published.length) {
+          marks.push(Plot.ruleY(published.filter((p) => p.lower != null), { y: "name", x1: "lower", x2: "upper", stroke: "#6b2d8a", strokeWidth: 2, strokeDasharray: "3,2", ariaHidden: true }),
+            Plot.dot(published, { y: "name", x: "value", symbol: "diamond", fill: "#6b2d8a", r: 5.5, ariaDescription: "published", ariaLabel: (p) => `${p.name}: ${fmt(kind, p.value)}`, title: (p) => `${p.name}: ${fmt(kind, p.value)}` }));
+        }
+        if (!facet && pooled.length) marks.push(Plot.ruleX(pooled, { x: "value", stroke: "#1a1a1a", strokeDasharray: "4,3", ariaDescription: "pooled value", ariaHidden: true }));
+        if (target != null) marks.push(Plot.ruleX([target], { stroke: "#1d6b3a", strokeWidth: 2, strokeDasharray: "6,3", ariaDescription: "target", ariaHidden: true }), Plot.text([target], { x: (d) => d, frameAnchor: "top", dy: -2, text: () => `${T("target")} ${fmt(kind, target)}`, fill: "#1d6b3a", ariaHidden: true }));
+        const count = points.length + missing.length + published.length;
+        figures.push(figure(Plot.plot({
+          marginLeft: 190, marginRight: 30, marginTop: 24, width: 680, height: facet ? Math.min(1400, 60 + count * 26) : 60 + count * 34,
+          x: { label: axisOf(md), percent, grid: true, nice: true, tickFormat: tick },
+          y: { label: null, domain: names },
+          fy: facet ? { label: null } : undefined,
+          style: { fontSize: "13px", color: "#1a1a1a" },
+          marks,
+        }), T("chart.compare", titleOf(r))));
+      }
     }
-    const tableRows = rows.map((x) => [[regionLabel(x) + (labelOf(x, cols) ? ` · ${labelOf(x, cols)}` : "") + (x.category ? ` · ${x.category}` : "")], [fmt(kind, val(x)), true], [fmtCi(kind, lo(x), hi(x)), true], [words("status", x.status)]]);
-    section.append(el("div", { class: "chart-and-table" },
-      figure(plot, T("chart.compare", titleOf(r))),
-      table(T("sec.compare"), [[T("col.region")], [T("col.value"), true], [T("col.ci"), true], [T("col.status")]], tableRows, (i) => (rows[i].row_kind === "pooled" ? "pooled" : rows[i].status === "suppressed" ? "withheld" : null))));
+    if (!figures.length) figures.push(figure(null, T("chart.compare", titleOf(r))));
+    const shownRows = byKommun ? rows.filter((x) => x.kommun !== "total") : rows;
+    const tableRows = shownRows.map((x) => [[regionLabel(x) + (labelOf(x, cols) ? ` · ${labelOf(x, cols)}` : "") + (x.category ? ` · ${categoryName(r, x.category)}` : "")], [val(x) == null ? `${T("not.released")} ¹` : fmt(kind, val(x)), true], [fmtCi(kind, lo(x), hi(x)), true], [words("status", x.status)]]);
+    for (const v of national) tableRows.push([[`${v.group} (${v.source}${v.date ? `, ${fmtDate(v.date)}` : ""})`], [fmt(kind, v.value), true], [fmtCi(kind, v.lower, v.upper), true], [T("published")]]);
+    const notes = [];
+    const shownWithheld = shownRows.filter((x) => val(x) == null);
+    if (shownWithheld.length) {
+      // How many are missing, why (the footnote) and a way to ask that is known to be released.
+      const why = [...new Set(shownWithheld.flatMap((x) => (x.reason ? x.reason.split(",") : [])).map((c) => words("reason", c.trim())))];
+      notes.push(el("p", { class: "withheld-note", "data-withheld": String(shownWithheld.length) }, `¹ ${T("withheld.count", shownWithheld.length, shownRows.length)}${why.length ? `: ${why.join("; ")}` : ""}.`));
+      const drops = [...new Set(shownWithheld.map((x) => x.suggestion || "").filter((c) => c.startsWith("drop|")).map((c) => c.split("|")[1]))];
+      if (q && drops.includes(q.by)) {
+        notes.push(el("p", {}, el("button", { type: "button", class: "secondary", "data-alternative": q.by, onclick: () => { const p = new URLSearchParams(location.hash.split("?")[1] || ""); p.set("by", ""); go(["indikator", r.id], p); } }, T("alternative.drop", words("breakdown", q.by).toLowerCase()))));
+      }
+    }
+    section.append(el("div", { class: byKommun ? "ranked-charts" : "chart-and-table" },
+      el("div", {}, figures),
+      el("div", {}, table(T("sec.compare"), [[T("col.region")], [T("col.value"), true], [T("col.ci"), true], [T("col.status")]], tableRows, (i) => (i >= shownRows.length ? "published" : shownRows[i].row_kind === "pooled" ? "pooled" : val(shownRows[i]) == null ? "withheld" : null)), notes)));
   }
 
   function drawCells(section, r, answer, t, file) {
@@ -375,13 +493,13 @@
     const kind = md["norrsken.kind"];
     const cols = labelCols(answer.rows);
     const std = !!md["norrsken.standard"];
-    const headers = [[T("col.region")], ...cols.map((c) => [words("b", c)]), ...(r.categories?.length ? [[T("col.category")]] : []), [T("col.numerator"), true], [T("col.denominator"), true], [T("col.value"), true], [T("col.ci"), true], ...(std ? [[T("col.std"), true]] : []), [T("col.status")], [T("col.reason")], [T("col.suggestion")]];
+    const headers = [[T("col.region")], ...cols.map((c) => [words("breakdown", c)]), ...(r.categories?.length ? [[T("col.category")]] : []), [T("col.numerator"), true], [T("col.denominator"), true], [T("col.value"), true], [T("col.ci"), true], ...(std ? [[T("col.std"), true]] : []), [T("col.status")], [T("col.reason")], [T("col.suggestion")]];
     const reasons = (s) => (s ? s.split(",").map((x) => words("reason", x.trim())).join("; ") : "");
     const rows = answer.rows.map((x) => [
-      [regionLabel(x)], ...cols.map((c) => [x[c] ?? T("none")]), ...(r.categories?.length ? [[x.category ?? T("none")]] : []),
+      [regionLabel(x)], ...cols.map((c) => [x[c] == null ? T("none") : valueName(c, x[c])]), ...(r.categories?.length ? [[x.category == null ? T("none") : categoryName(r, x.category)]] : []),
       [fmtInt(x.numerator), true], [fmtInt(x.denominator), true], [fmt(kind, x.value), true], [fmtCi(kind, x.ci_lower, x.ci_upper), true],
       ...(std ? [[x.std_value == null ? T("none") : `${fmt(kind, x.std_value)} (${fmtCi(kind, x.std_lower, x.std_upper)})`, true]] : []),
-      [words("status", x.status)], [reasons(x.reason)], [x.suggestion || ""],
+      [words("status", x.status)], [reasons(x.reason)], [suggestionText(x.suggestion)],
     ]);
     section.replaceChildren(el("h2", { id: "cells-h", text: T("sec.cells") }), el("p", { class: "desc", text: T("sec.cells.desc") }), downloads(T("sec.cells"), t, file),
       table(T("sec.cells"), headers, rows, (i) => ({ pooled: "pooled", missing: "missing" }[answer.rows[i].row_kind] || (answer.rows[i].status === "suppressed" ? "withheld" : null)),
@@ -410,30 +528,42 @@
 
   function drawTrend(section, r, answer) {
     const kind = answer.metadata["norrsken.kind"];
-    const years = answer.rows.filter((x) => x.row === "year" && x.value != null).map((x) => ({ name: x.region_name, year: x.year, value: x.value, lower: x.ci_lower, upper: x.ci_upper }));
+    const years = answer.rows.filter((x) => x.row === "year" && x.value != null).map((x) => ({ name: x.region_name, region: x.region, year: x.year, value: x.value, lower: x.ci_lower, upper: x.ci_upper }));
     const trends = answer.rows.filter((x) => x.row === "trend");
     let plot = null;
     if (years.length && window.Plot) {
       plot = Plot.plot({
         width: 720, height: 320, marginLeft: 60, marginRight: 150,
         x: { label: T("col.year"), tickFormat: "d", ticks: [...new Set(years.map((p) => p.year))] },
-        y: { label: answer.metadata["norrsken.value"], percent: kind === "proportion", grid: true, nice: true },
-        color: { legend: false, range: ["#0b4f8a", "#b35900", "#6b2d8a", "#00706f", "#1a1a1a", "#7a5c00"] },
+        y: { label: axisOf(answer.metadata), percent: kind === "proportion", grid: true, nice: true, tickFormat: tick },
+        color: { legend: false, ...seriesColours(years) },
         style: { fontSize: "13px", color: "#1a1a1a" },
         marks: [
-          Plot.line(years, { x: "year", y: "value", stroke: "name", strokeWidth: 2, ariaDescription: "trend line", ariaHidden: true }),
+          Plot.line(years, { x: "year", y: "value", stroke: "name", strokeWidth: (p) => (p.region === state.focus ? 3.5 : 1.6), ariaDescription: "trend line", ariaHidden: true }),
           Plot.dot(years, { x: "year", y: "value", fill: "name", r: 3.5, ariaDescription: "year", ariaLabel: (p) => `${p.name} ${p.year}: ${fmt(kind, p.value)}`, title: (p) => `${p.name} ${p.year}: ${fmt(kind, p.value)} (${fmtCi(kind, p.lower, p.upper)})` }),
           Plot.text(years, Plot.selectLast({ x: "year", y: "value", z: "name", text: "name", dx: 6, textAnchor: "start", fill: "name", ariaHidden: true })),
           r.target ? Plot.ruleY([r.target.value], { stroke: "#1d6b3a", strokeDasharray: "6,3", ariaDescription: "target", ariaHidden: true }) : null,
         ],
       });
     }
-    const change = (x) => (x.change == null ? T("none") : `${fmtNum(x.change)} (${fmtNum(x.change_lower)} – ${fmtNum(x.change_upper)}) ${x.change_unit || ""}`);
+    // The change per year on the value's scale (procentenheter for a share), the model's
+    // ratio as a detail.
+    const change = (x) => (x.yearly == null ? T("none") : `${fmtYearly(kind, x.yearly)} (${fmtYearly(kind, x.yearly_lower)} – ${fmtYearly(kind, x.yearly_upper)})`);
+    const ratio = (x) => (x.change == null || x.change_unit === "difference per year" ? "" : `${words("change_unit", x.change_unit)} ${fmtNum(x.change)} (${fmtNum(x.change_lower)} – ${fmtNum(x.change_upper)})`);
     section.append(el("div", { class: "chart-and-table" },
       figure(plot, T("chart.trend", titleOf(r))),
-      table(T("sec.trend"), [[T("col.region")], [T("col.change"), true], [T("col.flag")]], trends.map((x) => [[x.region_name], [change(x), true], [words("flag", x.flag)]]))));
+      table(T("sec.trend"), [[T("col.region")], [T("col.change"), true], [T("col.flag")], [T("col.model")]], trends.map((x) => [[x.region_name], [change(x), true], [words("flag", x.flag)], [ratio(x)]]))));
     const yearTable = table(T("sec.trend"), [[T("col.region")], [T("col.year"), true], [T("col.value"), true], [T("col.ci"), true], [T("col.status")]], answer.rows.filter((x) => x.row === "year").map((x) => [[x.region_name], [String(x.year), true], [fmt(kind, x.value), true], [fmtCi(kind, x.ci_lower, x.ci_upper), true], [words("status", x.status)]]));
     section.append(el("details", {}, el("summary", { text: `${T("sec.trend")}: ${T("col.year")}` }), yearTable));
+  }
+
+  // Series colours with the analyst's own region always in the focus colour.
+  function seriesColours(points) {
+    const names = [...new Set(points.map((p) => p.name))];
+    const others = ["#0b4f8a", "#6b2d8a", "#00706f", "#1a1a1a", "#7a5c00", "#4a4a4a"];
+    let n = 0;
+    const range = names.map((name) => (points.find((p) => p.name === name)?.region === state.focus ? FOCUS_COLOUR : others[n++ % others.length]));
+    return { domain: names, range };
   }
 
   const FUNNEL_MARK = { better: ["#1d6b3a", "triangle"], worse: ["#9b1c1c", "diamond"], similar: ["#0b4f8a", "circle"] };
@@ -449,7 +579,7 @@
       plot = Plot.plot({
         width: 720, height: 360, marginLeft: 60,
         x: { label: state.lang === "sv" ? "Underlag (precision)" : "Base (precision)", type: "log", grid: true },
-        y: { label: answer.metadata["norrsken.value"], percent: kind === "proportion", grid: true, nice: true },
+        y: { label: axisOf(answer.metadata), percent: kind === "proportion", grid: true, nice: true, tickFormat: tick },
         style: { fontSize: "13px", color: "#1a1a1a" },
         marks: [
           curve("lower_95", "4,3"), curve("upper_95", "4,3"), curve("lower_998", "1,2"), curve("upper_998", "1,2"),
@@ -471,12 +601,13 @@
     const kind = answer.metadata["norrsken.kind"];
     const groups = answer.rows.filter((x) => x.row === "group");
     const gaps = answer.rows.filter((x) => x.row === "gap");
-    const points = groups.filter((x) => x.value != null).map((x) => ({ name: x.region_name, group: x.group, value: x.value, lower: x.ci_lower, upper: x.ci_upper }));
+    const dim = answer.metadata["norrsken.dimension"];
+    const points = groups.filter((x) => x.value != null).map((x) => ({ name: x.region_name, group: valueName(dim, x.group), value: x.value, lower: x.ci_lower, upper: x.ci_upper }));
     let plot = null;
     if (points.length && window.Plot) {
       plot = Plot.plot({
         width: 720, height: 80 + new Set(points.map((p) => p.name)).size * 90, marginLeft: 110, marginRight: 150,
-        x: { label: answer.metadata["norrsken.value"], percent: kind === "proportion", grid: true, nice: true },
+        x: { label: axisOf(answer.metadata), percent: kind === "proportion", grid: true, nice: true, tickFormat: tick },
         y: { label: null }, fy: { label: null },
         style: { fontSize: "13px", color: "#1a1a1a" },
         marks: [
@@ -489,7 +620,7 @@
     section.append(el("div", { class: "chart-and-table" },
       figure(plot, T("chart.equity", titleOf(r))),
       table(T("sec.equity"), [[T("col.region")], [T("col.gap", "", "").replace(/ – $/, ""), true], [T("col.relgap"), true], [T("col.sii"), true], [T("col.rii"), true]],
-        gaps.map((x) => [[`${x.region_name}${x.from_group ? ` (${x.from_group} → ${x.to_group})` : ""}`], [ci(x.abs_gap, x.abs_gap_lower, x.abs_gap_upper, (v) => fmt(kind, v)), true], [ci(x.rel_gap, x.rel_gap_lower, x.rel_gap_upper, (v) => fmtNum(v, 2)), true], [ci(x.sii, x.sii_lower, x.sii_upper, (v) => fmt(kind, v)), true], [ci(x.rii, x.rii_lower, x.rii_upper, (v) => fmtNum(v, 2)), true]]))));
+        gaps.map((x) => [[`${x.region_name}${x.from_group ? ` (${valueName(dim, x.from_group)} → ${valueName(dim, x.to_group)})` : ""}`], [ci(x.abs_gap, x.abs_gap_lower, x.abs_gap_upper, (v) => fmtGap(kind, v)), true], [ci(x.rel_gap, x.rel_gap_lower, x.rel_gap_upper, (v) => fmtNum(v, 2)), true], [ci(x.sii, x.sii_lower, x.sii_upper, (v) => fmtGap(kind, v)), true], [ci(x.rii, x.rii_lower, x.rii_upper, (v) => fmtNum(v, 2)), true]]))));
   }
 
   // ---- regional report --------------------------------------------------------------------
@@ -534,6 +665,11 @@
       }
     });
     const own = el("input", { type: "file", id: "own", accept: ".csv,text/csv" });
+    const comment = el("textarea", { id: "comment", rows: "3", maxlength: "2000" });
+    comment.value = params.get("comment") || "";
+    // Comments per indicator come with a saved definition (c.<id>=…); they are edited in the
+    // report below.
+    const comments = Object.fromEntries([...params.entries()].filter(([k]) => k.startsWith("c.")).map(([k, v]) => [k.slice(2), v]));
     const status = el("p", { "aria-live": "polite" });
     form.append(
       el("fieldset", { class: "controls" }, el("legend", { text: T("report.title") }),
@@ -542,7 +678,9 @@
         select("to", T("ind.to"), years, params.get("to") || DEFAULT_PERIOD[1]),
         areaSelect),
       el("fieldset", {}, el("legend", { text: T("report.indicators") }), el("div", { class: "indicators" }, boxes)),
+      el("div", {}, el("label", { for: "comment", text: T("report.comment") }), comment),
       el("div", {}, el("label", { for: "own", text: T("report.own") }), own, el("p", { class: "muted", text: T("report.own.help") })),
+      nationalImport(),
       el("button", { type: "submit", class: "action", id: "make-report" }, T("report.make")), status);
     const out = el("div", { id: "report-out" });
     main().replaceChildren(el("h1", { class: "no-print", text: T("report.title") }), el("p", { class: "desc no-print", text: T("report.intro") }), form, out);
@@ -552,6 +690,11 @@
       if (!indicators.length) { status.textContent = T("report.choose"); return; }
       const from = form.querySelector("#from").value, to = form.querySelector("#to").value;
       const request = { region: form.querySelector("#region").value, indicators, period: from === to ? from : `${from}..${to}`, lang: state.lang };
+      if (comment.value.trim()) request.comment = comment.value.trim();
+      const kept = Object.fromEntries(Object.entries(comments).filter(([id, c]) => indicators.includes(id) && c.trim()));
+      if (Object.keys(kept).length) request.comments = kept;
+      const national = (state.national?.values || []).filter((v) => indicators.includes(v.indicator));
+      if (national.length) request.national = national;
       let ownTable = null;
       const file = own.files[0];
       if (file) {
@@ -565,7 +708,7 @@
         // carry it, to the coordinator that renders them (never to an agent).
         const report = await api("/api/report", request);
         status.textContent = "";
-        drawReport(out, report, ownTable, request);
+        drawReport(out, report, ownTable, request, { from, to, area: form.querySelector("#area").value });
       } catch (e) {
         status.replaceChildren(el("span", { class: "error", role: "alert" }, e.message));
       }
@@ -574,76 +717,162 @@
     if (chosen.size && params.get("run") === "1") form.requestSubmit();
   }
 
-  function drawReport(out, rep, ownTable, request) {
-    const full = ownTable ? { ...request, own: ownTable } : request;
+  // The report definition as a link anyone with access can open (region, indicators,
+  // period, comments): a saved and shared report.
+  function reportLink(request, choice) {
+    const p = new URLSearchParams();
+    p.set("region", request.region);
+    p.set("indicators", request.indicators.join(","));
+    p.set("from", choice.from);
+    p.set("to", choice.to);
+    if (request.comment) p.set("comment", request.comment);
+    for (const [id, c] of Object.entries(request.comments || {})) p.set(`c.${id}`, c);
+    p.set("run", "1");
+    return `${location.origin}${location.pathname}#/rapport?${p}`;
+  }
+
+  const SIG_MARK = { better: "▲", improving: "▲", meets: "▲", worse: "▼", worsening: "▼", misses: "▼", higher: "↑", increasing: "↑", lower: "↓", decreasing: "↓" };
+  const SIG_CLASS = { better: "good", improving: "good", meets: "good", worse: "bad", worsening: "bad", misses: "bad" };
+  const marked = (prefix, code) => (code && code !== "not_computed" && code !== "not_assessed" ? `${SIG_MARK[code] || "●"} ${words(prefix, code)}` : T("none"));
+
+  function drawReport(out, rep, ownTable, request, choice) {
+    const full = () => ({ ...(ownTable ? { ...request, own: ownTable } : request) });
     const file = `rapport-${rep.region}-${rep.period.replace("..", "-")}`;
     const button = (label, format, id) => el("button", { type: "button", class: "action", id, onclick: async (ev) => {
       ev.target.disabled = true;
-      try { save(await api("/api/report", full, format), `${file}.${format}`); } catch (e) { alert(e.message); } finally { ev.target.disabled = false; }
+      try { save(await api("/api/report", full(), format), `${file}.${format}`); } catch (e) { alert(e.message); } finally { ev.target.disabled = false; }
     } }, label);
+    const link = el("input", { type: "text", id: "report-link", readonly: true, "aria-label": T("report.link"), value: reportLink(request, choice) });
     const period = rep.period.replace("..", "–");
     const article = el("article", { class: "report", id: "report", "data-region": rep.region });
     const title = (i) => (state.lang === "sv" ? i.title_sv : i.title);
+    const groups = {};
+    for (const i of rep.indicators) if (i.unassessed) (groups[i.unassessed] ||= []).push(i);
+    const nUnassessed = Object.values(groups).reduce((n, g) => n + g.length, 0);
+    const cell = (text, code) => [text, false, SIG_CLASS[code]];
     const cover = el("section", { class: "report-cover" },
       el("h1", { text: T("report.heading", rep.region_name) }),
-      el("p", { class: "muted", text: T("report.sub", period, fmtDate(rep.generated)) }),
+      el("p", { class: "muted", text: T("report.sub", period, fmtDate(rep.generated)) + (rep.data_through ? ` · ${T("report.through", rep.data_through)}` : "") }),
       rep.partial ? el("p", { class: "partial", role: "alert", "data-partial": "true", text: T("partial.banner", [...new Set(rep.indicators.flatMap((i) => i.missing))].join(", ")) }) : null,
       el("h2", { text: T("report.summary") }),
       el("ul", { class: "summary" }, rep.summary.map((s) => el("li", { text: s }))),
+      rep.comment ? el("div", { class: "comment" }, el("h3", { text: T("report.comment.title") }), el("p", { text: rep.comment })) : null,
       el("h2", { text: T("report.overview") }),
-      table(`${rep.region_name}, ${period}`, [[T("report.indicators")], [rep.region_name, true], [T("report.others"), true], [T("report.against")], [T("report.target"), true], [T("report.trend")]],
-        rep.indicators.map((i) => [[title(i)], [fmt(i.kind, i.focus?.value), true], [fmt(i.kind, i.focus?.others_value), true], [words("sig", i.focus?.significance)],
-          [i.target == null ? T("none") : `${fmt(i.kind, i.target)}${i.target_verdict !== "not_assessed" ? ` (${words("verdict", i.target_verdict)})` : ""}`, true], [words("flag", i.change?.flag)]])));
+      table(`${rep.region_name}, ${period}`, [[T("report.indicators")], [rep.region_name, true], [T("report.others"), true], [T("report.against")], [T("report.target")], [T("report.trend")]],
+        rep.indicators.map((i) => {
+          const sig = i.focus?.value != null ? i.focus?.significance : null;
+          const verdict = i.target == null ? null : i.target_verdict;
+          return [[title(i)], [i.focus?.value != null ? fmt(i.kind, i.focus.value) : i.unassessed ? words("unassessed", i.unassessed) : T("none"), true], [fmt(i.kind, i.focus?.others_value), true], cell(marked("sig", sig), sig),
+            cell(i.target == null ? T("none") : `${marked("verdict", verdict)} (${fmt(i.kind, i.target)})`, verdict), cell(marked("flag", i.change?.flag), i.change?.flag)];
+        }), null, null, "scorecard"),
+      el("p", { class: "muted", text: T("report.legend") }),
+      nUnassessed ? el("div", { class: "unassessed", id: "unassessed" }, el("h2", { text: T("report.unassessed", nUnassessed, rep.indicators.length) }),
+        el("ul", {}, Object.entries(groups).map(([why, list]) => el("li", {}, `${words("unassessed", why)}: ${list.map(title).join("; ")}`)))) : null);
     article.append(cover);
-    for (const i of rep.indicators) article.append(reportSection(rep, i, title(i)));
+    for (const i of rep.indicators.filter((x) => x.unassessed !== "distribution")) article.append(reportSection(rep, i, title(i), request));
     if (ownTable) {
       article.append(el("section", { class: "report-page own-source", id: "own-source" },
         el("h2", { text: T("report.own.title", ownTable.title) }), el("p", { class: "muted", text: T("report.own.note") }),
         table(ownTable.title, ownTable.columns.map((c) => [c]), ownTable.rows.map((r) => r.map((v) => [v])))));
     }
-    out.replaceChildren(el("div", { class: "report-actions no-print" }, button(T("report.pdf"), "pdf", "report-pdf"), button(T("report.xlsx"), "xlsx", "report-xlsx"), el("button", { type: "button", class: "secondary", onclick: () => window.print() }, T("report.print"))), article);
+    // Provenance in an appendix: ids and versions nowhere else.
+    article.append(el("section", { class: "report-page appendix", id: "appendix" }, el("h2", { text: T("report.appendix") }),
+      el("ul", {}, rep.indicators.map((i) => el("li", {}, `${title(i)} (${i.recipe || i.id}) · ${T("report.sources")}: ${i.sources.map((x) => `${x.name} ${words("status", x.status)} (${T("prov.data", x.data_version || T("none"))}, ${T("prov.policy", x.policy_version || T("none"))})`).join("; ")} · ${T("prov.query")}: ${i.query_ids.join(", ")}`)))));
+    out.replaceChildren(el("div", { class: "report-actions no-print" }, button(T("report.pdf"), "pdf", "report-pdf"), button(T("report.xlsx"), "xlsx", "report-xlsx"), el("button", { type: "button", class: "secondary", onclick: () => window.print() }, T("report.print"))),
+      el("div", { class: "report-link no-print" }, el("label", { for: "report-link", text: T("report.link") }), link,
+        el("button", { type: "button", class: "secondary", onclick: () => { link.select(); navigator.clipboard?.writeText(link.value); } }, T("report.link.copy"))),
+      article);
+    // Comments per indicator: edited here, carried into the downloads and the saved link.
+    for (const box of article.querySelectorAll("textarea[data-comment]")) {
+      box.addEventListener("input", () => {
+        const id = box.dataset.comment;
+        request.comments = { ...(request.comments || {}) };
+        if (box.value.trim()) request.comments[id] = box.value.trim(); else delete request.comments[id];
+        link.value = reportLink(request, choice);
+      });
+    }
     main().dataset.ready = "true";
   }
 
-  function reportSection(rep, i, title) {
+  function reportSection(rep, i, title, request) {
     const kind = i.kind;
-    const s = el("section", { class: "report-page", "data-indicator": i.id }, el("h2", { text: title }), el("p", { class: "muted", text: `${i.recipe} · ${i.value}` }));
-    if (i.error) s.append(el("p", { class: "error", text: T("report.error", i.error) }));
+    const s = el("section", { class: "report-page", "data-indicator": i.id }, el("h2", { text: title }), i.axis ? el("p", { class: "muted", text: i.axis }) : null);
+    if (i.error) s.append(el("p", { class: "error", text: T("report.error") }));
     if (i.missing.length) s.append(el("p", { class: "partial", "data-partial": "true", text: T("report.partial", i.missing.join(", ")) }));
     const flags = [];
-    if (i.focus?.significance) flags.push(T("report.against.others", words("sig", i.focus.significance)));
+    if (i.focus?.significance && i.focus?.value != null) flags.push(T("report.against.others", words("sig", i.focus.significance)));
     if (i.target_verdict !== "not_assessed") flags.push(words("verdict", i.target_verdict));
     if (i.change) flags.push(`${T("report.trend").toLowerCase()}: ${words("flag", i.change.flag)}`);
     if (flags.length) s.append(el("p", { class: "flags", text: T("report.flags", rep.region_name, flags.join(" · ")) }));
+    const box = el("textarea", { class: "no-print", rows: "2", maxlength: "2000", "data-comment": i.id, id: `comment-${i.id}`, "aria-label": T("report.comment.for", title) });
+    box.value = request?.comments?.[i.id] || i.comment || "";
+    s.append(el("div", { class: "no-print" }, el("label", { for: `comment-${i.id}`, text: T("report.comment.for", title) }), box));
+    if (i.comment) s.append(el("p", { class: "comment print-only", text: i.comment }));
+    const national = (request?.national || []).filter((v) => v.indicator === i.id && v.period === rep.period);
     const points = i.regions.filter((x) => x.value != null).map((x) => ({ name: x.row === "pooled" ? `${x.region_name} (${T("pooled")})` : x.region_name, value: x.value, lower: x.lower, upper: x.upper, focus: x.region === rep.region && x.row === "region", pooled: x.row === "pooled" }));
+    const missing = i.regions.filter((x) => x.value == null).map((x) => ({ name: x.row === "pooled" ? `${x.region_name} (${T("pooled")})` : x.region_name }));
+    const published = national.map((v) => ({ name: `${v.group} (${v.source})`, value: v.value, lower: v.lower, upper: v.upper }));
     if (points.length && window.Plot) {
       const marks = [
-        Plot.ruleY(points.filter((p) => p.lower != null), { y: "name", x1: "lower", x2: "upper", stroke: (p) => (p.focus ? "#0b4f8a" : "#6b6b6b"), strokeWidth: 2, ariaDescription: "interval", ariaHidden: true }),
-        Plot.dot(points.filter((p) => !p.pooled), { y: "name", x: "value", fill: (p) => (p.focus ? "#0b4f8a" : "#6b6b6b"), r: 5, ariaDescription: "region", title: (p) => `${p.name}: ${fmt(kind, p.value)}` }),
+        Plot.ruleY(points.filter((p) => p.lower != null), { y: "name", x1: "lower", x2: "upper", stroke: (p) => (p.focus ? FOCUS_COLOUR : "#6b6b6b"), strokeWidth: 2, ariaDescription: "interval", ariaHidden: true }),
+        Plot.dot(points.filter((p) => !p.pooled), { y: "name", x: "value", fill: (p) => (p.focus ? FOCUS_COLOUR : "#6b6b6b"), r: 5, ariaDescription: "region", title: (p) => `${p.name}: ${fmt(kind, p.value)}` }),
         Plot.dot(points.filter((p) => p.pooled), { y: "name", x: "value", symbol: "square", fill: "#fff", stroke: "#1a1a1a", r: 5, ariaDescription: "pooled", title: (p) => `${p.name}: ${fmt(kind, p.value)}` }),
+        Plot.text(missing, { y: "name", text: () => `× ${T("not.released")}`, frameAnchor: "left", dx: 4, fill: "#9b1c1c", ariaDescription: "withheld" }),
+        Plot.dot(published, { y: "name", x: "value", symbol: "diamond", fill: "#6b2d8a", r: 5.5, ariaDescription: "published", title: (p) => `${p.name}: ${fmt(kind, p.value)}` }),
       ];
       if (i.target != null) marks.push(Plot.ruleX([i.target], { stroke: "#1d6b3a", strokeWidth: 2, strokeDasharray: "6,3", ariaDescription: "target", ariaHidden: true }));
-      s.append(figure(Plot.plot({ width: 640, height: 40 + points.length * 28, marginLeft: 200, x: { label: null, percent: kind === "proportion", grid: true, nice: true }, y: { label: null, domain: points.map((p) => p.name) }, style: { fontSize: "12px", color: "#1a1a1a" }, marks }), T("chart.compare", title)));
+      const domain = [...points.map((p) => p.name), ...missing.map((p) => p.name), ...published.map((p) => p.name)];
+      s.append(figure(Plot.plot({ width: 620, height: 40 + domain.length * 28, marginLeft: 190, x: { label: i.axis || null, percent: kind === "proportion", grid: true, nice: true, tickFormat: tick }, y: { label: null, domain }, style: { fontSize: "12px", color: "#1a1a1a" }, marks }), T("chart.compare", title)));
+    } else if (!points.length) {
+      s.append(el("p", { class: "muted", text: T("withheld.count", missing.length, i.regions.length) }));
     }
-    s.append(table(T("sec.compare"), [[T("col.region")], [T("col.value"), true], [T("col.ci"), true], [T("report.against")]], i.regions.map((x) => [[x.row === "pooled" ? `${x.region_name} (${T("pooled")})` : x.region_name], [fmt(kind, x.value), true], [fmtCi(kind, x.lower, x.upper), true], [x.row === "pooled" ? "" : words("sig", x.significance)]]), (n) => (i.regions[n].row === "pooled" ? "pooled" : null)));
+    const rows = [...i.regions.map((x) => [[x.row === "pooled" ? `${x.region_name} (${T("pooled")})` : x.region_name], [x.value == null ? `${T("not.released")} ¹` : fmt(kind, x.value), true], [fmtCi(kind, x.lower, x.upper), true], [x.row === "pooled" || x.value == null ? "" : words("sig", x.significance)]]),
+      ...national.map((v) => [[`${v.group} (${v.source})`], [fmt(kind, v.value), true], [fmtCi(kind, v.lower, v.upper), true], [T("published")]])];
+    s.append(table(T("sec.compare"), [[T("col.region")], [T("col.value"), true], [T("col.ci"), true], [T("report.against")]], rows, (n) => (n >= i.regions.length ? "published" : i.regions[n].row === "pooled" ? "pooled" : null)));
+    const withheld = i.regions.filter((x) => x.value == null);
+    if (withheld.length) s.append(el("p", { class: "withheld-note", "data-withheld": String(withheld.length) }, `¹ ${T("withheld.count", withheld.length, i.regions.length)}.`));
     const years = i.trend.filter((p) => p.value != null);
     if (years.length && window.Plot) {
+      const series = years.map((p) => ({ ...p, name: p.region_name }));
       s.append(el("h3", { text: T("report.yearly") }), figure(Plot.plot({
-        width: 640, height: 210, marginLeft: 56, marginRight: 140,
+        width: 620, height: 210, marginLeft: 56, marginRight: 140,
         x: { label: null, tickFormat: "d", ticks: [...new Set(years.map((p) => p.year))] },
-        y: { label: null, percent: kind === "proportion", grid: true, nice: true },
-        color: { range: ["#0b4f8a", "#b35900", "#6b2d8a", "#00706f", "#1a1a1a", "#7a5c00"] },
+        y: { label: null, percent: kind === "proportion", grid: true, nice: true, tickFormat: tick },
+        color: { ...seriesColours(series.map((p) => ({ name: p.name, region: p.row === "region" ? p.region : "" }))) },
         style: { fontSize: "12px", color: "#1a1a1a" },
         marks: [
-          Plot.line(years, { x: "year", y: "value", stroke: "region_name", strokeWidth: (p) => (p.region === rep.region ? 3 : 1.2), ariaHidden: true }),
-          Plot.dot(years, { x: "year", y: "value", fill: "region_name", r: 2.5, title: (p) => `${p.region_name} ${p.year}: ${fmt(kind, p.value)}` }),
-          Plot.text(years, Plot.selectLast({ x: "year", y: "value", z: "region_name", text: "region_name", dx: 6, textAnchor: "start", fill: "region_name", ariaHidden: true })),
+          Plot.line(series, { x: "year", y: "value", stroke: "name", strokeWidth: (p) => (p.region === rep.region ? 3 : 1.2), ariaHidden: true }),
+          Plot.dot(series, { x: "year", y: "value", fill: "name", r: 2.5, title: (p) => `${p.region_name} ${p.year}: ${fmt(kind, p.value)}` }),
+          Plot.text(series, Plot.selectLast({ x: "year", y: "value", z: "name", text: "name", dx: 6, textAnchor: "start", fill: "name", ariaHidden: true })),
           i.target != null ? Plot.ruleY([i.target], { stroke: "#1d6b3a", strokeDasharray: "6,3", ariaHidden: true }) : null,
         ],
       }), T("chart.trend", title)));
     }
-    s.append(el("p", { class: "muted", text: `${T("report.sources")}: ${i.sources.map((x) => `${x.name} ${words("status", x.status)} (${T("prov.data", x.data_version || T("none"))}, ${T("prov.policy", x.policy_version || T("none"))})`).join("; ")} · ${T("prov.query")}: ${i.query_ids.join(", ")}` }));
+    if (i.change?.yearly != null) s.append(el("p", { text: `${rep.region_name}: ${words("flag", i.change.flag)} — ${T("col.change").toLowerCase()}: ${fmtYearly(kind, i.change.yearly)} (${fmtYearly(kind, i.change.yearly_lower)} – ${fmtYearly(kind, i.change.yearly_upper)})` }));
     return s;
+  }
+
+  // The published comparison values (Riket, regions outside the federation) from a CSV
+  // file, read by the coordinator (one parser, POST /api/national) and kept in this browser.
+  function nationalImport() {
+    const input = el("input", { type: "file", id: "national", accept: ".csv,text/csv" });
+    const info = el("p", { class: "muted", id: "national-info", "aria-live": "polite", text: state.national ? T("national.loaded", state.national.title, state.national.values.length) : T("national.help") });
+    input.addEventListener("change", async () => {
+      const file = input.files[0];
+      if (!file) return;
+      try {
+        const res = await fetch(`/api/national?name=${encodeURIComponent(file.name)}`, { method: "POST", headers: { "content-type": "text/csv" }, body: await file.text() });
+        const j = await res.json();
+        if (!res.ok) throw new Error(j.error || res.statusText);
+        state.national = { title: file.name, values: j.values };
+        localStorage.setItem("norrsken.national", JSON.stringify(state.national));
+        info.textContent = T("national.loaded", file.name, j.values.length);
+      } catch (e) {
+        info.textContent = T("national.bad", file.name, e.message);
+      }
+    });
+    const clear = el("button", { type: "button", class: "secondary", onclick: () => { state.national = null; localStorage.removeItem("norrsken.national"); info.textContent = T("national.help"); } }, T("national.clear"));
+    return el("div", { class: "national" }, el("label", { for: "national", text: T("national.label") }), input, clear, info);
   }
 
   // ---- start ------------------------------------------------------------------------------

@@ -27,14 +27,14 @@ pub fn is_analysis(schema: &Schema) -> bool {
     schema.metadata().contains_key("norrsken.analysis")
 }
 
-/// An answer as xlsx: a comparison with its provenance, or an analysis table.
-pub fn answer_xlsx(schema: &Schema, batches: &[RecordBatch]) -> Result<Vec<u8>, ExportError> {
+/// An answer as xlsx in `lang`: a comparison with its provenance, or an analysis table.
+pub fn answer_xlsx(schema: &Schema, batches: &[RecordBatch], lang: norrsken_model::vocabulary::Lang) -> Result<Vec<u8>, ExportError> {
     if is_analysis(schema) {
         let t = AnalysisTable::from_batches(schema, batches).map_err(|e| ExportError::Answer(e.to_string()))?;
-        Ok(xlsx::analysis(&t)?)
+        Ok(xlsx::analysis(&t, lang)?)
     } else {
         let c = Comparison::from_batches(schema, batches).map_err(|e| ExportError::Answer(e.to_string()))?;
-        Ok(xlsx::comparison(&c)?)
+        Ok(xlsx::comparison(&c, lang)?)
     }
 }
 

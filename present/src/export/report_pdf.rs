@@ -1,14 +1,18 @@
-//! A regional report as an A4 PDF: a first page with the summary and an overview of every
-//! indicator, then one page per indicator (the comparison of the regions with 95 %
-//! intervals, the pooled value and the target; the yearly trend; the region's flags and the
-//! provenance), then the analyst's own table. The same content and order as the web app's
+//! A regional report as an A4 PDF: a first page for management (the summary, a scorecard of
+//! every indicator in words and symbols, what could not be assessed and why), then one page
+//! per indicator (the comparison of the regions with 95 % intervals, the pooled value and
+//! the target; the yearly trend; the analyst's comment), then the analyst's own table, then
+//! a provenance appendix (recipes, data and policy versions, query ids): no id or hash
+//! before it. Table cells wrap, never cut. The same content and order as the web app's
 //! printable report page.
+
+use std::collections::BTreeSet;
 
 use norrsken_model::catalog::Kind;
 use norrsken_model::vocabulary;
-use super::pdf::{text_width, wrap, Document, Font, Page, PAGE_HEIGHT, PAGE_WIDTH};
+use super::pdf::{wrap, Document, Font, Page, PAGE_HEIGHT, PAGE_WIDTH};
 use crate::report::summary::{fmt_value, title};
-use crate::report::{Lang, Report, ReportIndicator, TargetVerdict};
+use crate::report::{Lang, RegionValue, Report, ReportIndicator, TargetVerdict, Unassessed};
 
 const MARGIN: f64 = 48.0;
 const WIDTH: f64 = PAGE_WIDTH - 2.0 * MARGIN;
@@ -18,6 +22,8 @@ const FOCUS: (f64, f64, f64) = (0.05, 0.28, 0.55);
 const OTHER: (f64, f64, f64) = (0.45, 0.45, 0.45);
 const TARGET: (f64, f64, f64) = (0.0, 0.45, 0.2);
 const ALERT: (f64, f64, f64) = (0.7, 0.05, 0.05);
+/// Published comparison values (purple, a diamond).
+const PUBLISHED: (f64, f64, f64) = (0.42, 0.18, 0.54);
 /// Colours of the trend lines, the focus region first (dark enough on white, WCAG AA).
 const SERIES: [(f64, f64, f64); 5] = [FOCUS, (0.75, 0.35, 0.0), (0.45, 0.2, 0.55), (0.0, 0.45, 0.45), (0.35, 0.35, 0.35)];
 
@@ -134,7 +140,8 @@ pub fn layout(r: &Report) -> Document {
     w.doc.set_language(t(lang, "sv", "en"));
     w.new_page();
     w.heading(1, 20.0, &format!("{}: {}", t(lang, "Regionrapport", "Regional report"), r.region_name));
-    w.para(Font::Regular, 11.0, &format!("{} · {} {period} · {} {}", t(lang, "Norra sjukvårdsregionen", "Norra sjukvårdsregionen"), t(lang, "period", "period"), t(lang, "skapad", "generated"), vocabulary::format_timestamp(&r.generated, lang)), (0.2, 0.2, 0.2));
+    let through = r.data_through.map(|y| format!(" · {} {y}", t(lang, "data t.o.m.", "data through"))).unwrap_or_default();
+    w.para(Font::Regular, 11.0, &format!("Norra sjukvårdsregionen · {} {period}{through} · {} {}", t(lang, "period", "period"), t(lang, "skapad", "made"), vocabulary::format_timestamp(&r.generated, lang)), (0.2, 0.2, 0.2));
     w.gap(6.0);
     if r.partial {
         let y = w.y - 12.0;
@@ -149,9 +156,15 @@ pub fn layout(r: &Report) -> Document {
         w.para(Font::Regular, 10.0, &format!("• {s}"), (0.0, 0.0, 0.0));
         w.gap(2.0);
     }
+    if let Some(c) = &r.comment {
+        w.gap(4.0);
+        w.para(Font::Bold, 10.0, t(lang, "Kommentar", "Comment"), (0.0, 0.0, 0.0));
+        w.para(Font::Regular, 10.0, c, (0.0, 0.0, 0.0));
+    }
     w.gap(8.0);
     overview(&mut w, r);
-    for ind in &r.indicators {
+    unassessed_list(&mut w, r);
+    for ind in r.indicators.iter().filter(|i| i.unassessed != Some(Unassessed::Distribution)) {
         w.new_page();
         indicator_page(&mut w, r, ind);
     }
@@ -166,13 +179,14 @@ pub fn layout(r: &Report) -> Document {
         );
         w.gap(6.0);
         let cols = own.columns.len().max(1);
-        let cw = WIDTH / cols as f64;
-        let header: Vec<String> = own.columns.clone();
-        table_row(&mut w, &header, cw, Font::Bold);
+        let cw = vec![WIDTH / cols as f64; cols];
+        table_row(&mut w, &own.columns.iter().map(|c| (c.clone(), BLACK)).collect::<Vec<_>>(), &cw, Font::Bold);
         for row in &own.rows {
-            table_row(&mut w, row, cw, Font::Regular);
+            table_row(&mut w, &row.iter().map(|c| (c.clone(), BLACK)).collect::<Vec<_>>(), &cw, Font::Regular);
         }
     }
+    w.new_page();
+    appendix(&mut w, r);
     // Page numbers.
     let n = w.doc.page_count();
     for i in 0..n {
@@ -185,82 +199,122 @@ pub fn layout(r: &Report) -> Document {
     w.doc
 }
 
-fn clip(font: Font, size: f64, s: &str, width: f64) -> String {
-    if text_width(font, size, s) <= width {
-        return s.to_string();
-    }
-    let mut out = String::new();
-    for c in s.chars() {
-        if text_width(font, size, &format!("{out}{c}…")) > width {
-            break;
-        }
-        out.push(c);
-    }
-    format!("{out}…")
-}
+const BLACK: (f64, f64, f64) = (0.0, 0.0, 0.0);
 
-fn table_row(w: &mut Writer, cells: &[String], cw: f64, font: Font) {
-    if w.y > BOTTOM {
+/// One table row whose cells wrap within their column (never cut); the row is as tall as its
+/// tallest cell, and starts a new page when it does not fit.
+fn table_row(w: &mut Writer, cells: &[(String, (f64, f64, f64))], widths: &[f64], font: Font) {
+    const SIZE: f64 = 8.5;
+    const LINE: f64 = 10.5;
+    let lines: Vec<Vec<String>> = cells.iter().zip(widths).map(|((c, _), cw)| wrap(font, SIZE, c, cw - 6.0)).collect();
+    let height = lines.iter().map(Vec::len).max().unwrap_or(1).max(1) as f64 * LINE + 2.0;
+    if w.y + height > BOTTOM + 12.0 {
         w.new_page();
     }
     let y = w.y;
-    let p = w.page();
-    p.fill_colour(0.0, 0.0, 0.0);
-    for (i, c) in cells.iter().enumerate() {
-        p.text(MARGIN + i as f64 * cw, y, font, 8.5, &clip(font, 8.5, c, cw - 4.0));
-    }
-    w.y += 12.0;
-}
-
-fn overview(w: &mut Writer, r: &Report) {
-    let lang = w.lang;
-    w.para(Font::Bold, 14.0, t(lang, "Indikatorer", "Indicators"), (0.0, 0.0, 0.0));
-    w.gap(2.0);
-    let cols = [
-        (t(lang, "Indikator", "Indicator"), 190.0),
-        (&*r.region_name, 60.0),
-        (t(lang, "Övriga", "Others"), 55.0),
-        (t(lang, "Mot övriga", "Against others"), 70.0),
-        (t(lang, "Målnivå", "Target"), 55.0),
-        (t(lang, "Trend", "Trend"), 69.0),
-    ];
     let mut x = MARGIN;
-    let y = w.y;
-    for (h, cw) in cols {
-        w.page().fill_colour(0.0, 0.0, 0.0).text(x, y, Font::Bold, 8.5, &clip(Font::Bold, 8.5, h, cw - 4.0));
+    for ((cell_lines, (_, colour)), cw) in lines.iter().zip(cells).zip(widths) {
+        for (n, line) in cell_lines.iter().enumerate() {
+            w.page().fill_colour(colour.0, colour.1, colour.2).text(x, y + n as f64 * LINE, font, SIZE, line);
+        }
         x += cw;
     }
-    w.y += 12.0;
+    w.y += height;
+    let rule = w.y - LINE + 1.0;
+    w.page().stroke_colour(0.88, 0.88, 0.88).line_width(0.4).solid().line(MARGIN, rule, MARGIN + widths.iter().sum::<f64>(), rule);
+}
+
+/// A verdict's symbol and colour: the colour never carries the meaning alone.
+fn marked(lang: Lang, code: &str) -> (String, (f64, f64, f64)) {
+    let (symbol, colour) = match code {
+        "better" | "improving" | "meets" => ("▲", TARGET),
+        "worse" | "worsening" | "misses" => ("▼", ALERT),
+        "higher" | "increasing" => ("↑", BLACK),
+        "lower" | "decreasing" => ("↓", BLACK),
+        "" => return ("–".into(), BLACK),
+        _ => ("●", (0.3, 0.3, 0.3)),
+    };
+    (format!("{symbol} {}", words(lang, code)), colour)
+}
+
+/// Page one's scorecard: each indicator's value, against the others, against its target and
+/// its trend, in words with a symbol.
+fn overview(w: &mut Writer, r: &Report) {
+    let lang = w.lang;
+    w.heading(2, 14.0, t(lang, "Indikatorer", "Indicators"));
+    w.gap(2.0);
+    let widths = [165.0, 60.0, 55.0, 80.0, 70.0, 69.0];
+    let header = [t(lang, "Indikator", "Indicator"), &*r.region_name, t(lang, "Övriga", "Others"), t(lang, "Mot övriga", "Against others"), t(lang, "Mot målnivå", "Against target"), t(lang, "Trend", "Trend")];
+    table_row(w, &header.map(|h| (h.to_string(), BLACK)), &widths, Font::Bold);
     for ind in &r.indicators {
         let f = ind.focus.as_ref();
         let v = |x: Option<f64>| x.map(|x| fmt_value(ind.kind, x, lang)).unwrap_or_else(|| "–".into());
+        let value = match (f.and_then(|f| f.value), ind.unassessed) {
+            (Some(x), _) => fmt_value(ind.kind, x, lang),
+            (None, Some(u)) => u.words(lang).to_string(),
+            (None, None) => "–".into(),
+        };
+        let target = match (ind.target, ind.target_verdict) {
+            (None, _) => ("–".to_string(), BLACK),
+            (Some(tv), TargetVerdict::NotAssessed) => (format!("{} ({})", v(Some(tv)), t(lang, "ej bedömd", "not assessed")), BLACK),
+            (Some(tv), verdict) => {
+                let (text, colour) = marked(lang, verdict_code(verdict));
+                (format!("{text} ({})", v(Some(tv))), colour)
+            }
+        };
         let cells = [
-            title(ind, lang).to_string(),
-            v(f.and_then(|f| f.value)),
-            v(f.and_then(|f| f.others_value)),
-            f.and_then(|f| f.significance.as_deref()).map(|s| words(lang, s)).unwrap_or_else(|| "–".into()),
-            match (ind.target, ind.target_verdict) {
-                (Some(tv), TargetVerdict::NotAssessed) => v(Some(tv)),
-                (Some(tv), verdict) => format!("{} ({})", v(Some(tv)), words(lang, verdict_code(verdict))),
-                (None, _) => "–".into(),
-            },
-            ind.change.as_ref().map(|c| words(lang, &c.flag)).unwrap_or_else(|| "–".into()),
+            (title(ind, lang).to_string(), BLACK),
+            (value, BLACK),
+            (v(f.and_then(|f| f.others_value)), BLACK),
+            marked(lang, f.filter(|f| f.value.is_some()).and_then(|f| f.significance.as_deref()).unwrap_or("")),
+            target,
+            marked(lang, ind.change.as_ref().map(|c| c.flag.as_str()).filter(|f| *f != "not_computed").unwrap_or("")),
         ];
-        if w.y > BOTTOM {
-            w.new_page();
+        table_row(w, &cells, &widths, Font::Regular);
+    }
+    w.para(Font::Regular, 7.5, t(lang, "▲ bättre än övriga / når målnivån / förbättras · ▼ sämre / under målnivån / försämras · ● ingen signifikant skillnad · – ej bedömd", "▲ better than the others / meets the target / improving · ▼ worse / short of the target / worsening · ● no significant difference · – not assessed"), (0.3, 0.3, 0.3));
+}
+
+/// What could not be assessed, and why, by name.
+fn unassessed_list(w: &mut Writer, r: &Report) {
+    let lang = w.lang;
+    let groups = r.unassessed();
+    if groups.is_empty() {
+        return;
+    }
+    let n: usize = groups.iter().map(|(_, v)| v.len()).sum();
+    w.gap(8.0);
+    w.heading(2, 12.0, &format!("{} ({n} {} {})", t(lang, "Kunde inte bedömas", "Could not be assessed"), t(lang, "av", "of"), r.indicators.len()));
+    for (why, inds) in groups {
+        let names: Vec<&str> = inds.iter().map(|i| title(i, lang)).collect();
+        w.para(Font::Regular, 9.0, &format!("• {}: {}", why.words(lang), names.join("; ")), BLACK);
+    }
+}
+
+/// The provenance appendix: per indicator its recipe, each region's data and policy version
+/// and the query ids; the only place ids and hashes are printed.
+fn appendix(w: &mut Writer, r: &Report) {
+    let lang = w.lang;
+    w.heading(2, 14.0, t(lang, "Bilaga: ursprung", "Appendix: provenance"));
+    w.para(Font::Regular, 8.5, t(lang, "Varje värde i rapporten kommer från en vanlig, skyddad och loggad fråga till regionernas agenter. Här står receptversion, varje regions data- och policyversion och frågornas id, för den som vill granska eller upprepa en fråga.", "Every value in the report comes from an ordinary, protected and logged question to the regions' agents. Here are the recipe version, each region's data and policy version and the questions' ids, for anyone who wants to review or repeat a question."), (0.3, 0.3, 0.3));
+    w.gap(4.0);
+    for ind in &r.indicators {
+        w.para(Font::Bold, 9.0, &format!("{} ({})", title(ind, lang), if ind.recipe.is_empty() { &ind.id } else { &ind.recipe }), BLACK);
+        let sources: Vec<String> = ind
+            .sources
+            .iter()
+            .map(|s| format!("{} {} ({} {}, {} {})", s.name, words(lang, s.status.name()), t(lang, "data", "data"), s.data_version.as_deref().unwrap_or("–"), t(lang, "policy", "policy"), s.policy_version.as_deref().unwrap_or("–")))
+            .collect();
+        if !sources.is_empty() {
+            w.para(Font::Regular, 8.0, &format!("{}: {}", t(lang, "Källor", "Sources"), sources.join("; ")), (0.3, 0.3, 0.3));
         }
-        let y = w.y;
-        let mut x = MARGIN;
-        for (i, ((_, cw), c)) in cols.iter().zip(cells.iter()).enumerate() {
-            let colour = match c.as_str() {
-                s if i >= 3 && (s.starts_with(&words(lang, "worse")) || s.contains(&words(lang, "misses")) || s == words(lang, "worsening")) => ALERT,
-                s if i >= 3 && (s.starts_with(&words(lang, "better")) || s == words(lang, "improving")) => TARGET,
-                _ => (0.0, 0.0, 0.0),
-            };
-            w.page().fill_colour(colour.0, colour.1, colour.2).text(x, y, Font::Regular, 8.5, &clip(Font::Regular, 8.5, c, cw - 4.0));
-            x += cw;
+        if !ind.query_ids.is_empty() {
+            w.para(Font::Regular, 8.0, &format!("{}: {}", t(lang, "Fråge-id", "Query ids"), ind.query_ids.join(", ")), (0.3, 0.3, 0.3));
         }
-        w.y += 12.0;
+        if let Some(e) = &ind.error {
+            w.para(Font::Regular, 8.0, &format!("{}: {e}", t(lang, "Fel", "Error")), (0.3, 0.3, 0.3));
+        }
+        w.gap(3.0);
     }
 }
 
@@ -287,14 +341,16 @@ fn axis(kind: Option<Kind>, values: impl Iterator<Item = f64>) -> (f64, f64) {
 
 fn indicator_page(w: &mut Writer, r: &Report, ind: &ReportIndicator) {
     let lang = w.lang;
-    w.para(Font::Bold, 15.0, title(ind, lang), (0.0, 0.0, 0.0));
-    w.para(Font::Regular, 8.5, &format!("{} · {}", ind.recipe, ind.value), (0.3, 0.3, 0.3));
+    w.heading(2, 15.0, title(ind, lang));
+    if !ind.axis.is_empty() {
+        w.para(Font::Regular, 8.5, &ind.axis, (0.3, 0.3, 0.3));
+    }
     if let Some(d) = &ind.followup_through {
         w.para(Font::Regular, 8.5, &vocabulary::note_with(vocabulary::Note::FollowupThrough, d, lang), (0.3, 0.3, 0.3));
     }
-    if let Some(e) = &ind.error {
+    if ind.error.is_some() {
         w.gap(4.0);
-        w.para(Font::Bold, 10.0, &format!("{}: {e}", t(lang, "Kunde inte besvaras helt", "Could not be answered in full")), ALERT);
+        w.para(Font::Bold, 10.0, t(lang, "Frågan kunde inte besvaras helt; felet står i bilagan.", "The question could not be answered in full; the error is in the appendix."), ALERT);
     }
     if !ind.missing.is_empty() {
         w.gap(4.0);
@@ -317,6 +373,11 @@ fn indicator_page(w: &mut Writer, r: &Report, ind: &ReportIndicator) {
         w.para(Font::Bold, 10.0, &format!("{}: {}", r.region_name, flags.join(" · ")), FOCUS);
         w.gap(4.0);
     }
+    if let Some(c) = &ind.comment {
+        w.para(Font::Bold, 9.5, t(lang, "Kommentar", "Comment"), BLACK);
+        w.para(Font::Regular, 9.5, c, BLACK);
+        w.gap(4.0);
+    }
     comparison_chart(w, r, ind);
     w.gap(10.0);
     trend_chart(w, r, ind);
@@ -324,19 +385,40 @@ fn indicator_page(w: &mut Writer, r: &Report, ind: &ReportIndicator) {
     if let Some(target) = ind.target {
         w.para(Font::Regular, 8.0, &format!("{} {}: {}", t(lang, "Målnivå", "Target"), fmt_value(ind.kind, target, lang), ind.target_source.as_deref().unwrap_or("")), (0.3, 0.3, 0.3));
     }
-    let sources: Vec<String> = ind
-        .sources
-        .iter()
-        .map(|s| format!("{} {} ({} {}, {} {})", s.name, words(lang, s.status.name()), t(lang, "data", "data"), s.data_version.as_deref().unwrap_or("–"), t(lang, "policy", "policy"), s.policy_version.as_deref().unwrap_or("–")))
-        .collect();
-    w.para(Font::Regular, 8.0, &format!("{}: {}", t(lang, "Källor", "Sources"), sources.join("; ")), (0.3, 0.3, 0.3));
-    w.para(Font::Regular, 8.0, &format!("{}: {}", t(lang, "Fråge-id", "Query ids"), ind.query_ids.join(", ")), (0.3, 0.3, 0.3));
+    let sources: Vec<String> = ind.sources.iter().map(|s| format!("{} {}", s.name, words(lang, s.status.name()))).collect();
+    if !sources.is_empty() {
+        w.para(Font::Regular, 8.0, &format!("{}: {} ({})", t(lang, "Källor", "Sources"), sources.join(", "), t(lang, "versioner i bilagan", "versions in the appendix")), (0.3, 0.3, 0.3));
+    }
 }
 
 fn comparison_chart(w: &mut Writer, r: &Report, ind: &ReportIndicator) {
     let lang = w.lang;
     w.para(Font::Bold, 11.0, &format!("{} ({})", t(lang, "Jämförelse mellan regionerna, 95 % konfidensintervall", "Comparison of the regions, 95% confidence intervals"), r.period.replace("..", "–")), (0.0, 0.0, 0.0));
-    let rows: Vec<_> = ind.regions.iter().collect();
+    // Published values (Riket, other regions) as their own rows after the regions, marked.
+    let published: Vec<RegionValue> = ind
+        .national
+        .iter()
+        .map(|n| RegionValue {
+            region: String::new(),
+            region_name: format!("{} ({})", n.group, n.source),
+            row: "published".into(),
+            numerator: None,
+            denominator: None,
+            value: Some(n.value),
+            lower: n.lower,
+            upper: n.upper,
+            significance: None,
+            others_value: None,
+            status: "published".into(),
+            note: None,
+        })
+        .collect();
+    let rows: Vec<&RegionValue> = ind.regions.iter().chain(published.iter()).collect();
+    let withheld = rows.iter().filter(|v| v.value.is_none()).count();
+    if rows.is_empty() || withheld == rows.len() {
+        w.para(Font::Regular, 9.0, &format!("{} ({} {} {} {})", t(lang, "Inga värden att visa", "No values to show"), withheld, t(lang, "av", "of"), rows.len(), t(lang, "ej redovisade", "not released")), (0.3, 0.3, 0.3));
+        return;
+    }
     let (lo, hi) = axis(ind.kind, rows.iter().flat_map(|v| [v.lower, v.upper, v.value]).flatten().chain(ind.target));
     let label_w = 150.0;
     let value_w = 120.0;
@@ -365,9 +447,9 @@ fn comparison_chart(w: &mut Writer, r: &Report, ind: &ReportIndicator) {
     for (i, v) in rows.iter().enumerate() {
         let y = top + 8.0 + i as f64 * row_h;
         let focus = v.row == "region" && v.region == r.region;
-        let colour = if focus { FOCUS } else { OTHER };
+        let colour = if focus { FOCUS } else if v.row == "published" { PUBLISHED } else { OTHER };
         let name = if v.row == "pooled" { format!("{} ({})", v.region_name, t(lang, "sammanvägt", "pooled")) } else { v.region_name.clone() };
-        p.fill_colour(0.0, 0.0, 0.0).text(MARGIN, y + 3.0, if focus { Font::Bold } else { Font::Regular }, 9.0, &clip(Font::Regular, 9.0, &name, label_w - 6.0));
+        p.fill_colour(0.0, 0.0, 0.0).text(MARGIN, y + 3.0, if focus { Font::Bold } else { Font::Regular }, 9.0, &name);
         match (v.value, v.lower, v.upper) {
             (Some(val), lower, upper) => {
                 if let (Some(l), Some(u)) = (lower, upper) {
@@ -376,6 +458,8 @@ fn comparison_chart(w: &mut Writer, r: &Report, ind: &ReportIndicator) {
                 }
                 if v.row == "pooled" {
                     p.fill_colour(1.0, 1.0, 1.0).stroke_colour(0.0, 0.0, 0.0).line_width(1.0).rect(sx(val) - 3.5, y - 3.5, 7.0, 7.0, true, true);
+                } else if v.row == "published" {
+                    p.fill_colour(PUBLISHED.0, PUBLISHED.1, PUBLISHED.2).stroke_colour(PUBLISHED.0, PUBLISHED.1, PUBLISHED.2).polyline(&[(sx(val), y - 4.5), (sx(val) + 4.5, y), (sx(val), y + 4.5), (sx(val) - 4.5, y), (sx(val), y - 4.5)]);
                 } else {
                     p.fill_colour(colour.0, colour.1, colour.2).circle(sx(val), y, 3.5, true, false);
                 }
@@ -386,7 +470,8 @@ fn comparison_chart(w: &mut Writer, r: &Report, ind: &ReportIndicator) {
                 p.fill_colour(0.0, 0.0, 0.0).text(x0 + plot_w + 6.0, y + 3.0, Font::Regular, 8.0, &text);
             }
             (None, _, _) => {
-                p.fill_colour(ALERT.0, ALERT.1, ALERT.2).text(x0 + 4.0, y + 3.0, Font::Regular, 8.0, &format!("{}: {}", words(lang, &v.status), v.note.as_deref().unwrap_or("")));
+                // Marked where the value is missing, the reason as a footnote below.
+                p.fill_colour(ALERT.0, ALERT.1, ALERT.2).text(x0 + 4.0, y + 3.0, Font::Regular, 8.0, &format!("× {} ¹", t(lang, "ej redovisad", "not released")));
             }
         }
     }
@@ -397,6 +482,11 @@ fn comparison_chart(w: &mut Writer, r: &Report, ind: &ReportIndicator) {
     p.fill_colour(0.3, 0.3, 0.3).text(x0, top + height + 6.0, Font::Regular, 7.5, &fmt_value(ind.kind, lo, lang)).text_right(x0 + plot_w, top + height + 6.0, Font::Regular, 7.5, &fmt_value(ind.kind, hi, lang));
     p.body();
     w.y = top + height + 18.0;
+    if withheld > 0 {
+        let reasons: BTreeSet<String> = rows.iter().filter(|v| v.value.is_none()).filter_map(|v| v.note.as_deref()).map(|n| vocabulary::analysis_note(n, lang)).collect();
+        let reasons: Vec<String> = reasons.into_iter().collect();
+        w.para(Font::Regular, 8.0, &format!("¹ {withheld} {} {} {}: {}", t(lang, "av", "of"), rows.len(), t(lang, "värden ej redovisade", "values not released"), reasons.join("; ")), (0.3, 0.3, 0.3));
+    }
 }
 
 fn trend_chart(w: &mut Writer, r: &Report, ind: &ReportIndicator) {
@@ -464,15 +554,12 @@ fn trend_chart(w: &mut Writer, r: &Report, ind: &ReportIndicator) {
         }
         let ly = top + 8.0 + i as f64 * 12.0;
         p.stroke_colour(colour.0, colour.1, colour.2).line_width(if focus { 2.2 } else { 1.0 }).line(x0 + plot_w + 10.0, ly - 3.0, x0 + plot_w + 24.0, ly - 3.0);
-        p.fill_colour(0.0, 0.0, 0.0).text(x0 + plot_w + 28.0, ly, if focus { Font::Bold } else { Font::Regular }, 8.0, &clip(Font::Regular, 8.0, name, legend_w - 30.0));
+        p.fill_colour(0.0, 0.0, 0.0).text(x0 + plot_w + 28.0, ly, if focus { Font::Bold } else { Font::Regular }, 8.0, name);
     }
     p.body();
     w.y = top + height + 24.0;
     if let Some(c) = &ind.change {
-        let change = match (c.change, c.lower, c.upper) {
-            (Some(x), Some(l), Some(u)) => format!(" — {} {x:.3} ({l:.3}–{u:.3}) {}", t(lang, "förändring per år", "change per year"), c.unit.as_deref().unwrap_or("")),
-            _ => String::new(),
-        };
+        let change = crate::report::summary::change_text(ind.kind, c, lang).map(|s| format!(" — {s}")).unwrap_or_default();
         w.para(Font::Regular, 9.0, &format!("{}: {}{change}", r.region_name, words(lang, &c.flag)), (0.0, 0.0, 0.0));
     }
 }
@@ -480,7 +567,7 @@ fn trend_chart(w: &mut Writer, r: &Report, ind: &ReportIndicator) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::{Change, RegionValue, TrendPoint};
+    use crate::report::{Change, TrendPoint};
 
     fn region(code: &str, name: &str, v: f64) -> RegionValue {
         RegionValue {
@@ -512,7 +599,7 @@ mod tests {
             target_source: Some("source".into()),
             regions: vec![region("24", "Västerbotten", 0.3), region("25", "Norrbotten", 0.1)],
             trend: (2021..=2025).map(|y| TrendPoint { region: "24".into(), region_name: "Västerbotten".into(), row: "region".into(), year: y, value: Some(0.2 + 0.01 * (y - 2021) as f64), lower: None, upper: None, status: "released".into() }).collect(),
-            change: Some(Change { change: Some(1.1), lower: Some(1.0), upper: Some(1.2), unit: Some("odds ratio per year".into()), flag: "improving".into(), note: None }),
+            change: Some(Change { change: Some(1.1), lower: Some(1.0), upper: Some(1.2), unit: Some("odds ratio per year".into()), yearly: Some(1.25), yearly_lower: Some(0.1), yearly_upper: Some(2.4), flag: "improving".into(), note: None }),
             focus: Some(region("24", "Västerbotten", 0.3)),
             target_verdict: TargetVerdict::Meets,
             missing: vec![],
@@ -520,6 +607,10 @@ mod tests {
             query_ids: vec!["q1".into()],
             error: None,
             followup_through: None,
+            unassessed: None,
+            comment: None,
+            national: Vec::new(),
+            axis: "Andel (%)".into(),
         };
         let mut r = Report {
             region: "24".into(),
@@ -531,6 +622,8 @@ mod tests {
             indicators: (0..indicators).map(ind).collect(),
             own: own.then(|| crate::report::OwnTable { title: "egna.csv".into(), columns: vec!["a".into()], rows: vec![vec!["1".into()]] }),
             partial: false,
+            comment: None,
+            data_through: Some(2025),
         };
         r.summary = crate::report::summarise(&r);
         r
@@ -538,9 +631,16 @@ mod tests {
 
     #[test]
     fn a_report_has_a_summary_page_and_one_page_per_indicator() {
-        assert_eq!(layout(&report(3, false)).page_count(), 4, "1 summary page + 3 indicators");
+        assert_eq!(layout(&report(3, false)).page_count(), 5, "1 summary page + 3 indicators + the appendix");
         let doc = layout(&report(2, true));
-        assert_eq!(doc.page_count(), 4, "1 + 2 + the own table");
+        assert_eq!(doc.page_count(), 5, "1 + 2 + the own table + the appendix");
+        // Ids only in the appendix (the last page), the change per year in procentenheter.
+        let pages = doc.pages();
+        let before: Vec<&str> = pages[..pages.len() - 1].iter().flat_map(|p| p.texts()).collect();
+        assert!(!before.iter().any(|t| t.contains("q1") || t.contains("ind0@1")), "{before:?}");
+        assert!(pages[pages.len() - 1].texts().any(|t| t.contains("q1")));
+        assert!(before.iter().any(|t| t.contains("procentenheter per år")), "{before:?}");
+        assert!(!before.iter().any(|t| t.ends_with('…')), "no cell is cut");
         // The region's name is in the text, as written.
         assert!(doc.pages().iter().flat_map(|p| p.texts()).any(|t| t.contains("Västerbotten")));
         let pdf = render(&report(2, true)).unwrap();

@@ -12,9 +12,10 @@
 //! The analyst's own table ([`OwnTable`], an uploaded CSV) is carried into the report as its
 //! own source; it is never part of a question and never reaches an agent.
 
+pub mod national;
 pub mod summary;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use norrsken_common::error::ErrorKind;
 use norrsken_common::service::federation::Federation;
 use norrsken_model::analysis::AnalysisTable;
@@ -25,6 +26,7 @@ use norrsken_model::geography::NORRA;
 use norrsken_model::query::{AnalysisKind, AnalysisSpec, Comparator, IndicatorQuery, QueryOptions};
 use serde::{Deserialize, Serialize};
 
+pub use national::NationalValue;
 pub use summary::summarise;
 
 /// The most indicators one report asks for (each costs two federated questions).
@@ -56,7 +58,20 @@ pub struct ReportRequest {
     /// The analyst's own aggregates, shown as their own source.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub own: Option<OwnTable>,
+    /// A comment on the whole report (free text, shown under the summary).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comment: Option<String>,
+    /// Comments per indicator id (free text, shown in that indicator's section).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub comments: BTreeMap<String, String>,
+    /// Published comparison values (Riket, other regions) from a comparator file, shown as
+    /// their own rows, never mixed into pooled values.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub national: Vec<NationalValue>,
 }
+
+/// The longest comment a report takes.
+pub const MAX_COMMENT: usize = 2000;
 
 /// An analyst's own table of aggregates (from an uploaded CSV).
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
@@ -126,6 +141,10 @@ pub enum ReportError {
     TooManyIndicators(usize),
     #[error("own table {0}")]
     OwnTable(String),
+    #[error("comment {0}")]
+    Comment(String),
+    #[error("comparator file {0}")]
+    National(String),
     #[error("catalog: {0}")]
     Catalog(String),
     /// The requester may not ask the report's questions (no role that queries, past their
@@ -144,6 +163,8 @@ impl From<ReportError> for NodeError {
             ReportError::UnknownArea { .. } => invalid("area", &e),
             ReportError::NoIndicators | ReportError::TooManyIndicators(_) => invalid("indicators", &e),
             ReportError::OwnTable(_) => invalid("own", &e),
+            ReportError::Comment(_) => invalid("comments", &e),
+            ReportError::National(_) => invalid("national", &e),
             ReportError::Catalog(_) => NodeError::Internal(e.to_string()),
             ReportError::Refused(e) => e,
         }
@@ -215,10 +236,19 @@ pub struct TrendPoint {
 /// A region's change per year.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Change {
+    /// The model's change (a ratio per year for shares and rates: the detail).
     pub change: Option<f64>,
     pub lower: Option<f64>,
     pub upper: Option<f64>,
     pub unit: Option<String>,
+    /// The change per year on the value's scale (procentenheter for a share, per the rate's
+    /// base for a rate), with its 95 % interval: what the report states.
+    #[serde(default)]
+    pub yearly: Option<f64>,
+    #[serde(default)]
+    pub yearly_lower: Option<f64>,
+    #[serde(default)]
+    pub yearly_upper: Option<f64>,
     /// `improving`, `worsening`, `increasing`, `decreasing`, `no_significant_change`, `not_computed`.
     pub flag: String,
     pub note: Option<String>,
@@ -238,6 +268,49 @@ pub enum TargetVerdict {
     NotAssessed,
 }
 
+/// Why the region's value of an indicator could not be assessed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Unassessed {
+    /// The region's cell is withheld for protection (too few, secondary, …).
+    Withheld,
+    /// The follow-up time is not complete for the period.
+    IncompleteFollowup,
+    /// The region did not answer.
+    NoAnswer,
+    /// A distribution over categories: no single value to compare; shown in the web app's
+    /// indicator view, left out of the report.
+    Distribution,
+    /// The question failed (its section says why).
+    Failed,
+}
+
+impl Unassessed {
+    pub const ALL: [Unassessed; 5] = [Unassessed::Withheld, Unassessed::IncompleteFollowup, Unassessed::NoAnswer, Unassessed::Distribution, Unassessed::Failed];
+
+    /// The code the vocabulary names it by.
+    pub fn code(self) -> &'static str {
+        match self {
+            Unassessed::Withheld => "withheld",
+            Unassessed::IncompleteFollowup => "incomplete_followup",
+            Unassessed::NoAnswer => "no_answer",
+            Unassessed::Distribution => "distribution",
+            Unassessed::Failed => "failed",
+        }
+    }
+
+    /// In words, as "3 av 19 kunde inte bedömas: 2 ej redovisade av skyddsskäl, …" counts
+    /// them (the vocabulary's).
+    pub fn words(self, lang: Lang) -> &'static str {
+        norrsken_model::vocabulary::unassessed(self.code(), lang).map_or(self.code(), |w| w.0)
+    }
+
+    /// Plural of [`Unassessed::words`] for counts above one.
+    pub fn words_plural(self, lang: Lang) -> &'static str {
+        norrsken_model::vocabulary::unassessed(self.code(), lang).map_or(self.code(), |w| w.1)
+    }
+}
+
 /// One indicator's section of the report.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ReportIndicator {
@@ -250,6 +323,9 @@ pub struct ReportIndicator {
     pub kind: Option<Kind>,
     /// What the value is, in words.
     pub value: String,
+    /// The value's label in the report's language ("Andel (%)").
+    #[serde(default)]
+    pub axis: String,
     pub better: Option<String>,
     pub target: Option<f64>,
     pub target_source: Option<String>,
@@ -272,6 +348,15 @@ pub struct ReportIndicator {
     /// period were left out (`YYYY-MM-DD`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub followup_through: Option<String>,
+    /// Why the region's value could not be assessed (none when it has a value).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unassessed: Option<Unassessed>,
+    /// The analyst's comment on this indicator.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comment: Option<String>,
+    /// Published values for this indicator and period (Riket, other regions), as imported.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub national: Vec<NationalValue>,
 }
 
 /// A whole report.
@@ -288,6 +373,23 @@ pub struct Report {
     pub own: Option<OwnTable>,
     /// True when any indicator lacks a region's part.
     pub partial: bool,
+    /// The analyst's comment on the whole report.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comment: Option<String>,
+    /// The last year every region's data covers, when known ("data t.o.m. 2025").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_through: Option<i32>,
+}
+
+impl Report {
+    /// The indicators that could not be assessed, counted by why, in a fixed order.
+    pub fn unassessed(&self) -> Vec<(Unassessed, Vec<&ReportIndicator>)> {
+        Unassessed::ALL
+            .into_iter()
+            .map(|u| (u, self.indicators.iter().filter(|i| i.unassessed == Some(u)).collect::<Vec<_>>()))
+            .filter(|(_, v)| !v.is_empty())
+            .collect()
+    }
 }
 
 /// Finds a region by code or name (case-insensitive).
@@ -360,9 +462,27 @@ pub async fn build(asker: &(impl Federation + ?Sized), request: &ReportRequest) 
         Unanswered::Failed(m) => ReportError::Catalog(m),
     })?;
     let ids = resolve_indicators(request, &catalog)?;
+    national::check(&request.national)?;
+    for c in request.comment.iter().chain(request.comments.values()) {
+        if c.chars().count() > MAX_COMMENT {
+            return Err(ReportError::Comment(format!("of {} characters; at most {MAX_COMMENT}", c.chars().count())));
+        }
+    }
+    if let Some(id) = request.comments.keys().find(|k| !ids.contains(k)) {
+        return Err(ReportError::Comment(format!("on {}, which is not among the report's indicators", norrsken_model::text::quote(id))));
+    }
+    let recipe_of = |id: &str| catalog["recipes"].as_array().and_then(|rs| rs.iter().find(|r| r["id"] == id)).cloned().unwrap_or_default();
     let mut indicators = Vec::with_capacity(ids.len());
     for id in &ids {
-        indicators.push(section(asker, id, &request.period, region.code).await.map_err(ReportError::Refused)?);
+        let recipe = recipe_of(id);
+        let mut s = if recipe["categories"].as_array().is_some_and(|c| !c.is_empty()) {
+            distribution_section(id, &recipe, request.lang)
+        } else {
+            section(asker, id, &request.period, region.code, request.lang).await.map_err(ReportError::Refused)?
+        };
+        s.comment = request.comments.get(id).filter(|c| !c.trim().is_empty()).cloned();
+        s.national = request.national.iter().filter(|v| &v.indicator == id && v.period == request.period).cloned().collect();
+        indicators.push(s);
     }
     let partial = indicators.iter().any(|i| !i.missing.is_empty());
     let mut report = Report {
@@ -375,6 +495,8 @@ pub async fn build(asker: &(impl Federation + ?Sized), request: &ReportRequest) 
         indicators,
         own: request.own.clone(),
         partial,
+        comment: request.comment.clone().filter(|c| !c.trim().is_empty()),
+        data_through: asker.data_years().map(|(_, last)| last),
     };
     report.summary = summarise(&report);
     Ok(report)
@@ -384,16 +506,16 @@ fn chrono_now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
-/// One indicator's section; a question the requester may not ask refuses the report.
-async fn section(asker: &(impl Federation + ?Sized), id: &str, period: &str, focus: &str) -> Result<ReportIndicator, NodeError> {
-    let [compare_q, trend_q] = questions(id, period);
-    let mut out = ReportIndicator {
+/// An empty section of indicator `id`.
+fn blank(id: &str) -> ReportIndicator {
+    ReportIndicator {
         id: id.to_string(),
         recipe: String::new(),
         title: id.to_string(),
         title_sv: id.to_string(),
         kind: None,
         value: String::new(),
+        axis: String::new(),
         better: None,
         target: None,
         target_source: None,
@@ -407,12 +529,37 @@ async fn section(asker: &(impl Federation + ?Sized), id: &str, period: &str, foc
         query_ids: Vec::new(),
         error: None,
         followup_through: None,
-    };
+        unassessed: None,
+        comment: None,
+        national: Vec::new(),
+    }
+}
+
+/// A distribution's section: no single value to compare, so the report names it and leaves
+/// it to the web app's indicator view, without asking.
+fn distribution_section(id: &str, recipe: &serde_json::Value, lang: Lang) -> ReportIndicator {
+    let mut out = blank(id);
+    out.recipe = format!("{id}@{}", recipe["version"]);
+    out.title = recipe["title"]["en"].as_str().unwrap_or(id).to_string();
+    out.title_sv = recipe["title"]["sv"].as_str().unwrap_or(id).to_string();
+    out.kind = recipe["kind"].as_str().and_then(Kind::parse);
+    if let Some(kind) = out.kind {
+        out.axis = norrsken_model::vocabulary::value_label(kind, None, recipe["value_unit"].as_str(), lang);
+    }
+    out.unassessed = Some(Unassessed::Distribution);
+    out
+}
+
+/// One indicator's section; a question the requester may not ask refuses the report.
+async fn section(asker: &(impl Federation + ?Sized), id: &str, period: &str, focus: &str, lang: Lang) -> Result<ReportIndicator, NodeError> {
+    let [compare_q, trend_q] = questions(id, period);
+    let mut out = blank(id);
     let compare = match read(asker, &compare_q).await {
         Ok(t) => t,
         Err(Unanswered::Refused(e)) => return Err(e),
         Err(Unanswered::Failed(e)) => {
             out.error = Some(e);
+            out.unassessed = Some(Unassessed::Failed);
             return Ok(out);
         }
     };
@@ -422,6 +569,7 @@ async fn section(asker: &(impl Federation + ?Sized), id: &str, period: &str, foc
     out.title_sv = meta(&compare, "title_sv").unwrap_or_else(|| out.title.clone());
     out.kind = meta(&compare, "kind").and_then(|k| Kind::parse(&k));
     out.value = meta(&compare, "value").unwrap_or_default();
+    out.axis = meta(&compare, if lang == Lang::Sv { "axis_sv" } else { "axis_en" }).unwrap_or_default();
     out.better = meta(&compare, "better");
     out.target = meta(&compare, "target").and_then(|s| s.parse().ok());
     out.target_source = meta(&compare, "target_source");
@@ -447,6 +595,12 @@ async fn section(asker: &(impl Federation + ?Sized), id: &str, period: &str, foc
     }
     out.focus = out.regions.iter().find(|r| r.row == "region" && r.region == focus).cloned();
     out.target_verdict = target_verdict(out.focus.as_ref(), out.target, out.better.as_deref());
+    out.unassessed = match &out.focus {
+        None => Some(Unassessed::NoAnswer),
+        Some(f) if f.value.is_some() => None,
+        Some(f) if f.note.as_deref().is_some_and(|n| n.contains("incomplete_followup")) => Some(Unassessed::IncompleteFollowup),
+        Some(_) => Some(Unassessed::Withheld),
+    };
     let pooled = out.regions.iter().find(|r| r.row == "pooled").map(|r| r.region.clone());
     match read(asker, &trend_q).await {
         Ok(trend) => {
@@ -459,6 +613,9 @@ async fn section(asker: &(impl Federation + ?Sized), id: &str, period: &str, foc
                             lower: r.change_lower,
                             upper: r.change_upper,
                             unit: r.change_unit,
+                            yearly: r.yearly,
+                            yearly_lower: r.yearly_lower,
+                            yearly_upper: r.yearly_upper,
                             flag: r.flag.unwrap_or_else(|| "not_computed".into()),
                             note: r.note,
                         });

@@ -17,6 +17,21 @@ pub fn fmt_value(kind: Option<Kind>, v: f64, lang: Lang) -> String {
     }
 }
 
+/// The region's change per year in words: on the value's scale (procentenheter for a
+/// share) with its interval, then the model's ratio as a detail.
+pub fn change_text(kind: Option<Kind>, c: &super::Change, lang: Lang) -> Option<String> {
+    let kind = kind?;
+    let (y, lo, hi) = (c.yearly?, c.yearly_lower?, c.yearly_upper?);
+    let to = if lang == Lang::Sv { "till" } else { "to" };
+    let mut s = format!("{} (95 %: {} {to} {})", vocabulary::yearly_change(kind, y, lang), vocabulary::format_number(lo, 2, lang), vocabulary::format_number(hi, 2, lang));
+    if let (Some(x), Some(l), Some(u), Some(unit)) = (c.change, c.lower, c.upper, c.unit.as_deref()) {
+        if unit != "difference per year" {
+            s.push_str(&format!("; {} {} ({}–{})", vocabulary::change_unit(unit, lang), vocabulary::format_number(x, 3, lang), vocabulary::format_number(l, 3, lang), vocabulary::format_number(u, 3, lang)));
+        }
+    }
+    Some(s)
+}
+
 /// The indicator's title in the report's language.
 pub fn title(i: &ReportIndicator, lang: Lang) -> &str {
     if lang == Lang::Sv { &i.title_sv } else { &i.title }
@@ -42,6 +57,16 @@ pub fn summarise(r: &Report) -> Vec<String> {
     } else {
         format!("{} compared with the other regions of Norra sjukvårdsregionen, {period}: {} indicators, {} with a value for the region.", r.region_name, r.indicators.len(), answered.len())
     });
+    let unassessed = r.unassessed();
+    if !unassessed.is_empty() {
+        let total: usize = unassessed.iter().map(|(_, v)| v.len()).sum();
+        let parts: Vec<String> = unassessed.iter().map(|(u, v)| format!("{} {}", v.len(), if v.len() == 1 { u.words(lang) } else { u.words_plural(lang) })).collect();
+        out.push(if sv {
+            format!("{total} av {} kunde inte bedömas: {} (se listan nedan).", r.indicators.len(), parts.join(", "))
+        } else {
+            format!("{total} of {} could not be assessed: {} (see the list below).", r.indicators.len(), parts.join(", "))
+        });
+    }
     let with_values = |sig: &str| -> Vec<String> {
         answered
             .iter()
@@ -84,10 +109,13 @@ pub fn summarise(r: &Report) -> Vec<String> {
             format!("Significantly different from the others, with no better direction given: {}.", parts.join("; "))
         });
     }
-    let targeted: Vec<&&ReportIndicator> = answered.iter().filter(|i| i.target_verdict != TargetVerdict::NotAssessed).collect();
-    if !targeted.is_empty() {
-        let meets = targeted.iter().filter(|i| i.target_verdict == TargetVerdict::Meets).count();
-        let misses: Vec<String> = targeted
+    // Targets over every indicator that has one, those without a value counted as not
+    // assessed rather than left out.
+    let with_target: Vec<&ReportIndicator> = r.indicators.iter().filter(|i| i.target.is_some()).collect();
+    if !with_target.is_empty() {
+        let meets = with_target.iter().filter(|i| i.target_verdict == TargetVerdict::Meets).count();
+        let not_assessed = with_target.iter().filter(|i| i.target_verdict == TargetVerdict::NotAssessed).count();
+        let misses: Vec<String> = with_target
             .iter()
             .filter(|i| i.target_verdict == TargetVerdict::Misses)
             .map(|i| {
@@ -97,10 +125,14 @@ pub fn summarise(r: &Report) -> Vec<String> {
             })
             .collect();
         let mut s = if sv {
-            format!("Målnivån nås i {meets} av {} indikatorer med målnivå.", targeted.len())
+            format!("Målnivån nås i {meets} av {} indikatorer med målnivå", with_target.len())
         } else {
-            format!("The target is met in {meets} of {} indicators with a target.", targeted.len())
+            format!("The target is met in {meets} of {} indicators with a target", with_target.len())
         };
+        if not_assessed > 0 {
+            s.push_str(&if sv { format!(" ({not_assessed} kunde inte bedömas)") } else { format!(" ({not_assessed} could not be assessed)") });
+        }
+        s.push('.');
         if !misses.is_empty() {
             s.push_str(&if sv { format!(" Klart under målnivån (hela intervallet): {}.", list(&misses, lang)) } else { format!(" Clearly short of the target (the whole interval): {}.", list(&misses, lang)) });
         }
@@ -139,24 +171,18 @@ pub fn summarise(r: &Report) -> Vec<String> {
         })
         .collect();
     focus.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+    let assessed = r.indicators.len() - r.indicators.iter().filter(|i| i.unassessed.is_some()).count();
     out.push(if focus.is_empty() {
-        if sv {
-            "Att fokusera på: ingen indikator är signifikant sämre än övriga, klart under målnivån eller försämras.".to_string()
-        } else {
-            "Where to focus: no indicator is significantly worse than the others, clearly short of its target or worsening.".to_string()
+        match (sv, assessed == r.indicators.len()) {
+            (true, true) => "Att fokusera på: ingen indikator är signifikant sämre än övriga, klart under målnivån eller försämras.".to_string(),
+            (false, true) => "Where to focus: no indicator is significantly worse than the others, clearly short of its target or worsening.".to_string(),
+            (true, false) => format!("Att fokusera på: ingen av de {assessed} indikatorer som kunde bedömas är signifikant sämre än övriga, klart under målnivån eller försämras; de som inte kunde bedömas är listade ovan."),
+            (false, false) => format!("Where to focus: none of the {assessed} indicators that could be assessed is significantly worse than the others, clearly short of its target or worsening; those that could not be are listed above."),
         }
     } else {
         let items: Vec<String> = focus.into_iter().map(|(_, _, s)| s).collect();
         if sv { format!("Att fokusera på de närmaste två åren: {}.", list(&items, lang)) } else { format!("Where to focus in the next two years: {}.", list(&items, lang)) }
     });
-    let failed: Vec<String> = r.indicators.iter().filter(|i| i.focus.is_none() || i.error.is_some()).map(|i| title(i, lang).to_string()).collect();
-    if !failed.is_empty() {
-        out.push(if sv {
-            format!("Utan värde för regionen (undertryckt, vägrad eller utan svar; se avsnitten): {}.", list(&failed, lang))
-        } else {
-            format!("No value for the region (withheld, refused or unanswered; see the sections): {}.", list(&failed, lang))
-        });
-    }
     if r.partial {
         let mut missing: Vec<String> = r.indicators.iter().flat_map(|i| i.missing.iter().cloned()).collect();
         missing.sort();
@@ -172,7 +198,7 @@ pub fn summarise(r: &Report) -> Vec<String> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::{Change, RegionValue};
+    use super::super::{Change, RegionValue, Unassessed};
     use super::*;
 
     fn indicator(id: &str, sig: &str, verdict: TargetVerdict, flag: &str) -> ReportIndicator {
@@ -202,7 +228,7 @@ mod tests {
             target_source: None,
             regions: vec![focus.clone()],
             trend: vec![],
-            change: Some(Change { change: None, lower: None, upper: None, unit: None, flag: flag.into(), note: None }),
+            change: Some(Change { change: None, lower: None, upper: None, unit: None, yearly: None, yearly_lower: None, yearly_upper: None, flag: flag.into(), note: None }),
             focus: Some(focus),
             target_verdict: verdict,
             missing: vec![],
@@ -210,6 +236,10 @@ mod tests {
             query_ids: vec![],
             error: None,
             followup_through: None,
+            unassessed: None,
+            comment: None,
+            national: Vec::new(),
+            axis: String::new(),
         }
     }
 
@@ -224,6 +254,8 @@ mod tests {
             indicators,
             own: None,
             partial: false,
+            comment: None,
+            data_through: None,
         }
     }
 
@@ -245,6 +277,20 @@ mod tests {
         assert!(s.contains("förbättras: a sv; försämras: b sv"), "{s}");
         assert!(s.contains("Att fokusera på de närmaste två åren: b sv (sämre än övriga, under målnivån, försämras)"), "{s}");
         assert!(!s.contains("c sv ("), "a similar, uncertain, stable indicator is not a focus: {s}");
+        // What could not be assessed is counted, and targets are counted over every
+        // indicator that has one.
+        let mut withheld = indicator("d", "similar", TargetVerdict::NotAssessed, "not_computed");
+        withheld.focus.as_mut().unwrap().value = None;
+        withheld.unassessed = Some(Unassessed::Withheld);
+        let mut late = withheld.clone();
+        late.unassessed = Some(Unassessed::IncompleteFollowup);
+        let mut dist = indicator("f", "similar", TargetVerdict::NotAssessed, "not_computed");
+        dist.target = None;
+        dist.unassessed = Some(Unassessed::Distribution);
+        let s = summarise(&report(Lang::Sv, vec![indicator("a", "similar", TargetVerdict::Meets, "no_significant_change"), withheld.clone(), withheld, late, dist])).join("\n");
+        assert!(s.contains("4 av 5 kunde inte bedömas: 2 ej redovisade av skyddsskäl, 1 ofullständig uppföljning, 1 fördelning"), "{s}");
+        assert!(s.contains("Målnivån nås i 1 av 4 indikatorer med målnivå (3 kunde inte bedömas)"), "{s}");
+        assert!(s.contains("ingen av de 1 indikatorer som kunde bedömas"), "{s}");
         let en = summarise(&report(Lang::En, vec![indicator("a", "similar", TargetVerdict::Meets, "no_significant_change")])).join("\n");
         assert!(en.contains("No indicator where the region is significantly worse") && en.contains("Where to focus: no indicator"), "{en}");
     }

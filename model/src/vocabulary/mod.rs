@@ -1,0 +1,512 @@
+//! The words a user reads about a cell: its status, every reason code and the notes on how
+//! an answer counts, in Swedish and English. One vocabulary for every front end (the command-line tool, the web app through
+//! `/api/vocabulary`, Flight SQL's `reason_sv`/`reason_en` columns, the regional report's
+//! PDF and xlsx), so that they never disagree and a cell is never described as "too few"
+//! unless it is.
+
+use serde::{Deserialize, Serialize};
+
+use crate::answer::{CellStatus, Reason};
+use crate::breakdown::Breakdown;
+use crate::catalog::Kind;
+use crate::suggest::Suggestion;
+
+pub mod names;
+pub use names::{breakdown as breakdown_name, value_label, value_name, value_text};
+
+/// A language of the vocabulary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Lang {
+    /// Swedish: the default.
+    #[default]
+    Sv,
+    En,
+}
+
+impl Lang {
+    pub const ALL: [Lang; 2] = [Lang::Sv, Lang::En];
+
+    pub fn code(self) -> &'static str {
+        match self {
+            Lang::Sv => "sv",
+            Lang::En => "en",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Lang> {
+        Lang::ALL.into_iter().find(|l| l.code() == s)
+    }
+}
+
+/// A reason in words.
+pub fn reason(r: Reason, lang: Lang) -> &'static str {
+    let (sv, en) = match r {
+        Reason::BelowMinCell => ("för få personer i cellen, möjligen inga (under minsta cellstorlek)", "too few persons in the cell, possibly none (below the minimum cell size)"),
+        Reason::Complement => ("nästan alla i cellen har utfallet: de som inte har det är för få", "almost everyone in the cell has the outcome: those who do not are too few"),
+        Reason::Secondary => ("undertryckt för att en annan undertryckt cell inte ska kunna räknas fram", "withheld so that another withheld cell cannot be computed"),
+        Reason::Dominance => ("en eller två personer står för nästan hela summan", "one or two persons make up nearly all of the sum"),
+        Reason::Perturbed => ("brusad med cellnyckelmetoden", "perturbed with the cell key method"),
+        Reason::Rounded => ("avrundad", "rounded"),
+        Reason::PooledProtection => ("en region undertryckte sin del av cellen", "a region withheld its part of the cell"),
+        Reason::Zero => ("nolla som regionens policy inte redovisar", "a zero the region's policy does not release"),
+        Reason::Implied => (
+            "skillnaden mot en större redovisad cell skulle gälla för få personer",
+            "the difference to a larger released cell would concern too few persons",
+        ),
+        Reason::PartWithheld => ("ett av åren eller en av grupperna den består av är undertryckt", "one of the years or groups it is made of is withheld"),
+        Reason::IncompleteFollowup => ("uppföljningstiden är ännu inte komplett", "the follow-up time is not yet complete"),
+        Reason::NotStandardised => (
+            "inte åldersstandardiserad: för få händelser eller en åldersgrupp undertryckt",
+            "not age-standardised: too few events or an age band withheld",
+        ),
+    };
+    match lang {
+        Lang::Sv => sv,
+        Lang::En => en,
+    }
+}
+
+/// A status in words.
+pub fn status(s: CellStatus, lang: Lang) -> &'static str {
+    match (s, lang) {
+        (CellStatus::Released, Lang::Sv) => "redovisad",
+        (CellStatus::Released, Lang::En) => "released",
+        (CellStatus::Perturbed, Lang::Sv) => "redovisad (brusad)",
+        (CellStatus::Perturbed, Lang::En) => "released (perturbed)",
+        (CellStatus::Suppressed, Lang::Sv) => "undertryckt",
+        (CellStatus::Suppressed, Lang::En) => "withheld",
+    }
+}
+
+/// A note an answer carries about how its cells were counted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Note {
+    /// Index events after a date (`{0}`) are left out: their follow-up is not complete.
+    FollowupThrough,
+    /// Pooled rows, and home-region rows in the population perspective, add each region's
+    /// part: a patient treated in several regions counts once in each.
+    CountedPerRegion,
+}
+
+impl Note {
+    pub const ALL: [Note; 2] = [Note::FollowupThrough, Note::CountedPerRegion];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Note::FollowupThrough => "followup_through",
+            Note::CountedPerRegion => "counted_per_region",
+        }
+    }
+}
+
+/// A note in words; `{0}` stands for its argument (a date).
+pub fn note(n: Note, lang: Lang) -> &'static str {
+    let (sv, en) = match n {
+        Note::FollowupThrough => (
+            "Indexhändelser t.o.m. {0} (uppföljningen komplett); senare händelser ingår inte",
+            "Index events through {0} (follow-up complete); later ones are left out",
+        ),
+        Note::CountedPerRegion => (
+            "Den sammanvägda raden, och i befolkningsperspektivet hemregionens rad, lägger ihop regionernas delar: en patient som vårdats i flera regioner räknas en gång i varje region (unika patienter över regiongränser räknas ännu inte)",
+            "The pooled row, and in the population perspective the home region's row, add the regions' parts: a patient treated in several regions counts once in each region (distinct patients across regions are not yet counted)",
+        ),
+    };
+    match lang {
+        Lang::Sv => sv,
+        Lang::En => en,
+    }
+}
+
+/// A note with its argument filled in.
+pub fn note_with(n: Note, arg: &str, lang: Lang) -> String {
+    note(n, lang).replace("{0}", arg)
+}
+
+/// Reason codes (as they travel, comma-separated) in words, joined by "; ". Codes this
+/// version does not know are shown as they are.
+pub fn reasons_text(codes: &[impl AsRef<str>], lang: Lang) -> String {
+    codes
+        .iter()
+        .map(|c| c.as_ref())
+        .filter(|c| !c.is_empty())
+        .map(|c| Reason::parse(c).map_or_else(|| c.to_string(), |r| reason(r, lang).to_string()))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// The template of a suggestion's words: `{0}`, `{1}`, … stand for its arguments (see
+/// [`suggestion`]). Served to the web app as `suggest.<key>`, which fills them in the same way.
+pub fn suggestion_template(key: &str, lang: Lang) -> Option<&'static str> {
+    let (sv, en) = match key {
+        "drop.kommun" => (
+            "Fråga efter hela regionen i stället för per kommun: den cellen redovisas",
+            "Ask for the whole region instead of by kommun (drop the kommun breakdown): that cell is released",
+        ),
+        "drop.time" => (
+            "Fråga efter hela perioden {0} i stället för per {1}: den cellen redovisas",
+            "Ask for the whole period {0} instead of by {1} (drop that breakdown): that cell is released",
+        ),
+        "drop.age_band" => ("Slå ihop åldersgrupperna (utan nedbrytning på ålder): den cellen redovisas", "Merge the age bands (drop the age breakdown): that cell is released"),
+        "drop" => ("Fråga utan nedbrytning på {0}: den cellen redovisas", "Ask without the breakdown by {0}: that cell is released"),
+        "whole_too_few" => (
+            "För få även utan nedbrytningar under {0}: en längre period eller flera regioner sammanvägda kan ge ett värde (inte kontrollerat)",
+            "Too few even without breakdowns in {0}: a longer period, or several regions pooled, may give a value (not checked)",
+        ),
+        "nothing_coarser" => (
+            "Ingen grövre cell i frågan redovisas heller: fråga efter en längre period eller flera regioner sammanvägda (inte kontrollerat)",
+            "No coarser cell of this question is released either: ask for a longer period or several regions pooled (not checked)",
+        ),
+        "pooled_nothing_coarser" => (
+            "Det sammanvägda värdet behöver varje regions del av cellen, och ingen grövre cell redovisas i alla regioner: fråga efter en längre period eller färre nedbrytningar (inte kontrollerat)",
+            "The pooled value needs every region's part of the cell, and no coarser cell is released in every region: ask for a longer period or fewer breakdowns (not checked)",
+        ),
+        "followup" => (
+            "Utfallet följs i {0} dagar och data sträcker sig till {1}: indexhändelser efter {2} ingår inte, mer än {3} % av cellens tid; fråga efter en tidigare eller längre period (eller vänta på nyare data)",
+            "The outcome is followed for {0} days and the data end on {1}: index events after {2} are left out, more than {3}% of this cell's time; ask for an earlier or longer period (or wait for newer data)",
+        ),
+        _ => return None,
+    };
+    Some(match lang {
+        Lang::Sv => sv,
+        Lang::En => en,
+    })
+}
+
+const SUGGESTION_KEYS: [&str; 8] = ["drop.kommun", "drop.time", "drop.age_band", "drop", "whole_too_few", "nothing_coarser", "pooled_nothing_coarser", "followup"];
+
+/// A period as a reader writes it: 2021–2025.
+pub fn period_text(period: &str) -> String {
+    period.replace("..", "–")
+}
+
+/// A suggestion in words.
+pub fn suggestion(s: &Suggestion, lang: Lang) -> String {
+    let fill = |key: &str, args: &[String]| {
+        let mut t = suggestion_template(key, lang).unwrap_or(key).to_string();
+        for (i, a) in args.iter().enumerate() {
+            t = t.replace(&format!("{{{i}}}"), a);
+        }
+        t
+    };
+    let date = |d: &str| chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d").map(|d| format_date(d, lang)).unwrap_or_else(|_| d.to_string());
+    match s {
+        Suggestion::Drop { breakdown: Breakdown::Kommun, .. } => fill("drop.kommun", &[]),
+        Suggestion::Drop { breakdown: Breakdown::AgeBand, .. } => fill("drop.age_band", &[]),
+        Suggestion::Drop { breakdown: b @ (Breakdown::Year | Breakdown::Quarter | Breakdown::Month), period } => {
+            fill("drop.time", &[period_text(period), breakdown_name(*b, lang).to_lowercase()])
+        }
+        Suggestion::Drop { breakdown, .. } => fill("drop", &[breakdown_name(*breakdown, lang).to_lowercase()]),
+        Suggestion::WholeTooFew { period } => fill("whole_too_few", &[period_text(period)]),
+        Suggestion::NothingCoarser => fill("nothing_coarser", &[]),
+        Suggestion::PooledNothingCoarser => fill("pooled_nothing_coarser", &[]),
+        Suggestion::FollowupIncomplete { days, data_end, through, percent } => {
+            fill("followup", &[days.to_string(), date(data_end), date(through), percent.to_string()])
+        }
+        Suggestion::Text(t) => t.clone(),
+    }
+}
+
+/// A suggestion as it travels (its code) in words.
+pub fn suggestion_text(code: &str, lang: Lang) -> String {
+    suggestion(&Suggestion::parse(code), lang)
+}
+
+/// Why an indicator could not be assessed in a report, by code (singular, plural).
+pub fn unassessed(code: &str, lang: Lang) -> Option<(&'static str, &'static str)> {
+    let (sv, en) = match code {
+        "withheld" => (("ej redovisad av skyddsskäl", "ej redovisade av skyddsskäl"), ("withheld for protection", "withheld for protection")),
+        "incomplete_followup" => (("ofullständig uppföljning", "ofullständig uppföljning"), ("follow-up not complete", "follow-up not complete")),
+        "no_answer" => (("regionen svarade inte", "regionen svarade inte"), ("the region did not answer", "the region did not answer")),
+        "distribution" => (("fördelning, visas i indikatorvyn", "fördelningar, visas i indikatorvyn"), ("a distribution, shown in the indicator view", "distributions, shown in the indicator view")),
+        "failed" => (("frågan kunde inte besvaras", "frågorna kunde inte besvaras"), ("the question could not be answered", "the questions could not be answered")),
+        _ => return None,
+    };
+    Some(match lang {
+        Lang::Sv => sv,
+        Lang::En => en,
+    })
+}
+
+const UNASSESSED: [&str; 5] = ["withheld", "incomplete_followup", "no_answer", "distribution", "failed"];
+const CHANGE_UNITS: [&str; 4] = ["odds ratio per year", "rate ratio per year", "ratio per year", "difference per year"];
+
+/// A trend model's change unit (`odds ratio per year`, as the trend table's `change_unit`
+/// holds it) in words.
+pub fn change_unit(unit: &str, lang: Lang) -> String {
+    let sv = match unit {
+        "odds ratio per year" => "oddskvot per år",
+        "rate ratio per year" => "kvot mellan åren (incidenskvot) per år",
+        "ratio per year" => "kvot per år",
+        "difference per year" => "skillnad per år",
+        other => return other.to_string(),
+    };
+    match lang {
+        Lang::Sv => sv.to_string(),
+        Lang::En => unit.to_string(),
+    }
+}
+
+/// A change per year on a value's scale in words: "+1,2 procentenheter per år" for a share,
+/// "−0,50 per år" otherwise (the value's own unit, as its label says).
+pub fn yearly_change(kind: Kind, v: f64, lang: Lang) -> String {
+    let sign = if v > 0.0 && format_number(v, 2, lang).chars().any(|c| c.is_ascii_digit() && c != '0') { "+" } else { "" };
+    match kind {
+        Kind::Proportion => {
+            let n = format_number(v, 1, lang);
+            match lang {
+                Lang::Sv => format!("{sign}{n} procentenheter per år"),
+                Lang::En => format!("{sign}{n} percentage points per year"),
+            }
+        }
+        _ => {
+            let d = number_format(kind).decimals.max(1);
+            let n = format_number(v, d, lang);
+            match lang {
+                Lang::Sv => format!("{sign}{n} per år"),
+                Lang::En => format!("{sign}{n} per year"),
+            }
+        }
+    }
+}
+
+/// A gap between two groups' values on the value's scale: procentenheter for a share.
+pub fn gap(kind: Kind, v: f64, lang: Lang) -> String {
+    match kind {
+        Kind::Proportion => {
+            let n = format_number(v * 100.0, 1, lang);
+            match lang {
+                Lang::Sv => format!("{n} procentenheter"),
+                Lang::En => format!("{n} percentage points"),
+            }
+        }
+        _ => format_value(kind, v, lang),
+    }
+}
+
+/// The template of an analysis note (why a row has no comparison or trend), by its code.
+pub fn analysis_note_template(key: &str, lang: Lang) -> Option<&'static str> {
+    let (sv, en) = match key {
+        "count_not_compared" => (
+            "Ett antal jämförs inte: det växer med regionens befolkning; jämför en andel eller ett antal per invånare, eller följ antalets utveckling",
+            "A count is not compared: it grows with the region's population; compare a share or a rate, or follow the count's trend",
+        ),
+        "pooled_withheld" => ("Det sammanvägda värdet för cellen är undertryckt eller saknas", "The pooled value of this cell is withheld or has no value"),
+        "others_unformable" => (
+            "Övriga regioners värde kan inte bildas (en region undertryckte sin del, eller ingen annan region svarade)",
+            "The other regions' value cannot be formed (a region withheld its part, or no other region answered)",
+        ),
+        "no_standardised" => ("Inget åldersstandardiserat värde för cellen", "No age-standardised value for this cell"),
+        "withheld" => ("Ej redovisad: {0}", "Not released: {0}"),
+        "years_missing" => ("{0} av {1} år saknar redovisat värde", "{0} of {1} years have no released value"),
+        "too_few_years" => ("Ingen trend: färre än tre år med redovisade värden", "No trend: fewer than three years with released values"),
+        "no_fit" => ("Ingen trend: modellen kan inte anpassas till värdena", "No trend: the model cannot be fitted to these values"),
+        _ => return None,
+    };
+    Some(match lang {
+        Lang::Sv => sv,
+        Lang::En => en,
+    })
+}
+
+/// An analysis note as it travels (`key|arg|…`, several joined by `; `) in words.
+pub fn analysis_note(code: &str, lang: Lang) -> String {
+    code.split("; ")
+        .map(|one| {
+            let mut parts = one.split('|');
+            let key = parts.next().unwrap_or("");
+            match analysis_note_template(key, lang) {
+                None => one.to_string(),
+                Some(t) => {
+                    let mut t = t.to_string();
+                    for (i, a) in parts.enumerate() {
+                        let a = if key == "withheld" { reasons_text(&a.split(',').collect::<Vec<_>>(), lang) } else { a.to_string() };
+                        t = t.replace(&format!("{{{i}}}"), &a);
+                    }
+                    t
+                }
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// How a value of an indicator kind is written: its decimals, and whether it is shown as a
+/// percentage (a share 0.123 as 12.3 %). One rule for the command-line tool, the report's
+/// PDF and xlsx, and the web app (served with the words, `format.<kind>`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct NumberFormat {
+    pub decimals: u8,
+    pub percent: bool,
+}
+
+/// The format of a kind's values: shares with one decimal as percent, rates with two,
+/// means with one, counts and costs as whole numbers.
+pub fn number_format(kind: Kind) -> NumberFormat {
+    match kind {
+        Kind::Proportion => NumberFormat { decimals: 1, percent: true },
+        Kind::Rate => NumberFormat { decimals: 2, percent: false },
+        Kind::Mean => NumberFormat { decimals: 1, percent: false },
+        Kind::Count | Kind::CostSum => NumberFormat { decimals: 0, percent: false },
+    }
+}
+
+/// A number with `decimals` decimals as a reader of `lang` writes it: Swedish with a
+/// decimal comma and a space between thousands (12 345,6), English with a point and commas
+/// (12,345.6). Not finite: an empty string.
+pub fn format_number(v: f64, decimals: u8, lang: Lang) -> String {
+    if !v.is_finite() {
+        return String::new();
+    }
+    let text = format!("{:.*}", usize::from(decimals), v.abs());
+    let (int, frac) = text.split_once('.').map_or((text.as_str(), ""), |(i, f)| (i, f));
+    let (group, point) = match lang {
+        Lang::Sv => (' ', ','),
+        Lang::En => (',', '.'),
+    };
+    let mut out = String::new();
+    // "-0" and "-0,0" are written without the sign.
+    if v < 0.0 && text.chars().any(|c| c.is_ascii_digit() && c != '0') {
+        out.push('−');
+    }
+    for (i, c) in int.chars().enumerate() {
+        if i > 0 && (int.len() - i) % 3 == 0 {
+            out.push(group);
+        }
+        out.push(c);
+    }
+    if !frac.is_empty() {
+        out.push(point);
+        out.push_str(frac);
+    }
+    out
+}
+
+/// A value of an indicator of `kind` as a reader of `lang` reads it (12,3 % / 12.3%).
+pub fn format_value(kind: Kind, v: f64, lang: Lang) -> String {
+    let f = number_format(kind);
+    if f.percent {
+        let n = format_number(v * 100.0, f.decimals, lang);
+        match lang {
+            Lang::Sv => format!("{n} %"),
+            Lang::En => format!("{n}%"),
+        }
+    } else {
+        format_number(v, f.decimals, lang)
+    }
+}
+
+/// A date as a reader of `lang` writes it: "7 december 2026", "7 December 2026".
+pub fn format_date(date: chrono::NaiveDate, lang: Lang) -> String {
+    use chrono::Datelike;
+    format!("{} {} {}", date.day(), names::month_name(date.month0() as usize, lang), date.year())
+}
+
+/// A timestamp (RFC 3339, as answers and reports carry it) as its date in words; the text
+/// itself when it is not one.
+pub fn format_timestamp(ts: &str, lang: Lang) -> String {
+    chrono::DateTime::parse_from_rfc3339(ts).map(|t| format_date(t.date_naive(), lang)).unwrap_or_else(|_| ts.to_string())
+}
+
+/// The whole vocabulary as `{ "sv": { "reason.<code>": …, "status.<name>": … }, "en": … }`,
+/// for the web app.
+pub fn to_json() -> serde_json::Value {
+    let mut out = serde_json::Map::new();
+    for lang in Lang::ALL {
+        let mut words = serde_json::Map::new();
+        for r in Reason::ALL {
+            words.insert(format!("reason.{}", r.name()), reason(r, lang).into());
+        }
+        for s in [CellStatus::Released, CellStatus::Perturbed, CellStatus::Suppressed] {
+            words.insert(format!("status.{}", s.name()), status(s, lang).into());
+        }
+        for n in Note::ALL {
+            words.insert(format!("note.{}", n.name()), note(n, lang).into());
+        }
+        for k in Kind::ALL {
+            words.insert(format!("format.{}", k.name()), serde_json::to_value(number_format(k)).unwrap_or_default());
+        }
+        for key in SUGGESTION_KEYS {
+            words.insert(format!("suggest.{key}"), suggestion_template(key, lang).unwrap_or(key).into());
+        }
+        names::add_json(&mut words, lang);
+        for code in UNASSESSED {
+            words.insert(format!("unassessed.{code}"), unassessed(code, lang).map_or(code, |w| w.0).into());
+        }
+        for code in CHANGE_UNITS {
+            words.insert(format!("change_unit.{code}"), change_unit(code, lang).into());
+        }
+        out.insert(lang.code().into(), words.into());
+    }
+    out.into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_reason_has_words_in_both_languages_and_only_too_few_says_too_few() {
+        for r in Reason::ALL {
+            for lang in Lang::ALL {
+                assert!(!reason(r, lang).is_empty(), "{r:?} {lang:?}");
+            }
+            assert_ne!(reason(r, Lang::Sv), reason(r, Lang::En), "{r:?} is not translated");
+            // "Too few persons in the cell" describes the cell's own size: only below_min_cell.
+            let says_too_few = reason(r, Lang::En).starts_with("too few");
+            assert_eq!(says_too_few, r == Reason::BelowMinCell, "{r:?}: {}", reason(r, Lang::En));
+        }
+        assert_eq!(reasons_text(&["secondary", "incomplete_followup"], Lang::Sv), format!("{}; {}", reason(Reason::Secondary, Lang::Sv), reason(Reason::IncompleteFollowup, Lang::Sv)));
+        assert_eq!(reasons_text(&["from_the_future"], Lang::En), "from_the_future");
+        let json = to_json();
+        assert_eq!(json["sv"]["status.suppressed"], "undertryckt");
+        assert_eq!(json["en"]["reason.part_withheld"].as_str().unwrap(), reason(Reason::PartWithheld, Lang::En));
+        assert_eq!(json["sv"]["format.count"]["decimals"], 0);
+        assert_eq!(json["en"]["format.proportion"]["percent"], true);
+    }
+
+    #[test]
+    fn suggestions_are_written_from_their_codes() {
+        let drop = crate::suggest::drop_breakdown(Breakdown::Kommun, &crate::period::Period::years(2021, 2025));
+        assert_eq!(suggestion_text(&drop, Lang::Sv), "Fråga efter hela regionen i stället för per kommun: den cellen redovisas");
+        let year = Suggestion::Drop { breakdown: Breakdown::Year, period: "2021..2025".into() };
+        assert_eq!(suggestion(&year, Lang::Sv), "Fråga efter hela perioden 2021–2025 i stället för per år: den cellen redovisas");
+        let sex = Suggestion::Drop { breakdown: Breakdown::Sex, period: "2024".into() };
+        assert_eq!(suggestion(&sex, Lang::En), "Ask without the breakdown by sex: that cell is released");
+        let f = Suggestion::FollowupIncomplete { days: 365, data_end: "2025-12-31".into(), through: "2024-12-31".into(), percent: 10 };
+        assert!(suggestion(&f, Lang::Sv).contains("365 dagar och data sträcker sig till 31 december 2025"), "{}", suggestion(&f, Lang::Sv));
+        assert_eq!(suggestion_text("Norrbotten: timeout", Lang::Sv), "Norrbotten: timeout");
+        assert_eq!(analysis_note("withheld|below_min_cell; years_missing|2|5", Lang::Sv), format!("Ej redovisad: {}; 2 av 5 år saknar redovisat värde", reason(Reason::BelowMinCell, Lang::Sv)));
+        assert_eq!(analysis_note("something else", Lang::Sv), "something else");
+        assert_eq!(yearly_change(Kind::Proportion, 1.25, Lang::Sv), "+1,2 procentenheter per år");
+        assert_eq!(yearly_change(Kind::Rate, -0.5, Lang::En), "−0.50 per year");
+        assert_eq!(gap(Kind::Proportion, 0.053, Lang::Sv), "5,3 procentenheter");
+        assert_eq!(change_unit("odds ratio per year", Lang::Sv), "oddskvot per år");
+        for key in SUGGESTION_KEYS {
+            assert_ne!(suggestion_template(key, Lang::Sv), suggestion_template(key, Lang::En), "{key}");
+        }
+        let json = to_json();
+        assert_eq!(json["sv"]["value.sex.female"], "Kvinnor");
+        assert_eq!(json["sv"]["value.kommun.2480"], "Umeå");
+        assert_eq!(json["sv"]["breakdown.care_type"], "Vårdform");
+        assert!(json["sv"]["suggest.drop.time"].as_str().unwrap().contains("{1}"));
+    }
+
+    #[test]
+    fn numbers_are_written_as_each_language_writes_them() {
+        assert_eq!(format_value(Kind::Proportion, 0.1234, Lang::Sv), "12,3 %");
+        assert_eq!(format_value(Kind::Proportion, 0.1234, Lang::En), "12.3%");
+        assert_eq!(format_value(Kind::CostSum, 81234.4, Lang::Sv), "81 234");
+        assert_eq!(format_value(Kind::CostSum, 81234.4, Lang::En), "81,234");
+        assert_eq!(format_value(Kind::Count, 1000.0, Lang::Sv), "1 000", "a count has no decimals");
+        assert_eq!(format_value(Kind::Rate, 3.14159, Lang::Sv), "3,14");
+        assert_eq!(format_value(Kind::Mean, 1234567.26, Lang::En), "1,234,567.3");
+        assert_eq!(format_value(Kind::Rate, -0.001, Lang::Sv), "0,00");
+        assert_eq!(format_value(Kind::Rate, -2.5, Lang::Sv), "−2,50");
+        assert_eq!(format_value(Kind::Rate, f64::NAN, Lang::Sv), "");
+        assert_eq!(format_number(999.0, 0, Lang::Sv), "999");
+        assert_eq!(format_timestamp("2026-12-07T09:19:59Z", Lang::Sv), "7 december 2026");
+        assert_eq!(format_timestamp("2026-05-01T00:00:00Z", Lang::En), "1 May 2026");
+        assert_eq!(format_timestamp("not a date", Lang::Sv), "not a date");
+    }
+}
