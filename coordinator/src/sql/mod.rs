@@ -148,7 +148,7 @@ impl SqlFrontDoor {
         Ok((ctx, asker))
     }
 
-    /// `indicators`, `regions`, `kommuner`, `values`, `standard_populations`.
+    /// `indicators`, `regions`, `kommuner`, `codes`, `standard_populations`.
     fn reference_tables(&self) -> Vec<(&'static str, RecordBatch)> {
         let text = |v: Vec<String>| -> ArrayRef { Arc::new(StringArray::from(v)) };
         let latest = self.node.base.catalog.latest();
@@ -234,7 +234,7 @@ impl SqlFrontDoor {
             ])),
             vec![text(ids), Arc::new(UInt32Array::from(from)), Arc::new(UInt32Array::from(to)), Arc::new(arrow::array::Float64Array::from(weight))],
         );
-        [("indicators", indicators), ("regions", regions), ("kommuner", kommuner), ("values", values), ("standard_populations", standards)]
+        [("indicators", indicators), ("regions", regions), ("kommuner", kommuner), ("codes", values), ("standard_populations", standards)]
             .into_iter()
             .filter_map(|(n, b)| b.ok().map(|b| (n, b)))
             .collect()
