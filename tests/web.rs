@@ -214,6 +214,9 @@ fn the_web_app_in_a_real_browser() {
     assert!(ui["kommun_view"]["withheld_marks"].as_u64().unwrap() > 0, "withheld kommuner are marked in the chart: {}", ui["kommun_view"]);
     assert!(ui["kommun_view"]["note"].as_str().unwrap().contains("celler ej redovisade"), "{}", ui["kommun_view"]);
     assert!(ui["withheld_alternative"].as_bool().unwrap(), "a withheld breakdown offers a released alternative");
+    // Combined equity dimensions: education gaps for women and for men, named.
+    let combined: Vec<String> = ui["equity_combined"].as_array().unwrap().iter().map(|r| r["cells"][0].as_str().unwrap().to_string()).collect();
+    assert!(combined.iter().any(|c| c.contains("Västerbotten · Kvinnor")) && combined.iter().any(|c| c.contains("Västerbotten · Män")), "{combined:?}");
     // A saved report definition: the link opens the same report, comments included.
     assert!(ui["report_link"].as_str().unwrap().contains("comment="), "{}", ui["report_link"]);
     assert_eq!(ui["report_from_link"]["sections"], 3, "two indicators and the appendix (the own table stays with the analyst): {}", ui["report_from_link"]);

@@ -164,6 +164,10 @@ with sync_playwright() as p:
         for by, indicator in [("sex", "stroke_reperfusion"), ("education", "diabetes_statin"), ("care_type", "kpp_cost")]:
             visit(page, f"{base}/#/indikator/{indicator}?by={by}&from=2021&to=2025")
             swedish_issues(page, f"indicator by {by}", swedish)
+        # Combined equity: education gaps within each sex.
+        visit(page, f"{base}/#/indikator/diabetes_statin?from=2021&to=2025&dim=education&within=sex")
+        result["equity_combined"] = rows_of(page, "#equity .chart-and-table table")
+        swedish_issues(page, "equity education × sex", swedish)
         # The same view again: drawn from the page's memory.
         visit(page, f"{base}/#/katalog")
         t1 = time.monotonic()

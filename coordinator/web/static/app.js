@@ -216,11 +216,14 @@
     const std = r.age_standardisation ? params.get("std") || "" : "";
     const dims = ["education", "income_quintile", "birth_country", "sex"].filter(allowed);
     const dim = dims.includes(params.get("dim")) ? params.get("dim") : dims[0] || "";
+    // A second equity dimension: the gaps by `dim` within each group of `within` (sex ×
+    // education, as the HFS reports ask).
+    const within = dims.includes(params.get("within")) && params.get("within") !== dim ? params.get("within") : "";
     const units = params.get("units") === "kommun" && allowed("kommun") ? "kommun" : "region";
     // Part of a single year: a quarter (Q1..Q4) or a month (01..12); rates need whole years.
     const part = from === to && r.kind !== "rate" && /^(Q[1-4]|0[1-9]|1[0-2])$/.test(params.get("part") || "") ? params.get("part") : "";
     const period = from !== to ? `${from}..${to}` : !part ? from : part.startsWith("Q") ? `${from}${part}` : `${from}-${part}`;
-    return { by: allowed(by) ? by : "", from, to, part, perspective, std, dim, dims, units, period };
+    return { by: allowed(by) ? by : "", from, to, part, perspective, std, dim, dims, within, units, period };
   }
   function ticket(r, q, breakdowns, analysis) {
     const options = { perspective: q.perspective };
@@ -251,6 +254,7 @@
       select("perspective", T("ind.perspective"), [["provider", T("persp.provider")], ["population", T("persp.population")]], q.perspective, update("perspective")),
       r.age_standardisation ? select("std", T("ind.standard"), [["", T("std.none")], ["esp2013", T("std.esp2013")], ["se2020", T("std.se2020")]], q.std, update("std")) : null,
       q.dims.length ? select("dim", T("ind.dimension"), q.dims.map((d) => [d, words("b", d)]), q.dim, update("dim")) : null,
+      q.dims.length > 1 ? select("within", T("ind.within"), [["", T("ind.within.none")], ...q.dims.filter((d) => d !== q.dim).map((d) => [d, words("b", d)])], q.within, update("within")) : null,
       r.breakdowns.includes("kommun") ? select("units", T("ind.units"), [["region", T("units.region")], ["kommun", T("units.kommun")]], q.units, update("units")) : null,
       select("focus", T("ind.focus"), [["", T("ind.focus.none")], ...(state.regions || []).map((x) => [x.region, x.name])], state.focus, (ev) => { state.focus = ev.target.value; localStorage.setItem("norrsken.focus", state.focus); route(); }));
     const partial = el("div", { id: "partial" });
@@ -262,7 +266,7 @@
     // A count grows with the population: no funnel plot or equity gaps of counts.
     const counted = r.kind === "count";
     const funnelTicket = counted ? null : ticket(r, q, q.units === "kommun" ? ["kommun"] : [], { kind: "funnel", against: "pooled", units: q.units });
-    const equityTicket = q.dim && !counted ? ticket(r, q, [q.dim], { kind: "equity", against: "pooled", dimension: q.dim }) : null;
+    const equityTicket = q.dim && !counted ? ticket(r, q, q.within ? [q.dim, q.within] : [q.dim], { kind: "equity", against: "pooled", dimension: q.dim }) : null;
     const sections = {
       compare: el("section", { class: "view", id: "compare", "aria-labelledby": "compare-h" }),
       trend: el("section", { class: "view", id: "trend", "aria-labelledby": "trend-h" }),
@@ -295,7 +299,7 @@
       }),
       fill(sections.trend, T("sec.trend"), T("sec.trend.desc"), trendTicket, (s, a) => drawTrend(s, r, a), `${base}-trend`),
       funnelTicket ? fill(sections.funnel, T("sec.funnel"), T("sec.funnel.desc"), funnelTicket, (s, a) => drawFunnel(s, r, a), `${base}-tratt`) : null,
-      equityTicket ? fill(sections.equity, `${T("sec.equity")}: ${words("b", q.dim)}`, T("sec.equity.desc"), equityTicket, (s, a) => drawEquity(s, r, a), `${base}-jamlikhet`) : null,
+      equityTicket ? fill(sections.equity, `${T("sec.equity")}: ${words("b", q.dim)}${q.within ? ` × ${words("b", q.within).toLowerCase()}` : ""}`, T("sec.equity.desc"), equityTicket, (s, a) => drawEquity(s, r, a, q.within), `${base}-jamlikhet`) : null,
     ];
     await Promise.all(jobs.filter(Boolean));
     main().dataset.ready = "true";
@@ -597,12 +601,13 @@
       table(T("sec.funnel"), [[T("col.unit")], [T("col.value"), true], [T("col.position")]], units.map((x) => [[x.unit_name || x.unit], [fmt(kind, x.value), true], [x.significance && x.significance !== "similar" && x.significance !== "not_compared" ? `${words("pos", x.position)}: ${words("sig", x.significance)}` : words("pos", x.position)]]))));
   }
 
-  function drawEquity(section, r, answer) {
+  function drawEquity(section, r, answer, within) {
     const kind = answer.metadata["norrsken.kind"];
     const groups = answer.rows.filter((x) => x.row === "group");
     const gaps = answer.rows.filter((x) => x.row === "gap");
     const dim = answer.metadata["norrsken.dimension"];
-    const points = groups.filter((x) => x.value != null).map((x) => ({ name: x.region_name, group: valueName(dim, x.group), value: x.value, lower: x.ci_lower, upper: x.ci_upper }));
+    const who = (x) => `${x.region_name}${within && x[within] != null ? ` · ${valueName(within, x[within])}` : ""}`;
+    const points = groups.filter((x) => x.value != null).map((x) => ({ name: who(x), group: valueName(dim, x.group), value: x.value, lower: x.ci_lower, upper: x.ci_upper }));
     let plot = null;
     if (points.length && window.Plot) {
       plot = Plot.plot({
@@ -620,7 +625,7 @@
     section.append(el("div", { class: "chart-and-table" },
       figure(plot, T("chart.equity", titleOf(r))),
       table(T("sec.equity"), [[T("col.region")], [T("col.gap", "", "").replace(/ – $/, ""), true], [T("col.relgap"), true], [T("col.sii"), true], [T("col.rii"), true]],
-        gaps.map((x) => [[`${x.region_name}${x.from_group ? ` (${valueName(dim, x.from_group)} → ${valueName(dim, x.to_group)})` : ""}`], [ci(x.abs_gap, x.abs_gap_lower, x.abs_gap_upper, (v) => fmtGap(kind, v)), true], [ci(x.rel_gap, x.rel_gap_lower, x.rel_gap_upper, (v) => fmtNum(v, 2)), true], [ci(x.sii, x.sii_lower, x.sii_upper, (v) => fmtGap(kind, v)), true], [ci(x.rii, x.rii_lower, x.rii_upper, (v) => fmtNum(v, 2)), true]]))));
+        gaps.map((x) => [[`${who(x)}${x.from_group ? ` (${valueName(dim, x.from_group)} → ${valueName(dim, x.to_group)})` : ""}`], [ci(x.abs_gap, x.abs_gap_lower, x.abs_gap_upper, (v) => fmtGap(kind, v)), true], [ci(x.rel_gap, x.rel_gap_lower, x.rel_gap_upper, (v) => fmtNum(v, 2)), true], [ci(x.sii, x.sii_lower, x.sii_upper, (v) => fmtGap(kind, v)), true], [ci(x.rii, x.rii_lower, x.rii_upper, (v) => fmtNum(v, 2)), true]]))));
   }
 
   // ---- regional report --------------------------------------------------------------------
