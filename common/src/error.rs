@@ -238,6 +238,15 @@ mod tests {
     use super::*;
 
     #[test]
+    fn every_kind_has_a_heading_in_both_languages() {
+        use norrsken_model::vocabulary::{error_kind, Lang};
+        for kind in ErrorKind::ALL {
+            let (sv, en) = (error_kind(kind.name(), Lang::Sv), error_kind(kind.name(), Lang::En));
+            assert!(sv.is_some() && en.is_some() && sv != en, "{kind:?}");
+        }
+    }
+
+    #[test]
     fn every_kind_travels_in_the_status_and_back() {
         for kind in ErrorKind::ALL {
             assert_eq!(ErrorKind::parse(kind.name()), Some(kind));

@@ -75,7 +75,8 @@
     const res = await fetch(url, init);
     if (!res.ok) {
       let message = `${res.status} ${res.statusText}`;
-      try { const j = await res.json(); message = j.error || message; } catch (_) { /* not JSON */ }
+      // The kind of refusal as a heading in the reader's language, the details after it.
+      try { const j = await res.json(); message = j.kind ? `${words("error", j.kind)}: ${j.error}` : j.error || message; } catch (_) { /* not JSON */ }
       throw new Error(message);
     }
     return format && format !== "json" ? res.blob() : res.json();

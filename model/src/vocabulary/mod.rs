@@ -228,6 +228,36 @@ pub fn unassessed(code: &str, lang: Lang) -> Option<(&'static str, &'static str)
     })
 }
 
+/// What kind of refusal or failure an error is, as a heading for its details (the error
+/// kinds' names as the HTTPS door's `kind` and the gRPC details carry them).
+pub fn error_kind(kind: &str, lang: Lang) -> Option<&'static str> {
+    let (sv, en) = match kind {
+        "invalid" => ("Frågan är inte giltig", "The question is not valid"),
+        "not_found" => ("Finns inte", "Not found"),
+        "unauthenticated" => ("Inte inloggad med ett giltigt certifikat", "Not signed in with a valid certificate"),
+        "permission_denied" => ("Ingen behörighet", "Not permitted"),
+        "policy_refused" => ("Regionens policy tillåter inte frågan", "The region's policy does not allow the question"),
+        "resource_exhausted" => ("Frågan är för stor", "The question is too large"),
+        "audit_unavailable" => ("Loggen kan inte skrivas: inget svar lämnas", "The audit log cannot be written: no answer is given"),
+        "disclosure_failed" => ("Röjandeskyddet kunde inte tillämpas: inget svar lämnas", "Disclosure control could not be applied: no answer is given"),
+        "not_ready" => ("Inte redo ännu", "Not ready yet"),
+        "unsupported" => ("Stöds inte", "Not supported"),
+        "internal" => ("Internt fel", "Internal error"),
+        "timeout" => ("Svaret dröjde för länge", "The answer took too long"),
+        "rate_limited" => ("För många frågor just nu", "Too many questions right now"),
+        _ => return None,
+    };
+    Some(match lang {
+        Lang::Sv => sv,
+        Lang::En => en,
+    })
+}
+
+const ERROR_KINDS: [&str; 13] = [
+    "invalid", "not_found", "unauthenticated", "permission_denied", "policy_refused", "resource_exhausted", "audit_unavailable",
+    "disclosure_failed", "not_ready", "unsupported", "internal", "timeout", "rate_limited",
+];
+
 const UNASSESSED: [&str; 5] = ["withheld", "incomplete_followup", "no_answer", "distribution", "failed"];
 const CHANGE_UNITS: [&str; 4] = ["odds ratio per year", "rate ratio per year", "ratio per year", "difference per year"];
 
@@ -432,6 +462,9 @@ pub fn to_json() -> serde_json::Value {
         names::add_json(&mut words, lang);
         for code in UNASSESSED {
             words.insert(format!("unassessed.{code}"), unassessed(code, lang).map_or(code, |w| w.0).into());
+        }
+        for kind in ERROR_KINDS {
+            words.insert(format!("error.{kind}"), error_kind(kind, lang).unwrap_or(kind).into());
         }
         for code in CHANGE_UNITS {
             words.insert(format!("change_unit.{code}"), change_unit(code, lang).into());
