@@ -172,7 +172,7 @@ async fn the_agents_own_aggregation_equals_the_sql_aggregation() {
 }
 
 /// Asserts two evaluations give the same cells in every component; returns how many.
-fn same_cells(what: &str, own: &[norrsken_agent::engine::RawCell], other: &[norrsken_agent::engine::RawCell]) -> usize {
+pub fn same_cells(what: &str, own: &[norrsken_agent::engine::RawCell], other: &[norrsken_agent::engine::RawCell]) -> usize {
     let key = |c: &norrsken_agent::engine::RawCell| (c.region.clone(), c.labels.clone(), c.category.clone());
     assert_eq!(own.iter().map(key).collect::<Vec<_>>(), other.iter().map(key).collect::<Vec<_>>(), "{what}: different cells");
     for (a, b) in own.iter().zip(other) {

@@ -201,3 +201,67 @@ async fn queries_beyond_the_concurrency_limit_are_refused_as_busy() {
     }
     assert!(ok >= 1 && busy >= 1, "{ok} answered, {busy} busy");
 }
+
+/// Every recipe's prepared tables are built when a data version loads: in the background at
+/// start, with the progress in the agent's health, and, on a reload, before the new version
+/// takes over (the old one answers meanwhile). Answers are those of the recipe's SQL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prepared_tables_are_built_when_a_data_version_loads() {
+    let f = federation();
+    let tmp = TempDir::new("prepare-at-load");
+    let data = tmp.path().join("jamtland");
+    for table in ["persons", "contacts", "diagnoses", "procedures", "drugs", "measurements"] {
+        crate::audit::copy_dir(&region_dir("jamtland").join(table), &data.join(table));
+    }
+    std::fs::copy(region_dir("jamtland").join("manifest.json"), data.join("manifest.json")).unwrap();
+    let mut config = agent_config("23", &data, &f.federation.dir, "127.0.0.1:0");
+    config.audit = audit_config(tmp.path(), "agent-23");
+    let agent = norrsken_agent::server::start(config).await.unwrap();
+    let url = format!("https://{}", agent.server.addr);
+    let mut client = client_as(&url, &f.certs, "coordinator", &norrsken_common::pki::agent_dns_name("23")).await;
+    async fn health(client: &mut arrow_flight::FlightClient) -> serde_json::Value {
+        let body: Vec<bytes::Bytes> = futures::TryStreamExt::try_collect(client.do_action(arrow_flight::Action::new("health", "")).await.unwrap()).await.unwrap();
+        serde_json::from_slice(&body.concat()).unwrap()
+    }
+    let mut ready = serde_json::Value::Null;
+    for _ in 0..600 {
+        let h = health(&mut client).await;
+        if h["prepare"]["state"] == "ready" {
+            ready = h;
+            break;
+        }
+        assert!(["not_started", "building"].contains(&h["prepare"]["state"].as_str().unwrap()), "{h}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let prepare = &ready["prepare"];
+    let catalog = norrsken_model::catalog::Catalog::load(None).unwrap();
+    let total = prepare["total"].as_u64().unwrap();
+    assert!(total as usize >= catalog.latest().len(), "every recipe in at least one perspective: {ready}");
+    assert_eq!(prepare["done"], prepare["total"], "{ready}");
+    assert_eq!(prepare["failed"], 0, "{ready}");
+    assert_eq!(ready["prepared_tables"], prepare["built"], "the tables built are held: {ready}");
+    assert!(prepare["built"].as_u64().unwrap() > 0, "{ready}");
+
+    // Answers from the prepared tables are those of the recipe's SQL.
+    let engine = agent.node.engine();
+    for id in ["kpp_cost", "stroke_admissions", "diabetes_statin"] {
+        let v = validate(&query(id, &["sex", "year"], "2021..2025"));
+        let prepared = engine.evaluate(&v).await.unwrap();
+        let sql = engine.evaluate_unprepared(&v).await.unwrap();
+        assert!(crate::engine::same_cells(id, &prepared.cells, &sql.cells) > 0, "{id}");
+    }
+
+    // A reload: the new version's tables are built before it takes over.
+    let manifest = data.join("manifest.json");
+    let mut m: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&manifest).unwrap()).unwrap();
+    m["data_version"] = serde_json::json!("prepared-reload-1");
+    std::fs::write(&manifest, m.to_string()).unwrap();
+    let reloaded = agent.reload_all().await.unwrap();
+    assert!(reloaded.contains("data prepared-reload-1"), "{reloaded}");
+    let after = health(&mut client).await;
+    assert_eq!(after["data_version"], "prepared-reload-1");
+    assert_eq!(after["prepare"]["state"], "ready", "the new version took over with its tables built: {after}");
+    assert_eq!(after["prepare"]["built"], prepare["built"], "{after}");
+    assert!(after["loading"].is_null(), "{after}");
+    agent.stop(Duration::from_secs(5)).await.unwrap();
+}

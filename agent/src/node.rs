@@ -61,6 +61,8 @@ pub struct AgentNode {
     versions: tokio::sync::watch::Sender<AgentVersions>,
     /// Set when the agent stops: long polls return at once so that shutdown is not held up.
     stopping: tokio::sync::watch::Sender<bool>,
+    /// A reloaded data version whose prepared tables are being built.
+    loading: std::sync::Mutex<Option<Arc<Engine>>>,
     /// Role, catalog, audit log and actions (see `Node`).
     pub base: NodeBase,
     pub started: std::time::Instant,
@@ -109,6 +111,7 @@ impl AgentNode {
             service,
             versions: tokio::sync::watch::Sender::new(versions),
             stopping: tokio::sync::watch::Sender::new(false),
+            loading: std::sync::Mutex::new(None),
             base: NodeBase {
                 role: "agent",
                 query_span: "norrsken.agent.query",
@@ -163,16 +166,45 @@ impl AgentNode {
         if datalager.data_version() == self.engine().data_version() {
             return Ok(None);
         }
-        let engine = Engine::open(datalager.as_ref(), &self.config.region, &self.config.engine).await?;
+        let engine = Arc::new(Engine::open(datalager.as_ref(), &self.config.region, &self.config.engine).await?);
         let version = engine.data_version().to_string();
+        if self.config.engine.prepare_at_load {
+            // The previous version answers until the new one's tables are built.
+            self.set_loading(Some(engine.clone()));
+            engine.prepare_all(&self.base.catalog).await;
+            self.set_loading(None);
+        }
         match self.engine.write() {
-            Ok(mut e) => *e = Arc::new(engine),
-            Err(poisoned) => *poisoned.into_inner() = Arc::new(engine),
+            Ok(mut e) => *e = engine,
+            Err(poisoned) => *poisoned.into_inner() = engine,
         }
         self.service.clear_cache();
         self.publish_versions();
         tracing::info!(region = self.region.code, data_version = %version, "data reloaded");
         Ok(Some(version))
+    }
+
+    /// The engine of a data version being prepared before it takes over, if any.
+    fn set_loading(&self, engine: Option<Arc<Engine>>) {
+        match self.loading.lock() {
+            Ok(mut l) => *l = engine,
+            Err(poisoned) => *poisoned.into_inner() = engine,
+        }
+    }
+
+    fn loading(&self) -> Option<Arc<Engine>> {
+        match self.loading.lock() {
+            Ok(l) => l.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Builds every recipe's prepared tables for the data in force (at start, in the
+    /// background: questions meanwhile wait for the table they need or take the SQL path).
+    pub async fn prepare_in_force(&self) {
+        if self.config.engine.prepare_at_load {
+            self.engine().prepare_all(&self.base.catalog).await;
+        }
     }
 
     /// Waits until the versions differ from `known` or `wait` passes, then returns them.
@@ -391,6 +423,10 @@ impl Node for AgentNode {
                     "prepared_tables": prepared.tables,
                     "prepared_rows": prepared.rows,
                     "prepared_mib": prepared.bytes >> 20,
+                    // Building every recipe's tables at load: the version in force, and a
+                    // reloaded version being prepared before it takes over.
+                    "prepare": engine.progress().to_json(),
+                    "loading": self.loading().map(|e| json!({"data_version": e.data_version(), "prepare": e.progress().to_json()})),
                     "uptime_s": self.started.elapsed().as_secs(),
                 })
             }

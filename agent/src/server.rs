@@ -137,5 +137,8 @@ pub async fn start(config: AgentConfig) -> Result<RunningAgent, StartError> {
     let on_failure = audit_handshake_failures(log, region);
     let server = serve(node.clone(), listener, tls.clone(), on_failure).map_err(|reason| StartError::Listen { addr: listen, reason })?;
     tracing::info!(region, addr = %server.addr, "agent serving");
+    // Every recipe's prepared tables, built in the background while the agent serves.
+    let preparing = node.clone();
+    tokio::spawn(async move { preparing.prepare_in_force().await });
     Ok(RunningAgent { node, server, tls, reject_hook })
 }

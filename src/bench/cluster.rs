@@ -116,10 +116,15 @@ pub struct Cluster {
     pub coordinator: NodeProcess,
     /// The analyst's connection to the coordinator.
     pub connection: Connection,
+    /// Each agent's region and the coordinator's connection to it (health).
+    agent_connections: Vec<(String, Connection)>,
+    /// When the processes were started.
+    started: Instant,
 }
 
 impl Cluster {
     pub fn start(spec: &ClusterSpec) -> anyhow::Result<Cluster> {
+        let begun = Instant::now();
         let dir = &spec.dir;
         let mut regions: Vec<String> = spec.agents.iter().map(|(r, _)| r.clone()).collect();
         regions.sort();
@@ -190,7 +195,36 @@ impl Cluster {
             tls: tls_files(&dir.join("certs"), "analyst"),
             server_name: norrsken_common::pki::COORDINATOR_DNS_NAME.to_string(),
         };
-        Ok(Cluster { agents, coordinator, connection })
+        let agent_connections = endpoints
+            .iter()
+            .map(|(region, addr)| {
+                (region.clone(), Connection { url: format!("https://{addr}"), tls: tls_files(&dir.join("certs"), "coordinator"), server_name: norrsken_common::pki::agent_dns_name(region) })
+            })
+            .collect();
+        Ok(Cluster { agents, coordinator, connection, agent_connections, started: begun })
+    }
+
+    /// Waits until every agent reports its prepared tables built (`health` → `prepare.state`
+    /// = `ready`, [`norrsken_agent::engine::EngineOptions::prepare_at_load`]); returns the
+    /// time from the processes' start, and each agent's own build time (ms).
+    pub async fn wait_prepared(&self, timeout: Duration) -> anyhow::Result<(Duration, Vec<(String, u64)>)> {
+        let deadline = Instant::now() + timeout;
+        let mut builds = Vec::new();
+        for (region, connection) in &self.agent_connections {
+            loop {
+                let body = connection.action("health").await.with_context(|| format!("health of agent {region}"))?;
+                let health: serde_json::Value = serde_json::from_slice(&body).with_context(|| format!("health of agent {region}"))?;
+                if health["prepare"]["state"] == "ready" {
+                    builds.push((region.clone(), health["prepare"]["ms"].as_u64().unwrap_or(0)));
+                    break;
+                }
+                if Instant::now() > deadline {
+                    bail!("agent {region} has not built its prepared tables after {} s: {}", timeout.as_secs(), health["prepare"]);
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+        Ok((self.started.elapsed(), builds))
     }
 
     /// Peak resident memory of every process: the coordinator first, then the agents.

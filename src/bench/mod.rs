@@ -401,6 +401,10 @@ async fn time_federation(
     let cluster = Cluster::start(&spec)?;
     let repeat = Repeat { runs: options.runs, min_runs: 3.min(options.runs), budget: options.budget };
     let outcome = async {
+        // The agents build every recipe's prepared tables at load; "cold" is the first answer
+        // once they say they are ready, as an analyst's first question after a nightly reload.
+        let (ready, builds) = cluster.wait_prepared(Duration::from_secs(1800)).await?;
+        say(options, &format!("agents' prepared tables ready {:.1} s after start ({})", ready.as_secs_f64(), builds.iter().map(|(r, ms)| format!("{r}: {:.1} s", *ms as f64 / 1000.0)).collect::<Vec<_>>().join(", ")));
         let mut client = cluster.connection.client().await?;
         for ((q, _), r) in queries.iter().zip(results.iter_mut()) {
             say(options, &format!("timing {} through the federation", q.indicator));

@@ -21,7 +21,7 @@ pub mod sql;
 pub use cells::{CellTable, RawCell};
 use cells::read_cells;
 use margins::{MarginAggregator, MarginError};
-use prepared::{PreparedCache, PreparedStats, PreparedUnits};
+use prepared::{PrepareProgress, PreparedCache, PreparedStats, PreparedUnits};
 use sql::{literal, SqlContext};
 
 #[derive(Debug, thiserror::Error)]
@@ -70,6 +70,15 @@ pub struct EngineOptions {
     /// question evaluates the recipe's SQL).
     #[serde(default = "default_prepared_mb")]
     pub prepared_mb: u64,
+    /// Build every recipe's prepared tables when a data version loads, in the background at
+    /// start and before a reloaded version takes over (the previous version answers until
+    /// the new one is ready), so that no analyst waits for the first build.
+    #[serde(default = "default_true")]
+    pub prepare_at_load: bool,
+}
+
+fn default_true() -> bool {
+    true
 }
 
 fn default_prepared_mb() -> u64 {
@@ -93,6 +102,7 @@ impl Default for EngineOptions {
             spill_dir: None,
             cache: Default::default(),
             prepared_mb: default_prepared_mb(),
+            prepare_at_load: true,
         }
     }
 }
@@ -150,6 +160,8 @@ pub struct Engine {
     rows_are_local: bool,
     /// Prepared unit tables (local rows only; none when `prepared_mb` is 0).
     prepared: Option<PreparedCache>,
+    /// How far building every recipe's prepared tables has come (health shows it).
+    progress: Arc<PrepareProgress>,
 }
 
 impl Engine {
@@ -179,7 +191,57 @@ impl Engine {
             data_years,
             rows_are_local: datalager.rows_are_local(),
             prepared: (datalager.rows_are_local() && options.prepared_mb > 0).then(|| PreparedCache::new(options.prepared_mb)),
+            progress: Arc::new(PrepareProgress::default()),
         })
+    }
+
+    /// Builds the prepared tables of every recipe of `catalog` (its latest versions) in each
+    /// perspective the recipe answers, one after another, for the data in this engine; a
+    /// table that does not fit the budget is skipped (its questions take the SQL path), a
+    /// recipe that fails is logged and counted. Progress is in [`Engine::progress`].
+    pub async fn prepare_all(&self, catalog: &norrsken_model::catalog::Catalog) {
+        use norrsken_model::query::{IndicatorQuery, Perspective, QueryOptions};
+        let progress = &self.progress;
+        if self.prepared.is_none() {
+            progress.finish(0);
+            return;
+        }
+        let (first, last) = self.data_years;
+        let mut questions = Vec::new();
+        for recipe in catalog.latest() {
+            for perspective in [Perspective::Provider, Perspective::Population] {
+                let q = IndicatorQuery {
+                    indicator: recipe.id.clone(),
+                    period: format!("{first}..{last}"),
+                    options: QueryOptions { perspective, ..QueryOptions::default() },
+                    ..IndicatorQuery::default()
+                };
+                // A perspective the recipe does not answer is not prepared.
+                if let Ok(v) = q.validate_for_engine(catalog, Some(self.data_years)) {
+                    questions.push(v);
+                }
+            }
+        }
+        progress.start(questions.len());
+        let started = std::time::Instant::now();
+        for v in &questions {
+            match self.prepare(v).await {
+                Ok(Some(_)) => progress.built.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+                Ok(None) => progress.skipped.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+                Err(e) => {
+                    tracing::warn!(recipe = %v.recipe.key(), error = %e, "preparing the recipe's units failed: its questions take the SQL path");
+                    progress.failed.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+                }
+            };
+        }
+        let ms = started.elapsed().as_millis() as u64;
+        progress.finish(ms);
+        tracing::info!(region = %self.region, data_version = %self.data_version, tables = questions.len(), ms, "prepared every recipe's units");
+    }
+
+    /// How far [`Engine::prepare_all`] has come.
+    pub fn progress(&self) -> &PrepareProgress {
+        &self.progress
     }
 
     pub fn region(&self) -> &str {

@@ -434,6 +434,60 @@ pub struct PreparedCache {
     clock: AtomicU64,
 }
 
+/// How far building every recipe's prepared tables at load has come: the tables to build
+/// (recipe × perspective), those built, skipped (over the budget, or no prepared tables for
+/// this datalager) and failed, and whether it is done.
+#[derive(Debug, Default)]
+pub struct PrepareProgress {
+    pub total: AtomicU64,
+    pub built: AtomicU64,
+    pub skipped: AtomicU64,
+    pub failed: AtomicU64,
+    /// 0 not started, 1 building, 2 ready.
+    state: std::sync::atomic::AtomicU8,
+    pub ms: AtomicU64,
+}
+
+impl PrepareProgress {
+    pub fn start(&self, total: usize) {
+        self.total.store(total as u64, Ordering::Relaxed);
+        self.state.store(1, Ordering::Release);
+    }
+
+    pub fn finish(&self, ms: u64) {
+        self.ms.store(ms, Ordering::Relaxed);
+        self.state.store(2, Ordering::Release);
+    }
+
+    /// `not_started`, `building` or `ready`.
+    pub fn state(&self) -> &'static str {
+        match self.state.load(Ordering::Acquire) {
+            0 => "not_started",
+            1 => "building",
+            _ => "ready",
+        }
+    }
+
+    pub fn is_ready(&self) -> bool {
+        self.state.load(Ordering::Acquire) == 2
+    }
+
+    /// For the agent's health: state, counts and the build's time.
+    pub fn to_json(&self) -> serde_json::Value {
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let done = get(&self.built) + get(&self.skipped) + get(&self.failed);
+        serde_json::json!({
+            "state": self.state(),
+            "total": get(&self.total),
+            "done": done,
+            "built": get(&self.built),
+            "skipped": get(&self.skipped),
+            "failed": get(&self.failed),
+            "ms": get(&self.ms),
+        })
+    }
+}
+
 /// What the cache holds, for metrics and the benchmark.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PreparedStats {
