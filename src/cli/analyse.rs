@@ -60,29 +60,9 @@ pub fn analysis_text(schema: &Schema, batches: &[RecordBatch], lang: Lang) -> St
     }
 }
 
-/// Flags in words.
-fn words(flag: &str) -> &str {
-    match flag {
-        "better" => "significantly better",
-        "worse" => "significantly worse",
-        "higher" => "significantly higher",
-        "lower" => "significantly lower",
-        "similar" => "no significant difference",
-        "not_compared" => "not compared",
-        "improving" => "improving",
-        "worsening" => "worsening",
-        "increasing" => "increasing",
-        "decreasing" => "decreasing",
-        "no_significant_change" => "no significant change",
-        "not_computed" => "not computed",
-        "above_998" => "above the 99.8 % limit",
-        "above_95" => "above the 95 % limit",
-        "below_998" => "below the 99.8 % limit",
-        "below_95" => "below the 95 % limit",
-        "within" => "within the limits",
-        "not_plotted" => "not plotted (withheld)",
-        other => other,
-    }
+/// Flags in words, from the one vocabulary.
+fn words(flag: &str, lang: Lang) -> &str {
+    vocabulary::verdict(flag, lang.words()).unwrap_or(flag)
 }
 
 pub fn render(t: &AnalysisTable, lang: Lang) -> String {
@@ -127,8 +107,8 @@ pub fn render(t: &AnalysisTable, lang: Lang) -> String {
                 line.extend([val(num(r, "value")), ci(r, "ci_lower", "ci_upper")]);
                 let pooled = text(r, "row") == "pooled";
                 line.push(if pooled { String::new() } else { val(num(r, "comparator_value")) });
-                line.push(words(&text(r, "significance")).to_string());
-                line.push(words(&text(r, "significance_998")).to_string());
+                line.push(words(&text(r, "significance"), lang).to_string());
+                line.push(words(&text(r, "significance_998"), lang).to_string());
                 line.push(vocabulary::analysis_note(&text(r, "note"), lang.words()));
                 rows.push(line);
             }
@@ -173,7 +153,7 @@ pub fn render(t: &AnalysisTable, lang: Lang) -> String {
                     _ => String::new(),
                 });
                 let note = vocabulary::analysis_note(&text(r, "note"), lang.words());
-                line.push(if note.is_empty() { words(&text(r, "flag")).to_string() } else { format!("{} ({note})", words(&text(r, "flag"))) });
+                line.push(if note.is_empty() { words(&text(r, "flag"), lang).to_string() } else { format!("{} ({note})", words(&text(r, "flag"), lang)) });
                 if unit.is_empty() {
                     unit = text(r, "change_unit");
                 }
@@ -248,8 +228,8 @@ pub fn render(t: &AnalysisTable, lang: Lang) -> String {
                 line.extend(key_values(r));
                 line.push(num(r, "precision").map(|n| format!("{n:.0}")).unwrap_or_else(|| "·".into()));
                 line.extend([val(num(r, "value")), val(num(r, "centre")), ci(r, "lower_95", "upper_95"), ci(r, "lower_998", "upper_998")]);
-                line.push(words(&text(r, "position")).to_string());
-                line.push(words(&text(r, "significance")).to_string());
+                line.push(words(&text(r, "position"), lang).to_string());
+                line.push(words(&text(r, "significance"), lang).to_string());
                 rows.push(line);
             }
             let n = 1 + keys.len();

@@ -592,7 +592,7 @@
           // Colour and shape by the recipe's direction (better green triangle, worse red
           // diamond, within the limits blue circle): never red for a region that does
           // better, and not by colour alone.
-          Plot.dot(plotted, { x: "precision", y: "value", fill: (x) => FUNNEL_MARK[x.significance]?.[0] ?? FUNNEL_MARK.similar[0], symbol: (x) => FUNNEL_MARK[x.significance]?.[1] ?? FUNNEL_MARK.similar[1], r: 5, ariaDescription: "unit", ariaLabel: (x) => `${x.unit_name}: ${fmt(kind, x.value)} (${words("pos", x.position)}${x.significance && x.significance !== "similar" ? `, ${words("sig", x.significance)}` : ""})`, title: (x) => `${x.unit_name}: ${fmt(kind, x.value)} (${words("pos", x.position)})` }),
+          Plot.dot(plotted, { x: "precision", y: "value", fill: (x) => FUNNEL_MARK[x.significance]?.[0] ?? FUNNEL_MARK.similar[0], symbol: (x) => FUNNEL_MARK[x.significance]?.[1] ?? FUNNEL_MARK.similar[1], r: 5, stroke: (x) => (x.unit === state.focus ? FOCUS_COLOUR : "none"), strokeWidth: 3, ariaDescription: "unit", ariaLabel: (x) => `${x.unit_name}: ${fmt(kind, x.value)} (${words("pos", x.position)}${x.significance && x.significance !== "similar" ? `, ${words("sig", x.significance)}` : ""})`, title: (x) => `${x.unit_name}: ${fmt(kind, x.value)} (${words("pos", x.position)})` }),
           plotted.length <= 12 ? Plot.text(plotted, { x: "precision", y: "value", text: "unit_name", dx: 8, textAnchor: "start", ariaHidden: true }) : null,
         ],
       });

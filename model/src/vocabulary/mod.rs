@@ -261,6 +261,36 @@ const ERROR_KINDS: [&str; 13] = [
 const UNASSESSED: [&str; 5] = ["withheld", "incomplete_followup", "no_answer", "distribution", "failed"];
 const CHANGE_UNITS: [&str; 4] = ["odds ratio per year", "rate ratio per year", "ratio per year", "difference per year"];
 
+/// An analysis verdict in words, as the command line writes it: significance against a
+/// comparator, a trend's assessment, a funnel plot's position.
+pub fn verdict(code: &str, lang: Lang) -> Option<&'static str> {
+    let (sv, en) = match code {
+        "better" => ("signifikant bättre", "significantly better"),
+        "worse" => ("signifikant sämre", "significantly worse"),
+        "higher" => ("signifikant högre", "significantly higher"),
+        "lower" => ("signifikant lägre", "significantly lower"),
+        "similar" => ("ingen signifikant skillnad", "no significant difference"),
+        "not_compared" => ("ej jämförd", "not compared"),
+        "improving" => ("förbättras", "improving"),
+        "worsening" => ("försämras", "worsening"),
+        "increasing" => ("ökar", "increasing"),
+        "decreasing" => ("minskar", "decreasing"),
+        "no_significant_change" => ("ingen signifikant förändring", "no significant change"),
+        "not_computed" => ("ej beräknad", "not computed"),
+        "above_998" => ("över 99,8 %-gränsen", "above the 99.8 % limit"),
+        "above_95" => ("över 95 %-gränsen", "above the 95 % limit"),
+        "below_998" => ("under 99,8 %-gränsen", "below the 99.8 % limit"),
+        "below_95" => ("under 95 %-gränsen", "below the 95 % limit"),
+        "within" => ("inom gränserna", "within the limits"),
+        "not_plotted" => ("ej ritad (ej redovisad)", "not plotted (withheld)"),
+        _ => return None,
+    };
+    Some(match lang {
+        Lang::Sv => sv,
+        Lang::En => en,
+    })
+}
+
 /// A trend model's change unit (`odds ratio per year`, as the trend table's `change_unit`
 /// holds it) in words.
 pub fn change_unit(unit: &str, lang: Lang) -> String {
