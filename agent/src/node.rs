@@ -171,7 +171,7 @@ impl AgentNode {
         if self.config.engine.prepare_at_load {
             // The previous version answers until the new one's tables are built.
             self.set_loading(Some(engine.clone()));
-            engine.prepare_all(&self.base.catalog).await;
+            engine.prepare_all(&self.base.catalog, &|| *self.stopping.borrow()).await;
             self.set_loading(None);
         }
         match self.engine.write() {
@@ -203,7 +203,7 @@ impl AgentNode {
     /// background: questions meanwhile wait for the table they need or take the SQL path).
     pub async fn prepare_in_force(&self) {
         if self.config.engine.prepare_at_load {
-            self.engine().prepare_all(&self.base.catalog).await;
+            self.engine().prepare_all(&self.base.catalog, &|| *self.stopping.borrow()).await;
         }
     }
 

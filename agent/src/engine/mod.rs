@@ -198,8 +198,9 @@ impl Engine {
     /// Builds the prepared tables of every recipe of `catalog` (its latest versions) in each
     /// perspective the recipe answers, one after another, for the data in this engine; a
     /// table that does not fit the budget is skipped (its questions take the SQL path), a
-    /// recipe that fails is logged and counted. Progress is in [`Engine::progress`].
-    pub async fn prepare_all(&self, catalog: &norrsken_model::catalog::Catalog) {
+    /// recipe that fails is logged and counted. Progress is in [`Engine::progress`]. Stops
+    /// between tables when `stopping` says so (the agent is shutting down).
+    pub async fn prepare_all(&self, catalog: &norrsken_model::catalog::Catalog, stopping: &(dyn Fn() -> bool + Sync)) {
         use norrsken_model::query::{IndicatorQuery, Perspective, QueryOptions};
         let progress = &self.progress;
         if self.prepared.is_none() {
@@ -225,9 +226,14 @@ impl Engine {
         progress.start(questions.len());
         let started = std::time::Instant::now();
         for v in &questions {
+            if stopping() {
+                tracing::debug!(region = %self.region, "stopping: the remaining prepared tables are not built");
+                return;
+            }
             match self.prepare(v).await {
                 Ok(Some(_)) => progress.built.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
                 Ok(None) => progress.skipped.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+                Err(_) if stopping() => return,
                 Err(e) => {
                     tracing::warn!(recipe = %v.recipe.key(), error = %e, "preparing the recipe's units failed: its questions take the SQL path");
                     progress.failed.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
