@@ -31,36 +31,29 @@ fn t<'a>(lang: Lang, sv: &'a str, en: &'a str) -> &'a str {
     if lang == Lang::Sv { sv } else { en }
 }
 
-/// Words for an analysis verdict.
+/// Words for an analysis verdict: short forms where the report's table says it (bättre,
+/// sämre, når målnivån), otherwise the vocabulary's verdicts, statuses and reasons.
 pub fn words(lang: Lang, code: &str) -> String {
-    let (sv, en) = match code {
-        "better" => ("bättre", "better"),
-        "worse" => ("sämre", "worse"),
-        "higher" => ("högre", "higher"),
-        "lower" => ("lägre", "lower"),
-        "similar" => ("ingen signifikant skillnad", "no significant difference"),
-        "not_compared" => ("ej jämförd", "not compared"),
-        "improving" => ("förbättras", "improving"),
-        "worsening" => ("försämras", "worsening"),
-        "increasing" => ("ökar", "increasing"),
-        "decreasing" => ("minskar", "decreasing"),
-        "no_significant_change" => ("ingen signifikant förändring", "no significant change"),
-        "not_computed" => ("ej beräknad", "not computed"),
-        "meets" => ("når målnivån", "meets the target"),
-        "misses" => ("under målnivån", "short of the target"),
-        "uncertain" => ("osäkert mot målnivån", "uncertain against the target"),
-        other => {
-            // Cell statuses and reason codes: the shared vocabulary.
-            if let Some(s) = norrsken_model::answer::CellStatus::parse(other) {
-                return vocabulary::status(s, lang).to_string();
-            }
-            if let Some(r) = norrsken_model::answer::Reason::parse(other) {
-                return vocabulary::reason(r, lang).to_string();
-            }
-            return other.to_string();
-        }
+    let short = match code {
+        "better" => Some(("bättre", "better")),
+        "worse" => Some(("sämre", "worse")),
+        "higher" => Some(("högre", "higher")),
+        "lower" => Some(("lägre", "lower")),
+        "meets" => Some(("når målnivån", "meets the target")),
+        "misses" => Some(("under målnivån", "short of the target")),
+        "uncertain" => Some(("osäkert mot målnivån", "uncertain against the target")),
+        _ => None,
     };
-    t(lang, sv, en).to_string()
+    if let Some((sv, en)) = short {
+        return t(lang, sv, en).to_string();
+    }
+    if let Some(w) = vocabulary::verdict(code, lang) {
+        return w.to_string();
+    }
+    if let Some(s) = norrsken_model::answer::CellStatus::parse(code) {
+        return vocabulary::status(s, lang).to_string();
+    }
+    norrsken_model::answer::Reason::parse(code).map_or_else(|| code.to_string(), |r| vocabulary::reason(r, lang).to_string())
 }
 
 fn verdict_code(v: TargetVerdict) -> &'static str {
