@@ -38,6 +38,16 @@ fn with_id(q: &IndicatorQuery, id: &str) -> IndicatorQuery {
     IndicatorQuery { query_id: id.into(), ..q.clone() }
 }
 
+/// A copy of a region's datalager in `dir`, for a test that changes its manifest.
+fn copy_datalager(slug: &str, dir: &Path) -> std::path::PathBuf {
+    let data = dir.join(slug);
+    for table in ["persons", "contacts", "diagnoses", "procedures", "drugs", "measurements"] {
+        crate::audit::copy_dir(&region_dir(slug).join(table), &data.join(table));
+    }
+    std::fs::copy(region_dir(slug).join("manifest.json"), data.join("manifest.json")).unwrap();
+    data
+}
+
 async fn eventually(what: &str, mut done: impl FnMut() -> bool) {
     for _ in 0..100 {
         if done() {
@@ -57,11 +67,7 @@ async fn the_coordinator_cache_is_keyed_by_versions_and_audited() {
     let f = federation();
     let tmp = TempDir::new("cache");
     // Region 22's agent of its own, over a copy of its datalager and policy that the test changes.
-    let data = tmp.path().join("vasternorrland");
-    for table in ["persons", "contacts", "diagnoses", "procedures", "drugs", "measurements"] {
-        crate::audit::copy_dir(&region_dir("vasternorrland").join(table), &data.join(table));
-    }
-    std::fs::copy(region_dir("vasternorrland").join("manifest.json"), data.join("manifest.json")).unwrap();
+    let data = copy_datalager("vasternorrland", tmp.path());
     let policy = tmp.path().join("policy-22.toml");
     std::fs::copy(f.federation.dir.join("policies").join("policy-22.toml"), &policy).unwrap();
     let mut config = agent_config("22", &data, &f.federation.dir, "127.0.0.1:0");
@@ -209,11 +215,7 @@ async fn queries_beyond_the_concurrency_limit_are_refused_as_busy() {
 async fn prepared_tables_are_built_when_a_data_version_loads() {
     let f = federation();
     let tmp = TempDir::new("prepare-at-load");
-    let data = tmp.path().join("jamtland");
-    for table in ["persons", "contacts", "diagnoses", "procedures", "drugs", "measurements"] {
-        crate::audit::copy_dir(&region_dir("jamtland").join(table), &data.join(table));
-    }
-    std::fs::copy(region_dir("jamtland").join("manifest.json"), data.join("manifest.json")).unwrap();
+    let data = copy_datalager("jamtland", tmp.path());
     let mut config = agent_config("23", &data, &f.federation.dir, "127.0.0.1:0");
     config.audit = audit_config(tmp.path(), "agent-23");
     let agent = norrsken_agent::server::start(config).await.unwrap();

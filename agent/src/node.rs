@@ -168,12 +168,10 @@ impl AgentNode {
         }
         let engine = Arc::new(Engine::open(datalager.as_ref(), &self.config.region, &self.config.engine).await?);
         let version = engine.data_version().to_string();
-        if self.config.engine.prepare_at_load {
-            // The previous version answers until the new one's tables are built.
-            self.set_loading(Some(engine.clone()));
-            engine.prepare_all(&self.base.catalog, &|| *self.stopping.borrow()).await;
-            self.set_loading(None);
-        }
+        // The previous version answers until the new one's tables are built.
+        self.set_loading(Some(engine.clone()));
+        self.prepare(&engine).await;
+        self.set_loading(None);
         match self.engine.write() {
             Ok(mut e) => *e = engine,
             Err(poisoned) => *poisoned.into_inner() = engine,
@@ -202,8 +200,13 @@ impl AgentNode {
     /// Builds every recipe's prepared tables for the data in force (at start, in the
     /// background: questions meanwhile wait for the table they need or take the SQL path).
     pub async fn prepare_in_force(&self) {
+        self.prepare(&self.engine()).await;
+    }
+
+    /// Builds `engine`'s prepared tables when the agent prepares at load, until it stops.
+    async fn prepare(&self, engine: &Engine) {
         if self.config.engine.prepare_at_load {
-            self.engine().prepare_all(&self.base.catalog, &|| *self.stopping.borrow()).await;
+            engine.prepare_all(&self.base.catalog, &|| *self.stopping.borrow()).await;
         }
     }
 

@@ -151,6 +151,11 @@ impl SqlFrontDoor {
     /// `indicators`, `regions`, `kommuner`, `codes`, `standard_populations`.
     fn reference_tables(&self) -> Vec<(&'static str, RecordBatch)> {
         let text = |v: Vec<String>| -> ArrayRef { Arc::new(StringArray::from(v)) };
+        // A table of text columns, each named with its values.
+        let texts = |columns: Vec<(&str, Vec<String>)>| {
+            let fields: Vec<Field> = columns.iter().map(|(name, _)| Field::new(*name, DataType::Utf8, false)).collect();
+            RecordBatch::try_new(Arc::new(Schema::new(fields)), columns.into_iter().map(|(_, values)| text(values)).collect())
+        };
         let latest = self.node.base.catalog.latest();
         let indicators = RecordBatch::try_new(
             Arc::new(Schema::new(vec![
@@ -173,46 +178,24 @@ impl SqlFrontDoor {
             ],
         );
         let agents = self.node.agents();
-        let regions = RecordBatch::try_new(
-            Arc::new(Schema::new(vec![Field::new("region", DataType::Utf8, false), Field::new("name", DataType::Utf8, false)])),
-            vec![text(agents.iter().map(|a| a.endpoint.region.clone()).collect()), text(agents.iter().map(|a| a.endpoint.name.clone()).collect())],
-        );
+        let regions = texts(vec![("region", agents.iter().map(|a| a.endpoint.region.clone()).collect()), ("name", agents.iter().map(|a| a.endpoint.name.clone()).collect())]);
         // Every kommun in Sweden (SCB's list): its code (as the indicator tables' `kommun`
         // column holds it), its name and its region, to join on for names.
-        let kommuner: Vec<(&str, &str, &str, &str)> = vocabulary::names::kommuner()
-            .iter()
-            .map(|k| (k.code, k.name, k.county, norrsken_model::geography::find_region(k.county).map_or("", |r| r.name)))
-            .collect();
-        let kommuner = RecordBatch::try_new(
-            Arc::new(Schema::new(vec![
-                Field::new("kommun", DataType::Utf8, false),
-                Field::new("name", DataType::Utf8, false),
-                Field::new("region", DataType::Utf8, false),
-                Field::new("region_name", DataType::Utf8, false),
-            ])),
-            vec![
-                text(kommuner.iter().map(|k| k.0.to_string()).collect()),
-                text(kommuner.iter().map(|k| k.1.to_string()).collect()),
-                text(kommuner.iter().map(|k| k.2.to_string()).collect()),
-                text(kommuner.iter().map(|k| k.3.to_string()).collect()),
-            ],
-        );
+        let all = vocabulary::names::kommuner();
+        let kommuner = texts(vec![
+            ("kommun", all.iter().map(|k| k.code.to_string()).collect()),
+            ("name", all.iter().map(|k| k.name.to_string()).collect()),
+            ("region", all.iter().map(|k| k.county.to_string()).collect()),
+            ("region_name", all.iter().map(|k| norrsken_model::geography::find_region(k.county).map_or("", |r| r.name).to_string()).collect()),
+        ]);
         // Every named code of every breakdown (sex, education, …, kommun) in both languages.
         let named = vocabulary::names::named_values();
-        let values = RecordBatch::try_new(
-            Arc::new(Schema::new(vec![
-                Field::new("breakdown", DataType::Utf8, false),
-                Field::new("code", DataType::Utf8, false),
-                Field::new("name_sv", DataType::Utf8, false),
-                Field::new("name_en", DataType::Utf8, false),
-            ])),
-            vec![
-                text(named.iter().map(|(b, _)| b.name().to_string()).collect()),
-                text(named.iter().map(|(_, c)| c.clone()).collect()),
-                text(named.iter().map(|(b, c)| vocabulary::value_text(*b, c, vocabulary::Lang::Sv)).collect()),
-                text(named.iter().map(|(b, c)| vocabulary::value_text(*b, c, vocabulary::Lang::En)).collect()),
-            ],
-        );
+        let values = texts(vec![
+            ("breakdown", named.iter().map(|(b, _)| b.name().to_string()).collect()),
+            ("code", named.iter().map(|(_, c)| c.clone()).collect()),
+            ("name_sv", named.iter().map(|(b, c)| vocabulary::value_text(*b, c, vocabulary::Lang::Sv)).collect()),
+            ("name_en", named.iter().map(|(b, c)| vocabulary::value_text(*b, c, vocabulary::Lang::En)).collect()),
+        ]);
         let mut ids = Vec::new();
         let mut from = Vec::new();
         let mut to = Vec::new();

@@ -151,12 +151,17 @@ async fn regions(State(node): State<Web>, Extension(info): Extension<PeerInfo>) 
 
 /// The `format` parameter of a request's query string.
 fn format_of(uri: &Uri) -> Option<String> {
-    uri.query()?.split('&').find_map(|kv| kv.strip_prefix("format=")).map(|f| f.to_ascii_lowercase())
+    query_param(uri, "format").map(|f| f.to_ascii_lowercase())
+}
+
+/// A parameter of a request's query string, decoded (`%C3%A5`, `+`).
+fn query_param(uri: &Uri, key: &str) -> Option<String> {
+    form_urlencoded::parse(uri.query()?.as_bytes()).find(|(k, _)| k == key).map(|(_, v)| v.into_owned())
 }
 
 /// The `lang` parameter of a request's query string (Swedish unless `en`).
 fn lang_of(uri: &Uri) -> norrsken_model::vocabulary::Lang {
-    uri.query().and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("lang="))).and_then(norrsken_model::vocabulary::Lang::parse).unwrap_or_default()
+    query_param(uri, "lang").as_deref().and_then(norrsken_model::vocabulary::Lang::parse).unwrap_or_default()
 }
 
 /// A file download.
@@ -260,7 +265,7 @@ async fn national_handler(State(node): State<Web>, Extension(info): Extension<Pe
     if let Err(e) = node.requester(&caller_of(&info, &headers)) {
         return refuse(&node, &info, OP, e).await;
     }
-    let name = uri.query().and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("name="))).map(|n| percent_decode(n)).unwrap_or_else(|| "comparator file".into());
+    let name = query_param(&uri, "name").unwrap_or_else(|| "comparator file".into());
     let text = match std::str::from_utf8(&body) {
         Ok(t) => t,
         Err(e) => return refuse(&node, &info, OP, NodeError::Query(QueryError::Invalid { field: "national", message: format!("{name} is not UTF-8 text: {e}") })).await,
@@ -269,36 +274,6 @@ async fn national_handler(State(node): State<Web>, Extension(info): Extension<Pe
         Ok(values) => axum::Json(json!({ "values": values })).into_response(),
         Err(e) => refuse(&node, &info, OP, e.into()).await,
     }
-}
-
-/// `%XX` escapes and `+` of a query-string value decoded (lossy on bad UTF-8).
-fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'%' if i + 2 < bytes.len() => match std::str::from_utf8(&bytes[i + 1..i + 3]).ok().and_then(|h| u8::from_str_radix(h, 16).ok()).ok_or(()) {
-                Ok(b) => {
-                    out.push(b);
-                    i += 3;
-                }
-                Err(_) => {
-                    out.push(b'%');
-                    i += 1;
-                }
-            },
-            b'+' => {
-                out.push(b' ');
-                i += 1;
-            }
-            b => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// Who the certificate says the caller is and the role it has here (none: `role` is null

@@ -194,7 +194,7 @@
       el("dl", {},
         row(T("catalog.population"), textOf(r.population)),
         row(T("catalog.numerator"), textOf(r.numerator)),
-        row(T("catalog.breakdowns"), r.breakdowns.map((b) => words("b", b)).join(", ")),
+        row(T("catalog.breakdowns"), r.breakdowns.map((b) => words("breakdown", b)).join(", ")),
         row(T("catalog.version"), `${r.id}@${r.version}`)));
   }
 
@@ -248,14 +248,14 @@
     for (let y = FIRST_YEAR; y <= LAST_YEAR; y++) years.push([String(y), String(y)]);
     const breakdowns = r.breakdowns.filter((b) => !["year", "quarter", "month"].includes(b));
     const controls = el("fieldset", { class: "controls no-print" }, el("legend", { text: T("ind.controls") }),
-      select("by", T("ind.by"), [["", T("b.none")], ...breakdowns.map((b) => [b, words("b", b)])], q.by, update("by")),
+      select("by", T("ind.by"), [["", T("b.none")], ...breakdowns.map((b) => [b, words("breakdown", b)])], q.by, update("by")),
       select("from", T("ind.from"), years, q.from, update("from")),
       select("to", T("ind.to"), years, q.to, update("to")),
       q.from === q.to && r.kind !== "rate" ? select("part", T("ind.part"), partsOfYear(), q.part, update("part")) : null,
       select("perspective", T("ind.perspective"), [["provider", T("persp.provider")], ["population", T("persp.population")]], q.perspective, update("perspective")),
       r.age_standardisation ? select("std", T("ind.standard"), [["", T("std.none")], ["esp2013", T("std.esp2013")], ["se2020", T("std.se2020")]], q.std, update("std")) : null,
-      q.dims.length ? select("dim", T("ind.dimension"), q.dims.map((d) => [d, words("b", d)]), q.dim, update("dim")) : null,
-      q.dims.length > 1 ? select("within", T("ind.within"), [["", T("ind.within.none")], ...q.dims.filter((d) => d !== q.dim).map((d) => [d, words("b", d)])], q.within, update("within")) : null,
+      q.dims.length ? select("dim", T("ind.dimension"), q.dims.map((d) => [d, words("breakdown", d)]), q.dim, update("dim")) : null,
+      q.dims.length > 1 ? select("within", T("ind.within"), [["", T("ind.within.none")], ...q.dims.filter((d) => d !== q.dim).map((d) => [d, words("breakdown", d)])], q.within, update("within")) : null,
       r.breakdowns.includes("kommun") ? select("units", T("ind.units"), [["region", T("units.region")], ["kommun", T("units.kommun")]], q.units, update("units")) : null,
       select("focus", T("ind.focus"), [["", T("ind.focus.none")], ...(state.regions || []).map((x) => [x.region, x.name])], state.focus, (ev) => { state.focus = ev.target.value; localStorage.setItem("norrsken.focus", state.focus); route(); }));
     const partial = el("div", { id: "partial" });
@@ -300,7 +300,7 @@
       }),
       fill(sections.trend, T("sec.trend"), T("sec.trend.desc"), trendTicket, (s, a) => drawTrend(s, r, a), `${base}-trend`),
       funnelTicket ? fill(sections.funnel, T("sec.funnel"), T("sec.funnel.desc"), funnelTicket, (s, a) => drawFunnel(s, r, a), `${base}-tratt`) : null,
-      equityTicket ? fill(sections.equity, `${T("sec.equity")}: ${words("b", q.dim)}${q.within ? ` × ${words("b", q.within).toLowerCase()}` : ""}`, T("sec.equity.desc"), equityTicket, (s, a) => drawEquity(s, r, a, q.within), `${base}-jamlikhet`) : null,
+      equityTicket ? fill(sections.equity, `${T("sec.equity")}: ${words("breakdown", q.dim)}${q.within ? ` × ${words("breakdown", q.within).toLowerCase()}` : ""}`, T("sec.equity.desc"), equityTicket, (s, a) => drawEquity(s, r, a, q.within), `${base}-jamlikhet`) : null,
     ];
     await Promise.all(jobs.filter(Boolean));
     main().dataset.ready = "true";

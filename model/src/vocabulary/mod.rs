@@ -37,6 +37,19 @@ impl Lang {
     pub fn parse(s: &str) -> Option<Lang> {
         Lang::ALL.into_iter().find(|l| l.code() == s)
     }
+
+    /// The Swedish or the English of a pair of words.
+    pub fn pick<T>(self, sv: T, en: T) -> T {
+        match self {
+            Lang::Sv => sv,
+            Lang::En => en,
+        }
+    }
+}
+
+/// A template with its arguments in place of `{0}`, `{1}`, …
+fn fill(template: &str, args: &[String]) -> String {
+    args.iter().enumerate().fold(template.to_string(), |t, (i, a)| t.replace(&format!("{{{i}}}"), a))
 }
 
 /// A reason in words.
@@ -61,10 +74,7 @@ pub fn reason(r: Reason, lang: Lang) -> &'static str {
             "not age-standardised: too few events or an age band withheld",
         ),
     };
-    match lang {
-        Lang::Sv => sv,
-        Lang::En => en,
-    }
+    lang.pick(sv, en)
 }
 
 /// A status in words.
@@ -112,15 +122,12 @@ pub fn note(n: Note, lang: Lang) -> &'static str {
             "The pooled row, and in the population perspective the home region's row, add the regions' parts: a patient treated in several regions counts once in each region (distinct patients across regions are not yet counted)",
         ),
     };
-    match lang {
-        Lang::Sv => sv,
-        Lang::En => en,
-    }
+    lang.pick(sv, en)
 }
 
 /// A note with its argument filled in.
 pub fn note_with(n: Note, arg: &str, lang: Lang) -> String {
-    note(n, lang).replace("{0}", arg)
+    fill(note(n, lang), &[arg.to_string()])
 }
 
 /// Reason codes (as they travel, comma-separated) in words, joined by "; ". Codes this
@@ -167,10 +174,7 @@ pub fn suggestion_template(key: &str, lang: Lang) -> Option<&'static str> {
         ),
         _ => return None,
     };
-    Some(match lang {
-        Lang::Sv => sv,
-        Lang::En => en,
-    })
+    Some(lang.pick(sv, en))
 }
 
 const SUGGESTION_KEYS: [&str; 8] = ["drop.kommun", "drop.time", "drop.age_band", "drop", "whole_too_few", "nothing_coarser", "pooled_nothing_coarser", "followup"];
@@ -182,13 +186,7 @@ pub fn period_text(period: &str) -> String {
 
 /// A suggestion in words.
 pub fn suggestion(s: &Suggestion, lang: Lang) -> String {
-    let fill = |key: &str, args: &[String]| {
-        let mut t = suggestion_template(key, lang).unwrap_or(key).to_string();
-        for (i, a) in args.iter().enumerate() {
-            t = t.replace(&format!("{{{i}}}"), a);
-        }
-        t
-    };
+    let fill = |key: &str, args: &[String]| fill(suggestion_template(key, lang).unwrap_or(key), args);
     let date = |d: &str| chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d").map(|d| format_date(d, lang)).unwrap_or_else(|_| d.to_string());
     match s {
         Suggestion::Drop { breakdown: Breakdown::Kommun, .. } => fill("drop.kommun", &[]),
@@ -222,10 +220,7 @@ pub fn unassessed(code: &str, lang: Lang) -> Option<(&'static str, &'static str)
         "failed" => (("frågan kunde inte besvaras", "frågorna kunde inte besvaras"), ("the question could not be answered", "the questions could not be answered")),
         _ => return None,
     };
-    Some(match lang {
-        Lang::Sv => sv,
-        Lang::En => en,
-    })
+    Some(lang.pick(sv, en))
 }
 
 /// What kind of refusal or failure an error is, as a heading for its details (the error
@@ -247,10 +242,7 @@ pub fn error_kind(kind: &str, lang: Lang) -> Option<&'static str> {
         "rate_limited" => ("För många frågor just nu", "Too many questions right now"),
         _ => return None,
     };
-    Some(match lang {
-        Lang::Sv => sv,
-        Lang::En => en,
-    })
+    Some(lang.pick(sv, en))
 }
 
 const ERROR_KINDS: [&str; 13] = [
@@ -285,10 +277,7 @@ pub fn verdict(code: &str, lang: Lang) -> Option<&'static str> {
         "not_plotted" => ("ej ritad (ej redovisad)", "not plotted (withheld)"),
         _ => return None,
     };
-    Some(match lang {
-        Lang::Sv => sv,
-        Lang::En => en,
-    })
+    Some(lang.pick(sv, en))
 }
 
 /// A trend model's change unit (`odds ratio per year`, as the trend table's `change_unit`
@@ -363,10 +352,7 @@ pub fn analysis_note_template(key: &str, lang: Lang) -> Option<&'static str> {
         "no_fit" => ("Ingen trend: modellen kan inte anpassas till värdena", "No trend: the model cannot be fitted to these values"),
         _ => return None,
     };
-    Some(match lang {
-        Lang::Sv => sv,
-        Lang::En => en,
-    })
+    Some(lang.pick(sv, en))
 }
 
 /// An analysis note as it travels (`key|arg|…`, several joined by `; `) in words.
@@ -378,12 +364,9 @@ pub fn analysis_note(code: &str, lang: Lang) -> String {
             match analysis_note_template(key, lang) {
                 None => one.to_string(),
                 Some(t) => {
-                    let mut t = t.to_string();
-                    for (i, a) in parts.enumerate() {
-                        let a = if key == "withheld" { reasons_text(&a.split(',').collect::<Vec<_>>(), lang) } else { a.to_string() };
-                        t = t.replace(&format!("{{{i}}}"), &a);
-                    }
-                    t
+                    // A withheld row's argument is its reason codes, written in words.
+                    let args: Vec<String> = parts.map(|a| if key == "withheld" { reasons_text(&a.split(',').collect::<Vec<_>>(), lang) } else { a.to_string() }).collect();
+                    fill(t, &args)
                 }
             }
         })

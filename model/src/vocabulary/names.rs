@@ -46,13 +46,6 @@ pub fn kommun_name(code: &str) -> Option<&'static str> {
     INDEX.get_or_init(|| kommuner().iter().map(|k| (k.code, k.name)).collect()).get(code).copied()
 }
 
-fn pick(lang: Lang, sv: &'static str, en: &'static str) -> &'static str {
-    match lang {
-        Lang::Sv => sv,
-        Lang::En => en,
-    }
-}
-
 /// A breakdown's name as a column header or a choice ("Kön", "Sex").
 pub fn breakdown(b: Breakdown, lang: Lang) -> &'static str {
     let (sv, en) = match b {
@@ -67,19 +60,19 @@ pub fn breakdown(b: Breakdown, lang: Lang) -> &'static str {
         Breakdown::IncomeQuintile => ("Inkomstkvintil", "Income quintile"),
         Breakdown::CareType => ("Vårdform", "Care type"),
     };
-    pick(lang, sv, en)
+    lang.pick(sv, en)
 }
 
 /// The name of a breakdown's value (`female` → "Kvinnor"), or `None` when the code has no
 /// name (an age band, a year: they are their own names).
 pub fn value_name(b: Breakdown, code: &str, lang: Lang) -> Option<String> {
     if code == TOTAL {
-        return Some(pick(lang, "Totalt", "Total").to_string());
+        return Some(lang.pick("Totalt", "Total").to_string());
     }
     if code == UNKNOWN {
-        return Some(pick(lang, "Uppgift saknas", "Not known").to_string());
+        return Some(lang.pick("Uppgift saknas", "Not known").to_string());
     }
-    let fixed = |sv: &'static str, en: &'static str| Some(pick(lang, sv, en).to_string());
+    let fixed = |sv: &'static str, en: &'static str| Some(lang.pick(sv, en).to_string());
     match (b, code) {
         (Breakdown::Sex, "female") => fixed("Kvinnor", "Women"),
         (Breakdown::Sex, "male") => fixed("Män", "Men"),
@@ -102,10 +95,10 @@ pub fn value_name(b: Breakdown, code: &str, lang: Lang) -> Option<String> {
                 (5, Lang::En) => " (highest)",
                 _ => "",
             };
-            Some(format!("{} {n}{note}", pick(lang, "Kvintil", "Quintile")))
+            Some(format!("{} {n}{note}", lang.pick("Kvintil", "Quintile")))
         }
         (Breakdown::Kommun, k) => kommun_name(k).map(str::to_string),
-        (Breakdown::AgeBand, band) => Some(format!("{} {}", band.replace('-', "–"), pick(lang, "år", "years"))),
+        (Breakdown::AgeBand, band) => Some(format!("{} {}", band.replace('-', "–"), lang.pick("år", "years"))),
         (Breakdown::Quarter, q) => {
             let (y, n) = q.split_once('Q')?;
             Some(match lang {
@@ -158,7 +151,7 @@ pub fn named_values() -> Vec<(Breakdown, String)> {
 pub fn value_label(kind: Kind, rate_per: Option<u32>, unit: Option<&str>, lang: Lang) -> String {
     let unit = unit.filter(|u| !u.is_empty()).map(|u| if u == "SEK" && lang == Lang::Sv { "kr" } else { u });
     match kind {
-        Kind::Proportion => pick(lang, "Andel (%)", "Share (%)").to_string(),
+        Kind::Proportion => lang.pick("Andel (%)", "Share (%)").to_string(),
         Kind::Rate => {
             let per = super::format_number(f64::from(rate_per.unwrap_or(1000)), 0, lang);
             match lang {
@@ -166,9 +159,9 @@ pub fn value_label(kind: Kind, rate_per: Option<u32>, unit: Option<&str>, lang: 
                 Lang::En => format!("Events per {per} inhabitant-years"),
             }
         }
-        Kind::Mean => with_unit(pick(lang, "Medelvärde", "Mean"), unit),
-        Kind::Count => pick(lang, "Antal", "Count").to_string(),
-        Kind::CostSum => with_unit(pick(lang, "Kostnad per patient", "Cost per patient"), unit),
+        Kind::Mean => with_unit(lang.pick("Medelvärde", "Mean"), unit),
+        Kind::Count => lang.pick("Antal", "Count").to_string(),
+        Kind::CostSum => with_unit(lang.pick("Kostnad per patient", "Cost per patient"), unit),
     }
 }
 

@@ -28,7 +28,7 @@ const PUBLISHED: (f64, f64, f64) = (0.42, 0.18, 0.54);
 const SERIES: [(f64, f64, f64); 5] = [FOCUS, (0.75, 0.35, 0.0), (0.45, 0.2, 0.55), (0.0, 0.45, 0.45), (0.35, 0.35, 0.35)];
 
 fn t<'a>(lang: Lang, sv: &'a str, en: &'a str) -> &'a str {
-    if lang == Lang::Sv { sv } else { en }
+    lang.pick(sv, en)
 }
 
 /// Words for an analysis verdict: short forms where the report's table says it (bättre,

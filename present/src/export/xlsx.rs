@@ -22,7 +22,7 @@ use rust_xlsxwriter::{Format, Workbook, Worksheet, XlsxError};
 use crate::report::Report;
 
 fn t<'a>(lang: Lang, sv: &'a str, en: &'a str) -> &'a str {
-    if lang == Lang::Sv { sv } else { en }
+    lang.pick(sv, en)
 }
 
 /// A table sheet for reading and printing: a filter on the header row `header_row` over
