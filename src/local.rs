@@ -43,11 +43,16 @@ pub struct LocalOptions {
     /// The release ledger (its record and per-requester budget) on (the default policy) or
     /// off. Answers do not depend on it either way.
     pub ledger: bool,
+    /// Pooled cells by secure sums between the agents (docs/secure-aggregation.md): every
+    /// agent gets an X25519 key and its peers' public keys.
+    pub secure_sum: bool,
+    /// The fewest participants an agent accepts in a secure sum (default every region).
+    pub secure_sum_min: Option<usize>,
 }
 
 impl Default for LocalOptions {
     fn default() -> Self {
-        LocalOptions { coordinator_listen: "127.0.0.1:0".into(), perturbation: true, min_cell_size: 5, ledger: true }
+        LocalOptions { coordinator_listen: "127.0.0.1:0".into(), perturbation: true, min_cell_size: 5, ledger: true, secure_sum: false, secure_sum_min: None }
     }
 }
 
@@ -91,6 +96,36 @@ pub fn write_dev_policy(dir: &Path, region: &str, options: &LocalOptions) -> any
     Ok(path)
 }
 
+/// Secure-sum keys for `regions` under `dir/keys` (created when absent) and each agent's
+/// `[secure_sum]`: its own key and the others' public keys.
+pub fn secure_sum_configs(dir: &Path, regions: &[String]) -> anyhow::Result<Vec<norrsken_agent::secure::SecureSumConfig>> {
+    use norrsken_common::secure_sum::SumKey;
+    let keys = dir.join("keys");
+    std::fs::create_dir_all(&keys)?;
+    let mut public = Vec::new();
+    for r in regions {
+        let path = keys.join(format!("secure-sum-{r}.key"));
+        let key = match SumKey::from_file(&path) {
+            Ok(k) => k,
+            Err(_) => {
+                let k = SumKey::generate()?;
+                norrsken_common::pki::write_file(&path, k.to_hex().as_bytes(), true)?;
+                k
+            }
+        };
+        public.push((r.clone(), key.public_hex(), path));
+    }
+    Ok(public
+        .iter()
+        .map(|(r, _, path)| norrsken_agent::secure::SecureSumConfig {
+            key: path.clone(),
+            peers: public.iter().filter(|(o, _, _)| o != r).map(|(o, p, _)| (o.clone(), p.clone())).collect(),
+            min_participants: None,
+            runs: None,
+        })
+        .collect())
+}
+
 /// Where a node of a local federation in `dir` keeps its audit log and signing key.
 pub fn audit_config(dir: &Path, node: &str) -> AuditConfig {
     AuditConfig::in_dir(&dir.join("audit").join(node), &dir.join("keys").join(format!("{node}.ed25519.pem")))
@@ -114,6 +149,7 @@ pub fn agent_config(region: &str, datalager: &Path, dir: &Path, listen: &str) ->
         engine: EngineConfig::default(),
         telemetry: Default::default(),
         reload_poll_s: 0,
+        secure_sum: None,
     }
 }
 
@@ -163,6 +199,7 @@ pub fn coordinator_config(agents: &[(String, std::net::SocketAddr)], dir: &Path,
         limits: Default::default(),
         sql: Default::default(),
         web: Default::default(),
+        secure_sum: Default::default(),
     }
 }
 
@@ -187,14 +224,25 @@ impl LocalFederation {
         ensure_dev_pki(&certs, &regions)?;
         let mut agents = Vec::new();
         let mut endpoints = Vec::new();
-        for region in NORRA {
+        let mut secure: Vec<_> = if options.secure_sum {
+            secure_sum_configs(dir, &regions)?.into_iter().map(|c| Some(norrsken_agent::secure::SecureSumConfig { min_participants: options.secure_sum_min, ..c })).collect()
+        } else {
+            vec![None; regions.len()]
+        };
+        for (i, region) in NORRA.iter().enumerate() {
             write_dev_policy(&dir.join("policies"), region.code, options)?;
-            let config = agent_config(region.code, &datalager.join(region.slug), dir, "127.0.0.1:0");
+            let mut config = agent_config(region.code, &datalager.join(region.slug), dir, "127.0.0.1:0");
+            config.secure_sum = secure[i].take();
             let running = norrsken_agent::server::start(config).await?;
             endpoints.push((region.code.to_string(), running.server.addr));
             agents.push(running);
         }
-        let coordinator = norrsken_coordinator::server::start(coordinator_config(&endpoints, dir, &options.coordinator_listen)).await?;
+        let mut config = coordinator_config(&endpoints, dir, &options.coordinator_listen);
+        if options.secure_sum {
+            // The federation's policy for pooled totals: the regions' development policy.
+            config.secure_sum = norrsken_coordinator::secure::SecureSumSettings { enabled: true, policy: Some(write_dev_policy(&dir.join("policies"), "federation", options)?) };
+        }
+        let coordinator = norrsken_coordinator::server::start(config).await?;
         Ok(LocalFederation { _telemetry: telemetry, agents, coordinator, certs, dir: dir.to_path_buf() })
     }
 

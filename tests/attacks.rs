@@ -70,6 +70,7 @@ pub async fn node_with_ledger(dir: &Path, code: &str, policy: Policy, options: E
         engine: options,
         telemetry: Default::default(),
         reload_poll_s: 0,
+        secure_sum: None,
     };
     let audit = AuditLog::open(&config.audit, &format!("agent-{code}")).unwrap();
     AgentNode::new(config, Arc::new(Catalog::embedded()), engine, protection, audit).unwrap()

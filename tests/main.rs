@@ -21,6 +21,7 @@ mod pgwire;
 mod present;
 mod postgres;
 mod reference;
+mod secure_sum;
 mod service;
 mod sql;
 mod synth;

@@ -51,6 +51,10 @@ pub struct AgentConfig {
     /// 0 = only on SIGHUP).
     #[serde(default = "default_reload_poll")]
     pub reload_poll_s: u64,
+    /// Secure sums with the other regions' agents (docs/secure-aggregation.md); off when
+    /// absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secure_sum: Option<crate::secure::SecureSumConfig>,
 }
 
 fn default_reload_poll() -> u64 {
@@ -72,6 +76,11 @@ impl AgentConfig {
     /// Where the release ledger lives.
     pub fn ledger_path(&self) -> PathBuf {
         self.ledger.clone().unwrap_or_else(|| self.audit.dir.join("release-ledger.jsonl"))
+    }
+
+    /// Where the secure-sum run ledger lives by default: beside the release ledger.
+    pub fn runs_path(&self) -> PathBuf {
+        self.ledger_path().with_file_name("secure-sum-runs.jsonl")
     }
 
     /// Defaults, then the file, then `NORRSKEN_AGENT_*` variables, then validation.

@@ -6,5 +6,6 @@ pub mod datalager;
 pub mod disclosure;
 pub mod engine;
 pub mod node;
+pub mod secure;
 pub mod server;
 pub mod service;

@@ -11,7 +11,7 @@ use norrsken_model::catalog::Catalog;
 use norrsken_common::error::NodeError;
 use norrsken_model::geography::{self, Region};
 use norrsken_common::pki::CertIdentity;
-use norrsken_model::query::{Relay, ValidatedQuery};
+use norrsken_model::query::{QueryError, Relay, ValidatedQuery};
 use norrsken_common::service::{Action, Answer, Caller, Description, Node, NodeBase, QueryScope, QueryTicket, Reply, Served};
 use opentelemetry::KeyValue;
 use serde_json::json;
@@ -63,6 +63,8 @@ pub struct AgentNode {
     stopping: tokio::sync::watch::Sender<bool>,
     /// A reloaded data version whose prepared tables are being built.
     loading: std::sync::Mutex<Option<Arc<Engine>>>,
+    /// Secure sums with the other regions' agents, when configured.
+    pub secure: Option<crate::secure::SecureSum>,
     /// Role, catalog, audit log and actions (see `Node`).
     pub base: NodeBase,
     pub started: std::time::Instant,
@@ -103,6 +105,10 @@ impl AgentNode {
         };
         let ledger = Ledger::open(&config.ledger_path(), &catalog, config.audit.fsync).map_err(|e| NodeError::NotReady(e.to_string()))?;
         let service = QueryService::new(region, &config.engine.cache, ledger, catalog.hash().to_string());
+        let secure = match &config.secure_sum {
+            Some(c) => Some(crate::secure::SecureSum::open(region.code, c, &config.runs_path()).map_err(|e| NodeError::NotReady(format!("[secure_sum]: {e}")))?),
+            None => None,
+        };
         Ok(AgentNode {
             region,
             config,
@@ -112,6 +118,7 @@ impl AgentNode {
             versions: tokio::sync::watch::Sender::new(versions),
             stopping: tokio::sync::watch::Sender::new(false),
             loading: std::sync::Mutex::new(None),
+            secure,
             base: NodeBase {
                 role: "agent",
                 query_span: "norrsken.agent.query",
@@ -121,6 +128,7 @@ impl AgentNode {
                     ("versions", "Data and policy versions; {\"known\": …, \"wait_ms\": n} waits up to n ms (30 s at most) for a change"),
                     ("catalog", "The recipes (id, version, hash) this agent answers"),
                     ("audit-log", "This agent's audit log (region admins of this region only)"),
+                    ("secure-sum", "This agent's masked vector of a relayed question for a secure sum: {\"ticket\": base64, \"participants\": [county codes]}"),
                 ],
                 catalog,
                 answer_schema: agent_answer_schema,
@@ -314,6 +322,51 @@ impl AgentNode {
         Err(NodeError::PermissionDenied(format!("'{}' may not read the audit log of region {}", id.common_name, self.region.code)))
     }
 
+    /// This agent's masked vector of a relayed question for a secure sum between the
+    /// participants (docs/secure-aggregation.md); the run is checked against the run
+    /// ledger and audited, granted or refused.
+    async fn secure_sum(&self, ticket: &[u8], mut participants: Vec<String>) -> Result<Reply, NodeError> {
+        use norrsken_model::secure::{cell_list, to_bytes, Binding};
+        let region = self.region.code;
+        let secure = self
+            .secure
+            .as_ref()
+            .ok_or_else(|| NodeError::Unsupported(format!("region {region} takes part in no secure sums (no [secure_sum] in its configuration)")))?;
+        let ticket = QueryTicket::decode(ticket)?;
+        let relay = self.relayed(&ticket)?.clone();
+        let who = relayed_requester(&relay);
+        let snapshot = self.snapshot();
+        let v = ticket.query.validate(&self.base.catalog, Some(snapshot.engine.data_years()))?;
+        if v.options.standardise.is_some() || v.options.dry_run {
+            return Err(NodeError::Query(QueryError::Invalid { field: "options", message: "a secure sum is not run for standardised questions or dry runs".into() }));
+        }
+        participants.sort();
+        participants.dedup();
+        let cells = cell_list(&v, &participants).map_err(|m| NodeError::Query(QueryError::Invalid { field: "breakdowns", message: m }))?;
+        let question = serde_json::to_string(&Canonical::of(&v).query.normalized()).map_err(|e| NodeError::Internal(e.to_string()))?;
+        let binding = Binding::new(&question, &participants, &cells);
+        let data_version = snapshot.engine.data_version().to_string();
+        let refused = |e: crate::secure::RunError| NodeError::PolicyRefused(format!("secure sum of query {}: {e}", v.query_id));
+        secure.admit(binding.run_key(), &data_version, &participants, &v.query_id).map_err(refused)?;
+        let answer = self.service.statuses(&snapshot, &v, Some(&relay)).await?;
+        let raw = snapshot.engine.evaluate(&v).await?.cells;
+        let keyer = snapshot.protection.keyer.clone();
+        let mut words = crate::secure::vector(v.recipe.kind, v.options.perspective, &cells, &raw, &answer.cells, keyer.as_deref());
+        norrsken_common::secure_sum::mask(region, &secure.key, &secure.peers, &binding, &mut words).map_err(|e| NodeError::PolicyRefused(e.to_string()))?;
+        let bytes = to_bytes(&words);
+        let chunks = bytes.chunks(1 << 20).map(bytes::Bytes::copy_from_slice).collect();
+        let audit = format!(
+            "secure sum of query {} ({} {}), participants {}, {} cells, data version {data_version}, question {}",
+            v.query_id,
+            v.recipe.key(),
+            v.period,
+            participants.join(","),
+            cells.len(),
+            &binding.question[..16]
+        );
+        Ok(Reply { chunks, on_behalf_of: Some(who), role: Some(relay.requester_role.clone()), audit: Some(audit) })
+    }
+
     /// A relayed query ticket, or the refusal of one without a relay block.
     fn relayed<'a>(&self, ticket: &'a QueryTicket) -> Result<&'a Relay, NodeError> {
         ticket.relay.as_ref().ok_or_else(|| {
@@ -400,9 +453,12 @@ impl Node for AgentNode {
         if let Action::AuditLog { relay, .. } = &action {
             let who = self.authorize_audit_access(caller, relay.as_ref())?;
             let chunks = audit_chunks(&self.base.audit)?;
-            return Ok(Reply { chunks, on_behalf_of: Some(who), role: relay.as_ref().map(|r| r.requester_role.clone()) });
+            return Ok(Reply { chunks, on_behalf_of: Some(who), role: relay.as_ref().map(|r| r.requester_role.clone()), audit: None });
         }
         self.authorize(caller)?;
+        if let Action::SecureSum { ticket, participants } = action {
+            return self.secure_sum(&ticket, participants).await;
+        }
         let engine = self.engine();
         let body = match action {
             Action::Versions { known, wait_ms } => {

@@ -141,6 +141,16 @@ impl QueryService {
     /// Answers one relayed question (see the module documentation). Returns the answer
     /// and, when it came from the cache, the query id it was first computed for.
     pub async fn answer(&self, snapshot: &Snapshot, v: &ValidatedQuery, relay: Option<&Relay>) -> Result<(RegionAnswer, Option<String>), NodeError> {
+        self.answer_recording(snapshot, v, relay, true).await
+    }
+
+    /// The answer a question gets, without recording a release: what the agent withholds of
+    /// its own part, for a secure sum (which releases no part).
+    pub async fn statuses(&self, snapshot: &Snapshot, v: &ValidatedQuery, relay: Option<&Relay>) -> Result<RegionAnswer, NodeError> {
+        Ok(self.answer_recording(snapshot, v, relay, false).await?.0)
+    }
+
+    async fn answer_recording(&self, snapshot: &Snapshot, v: &ValidatedQuery, relay: Option<&Relay>, recording: bool) -> Result<(RegionAnswer, Option<String>), NodeError> {
         let region = self.region.code;
         let relay = relay.ok_or_else(|| {
             NodeError::PermissionDenied(format!(
@@ -156,7 +166,7 @@ impl QueryService {
         let data_version = engine.data_version().to_string();
         let requester = requester_of(relay);
         let record = |release: &Release| -> Result<(), NodeError> {
-            if !policy.ledger.enabled {
+            if !policy.ledger.enabled || !recording {
                 return Ok(());
             }
             let entry = Entry { requester: &requester, query_id: &v.query_id, question: cq, data_version: &data_version, dry_run: v.options.dry_run };

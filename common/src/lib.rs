@@ -11,6 +11,7 @@ pub mod failpoint;
 pub mod flight;
 pub mod pki;
 pub mod reload;
+pub mod secure_sum;
 pub mod service;
 pub mod settings;
 pub mod telemetry;

@@ -207,4 +207,7 @@ impl AgentPort for AgentClient {
     async fn probe(&self, deadline: Duration) -> Result<(), String> {
         self.action("health", deadline).await.map(|_| ())
     }
+    async fn secure_sum(&self, body: Bytes, deadline: Duration) -> Result<Vec<u8>, String> {
+        Ok(self.action_all("secure-sum", body, deadline).await?.concat())
+    }
 }

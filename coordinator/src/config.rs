@@ -67,6 +67,9 @@ pub struct CoordinatorConfig {
     /// The HTTPS front door's limits per request.
     #[serde(default)]
     pub web: WebSettings,
+    /// Pooled cells by secure sums between the agents (docs/secure-aggregation.md).
+    #[serde(default)]
+    pub secure_sum: crate::secure::SecureSumSettings,
 }
 
 /// `[sql]` in coordinator.toml: what one Flight SQL statement may use.

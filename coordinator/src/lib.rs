@@ -19,6 +19,7 @@ pub mod limits;
 pub mod merge;
 pub mod node;
 pub mod server;
+pub mod secure;
 pub mod service;
 pub mod sql;
 pub mod stats;

@@ -168,6 +168,47 @@ pub struct MergeInput<'a> {
     pub dry_run: bool,
     /// The standard population of a standardised question.
     pub standard: Option<&'a str>,
+    /// The secure sum of the pooled cells, when one ran.
+    pub secure: Option<&'a Secure>,
+}
+
+/// A secure sum's outcome for a question (see [`crate::secure`]).
+#[derive(Debug)]
+pub enum Secure {
+    /// Every pooled cell decided on its total.
+    Decided(crate::secure::Decisions),
+    /// Not completed (a region did not take part): pooled cells add released parts.
+    Failed(String),
+}
+
+/// Replaces a pooled row's (or a home region's row's) values by the federation's decision
+/// on its secure total.
+fn apply_secure(row: &mut ComparisonRow, d: &norrsken_agent::disclosure::pooled::PooledRelease, kind: Kind, rate_per: f64) {
+    use norrsken_agent::disclosure::pooled::PooledRelease;
+    row.partial = false;
+    row.std_parts = None;
+    row.standardised = None;
+    match d {
+        PooledRelease::Released { numerator, denominator, value_sum, value_sd, reasons } => {
+            row.numerator = *numerator;
+            row.denominator = *denominator;
+            row.value_sum = *value_sum;
+            row.value_sd = *value_sd;
+            row.estimate = estimate(kind, *numerator, *denominator, *value_sum, *value_sd, rate_per);
+            row.status = if !reasons.is_empty() { CellStatus::Perturbed } else { CellStatus::Released }.name().to_string();
+            row.reasons = reasons.iter().map(|r| r.name().to_string()).collect();
+            row.suggestion = None;
+        }
+        PooledRelease::Withheld(reasons) => {
+            row.numerator = None;
+            row.denominator = None;
+            row.value_sum = None;
+            row.value_sd = None;
+            row.estimate = None;
+            row.status = CellStatus::Suppressed.name().to_string();
+            row.reasons = reasons.iter().map(|r| r.name().to_string()).collect();
+        }
+    }
 }
 
 #[derive(Default, Clone)]
@@ -254,7 +295,7 @@ type CellKey = (Vec<String>, Option<String>);
 
 /// Merges region outcomes into one comparison.
 pub fn merge(input: &MergeInput<'_>, outcomes: &[RegionOutcome]) -> Comparison {
-    let MergeInput { recipe, breakdowns, order, pooled_label, query_id, catalog_hash, perspective, period, dry_run, standard } = input.clone();
+    let MergeInput { recipe, breakdowns, order, pooled_label, query_id, catalog_hash, perspective, period, dry_run, standard, secure } = input.clone();
     let missing: Vec<&RegionOutcome> = outcomes.iter().filter(|o| o.state != RegionState::Ok).collect();
     let partial = !missing.is_empty();
     let name_of = |code: &str| order.iter().find(|(c, _)| c == code).map_or_else(|| code.to_string(), |(_, n)| n.clone());
@@ -404,6 +445,23 @@ pub fn merge(input: &MergeInput<'_>, outcomes: &[RegionOutcome]) -> Comparison {
             std_parts: None,
         });
     }
+    let secure = match secure {
+        Some(Secure::Decided(d)) => Some(d),
+        _ => None,
+    };
+    if let Some(decisions) = secure {
+        for row in rows.iter_mut() {
+            let region = match (row.kind, population_view) {
+                (RowKind::Pooled, _) => None,
+                (RowKind::Region, true) => Some(row.region.clone()),
+                _ => continue,
+            };
+            let cell = norrsken_model::secure::SumCell { region, labels: row.labels.iter().map(|l| l.clone().unwrap_or_default()).collect(), category: row.category.clone() };
+            if let Some(d) = decisions.get(&cell) {
+                apply_secure(row, d, kind, rate_per);
+            }
+        }
+    }
     if let Some(id) = standard {
         standardise_pooled(recipe, breakdowns, id, &mut rows);
     }
@@ -426,6 +484,7 @@ pub fn merge(input: &MergeInput<'_>, outcomes: &[RegionOutcome]) -> Comparison {
     meta.dry_run = dry_run;
     meta.standard = standard.map(str::to_string);
     meta.followup_through = outcomes.iter().filter_map(|o| o.answer.as_ref()?.meta.followup_through.clone()).min();
+    meta.secure_sum = secure.is_some();
     Comparison { meta, breakdowns: breakdowns.to_vec(), distribution: recipe.is_distribution(), rows, regions: reports }
 }
 
@@ -490,6 +549,7 @@ mod tests {
             period: Period::years(2023, 2023),
             dry_run: false,
             standard: None,
+            secure: None,
         };
         merge(&input, outcomes)
     }

@@ -45,6 +45,11 @@ impl CoordinatorNode {
             cache: config.cache.clone(),
             circuit: config.circuit.clone(),
             limits: config.limits.clone(),
+            secure: if config.secure_sum.enabled {
+                Some(Arc::new(crate::secure::Federation::load(&config.secure_sum).map_err(NodeError::NotReady)?))
+            } else {
+                None
+            },
         };
         Ok(CoordinatorNode {
             service: QueryService::new(catalog.clone(), settings),
@@ -327,7 +332,7 @@ impl Node for CoordinatorNode {
         if let Action::AuditLog { node, region, .. } = &action {
             let chunks = self.fetch_audit_log(caller, node.as_deref(), region.as_deref()).await?;
             let role = self.authenticate(caller).ok().map(|r| r.role.name().to_string());
-            return Ok(Reply { chunks, on_behalf_of: None, role });
+            return Ok(Reply { chunks, on_behalf_of: None, role, audit: None });
         }
         self.authenticate(caller)?;
         let body = match action {

@@ -35,6 +35,10 @@ pub trait AgentPort: Send + Sync {
     async fn ask(&self, ticket: Bytes, deadline: Duration, retries: u32, traceparent: Option<&str>) -> RegionOutcome;
     /// Asks the agent for its health within `deadline`.
     async fn probe(&self, deadline: Duration) -> Result<(), String>;
+    /// Asks the agent for its masked vector of a secure sum (the `secure-sum` action body).
+    async fn secure_sum(&self, _body: Bytes, _deadline: Duration) -> Result<Vec<u8>, String> {
+        Err(format!("region {} takes part in no secure sums", self.region()))
+    }
 }
 
 /// Who asks, as the coordinator authenticated them.
@@ -61,6 +65,8 @@ pub struct Plan {
     pub requester_deadline: bool,
     /// The coordinator's audit chain head, relayed to the agents (who record it).
     pub relayer_head: Option<Anchor>,
+    /// Every configured region is asked (a secure sum runs only then).
+    pub every_region: bool,
 }
 
 impl Plan {
@@ -78,6 +84,8 @@ pub struct ServiceSettings {
     pub cache: CacheSettings,
     pub circuit: CircuitSettings,
     pub limits: LimitSettings,
+    /// The federation's policy for pooled totals by secure sum, when secure sums are on.
+    pub secure: Option<Arc<crate::secure::Federation>>,
 }
 
 /// The coordinator's query service.
@@ -143,15 +151,16 @@ impl QueryService {
 
     /// Validates a question and resolves the agents it asks and how long it waits for them,
     /// once. `caller_deadline` is how long the caller waits (gRPC's deadline), if it said.
-    pub fn plan(&self, query: IndicatorQuery, requester: Requester, agents: &[Arc<dyn AgentPort>], caller_deadline: Option<Duration>) -> Result<Plan, NodeError> {
+    pub fn plan(&self, query: IndicatorQuery, requester: Requester, all: &[Arc<dyn AgentPort>], caller_deadline: Option<Duration>) -> Result<Plan, NodeError> {
         let mut v = query.validate(&self.catalog, None)?;
         if v.query_id.is_empty() {
             v.query_id = uuid::Uuid::new_v4().to_string();
         }
-        let agents = select_agents(agents, &v.regions)?;
+        let agents = select_agents(all, &v.regions)?;
         let deadline = self.deadline(v.options.deadline_ms, caller_deadline);
         let requester_deadline = deadline < self.settings.agent_timeout;
-        Ok(Plan { query: v, agents, requester, deadline, requester_deadline, relayer_head: None })
+        let every_region = agents.len() == all.len();
+        Ok(Plan { query: v, agents, requester, deadline, requester_deadline, relayer_head: None, every_region })
     }
 
     /// The agent deadline of a query: the configured bound, shortened by the query's
@@ -290,7 +299,8 @@ impl QueryService {
         outgoing.options.analysis = None;
         let ticket = Bytes::from(outgoing.encode_ticket(Some(&relay)));
         let (deadline, retries, own) = (plan.deadline, self.settings.retries, self.settings.agent_timeout);
-        let outcomes = join_all(plan.agents.iter().map(|a| {
+        let secure = self.secure_round(plan, &ticket);
+        let ordinary = join_all(plan.agents.iter().map(|a| {
             let ticket = ticket.clone();
             async move {
                 if let Some(why) = self.circuits.refuses(a.region(), Instant::now()) {
@@ -342,8 +352,8 @@ impl QueryService {
                 }
                 outcome
             }
-        }))
-        .await;
+        }));
+        let (outcomes, secure) = futures::join!(ordinary, secure);
         if let Some(scope) = scope.as_deref_mut() {
             scope.event.region_outcomes = outcomes.iter().map(RegionOutcome::part).collect();
         }
@@ -369,8 +379,44 @@ impl QueryService {
             period: v.period,
             dry_run: v.options.dry_run,
             standard: v.options.standardise.as_deref(),
+            secure: secure.as_ref(),
         };
         Ok(merge(&input, &outcomes))
+    }
+
+    /// The secure sum of a question's pooled cells, run beside the ordinary questions when
+    /// secure sums are on and every region is asked; None when it does not apply, or the
+    /// reason it could not be completed (a region that does not answer: its pooled cells
+    /// follow the rule of released parts, as without secure sums).
+    async fn secure_round(&self, plan: &Plan, ticket: &Bytes) -> Option<crate::merge::Secure> {
+        use base64::Engine as _;
+        let fed = self.settings.secure.as_ref()?;
+        let v = &plan.query;
+        if !plan.every_region || plan.agents.len() < 2 || v.options.standardise.is_some() || v.options.dry_run {
+            return None;
+        }
+        let participants = plan.regions();
+        let cells = match norrsken_model::secure::cell_list(v, &participants) {
+            Ok(c) => c,
+            Err(e) => return Some(crate::merge::Secure::Failed(e)),
+        };
+        let body = Bytes::from(
+            serde_json::json!({"ticket": base64::engine::general_purpose::STANDARD.encode(ticket), "participants": participants}).to_string(),
+        );
+        let vectors = join_all(plan.agents.iter().map(|a| {
+            let body = body.clone();
+            async move { a.secure_sum(body, self.settings.agent_timeout).await.map_err(|e| format!("region {}: {e}", a.region())) }
+        }))
+        .await;
+        let vectors: Result<Vec<Vec<u8>>, String> = vectors.into_iter().collect();
+        let total = match vectors.and_then(|vs| crate::secure::unmask(&vs, cells.len())) {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::warn!(query_id = %v.query_id, error = %e, "secure sum not completed; pooled cells from released parts");
+                return Some(crate::merge::Secure::Failed(e));
+            }
+        };
+        Some(crate::merge::Secure::Decided(crate::secure::decide(v, &cells, &total, fed)))
     }
 }
 
@@ -566,6 +612,7 @@ mod tests {
             cache: CacheSettings::default(),
             circuit: CircuitSettings::default(),
             limits: LimitSettings::default(),
+            secure: None,
         };
         QueryService::new(Arc::new(Catalog::embedded()), settings)
     }

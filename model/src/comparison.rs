@@ -163,6 +163,10 @@ pub struct ComparisonMeta {
     /// parts, so a person or patient seen in several regions counts once in each: true for
     /// recipes counting persons or patients.
     pub counted_per_region: bool,
+    /// The pooled rows (and the home regions' rows in the population perspective) are secure
+    /// sums between the agents, released by the federation's policy on their totals
+    /// (docs/secure-aggregation.md); false when they add the regions' released parts.
+    pub secure_sum: bool,
 }
 
 impl ComparisonMeta {
@@ -208,6 +212,7 @@ impl ComparisonMeta {
             standard: None,
             followup_through: None,
             counted_per_region: r.unit == crate::catalog::Unit::Person || r.kind == Kind::CostSum,
+            secure_sum: false,
         }
     }
 }
@@ -303,6 +308,7 @@ impl Comparison {
             put("followup_through", d.clone());
         }
         put("counted_per_region", m.counted_per_region.to_string());
+        put("secure_sum", m.secure_sum.to_string());
         put("regions", serde_json::to_string(&self.regions).unwrap_or_default());
         md
     }
@@ -378,6 +384,7 @@ impl Comparison {
             standard: md.get(&format!("{PREFIX}standard")).cloned(),
             followup_through: md.get(&format!("{PREFIX}followup_through")).cloned(),
             counted_per_region: md.get(&format!("{PREFIX}counted_per_region")).is_some_and(|v| v == "true"),
+            secure_sum: md.get(&format!("{PREFIX}secure_sum")).is_some_and(|v| v == "true"),
         };
         let regions: Vec<RegionReport> =
             serde_json::from_str(&get("regions")?).map_err(|e| ComparisonError::Value { column: "norrsken.regions".into(), value: e.to_string() })?;

@@ -16,6 +16,7 @@ pub mod federated;
 pub mod geography;
 pub mod period;
 pub mod query;
+pub mod secure;
 pub mod standard;
 pub mod suggest;
 pub mod text;

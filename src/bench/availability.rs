@@ -212,11 +212,11 @@ async fn ask(fed: &LocalFederation, catalog: &Catalog, question: &IndicatorQuery
     Ok(Some((answers, tally)))
 }
 
-/// Runs the measurement.
-pub async fn run_availability(o: &AvailabilityOptions) -> anyhow::Result<AvailabilityReport> {
-    let started = Instant::now();
+/// The datalager of a run: the one given, or one generated once in the working folder (and
+/// its scale).
+pub fn datalager_in(o: &AvailabilityOptions) -> anyhow::Result<(PathBuf, Option<f64>)> {
     std::fs::create_dir_all(&o.dir)?;
-    let (datalager, scale) = match &o.datalager {
+    Ok(match &o.datalager {
         Some(d) => (d.clone(), None),
         None => {
             let d = o.dir.join("datalager");
@@ -229,7 +229,13 @@ pub async fn run_availability(o: &AvailabilityOptions) -> anyhow::Result<Availab
             }
             (d, Some(o.scale))
         }
-    };
+    })
+}
+
+/// Runs the measurement.
+pub async fn run_availability(o: &AvailabilityOptions) -> anyhow::Result<AvailabilityReport> {
+    let started = Instant::now();
+    let (datalager, scale) = datalager_in(o)?;
     let fed = LocalFederation::start(&datalager, &o.dir.join("federation"), &LocalOptions::default()).await.context("starting the federation")?;
     let catalog = Catalog::embedded();
     let years = fed.agents.first().map(|a| a.node.engine().data_years()).context("no agents")?;

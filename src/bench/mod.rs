@@ -22,6 +22,7 @@ pub mod availability;
 pub mod central;
 pub mod cluster;
 pub mod load;
+pub mod pooled;
 mod report;
 pub mod stats;
 

@@ -47,6 +47,13 @@ enum CertsCommand {
         #[arg(long)]
         out: PathBuf,
     },
+    /// An agent's X25519 key for secure sums between agents (docs/secure-aggregation.md):
+    /// creates the key file (mode 0600) when it does not exist and prints its public key,
+    /// which the other regions configure under `[secure_sum.peers]`.
+    SecureSumKey {
+        /// The key file (64 hex digits).
+        path: PathBuf,
+    },
     /// Sign a CSR with a CA (the development CA, or a small federation CA).
     Sign {
         #[arg(long)]
@@ -68,6 +75,19 @@ enum CertsCommand {
 
 pub fn run(args: CertsArgs) -> anyhow::Result<()> {
     match args.command {
+        CertsCommand::SecureSumKey { path } => {
+            use norrsken_common::secure_sum::SumKey;
+            let key = if path.exists() {
+                SumKey::from_file(&path)?
+            } else {
+                let k = SumKey::generate()?;
+                write_file(&path, k.to_hex().as_bytes(), true)?;
+                eprintln!("Created {}", path.display());
+                k
+            };
+            println!("{}", key.public_hex());
+            Ok(())
+        }
         CertsCommand::Dev { out, regions, coordinator_names, days } => {
             let written = create_dev_pki(&DevPkiOptions { out: out.clone(), regions, coordinator_names, days })?;
             println!("Development PKI in {} (for development only, never for real data):", out.display());

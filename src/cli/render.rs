@@ -195,6 +195,9 @@ pub fn render(c: &Comparison, lang: Lang) -> String {
     if m.counted_per_region {
         let _ = writeln!(out, "{}", vocabulary::note(vocabulary::Note::CountedPerRegion, lang.words()));
     }
+    if m.secure_sum {
+        let _ = writeln!(out, "{}", vocabulary::note(vocabulary::Note::SecureSum, lang.words()));
+    }
     if sv {
         let _ = writeln!(out, "värde: {}; KI: {}", m.axis_sv, m.ci.replace("95%", "95 %"));
     } else {

@@ -30,6 +30,7 @@ pub mod ledger;
 pub mod magnitude;
 pub mod perturb;
 pub mod policy;
+pub mod pooled;
 pub mod primary;
 pub mod protection;
 pub mod ptable;

@@ -12,31 +12,73 @@ use super::record_key::KeyStream;
 use super::{DisclosureError, Settings};
 use crate::engine::cells::RawCell;
 
+/// Which cell key a component is perturbed with: the key of exactly the units it counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyOf {
+    Units,
+    Numerator,
+    Population,
+    Persons,
+    /// The units' keys in the sum's and the spread's streams.
+    Sum,
+    Spread,
+}
+
+/// The keys a cell's (numerator, denominator, sum, spread) are perturbed with, given the key
+/// of each set of units: an agent's own cell keys, or a pooled total's (the sum of the
+/// agents' key parts, docs/secure-aggregation.md).
+pub fn cell_keys(kind: Kind, key: impl Fn(KeyOf) -> f64) -> [f64; 4] {
+    let (num, den) = match kind {
+        Kind::Proportion => (KeyOf::Numerator, KeyOf::Units),
+        Kind::Rate => (KeyOf::Units, KeyOf::Population),
+        // Contacts and patients, each with the key of what it counts.
+        Kind::CostSum => (KeyOf::Units, KeyOf::Persons),
+        _ => (KeyOf::Units, KeyOf::Units),
+    };
+    [key(num), key(den), key(KeyOf::Sum), key(KeyOf::Spread)]
+}
+
+/// A cell's key of one set of units, as an integer in [0, 2^32) (the sum of its units'
+/// record keys modulo 2^32).
+pub fn key_part(c: &RawCell, keyer: &super::record_key::RecordKeyer, of: KeyOf) -> u32 {
+    match of {
+        KeyOf::Units => keyer.cell_key_int_in(KeyStream::Count, c.units_mix, c.units),
+        KeyOf::Numerator => keyer.cell_key_int_in(KeyStream::Count, c.numerator_mix, c.numerator),
+        KeyOf::Population => keyer.cell_key_int_in(KeyStream::Count, c.population_mix, c.population),
+        KeyOf::Persons => keyer.cell_key_int_in(KeyStream::Count, c.persons_mix, c.persons),
+        KeyOf::Sum => keyer.cell_key_int_in(KeyStream::Sum, c.units_mix, c.units),
+        KeyOf::Spread => keyer.cell_key_int_in(KeyStream::Spread, c.units_mix, c.units),
+    }
+}
+
+/// A key part as a fraction of 2^32, the form the perturbation tables read.
+pub fn key_fraction(part: u32) -> f64 {
+    part as f64 / 4_294_967_296.0
+}
+
 /// A cell's components as the region would release them: every count and sum perturbed by
 /// the cell key method (unless the policy releases the kind exactly), the spread in place of
 /// the sum of squares, optional rounding; whether anything was perturbed or rounded. Used
 /// for released cells and for the age bands behind a standardised value.
 pub fn released_components(kind: Kind, c: &RawCell, s: &Settings<'_>) -> (Option<i64>, Option<i64>, Option<f64>, Option<f64>, Vec<Reason>) {
+    let keys = s.keyer.map(|keyer| cell_keys(kind, |of| key_fraction(key_part(c, keyer, of))));
+    perturb_components(kind, c, s.policy, s.ptable, keys)
+}
+
+/// [`released_components`] with the cell's keys given (`None` when perturbation is off).
+pub fn perturb_components(kind: Kind, c: &RawCell, policy: &super::policy::Policy, ptable: Option<&super::ptable::PTable>, keys: Option<[f64; 4]>) -> (Option<i64>, Option<i64>, Option<f64>, Option<f64>, Vec<Reason>) {
     let (mut num, mut den, mut sum, mut sd) = components(kind, c);
     let mut reasons_out = Vec::new();
-    let exact = s.policy.exact(kind);
-    if let (Some(t), Some(keyer), false) = (s.ptable, s.keyer, exact) {
-        // Each count with the key of exactly the units it counts.
-        let (num_key, den_key) = match kind {
-            Kind::Proportion => (keyer.cell_key(c.numerator_mix, c.numerator), keyer.cell_key(c.units_mix, c.units)),
-            Kind::Rate => (keyer.cell_key(c.units_mix, c.units), keyer.cell_key(c.population_mix, c.population)),
-            // Contacts and patients, each with the key of what it counts.
-            Kind::CostSum => (keyer.cell_key(c.units_mix, c.units), keyer.cell_key(c.persons_mix, c.persons)),
-            _ => (keyer.cell_key(c.units_mix, c.units), keyer.cell_key(c.units_mix, c.units)),
-        };
+    let exact = policy.exact(kind);
+    if let (Some(t), Some([num_key, den_key, sum_key, spread_key]), false) = (ptable, keys, exact) {
         num = num.map(|n| t.perturb(n, num_key));
         den = den.map(|d| t.perturb(d, den_key));
-        let m = s.policy.perturbation.magnitude;
-        sum = sum.map(|x| magnitude::perturb_sum(x, c.top1, m, keyer.cell_key_in(KeyStream::Sum, c.units_mix, c.units)));
-        sd = sd.map(|x| magnitude::perturb_spread(x, m, keyer.cell_key_in(KeyStream::Spread, c.units_mix, c.units)));
+        let m = policy.perturbation.magnitude;
+        sum = sum.map(|x| magnitude::perturb_sum(x, c.top1, m, sum_key));
+        sd = sd.map(|x| magnitude::perturb_spread(x, m, spread_key));
         reasons_out.push(Reason::Perturbed);
     }
-    let base = s.policy.rounding_base as i64;
+    let base = policy.rounding_base as i64;
     if base > 1 && matches!(kind, Kind::Proportion | Kind::Rate | Kind::Count) {
         let round = |x: i64| ((x + base / 2) / base) * base;
         num = num.map(round);

@@ -97,12 +97,17 @@ impl RecordKeyer {
 
     /// The same in another key stream.
     pub fn cell_key_in(&self, stream: KeyStream, mix_sum: i64, count: i64) -> f64 {
+        self.cell_key_int_in(stream, mix_sum, count) as f64 / (1u64 << 32) as f64
+    }
+
+    /// The cell key as an integer in [0, 2^32): the sum of the units' record keys modulo
+    /// 2^32 (what a secure sum adds across agents).
+    pub fn cell_key_int_in(&self, stream: KeyStream, mix_sum: i64, count: i64) -> u32 {
         let (a, b) = self.streams[stream as usize];
         let m = 1u128 << 32;
         let s = (mix_sum.max(0) as u128) % m;
         let n = (count.max(0) as u128) % m;
-        let key = (a as u128 * s + b as u128 * n) % m;
-        key as f64 / m as f64
+        ((a as u128 * s + b as u128 * n) % m) as u32
     }
 }
 

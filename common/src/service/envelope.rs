@@ -149,13 +149,14 @@ pub async fn action<N: Node + ?Sized>(node: &N, caller: &Caller, name: &str, bod
             return Err(e);
         }
     };
-    let audited = matches!(action, Action::AuditLog { .. });
+    let audited = matches!(action, Action::AuditLog { .. } | Action::SecureSum { .. });
+    let kind = if matches!(action, Action::SecureSum { .. }) { "secure_sum" } else { "audit_access" };
     let request = norrsken_model::text::bound(&String::from_utf8_lossy(body).chars().take(200).collect::<String>());
     let operation = format!("action {}", action.name());
     let result = node.action(caller, action).await;
     if audited {
         let event = AuditEvent {
-            kind: "audit_access".into(),
+            kind: kind.into(),
             outcome: if result.is_ok() { "ok".into() } else { "refused".into() },
             requester: result
                 .as_ref()
@@ -164,7 +165,10 @@ pub async fn action<N: Node + ?Sized>(node: &N, caller: &Caller, name: &str, bod
                 .or_else(|| caller.identity.as_ref().map(Who::from)),
             role: result.as_ref().ok().and_then(|r| r.role.clone()),
             relayed_by: result.as_ref().ok().and_then(|r| r.on_behalf_of.as_ref()).and(caller.identity.as_ref().map(Who::from)),
-            reason: Some(result.as_ref().err().map(|e| norrsken_model::text::bound(&e.to_string())).unwrap_or(request)),
+            reason: Some(match &result {
+                Err(e) => norrsken_model::text::bound(&e.to_string()),
+                Ok(r) => r.audit.as_deref().map_or(request, norrsken_model::text::bound),
+            }),
             ..Default::default()
         };
         node.base().audit.append(event).await.map_err(|e| NodeError::AuditUnavailable(e.to_string()))?;

@@ -107,6 +107,9 @@ pub enum Action {
     /// An audit log: at the coordinator the `node` (`coordinator` or `agent`) and `region`;
     /// at an agent, the relay of the requester a coordinator passes on.
     AuditLog { node: Option<String>, region: Option<String>, relay: Option<Relay> },
+    /// An agent's masked vector for a secure sum (docs/secure-aggregation.md): the relayed
+    /// query ticket and the run's participants (county codes).
+    SecureSum { ticket: Vec<u8>, participants: Vec<String> },
 }
 
 impl Action {
@@ -139,6 +142,17 @@ impl Action {
                 let relay = serde_json::from_value::<Relay>(v.clone()).ok().filter(|r| !r.requester_subject.is_empty());
                 Ok(Action::AuditLog { node: v["node"].as_str().map(str::to_string), region: v["region"].as_str().map(str::to_string), relay })
             }
+            "secure-sum" => {
+                use base64::Engine as _;
+                let v = json("secure-sum")?;
+                let ticket = v["ticket"]
+                    .as_str()
+                    .and_then(|t| base64::engine::general_purpose::STANDARD.decode(t).ok())
+                    .ok_or_else(|| invalid("action body", "a secure-sum request needs \"ticket\": the relayed query ticket in base64".into()))?;
+                let participants: Vec<String> = serde_json::from_value(v["participants"].clone())
+                    .map_err(|_| invalid("action body", "a secure-sum request needs \"participants\": a list of county codes".into()))?;
+                Ok(Action::SecureSum { ticket, participants })
+            }
             other => Err(invalid("action type", format!("{} is not an action of this node", quote(other)))),
         }
     }
@@ -151,6 +165,7 @@ impl Action {
             Action::Regions => "regions",
             Action::Versions { .. } => "versions",
             Action::AuditLog { .. } => "audit-log",
+            Action::SecureSum { .. } => "secure-sum",
         }
     }
 }
@@ -162,6 +177,9 @@ pub struct Reply {
     /// For audit-log access: who the access was for (a relayed requester), when not the caller.
     pub on_behalf_of: Option<Who>,
     pub role: Option<String>,
+    /// What the audit record of an action audited when it succeeds too (a secure-sum run)
+    /// says.
+    pub audit: Option<String>,
 }
 
 impl Reply {

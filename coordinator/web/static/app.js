@@ -524,6 +524,7 @@
         item(T("prov.period"), md["norrsken.period"]),
         item(T("prov.followup"), md["norrsken.followup_through"] ? T("note.followup_through", md["norrsken.followup_through"]) : ""),
         item(T("prov.counting"), md["norrsken.counted_per_region"] === "true" ? T("note.counted_per_region") : ""),
+        item(T("prov.pooled"), md["norrsken.secure_sum"] === "true" ? T("note.secure_sum") : ""),
         item(T("prov.perspective"), words("persp", md["norrsken.perspective"])),
         item(T("prov.query"), md["norrsken.query_id"]),
         item(T("prov.receipt"), md["norrsken.audit_seq"] ? `seq ${md["norrsken.audit_seq"]} · ${(md["norrsken.audit_hash"] || "").slice(0, 16)}` : ""),

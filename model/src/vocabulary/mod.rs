@@ -97,15 +97,18 @@ pub enum Note {
     /// Pooled rows, and home-region rows in the population perspective, add each region's
     /// part: a patient treated in several regions counts once in each.
     CountedPerRegion,
+    /// Pooled rows (and home-region rows) are secure sums between the agents.
+    SecureSum,
 }
 
 impl Note {
-    pub const ALL: [Note; 2] = [Note::FollowupThrough, Note::CountedPerRegion];
+    pub const ALL: [Note; 3] = [Note::FollowupThrough, Note::CountedPerRegion, Note::SecureSum];
 
     pub fn name(self) -> &'static str {
         match self {
             Note::FollowupThrough => "followup_through",
             Note::CountedPerRegion => "counted_per_region",
+            Note::SecureSum => "secure_sum",
         }
     }
 }
@@ -120,6 +123,10 @@ pub fn note(n: Note, lang: Lang) -> &'static str {
         Note::CountedPerRegion => (
             "Den sammanvägda raden, och i befolkningsperspektivet hemregionens rad, lägger ihop regionernas delar: en patient som vårdats i flera regioner räknas en gång i varje region (unika patienter över regiongränser räknas ännu inte)",
             "The pooled row, and in the population perspective the home region's row, add the regions' parts: a patient treated in several regions counts once in each region (distinct patients across regions are not yet counted)",
+        ),
+        Note::SecureSum => (
+            "Den sammanvägda raden (och i befolkningsperspektivet hemregionernas rader) är en säker summa mellan regionernas agenter: ingen regions del lämnade regionen, och totalen redovisas enligt förbundets skyddsregler",
+            "The pooled row (and in the population perspective the home regions' rows) is a secure sum between the regions' agents: no region's part left the region, and the total is released under the federation's protection rules",
         ),
     };
     lang.pick(sv, en)
