@@ -299,8 +299,7 @@ impl QueryService {
         outgoing.options.analysis = None;
         let ticket = Bytes::from(outgoing.encode_ticket(Some(&relay)));
         let (deadline, retries, own) = (plan.deadline, self.settings.retries, self.settings.agent_timeout);
-        let secure = self.secure_round(plan, &ticket);
-        let ordinary = join_all(plan.agents.iter().map(|a| {
+        let outcomes = join_all(plan.agents.iter().map(|a| {
             let ticket = ticket.clone();
             async move {
                 if let Some(why) = self.circuits.refuses(a.region(), Instant::now()) {
@@ -352,8 +351,11 @@ impl QueryService {
                 }
                 outcome
             }
-        }));
-        let (outcomes, secure) = futures::join!(ordinary, secure);
+        }))
+        .await;
+        // The secure sum after the ordinary answers: each agent then reads what it withholds
+        // of its own part from its answer cache instead of deciding the question twice.
+        let secure = if outcomes.iter().all(|o| o.state == RegionState::Ok) { self.secure_round(plan, &ticket).await } else { None };
         if let Some(scope) = scope.as_deref_mut() {
             scope.event.region_outcomes = outcomes.iter().map(RegionOutcome::part).collect();
         }
@@ -384,10 +386,10 @@ impl QueryService {
         Ok(merge(&input, &outcomes))
     }
 
-    /// The secure sum of a question's pooled cells, run beside the ordinary questions when
-    /// secure sums are on and every region is asked; None when it does not apply, or the
-    /// reason it could not be completed (a region that does not answer: its pooled cells
-    /// follow the rule of released parts, as without secure sums).
+    /// The secure sum of a question's pooled cells, run after the ordinary questions when
+    /// secure sums are on and every region answered; None when it does not apply, or the
+    /// reason it could not be completed (a region that does not take part: the pooled
+    /// cells follow the rule of released parts, as without secure sums).
     async fn secure_round(&self, plan: &Plan, ticket: &Bytes) -> Option<crate::merge::Secure> {
         use base64::Engine as _;
         let fed = self.settings.secure.as_ref()?;

@@ -8,6 +8,7 @@
 pub mod compare;
 pub mod equity;
 pub mod funnel;
+pub mod meta;
 pub mod regression;
 pub mod trend;
 
