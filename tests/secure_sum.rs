@@ -167,7 +167,7 @@ async fn a_second_participant_set_for_the_same_cells_is_refused_and_audited() {
     // Both runs and the refusal are in the agent's audit log.
     let text: String = agent.node.base.audit.files().unwrap().iter().map(|f| std::fs::read_to_string(f).unwrap_or_default()).collect();
     let secure: Vec<&str> = text.lines().filter(|l| l.contains("\"secure_sum\"")).collect();
-    assert!(secure.iter().filter(|l| l.contains("\"ok\"")).count() >= 2, "{secure:?}");
+    assert!(secure.iter().filter(|l| l.contains("\"ok\"") && l.contains("\"query_id\":\"drop-attack-1\"")).count() >= 2, "{secure:?}");
     assert!(secure.iter().any(|l| l.contains("\"refused\"") && l.contains("drop-attack-1")), "{secure:?}");
     // A region without the coordinator's certificate may not ask.
     let mut other = client_as(&format!("https://{}", agent.server.addr), &fed.certs, "analyst", &agent_dns_name(region)).await;

@@ -364,6 +364,7 @@ impl AgentNode {
             cells.len(),
             &binding.question[..16]
         );
+        let audit = norrsken_common::service::ActionAudit { what: audit, query_id: Some(v.query_id.clone()), indicator: Some(v.recipe.id.clone()), regions: participants };
         Ok(Reply { chunks, on_behalf_of: Some(who), role: Some(relay.requester_role.clone()), audit: Some(audit) })
     }
 

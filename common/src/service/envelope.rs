@@ -167,8 +167,11 @@ pub async fn action<N: Node + ?Sized>(node: &N, caller: &Caller, name: &str, bod
             relayed_by: result.as_ref().ok().and_then(|r| r.on_behalf_of.as_ref()).and(caller.identity.as_ref().map(Who::from)),
             reason: Some(match &result {
                 Err(e) => norrsken_model::text::bound(&e.to_string()),
-                Ok(r) => r.audit.as_deref().map_or(request, norrsken_model::text::bound),
+                Ok(r) => r.audit.as_ref().map_or(request, |a| norrsken_model::text::bound(&a.what)),
             }),
+            query_id: result.as_ref().ok().and_then(|r| r.audit.as_ref()?.query_id.clone()),
+            indicator: result.as_ref().ok().and_then(|r| r.audit.as_ref()?.indicator.clone()),
+            regions: result.as_ref().ok().and_then(|r| r.audit.as_ref().map(|a| a.regions.clone())).unwrap_or_default(),
             ..Default::default()
         };
         node.base().audit.append(event).await.map_err(|e| NodeError::AuditUnavailable(e.to_string()))?;

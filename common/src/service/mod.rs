@@ -179,7 +179,17 @@ pub struct Reply {
     pub role: Option<String>,
     /// What the audit record of an action audited when it succeeds too (a secure-sum run)
     /// says.
-    pub audit: Option<String>,
+    pub audit: Option<ActionAudit>,
+}
+
+/// The audit record of a successful audited action: what it says, and the query, indicator
+/// and regions it concerns (for review by query id).
+#[derive(Debug, Clone, Default)]
+pub struct ActionAudit {
+    pub what: String,
+    pub query_id: Option<String>,
+    pub indicator: Option<String>,
+    pub regions: Vec<String>,
 }
 
 impl Reply {
