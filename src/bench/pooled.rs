@@ -66,6 +66,8 @@ pub struct PooledReport {
     /// Masking a 10,000-cell vector (200,000 words): milliseconds with 4 and 21 participants.
     pub mask_ms_4: f64,
     pub mask_ms_21: f64,
+    /// The coordinator adding 21 such vectors (milliseconds).
+    pub unmask_ms_21: f64,
 }
 
 impl PooledReport {
@@ -91,12 +93,13 @@ impl PooledReport {
             1000.0 * self.with.seconds / self.with.questions.max(1) as f64
         ));
         s.push_str(&format!(
-            "Secure sums over {} cells in all; each agent sent {:.1} MB ({} bytes a cell). Masking 10,000 cells: {:.1} ms with 4 participants, {:.1} ms with 21.\n",
+            "Secure sums over {} cells in all; each agent sent {:.1} MB ({} bytes a cell). Masking 10,000 cells: {:.1} ms with 4 participants, {:.1} ms with 21; the coordinator adds 21 such vectors in {:.1} ms.\n",
             self.cells,
             self.bytes_per_agent as f64 / 1e6,
             norrsken_model::secure::WORDS * 8,
             self.mask_ms_4,
-            self.mask_ms_21
+            self.mask_ms_21,
+            self.unmask_ms_21
         ));
         s.push_str(&format!(
             "Checks: released values further from the central sum than D: {}; pooled cells released beside exactly one withheld part: {}.\n",
@@ -239,5 +242,11 @@ pub async fn run_pooled(datalager: &Path, dir: &Path, scale: Option<f64>, indica
         bytes_per_agent: cells * norrsken_model::secure::WORDS as u64 * 8,
         mask_ms_4: mask_ms(4)?,
         mask_ms_21: mask_ms(21)?,
+        unmask_ms_21: {
+            let vectors: Vec<Vec<u8>> = (0..21u64).map(|i| norrsken_model::secure::to_bytes(&vec![i; 200_000])).collect();
+            let started = Instant::now();
+            norrsken_coordinator::secure::unmask(&vectors, 10_000).map_err(|e| anyhow!(e))?;
+            started.elapsed().as_secs_f64() * 1000.0
+        },
     })
 }
