@@ -89,33 +89,70 @@ async fn pooled_and_home_rows_equal_the_central_sum_and_protect_every_withheld_p
             assert!(sizes.iter().sum::<i64>() - sizes.iter().max().unwrap() >= k, "{:?}: withheld parts {sizes:?}", p.labels);
         }
     }
+    // Secondary suppression over the pooled table: no line of it (one sex across the age
+    // bands and their total, one age band across the sexes and theirs) holds exactly one
+    // withheld cell, which the line's other cells would give away.
+    let pooled: Vec<&ComparisonRow> = c.rows.iter().filter(|r| r.kind == RowKind::Pooled).collect();
+    for axis in 0..2 {
+        let mut lines: std::collections::BTreeMap<Option<String>, usize> = std::collections::BTreeMap::new();
+        for p in &pooled {
+            let e = lines.entry(p.labels[1 - axis].clone()).or_default();
+            *e += usize::from(p.status == "suppressed");
+        }
+        assert!(lines.values().all(|&n| n != 1), "a line of the pooled table with one withheld cell: {lines:?}");
+    }
     // Without secure sums only the pooled cells without a withheld part are released.
     assert!(released > without_withheld_parts, "{released} pooled cells released, {without_withheld_parts} without a withheld part");
 
-    // Population perspective by kommun: a home region's cell is released on its total,
-    // whatever its residents' small parts at other agents; it equals the central sum.
-    let q = question(r#"{"indicator":"stroke_reperfusion","breakdowns":["kommun"],"period":"2021..2025","options":{"perspective":"population"}}"#);
-    let secure = ask(&fed, &q).await;
-    let truth = parts(&fed, &q).await;
+    // Population perspective: a home region's cell is released on its total, whatever its
+    // residents' small parts at other agents; it equals the central sum.
+    let questions: Vec<IndicatorQuery> = ["stroke_reperfusion", "diabetes_statin", "hf_hospitalisation_rate"]
+        .iter()
+        .map(|id| question(&format!(r#"{{"indicator":"{id}","breakdowns":["year"],"period":"2021..2025","options":{{"perspective":"population"}}}}"#)))
+        .collect();
     let mut home_released = 0;
-    for r in secure.rows.iter().filter(|r| r.kind == RowKind::Region && r.status != "suppressed") {
-        let cell: Vec<&RawCell> = truth.iter().filter(|(_, t)| t.region == r.region && t.labels == labels(r)).map(|(_, t)| t).collect();
-        assert_eq!(r.denominator, Some(cell.iter().map(|t| t.units).sum::<i64>()), "home {} {:?}", r.region, r.labels);
-        assert_eq!(r.numerator, Some(cell.iter().map(|t| t.numerator).sum::<i64>()));
-        assert!(r.denominator.unwrap() >= k);
-        home_released += 1;
+    for q in &questions {
+        let secure = ask(&fed, q).await;
+        assert!(secure.meta.secure_sum, "{}: home rows by secure sum", q.indicator);
+        let truth = parts(&fed, q).await;
+        for r in secure.rows.iter().filter(|r| r.kind == RowKind::Region && r.status != "suppressed") {
+            let cell: Vec<&RawCell> = truth.iter().filter(|(_, t)| t.region == r.region && t.labels == labels(r)).map(|(_, t)| t).collect();
+            let (num, den, _, _) = norrsken_agent::disclosure::components(c_kind(q), &sum_cells(&cell));
+            assert_eq!((r.numerator, r.denominator), (num, den), "home {} {:?} of {}", r.region, r.labels, q.indicator);
+            home_released += 1;
+        }
     }
     fed.stop().await.unwrap();
 
-    // The same question without secure sums: a home cell is withheld when any agent withheld
+    // The same questions without secure sums: a home cell is withheld when any agent withheld
     // its part, so fewer are released.
     let tmp2 = TempDir::new("secure-sum-off");
     let plain = start(tmp2.path(), false, false, None).await;
-    let before = ask(&plain, &q).await;
-    assert!(!before.meta.secure_sum);
-    let home_before = before.rows.iter().filter(|r| r.kind == RowKind::Region && r.status != "suppressed").count();
+    let mut home_before = 0;
+    for q in &questions {
+        let before = ask(&plain, q).await;
+        assert!(!before.meta.secure_sum);
+        home_before += before.rows.iter().filter(|r| r.kind == RowKind::Region && r.status != "suppressed").count();
+    }
     plain.stop().await.unwrap();
     assert!(home_released > home_before, "home cells released: {home_released} with secure sums, {home_before} without");
+}
+
+fn c_kind(q: &IndicatorQuery) -> norrsken_model::catalog::Kind {
+    Catalog::embedded().get(&q.indicator, None).unwrap().kind
+}
+
+/// The sum of several regions' raw parts of one cell.
+fn sum_cells(cells: &[&RawCell]) -> RawCell {
+    let mut t = RawCell::empty("", vec![], None);
+    for c in cells {
+        t.units += c.units;
+        t.persons += c.persons;
+        t.numerator += c.numerator;
+        t.numerator_persons += c.numerator_persons;
+        t.population += c.population;
+    }
+    t
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -156,7 +193,7 @@ async fn a_second_participant_set_for_the_same_cells_is_refused_and_audited() {
     let mut client = client_as(&format!("https://{}", agent.server.addr), &fed.certs, "coordinator", &agent_dns_name(region)).await;
     let all = vec!["22", "23", "24", "25"];
     let first = run(&mut client, body(&all)).await.expect("the first run");
-    assert_eq!(first.concat().len(), 2 * norrsken_model::secure::WORDS * 8, "two cells (female, male)");
+    assert_eq!(first.concat().len(), 3 * norrsken_model::secure::WORDS * 8, "three cells (female, male, total)");
     // The same run again is allowed (a retry), with the same masked vector.
     assert_eq!(run(&mut client, body(&all)).await.expect("a retry").concat(), first.concat());
     let without = vec!["22", "23", "24"];

@@ -348,8 +348,11 @@ impl AgentNode {
         let data_version = snapshot.engine.data_version().to_string();
         let refused = |e: crate::secure::RunError| NodeError::PolicyRefused(format!("secure sum of query {}: {e}", v.query_id));
         secure.admit(binding.run_key(), &data_version, &participants, &v.query_id).map_err(refused)?;
-        let answer = self.service.statuses(&snapshot, &v, Some(&relay)).await?;
-        let raw = snapshot.engine.evaluate(&v).await?.cells;
+        // Every margin's part too: the cell list holds the margins.
+        let mut with_margins = v.clone();
+        with_margins.options.totals = true;
+        let answer = self.service.statuses(&snapshot, &with_margins, Some(&relay)).await?;
+        let raw = snapshot.engine.evaluate(&with_margins).await?.cells;
         let keyer = snapshot.protection.keyer.clone();
         let mut words = crate::secure::vector(v.recipe.kind, v.options.perspective, &cells, &raw, &answer.cells, keyer.as_deref());
         norrsken_common::secure_sum::mask(region, &secure.key, &secure.peers, &binding, &mut words).map_err(|e| NodeError::PolicyRefused(e.to_string()))?;

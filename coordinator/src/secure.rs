@@ -4,15 +4,19 @@
 //! never a region's part. The federation's policy then decides and perturbs each total as a
 //! central agent holding every unit would ([`norrsken_agent::disclosure::pooled`]).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::path::PathBuf;
 
+use norrsken_agent::disclosure::canonical::Canonical;
+use norrsken_agent::disclosure::derived::question_labels;
+use norrsken_agent::disclosure::lattice::{self, Decision, Key, Lattice, Plan, Rules};
 use norrsken_agent::disclosure::policy::Policy;
-use norrsken_agent::disclosure::pooled::{release_pooled, PooledRelease, PooledTotal};
+use norrsken_agent::disclosure::pooled::{release_pooled, withheld_parts_protected, PooledRelease, PooledTotal};
 use norrsken_agent::disclosure::ptable::PTable;
 use norrsken_agent::engine::cells::RawCell;
 use norrsken_model::answer::Reason;
-use norrsken_model::catalog::Kind;
+use norrsken_model::breakdown::TOTAL;
+use norrsken_model::catalog::{Kind, Unit};
 use norrsken_model::query::{Perspective, ValidatedQuery};
 use norrsken_model::secure::{add_into, from_bytes, signed, SumCell, Word, SUM_SCALE, WORDS};
 use serde::{Deserialize, Serialize};
@@ -99,43 +103,138 @@ fn total_of(w: &[u64], region: &str, cell: &SumCell) -> PooledTotal {
     }
 }
 
-/// Decides every pooled cell of a question from the summed words.
+/// The question's lattice, as the coordinator decides it over secure totals: the plan (the
+/// agents' own [`Plan`]) and each lattice query with its margins.
+pub struct SecurePlan {
+    pub plan: Plan,
+    pub queries: Vec<ValidatedQuery>,
+}
+
+/// The plan of a question's secure sums: its lattice queries (with every margin), or None
+/// for a question whose cells are not lattice cells (spans of years that are not the whole
+/// data period, groups of filter values: those keep the rule of released parts).
+pub fn secure_plan(v: &ValidatedQuery, data_years: (i32, i32)) -> Option<SecurePlan> {
+    let canonical = Canonical::of(v);
+    let plan = Plan::of(&canonical.query, data_years).ok()?;
+    if plan.derived() {
+        return None;
+    }
+    let queries = plan
+        .lattice_queries()
+        .into_iter()
+        .enumerate()
+        .map(|(i, mut q)| {
+            q.options.totals = true;
+            q.query_id = format!("{}-lattice-{i}", v.query_id);
+            q
+        })
+        .collect();
+    Some(SecurePlan { plan, queries })
+}
+
+/// A lattice cell's region: the home region (population perspective), or "" for the
+/// pooled row.
+fn raw_of(t: &PooledTotal) -> RawCell {
+    t.raw.clone()
+}
+
+/// Decides every pooled cell of a question as a central agent would decide its own lattice,
+/// over the secure totals of the lattice queries (`totals[i]` summed over
+/// `cells[i]`): primary rules (R1), the regions' withheld parts (R2, as cells withheld
+/// from the start), then implied cells and secondary suppression along every line of the
+/// lattice, so that no withheld total can be computed from released ones; then the cell key
+/// method with the union's keys.
 ///
-/// Provider perspective: each cell is a pooled row whose parts (the regions' cells) are
-/// released beside it. Population perspective: each home region's cell is released on its
-/// total alone (its parts at the agents are never released), and the pooled row over the
-/// home regions treats them as its parts.
-pub fn decide(v: &ValidatedQuery, cells: &[SumCell], total: &[u64], fed: &Federation) -> Decisions {
+/// Provider perspective: one lattice of pooled totals (R2 against the regions' released
+/// parts). Population perspective: each home region's lattice on its totals alone (its parts
+/// are never released), then the pooled row's lattice over the home regions, R2 against
+/// the home regions' decisions.
+pub fn decide(v: &ValidatedQuery, sp: &SecurePlan, cells: &[Vec<SumCell>], totals: &[Vec<u64>], fed: &Federation, data_end: chrono::NaiveDate) -> Result<Decisions, String> {
     let kind = v.recipe.kind;
     let k = fed.policy.min_cell_size.max(v.options.min_cell_size.unwrap_or(0));
-    let decide = |t: &PooledTotal, parts_released: bool| release_pooled(kind, t, &fed.policy, k, fed.ptable.as_ref(), parts_released);
+    let population = v.options.perspective == Perspective::Population;
+    let mut policy = fed.policy.clone();
+    policy.perturbation.enabled = false;
+    let rules = Rules { kind, distribution: v.recipe.is_distribution(), policy: &policy, k, persons: v.recipe.unit == Unit::Person };
+    let _ = data_end;
+    // The totals of every lattice cell, by (region, question labels of the lattice query, category).
+    let mut tables: Vec<Vec<RawCell>> = Vec::new();
+    let mut by_key: HashMap<Key, PooledTotal> = HashMap::new();
+    for (i, (cells, total)) in cells.iter().zip(totals).enumerate() {
+        let time = if i == 0 { sp.plan.depth.min(1) } else { sp.plan.depth };
+        let mut table = Vec::new();
+        for (j, cell) in cells.iter().enumerate() {
+            let t = total_of(&total[j * WORDS..(j + 1) * WORDS], cell.region.as_deref().unwrap_or(""), cell);
+            let c = &t.raw;
+            if c.units == 0 && c.persons == 0 && c.population == 0 && c.numerator == 0 {
+                continue;
+            }
+            let mut labels: Vec<String> = c.labels[..time].to_vec();
+            labels.resize(3, TOTAL.to_string());
+            labels.extend(c.labels[time..].iter().cloned());
+            by_key.insert((c.region.clone(), labels, c.category.clone()), t.clone());
+            table.push(raw_of(&t));
+        }
+        tables.push(table);
+    }
+    let failed = |e: norrsken_agent::disclosure::DisclosureError| e.to_string();
+    let lattice = Lattice::from_evaluations(&sp.plan, &tables).with_empty_siblings(&rules);
+    // R2 where the parts are released: a withheld part the total would give away.
+    let forced = |lattice: &Lattice, totals: &HashMap<Key, PooledTotal>| -> HashMap<Key, Decision> {
+        lattice
+            .cells
+            .keys()
+            .filter_map(|key| {
+                let t = totals.get(key)?;
+                (t.withheld > 0 && !withheld_parts_protected(kind, t, k))
+                    .then(|| (key.clone(), Decision { withheld: true, reasons: [Reason::PooledProtection].into_iter().collect() }))
+            })
+            .collect()
+    };
+    let mut decided = if population {
+        lattice::decide(&lattice, &rules, &HashMap::new()).map_err(failed)?
+    } else {
+        lattice::decide(&lattice, &rules, &forced(&lattice, &by_key)).map_err(failed)?
+    };
+    if population {
+        // The pooled row over the home regions: their totals added, each home region's
+        // decision as a part (withheld parts and their squares).
+        let mut pooled: HashMap<Key, PooledTotal> = HashMap::new();
+        for (key, t) in &by_key {
+            let p = pooled.entry((String::new(), key.1.clone(), key.2.clone())).or_insert_with(|| PooledTotal {
+                raw: RawCell::empty("", key.1.clone(), key.2.clone()),
+                keys: [0; 6],
+                withheld: 0,
+                withheld_num: (0, 0),
+                withheld_den: (0, 0),
+            });
+            add_part(p, t, kind, decided.get(key).is_some_and(|d| d.withheld));
+        }
+        let pooled_lattice = Lattice { cells: pooled.iter().map(|(key, t)| (key.clone(), t.raw.clone())).collect() }.with_empty_siblings(&rules);
+        let d = lattice::decide(&pooled_lattice, &rules, &forced(&pooled_lattice, &pooled)).map_err(failed)?;
+        decided.extend(d);
+        by_key.extend(pooled);
+    }
+    // Every question cell from its lattice cell.
+    let canonical = Canonical::of(v);
+    let order: Vec<usize> = v.breakdowns.iter().map(|b| canonical.query.breakdowns.iter().position(|c| c == b).unwrap_or(0)).collect();
     let mut out = Decisions::new();
-    let mut pooled: BTreeMap<(Vec<String>, Option<String>), PooledTotal> = BTreeMap::new();
-    for (i, cell) in cells.iter().enumerate() {
-        let w = &total[i * WORDS..(i + 1) * WORDS];
-        match v.options.perspective {
-            Perspective::Provider => {
-                out.insert(cell.clone(), decide(&total_of(w, "", cell), true));
-            }
-            Perspective::Population => {
-                let home = total_of(w, cell.region.as_deref().unwrap_or(""), cell);
-                let release = decide(&home, false);
-                let p = pooled.entry((cell.labels.clone(), cell.category.clone())).or_insert_with(|| PooledTotal {
-                    raw: RawCell::empty("", cell.labels.clone(), cell.category.clone()),
-                    keys: [0; 6],
-                    withheld: 0,
-                    withheld_num: (0, 0),
-                    withheld_den: (0, 0),
-                });
-                add_part(p, &home, kind, matches!(release, PooledRelease::Withheld(_)));
-                out.insert(cell.clone(), release);
-            }
+    for (key, decision) in &decided {
+        let Some(t) = by_key.get(key) else { continue };
+        for labels in question_labels(&sp.plan, key) {
+            let asked: Vec<String> = order.iter().map(|&i| labels.get(i).cloned().unwrap_or_default()).collect();
+            let region = if key.0.is_empty() { None } else { Some(key.0.clone()) };
+            let cell = SumCell { region, labels: asked, category: key.2.clone() };
+            let release = if decision.withheld {
+                PooledRelease::Withheld(decision.reasons.iter().copied().collect())
+            } else {
+                // Decided released: perturbed with the union's keys (R1 and R2 hold).
+                release_pooled(kind, t, &fed.policy, k, fed.ptable.as_ref(), false)
+            };
+            out.insert(cell, release);
         }
     }
-    for ((labels, category), t) in pooled {
-        out.insert(SumCell { region: None, labels, category }, decide(&t, true));
-    }
-    out
+    Ok(out)
 }
 
 /// Adds a home region's total to the pooled row over home regions.
@@ -172,32 +271,21 @@ mod tests {
     use super::*;
     use norrsken_model::catalog::Catalog;
     use norrsken_model::query::IndicatorQuery;
-    use norrsken_model::secure::{cell_list, word};
+
+    fn v(json: &str) -> ValidatedQuery {
+        let (q, _) = IndicatorQuery::decode_ticket(json.as_bytes()).unwrap();
+        q.validate(&Catalog::embedded(), Some((2021, 2025))).unwrap()
+    }
 
     #[test]
-    fn home_totals_are_released_on_their_own_and_the_pooled_row_protects_them() {
-        let (q, _) = IndicatorQuery::decode_ticket(br#"{"indicator":"stroke_reperfusion","period":"2024","options":{"perspective":"population"}}"#).unwrap();
-        let v = q.validate(&Catalog::embedded(), Some((2021, 2025))).unwrap();
-        let participants: Vec<String> = vec!["22".into(), "23".into()];
-        let cells = cell_list(&v, &participants).unwrap();
-        assert_eq!(cells.len(), 2);
-        // Home 22: 200 patients, 80 treated; home 23: 3 patients, 1 treated.
-        let mut total = vec![0u64; 2 * WORDS];
-        for (i, (units, num)) in [(200, 80), (3, 1)].into_iter().enumerate() {
-            total[i * WORDS + Word::Units as usize] = word(units);
-            total[i * WORDS + Word::Persons as usize] = word(units);
-            total[i * WORDS + Word::Numerator as usize] = word(num);
-            total[i * WORDS + Word::NumeratorPersons as usize] = word(num);
-        }
-        let mut policy = Policy::development(None);
-        policy.perturbation.enabled = false;
-        let fed = Federation { policy, ptable: None };
-        let d = decide(&v, &cells, &total, &fed);
-        assert!(matches!(d[&cells[0]], PooledRelease::Released { numerator: Some(80), denominator: Some(200), .. }));
-        assert!(matches!(&d[&cells[1]], PooledRelease::Withheld(r) if r.contains(&Reason::BelowMinCell)));
-        // The pooled row would give home 23 away as pooled minus home 22.
-        let pooled = SumCell { region: None, labels: vec![], category: None };
-        assert_eq!(d[&pooled], PooledRelease::Withheld(vec![Reason::PooledProtection]));
+    fn lattice_questions_are_secure_summed_with_their_margins_and_spans_are_not() {
+        let sp = secure_plan(&v(r#"{"query_id":"q","indicator":"stroke_reperfusion","breakdowns":["sex"],"period":"2024"}"#), (2021, 2025)).unwrap();
+        assert_eq!(sp.queries.len(), 1);
+        assert!(sp.queries[0].options.totals && sp.queries[0].query_id == "q-lattice-0");
+        // By year over the whole data period, and sex: 6 time prefixes × 3 sex values.
+        let cells = norrsken_model::secure::cell_list(&sp.queries[0], &["22".into()]).unwrap();
+        assert_eq!(cells.len(), 6 * 3);
+        assert!(secure_plan(&v(r#"{"indicator":"stroke_reperfusion","period":"2022..2023"}"#), (2021, 2025)).is_none());
         assert!(unmask(&[vec![0u8; 8]], 2).is_err());
     }
 }

@@ -355,7 +355,7 @@ impl QueryService {
         .await;
         // The secure sum after the ordinary answers: each agent then reads what it withholds
         // of its own part from its answer cache instead of deciding the question twice.
-        let secure = if outcomes.iter().all(|o| o.state == RegionState::Ok) { self.secure_round(plan, &ticket).await } else { None };
+        let secure = if outcomes.iter().all(|o| o.state == RegionState::Ok) { self.secure_round(plan, &relay).await } else { None };
         if let Some(scope) = scope.as_deref_mut() {
             scope.event.region_outcomes = outcomes.iter().map(RegionOutcome::part).collect();
         }
@@ -386,39 +386,59 @@ impl QueryService {
         Ok(merge(&input, &outcomes))
     }
 
-    /// The secure sum of a question's pooled cells, run after the ordinary questions when
-    /// secure sums are on and every region answered; None when it does not apply, or the
-    /// reason it could not be completed (a region that does not take part: the pooled
-    /// cells follow the rule of released parts, as without secure sums).
-    async fn secure_round(&self, plan: &Plan, ticket: &Bytes) -> Option<crate::merge::Secure> {
+    /// The secure sums of a question's pooled cells, run after the ordinary questions when
+    /// secure sums are on and every region answered: one per lattice query of the question
+    /// (with its margins), decided as a central agent decides its lattice
+    /// ([`crate::secure::decide`]). None when they do not apply, or the reason they could not
+    /// be completed (a region that does not take part: the pooled cells then follow the
+    /// rule of released parts, as without secure sums).
+    async fn secure_round(&self, plan: &Plan, relay: &Relay) -> Option<crate::merge::Secure> {
         use base64::Engine as _;
         let fed = self.settings.secure.as_ref()?;
         let v = &plan.query;
+        let years = self.data_years()?;
         if !plan.every_region || plan.agents.len() < 2 || v.options.standardise.is_some() || v.options.dry_run {
             return None;
         }
+        let sp = crate::secure::secure_plan(v, years)?;
         let participants = plan.regions();
-        let cells = match norrsken_model::secure::cell_list(v, &participants) {
-            Ok(c) => c,
-            Err(e) => return Some(crate::merge::Secure::Failed(e)),
-        };
-        let body = Bytes::from(
-            serde_json::json!({"ticket": base64::engine::general_purpose::STANDARD.encode(ticket), "participants": participants}).to_string(),
-        );
-        let vectors = join_all(plan.agents.iter().map(|a| {
-            let body = body.clone();
-            async move { a.secure_sum(body, self.settings.agent_timeout).await.map_err(|e| format!("region {}: {e}", a.region())) }
-        }))
-        .await;
-        let vectors: Result<Vec<Vec<u8>>, String> = vectors.into_iter().collect();
-        let total = match vectors.and_then(|vs| crate::secure::unmask(&vs, cells.len())) {
-            Ok(t) => t,
-            Err(e) => {
-                tracing::warn!(query_id = %v.query_id, error = %e, "secure sum not completed; pooled cells from released parts");
-                return Some(crate::merge::Secure::Failed(e));
+        let (mut cells, mut totals) = (Vec::new(), Vec::new());
+        for q in &sp.queries {
+            let list = match norrsken_model::secure::cell_list(q, &participants) {
+                Ok(c) => c,
+                Err(e) => return Some(crate::merge::Secure::Failed(e)),
+            };
+            let mut outgoing = q.normalized();
+            outgoing.query_id = q.query_id.clone();
+            let ticket = outgoing.encode_ticket(Some(relay));
+            let body = Bytes::from(
+                serde_json::json!({"ticket": base64::engine::general_purpose::STANDARD.encode(&ticket), "participants": participants}).to_string(),
+            );
+            let vectors = join_all(plan.agents.iter().map(|a| {
+                let body = body.clone();
+                async move { a.secure_sum(body, self.settings.agent_timeout).await.map_err(|e| format!("region {}: {e}", a.region())) }
+            }))
+            .await;
+            let vectors: Result<Vec<Vec<u8>>, String> = vectors.into_iter().collect();
+            match vectors.and_then(|vs| crate::secure::unmask(&vs, list.len())) {
+                Ok(t) => {
+                    cells.push(list);
+                    totals.push(t);
+                }
+                Err(e) => {
+                    tracing::warn!(query_id = %v.query_id, error = %e, "secure sum not completed; pooled cells from released parts");
+                    return Some(crate::merge::Secure::Failed(e));
+                }
             }
-        };
-        Some(crate::merge::Secure::Decided(crate::secure::decide(v, &cells, &total, fed)))
+        }
+        let data_end = chrono::NaiveDate::from_ymd_opt(years.1, 12, 31)?;
+        match crate::secure::decide(v, &sp, &cells, &totals, fed, data_end) {
+            Ok(d) => Some(crate::merge::Secure::Decided(d)),
+            Err(e) => {
+                tracing::warn!(query_id = %v.query_id, error = %e, "secure totals could not be decided; pooled cells from released parts");
+                Some(crate::merge::Secure::Failed(e))
+            }
+        }
     }
 }
 

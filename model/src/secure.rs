@@ -71,10 +71,33 @@ pub enum Word {
 /// Words per cell.
 pub const WORDS: usize = 20;
 
-/// The canonical cell list of a question with the given participants (county codes).
+/// The canonical cell list of a question with the given participants (county codes): every
+/// cell and every margin (`total` in any breakdown). Leading time breakdowns of a lattice
+/// question (year, quarter, month) are nested: a quarter only within its year.
 pub fn cell_list(q: &ValidatedQuery, participants: &[String]) -> Result<Vec<SumCell>, String> {
+    let time: Vec<Breakdown> = q.breakdowns.iter().copied().take_while(|b| b.time_grain().is_some()).collect();
+    let nested = time.len() >= 2;
+    // The leading time axes' label combinations.
+    let mut labels: Vec<Vec<String>> = if nested {
+        let mut prefixes = vec![vec![TOTAL.to_string(); time.len()]];
+        for depth in 1..=time.len() {
+            let mut seen = BTreeSet::new();
+            for m in (q.period.first.0..=q.period.last.0).map(MonthIndex) {
+                let slots = [format!("{}", m.year()), format!("{}Q{}", m.year(), m.quarter()), format!("{}-{:02}", m.year(), m.month())];
+                let mut p: Vec<String> = slots[..depth].to_vec();
+                p.resize(time.len(), TOTAL.to_string());
+                if seen.insert(p.clone()) {
+                    prefixes.push(p);
+                }
+            }
+        }
+        prefixes
+    } else {
+        vec![Vec::new()]
+    };
+    let rest = if nested { &q.breakdowns[time.len()..] } else { &q.breakdowns[..] };
     let mut axes: Vec<Vec<String>> = Vec::new();
-    for b in &q.breakdowns {
+    for b in rest {
         let mut values: Vec<String> = match b.time_grain() {
             Some(_) => time_labels(q, *b),
             None => match q.filters.get(b) {
@@ -82,9 +105,7 @@ pub fn cell_list(q: &ValidatedQuery, participants: &[String]) -> Result<Vec<SumC
                 None => b.allowed_values(&q.recipe.age_bands),
             },
         };
-        if q.options.totals || q.options.standardise.is_some() && *b == Breakdown::AgeBand {
-            values.push(TOTAL.to_string());
-        }
+        values.push(TOTAL.to_string());
         axes.push(values);
     }
     let categories: Vec<Option<String>> =
@@ -93,11 +114,10 @@ pub fn cell_list(q: &ValidatedQuery, participants: &[String]) -> Result<Vec<SumC
         Perspective::Population => participants.iter().collect::<BTreeSet<_>>().into_iter().map(|r| Some(r.clone())).collect(),
         Perspective::Provider => vec![None],
     };
-    let size = axes.iter().map(Vec::len).try_fold(regions.len() * categories.len(), |n, m| n.checked_mul(m)).unwrap_or(usize::MAX);
+    let size = axes.iter().map(Vec::len).try_fold(labels.len() * regions.len() * categories.len(), |n, m| n.checked_mul(m)).unwrap_or(usize::MAX);
     if size > MAX_CELLS {
-        return Err(format!("the question has {size} cells; a secure sum runs over at most {MAX_CELLS}"));
+        return Err(format!("the question has {size} cells with its margins; a secure sum runs over at most {MAX_CELLS}"));
     }
-    let mut labels: Vec<Vec<String>> = vec![Vec::new()];
     for axis in &axes {
         labels = labels.into_iter().flat_map(|l| axis.iter().map(move |v| [l.clone(), vec![v.clone()]].concat())).collect();
     }
@@ -214,9 +234,17 @@ mod tests {
     fn the_cell_list_is_the_cross_product_of_the_questions_values() {
         let v = q(r#"{"indicator":"stroke_reperfusion","breakdowns":["sex","year"],"period":"2023..2024"}"#);
         let cells = cell_list(&v, &["25".into(), "22".into()]).unwrap();
-        assert_eq!(cells.len(), 2 * 2);
+        // Two sexes and the total, two years and the total.
+        assert_eq!(cells.len(), 3 * 3);
         assert!(cells.iter().all(|c| c.region.is_none()));
         assert_eq!(cells[0].labels, vec!["female".to_string(), "2023".to_string()]);
+        assert_eq!(cells[2].labels, vec!["female".to_string(), TOTAL.to_string()]);
+        // A lattice question's year and quarter are nested: the whole period, 1 year, 4 quarters.
+        let mut v = q(r#"{"indicator":"stroke_reperfusion","breakdowns":["year"],"period":"2024"}"#);
+        v.breakdowns = vec![Breakdown::Year, Breakdown::Quarter];
+        let cells = cell_list(&v, &["22".into()]).unwrap();
+        assert_eq!(cells.len(), 1 + 1 + 4);
+        assert!(cells.iter().any(|c| c.labels == vec!["2024".to_string(), "2024Q3".to_string()]));
         let v = q(r#"{"indicator":"stroke_reperfusion","breakdowns":["quarter"],"period":"2024","options":{"perspective":"population","totals":true}}"#);
         let cells = cell_list(&v, &["25".into(), "22".into()]).unwrap();
         // Two home regions × four quarters and the total.

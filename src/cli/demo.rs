@@ -65,9 +65,8 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
     let certs = args.dir.join("certs");
     let options = LocalOptions {
         coordinator_listen: args.listen.clone().unwrap_or_else(|| if args.keep_running { "127.0.0.1:50050".into() } else { "127.0.0.1:0".into() }),
-        // Secure sums between the agents stay off until pooled totals get the federation's
-        // own secondary suppression (docs/secure-aggregation.md, "Not safe yet").
-        secure_sum: false,
+        // Pooled rows and home regions' rows by secure sums between the agents.
+        secure_sum: true,
         ..LocalOptions::default()
     };
     let fresh = NORRA.iter().all(|r| Manifest::read(&datalager.join(r.slug)).is_ok_and(|m| (m.scale - args.scale).abs() < 1e-12));

@@ -68,7 +68,7 @@ pub fn release_pooled(kind: Kind, t: &PooledTotal, policy: &Policy, k: u32, ptab
 
 /// R2: the withheld parts together, less the largest, hold at least k in every released
 /// count (never with a single withheld part).
-fn withheld_parts_protected(kind: Kind, t: &PooledTotal, k: u32) -> bool {
+pub fn withheld_parts_protected(kind: Kind, t: &PooledTotal, k: u32) -> bool {
     if t.withheld < 2 {
         return false;
     }
