@@ -149,14 +149,13 @@ fn raw_of(t: &PooledTotal) -> RawCell {
 /// parts). Population perspective: each home region's lattice on its totals alone (its parts
 /// are never released), then the pooled row's lattice over the home regions, R2 against
 /// the home regions' decisions.
-pub fn decide(v: &ValidatedQuery, sp: &SecurePlan, cells: &[Vec<SumCell>], totals: &[Vec<u64>], fed: &Federation, data_end: chrono::NaiveDate) -> Result<Decisions, String> {
+pub fn decide(v: &ValidatedQuery, sp: &SecurePlan, cells: &[Vec<SumCell>], totals: &[Vec<u64>], fed: &Federation) -> Result<Decisions, String> {
     let kind = v.recipe.kind;
     let k = fed.policy.min_cell_size.max(v.options.min_cell_size.unwrap_or(0));
     let population = v.options.perspective == Perspective::Population;
     let mut policy = fed.policy.clone();
     policy.perturbation.enabled = false;
     let rules = Rules { kind, distribution: v.recipe.is_distribution(), policy: &policy, k, persons: v.recipe.unit == Unit::Person };
-    let _ = data_end;
     // The totals of every lattice cell, by (region, question labels of the lattice query, category).
     let mut tables: Vec<Vec<RawCell>> = Vec::new();
     let mut by_key: HashMap<Key, PooledTotal> = HashMap::new();

@@ -400,6 +400,12 @@ impl QueryService {
         if !plan.every_region || plan.agents.len() < 2 || v.options.standardise.is_some() || v.options.dry_run {
             return None;
         }
+        let data_end = chrono::NaiveDate::from_ymd_opt(years.1, 12, 31)?;
+        // Cells whose follow-up window runs past the data keep the agents' own rule (they
+        // withhold or mark them per their policy).
+        if v.recipe.followup_complete_through(data_end).is_some_and(|through| through < v.period.last_day()) {
+            return None;
+        }
         let sp = crate::secure::secure_plan(v, years)?;
         let participants = plan.regions();
         let (mut cells, mut totals) = (Vec::new(), Vec::new());
@@ -431,8 +437,7 @@ impl QueryService {
                 }
             }
         }
-        let data_end = chrono::NaiveDate::from_ymd_opt(years.1, 12, 31)?;
-        match crate::secure::decide(v, &sp, &cells, &totals, fed, data_end) {
+        match crate::secure::decide(v, &sp, &cells, &totals, fed) {
             Ok(d) => Some(crate::merge::Secure::Decided(d)),
             Err(e) => {
                 tracing::warn!(query_id = %v.query_id, error = %e, "secure totals could not be decided; pooled cells from released parts");
