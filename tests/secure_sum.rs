@@ -171,6 +171,11 @@ async fn the_union_keys_perturb_a_pooled_total_the_same_in_every_question() {
     let units: i64 = truth.iter().map(|(_, t)| t.units).sum();
     let d = b.denominator.unwrap();
     assert!((d - units).abs() <= 2, "perturbed {d} of {units}");
+    // Quarters keep the rule of released parts (their lattice query is not a question yet),
+    // and say so.
+    let by_quarter = ask(&fed, &question(r#"{"indicator":"hip_fracture_surgery_24h","breakdowns":["quarter"],"period":"2023"}"#)).await;
+    assert!(!by_quarter.meta.secure_sum);
+    assert_eq!(by_quarter.rows.iter().filter(|r| r.kind == RowKind::Pooled).count(), 4, "four quarters");
     fed.stop().await.unwrap();
 }
 

@@ -116,7 +116,9 @@ pub struct SecurePlan {
 pub fn secure_plan(v: &ValidatedQuery, data_years: (i32, i32)) -> Option<SecurePlan> {
     let canonical = Canonical::of(v);
     let plan = Plan::of(&canonical.query, data_years).ok()?;
-    if plan.derived() {
+    // Quarters and months need a lattice query by year and quarter (or month) together,
+    // which no question can ask of an agent yet: those keep the rule of released parts.
+    if plan.derived() || plan.depth >= 2 {
         return None;
     }
     let queries = plan
@@ -285,6 +287,7 @@ mod tests {
         let cells = norrsken_model::secure::cell_list(&sp.queries[0], &["22".into()]).unwrap();
         assert_eq!(cells.len(), 6 * 3);
         assert!(secure_plan(&v(r#"{"indicator":"stroke_reperfusion","period":"2022..2023"}"#), (2021, 2025)).is_none());
+        assert!(secure_plan(&v(r#"{"indicator":"hip_fracture_surgery_24h","breakdowns":["quarter"],"period":"2023"}"#), (2021, 2025)).is_none());
         assert!(unmask(&[vec![0u8; 8]], 2).is_err());
     }
 }

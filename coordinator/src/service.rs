@@ -408,35 +408,39 @@ impl QueryService {
         }
         let sp = crate::secure::secure_plan(v, years)?;
         let participants = plan.regions();
-        let (mut cells, mut totals) = (Vec::new(), Vec::new());
+        let mut lists = Vec::new();
         for q in &sp.queries {
-            let list = match norrsken_model::secure::cell_list(q, &participants) {
-                Ok(c) => c,
+            match norrsken_model::secure::cell_list(q, &participants) {
+                Ok(c) => lists.push(c),
                 Err(e) => return Some(crate::merge::Secure::Failed(e)),
-            };
+            }
+        }
+        // The lattice queries' secure sums at once, each agent's calls side by side.
+        let sums = join_all(sp.queries.iter().zip(&lists).map(|(q, list)| {
             let mut outgoing = q.normalized();
             outgoing.query_id = q.query_id.clone();
             let ticket = outgoing.encode_ticket(Some(relay));
             let body = Bytes::from(
                 serde_json::json!({"ticket": base64::engine::general_purpose::STANDARD.encode(&ticket), "participants": participants}).to_string(),
             );
-            let vectors = join_all(plan.agents.iter().map(|a| {
-                let body = body.clone();
-                async move { a.secure_sum(body, self.settings.agent_timeout).await.map_err(|e| format!("region {}: {e}", a.region())) }
-            }))
-            .await;
-            let vectors: Result<Vec<Vec<u8>>, String> = vectors.into_iter().collect();
-            match vectors.and_then(|vs| crate::secure::unmask(&vs, list.len())) {
-                Ok(t) => {
-                    cells.push(list);
-                    totals.push(t);
-                }
-                Err(e) => {
-                    tracing::warn!(query_id = %v.query_id, error = %e, "secure sum not completed; pooled cells from released parts");
-                    return Some(crate::merge::Secure::Failed(e));
-                }
+            async move {
+                let vectors = join_all(plan.agents.iter().map(|a| {
+                    let body = body.clone();
+                    async move { a.secure_sum(body, self.settings.agent_timeout).await.map_err(|e| format!("region {}: {e}", a.region())) }
+                }))
+                .await;
+                vectors.into_iter().collect::<Result<Vec<Vec<u8>>, String>>().and_then(|vs| crate::secure::unmask(&vs, list.len()))
             }
-        }
+        }))
+        .await;
+        let totals: Vec<Vec<u64>> = match sums.into_iter().collect() {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::warn!(query_id = %v.query_id, error = %e, "secure sum not completed; pooled cells from released parts");
+                return Some(crate::merge::Secure::Failed(e));
+            }
+        };
+        let cells = lists;
         match crate::secure::decide(v, &sp, &cells, &totals, fed) {
             Ok(d) => Some(crate::merge::Secure::Decided(d)),
             Err(e) => {
