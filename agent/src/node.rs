@@ -342,7 +342,7 @@ impl AgentNode {
         }
         participants.sort();
         participants.dedup();
-        let cells = cell_list(&v, &participants).map_err(|m| NodeError::Query(QueryError::Invalid { field: "breakdowns", message: m }))?;
+        let cells = cell_list(&v, &participants).map_err(|e| NodeError::Query(QueryError::Invalid { field: "breakdowns", message: e.to_string() }))?;
         let question = serde_json::to_string(&Canonical::of(&v).query.normalized()).map_err(|e| NodeError::Internal(e.to_string()))?;
         let binding = Binding::new(&question, &participants, &cells);
         let data_version = snapshot.engine.data_version().to_string();

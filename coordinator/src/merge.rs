@@ -178,7 +178,7 @@ pub enum Secure {
     /// Every pooled cell decided on its total.
     Decided(crate::secure::Decisions),
     /// Not completed (a region did not take part): pooled cells add released parts.
-    Failed(String),
+    Failed(norrsken_model::secure::SecureError),
 }
 
 /// Replaces a pooled row's (or a home region's row's) values by the federation's decision

@@ -46,7 +46,7 @@ impl CoordinatorNode {
             circuit: config.circuit.clone(),
             limits: config.limits.clone(),
             secure: if config.secure_sum.enabled {
-                Some(Arc::new(crate::secure::Federation::load(&config.secure_sum).map_err(NodeError::NotReady)?))
+                Some(Arc::new(crate::secure::Federation::load(&config.secure_sum).map_err(|e| NodeError::NotReady(format!("[secure_sum] policy: {e}")))?))
             } else {
                 None
             },

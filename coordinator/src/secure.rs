@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use norrsken_agent::disclosure::canonical::Canonical;
 use norrsken_agent::disclosure::derived::question_labels;
 use norrsken_agent::disclosure::lattice::{self, Decision, Key, Lattice, Plan, Rules};
-use norrsken_agent::disclosure::policy::Policy;
+use norrsken_agent::disclosure::policy::{Policy, PolicyError};
 use norrsken_agent::disclosure::pooled::{release_pooled, withheld_parts_protected, PooledRelease, PooledTotal};
 use norrsken_agent::disclosure::ptable::PTable;
 use norrsken_agent::engine::cells::RawCell;
@@ -18,7 +18,7 @@ use norrsken_model::answer::Reason;
 use norrsken_model::breakdown::TOTAL;
 use norrsken_model::catalog::{Kind, Unit};
 use norrsken_model::query::{Perspective, ValidatedQuery};
-use norrsken_model::secure::{add_into, from_bytes, signed, SumCell, Word, SUM_SCALE, WORDS};
+use norrsken_model::secure::{add_into, from_bytes, signed, SecureError, SumCell, Word, SUM_SCALE, WORDS};
 use serde::{Deserialize, Serialize};
 
 /// `[secure_sum]` of the coordinator's configuration.
@@ -44,9 +44,9 @@ pub struct Federation {
 }
 
 impl Federation {
-    pub fn load(s: &SecureSumSettings) -> Result<Federation, String> {
+    pub fn load(s: &SecureSumSettings) -> Result<Federation, PolicyError> {
         let policy = match &s.policy {
-            Some(p) => Policy::load(p).map_err(|e| format!("[secure_sum] policy: {e}"))?,
+            Some(p) => Policy::load(p)?,
             None => {
                 // k = 5 and the cell key method (the union's keys need no secret).
                 let mut p = Policy::development(None);
@@ -66,12 +66,12 @@ impl Federation {
 pub type Decisions = HashMap<SumCell, PooledRelease>;
 
 /// The sum of the agents' masked vectors, checked for length.
-pub fn unmask(vectors: &[Vec<u8>], cells: usize) -> Result<Vec<u64>, String> {
+pub fn unmask(vectors: &[Vec<u8>], cells: usize) -> Result<Vec<u64>, SecureError> {
     let mut total = vec![0u64; cells * WORDS];
     for bytes in vectors {
         let v = from_bytes(bytes)?;
         if v.len() != total.len() {
-            return Err(format!("a masked vector has {} words; the question's {cells} cells need {}", v.len(), total.len()));
+            return Err(SecureError::WrongLength { got: v.len(), cells, expected: total.len() });
         }
         add_into(&mut total, &v);
     }
@@ -134,12 +134,6 @@ pub fn secure_plan(v: &ValidatedQuery, data_years: (i32, i32)) -> Option<SecureP
     Some(SecurePlan { plan, queries })
 }
 
-/// A lattice cell's region: the home region (population perspective), or "" for the
-/// pooled row.
-fn raw_of(t: &PooledTotal) -> RawCell {
-    t.raw.clone()
-}
-
 /// Decides every pooled cell of a question as a central agent would decide its own lattice,
 /// over the secure totals of the lattice queries (`totals[i]` summed over
 /// `cells[i]`): primary rules (R1), the regions' withheld parts (R2, as cells withheld
@@ -151,7 +145,7 @@ fn raw_of(t: &PooledTotal) -> RawCell {
 /// parts). Population perspective: each home region's lattice on its totals alone (its parts
 /// are never released), then the pooled row's lattice over the home regions, R2 against
 /// the home regions' decisions.
-pub fn decide(v: &ValidatedQuery, sp: &SecurePlan, cells: &[Vec<SumCell>], totals: &[Vec<u64>], fed: &Federation) -> Result<Decisions, String> {
+pub fn decide(v: &ValidatedQuery, sp: &SecurePlan, cells: &[Vec<SumCell>], totals: &[Vec<u64>], fed: &Federation) -> Result<Decisions, SecureError> {
     let kind = v.recipe.kind;
     let k = fed.policy.min_cell_size.max(v.options.min_cell_size.unwrap_or(0));
     let population = v.options.perspective == Perspective::Population;
@@ -174,11 +168,11 @@ pub fn decide(v: &ValidatedQuery, sp: &SecurePlan, cells: &[Vec<SumCell>], total
             labels.resize(3, TOTAL.to_string());
             labels.extend(c.labels[time..].iter().cloned());
             by_key.insert((c.region.clone(), labels, c.category.clone()), t.clone());
-            table.push(raw_of(&t));
+            table.push(t.raw.clone());
         }
         tables.push(table);
     }
-    let failed = |e: norrsken_agent::disclosure::DisclosureError| e.to_string();
+    let failed = |e: norrsken_agent::disclosure::DisclosureError| SecureError::Decision(e.to_string());
     let lattice = Lattice::from_evaluations(&sp.plan, &tables).with_empty_siblings(&rules);
     // R2 where the parts are released: a withheld part the total would give away.
     let forced = |lattice: &Lattice, totals: &HashMap<Key, PooledTotal>| -> HashMap<Key, Decision> {
@@ -260,11 +254,6 @@ fn add_part(p: &mut PooledTotal, part: &PooledTotal, kind: Kind, withheld: bool)
         p.withheld_num = (p.withheld_num.0 + n, p.withheld_num.1 + n * n);
         p.withheld_den = (p.withheld_den.0 + d, p.withheld_den.1 + d * d);
     }
-}
-
-/// Why a pooled cell is withheld, in the vocabulary's reason codes.
-pub fn reason_names(reasons: &[Reason]) -> Vec<String> {
-    reasons.iter().map(|r| r.name().to_string()).collect()
 }
 
 #[cfg(test)]

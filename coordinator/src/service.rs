@@ -15,6 +15,7 @@ use norrsken_model::catalog::Catalog;
 use norrsken_common::error::{ErrorKind, NodeError};
 use norrsken_model::geography;
 use norrsken_model::query::{IndicatorQuery, QueryError, Relay, ValidatedQuery};
+use norrsken_model::secure::SecureError;
 use norrsken_common::audit::Anchor;
 use norrsken_common::service::QueryScope;
 use std::time::Instant;
@@ -426,10 +427,10 @@ impl QueryService {
             async move {
                 let vectors = join_all(plan.agents.iter().map(|a| {
                     let body = body.clone();
-                    async move { a.secure_sum(body, self.settings.agent_timeout).await.map_err(|e| format!("region {}: {e}", a.region())) }
+                    async move { a.secure_sum(body, self.settings.agent_timeout).await.map_err(|e| SecureError::Region(format!("region {}: {e}", a.region()))) }
                 }))
                 .await;
-                vectors.into_iter().collect::<Result<Vec<Vec<u8>>, String>>().and_then(|vs| crate::secure::unmask(&vs, list.len()))
+                vectors.into_iter().collect::<Result<Vec<Vec<u8>>, SecureError>>().and_then(|vs| crate::secure::unmask(&vs, list.len()))
             }
         }))
         .await;

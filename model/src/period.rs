@@ -27,6 +27,10 @@ impl MonthIndex {
     pub fn quarter(self) -> u32 {
         (self.month() - 1) / 3 + 1
     }
+    /// The month's time labels at each level: `2024`, `2024Q2`, `2024-05`.
+    pub fn labels(self) -> [String; 3] {
+        [format!("{}", self.year()), format!("{}Q{}", self.year(), self.quarter()), format!("{}-{:02}", self.year(), self.month())]
+    }
 }
 
 /// An inclusive range of whole months, remembered with the grain it was written in.

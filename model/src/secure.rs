@@ -23,6 +23,21 @@ pub const MAX_CELLS: usize = 100_000;
 /// Fixed-point scale of sums (value sums and the two largest contributions): thousandths.
 pub const SUM_SCALE: f64 = 1000.0;
 
+/// Why a secure sum cannot be run or read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SecureError {
+    #[error("the question has {size} cells with its margins; a secure sum runs over at most {max}")]
+    TooManyCells { size: usize, max: usize },
+    #[error("a masked vector of {0} bytes is not a whole number of 64-bit words")]
+    NotWords(usize),
+    #[error("a masked vector has {got} words; the question's {cells} cells need {expected}")]
+    WrongLength { got: usize, cells: usize, expected: usize },
+    #[error("a region's masked vector: {0}")]
+    Region(String),
+    #[error("the secure totals could not be decided: {0}")]
+    Decision(String),
+}
+
 /// One cell of a secure sum.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct SumCell {
@@ -74,7 +89,7 @@ pub const WORDS: usize = 20;
 /// The canonical cell list of a question with the given participants (county codes): every
 /// cell and every margin (`total` in any breakdown). Leading time breakdowns of a lattice
 /// question (year, quarter, month) are nested: a quarter only within its year.
-pub fn cell_list(q: &ValidatedQuery, participants: &[String]) -> Result<Vec<SumCell>, String> {
+pub fn cell_list(q: &ValidatedQuery, participants: &[String]) -> Result<Vec<SumCell>, SecureError> {
     let time: Vec<Breakdown> = q.breakdowns.iter().copied().take_while(|b| b.time_grain().is_some()).collect();
     let nested = time.len() >= 2;
     // The leading time axes' label combinations.
@@ -83,8 +98,7 @@ pub fn cell_list(q: &ValidatedQuery, participants: &[String]) -> Result<Vec<SumC
         for depth in 1..=time.len() {
             let mut seen = BTreeSet::new();
             for m in (q.period.first.0..=q.period.last.0).map(MonthIndex) {
-                let slots = [format!("{}", m.year()), format!("{}Q{}", m.year(), m.quarter()), format!("{}-{:02}", m.year(), m.month())];
-                let mut p: Vec<String> = slots[..depth].to_vec();
+                let mut p: Vec<String> = m.labels()[..depth].to_vec();
                 p.resize(time.len(), TOTAL.to_string());
                 if seen.insert(p.clone()) {
                     prefixes.push(p);
@@ -116,7 +130,7 @@ pub fn cell_list(q: &ValidatedQuery, participants: &[String]) -> Result<Vec<SumC
     };
     let size = axes.iter().map(Vec::len).try_fold(labels.len() * regions.len() * categories.len(), |n, m| n.checked_mul(m)).unwrap_or(usize::MAX);
     if size > MAX_CELLS {
-        return Err(format!("the question has {size} cells with its margins; a secure sum runs over at most {MAX_CELLS}"));
+        return Err(SecureError::TooManyCells { size, max: MAX_CELLS });
     }
     for axis in &axes {
         labels = labels.into_iter().flat_map(|l| axis.iter().map(move |v| [l.clone(), vec![v.clone()]].concat())).collect();
@@ -136,10 +150,11 @@ pub fn cell_list(q: &ValidatedQuery, participants: &[String]) -> Result<Vec<SumC
 fn time_labels(q: &ValidatedQuery, b: Breakdown) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     for m in (q.period.first.0..=q.period.last.0).map(MonthIndex) {
+        let [year, quarter, month] = m.labels();
         let label = match b {
-            Breakdown::Year => format!("{}", m.year()),
-            Breakdown::Quarter => format!("{}Q{}", m.year(), m.quarter()),
-            _ => format!("{}-{:02}", m.year(), m.month()),
+            Breakdown::Year => year,
+            Breakdown::Quarter => quarter,
+            _ => month,
         };
         if out.last() != Some(&label) {
             out.push(label);
@@ -212,11 +227,18 @@ pub fn to_bytes(words: &[u64]) -> Vec<u8> {
     words.iter().flat_map(|w| w.to_le_bytes()).collect()
 }
 
-pub fn from_bytes(bytes: &[u8]) -> Result<Vec<u64>, String> {
+pub fn from_bytes(bytes: &[u8]) -> Result<Vec<u64>, SecureError> {
     if bytes.len() % 8 != 0 {
-        return Err(format!("a masked vector of {} bytes is not a whole number of 64-bit words", bytes.len()));
+        return Err(SecureError::NotWords(bytes.len()));
     }
-    Ok(bytes.chunks_exact(8).map(|c| u64::from_le_bytes(c.try_into().expect("8 bytes"))).collect())
+    Ok(bytes
+        .chunks_exact(8)
+        .map(|c| {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(c);
+            u64::from_le_bytes(w)
+        })
+        .collect())
 }
 
 #[cfg(test)]

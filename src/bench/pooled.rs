@@ -245,7 +245,7 @@ pub async fn run_pooled(datalager: &Path, dir: &Path, scale: Option<f64>, indica
         unmask_ms_21: {
             let vectors: Vec<Vec<u8>> = (0..21u64).map(|i| norrsken_model::secure::to_bytes(&vec![i; 200_000])).collect();
             let started = Instant::now();
-            norrsken_coordinator::secure::unmask(&vectors, 10_000).map_err(|e| anyhow!(e))?;
+            norrsken_coordinator::secure::unmask(&vectors, 10_000)?;
             started.elapsed().as_secs_f64() * 1000.0
         },
     })

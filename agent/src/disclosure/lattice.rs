@@ -29,7 +29,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use norrsken_model::answer::Reason;
 use norrsken_model::breakdown::{Breakdown, TimeGrain};
 use norrsken_model::catalog::Kind;
-use norrsken_model::period::{MonthIndex, Period};
+use norrsken_model::period::Period;
 use norrsken_model::query::ValidatedQuery;
 
 use super::implied::{implied_small, same_cell};
@@ -62,16 +62,11 @@ pub enum PeriodShape {
     Span(i32, i32),
 }
 
-/// The time labels of a month at each level: `2024`, `2024Q2`, `2024-05`.
-fn slots_of(m: MonthIndex) -> [String; 3] {
-    [format!("{}", m.year()), format!("{}Q{}", m.year(), m.quarter()), format!("{}-{:02}", m.year(), m.month())]
-}
-
 /// The time slots of a time breakdown's label: `2024` → [2024]; `2024Q2` → [2024, 2024Q2];
 /// `2024-05` → [2024, 2024Q2, 2024-05].
 pub fn label_slots(grain: TimeGrain, label: &str) -> Option<Vec<String>> {
     let p = Period::parse(label).ok().filter(|p| p.grain == grain && p.first_year() == p.last_year())?;
-    let s = slots_of(p.first);
+    let s = p.first.labels();
     let n = level(grain);
     (grain == TimeGrain::Year || p.first == p.last || grain == TimeGrain::Quarter && p.months() == 3).then(|| s[..n].to_vec())
 }
@@ -114,8 +109,8 @@ impl Plan {
             TimeGrain::Year if p.first_year() == data_years.0 && p.last_year() == data_years.1 => PeriodShape::Full,
             TimeGrain::Year if p.first_year() == p.last_year() => PeriodShape::Block(vec![format!("{}", p.first_year())]),
             TimeGrain::Year => PeriodShape::Span(p.first_year(), p.last_year()),
-            TimeGrain::Quarter if p.months() == 3 => PeriodShape::Block(slots_of(p.first)[..2].to_vec()),
-            TimeGrain::Month if p.months() == 1 => PeriodShape::Block(slots_of(p.first).to_vec()),
+            TimeGrain::Quarter if p.months() == 3 => PeriodShape::Block(p.first.labels()[..2].to_vec()),
+            TimeGrain::Month if p.months() == 1 => PeriodShape::Block(p.first.labels().to_vec()),
             _ => return Err(refuse()),
         };
         let time_breakdown = q.breakdowns.iter().copied().find(|b| b.time_grain().is_some());
