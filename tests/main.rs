@@ -10,6 +10,7 @@ mod bench;
 mod deploy;
 mod dos;
 mod engine;
+mod evaluation;
 mod evidence;
 mod federation;
 mod fixtures;

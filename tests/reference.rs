@@ -29,6 +29,7 @@ pub struct Contact {
     pub contact_id: i64,
     pub person_id: i64,
     pub start: i64,
+    pub end: i64,
     pub care_type: String,
     pub acute: bool,
     pub main: Option<String>,
@@ -132,6 +133,7 @@ impl Data {
                     contact_id: i64_(&b, "contact_id", i),
                     person_id: i64_(&b, "person_id", i),
                     start: ts(&b, "start_time", i),
+                    end: ts(&b, "end_time", i),
                     care_type: s(&b, "care_type", i).unwrap(),
                     acute: b.column_by_name("acute").unwrap().as_boolean().value(i),
                     main: s(&b, "main_diagnosis", i),
@@ -208,10 +210,56 @@ pub struct RefUnit {
     pub category: Option<&'static str>,
     pub value: f64,
     pub care_type: Option<String>,
+    /// A cohort recipe's arm and measure.
+    pub arm: Option<&'static str>,
+    pub measure: Option<&'static str>,
 }
 
 fn unit(unit_id: i64, person_id: i64, index: i64) -> RefUnit {
-    RefUnit { unit_id, person_id, index, numerator: false, category: None, value: 0.0, care_type: None }
+    RefUnit { unit_id, person_id, index, numerator: false, category: None, value: 0.0, care_type: None, arm: None, measure: None }
+}
+
+/// The mobile team's cohort as docs/catalog.md defines it: residents who joined (their first
+/// XMT01) and residents who met the criterion (an acute stay admitted within 90 days after
+/// another acute admission; index = the earliest such discharge from 2023 on) without
+/// joining; per person
+/// the outcome in the 90 days before and after the index.
+fn mobile_team(d: &Data, outcome: impl Fn(&Contact) -> f64) -> Vec<RefUnit> {
+    let day = MICROS_PER_DAY;
+    let mut exposed: BTreeMap<i64, i64> = BTreeMap::new();
+    for p in d.procedures.iter().filter(|p| p.code == "XMT01") {
+        let e = exposed.entry(p.person_id).or_insert(p.at);
+        *e = (*e).min(p.at);
+    }
+    let mut stays: BTreeMap<i64, Vec<(i64, i64)>> = BTreeMap::new();
+    let mut by_person: HashMap<i64, Vec<&Contact>> = HashMap::new();
+    for c in &d.contacts {
+        if c.care_type == "inpatient" && c.acute {
+            stays.entry(c.person_id).or_default().push((c.start, c.end));
+        }
+        by_person.entry(c.person_id).or_default().push(c);
+    }
+    let mut cohort: Vec<(i64, i64, &'static str)> = exposed.iter().map(|(p, t)| (*p, *t, "exposed")).collect();
+    for (p, ss) in &stays {
+        if exposed.contains_key(p) {
+            continue;
+        }
+        let since = days_from_civil(2023, 1, 1) as i64 * day;
+        let index = ss.iter().filter(|s| s.1 >= since && ss.iter().any(|e| e.0 < s.0 && e.0 >= s.0 - 90 * day)).map(|s| s.1).min();
+        if let Some(t) = index {
+            cohort.push((*p, t, "comparison"));
+        }
+    }
+    let mut out = Vec::new();
+    for (p, t, arm) in cohort.into_iter().filter(|(p, _, _)| d.resident(*p)) {
+        let sum = |from: i64, to: i64| by_person.get(&p).map_or(0.0, |cs| cs.iter().filter(|c| c.start >= from && c.start < to).map(|c| outcome(c)).sum::<f64>());
+        let (before, after) = (sum(t - 90 * day, t), sum(t, t + 90 * day));
+        // One unit id per person: the three measures share it.
+        for (measure, value) in [("before", before), ("after", after), ("change", after - before)] {
+            out.push(RefUnit { value, arm: Some(arm), measure: Some(measure), ..unit(p, p, t) });
+        }
+    }
+    out
 }
 
 fn year_of_micros(t: i64) -> i32 {
@@ -480,12 +528,14 @@ pub fn units(d: &Data, id: &str) -> Vec<RefUnit> {
                 out.push(RefUnit { numerator: tested, ..unit(p, p, t) });
             }
         }
+        "mobile_team_inpatient" => out = mobile_team(d, |c| if c.care_type == "inpatient" { 1.0 } else { 0.0 }),
+        "mobile_team_cost" => out = mobile_team(d, |c| c.cost.unwrap_or(0.0)),
         other => panic!("no reference for {other}"),
     }
     out
 }
 
-fn label(b: Breakdown, recipe: &Recipe, p: &Person, year: i32, month: u32, age: i64, care_type: Option<&str>) -> Option<String> {
+fn label(b: Breakdown, recipe: &Recipe, p: &Person, year: i32, month: u32, age: i64, u: &RefUnit) -> Option<String> {
     Some(match b {
         Breakdown::Year => year.to_string(),
         Breakdown::Quarter => format!("{year}Q{}", (month - 1) / 3 + 1),
@@ -496,7 +546,9 @@ fn label(b: Breakdown, recipe: &Recipe, p: &Person, year: i32, month: u32, age: 
         Breakdown::Education => p.education.clone().unwrap_or_else(|| "unknown".into()),
         Breakdown::BirthCountry => p.birth_country.clone(),
         Breakdown::IncomeQuintile => p.income_quintile.map_or("unknown".into(), |q| q.to_string()),
-        Breakdown::CareType => care_type?.to_string(),
+        Breakdown::CareType => u.care_type.clone()?,
+        Breakdown::Arm => u.arm?.to_string(),
+        Breakdown::Measure => u.measure?.to_string(),
     })
 }
 
@@ -542,18 +594,18 @@ pub fn cells(d: &Data, q: &ValidatedQuery) -> BTreeMap<Key, RefCell> {
         _ => None,
     };
 
-    let labelled = |p: &Person, t: i64, care: Option<&str>| -> Option<(String, Vec<String>)> {
+    let labelled = |p: &Person, t: i64, u: &RefUnit| -> Option<(String, Vec<String>)> {
         let (y, m, _) = civil_from_days(day_of(t));
         let age = (y - p.birth_year - if (m as i32) < p.birth_month { 1 } else { 0 }) as i64;
         if age < recipe.min_age as i64 {
             return None;
         }
         for (b, values) in &q.filters {
-            if !values.contains(&label(*b, recipe, p, y, m, age, care)?) {
+            if !values.contains(&label(*b, recipe, p, y, m, age, u)?) {
                 return None;
             }
         }
-        let labels = q.breakdowns.iter().map(|b| label(*b, recipe, p, y, m, age, care)).collect::<Option<Vec<_>>>()?;
+        let labels = q.breakdowns.iter().map(|b| label(*b, recipe, p, y, m, age, u)).collect::<Option<Vec<_>>>()?;
         let region = match q.options.perspective {
             Perspective::Provider => d.region.clone(),
             Perspective::Population => p.kommun[..2].to_string(),
@@ -573,11 +625,13 @@ pub fn cells(d: &Data, q: &ValidatedQuery) -> BTreeMap<Key, RefCell> {
         if recipe.kind == Kind::Rate && q.options.perspective == Perspective::Provider && !p.kommun.starts_with(&d.region) {
             continue;
         }
-        let Some(fine) = labelled(p, u.index, u.care_type.as_deref()) else { continue };
+        let Some(fine) = labelled(p, u.index, &u) else { continue };
         for key in with_margins(&fine) {
             if recipe.unit == Unit::Person {
                 let e = per_cell.entry(key).or_default().entry(u.unit_id).or_insert_with(|| u.clone());
                 e.numerator |= u.numerator;
+                // A unit counted once in a cell carries its largest value (as the engine).
+                e.value = e.value.max(u.value);
             } else {
                 event_cells.entry(key).or_default().push(u.clone());
             }
@@ -626,7 +680,7 @@ pub fn cells(d: &Data, q: &ValidatedQuery) -> BTreeMap<Key, RefCell> {
             for id in d.population_on_july_first(year) {
                 let p = &d.persons[&id];
                 let t = days_from_civil(year, 7, 1) as i64 * MICROS_PER_DAY;
-                let Some(fine) = labelled(p, t, None) else { continue };
+                let Some(fine) = labelled(p, t, &unit(0, id, t)) else { continue };
                 for (_, labels) in with_margins(&(d.region.clone(), fine.1)) {
                     out.entry((d.region.clone(), labels, None)).or_default().population += 1;
                 }

@@ -114,9 +114,18 @@ fn the_web_app_in_a_real_browser() {
     assert_eq!(ui["page_errors"], serde_json::json!([]), "no script errors");
 
     // WCAG 2 A/AA (axe-core): no violations on the catalog, the indicator view or a report.
-    for page in ["axe_catalog", "axe_indicator", "axe_report"] {
+    for page in ["axe_catalog", "axe_indicator", "axe_report", "axe_evaluation"] {
         assert_eq!(ui[page], serde_json::json!([]), "{page}: {}", ui[page]);
     }
+
+    // An evaluation across regions: a row per region in the table, no error; each effect
+    // drawn has its interval.
+    let ev = &ui["evaluation"];
+    assert_eq!(ev["errors"].as_u64(), Some(0), "{ev}");
+    let rows = ev["rows"].as_array().unwrap();
+    assert_eq!(rows.iter().filter(|r| r["data"]["row"] == "region").count(), 4, "{ev}");
+    let estimated = rows.iter().filter(|r| r["data"]["row"] == "region" && r["data"].get("effect").is_some()).count() as u64;
+    assert!(ev["effects"].as_u64().unwrap() >= estimated, "every region with an effect is a mark: {ev}");
 
     // Catalog: every recipe, searchable by title and programme area.
     let recipes = fed.coordinator.node.base.catalog.latest().len() as u64;

@@ -164,6 +164,20 @@ with sync_playwright() as p:
         for by, indicator in [("sex", "stroke_reperfusion"), ("education", "diabetes_statin"), ("care_type", "kpp_cost")]:
             visit(page, f"{base}/#/indikator/{indicator}?by={by}&from=2021&to=2025")
             swedish_issues(page, f"indicator by {by}", swedish)
+        # An evaluation across regions (a cohort recipe): the forest plot's intervals, the
+        # verdict in words, the table; in Swedish, accessible, no sideways scroll.
+        visit(page, f"{base}/#/indikator/mobile_team_inpatient?from=2023&to=2025")
+        result["evaluation"] = {
+            "intervals": page.locator("#evaluate svg g[aria-label] line, #evaluate svg line").count(),
+            "effects": page.locator("#evaluate svg g[aria-description='effect'] path").count(),
+            "rows": rows_of(page, "#evaluation-table"),
+            "verdict": page.get_attribute("#evaluate .verdict", "data-consistency") if page.locator("#evaluate .verdict").count() else None,
+            "verdict_text": page.text_content("#evaluate .verdict") if page.locator("#evaluate .verdict").count() else "",
+            "errors": page.locator("#evaluate .error").count(),
+        }
+        result["axe_evaluation"] = accessibility(page)
+        swedish_issues(page, "evaluation", swedish)
+        overflow(page, "evaluation", wide)
         # Combined equity: education gaps within each sex.
         visit(page, f"{base}/#/indikator/diabetes_statin?from=2021&to=2025&dim=education&within=sex")
         result["equity_combined"] = rows_of(page, "#equity .chart-and-table table")

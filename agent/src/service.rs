@@ -19,6 +19,7 @@ use std::sync::Arc;
 
 use norrsken_model::answer::{AnswerMeta, RegionAnswer};
 use norrsken_common::cache::{key as cache_key, query_key, AnswerCache, CacheSettings, Weighed};
+use norrsken_model::breakdown::Breakdown;
 use norrsken_model::catalog::Unit;
 use norrsken_common::error::NodeError;
 use norrsken_model::geography::Region;
@@ -157,6 +158,9 @@ impl QueryService {
                 "region {region} answers only questions relayed by a coordinator that name their requester (a protobuf ticket with a relay block)"
             ))
         })?;
+        if let Some(at) = v.breakdowns.iter().position(|b| *b == Breakdown::Measure) {
+            return Box::pin(self.answer_by_measure(snapshot, v, relay, recording, at)).await;
+        }
         let canonical = Canonical::of(v);
         let cq = &canonical.query;
         let protection = &snapshot.protection;
@@ -215,5 +219,36 @@ impl QueryService {
         answer.cells = canonical.restore(answer.cells);
         answer.breakdowns = canonical.asked_breakdowns();
         Ok((answer, None))
+    }
+
+    /// A cohort question by measure (before, after, change) is three questions, one per
+    /// measure, each decided on its own: the measures are the same persons seen in three
+    /// windows, so their cells have the same counts and record keys and get the same
+    /// decisions, and no margin adds them up (a sum over measures would only show the same
+    /// persons three times). The answer stacks the three, labelled, in the asked order.
+    async fn answer_by_measure(&self, snapshot: &Snapshot, v: &ValidatedQuery, relay: &Relay, recording: bool, at: usize) -> Result<(RegionAnswer, Option<String>), NodeError> {
+        let mut answer: Option<RegionAnswer> = None;
+        let mut first_cached = None;
+        for measure in norrsken_model::cdm::MEASURES {
+            let mut slice = v.clone();
+            slice.breakdowns.remove(at);
+            slice.filters.insert(Breakdown::Measure, [measure.to_string()].into_iter().collect());
+            let (part, cached) = Box::pin(self.answer_recording(snapshot, &slice, Some(relay), recording)).await?;
+            first_cached = first_cached.or(cached);
+            let cells = part.cells.into_iter().map(|mut c| {
+                c.labels.insert(at.min(c.labels.len()), measure.to_string());
+                c
+            });
+            match answer.as_mut() {
+                Some(a) => a.cells.extend(cells),
+                None => {
+                    let mut a = RegionAnswer { cells: cells.collect(), ..part };
+                    a.breakdowns = v.breakdowns.clone();
+                    answer = Some(a);
+                }
+            }
+        }
+        let answer = answer.ok_or_else(|| NodeError::Internal("a cohort question without measures".into()))?;
+        Ok((answer, first_cached))
     }
 }

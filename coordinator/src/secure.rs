@@ -114,6 +114,11 @@ pub struct SecurePlan {
 /// for a question whose cells are not lattice cells (spans of years that are not the whole
 /// data period, groups of filter values: those keep the rule of released parts).
 pub fn secure_plan(v: &ValidatedQuery, data_years: (i32, i32)) -> Option<SecurePlan> {
+    // A cohort's measures are answered slice by slice by each agent (see the agent's
+    // service); their secure sum is not built: they keep the rule of released parts.
+    if v.recipe.cohort.is_some() {
+        return None;
+    }
     let canonical = Canonical::of(v);
     let plan = Plan::of(&canonical.query, data_years).ok()?;
     // Quarters and months need a lattice query by year and quarter (or month) together,

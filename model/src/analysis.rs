@@ -147,6 +147,41 @@ pub fn kind_columns(kind: AnalysisKind) -> &'static [(&'static str, ColumnType)]
             ("status", Text),
             ("note", Text),
         ],
+        // Rows: `region` and `pooled` (a cohort's before, after and change with a paired t
+        // interval, its comparison group's, and the effect), then `fixed`, `random` and
+        // `prediction` (the meta-analysis across the regions' effects).
+        AnalysisKind::Evaluate => &[
+            ("n", Int),
+            ("before", Float),
+            ("after", Float),
+            ("change", Float),
+            ("change_lower", Float),
+            ("change_upper", Float),
+            ("ratio", Float),
+            ("ratio_lower", Float),
+            ("ratio_upper", Float),
+            ("comparison_n", Int),
+            ("comparison_before", Float),
+            ("comparison_change", Float),
+            ("comparison_change_lower", Float),
+            ("comparison_change_upper", Float),
+            ("design", Text),
+            ("effect", Float),
+            ("effect_lower", Float),
+            ("effect_upper", Float),
+            ("effect_se", Float),
+            ("weight", Float),
+            ("tau2", Float),
+            ("i2", Float),
+            ("i2_lower", Float),
+            ("i2_upper", Float),
+            ("q", Float),
+            ("q_p", Float),
+            ("k", Int),
+            ("consistency", Text),
+            ("status", Text),
+            ("note", Text),
+        ],
     }
 }
 
@@ -159,8 +194,10 @@ pub fn key_breakdowns(spec: &AnalysisSpec, breakdowns: &[Breakdown], standardise
         AnalysisKind::Trend => Some(Breakdown::Year),
         AnalysisKind::Equity => spec.dimension.as_deref().and_then(Breakdown::parse),
         AnalysisKind::Funnel => (spec.units.as_deref() == Some("kommun")).then_some(Breakdown::Kommun),
+        AnalysisKind::Evaluate => None,
     };
-    breakdowns.iter().copied().filter(|b| Some(*b) != own && !(standardised && *b == Breakdown::AgeBand)).collect()
+    let cohort = |b: Breakdown| spec.kind == AnalysisKind::Evaluate && matches!(b, Breakdown::Arm | Breakdown::Measure);
+    breakdowns.iter().copied().filter(|b| Some(*b) != own && !cohort(*b) && !(standardised && *b == Breakdown::AgeBand)).collect()
 }
 
 /// The columns of an analysis table.
@@ -493,7 +530,7 @@ mod tests {
 
     #[test]
     fn every_kind_round_trips_through_arrow() {
-        for kind in [AnalysisKind::Compare, AnalysisKind::Trend, AnalysisKind::Equity, AnalysisKind::Funnel] {
+        for kind in AnalysisKind::ALL {
             let mut t = AnalysisTable::new(kind, vec![Breakdown::Sex]);
             let row: Vec<Value> = t
                 .columns()

@@ -8,7 +8,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::cdm::{BIRTH_COUNTRY_GROUPS, CARE_TYPES, EDUCATION_LEVELS, SEXES};
+use crate::cdm::{ARMS, BIRTH_COUNTRY_GROUPS, CARE_TYPES, EDUCATION_LEVELS, MEASURES, SEXES};
 use crate::geography;
 
 /// A dimension a cell can be split by.
@@ -25,6 +25,10 @@ pub enum Breakdown {
     BirthCountry,
     IncomeQuintile,
     CareType,
+    /// A cohort recipe's arm: exposed or comparison.
+    Arm,
+    /// A cohort recipe's measure: before, after or change.
+    Measure,
 }
 
 /// How fine a time breakdown or period bound is.
@@ -55,7 +59,7 @@ pub enum Geography {
 }
 
 impl Breakdown {
-    pub const ALL: [Breakdown; 10] = [
+    pub const ALL: [Breakdown; 12] = [
         Breakdown::Year,
         Breakdown::Quarter,
         Breakdown::Month,
@@ -66,6 +70,8 @@ impl Breakdown {
         Breakdown::BirthCountry,
         Breakdown::IncomeQuintile,
         Breakdown::CareType,
+        Breakdown::Arm,
+        Breakdown::Measure,
     ];
 
     /// The name used in queries, recipes, policies and result columns.
@@ -81,6 +87,8 @@ impl Breakdown {
             Breakdown::BirthCountry => "birth_country",
             Breakdown::IncomeQuintile => "income_quintile",
             Breakdown::CareType => "care_type",
+            Breakdown::Arm => "arm",
+            Breakdown::Measure => "measure",
         }
     }
 
@@ -129,6 +137,8 @@ impl Breakdown {
                 v
             }
             Breakdown::CareType => owned(&CARE_TYPES),
+            Breakdown::Arm => owned(&ARMS),
+            Breakdown::Measure => owned(&MEASURES),
             Breakdown::Year | Breakdown::Quarter | Breakdown::Month => Vec::new(),
         }
     }

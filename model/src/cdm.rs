@@ -120,6 +120,12 @@ pub const SEXES: [&str; 2] = ["female", "male"];
 /// Care types (vårdform).
 pub const CARE_TYPES: [&str; 3] = ["inpatient", "specialist_outpatient", "primary_care"];
 
+/// The two arms of a cohort recipe (breakdown `arm`).
+pub const ARMS: [&str; 2] = ["exposed", "comparison"];
+/// The three measures of a person in a cohort recipe (breakdown `measure`): the outcome in
+/// the window before the index date, in the window after, and after minus before.
+pub const MEASURES: [&str; 3] = ["before", "after", "change"];
+
 /// Highest completed education (SUN 2000 levels, grouped).
 /// `primary` = förgymnasial, `secondary` = gymnasial, `tertiary` = eftergymnasial.
 /// A missing value is released as `unknown`.

@@ -92,19 +92,25 @@ pub enum AnalysisKind {
     Equity,
     /// Value against precision with control limits.
     Funnel,
+    /// A cohort recipe's effect per region (before/after, and against its comparison group)
+    /// and a meta-analysis across regions.
+    Evaluate,
 }
 
 impl AnalysisKind {
+    pub const ALL: [AnalysisKind; 5] = [AnalysisKind::Compare, AnalysisKind::Trend, AnalysisKind::Equity, AnalysisKind::Funnel, AnalysisKind::Evaluate];
+
     pub fn name(self) -> &'static str {
         match self {
             AnalysisKind::Compare => "compare",
             AnalysisKind::Trend => "trend",
             AnalysisKind::Equity => "equity",
             AnalysisKind::Funnel => "funnel",
+            AnalysisKind::Evaluate => "evaluate",
         }
     }
     pub fn parse(s: &str) -> Option<AnalysisKind> {
-        [AnalysisKind::Compare, AnalysisKind::Trend, AnalysisKind::Equity, AnalysisKind::Funnel].into_iter().find(|k| k.name() == s)
+        AnalysisKind::ALL.into_iter().find(|k| k.name() == s)
     }
 }
 
@@ -247,7 +253,7 @@ impl IndicatorQuery {
             .map_err(|e| QueryError::MalformedTicket(format!("protobuf ticket: {e}")))?;
         if let Some(a) = p.options.as_ref().and_then(|o| o.analysis.as_ref()) {
             if AnalysisKind::parse(&a.kind).is_none() {
-                return Err(QueryError::Invalid { field: "options.analysis.kind", message: format!("{} is not compare, trend, equity or funnel", quote(&a.kind)) });
+                return Err(QueryError::Invalid { field: "options.analysis.kind", message: format!("{} is not compare, trend, equity, funnel or evaluate", quote(&a.kind)) });
             }
             if !a.against.is_empty() && Comparator::parse(&a.against).is_none() {
                 return Err(QueryError::Invalid { field: "options.analysis.against", message: format!("{} is not pooled, others or target", quote(&a.against)) });
@@ -494,6 +500,16 @@ impl IndicatorQuery {
         if let Some(a) = &options.analysis {
             analysis_breakdowns(a, &recipe, &mut breakdowns)?;
         }
+        // A cohort's measures (and arms) are never summed together: every question of a
+        // cohort recipe is asked by them.
+        if let Some(c) = &recipe.cohort {
+            let arm = c.comparison.is_some().then_some(Breakdown::Arm);
+            for b in arm.into_iter().chain([Breakdown::Measure]) {
+                if !breakdowns.contains(&b) {
+                    breakdowns.push(b);
+                }
+            }
+        }
         Ok(ValidatedQuery {
             query_id: self.query_id.clone(),
             recipe: recipe.clone(),
@@ -552,6 +568,10 @@ fn analysis_breakdowns(a: &AnalysisSpec, recipe: &Recipe, breakdowns: &mut Vec<B
         AnalysisKind::Funnel if a.against == Comparator::Others => {
             return Err(invalid("options.analysis.against", "a funnel plot's centre is the pooled value or the target, not the other regions".into()));
         }
+        AnalysisKind::Evaluate if recipe.cohort.is_none() => {
+            return Err(invalid("options.analysis.kind", format!("{} is not a cohort recipe; an evaluation needs one (its [cohort] table)", recipe.key())));
+        }
+        AnalysisKind::Evaluate => {}
         AnalysisKind::Funnel => match a.units.as_deref().unwrap_or("region") {
             "region" => {}
             "kommun" => need(Breakdown::Kommun, "options.analysis.units", breakdowns)?,

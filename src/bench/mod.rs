@@ -104,7 +104,7 @@ impl BenchOptions {
 
 /// One benchmark query per recipe: its indicator over the whole data period, by year and
 /// the two most used breakdowns it allows (KPP by year, kommun and care type as in the
-/// issue's reference figures).
+/// issue's reference figures; a cohort by year and sex, with its arms and measures).
 pub fn bench_queries(catalog: &Catalog, years: (i32, i32), only: &[String]) -> anyhow::Result<Vec<(IndicatorQuery, ValidatedQuery)>> {
     let mut out = Vec::new();
     for recipe in catalog.latest() {
@@ -113,6 +113,9 @@ pub fn bench_queries(catalog: &Catalog, years: (i32, i32), only: &[String]) -> a
         }
         let preferred: &[Breakdown] = if recipe.allows(Breakdown::CareType) {
             &[Breakdown::Year, Breakdown::Kommun, Breakdown::CareType]
+        } else if recipe.cohort.is_some() {
+            // A cohort is asked by arm and measure too.
+            &[Breakdown::Year, Breakdown::Sex]
         } else {
             &[Breakdown::Year, Breakdown::Sex, Breakdown::AgeBand]
         };

@@ -1,4 +1,4 @@
-//! `norrsken compare | trend | equity | funnel`: an analysis of a cross-region comparison,
+//! `norrsken compare | trend | equity | funnel | evaluate`: an analysis of a cross-region comparison,
 //! computed by the coordinator, printed as a readable table with its flags in words.
 
 use std::collections::BTreeMap;
@@ -235,6 +235,7 @@ pub fn render(t: &AnalysisTable, lang: Lang) -> String {
             let n = 1 + keys.len();
             out.push_str(&grid(&header, &rows, |i| i >= n && i < n + 5));
         }
+        AnalysisKind::Evaluate => render_evaluation(t, lang, &mut out),
     }
     if let Some(p) = t.meta("partial_note") {
         let _ = writeln!(out, "PARTIAL RESULT: {p}");
@@ -244,4 +245,90 @@ pub fn render(t: &AnalysisTable, lang: Lang) -> String {
     }
     let _ = writeln!(out, "query {} · catalog {}", t.meta("query_id").unwrap_or(""), t.meta("catalog_hash").unwrap_or("").chars().take(16).collect::<String>());
     out
+}
+
+/// An evaluation: each region's change and effect, the pooled row, the meta-analysis and its
+/// verdict in words. Outcomes are written with their own decimals (a mean's).
+fn render_evaluation(t: &AnalysisTable, lang: Lang, out: &mut String) {
+    fn word(key: &str, lang: Lang) -> String {
+        vocabulary::evaluation_word(key, lang.words()).to_string()
+    }
+    let w = |key: &str| word(key, lang);
+    let text = |r: &[Value], c: &str| t.get(r, c).and_then(Value::as_text).map(str::to_string).unwrap_or_default();
+    let num = |r: &[Value], c: &str| t.get(r, c).and_then(Value::as_float);
+    let val = |x: Option<f64>| x.map(|v| fmt_value(Kind::Mean, v, lang)).unwrap_or_else(|| "·".into());
+    let ci = |r: &[Value], c: &str| match (num(r, &format!("{c}_lower")), num(r, &format!("{c}_upper"))) {
+        (Some(l), Some(h)) => fmt_interval(Kind::Mean, l, h, lang),
+        _ => String::new(),
+    };
+    let ratio = |r: &[Value]| match (num(r, "ratio"), num(r, "ratio_lower"), num(r, "ratio_upper")) {
+        (Some(v), Some(l), Some(h)) => format!("{} ({} – {})", vocabulary::format_number(v, 2, lang.words()), vocabulary::format_number(l, 2, lang.words()), vocabulary::format_number(h, 2, lang.words())),
+        _ => "·".into(),
+    };
+    let design = t.meta("design").unwrap_or("");
+    let _ = writeln!(
+        out,
+        "{}: {} · {} {} {}, {} {} {}",
+        w("outcome"),
+        vocabulary::evaluation_word(&format!("outcome.{}", t.meta("outcome").unwrap_or("")), lang.words()),
+        w("before"),
+        t.meta("before_days").unwrap_or(""),
+        w("days"),
+        w("after"),
+        t.meta("after_days").unwrap_or(""),
+        w("days")
+    );
+    let _ = writeln!(out, "{}", w(&format!("design.{design}")));
+    let keys: Vec<String> = t.keys.iter().map(|b| b.name().to_string()).collect();
+    let mut header = vec![w("region").to_string()];
+    header.extend(keys.iter().cloned());
+    header.extend(["n", "before", "after", "change", "ratio"].map(|k| w(k).to_string()));
+    if design == "did" {
+        header.extend(["comparison_n", "comparison_change"].map(|k| w(k).to_string()));
+    }
+    header.extend(["effect", "weight", "note"].map(|k| w(k).to_string()));
+    let mut rows = Vec::new();
+    for r in &t.rows {
+        let what = text(r, "row");
+        let name = match what.as_str() {
+            "region" => text(r, "region_name"),
+            "pooled" => format!("{} ({})", text(r, "region_name"), w("pooled")),
+            other => w(other).to_string(),
+        };
+        let mut line = vec![name];
+        line.extend(keys.iter().map(|k| text(r, k)));
+        let n = t.get(r, "n").and_then(Value::as_int).map(|n| n.to_string()).unwrap_or_else(|| "·".into());
+        let change = if num(r, "change").is_some() { format!("{} ({})", val(num(r, "change")), ci(r, "change")) } else { "·".into() };
+        line.extend([n, val(num(r, "before")), val(num(r, "after")), change, ratio(r)]);
+        if design == "did" {
+            let cn = t.get(r, "comparison_n").and_then(Value::as_int).map(|n| n.to_string()).unwrap_or_else(|| "·".into());
+            let cc = if num(r, "comparison_change").is_some() { format!("{} ({})", val(num(r, "comparison_change")), ci(r, "comparison_change")) } else { "·".into() };
+            line.extend([cn, cc]);
+        }
+        let effect = if num(r, "effect").is_some() { format!("{} ({})", val(num(r, "effect")), ci(r, "effect")) } else { "·".into() };
+        line.push(effect);
+        line.push(num(r, "weight").map(|p| format!("{} %", vocabulary::format_number(p, 0, lang.words()))).unwrap_or_default());
+        line.push(vocabulary::analysis_note(&text(r, "note"), lang.words()));
+        rows.push(line);
+    }
+    let n = 1 + keys.len();
+    out.push_str(&grid(&header, &rows, |i| i >= n && i + 1 < header.len()));
+    if let Some(r) = t.rows.iter().find(|r| text(r, "row") == "random") {
+        let pct = |x: Option<f64>| x.map(|v| format!("{} %", vocabulary::format_number(100.0 * v, 0, lang.words()))).unwrap_or_else(|| "·".into());
+        if num(r, "i2").is_some() {
+            let _ = writeln!(
+                out,
+                "I² {} ({}–{}), τ² {}, Q {} (p {}), {} {}",
+                pct(num(r, "i2")),
+                pct(num(r, "i2_lower")),
+                pct(num(r, "i2_upper")),
+                vocabulary::format_number(num(r, "tau2").unwrap_or(f64::NAN), 3, lang.words()),
+                vocabulary::format_number(num(r, "q").unwrap_or(f64::NAN), 2, lang.words()),
+                vocabulary::format_number(num(r, "q_p").unwrap_or(f64::NAN), 3, lang.words()),
+                t.get(r, "k").and_then(Value::as_int).unwrap_or(0),
+                w("regions")
+            );
+        }
+        let _ = writeln!(out, "{}", vocabulary::consistency_statement(&text(r, "consistency"), lang.words()));
+    }
 }

@@ -57,6 +57,12 @@ fn demo_queries() -> Vec<IndicatorQuery> {
         ),
         q("hf_hospitalisation_rate", &["age_band"], "2024"),
         q("kpp_cost", &["care_type"], "2025"),
+        // An evaluation across the regions: the simulated mobile team's effect on inpatient
+        // stays against its comparison group, and whether it is general.
+        analysed(
+            q("mobile_team_inpatient", &[], "2023..2025"),
+            AnalysisSpec { kind: AnalysisKind::Evaluate, against: Comparator::Pooled, dimension: None, units: None },
+        ),
     ]
 }
 
@@ -130,7 +136,8 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
             println!("  norrsken compare diabetes_statin --period 2021..2025 --standardise esp2013");
             println!("  norrsken trend stroke_reperfusion --period 2021..2025");
             println!("  norrsken equity diabetes_hba1c_over_70 --period 2023..2025 --dimension education");
-            println!("  norrsken funnel hip_fracture_surgery_24h --period 2021..2025 --units kommun\n");
+            println!("  norrsken funnel hip_fracture_surgery_24h --period 2021..2025 --units kommun");
+            println!("  norrsken evaluate mobile_team_cost --period 2023..2025\n");
             if let Some(web) = federation.web_url() {
                 let port = web.rsplit(':').next().unwrap_or("");
                 println!("The web app: https://localhost:{port}/ (catalog, indicator view, regional report).");

@@ -40,6 +40,9 @@ enum Command {
     Equity(analyse::AnalysisArgs),
     /// A funnel plot's control limits and the units outside them.
     Funnel(analyse::AnalysisArgs),
+    /// A cohort recipe's effect per region (before/after and against its comparison group)
+    /// and a meta-analysis across regions: is the result general?
+    Evaluate(analyse::AnalysisArgs),
     /// A regional report (PDF, xlsx or JSON): the region against the others and the target,
     /// trends, and a summary of strengths and weaknesses.
     Report(report::ReportArgs),
@@ -77,6 +80,7 @@ pub fn main() -> ExitCode {
         Command::Trend(args) => ok(analyse::run(AnalysisKind::Trend, args)),
         Command::Equity(args) => ok(analyse::run(AnalysisKind::Equity, args)),
         Command::Funnel(args) => ok(analyse::run(AnalysisKind::Funnel, args)),
+        Command::Evaluate(args) => ok(analyse::run(AnalysisKind::Evaluate, args)),
         Command::Report(args) => ok(report::run(args)),
         Command::Certs(args) => ok(certs::run(args)),
         Command::Audit(args) => audit::run(args),

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Args;
-use norrsken_synth::{generate, parse_years, SynthOptions};
+use norrsken_synth::{generate, parse_years, InterventionSettings, SynthOptions};
 
 #[derive(Args)]
 pub struct SynthArgs {
@@ -43,6 +43,17 @@ pub struct SynthArgs {
     /// (`norrsken layout`).
     #[arg(long)]
     no_layout: bool,
+    /// Leave out the simulated mobile team (the intervention with a known effect that the
+    /// cohort recipes evaluate).
+    #[arg(long)]
+    no_intervention: bool,
+    /// The intervention's effect per region: the share of frailty admissions after joining
+    /// that the team avoids, e.g. "25=0.45,24=0.40,23=0.10,22=0.35" (the default).
+    #[arg(long, value_delimiter = ',')]
+    intervention_effects: Vec<String>,
+    /// Share of residents aged 70 or more with recurring frailty admissions (default 0.05).
+    #[arg(long)]
+    frail_share: Option<f64>,
 }
 
 pub fn run(args: SynthArgs) -> anyhow::Result<()> {
@@ -56,6 +67,7 @@ pub fn run(args: SynthArgs) -> anyhow::Result<()> {
         last_year,
         threads: args.threads,
         progress: !args.quiet,
+        intervention: intervention(args.no_intervention, &args.intervention_effects, args.frail_share)?,
     };
     let manifests = generate(&options).with_context(|| format!("generating into {}", args.out.display()))?;
     println!("{:<22} {:>10} {:>11} {:>10} {:>11} {:>10} {:>12}", "region", "persons", "contacts", "diagnoses", "procedures", "drugs", "measurements");
@@ -97,4 +109,26 @@ pub fn run(args: SynthArgs) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// The intervention's settings from the options; errors name the option and the value.
+fn intervention(off: bool, effects: &[String], frail_share: Option<f64>) -> anyhow::Result<Option<InterventionSettings>> {
+    if off {
+        return Ok(None);
+    }
+    let mut settings = InterventionSettings::default();
+    if let Some(f) = frail_share {
+        settings.frail_share = f;
+    }
+    if !effects.is_empty() {
+        settings.effects = effects
+            .iter()
+            .map(|e| {
+                let (code, v) = e.split_once('=').with_context(|| format!("--intervention-effects: '{e}' is not CODE=SHARE (e.g. 25=0.45)"))?;
+                let v: f64 = v.trim().parse().with_context(|| format!("--intervention-effects: '{v}' in '{e}' is not a number"))?;
+                Ok((code.trim().to_string(), v))
+            })
+            .collect::<anyhow::Result<_>>()?;
+    }
+    Ok(Some(settings))
 }

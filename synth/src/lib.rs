@@ -22,7 +22,7 @@ use arrow::record_batch::RecordBatch;
 use norrsken_model::cdm::{CdmTable, Manifest, MANIFEST};
 use norrsken_model::geography::{self, Region, NORRA};
 
-use crate::person::{Entry, PersonHistory, World};
+use crate::person::{Entry, Exposure, Intervention, PersonHistory, World};
 
 pub use output::RegionWriter;
 
@@ -57,6 +57,68 @@ pub struct SynthOptions {
     /// Worker threads; 0 = one per core.
     pub threads: usize,
     pub progress: bool,
+    /// The mobile team with a known effect (docs/data-model.md, "An intervention with a
+    /// known effect"); None leaves it out.
+    pub intervention: Option<InterventionSettings>,
+}
+
+/// The simulated intervention's settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InterventionSettings {
+    /// Share of persons who meet the referral criterion and join.
+    pub uptake: f64,
+    /// Share of residents aged 70 or more with recurring frailty admissions.
+    pub frail_share: f64,
+    /// Per county code: the share of frailty admissions after joining that the team avoids.
+    pub effects: Vec<(String, f64)>,
+}
+
+/// The procedure code the simulated mobile team registers when a patient joins (a local
+/// code, not a KVÅ code).
+pub const MOBILE_TEAM_CODE: &str = "XMT01";
+/// The day the simulated team starts in every region.
+pub const MOBILE_TEAM_START: (i32, u32, u32) = (2023, 1, 1);
+/// The file in each region's folder holding the intervention's true effect.
+pub const INTERVENTION_TRUTH: &str = "intervention.json";
+
+impl Default for InterventionSettings {
+    fn default() -> Self {
+        InterventionSettings {
+            uptake: 0.5,
+            frail_share: 0.05,
+            // Different effects, so that a meta-analysis across the regions finds them
+            // heterogeneous: Jämtland Härjedalen's team avoids far less.
+            effects: vec![("25".into(), 0.45), ("24".into(), 0.40), ("23".into(), 0.10), ("22".into(), 0.35)],
+        }
+    }
+}
+
+/// The true effect of the intervention on those who joined, in one region, within the
+/// after window (written to [`INTERVENTION_TRUTH`]; an evaluation is checked against it).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct InterventionTruth {
+    pub code: String,
+    pub start: String,
+    pub uptake: f64,
+    pub effect: f64,
+    pub after_days: i32,
+    /// Residents who joined with the whole after window inside the data.
+    pub exposed: u64,
+    /// Mean per person of what joining changed: inpatient stays, days in hospital, care
+    /// contacts (the team's visits less the stays avoided) and KPP cost (the team's cost
+    /// less the avoided stays' cost).
+    pub stays_effect: f64,
+    pub days_effect: f64,
+    pub contacts_effect: f64,
+    pub cost_effect: f64,
+}
+
+impl InterventionTruth {
+    pub fn read(dir: &Path) -> Result<InterventionTruth, SynthError> {
+        let path = dir.join(INTERVENTION_TRUTH);
+        let text = std::fs::read_to_string(&path).map_err(|e| SynthError::Io(path.display().to_string(), e.to_string()))?;
+        serde_json::from_str(&text).map_err(|e| SynthError::Io(path.display().to_string(), e.to_string()))
+    }
 }
 
 impl Default for SynthOptions {
@@ -70,6 +132,7 @@ impl Default for SynthOptions {
             last_year: 2025,
             threads: 0,
             progress: false,
+            intervention: Some(InterventionSettings::default()),
         }
     }
 }
@@ -151,7 +214,9 @@ pub fn region_dir(out: &Path, region: &Region) -> PathBuf {
     out.join(region.slug)
 }
 
-type ChunkResult = Result<Vec<(usize, CdmTable, RecordBatch)>, SynthError>;
+type ChunkResult = Result<(Vec<(usize, CdmTable, RecordBatch)>, Vec<(usize, Exposure)>), SynthError>;
+
+const AFTER_DAYS: i32 = 90;
 
 /// Generates the datalager. Returns one manifest per written region.
 pub fn generate(options: &SynthOptions) -> Result<Vec<Manifest>, SynthError> {
@@ -163,11 +228,40 @@ pub fn generate(options: &SynthOptions) -> Result<Vec<Manifest>, SynthError> {
     }
     let wanted = selected_regions(options)?;
     let codes: Vec<&'static str> = NORRA.iter().map(|r| r.code).collect();
+    let intervention = match &options.intervention {
+        None => None,
+        Some(iv) => {
+            let share = |option: &'static str, v: f64| {
+                if (0.0..=1.0).contains(&v) {
+                    Ok(v)
+                } else {
+                    Err(SynthError::Option { option, reason: format!("{v} must be a share from 0 to 1") })
+                }
+            };
+            let mut effect = vec![0.0; codes.len()];
+            for (code, e) in &iv.effects {
+                let i = codes.iter().position(|c| c == code).ok_or_else(|| SynthError::Option { option: "--intervention-effects", reason: format!("'{code}' is not a Norra county code") })?;
+                effect[i] = share("--intervention-effects", *e)?;
+            }
+            let (y, m, d) = MOBILE_TEAM_START;
+            Some(Intervention {
+                code: MOBILE_TEAM_CODE,
+                start_day: calendar::days_from_civil(y, m, d),
+                uptake: share("--intervention-uptake", iv.uptake)?,
+                effect,
+                frail_share: share("--frail-share", iv.frail_share)?,
+                after_days: AFTER_DAYS,
+                within_days: 90,
+                min_age: 65,
+            })
+        }
+    };
     let world = World {
         profiles: codes.iter().map(|c| model::profile(c)).collect(),
         region_codes: codes.clone(),
         first_year: options.first_year,
         last_year: options.last_year,
+        intervention,
     };
     let chunks = plan(options.scale, options.last_year - options.first_year + 1);
     let total_persons: u64 = chunks.iter().map(|c| c.count as u64).sum();
@@ -195,6 +289,7 @@ pub fn generate(options: &SynthOptions) -> Result<Vec<Manifest>, SynthError> {
     };
     let started = Instant::now();
 
+    let mut truths: Vec<Vec<Exposure>> = vec![Vec::new(); codes.len()];
     let next = AtomicUsize::new(0);
     let stop = AtomicBool::new(false);
     let (tx, rx) = mpsc::sync_channel::<(usize, ChunkResult)>(threads * 2);
@@ -211,6 +306,7 @@ pub fn generate(options: &SynthOptions) -> Result<Vec<Manifest>, SynthError> {
                 let histories: Vec<PersonHistory> = (0..spec.count)
                     .map(|j| person::simulate(world, options.seed, spec.first_id + j as i64, spec.region, spec.kommun, spec.entry))
                     .collect();
+                let exposures: Vec<(usize, Exposure)> = histories.iter().filter_map(|h| h.exposure.map(|e| (h.home_region, e))).collect();
                 let routed = output::route(&histories, codes.len(), wanted);
                 let mut batches = Vec::new();
                 let mut failure = None;
@@ -228,7 +324,7 @@ pub fn generate(options: &SynthOptions) -> Result<Vec<Manifest>, SynthError> {
                 }
                 let msg = match failure {
                     Some(e) => Err(e),
-                    None => Ok(batches),
+                    None => Ok((batches, exposures)),
                 };
                 if tx.send((i, msg)).is_err() {
                     return;
@@ -243,7 +339,12 @@ pub fn generate(options: &SynthOptions) -> Result<Vec<Manifest>, SynthError> {
             pending.insert(i, res);
             while let Some(res) = pending.remove(&expected) {
                 let batches = match res {
-                    Ok(b) => b,
+                    Ok((b, exposed)) => {
+                        for (r, e) in exposed {
+                            truths[r].push(e);
+                        }
+                        b
+                    }
                     Err(e) => {
                         stop.store(true, Ordering::Relaxed);
                         return Err(e);
@@ -277,9 +378,31 @@ pub fn generate(options: &SynthOptions) -> Result<Vec<Manifest>, SynthError> {
         let region = &NORRA[i];
         let rows: BTreeMap<String, u64> = counts.into_iter().map(|(t, n)| (t.name().to_string(), n)).collect();
         let fingerprint = format!(
-            "{GENERATOR_VERSION}|{}|{}|{}|{}..{}|{:?}",
-            region.code, options.seed, options.scale, options.first_year, options.last_year, rows
+            "{GENERATOR_VERSION}|{}|{}|{}|{}..{}|{:?}|{:?}",
+            region.code, options.seed, options.scale, options.first_year, options.last_year, rows, options.intervention
         );
+        if let Some(iv) = &world.intervention {
+            let last_day = calendar::days_from_civil(options.last_year, 12, 31);
+            let complete: Vec<&Exposure> = truths[i].iter().filter(|e| e.index_day + iv.after_days <= last_day).collect();
+            let n = complete.len() as f64;
+            let mean = |f: &dyn Fn(&Exposure) -> f64| if n > 0.0 { complete.iter().map(|e| f(e)).sum::<f64>() / n } else { 0.0 };
+            let (y, m, d) = MOBILE_TEAM_START;
+            let truth = InterventionTruth {
+                code: iv.code.to_string(),
+                start: format!("{y:04}-{m:02}-{d:02}"),
+                uptake: iv.uptake,
+                effect: iv.effect[i],
+                after_days: iv.after_days,
+                exposed: complete.len() as u64,
+                stays_effect: mean(&|e| -(e.avoided_stays as f64)),
+                days_effect: mean(&|e| -e.avoided_days),
+                contacts_effect: mean(&|e| e.team_contacts as f64 - e.avoided_stays as f64),
+                cost_effect: mean(&|e| e.team_cost - e.avoided_cost),
+            };
+            let path = dir.join(INTERVENTION_TRUTH);
+            let text = serde_json::to_string_pretty(&truth).map_err(|e| SynthError::Io(path.display().to_string(), e.to_string()))?;
+            std::fs::write(&path, text + "\n").map_err(|e| SynthError::Io(path.display().to_string(), e.to_string()))?;
+        }
         let manifest = Manifest {
             format: Manifest::FORMAT.into(),
             generator: GENERATOR_VERSION.into(),

@@ -217,7 +217,7 @@ pub struct Policy {
     /// year, 30 of 365 days left out, and withholds its last quarter and December).
     #[serde(default = "default_censored_share")]
     pub followup_max_censored_share: f64,
-    /// Most breakdowns plus filtered attributes in one query.
+    /// Most breakdowns plus filtered attributes in one query (a cohort's `measure` aside).
     #[serde(default = "default_dims")]
     pub max_dimensions: u32,
     /// Breakdowns the region releases; absent means all in the vocabulary.
@@ -416,10 +416,13 @@ impl Policy {
         }
         let mut dims: BTreeSet<Breakdown> = v.breakdowns.iter().copied().collect();
         dims.extend(v.filters.keys().copied());
-        if dims.len() as u32 > self.max_dimensions {
+        // A cohort's measures (before, after, change) are the same persons seen in three
+        // windows, not a finer population: they do not count towards the limit.
+        let counted = dims.iter().filter(|b| **b != Breakdown::Measure).count();
+        if counted as u32 > self.max_dimensions {
             return Err(Refusal::TooManyDimensions {
-                used: dims.iter().map(|b| b.name()).collect::<Vec<_>>().join(", "),
-                count: dims.len(),
+                used: dims.iter().filter(|b| **b != Breakdown::Measure).map(|b| b.name()).collect::<Vec<_>>().join(", "),
+                count: counted,
                 allowed: self.max_dimensions,
             });
         }

@@ -49,6 +49,8 @@ fn label_expr(b: Breakdown, recipe: &Recipe) -> String {
         Breakdown::BirthCountry => "birth_country".into(),
         Breakdown::IncomeQuintile => format!("COALESCE(CAST(income_quintile AS VARCHAR), {})", literal(UNKNOWN)),
         Breakdown::CareType => "care_type".into(),
+        Breakdown::Arm => "arm".into(),
+        Breakdown::Measure => "measure".into(),
     }
 }
 
@@ -155,8 +157,10 @@ fn prelude(q: &ValidatedQuery, cx: &SqlContext<'_>, schema: Option<&str>, units:
         Kind::Mean | Kind::CostSum => extra.push("value"),
         Kind::Rate | Kind::Count => {}
     }
-    if recipe.allows(Breakdown::CareType) {
-        extra.push("care_type");
+    for (b, c) in [(Breakdown::CareType, "care_type"), (Breakdown::Arm, "arm"), (Breakdown::Measure, "measure")] {
+        if recipe.allows(b) {
+            extra.push(c);
+        }
     }
     let bcols: Vec<String> = q.breakdowns.iter().map(|b| column(*b)).collect();
     let group: Vec<String> = std::iter::once("region".to_string()).chain(bcols.iter().cloned()).collect();

@@ -7,6 +7,7 @@
 
 pub mod compare;
 pub mod equity;
+pub mod evaluate;
 pub mod funnel;
 pub mod meta;
 pub mod regression;
@@ -40,6 +41,7 @@ pub fn analyse(spec: &AnalysisSpec, c: &Comparison, recipe: &Recipe) -> Result<A
         AnalysisKind::Trend => trend::trend(&ctx, c)?,
         AnalysisKind::Equity => equity::equity(&ctx, c)?,
         AnalysisKind::Funnel => funnel::funnel(&ctx, c)?,
+        AnalysisKind::Evaluate => evaluate::evaluate(&ctx, c)?,
     };
     let m = &c.meta;
     let mut meta = vec![

@@ -4,6 +4,7 @@
 //! - `trend(indicator, from_year, to_year [, standard])`
 //! - `equity(indicator, from_year, to_year, dimension [, standard])`
 //! - `funnel(indicator, from_year, to_year [, units [, against]])`
+//! - `evaluate(cohort_indicator, from_year, to_year)`
 //!
 //! Each asks the coordinator one question with `options.analysis` and returns the analysis
 //! table (columns as in docs/protocol.md), so it joins and filters like any table.
@@ -39,6 +40,7 @@ impl AnalysisFunction {
             AnalysisKind::Trend => "trend('indicator', from_year, to_year [, 'esp2013'|'se2020'])",
             AnalysisKind::Equity => "equity('indicator', from_year, to_year, 'dimension' [, 'esp2013'|'se2020'])",
             AnalysisKind::Funnel => "funnel('indicator', from_year, to_year [, 'region'|'kommun' [, 'pooled'|'target']])",
+            AnalysisKind::Evaluate => "evaluate('cohort_indicator', from_year, to_year)",
         }
     }
 
@@ -63,6 +65,7 @@ impl AnalysisFunction {
             AnalysisKind::Trend => (AnalysisSpec { kind: self.kind, against: Comparator::Pooled, dimension: None, units: None }, extra(3)),
             AnalysisKind::Equity => (AnalysisSpec { kind: self.kind, against: Comparator::Pooled, dimension: Some(extra(3).ok_or_else(usage)?), units: None }, extra(4)),
             AnalysisKind::Funnel => (AnalysisSpec { kind: self.kind, against: against(extra(4))?, dimension: None, units: extra(3) }, None),
+            AnalysisKind::Evaluate => (AnalysisSpec { kind: self.kind, against: Comparator::Pooled, dimension: None, units: None }, None),
         };
         Ok(IndicatorQuery {
             indicator: text[0].clone(),

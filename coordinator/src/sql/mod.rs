@@ -141,7 +141,7 @@ impl SqlFrontDoor {
         }
         let _ = catalog.register_schema(REFERENCE, reference);
         ctx.register_catalog(CATALOG, catalog);
-        for kind in [AnalysisKind::Compare, AnalysisKind::Trend, AnalysisKind::Equity, AnalysisKind::Funnel] {
+        for kind in AnalysisKind::ALL {
             let f = functions::AnalysisFunction { kind, catalog: self.node.base.catalog.clone(), asker: asker.clone() };
             ctx.register_udtf(kind.name(), Arc::new(f));
         }

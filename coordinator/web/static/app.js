@@ -268,7 +268,12 @@
     const counted = r.kind === "count";
     const funnelTicket = counted ? null : ticket(r, q, q.units === "kommun" ? ["kommun"] : [], { kind: "funnel", against: "pooled", units: q.units });
     const equityTicket = q.dim && !counted ? ticket(r, q, q.within ? [q.dim, q.within] : [q.dim], { kind: "equity", against: "pooled", dimension: q.dim }) : null;
-    const sections = {
+    // A cohort recipe is evaluated: its effect per region and across regions, then its cells.
+    const cohort = !!r.cohort;
+    const sections = cohort ? {
+      evaluate: el("section", { class: "view", id: "evaluate", "aria-labelledby": "evaluate-h" }),
+      cells: el("section", { class: "view", id: "cells", "aria-labelledby": "cells-h" }),
+    } : {
       compare: el("section", { class: "view", id: "compare", "aria-labelledby": "compare-h" }),
       trend: el("section", { class: "view", id: "trend", "aria-labelledby": "trend-h" }),
       funnel: funnelTicket ? el("section", { class: "view", id: "funnel", "aria-labelledby": "funnel-h" }) : null,
@@ -290,6 +295,20 @@
         return null;
       }
     };
+    if (cohort) {
+      const own = q.by && !["arm", "measure"].includes(q.by) ? [q.by] : [];
+      const evaluateTicket = ticket(r, q, own, { kind: "evaluate", against: "pooled" });
+      await Promise.all([
+        fill(sections.evaluate, T("sec.evaluate"), T("sec.evaluate.desc"), evaluateTicket, (s, a) => drawEvaluation(s, r, a), `${base}-utvardering`),
+        ask(ticket(r, q, own, null)).then((a) => {
+          showPartial(partial, a.metadata);
+          drawCells(sections.cells, r, a, ticket(r, q, own, null), `${base}-celler`);
+          drawProvenance(footer, a.metadata);
+        }).catch((e) => sections.cells.replaceChildren(el("p", { class: "error", role: "alert" }, e.message))),
+      ]);
+      main().dataset.ready = "true";
+      return;
+    }
     const compared = fill(sections.compare, T("sec.compare"), T("sec.compare.desc"), compareTicket, (s, a) => drawCompare(s, r, a, q), `${base}-jamforelse`);
     const jobs = [
       compared.then((a) => {
@@ -601,6 +620,60 @@
     section.append(el("div", { class: "chart-and-table" },
       figure(plot, T("chart.funnel", titleOf(r))),
       table(T("sec.funnel"), [[T("col.unit")], [T("col.value"), true], [T("col.position")]], units.map((x) => [[x.unit_name || x.unit], [fmt(kind, x.value), true], [x.significance && x.significance !== "similar" && x.significance !== "not_compared" ? `${words("pos", x.position)}: ${words("sig", x.significance)}` : words("pos", x.position)]]))));
+  }
+
+  // An analysis note (`key|arg`) in words; a withheld row's argument is its reason codes.
+  const noteText = (n) => {
+    const [key, arg] = n.split("|");
+    const template = window.I18N[state.lang][`anote.${key}`] ?? key;
+    return template.replace("{0}", (arg || "").split(",").filter(Boolean).map((c) => words("reason", c)).join("; "));
+  };
+
+  // An evaluation: a forest plot of each region's effect with its 95 % interval, the
+  // random-effects estimate and the prediction interval for a new region; the verdict in
+  // words; a table with the before/after means, the changes and the weights.
+  function drawEvaluation(section, r, answer) {
+    const md = answer.metadata;
+    const rows = answer.rows;
+    const ev = (key) => words("evaluation", key);
+    const nameOf = (x) => (x.row === "region" ? x.region_name : x.row === "pooled" ? `${x.region_name} (${T("pooled")})` : ev(x.row));
+    const random = rows.find((x) => x.row === "random");
+    const forest = rows.filter((x) => ["region", "random", "prediction"].includes(x.row) && x.effect != null && x.effect_lower != null && x.effect_upper != null)
+      .map((x) => ({ name: nameOf(x), row: x.row, region: x.region, effect: x.effect, lower: x.effect_lower, upper: x.effect_upper }));
+    let plot = null;
+    if (forest.length && window.Plot) {
+      const f = (v) => fmt("mean", v);
+      plot = Plot.plot({
+        width: 720, height: 60 + 34 * forest.length, marginLeft: 260,
+        x: { label: `${ev("effect")} · ${ev(`outcome.${md["norrsken.outcome"]}`)}`, grid: true, nice: true },
+        y: { label: null, domain: forest.map((p) => p.name) },
+        style: { fontSize: "13px", color: "#1a1a1a" },
+        marks: [
+          Plot.ruleX([0], { stroke: "#1a1a1a", ariaDescription: "no effect", ariaHidden: true }),
+          Plot.ruleY(forest, { y: "name", x1: "lower", x2: "upper", stroke: (p) => (p.row === "prediction" ? "#6b2d8a" : p.region === state.focus ? FOCUS_COLOUR : "#0b4f8a"), strokeWidth: (p) => (p.row === "region" ? 2 : 4), strokeDasharray: (p) => (p.row === "prediction" ? "6,3" : null), ariaHidden: true }),
+          Plot.dot(forest.filter((p) => p.row !== "prediction"), { x: "effect", y: "name", symbol: (p) => (p.row === "random" ? "diamond" : "square"), r: 6, fill: (p) => (p.row === "random" ? "#1a1a1a" : "#0b4f8a"), ariaDescription: "effect", ariaLabel: (p) => `${p.name}: ${f(p.effect)} (${f(p.lower)} – ${f(p.upper)})`, title: (p) => `${p.name}: ${f(p.effect)} (${f(p.lower)} – ${f(p.upper)})` }),
+        ],
+      });
+    }
+    const verdict = random?.consistency ? el("p", { class: "verdict", "data-consistency": random.consistency, text: words("consistency", random.consistency) }) : null;
+    const heterogeneity = random?.i2 != null ? el("p", { class: "desc", text: `I² ${fmtNum(100 * random.i2, 0)} % (${fmtNum(100 * random.i2_lower, 0)}–${fmtNum(100 * random.i2_upper, 0)} %), τ² ${fmtNum(random.tau2)}, Q ${fmtNum(random.q, 2)} (p ${fmtNum(random.q_p)}), ${random.k} ${ev("regions")}` }) : null;
+    const m = (v) => fmt("mean", v);
+    const withCi = (x, key) => (x[key] == null ? T("none") : `${m(x[key])} (${fmtCi("mean", x[`${key}_lower`], x[`${key}_upper`])})`);
+    const did = md["norrsken.design"] === "did";
+    const headers = [[ev("region")], [ev("n"), true], [ev("before"), true], [ev("after"), true], [ev("change"), true]];
+    if (did) headers.push([ev("comparison_n"), true], [ev("comparison_change"), true]);
+    headers.push([ev("effect"), true], [ev("weight"), true], [ev("note")]);
+    const shown = rows.filter((x) => x.row !== "fixed");
+    const cells = shown.map((x) => {
+      const line = [[nameOf(x)], [x.n == null ? "" : fmtInt(x.n), true], [x.before == null ? "" : m(x.before), true], [x.after == null ? "" : m(x.after), true], [x.row === "region" || x.row === "pooled" ? withCi(x, "change") : "", true]];
+      if (did) line.push([x.comparison_n == null ? "" : fmtInt(x.comparison_n), true], [x.comparison_change == null ? "" : withCi(x, "comparison_change"), true]);
+      line.push([withCi(x, "effect"), true], [x.weight == null ? "" : `${fmtNum(x.weight, 0)} %`, true], [x.note ? x.note.split("; ").map(noteText).join("; ") : ""]);
+      return line;
+    });
+    section.append(el("p", { class: "desc", text: ev(`design.${md["norrsken.design"]}`) }), verdict, heterogeneity,
+      el("div", { class: "chart-and-table" },
+        figure(plot, T("chart.forest", titleOf(r))),
+        table(T("sec.evaluate"), headers, cells, null, (i) => ({ row: shown[i].row, region: shown[i].region, effect: shown[i].effect, lower: shown[i].effect_lower, upper: shown[i].effect_upper }), "evaluation-table")));
   }
 
   function drawEquity(section, r, answer, within) {

@@ -14,9 +14,11 @@ use sha2::{Digest, Sha256};
 
 use crate::breakdown::{AgeBands, Breakdown};
 
+mod cohort;
 mod parse;
 mod recipe;
 
+pub use cohort::*;
 pub use parse::*;
 pub use recipe::*;
 

@@ -30,7 +30,10 @@ struct RecipeFile {
     target: Option<Target>,
     #[serde(default)]
     age_standardisation: bool,
-    sql: String,
+    #[serde(default)]
+    sql: Option<String>,
+    #[serde(default)]
+    cohort: Option<Cohort>,
     title: Text,
     description: Text,
     population: Text,
@@ -206,7 +209,37 @@ pub fn parse_recipe(file: &str, text: &str) -> Result<Recipe, CatalogError> {
             }
         }
     }
-    let sql = raw.sql.trim();
+    let sql = match (&raw.sql, &raw.cohort) {
+        (Some(_), Some(_)) => return Err(fail(Some("sql"), "a cohort recipe is defined by its [cohort] table; leave sql out".into())),
+        (None, None) => return Err(fail(Some("sql"), "missing: the unit query (or a [cohort] table)".into())),
+        (Some(sql), None) => sql.trim().to_string(),
+        (None, Some(c)) => {
+            c.validate().map_err(|(field, reason)| fail(Some(field), reason))?;
+            if raw.kind != Kind::Mean || raw.unit != Unit::Person {
+                return Err(fail(Some("kind"), "a cohort recipe is kind = \"mean\" with unit = \"person\" (a person's outcome per window)".into()));
+            }
+            let mut need = vec![Breakdown::Measure];
+            if c.comparison.is_some() {
+                need.push(Breakdown::Arm);
+            }
+            if let Some(b) = need.iter().find(|b| !breakdowns.contains(b)) {
+                return Err(fail(Some("breakdowns"), format!("a cohort recipe must allow '{b}'")));
+            }
+            if c.comparison.is_none() && breakdowns.contains(&Breakdown::Arm) {
+                return Err(fail(Some("breakdowns"), "'arm' needs a comparison group ([cohort.comparison])".into()));
+            }
+            if raw.follow_up_days.is_some_and(|d| d != c.follow_up_days()) {
+                return Err(fail(Some("follow_up_days"), format!("a cohort's follow-up is its washout and after window ({} days); leave it out", c.follow_up_days())));
+            }
+            c.unit_sql()
+        }
+    };
+    if raw.cohort.is_none() {
+        if let Some(b) = breakdowns.iter().find(|b| matches!(b, Breakdown::Arm | Breakdown::Measure)) {
+            return Err(fail(Some("breakdowns"), format!("'{b}' belongs to cohort recipes (a [cohort] table)")));
+        }
+    }
+    let sql = sql.as_str();
     let head = sql.split_whitespace().next().unwrap_or("").to_ascii_uppercase();
     if head != "SELECT" && head != "WITH" {
         return Err(fail(Some("sql"), "must be one SELECT (or WITH ... SELECT) statement".into()));
@@ -253,7 +286,7 @@ pub fn parse_recipe(file: &str, text: &str) -> Result<Recipe, CatalogError> {
         period_attribute: raw.period_attribute,
         value_unit: raw.value_unit,
         rate_per: raw.rate_per,
-        follow_up_days: raw.follow_up_days,
+        follow_up_days: raw.cohort.as_ref().map(|c| c.follow_up_days()).or(raw.follow_up_days),
         better: raw.better,
         target: raw.target,
         age_standardisation: raw.age_standardisation,
@@ -265,6 +298,7 @@ pub fn parse_recipe(file: &str, text: &str) -> Result<Recipe, CatalogError> {
         categories: raw.categories,
         plausible: raw.plausible,
         area: raw.area,
+        cohort: raw.cohort,
         hash,
         file: file.to_string(),
     })

@@ -34,6 +34,7 @@ impl Source {
             Source::Npo => "npo",
             Source::Primarvardskvalitet => "primarvardskvalitet",
             Source::Kpp => "kpp",
+            Source::Evaluation => "evaluation",
         }
     }
 }
@@ -79,6 +80,8 @@ pub enum Source {
     Primarvardskvalitet,
     /// Kostnad per patient (cost per patient).
     Kpp,
+    /// A shared evaluation between regions (a cohort recipe: an intervention's effect).
+    Evaluation,
 }
 
 /// Swedish and English text.
@@ -163,6 +166,8 @@ pub struct Recipe {
     /// The national programme area (nationellt programområde) the indicator belongs to, for
     /// finding it in the catalog and choosing a report's indicators.
     pub area: Option<Text>,
+    /// A cohort recipe's definition (its unit query is compiled from it).
+    pub cohort: Option<Cohort>,
     /// SHA-256 of the recipe file, hex.
     pub hash: String,
     /// The file the recipe came from.

@@ -357,10 +357,85 @@ pub fn analysis_note_template(key: &str, lang: Lang) -> Option<&'static str> {
         "years_missing" => ("{0} av {1} år saknar redovisat värde", "{0} of {1} years have no released value"),
         "too_few_years" => ("Ingen trend: färre än tre år med redovisade värden", "No trend: fewer than three years with released values"),
         "no_fit" => ("Ingen trend: modellen kan inte anpassas till värdena", "No trend: the model cannot be fitted to these values"),
+        "regression_to_the_mean" => (
+            "Utan jämförelsegrupp: förändringen innehåller den återgång mot det vanliga som sker när personer väljs ut för hög vårdkonsumtion (regression mot medelvärdet)",
+            "No comparison group: the change includes the return to usual levels that follows selection for high care use (regression to the mean)",
+        ),
+        "no_effect_estimate" => ("Ingen effekt kan skattas: en grupp eller ett mått saknar redovisade värden", "No effect can be estimated: a group or a measure has no released values"),
         _ => return None,
     };
     Some(lang.pick(sv, en))
 }
+
+/// A word of an evaluation's table or text (`effect`, `design.did`, `outcome.cost`), or the
+/// key itself when there is none.
+pub fn evaluation_word<'a>(key: &'a str, lang: Lang) -> &'a str {
+    let (sv, en) = match key {
+        "region" => ("Region", "Region"),
+        "n" => ("Antal", "n"),
+        "before" => ("Före", "Before"),
+        "after" => ("Efter", "After"),
+        "change" => ("Förändring (95 % KI)", "Change (95% CI)"),
+        "ratio" => ("Kvot efter/före", "Ratio after/before"),
+        "comparison_n" => ("Antal, jämförelsegrupp", "n, comparison group"),
+        "comparison_change" => ("Förändring, jämförelsegrupp", "Change, comparison group"),
+        "effect" => ("Effekt (95 % KI)", "Effect (95% CI)"),
+        "weight" => ("Vikt", "Weight"),
+        "note" => ("Anmärkning", "Note"),
+        "pooled" => ("sammanvägt", "pooled"),
+        "fixed" => ("Metaanalys, fix effekt", "Meta-analysis, fixed effect"),
+        "random" => ("Metaanalys, slumpeffekt", "Meta-analysis, random effects"),
+        "prediction" => ("Prediktionsintervall för en ny region", "Prediction interval for a new region"),
+        "regions" => ("regioner", "regions"),
+        "days" => ("dagar", "days"),
+        "outcome" => ("Utfall", "Outcome"),
+        "outcome.contacts" => ("vårdkontakter per person", "care contacts per person"),
+        "outcome.inpatient_stays" => ("vårdtillfällen i slutenvård per person", "inpatient stays per person"),
+        "outcome.inpatient_days" => ("vårddagar per person", "days in hospital per person"),
+        "outcome.cost" => ("KPP-kostnad per person (kr)", "KPP cost per person (SEK)"),
+        "design.did" => (
+            "Skillnad i skillnader: insatsgruppens förändring minus jämförelsegruppens (personer som uppfyllde samma kriterium utan insatsen); återgången mot medelvärdet tas bort",
+            "Difference in differences: the intervention group's change minus the comparison group's (persons who met the same criterion without the intervention); regression to the mean is removed",
+        ),
+        "design.before_after" => (
+            "Före och efter: insatsgruppens förändring; utan jämförelsegrupp innehåller den återgången mot medelvärdet",
+            "Before and after: the intervention group's change; without a comparison group it includes regression to the mean",
+        ),
+        _ => return key,
+    };
+    lang.pick(sv, en)
+}
+
+/// The verdict of an evaluation's meta-analysis in plain language.
+pub fn consistency_statement(code: &str, lang: Lang) -> &'static str {
+    let (sv, en) = match code {
+        "consistent" => (
+            "Effekten är samstämmig mellan regionerna: även prediktionsintervallet för en ny region utesluter ingen effekt, så resultatet är troligen generellt.",
+            "The effect is consistent across regions: even the prediction interval for a new region excludes no effect, so the result is likely general.",
+        ),
+        "varies" => (
+            "Effekten är säkerställd i genomsnitt men varierar mellan regionerna: en ny region kan få ingen effekt, så resultatet kan bero på lokala förhållanden.",
+            "The effect is established on average but varies between regions: a new region might see none, so the result may depend on local conditions.",
+        ),
+        "no_effect" => (
+            "Ingen effekt är säkerställd över regionerna (det sammanvägda intervallet innehåller noll).",
+            "No effect is established across the regions (the pooled interval includes zero).",
+        ),
+        "too_few_regions" => (
+            "För få regioner med skattad effekt (minst tre behövs) för att bedöma om resultatet är generellt.",
+            "Too few regions with an estimated effect (at least three are needed) to judge whether the result is general.",
+        ),
+        _ => ("", ""),
+    };
+    lang.pick(sv, en)
+}
+
+const EVALUATION_WORDS: [&str; 24] = [
+    "region", "n", "before", "after", "change", "ratio", "comparison_n", "comparison_change", "effect", "weight", "note", "pooled", "fixed", "random",
+    "prediction", "regions", "days", "outcome", "outcome.contacts", "outcome.inpatient_stays", "outcome.inpatient_days", "outcome.cost", "design.did",
+    "design.before_after",
+];
+const CONSISTENCY: [&str; 4] = ["consistent", "varies", "no_effect", "too_few_regions"];
 
 /// An analysis note as it travels (`key|arg|…`, several joined by `; `) in words.
 pub fn analysis_note(code: &str, lang: Lang) -> String {
@@ -485,6 +560,15 @@ pub fn to_json() -> serde_json::Value {
         }
         for kind in ERROR_KINDS {
             words.insert(format!("error.{kind}"), error_kind(kind, lang).unwrap_or(kind).into());
+        }
+        for key in ["withheld", "regression_to_the_mean", "no_effect_estimate"] {
+            words.insert(format!("anote.{key}"), analysis_note_template(key, lang).unwrap_or(key).into());
+        }
+        for key in EVALUATION_WORDS {
+            words.insert(format!("evaluation.{key}"), evaluation_word(key, lang).into());
+        }
+        for code in CONSISTENCY {
+            words.insert(format!("consistency.{code}"), consistency_statement(code, lang).into());
         }
         for code in CHANGE_UNITS {
             words.insert(format!("change_unit.{code}"), change_unit(code, lang).into());

@@ -59,6 +59,8 @@ pub fn breakdown(b: Breakdown, lang: Lang) -> &'static str {
         Breakdown::BirthCountry => ("Födelseland", "Country of birth"),
         Breakdown::IncomeQuintile => ("Inkomstkvintil", "Income quintile"),
         Breakdown::CareType => ("Vårdform", "Care type"),
+        Breakdown::Arm => ("Grupp", "Group"),
+        Breakdown::Measure => ("Mått", "Measure"),
     };
     lang.pick(sv, en)
 }
@@ -82,6 +84,11 @@ pub fn value_name(b: Breakdown, code: &str, lang: Lang) -> Option<String> {
         (Breakdown::CareType, "inpatient") => fixed("Slutenvård", "Inpatient care"),
         (Breakdown::CareType, "specialist_outpatient") => fixed("Specialiserad öppenvård", "Specialist outpatient care"),
         (Breakdown::CareType, "primary_care") => fixed("Primärvård", "Primary care"),
+        (Breakdown::Arm, "exposed") => fixed("Insatsgrupp", "Intervention group"),
+        (Breakdown::Arm, "comparison") => fixed("Jämförelsegrupp", "Comparison group"),
+        (Breakdown::Measure, "before") => fixed("Före", "Before"),
+        (Breakdown::Measure, "after") => fixed("Efter", "After"),
+        (Breakdown::Measure, "change") => fixed("Förändring", "Change"),
         (Breakdown::BirthCountry, "sweden") => fixed("Sverige", "Sweden"),
         (Breakdown::BirthCountry, "nordic") => fixed("Norden utom Sverige", "Nordic countries except Sweden"),
         (Breakdown::BirthCountry, "europe") => fixed("Europa utom Norden", "Europe except the Nordic countries"),
@@ -140,6 +147,8 @@ pub fn named_values() -> Vec<(Breakdown, String)> {
     add(Breakdown::Sex, &mut SEXES.iter().map(|s| s.to_string()));
     add(Breakdown::Education, &mut EDUCATION_LEVELS.iter().map(|s| s.to_string()).chain([UNKNOWN.to_string()]));
     add(Breakdown::CareType, &mut CARE_TYPES.iter().map(|s| s.to_string()));
+    add(Breakdown::Arm, &mut crate::cdm::ARMS.iter().map(|s| s.to_string()));
+    add(Breakdown::Measure, &mut crate::cdm::MEASURES.iter().map(|s| s.to_string()));
     add(Breakdown::BirthCountry, &mut BIRTH_COUNTRY_GROUPS.iter().map(|s| s.to_string()));
     add(Breakdown::IncomeQuintile, &mut (1..=5).map(|q| q.to_string()).chain([UNKNOWN.to_string()]));
     add(Breakdown::Kommun, &mut kommuner().iter().map(|k| k.code.to_string()));

@@ -371,10 +371,29 @@ fn indicator_page(w: &mut Writer, r: &Report, ind: &ReportIndicator) {
         w.para(Font::Regular, 9.5, c, BLACK);
         w.gap(4.0);
     }
-    comparison_chart(w, r, ind);
-    w.gap(10.0);
-    trend_chart(w, r, ind);
-    w.gap(8.0);
+    if let Some(e) = &ind.evaluation {
+        // An evaluation: the design, the verdict in words, the heterogeneity; the chart is
+        // a forest plot (each region's effect, the random-effects estimate); no trend.
+        w.para(Font::Regular, 9.0, vocabulary::evaluation_word(&format!("design.{}", e.design), lang), BLACK);
+        w.gap(3.0);
+        w.para(Font::Bold, 10.0, vocabulary::consistency_statement(&e.consistency, lang), BLACK);
+        if let (Some(i2), Some(lo), Some(hi)) = (e.i2, e.i2_lower, e.i2_upper) {
+            let pct = |x: f64| format!("{} %", vocabulary::format_number(100.0 * x, 0, lang));
+            let mut line = format!("I² {} ({}–{}), {} {}", pct(i2), pct(lo), pct(hi), e.k, vocabulary::evaluation_word("regions", lang));
+            if let Some((a, b)) = e.prediction {
+                line.push_str(&format!("; {}: {} – {}", vocabulary::evaluation_word("prediction", lang), fmt_value(ind.kind, a, lang), fmt_value(ind.kind, b, lang)));
+            }
+            w.para(Font::Regular, 8.5, &line, (0.3, 0.3, 0.3));
+        }
+        w.gap(6.0);
+        comparison_chart(w, r, ind);
+        w.gap(8.0);
+    } else {
+        comparison_chart(w, r, ind);
+        w.gap(10.0);
+        trend_chart(w, r, ind);
+        w.gap(8.0);
+    }
     if let Some(target) = ind.target {
         w.para(Font::Regular, 8.0, &format!("{} {}: {}", t(lang, "Målnivå", "Target"), fmt_value(ind.kind, target, lang), ind.target_source.as_deref().unwrap_or("")), (0.3, 0.3, 0.3));
     }
@@ -386,7 +405,12 @@ fn indicator_page(w: &mut Writer, r: &Report, ind: &ReportIndicator) {
 
 fn comparison_chart(w: &mut Writer, r: &Report, ind: &ReportIndicator) {
     let lang = w.lang;
-    w.para(Font::Bold, 11.0, &format!("{} ({})", t(lang, "Jämförelse mellan regionerna, 95 % konfidensintervall", "Comparison of the regions, 95% confidence intervals"), r.period.replace("..", "–")), (0.0, 0.0, 0.0));
+    let heading = if ind.evaluation.is_some() {
+        t(lang, "Effekt per region och sammanvägd effekt, 95 % konfidensintervall", "Effect by region and pooled effect, 95% confidence intervals")
+    } else {
+        t(lang, "Jämförelse mellan regionerna, 95 % konfidensintervall", "Comparison of the regions, 95% confidence intervals")
+    };
+    w.para(Font::Bold, 11.0, &format!("{} ({})", heading, r.period.replace("..", "–")), (0.0, 0.0, 0.0));
     // Published values (Riket, other regions) as their own rows after the regions, marked.
     let published: Vec<RegionValue> = ind
         .national
@@ -441,7 +465,7 @@ fn comparison_chart(w: &mut Writer, r: &Report, ind: &ReportIndicator) {
         let y = top + 8.0 + i as f64 * row_h;
         let focus = v.row == "region" && v.region == r.region;
         let colour = if focus { FOCUS } else if v.row == "published" { PUBLISHED } else { OTHER };
-        let name = if v.row == "pooled" { format!("{} ({})", v.region_name, t(lang, "sammanvägt", "pooled")) } else { v.region_name.clone() };
+        let name = if v.row == "pooled" && ind.evaluation.is_none() { format!("{} ({})", v.region_name, t(lang, "sammanvägt", "pooled")) } else { v.region_name.clone() };
         p.fill_colour(0.0, 0.0, 0.0).text(MARGIN, y + 3.0, if focus { Font::Bold } else { Font::Regular }, 9.0, &name);
         match (v.value, v.lower, v.upper) {
             (Some(val), lower, upper) => {
@@ -603,6 +627,7 @@ mod tests {
             unassessed: None,
             comment: None,
             national: Vec::new(),
+            evaluation: None,
             axis: "Andel (%)".into(),
         };
         let mut r = Report {

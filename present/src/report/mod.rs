@@ -357,6 +357,30 @@ pub struct ReportIndicator {
     /// Published values for this indicator and period (Riket, other regions), as imported.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub national: Vec<NationalValue>,
+    /// A cohort recipe's evaluation: `regions` then hold each region's effect and the
+    /// random-effects estimate (row `pooled`), and this the meta-analysis's verdict.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub evaluation: Option<Evaluation>,
+}
+
+/// The meta-analysis behind an evaluation's section (docs/analysis.md, "Evaluations across
+/// regions").
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Evaluation {
+    /// `did` (against a comparison group) or `before_after`.
+    pub design: String,
+    /// `contacts`, `inpatient_stays`, `inpatient_days` or `cost`.
+    pub outcome: String,
+    /// `consistent`, `varies`, `no_effect` or `too_few_regions`.
+    pub consistency: String,
+    pub i2: Option<f64>,
+    pub i2_lower: Option<f64>,
+    pub i2_upper: Option<f64>,
+    pub q_p: Option<f64>,
+    /// The prediction interval for a new region.
+    pub prediction: Option<(f64, f64)>,
+    /// Regions with an effect.
+    pub k: i64,
 }
 
 /// A whole report.
@@ -477,6 +501,8 @@ pub async fn build(asker: &(impl Federation + ?Sized), request: &ReportRequest) 
         let recipe = recipe_of(id);
         let mut s = if recipe["categories"].as_array().is_some_and(|c| !c.is_empty()) {
             distribution_section(id, &recipe, request.lang)
+        } else if recipe["cohort"].is_object() {
+            evaluation_section(asker, id, &request.period, region.code, request.lang).await.map_err(ReportError::Refused)?
         } else {
             section(asker, id, &request.period, region.code, request.lang).await.map_err(ReportError::Refused)?
         };
@@ -532,6 +558,7 @@ fn blank(id: &str) -> ReportIndicator {
         unassessed: None,
         comment: None,
         national: Vec::new(),
+        evaluation: None,
     }
 }
 
@@ -638,6 +665,87 @@ async fn section(asker: &(impl Federation + ?Sized), id: &str, period: &str, foc
         Err(Unanswered::Refused(e)) => return Err(e),
         Err(Unanswered::Failed(e)) => out.error = Some(format!("trend: {e}")),
     }
+    Ok(out)
+}
+
+/// A cohort recipe's section: its evaluation across the regions. The regions' rows carry
+/// each region's effect with its interval (the chart draws them as a forest plot), the
+/// `pooled` row the random-effects estimate; no trend.
+async fn evaluation_section(asker: &(impl Federation + ?Sized), id: &str, period: &str, focus: &str, lang: Lang) -> Result<ReportIndicator, NodeError> {
+    use norrsken_model::analysis::Value;
+    use norrsken_model::vocabulary::evaluation_word;
+    let q = IndicatorQuery {
+        indicator: id.to_string(),
+        period: period.to_string(),
+        options: QueryOptions { analysis: Some(AnalysisSpec { kind: AnalysisKind::Evaluate, against: Comparator::Pooled, dimension: None, units: None }), ..QueryOptions::default() },
+        ..IndicatorQuery::default()
+    };
+    let mut out = blank(id);
+    let t = match read(asker, &q).await {
+        Ok(t) => t,
+        Err(Unanswered::Refused(e)) => return Err(e),
+        Err(Unanswered::Failed(e)) => {
+            out.error = Some(e);
+            out.unassessed = Some(Unassessed::Failed);
+            return Ok(out);
+        }
+    };
+    let meta = |k: &str| t.meta(k).filter(|s| !s.is_empty()).map(str::to_string);
+    out.recipe = meta("recipe").unwrap_or_default();
+    out.title = meta("title").unwrap_or_else(|| id.to_string());
+    out.title_sv = meta("title_sv").unwrap_or_else(|| out.title.clone());
+    out.kind = Some(Kind::Mean);
+    let outcome = meta("outcome").unwrap_or_default();
+    out.value = format!("{}: {}", evaluation_word("effect", Lang::En), evaluation_word(&format!("outcome.{outcome}"), Lang::En));
+    out.axis = format!("{} · {}", evaluation_word("effect", lang), evaluation_word(&format!("outcome.{outcome}"), lang));
+    out.followup_through = meta("followup_through");
+    out.query_ids.extend(meta("query_id"));
+    out.sources = meta("regions").and_then(|s| serde_json::from_str(&s).ok()).unwrap_or_default();
+    out.missing = out.sources.iter().filter(|r| r.status != RegionState::Ok).map(|r| r.name.clone()).collect();
+    let text = |r: &[Value], c: &str| t.get(r, c).and_then(Value::as_text).map(str::to_string);
+    let num = |r: &[Value], c: &str| t.get(r, c).and_then(Value::as_float);
+    for r in &t.rows {
+        let row = text(r, "row").unwrap_or_default();
+        let (kind, name) = match row.as_str() {
+            "region" => ("region", text(r, "region_name").unwrap_or_default()),
+            "random" => ("pooled", evaluation_word("random", lang).to_string()),
+            _ => continue,
+        };
+        out.regions.push(RegionValue {
+            region: text(r, "region").unwrap_or_default(),
+            region_name: name,
+            row: kind.into(),
+            numerator: None,
+            denominator: t.get(r, "n").and_then(Value::as_int),
+            value: num(r, "effect"),
+            lower: num(r, "effect_lower"),
+            upper: num(r, "effect_upper"),
+            significance: None,
+            others_value: None,
+            status: text(r, "status").unwrap_or_default(),
+            note: text(r, "note"),
+        });
+    }
+    if let Some(r) = t.rows.iter().find(|r| text(r, "row").as_deref() == Some("random")) {
+        let prediction = t.rows.iter().find(|p| text(p, "row").as_deref() == Some("prediction")).and_then(|p| Some((num(p, "effect_lower")?, num(p, "effect_upper")?)));
+        out.evaluation = Some(Evaluation {
+            design: meta("design").unwrap_or_default(),
+            outcome,
+            consistency: text(r, "consistency").unwrap_or_default(),
+            i2: num(r, "i2"),
+            i2_lower: num(r, "i2_lower"),
+            i2_upper: num(r, "i2_upper"),
+            q_p: num(r, "q_p"),
+            prediction,
+            k: t.get(r, "k").and_then(Value::as_int).unwrap_or(0),
+        });
+    }
+    out.focus = out.regions.iter().find(|r| r.row == "region" && r.region == focus).cloned();
+    out.unassessed = match &out.focus {
+        None => Some(Unassessed::NoAnswer),
+        Some(f) if f.value.is_some() => None,
+        Some(_) => Some(Unassessed::Withheld),
+    };
     Ok(out)
 }
 

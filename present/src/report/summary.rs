@@ -183,6 +183,23 @@ pub fn summarise(r: &Report) -> Vec<String> {
         let items: Vec<String> = focus.into_iter().map(|(_, _, s)| s).collect();
         if sv { format!("Att fokusera på de närmaste två åren: {}.", list(&items, lang)) } else { format!("Where to focus in the next two years: {}.", list(&items, lang)) }
     });
+    // Evaluations: the region's own effect and whether the result is general.
+    for i in &r.indicators {
+        let Some(e) = &i.evaluation else { continue };
+        let own = i.focus.as_ref().and_then(|f| Some((f.value?, f.lower?, f.upper?)));
+        let effect = match own {
+            Some((v, lo, hi)) => format!(
+                "{}: {} {} ({} – {})",
+                r.region_name,
+                vocabulary::evaluation_word("effect", lang).split(" (").next().unwrap_or("").to_lowercase(),
+                fmt_value(i.kind, v, lang),
+                fmt_value(i.kind, lo, lang),
+                fmt_value(i.kind, hi, lang)
+            ),
+            None => format!("{}: {}", r.region_name, if sv { "ingen effekt skattad" } else { "no effect estimated" }),
+        };
+        out.push(format!("{} {}: {}. {}", if sv { "Utvärdering," } else { "Evaluation," }, title(i, lang), effect, vocabulary::consistency_statement(&e.consistency, lang)));
+    }
     if r.partial {
         let mut missing: Vec<String> = r.indicators.iter().flat_map(|i| i.missing.iter().cloned()).collect();
         missing.sort();
@@ -239,6 +256,7 @@ mod tests {
             unassessed: None,
             comment: None,
             national: Vec::new(),
+            evaluation: None,
             axis: String::new(),
         }
     }

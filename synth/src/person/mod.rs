@@ -4,7 +4,10 @@
 
 mod care;
 mod episodes;
+mod intervention;
 mod pathways;
+
+pub use intervention::{Exposure, Intervention};
 
 use crate::calendar::{age_at, civil_from_days, days_from_civil, days_in_year, micros_of_day, MICROS_PER_DAY, MICROS_PER_HOUR};
 use crate::model::{self, RegionProfile};
@@ -70,6 +73,9 @@ pub struct PersonHistory {
     pub contacts: Vec<ContactRow>,
     pub drugs: Vec<DrugRow>,
     pub measurements: Vec<MeasurementRow>,
+    /// What the intervention did, when the person joined it (the truth evaluations are
+    /// checked against).
+    pub exposure: Option<Exposure>,
 }
 
 /// The fixed context of a run: the regions simulated and the years.
@@ -79,6 +85,8 @@ pub struct World {
     pub profiles: Vec<RegionProfile>,
     pub first_year: i32,
     pub last_year: i32,
+    /// The intervention, when one is simulated.
+    pub intervention: Option<Intervention>,
 }
 
 impl World {
@@ -202,6 +210,11 @@ pub fn simulate(world: &World, seed: u64, person_id: i64, home: usize, kommun: &
     // The newer pathways from a stream of their own, so that nothing above changes.
     let mut pathway_rng = Rng::for_stream(seed ^ 0x7061_7468_7761_7973, person_id as u64);
     sim.pathways(&mut pathway_rng);
+    // The intervention last, from a stream of its own: nothing above changes with it.
+    let exposure = world.intervention.as_ref().and_then(|iv| {
+        let mut rng = Rng::for_stream(seed ^ 0x6d6f_6269_6c65_7465, person_id as u64);
+        sim.intervention(iv, &mut rng)
+    });
     sim.trim_to_life();
     PersonHistory {
         person: sim.person,
@@ -209,6 +222,7 @@ pub fn simulate(world: &World, seed: u64, person_id: i64, home: usize, kommun: &
         contacts: sim.contacts,
         drugs: sim.drugs,
         measurements: sim.measurements,
+        exposure,
     }
 }
 
@@ -498,6 +512,7 @@ mod tests {
             region_codes: codes,
             first_year: 2021,
             last_year: 2025,
+            intervention: None,
         }
     }
 
