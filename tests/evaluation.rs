@@ -37,6 +37,8 @@ fn num(t: &AnalysisTable, r: &[Value], c: &str) -> f64 {
 /// large enough to estimate an effect, with the given share of frailty admissions the team
 /// avoids per region.
 fn intervention_datalager(tmp: &TempDir, effects: [(&str, f64); 4]) -> std::path::PathBuf {
+    // Telemetry first: every node of the test run records into the test exporters.
+    crate::fixtures::telemetry();
     let out = tmp.path().join("datalager");
     let effects = effects.map(|(c, e)| (c.to_string(), e)).to_vec();
     let intervention = InterventionSettings { frail_share: 0.6, effects, ..InterventionSettings::default() };
@@ -177,6 +179,7 @@ async fn the_same_effect_everywhere_is_found_consistent() {
 /// persons, and every value perturbed by the cell key method.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cohort_questions_release_no_small_cell() {
+    crate::fixtures::telemetry();
     let tmp = TempDir::new("cohort-attack");
     let out = tmp.path().join("dl");
     let intervention = InterventionSettings { frail_share: 0.3, ..InterventionSettings::default() };

@@ -256,9 +256,12 @@ fn render_evaluation(t: &AnalysisTable, lang: Lang, out: &mut String) {
     let w = |key: &str| word(key, lang);
     let text = |r: &[Value], c: &str| t.get(r, c).and_then(Value::as_text).map(str::to_string).unwrap_or_default();
     let num = |r: &[Value], c: &str| t.get(r, c).and_then(Value::as_float);
-    let val = |x: Option<f64>| x.map(|v| fmt_value(Kind::Mean, v, lang)).unwrap_or_else(|| "·".into());
+    // Outcomes with their own decimals: a tenth of a stay shows, kronor are whole.
+    let outcome = t.meta("outcome").unwrap_or("").to_string();
+    let fv = |v: f64| vocabulary::format_outcome(&outcome, v, lang.words());
+    let val = |x: Option<f64>| x.map(fv).unwrap_or_else(|| "·".into());
     let ci = |r: &[Value], c: &str| match (num(r, &format!("{c}_lower")), num(r, &format!("{c}_upper"))) {
-        (Some(l), Some(h)) => fmt_interval(Kind::Mean, l, h, lang),
+        (Some(l), Some(h)) if l.is_finite() && h.is_finite() => format!("{} – {}", fv(l), fv(h)),
         _ => String::new(),
     };
     let ratio = |r: &[Value]| match (num(r, "ratio"), num(r, "ratio_lower"), num(r, "ratio_upper")) {

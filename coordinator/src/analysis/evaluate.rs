@@ -19,9 +19,11 @@
 //!   its interval, the prediction interval for a new region; [`super::meta`]) and a
 //!   plain-language verdict: `consistent` (the pooled effect and the prediction interval
 //!   exclude no effect: a new region can expect an effect in the same direction),
-//!   `varies` (the pooled effect excludes no effect but a new region might see none: the
-//!   result may depend on local conditions), `no_effect` (the pooled interval includes
-//!   no effect) or `too_few_regions` (fewer than three regions with an effect).
+//!   `varies` (the pooled effect excludes no effect, a new region might see none, and the
+//!   regions differ: I² ≥ 50 % or Cochran's Q p < 0.10; the result may depend on local
+//!   conditions), `uncertain` (as `varies` but without detectable differences: too few
+//!   regions or too imprecise to say), `no_effect` (the pooled interval includes no effect)
+//!   or `too_few_regions` (fewer than three regions with an effect).
 
 use norrsken_model::analysis::{AnalysisTable, Value};
 use norrsken_model::breakdown::Breakdown;
@@ -120,8 +122,12 @@ pub fn consistency(m: &Meta) -> &'static str {
     } else if lo > 0.0 || hi < 0.0 {
         // The prediction interval holds the pooled estimate, so it lies on the same side.
         "consistent"
-    } else {
+    } else if m.i2 >= 0.5 || m.q_p < 0.10 {
+        // A new region might see none, and the regions differ: local conditions matter.
         "varies"
+    } else {
+        // A new region might see none, but only because four numbers say little.
+        "uncertain"
     }
 }
 
@@ -365,6 +371,10 @@ mod tests {
         assert_eq!(consistency(&m(&[-0.40, -0.42, -0.38, -0.41], &[0.002, 0.002, 0.003, 0.002])), "consistent");
         assert_eq!(consistency(&m(&[-0.60, -0.55, -0.25, -0.50], &[0.002, 0.002, 0.003, 0.002])), "varies");
         assert_eq!(consistency(&m(&[-0.05, 0.04, 0.01, -0.02], &[0.01, 0.01, 0.01, 0.01])), "no_effect");
+        // Alike regions, but each so imprecise that a new region's interval reaches zero.
+        let alike = m(&[-0.30, -0.26, -0.34, -0.28], &[0.03, 0.03, 0.03, 0.03]);
+        assert!(alike.i2 < 0.5 && alike.prediction.unwrap().1 > 0.0, "{alike:?}");
+        assert_eq!(consistency(&alike), "uncertain");
         assert_eq!(consistency(&m(&[-0.4, -0.5], &[0.01, 0.01])), "too_few_regions");
     }
 }

@@ -641,8 +641,10 @@
     const forest = rows.filter((x) => ["region", "random", "prediction"].includes(x.row) && x.effect != null && x.effect_lower != null && x.effect_upper != null)
       .map((x) => ({ name: nameOf(x), row: x.row, region: x.region, effect: x.effect, lower: x.effect_lower, upper: x.effect_upper }));
     let plot = null;
+    // Outcomes with their own decimals (format.outcome.<outcome> in the one vocabulary).
+    const unit = `outcome.${md["norrsken.outcome"]}`;
     if (forest.length && window.Plot) {
-      const f = (v) => fmt("mean", v);
+      const f = (v) => fmt(unit, v);
       plot = Plot.plot({
         width: 720, height: 60 + 34 * forest.length, marginLeft: 260,
         x: { label: `${ev("effect")} · ${ev(`outcome.${md["norrsken.outcome"]}`)}`, grid: true, nice: true },
@@ -657,8 +659,8 @@
     }
     const verdict = random?.consistency ? el("p", { class: "verdict", "data-consistency": random.consistency, text: words("consistency", random.consistency) }) : null;
     const heterogeneity = random?.i2 != null ? el("p", { class: "desc", text: `I² ${fmtNum(100 * random.i2, 0)} % (${fmtNum(100 * random.i2_lower, 0)}–${fmtNum(100 * random.i2_upper, 0)} %), τ² ${fmtNum(random.tau2)}, Q ${fmtNum(random.q, 2)} (p ${fmtNum(random.q_p)}), ${random.k} ${ev("regions")}` }) : null;
-    const m = (v) => fmt("mean", v);
-    const withCi = (x, key) => (x[key] == null ? T("none") : `${m(x[key])} (${fmtCi("mean", x[`${key}_lower`], x[`${key}_upper`])})`);
+    const m = (v) => fmt(unit, v);
+    const withCi = (x, key) => (x[key] == null ? T("none") : `${m(x[key])} (${fmtCi(unit, x[`${key}_lower`], x[`${key}_upper`])})`);
     const did = md["norrsken.design"] === "did";
     const headers = [[ev("region")], [ev("n"), true], [ev("before"), true], [ev("after"), true], [ev("change"), true]];
     if (did) headers.push([ev("comparison_n"), true], [ev("comparison_change"), true]);

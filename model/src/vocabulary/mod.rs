@@ -417,6 +417,10 @@ pub fn consistency_statement(code: &str, lang: Lang) -> &'static str {
             "Effekten är säkerställd i genomsnitt men varierar mellan regionerna: en ny region kan få ingen effekt, så resultatet kan bero på lokala förhållanden.",
             "The effect is established on average but varies between regions: a new region might see none, so the result may depend on local conditions.",
         ),
+        "uncertain" => (
+            "Effekten är säkerställd i genomsnitt, men med så få regioner eller så osäkra skattningar går det inte att säga om en ny region får den; regionerna skiljer sig inte påvisbart.",
+            "The effect is established on average, but with so few regions or such uncertain estimates it cannot be said whether a new region would see it; the regions do not differ detectably.",
+        ),
         "no_effect" => (
             "Ingen effekt är säkerställd över regionerna (det sammanvägda intervallet innehåller noll).",
             "No effect is established across the regions (the pooled interval includes zero).",
@@ -435,7 +439,7 @@ const EVALUATION_WORDS: [&str; 24] = [
     "prediction", "regions", "days", "outcome", "outcome.contacts", "outcome.inpatient_stays", "outcome.inpatient_days", "outcome.cost", "design.did",
     "design.before_after",
 ];
-const CONSISTENCY: [&str; 4] = ["consistent", "varies", "no_effect", "too_few_regions"];
+const CONSISTENCY: [&str; 5] = ["consistent", "varies", "uncertain", "no_effect", "too_few_regions"];
 
 /// An analysis note as it travels (`key|arg|…`, several joined by `; `) in words.
 pub fn analysis_note(code: &str, lang: Lang) -> String {
@@ -474,6 +478,20 @@ pub fn number_format(kind: Kind) -> NumberFormat {
         Kind::Mean => NumberFormat { decimals: 1, percent: false },
         Kind::Count | Kind::CostSum => NumberFormat { decimals: 0, percent: false },
     }
+}
+
+/// How an evaluation's values of an outcome are written: counts of care per person with two
+/// decimals (an effect is often a tenth of a stay), costs in whole kronor.
+pub fn outcome_format(outcome: &str) -> NumberFormat {
+    match outcome {
+        "cost" => NumberFormat { decimals: 0, percent: false },
+        _ => NumberFormat { decimals: 2, percent: false },
+    }
+}
+
+/// A value of an evaluation's outcome, written as [`outcome_format`] says.
+pub fn format_outcome(outcome: &str, v: f64, lang: Lang) -> String {
+    format_number(v, outcome_format(outcome).decimals, lang)
 }
 
 /// A number with `decimals` decimals as a reader of `lang` writes it: Swedish with a
@@ -550,6 +568,9 @@ pub fn to_json() -> serde_json::Value {
         }
         for k in Kind::ALL {
             words.insert(format!("format.{}", k.name()), serde_json::to_value(number_format(k)).unwrap_or_default());
+        }
+        for o in ["contacts", "inpatient_stays", "inpatient_days", "cost"] {
+            words.insert(format!("format.outcome.{o}"), serde_json::to_value(outcome_format(o)).unwrap_or_default());
         }
         for key in SUGGESTION_KEYS {
             words.insert(format!("suggest.{key}"), suggestion_template(key, lang).unwrap_or(key).into());

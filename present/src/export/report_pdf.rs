@@ -381,7 +381,7 @@ fn indicator_page(w: &mut Writer, r: &Report, ind: &ReportIndicator) {
             let pct = |x: f64| format!("{} %", vocabulary::format_number(100.0 * x, 0, lang));
             let mut line = format!("I² {} ({}–{}), {} {}", pct(i2), pct(lo), pct(hi), e.k, vocabulary::evaluation_word("regions", lang));
             if let Some((a, b)) = e.prediction {
-                line.push_str(&format!("; {}: {} – {}", vocabulary::evaluation_word("prediction", lang), fmt_value(ind.kind, a, lang), fmt_value(ind.kind, b, lang)));
+                line.push_str(&format!("; {}: {} – {}", vocabulary::evaluation_word("prediction", lang), vocabulary::format_outcome(&e.outcome, a, lang), vocabulary::format_outcome(&e.outcome, b, lang)));
             }
             w.para(Font::Regular, 8.5, &line, (0.3, 0.3, 0.3));
         }
@@ -405,6 +405,11 @@ fn indicator_page(w: &mut Writer, r: &Report, ind: &ReportIndicator) {
 
 fn comparison_chart(w: &mut Writer, r: &Report, ind: &ReportIndicator) {
     let lang = w.lang;
+    // An evaluation's effects with their outcome's decimals (a tenth of a stay shows).
+    let fv = |v: f64| match &ind.evaluation {
+        Some(e) => vocabulary::format_outcome(&e.outcome, v, lang),
+        None => fmt_value(ind.kind, v, lang),
+    };
     let heading = if ind.evaluation.is_some() {
         t(lang, "Effekt per region och sammanvägd effekt, 95 % konfidensintervall", "Effect by region and pooled effect, 95% confidence intervals")
     } else {
@@ -452,8 +457,8 @@ fn comparison_chart(w: &mut Writer, r: &Report, ind: &ReportIndicator) {
     let alt: Vec<String> = rows
         .iter()
         .map(|v| match (v.value, v.lower, v.upper) {
-            (Some(val), Some(l), Some(u)) => format!("{} {} ({}–{})", v.region_name, fmt_value(ind.kind, val, lang), fmt_value(ind.kind, l, lang), fmt_value(ind.kind, u, lang)),
-            (Some(val), _, _) => format!("{} {}", v.region_name, fmt_value(ind.kind, val, lang)),
+            (Some(val), Some(l), Some(u)) => format!("{} {} ({}–{})", v.region_name, fv(val), fv(l), fv(u)),
+            (Some(val), _, _) => format!("{} {}", v.region_name, fv(val)),
             (None, _, _) => format!("{}: {}", v.region_name, words(lang, &v.status)),
         })
         .collect();
@@ -481,8 +486,8 @@ fn comparison_chart(w: &mut Writer, r: &Report, ind: &ReportIndicator) {
                     p.fill_colour(colour.0, colour.1, colour.2).circle(sx(val), y, 3.5, true, false);
                 }
                 let text = match (lower, upper) {
-                    (Some(l), Some(u)) => format!("{} ({}–{})", fmt_value(ind.kind, val, lang), fmt_value(ind.kind, l, lang), fmt_value(ind.kind, u, lang)),
-                    _ => fmt_value(ind.kind, val, lang),
+                    (Some(l), Some(u)) => format!("{} ({}–{})", fv(val), fv(l), fv(u)),
+                    _ => fv(val),
                 };
                 p.fill_colour(0.0, 0.0, 0.0).text(x0 + plot_w + 6.0, y + 3.0, Font::Regular, 8.0, &text);
             }
@@ -496,7 +501,7 @@ fn comparison_chart(w: &mut Writer, r: &Report, ind: &ReportIndicator) {
         p.stroke_colour(TARGET.0, TARGET.1, TARGET.2).line_width(1.2).dash(4.0, 2.0).line(sx(target), top - 4.0, sx(target), top - 4.0 + height).solid();
         p.fill_colour(TARGET.0, TARGET.1, TARGET.2).text_centre(sx(target), top + height + 6.0, Font::Regular, 7.5, &format!("{} {}", t(lang, "målnivå", "target"), fmt_value(ind.kind, target, lang)));
     }
-    p.fill_colour(0.3, 0.3, 0.3).text(x0, top + height + 6.0, Font::Regular, 7.5, &fmt_value(ind.kind, lo, lang)).text_right(x0 + plot_w, top + height + 6.0, Font::Regular, 7.5, &fmt_value(ind.kind, hi, lang));
+    p.fill_colour(0.3, 0.3, 0.3).text(x0, top + height + 6.0, Font::Regular, 7.5, &fv(lo)).text_right(x0 + plot_w, top + height + 6.0, Font::Regular, 7.5, &fv(hi));
     p.body();
     w.y = top + height + 18.0;
     if withheld > 0 {

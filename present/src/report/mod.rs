@@ -371,7 +371,7 @@ pub struct Evaluation {
     pub design: String,
     /// `contacts`, `inpatient_stays`, `inpatient_days` or `cost`.
     pub outcome: String,
-    /// `consistent`, `varies`, `no_effect` or `too_few_regions`.
+    /// `consistent`, `varies`, `uncertain`, `no_effect` or `too_few_regions`.
     pub consistency: String,
     pub i2: Option<f64>,
     pub i2_lower: Option<f64>,

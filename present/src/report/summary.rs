@@ -192,9 +192,9 @@ pub fn summarise(r: &Report) -> Vec<String> {
                 "{}: {} {} ({} – {})",
                 r.region_name,
                 vocabulary::evaluation_word("effect", lang).split(" (").next().unwrap_or("").to_lowercase(),
-                fmt_value(i.kind, v, lang),
-                fmt_value(i.kind, lo, lang),
-                fmt_value(i.kind, hi, lang)
+                vocabulary::format_outcome(&e.outcome, v, lang),
+                vocabulary::format_outcome(&e.outcome, lo, lang),
+                vocabulary::format_outcome(&e.outcome, hi, lang)
             ),
             None => format!("{}: {}", r.region_name, if sv { "ingen effekt skattad" } else { "no effect estimated" }),
         };
