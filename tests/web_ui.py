@@ -175,6 +175,7 @@ with sync_playwright() as p:
             "verdict_text": page.text_content("#evaluate .verdict") if page.locator("#evaluate .verdict").count() else "",
             "errors": page.locator("#evaluate .error").count(),
         }
+        page.screenshot(path=f"{out}/evaluation.png", full_page=True)
         result["axe_evaluation"] = accessibility(page)
         swedish_issues(page, "evaluation", swedish)
         overflow(page, "evaluation", wide)

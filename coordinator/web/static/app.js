@@ -246,7 +246,8 @@
     const update = (key) => (ev) => { const p = new URLSearchParams(params); p.set(key, ev.target.value); go(["indikator", id], p); };
     const years = [];
     for (let y = FIRST_YEAR; y <= LAST_YEAR; y++) years.push([String(y), String(y)]);
-    const breakdowns = r.breakdowns.filter((b) => !["year", "quarter", "month"].includes(b));
+    // A cohort's arms and measures are always shown; no equity, standardisation or funnel.
+    const breakdowns = r.breakdowns.filter((b) => !["year", "quarter", "month", "arm", "measure"].includes(b));
     const controls = el("fieldset", { class: "controls no-print" }, el("legend", { text: T("ind.controls") }),
       select("by", T("ind.by"), [["", T("b.none")], ...breakdowns.map((b) => [b, words("breakdown", b)])], q.by, update("by")),
       select("from", T("ind.from"), years, q.from, update("from")),
@@ -254,9 +255,9 @@
       q.from === q.to && r.kind !== "rate" ? select("part", T("ind.part"), partsOfYear(), q.part, update("part")) : null,
       select("perspective", T("ind.perspective"), [["provider", T("persp.provider")], ["population", T("persp.population")]], q.perspective, update("perspective")),
       r.age_standardisation ? select("std", T("ind.standard"), [["", T("std.none")], ["esp2013", T("std.esp2013")], ["se2020", T("std.se2020")]], q.std, update("std")) : null,
-      q.dims.length ? select("dim", T("ind.dimension"), q.dims.map((d) => [d, words("breakdown", d)]), q.dim, update("dim")) : null,
-      q.dims.length > 1 ? select("within", T("ind.within"), [["", T("ind.within.none")], ...q.dims.filter((d) => d !== q.dim).map((d) => [d, words("breakdown", d)])], q.within, update("within")) : null,
-      r.breakdowns.includes("kommun") ? select("units", T("ind.units"), [["region", T("units.region")], ["kommun", T("units.kommun")]], q.units, update("units")) : null,
+      q.dims.length && !r.cohort ? select("dim", T("ind.dimension"), q.dims.map((d) => [d, words("breakdown", d)]), q.dim, update("dim")) : null,
+      q.dims.length > 1 && !r.cohort ? select("within", T("ind.within"), [["", T("ind.within.none")], ...q.dims.filter((d) => d !== q.dim).map((d) => [d, words("breakdown", d)])], q.within, update("within")) : null,
+      r.breakdowns.includes("kommun") && !r.cohort ? select("units", T("ind.units"), [["region", T("units.region")], ["kommun", T("units.kommun")]], q.units, update("units")) : null,
       select("focus", T("ind.focus"), [["", T("ind.focus.none")], ...(state.regions || []).map((x) => [x.region, x.name])], state.focus, (ev) => { state.focus = ev.target.value; localStorage.setItem("norrsken.focus", state.focus); route(); }));
     const partial = el("div", { id: "partial" });
     const views = el("div", {});
