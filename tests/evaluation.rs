@@ -16,7 +16,8 @@ use norrsken_model::geography::NORRA;
 use norrsken_model::query::{AnalysisKind, AnalysisSpec, Comparator, IndicatorQuery};
 use norrsken_synth::{generate, InterventionSettings, InterventionTruth, SynthOptions};
 
-use crate::attacks::{ask, node_at, perturbing_policy, truth, with};
+use crate::attacks::{ask, node_at, node_with_ledger, perturbing_policy, truth, with};
+use norrsken_agent::engine::EngineOptions;
 use crate::federation::query;
 use crate::fixtures::{client_as, fetch, off_runtime, TempDir};
 
@@ -202,4 +203,16 @@ async fn cohort_questions_release_no_small_cell() {
         }
     }
     assert!(small > 0, "the fine cohort cells include small ones");
+
+    // The release ledger records each measure's slice, and an agent opened again on that
+    // ledger replays it and answers the same.
+    let ledger = tmp.path().join("ledger");
+    let q = query("mobile_team_cost", &["sex"], "2023..2025");
+    let first = node_with_ledger(&out.join("jamtland"), "23", perturbing_policy(&tmp), EngineOptions::default(), Some(ledger.clone())).await;
+    let a = ask(&first, &q).await.unwrap();
+    drop(first);
+    let again = node_with_ledger(&out.join("jamtland"), "23", perturbing_policy(&tmp), EngineOptions::default(), Some(ledger)).await;
+    let b = ask(&again, &q).await.unwrap();
+    assert_eq!(a.cells, b.cells, "the same answer after the ledger's replay");
+    assert_eq!(a.breakdowns, b.breakdowns);
 }

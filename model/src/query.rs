@@ -502,9 +502,12 @@ impl IndicatorQuery {
         }
         // A cohort's measures (and arms) are never summed together: every question of a
         // cohort recipe is asked by them.
+        // A question that filters on one measure is one slice of such a question (as an
+        // agent answers it, and as its release ledger replays it).
         if let Some(c) = &recipe.cohort {
             let arm = c.comparison.is_some().then_some(Breakdown::Arm);
-            for b in arm.into_iter().chain([Breakdown::Measure]) {
+            let measure = (!filters.contains_key(&Breakdown::Measure)).then_some(Breakdown::Measure);
+            for b in arm.into_iter().chain(measure) {
                 if !breakdowns.contains(&b) {
                     breakdowns.push(b);
                 }
