@@ -146,6 +146,11 @@ async fn an_evaluation_recovers_the_known_effects_and_finds_them_heterogeneous()
             assert_eq!(rows.iter().filter(|r| r["row"] == "pooled").count(), 1, "the random-effects estimate");
             assert_eq!(section["focus"]["region"], "23");
             assert!(report["indicators"][1]["evaluation"].is_null(), "an ordinary indicator has no evaluation");
+            // Every section carries its quality declaration, by SCB's four components.
+            for i in 0..2 {
+                let d = report["indicators"][i]["declaration"].as_str().unwrap_or_default();
+                assert!(["Relevans:", "Tillförlitlighet:", "Aktualitet:", "Jämförbarhet: samma receptversion i alla 4 regioner"].iter().all(|w| d.contains(w)), "{d}");
+            }
             let summary = report["summary"].to_string();
             assert!(summary.contains("Utvärdering") && summary.contains("varierar mellan regionerna"), "{summary}");
         } else {

@@ -21,6 +21,7 @@ mod performance;
 mod pgwire;
 mod present;
 mod postgres;
+mod quality;
 mod reference;
 mod secure_sum;
 mod service;

@@ -114,7 +114,7 @@ fn the_web_app_in_a_real_browser() {
     assert_eq!(ui["page_errors"], serde_json::json!([]), "no script errors");
 
     // WCAG 2 A/AA (axe-core): no violations on the catalog, the indicator view or a report.
-    for page in ["axe_catalog", "axe_indicator", "axe_report", "axe_evaluation"] {
+    for page in ["axe_catalog", "axe_indicator", "axe_report", "axe_evaluation", "axe_quality"] {
         assert_eq!(ui[page], serde_json::json!([]), "{page}: {}", ui[page]);
     }
 
@@ -126,6 +126,17 @@ fn the_web_app_in_a_real_browser() {
     assert_eq!(rows.iter().filter(|r| r["data"]["row"] == "region").count(), 4, "{ev}");
     let estimated = rows.iter().filter(|r| r["data"]["row"] == "region" && r["data"].get("effect").is_some()).count() as u64;
     assert!(ev["effects"].as_u64().unwrap() >= estimated, "every region with an effect is a mark: {ev}");
+
+    // Data quality: five checks, each with a band for the four regions; the clean test
+    // datalager has no finding.
+    let quality = &ui["quality"];
+    assert_eq!(quality["errors"].as_u64(), Some(0), "{quality}");
+    let rows = quality["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 5, "{quality}");
+    assert!(rows.iter().all(|r| r["cells"].as_array().unwrap().len() == 5), "a check and four regions: {quality}");
+    assert_eq!(quality["findings"].as_array().unwrap().len(), 0, "{quality}");
+    assert!(quality["ok_text"].as_str().unwrap().starts_with("Inga avvikelser"), "{quality}");
+    assert_eq!(quality["nav"], "page");
 
     // Catalog: every recipe, searchable by title and programme area.
     let recipes = fed.coordinator.node.base.catalog.latest().len() as u64;

@@ -179,6 +179,19 @@ with sync_playwright() as p:
         result["axe_evaluation"] = accessibility(page)
         swedish_issues(page, "evaluation", swedish)
         overflow(page, "evaluation", wide)
+        # Data quality: a recipe's checks per region and its findings, in Swedish.
+        visit(page, f"{base}/#/datakvalitet?indicator=kpp_cost&from=2021&to=2025")
+        result["quality"] = {
+            "rows": rows_of(page, "#quality-table"),
+            "findings": rows_of(page, "#findings-table") if page.locator("#findings-table").count() else [],
+            "ok_text": page.text_content("#quality .ok") if page.locator("#quality .ok").count() else "",
+            "errors": page.locator("#quality .error").count(),
+            "nav": page.get_attribute("#nav a[href='#/datakvalitet']", "aria-current"),
+        }
+        page.screenshot(path=f"{out}/quality.png", full_page=True)
+        result["axe_quality"] = accessibility(page)
+        swedish_issues(page, "quality", swedish)
+        overflow(page, "quality", wide)
         # Combined equity: education gaps within each sex.
         visit(page, f"{base}/#/indikator/diabetes_statin?from=2021&to=2025&dim=education&within=sex")
         result["equity_combined"] = rows_of(page, "#equity .chart-and-table table")

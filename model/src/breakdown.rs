@@ -124,7 +124,13 @@ impl Breakdown {
         match self {
             Breakdown::Sex => owned(&SEXES),
             Breakdown::AgeBand => age_bands.labels(),
-            Breakdown::Kommun => owned(&geography::kommun_codes()),
+            // A unit registered in a code outside the vocabulary (another county's kommun, or
+            // a code that does not exist) is labelled `unknown`.
+            Breakdown::Kommun => {
+                let mut v = owned(&geography::kommun_codes());
+                v.push(UNKNOWN.to_string());
+                v
+            }
             Breakdown::Education => {
                 let mut v = owned(&EDUCATION_LEVELS);
                 v.push(UNKNOWN.to_string());

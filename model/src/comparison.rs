@@ -266,6 +266,51 @@ const FIXED: [&str; 17] = [
 const PREFIX: &str = "norrsken.";
 
 impl Comparison {
+    /// A one-line quality declaration by SCB's components (relevance, accuracy, timeliness,
+    /// comparability), from what the answer itself says: the recipe and perspective, how
+    /// many cells were withheld and whether values are perturbed, the follow-up's edge and
+    /// the data versions, and whether every region answered with the same recipe.
+    pub fn quality_declaration(&self, lang: crate::vocabulary::Lang) -> String {
+        let m = &self.meta;
+        let sv = lang == crate::vocabulary::Lang::Sv;
+        let answered: Vec<&RegionReport> = self.regions.iter().filter(|r| r.status == RegionState::Ok).collect();
+        let cells: usize = answered.iter().map(|r| r.cells).sum();
+        let withheld: usize = answered.iter().map(|r| r.cells_withheld).sum();
+        let perturbed = self.rows.iter().any(|r| r.status == "perturbed");
+        let perspective = match (m.perspective.as_str(), sv) {
+            ("population", true) => "befolkningsperspektiv",
+            ("population", false) => "population perspective",
+            (_, true) => "vårdgivarperspektiv",
+            (_, false) => "provider perspective",
+        };
+        let relevance = if sv {
+            format!("Relevans: {} i {perspective}, {}", m.title_sv, crate::vocabulary::period_text(&m.period))
+        } else {
+            format!("Relevance: {} in the {perspective}, {}", m.title, crate::vocabulary::period_text(&m.period))
+        };
+        let accuracy = match (sv, perturbed) {
+            (true, true) => format!("Tillförlitlighet: {withheld} av {cells} regionceller ej redovisade; redovisade värden brusade med cellnyckelmetoden (högst ±2)"),
+            (true, false) => format!("Tillförlitlighet: {withheld} av {cells} regionceller ej redovisade; redovisade värden exakta"),
+            (false, true) => format!("Accuracy: {withheld} of {cells} regional cells withheld; released values perturbed by the cell key method (at most ±2)"),
+            (false, false) => format!("Accuracy: {withheld} of {cells} regional cells withheld; released values exact"),
+        };
+        let versions: Vec<String> = answered.iter().filter_map(|r| r.data_version.as_ref().map(|v| format!("{} {}", r.name, v.chars().take(8).collect::<String>()))).collect();
+        let timeliness = match (&m.followup_through, sv) {
+            (Some(d), true) => format!("Aktualitet: uppföljning komplett t.o.m. {d}; datalager {}", versions.join(", ")),
+            (Some(d), false) => format!("Timeliness: follow-up complete through {d}; data {}", versions.join(", ")),
+            (None, true) => format!("Aktualitet: datalager {}", versions.join(", ")),
+            (None, false) => format!("Timeliness: data {}", versions.join(", ")),
+        };
+        let missing: Vec<&str> = self.regions.iter().filter(|r| r.status != RegionState::Ok).map(|r| r.name.as_str()).collect();
+        let comparability = match (missing.is_empty(), sv) {
+            (true, true) => format!("Jämförbarhet: samma receptversion i alla {} regioner", answered.len()),
+            (true, false) => format!("Comparability: the same recipe version in all {} regions", answered.len()),
+            (false, true) => format!("Jämförbarhet: ofullständigt, {} svarade inte", missing.join(", ")),
+            (false, false) => format!("Comparability: partial, {} did not answer", missing.join(", ")),
+        };
+        format!("{relevance}. {accuracy}. {timeliness}. {comparability}.")
+    }
+
     /// Schema metadata keys (`norrsken.*`).
     pub fn metadata(&self) -> HashMap<String, String> {
         let m = &self.meta;
@@ -310,6 +355,8 @@ impl Comparison {
         put("counted_per_region", m.counted_per_region.to_string());
         put("secure_sum", m.secure_sum.to_string());
         put("regions", serde_json::to_string(&self.regions).unwrap_or_default());
+        put("declaration_sv", self.quality_declaration(crate::vocabulary::Lang::Sv));
+        put("declaration_en", self.quality_declaration(crate::vocabulary::Lang::En));
         md
     }
 

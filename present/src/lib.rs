@@ -4,4 +4,5 @@
 //! with the same functions; nothing here knows how a question travelled.
 
 pub mod export;
+pub mod quality;
 pub mod report;

@@ -137,7 +137,8 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
             println!("  norrsken trend stroke_reperfusion --period 2021..2025");
             println!("  norrsken equity diabetes_hba1c_over_70 --period 2023..2025 --dimension education");
             println!("  norrsken funnel hip_fracture_surgery_24h --period 2021..2025 --units kommun");
-            println!("  norrsken evaluate mobile_team_cost --period 2023..2025\n");
+            println!("  norrsken evaluate mobile_team_cost --period 2023..2025");
+            println!("  norrsken quality kpp_cost --period 2021..2025\n");
             if let Some(web) = federation.web_url() {
                 let port = web.rsplit(':').next().unwrap_or("");
                 println!("The web app: https://localhost:{port}/ (catalog, indicator view, regional report).");

@@ -14,6 +14,7 @@ mod demo;
 mod eval;
 mod indicators;
 mod layout;
+mod quality;
 mod query;
 mod render;
 mod report;
@@ -43,6 +44,9 @@ enum Command {
     /// A cohort recipe's effect per region (before/after and against its comparison group)
     /// and a meta-analysis across regions: is the result general?
     Evaluate(analyse::AnalysisArgs),
+    /// A recipe's data-quality profile per region: temporal breaks, coverage, completeness,
+    /// conformance and plausibility, from ordinary protected questions.
+    Quality(quality::QualityArgs),
     /// A regional report (PDF, xlsx or JSON): the region against the others and the target,
     /// trends, and a summary of strengths and weaknesses.
     Report(report::ReportArgs),
@@ -81,6 +85,7 @@ pub fn main() -> ExitCode {
         Command::Equity(args) => ok(analyse::run(AnalysisKind::Equity, args)),
         Command::Funnel(args) => ok(analyse::run(AnalysisKind::Funnel, args)),
         Command::Evaluate(args) => ok(analyse::run(AnalysisKind::Evaluate, args)),
+        Command::Quality(args) => ok(quality::run(args)),
         Command::Report(args) => ok(report::run(args)),
         Command::Certs(args) => ok(certs::run(args)),
         Command::Audit(args) => audit::run(args),

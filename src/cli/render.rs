@@ -209,6 +209,7 @@ pub fn render(c: &Comparison, lang: Lang) -> String {
     }
     let numeric_from = 1 + labels.len() + usize::from(has_category);
     out.push_str(&grid(&header, &rows, |i| i >= numeric_from && i + 1 < header.len()));
+    let _ = writeln!(out, "{}", c.quality_declaration(lang.words()));
     let _ = writeln!(out);
     for r in &c.regions {
         let detail = match r.status {

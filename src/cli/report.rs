@@ -64,7 +64,7 @@ pub struct ReportArgs {
 /// The federation over a Flight connection: the answer decoded once into its domain
 /// value, an error read back with its kind.
 #[derive(Debug)]
-struct FlightAsk<'a>(&'a Connection);
+pub(super) struct FlightAsk<'a>(pub(super) &'a Connection);
 
 #[tonic::async_trait]
 impl Federation for FlightAsk<'_> {

@@ -54,6 +54,11 @@ pub struct SynthArgs {
     /// Share of residents aged 70 or more with recurring frailty admissions (default 0.05).
     #[arg(long)]
     frail_share: Option<f64>,
+    /// A known defect to inject (repeatable; docs/data-quality.md): duplicate-month:23:2024-03,
+    /// missing-education:2480, stop-coding:22:I63:2024, implausible-hba1c:25,
+    /// unknown-kommun:2309>2399.
+    #[arg(long = "defect")]
+    defects: Vec<String>,
 }
 
 pub fn run(args: SynthArgs) -> anyhow::Result<()> {
@@ -68,6 +73,7 @@ pub fn run(args: SynthArgs) -> anyhow::Result<()> {
         threads: args.threads,
         progress: !args.quiet,
         intervention: intervention(args.no_intervention, &args.intervention_effects, args.frail_share)?,
+        defects: args.defects.iter().map(|d| norrsken_synth::defects::Defect::parse(d)).collect::<Result<_, _>>()?,
     };
     let manifests = generate(&options).with_context(|| format!("generating into {}", args.out.display()))?;
     println!("{:<22} {:>10} {:>11} {:>10} {:>11} {:>10} {:>12}", "region", "persons", "contacts", "diagnoses", "procedures", "drugs", "measurements");

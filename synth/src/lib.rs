@@ -7,6 +7,7 @@
 //! cross region borders; only the selected regions are written).
 
 pub mod calendar;
+pub mod defects;
 pub mod model;
 mod output;
 pub mod person;
@@ -60,6 +61,8 @@ pub struct SynthOptions {
     /// The mobile team with a known effect (docs/data-model.md, "An intervention with a
     /// known effect"); None leaves it out.
     pub intervention: Option<InterventionSettings>,
+    /// Known defects to inject (docs/data-quality.md); none by default.
+    pub defects: Vec<defects::Defect>,
 }
 
 /// The simulated intervention's settings.
@@ -133,6 +136,7 @@ impl Default for SynthOptions {
             threads: 0,
             progress: false,
             intervention: Some(InterventionSettings::default()),
+            defects: Vec::new(),
         }
     }
 }
@@ -303,9 +307,12 @@ pub fn generate(options: &SynthOptions) -> Result<Vec<Manifest>, SynthError> {
                 }
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 let Some(spec) = chunks.get(i) else { return };
-                let histories: Vec<PersonHistory> = (0..spec.count)
+                let mut histories: Vec<PersonHistory> = (0..spec.count)
                     .map(|j| person::simulate(world, options.seed, spec.first_id + j as i64, spec.region, spec.kommun, spec.entry))
                     .collect();
+                if !options.defects.is_empty() {
+                    defects::apply(&mut histories, codes, &options.defects);
+                }
                 let exposures: Vec<(usize, Exposure)> = histories.iter().filter_map(|h| h.exposure.map(|e| (h.home_region, e))).collect();
                 let routed = output::route(&histories, codes.len(), wanted);
                 let mut batches = Vec::new();
@@ -378,8 +385,8 @@ pub fn generate(options: &SynthOptions) -> Result<Vec<Manifest>, SynthError> {
         let region = &NORRA[i];
         let rows: BTreeMap<String, u64> = counts.into_iter().map(|(t, n)| (t.name().to_string(), n)).collect();
         let fingerprint = format!(
-            "{GENERATOR_VERSION}|{}|{}|{}|{}..{}|{:?}|{:?}",
-            region.code, options.seed, options.scale, options.first_year, options.last_year, rows, options.intervention
+            "{GENERATOR_VERSION}|{}|{}|{}|{}..{}|{:?}|{:?}|{:?}",
+            region.code, options.seed, options.scale, options.first_year, options.last_year, rows, options.intervention, options.defects
         );
         if let Some(iv) = &world.intervention {
             let last_day = calendar::days_from_civil(options.last_year, 12, 31);

@@ -44,7 +44,12 @@ fn label_expr(b: Breakdown, recipe: &Recipe) -> String {
             s.push_str(" END");
             s
         }
-        Breakdown::Kommun => "kommun".into(),
+        // Codes outside the vocabulary (another county's kommun, a code that does not exist)
+        // are `unknown`: a label is always a value of the breakdown, never free text.
+        Breakdown::Kommun => {
+            let codes: Vec<String> = norrsken_model::geography::kommun_codes().iter().map(|c| literal(c)).collect();
+            format!("CASE WHEN kommun IN ({}) THEN kommun ELSE {} END", codes.join(", "), literal(UNKNOWN))
+        }
         Breakdown::Education => format!("COALESCE(education, {})", literal(UNKNOWN)),
         Breakdown::BirthCountry => "birth_country".into(),
         Breakdown::IncomeQuintile => format!("COALESCE(CAST(income_quintile AS VARCHAR), {})", literal(UNKNOWN)),

@@ -76,6 +76,8 @@ pub fn analyse(spec: &AnalysisSpec, c: &Comparison, recipe: &Recipe) -> Result<A
         meta.push(("followup_through", d.clone()));
     }
     meta.push(("counted_per_region", m.counted_per_region.to_string()));
+    meta.push(("declaration_sv", c.quality_declaration(norrsken_model::vocabulary::Lang::Sv)));
+    meta.push(("declaration_en", c.quality_declaration(norrsken_model::vocabulary::Lang::En)));
     table.meta.extend(meta.into_iter().map(|(k, v)| (k.to_string(), v)));
     if c.meta.partial {
         let missing: Vec<&str> = c.regions.iter().filter(|r| r.status != norrsken_model::comparison::RegionState::Ok).map(|r| r.name.as_str()).collect();

@@ -7,6 +7,8 @@
 //! - `GET /` and `GET /assets/…`: the web app (embedded in the binary, [`assets`]);
 //! - `GET /api/whoami`: the caller's certificate name, fingerprint and role;
 //! - `GET /api/catalog`: the catalog (the `catalog` action);
+//! - `GET /api/quality?indicator=&period=`: a recipe's data-quality profile
+//!   (docs/data-quality.md);
 //! - `GET /api/regions`: the configured regions;
 //! - `POST /api/query[?format=csv|xlsx]`: a JSON ticket (docs/protocol.md) →
 //!   `{"metadata": {...}, "rows": [...]}` (a comparison, or an analysis table when the
@@ -258,6 +260,26 @@ async fn report_handler(State(node): State<Web>, Extension(info): Extension<Peer
     }
 }
 
+/// A recipe's data-quality profile (`?indicator=&period=`, docs/data-quality.md): the
+/// profile's questions are asked as the caller, each through the envelope (recorded and
+/// protected like any question).
+async fn quality_handler(State(node): State<Web>, Extension(info): Extension<PeerInfo>, headers: HeaderMap, uri: Uri) -> Response {
+    const OP: &str = "GET /api/quality";
+    let caller = caller_of(&info, &headers);
+    if let Err(e) = node.requester(&caller) {
+        return refuse(&node, &info, OP, e).await;
+    }
+    let (Some(indicator), Some(period)) = (query_param(&uri, "indicator"), query_param(&uri, "period")) else {
+        return refuse(&node, &info, OP, NodeError::Query(QueryError::Invalid { field: "quality", message: "name ?indicator= and ?period=".into() })).await;
+    };
+    let asker = crate::ask::InProcess::new(node.clone(), caller);
+    match norrsken_present::quality::profile(&asker, &indicator, &period).await {
+        Ok(p) => axum::Json(p).into_response(),
+        // A question refused or failed: the envelope recorded it.
+        Err(e) => error(e),
+    }
+}
+
 /// A comparator file (published values: Riket, other regions) read into JSON by the one
 /// parser the report uses; nothing is stored or asked. `?name=` names the file in errors.
 async fn national_handler(State(node): State<Web>, Extension(info): Extension<PeerInfo>, headers: HeaderMap, uri: Uri, body: Bytes) -> Response {
@@ -394,6 +416,7 @@ pub fn router(node: Web) -> Router {
         .route("/api/query", post(query))
         .route("/api/report", post(report_handler))
         .route("/api/national", post(national_handler))
+        .route("/api/quality", get(quality_handler))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::from_fn_with_state(node.clone(), read_body))
         .layer(axum::middleware::from_fn_with_state(node.clone(), record_unrecorded))

@@ -132,6 +132,7 @@
       await load();
       if (page === "indikator" && parts[1]) await indicatorPage(parts[1], params);
       else if (page === "rapport") await reportPage(params);
+      else if (page === "datakvalitet") await qualityPage(params);
       else catalogPage(params);
     } catch (e) {
       m.replaceChildren(el("h1", { text: T("error") }), el("p", { class: "error", role: "alert" }, e.message));
@@ -539,6 +540,7 @@
       md["norrsken.partial"] === "true" ? el("p", { class: "partial", "data-partial": "true", text: T("partial.banner", regions.filter((x) => x.status !== "ok").map((x) => `${x.name} (${words("status", x.status)})`).join(", ")) }) : el("p", { text: T("prov.complete") }),
       el("dl", { class: "provenance" },
         item(T("prov.regions"), regions.map((x) => `${x.name}: ${words("status", x.status)}${x.data_version ? `, ${T("prov.data", x.data_version)}` : ""}${x.policy_version ? `, ${T("prov.policy", x.policy_version)}` : ""}`).join(" · ")),
+        item(T("prov.declaration"), md[`norrsken.declaration_${state.lang}`]),
         item(T("prov.recipe"), `${md["norrsken.recipe"]} (${(md["norrsken.recipe_hash"] || "").slice(0, 12)})`),
         item(T("prov.catalog"), (md["norrsken.catalog_hash"] || "").slice(0, 12)),
         item(T("prov.period"), md["norrsken.period"]),
@@ -621,6 +623,52 @@
     section.append(el("div", { class: "chart-and-table" },
       figure(plot, T("chart.funnel", titleOf(r))),
       table(T("sec.funnel"), [[T("col.unit")], [T("col.value"), true], [T("col.position")]], units.map((x) => [[x.unit_name || x.unit], [fmt(kind, x.value), true], [x.significance && x.significance !== "similar" && x.significance !== "not_compared" ? `${words("pos", x.position)}: ${words("sig", x.significance)}` : words("pos", x.position)]]))));
+  }
+
+  // A recipe's data-quality profile (docs/data-quality.md): each check's band per region,
+  // then the findings, from ordinary protected questions asked by the coordinator.
+  async function qualityPage(params) {
+    const recipes = (state.catalog.recipes || []).filter((r) => !r.cohort);
+    const id = params.get("indicator") || (recipes[0] && recipes[0].id);
+    const from = params.get("from") || String(FIRST_YEAR);
+    const to = params.get("to") || String(LAST_YEAR);
+    const update = (key) => (ev) => { const p = new URLSearchParams(params); p.set(key, ev.target.value); if (!p.get("indicator")) p.set("indicator", id); go(["datakvalitet"], p); };
+    const years = [];
+    for (let y = FIRST_YEAR; y <= LAST_YEAR; y++) years.push([String(y), String(y)]);
+    const q = (k) => words("quality", k);
+    const controls = el("fieldset", { class: "controls no-print" }, el("legend", { text: T("quality.controls") }),
+      select("indicator", T("quality.indicator"), recipes.map((r) => [r.id, titleOf(r)]), id, update("indicator")),
+      select("from", T("ind.from"), years, from, update("from")),
+      select("to", T("ind.to"), years, to, update("to")));
+    const section = el("section", { class: "view", id: "quality", "aria-labelledby": "quality-h" }, el("p", { text: T("loading") }));
+    main().replaceChildren(el("h1", { text: T("quality.title") }), el("p", { class: "desc", text: T("quality.intro") }), controls, section);
+    const period = from === to ? from : `${from}..${to}`;
+    let p;
+    try {
+      p = await api(`/api/quality?indicator=${encodeURIComponent(id)}&period=${encodeURIComponent(period)}`);
+    } catch (e) {
+      section.replaceChildren(el("p", { class: "error", role: "alert" }, e.message));
+      main().dataset.ready = "true";
+      return;
+    }
+    const regions = [...new Map(p.outcomes.map((o) => [o.region, o.region_name])).entries()].sort();
+    const checks = [...new Set(p.outcomes.map((o) => o.check))];
+    const band = (c, r) => (p.outcomes.find((o) => o.check === c && o.region === r) || { band: "not_assessed" }).band;
+    const headers = [[q("check")], ...regions.map(([, name]) => [name])];
+    const rows = checks.map((c) => [[q(`check.${c}`)], ...regions.map(([r]) => [q(`band.${band(c, r)}`), false, `band-${band(c, r)}`])]);
+    const share = (f) => (f.check === "education_missing" || f.check === "unknown_kommun");
+    const num = (f, v) => (v == null ? "" : share(f) ? `${fmtNum(100 * v, 1)} %` : fmtNum(v, 1));
+    const where = (f) => (f.subject == null ? "" : share(f) ? words("value.kommun", f.subject) : f.subject);
+    section.replaceChildren(
+      el("h2", { id: "quality-h", text: `${state.lang === "sv" ? p.title_sv : p.title} · ${period.replace("..", "–")}` }),
+      table(T("quality.title"), headers, rows, null, (i) => ({ check: checks[i] }), "quality-table"),
+      el("h3", { text: q("findings") }),
+      p.findings.length
+        ? table(q("findings"), [[q("band")], [q("check")], [q("subject")], [q("value"), true], [q("expected"), true]],
+          p.findings.map((f) => [[q(`band.${f.band}`)], [q(`check.${f.check}`)], [`${f.region_name}: ${where(f)}`], [num(f, f.value), true], [num(f, f.expected), true]]),
+          null, (i) => ({ check: p.findings[i].check, region: p.findings[i].region, band: p.findings[i].band }), "findings-table")
+        : el("p", { class: "ok", text: q("no_findings") }));
+    main().dataset.ready = "true";
   }
 
   // An analysis note (`key|arg`) in words; a withheld row's argument is its reason codes.

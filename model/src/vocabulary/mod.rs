@@ -434,6 +434,36 @@ pub fn consistency_statement(code: &str, lang: Lang) -> &'static str {
     lang.pick(sv, en)
 }
 
+/// A word of a data-quality profile: a check's name (`check.volume_month`), a band
+/// (`band.critical`) or a heading, or the key itself when there is none.
+pub fn quality_word<'a>(key: &'a str, lang: Lang) -> &'a str {
+    let (sv, en) = match key {
+        "check.volume_month" => ("Volym per månad (tidsbrott)", "Volume by month (temporal break)"),
+        "check.volume_year" => ("Volym per år (täckning)", "Volume by year (coverage)"),
+        "check.education_missing" => ("Utbildning saknas per kommun (fullständighet)", "Education missing by kommun (completeness)"),
+        "check.unknown_kommun" => ("Kommunkoder som inte finns (överensstämmelse)", "Kommun codes that do not exist (conformance)"),
+        "check.plausibility" => ("Värdet inom rimligt intervall (rimlighet)", "Value within its plausible range (plausibility)"),
+        "band.ok" => ("utan anmärkning", "no remark"),
+        "band.not_assessed" => ("ej bedömd", "not assessed"),
+        "band.warning" => ("varning", "warning"),
+        "band.critical" => ("kritisk", "critical"),
+        "check" => ("Kontroll", "Check"),
+        "findings" => ("Avvikelser", "Findings"),
+        "no_findings" => ("Inga avvikelser: varje kontroll är utan anmärkning eller kunde inte bedömas.", "No findings: every check has no remark or could not be assessed."),
+        "subject" => ("Gäller", "Where"),
+        "value" => ("Värde", "Value"),
+        "expected" => ("Förväntat", "Expected"),
+        "band" => ("Bedömning", "Assessment"),
+        _ => return key,
+    };
+    lang.pick(sv, en)
+}
+
+const QUALITY_WORDS: [&str; 16] = [
+    "check.volume_month", "check.volume_year", "check.education_missing", "check.unknown_kommun", "check.plausibility", "band.ok", "band.not_assessed",
+    "band.warning", "band.critical", "check", "findings", "no_findings", "subject", "value", "expected", "band",
+];
+
 const EVALUATION_WORDS: [&str; 24] = [
     "region", "n", "before", "after", "change", "ratio", "comparison_n", "comparison_change", "effect", "weight", "note", "pooled", "fixed", "random",
     "prediction", "regions", "days", "outcome", "outcome.contacts", "outcome.inpatient_stays", "outcome.inpatient_days", "outcome.cost", "design.did",
@@ -584,6 +614,9 @@ pub fn to_json() -> serde_json::Value {
         }
         for key in ["withheld", "regression_to_the_mean", "no_effect_estimate"] {
             words.insert(format!("anote.{key}"), analysis_note_template(key, lang).unwrap_or(key).into());
+        }
+        for key in QUALITY_WORDS {
+            words.insert(format!("quality.{key}"), quality_word(key, lang).into());
         }
         for key in EVALUATION_WORDS {
             words.insert(format!("evaluation.{key}"), evaluation_word(key, lang).into());

@@ -151,7 +151,7 @@ pub fn named_values() -> Vec<(Breakdown, String)> {
     add(Breakdown::Measure, &mut crate::cdm::MEASURES.iter().map(|s| s.to_string()));
     add(Breakdown::BirthCountry, &mut BIRTH_COUNTRY_GROUPS.iter().map(|s| s.to_string()));
     add(Breakdown::IncomeQuintile, &mut (1..=5).map(|q| q.to_string()).chain([UNKNOWN.to_string()]));
-    add(Breakdown::Kommun, &mut kommuner().iter().map(|k| k.code.to_string()));
+    add(Breakdown::Kommun, &mut kommuner().iter().map(|k| k.code.to_string()).chain([UNKNOWN.to_string()]));
     out
 }
 

@@ -397,6 +397,9 @@ fn indicator_page(w: &mut Writer, r: &Report, ind: &ReportIndicator) {
     if let Some(target) = ind.target {
         w.para(Font::Regular, 8.0, &format!("{} {}: {}", t(lang, "Målnivå", "Target"), fmt_value(ind.kind, target, lang), ind.target_source.as_deref().unwrap_or("")), (0.3, 0.3, 0.3));
     }
+    if let Some(d) = &ind.declaration {
+        w.para(Font::Regular, 8.0, d, (0.3, 0.3, 0.3));
+    }
     let sources: Vec<String> = ind.sources.iter().map(|s| format!("{} {}", s.name, words(lang, s.status.name()))).collect();
     if !sources.is_empty() {
         w.para(Font::Regular, 8.0, &format!("{}: {} ({})", t(lang, "Källor", "Sources"), sources.join(", "), t(lang, "versioner i bilagan", "versions in the appendix")), (0.3, 0.3, 0.3));
@@ -632,6 +635,7 @@ mod tests {
             unassessed: None,
             comment: None,
             national: Vec::new(),
+            declaration: None,
             evaluation: None,
             axis: "Andel (%)".into(),
         };

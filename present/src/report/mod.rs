@@ -357,6 +357,10 @@ pub struct ReportIndicator {
     /// Published values for this indicator and period (Riket, other regions), as imported.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub national: Vec<NationalValue>,
+    /// The comparison's quality declaration (relevance, accuracy, timeliness, comparability)
+    /// in the report's language.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub declaration: Option<String>,
     /// A cohort recipe's evaluation: `regions` then hold each region's effect and the
     /// random-effects estimate (row `pooled`), and this the meta-analysis's verdict.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -558,6 +562,7 @@ fn blank(id: &str) -> ReportIndicator {
         unassessed: None,
         comment: None,
         national: Vec::new(),
+        declaration: None,
         evaluation: None,
     }
 }
@@ -601,6 +606,7 @@ async fn section(asker: &(impl Federation + ?Sized), id: &str, period: &str, foc
     out.target = meta(&compare, "target").and_then(|s| s.parse().ok());
     out.target_source = meta(&compare, "target_source");
     out.followup_through = meta(&compare, "followup_through");
+    out.declaration = meta(&compare, if lang == Lang::Sv { "declaration_sv" } else { "declaration_en" });
     out.query_ids.extend(meta(&compare, "query_id"));
     out.sources = meta(&compare, "regions").and_then(|s| serde_json::from_str(&s).ok()).unwrap_or_default();
     out.missing = out.sources.iter().filter(|r| r.status != RegionState::Ok).map(|r| r.name.clone()).collect();
@@ -699,6 +705,7 @@ async fn evaluation_section(asker: &(impl Federation + ?Sized), id: &str, period
     out.value = format!("{}: {}", evaluation_word("effect", Lang::En), evaluation_word(&format!("outcome.{outcome}"), Lang::En));
     out.axis = format!("{} · {}", evaluation_word("effect", lang), evaluation_word(&format!("outcome.{outcome}"), lang));
     out.followup_through = meta("followup_through");
+    out.declaration = meta(if lang == Lang::Sv { "declaration_sv" } else { "declaration_en" });
     out.query_ids.extend(meta("query_id"));
     out.sources = meta("regions").and_then(|s| serde_json::from_str(&s).ok()).unwrap_or_default();
     out.missing = out.sources.iter().filter(|r| r.status != RegionState::Ok).map(|r| r.name.clone()).collect();

@@ -256,6 +256,7 @@ mod tests {
             unassessed: None,
             comment: None,
             national: Vec::new(),
+            declaration: None,
             evaluation: None,
             axis: String::new(),
         }
