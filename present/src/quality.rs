@@ -158,7 +158,8 @@ pub fn volume_band(x: f64, expected: f64, (warn, critical): (Limits, Limits)) ->
     }
 }
 
-/// A row's volume: the count of what the recipe counts.
+/// A row's volume: the count of what the recipe counts (a distribution's units: its
+/// denominator).
 fn volume(kind: Kind, r: &ComparisonRow) -> Option<f64> {
     match kind {
         Kind::Rate | Kind::Count | Kind::CostSum => r.numerator,
@@ -170,9 +171,10 @@ fn volume(kind: Kind, r: &ComparisonRow) -> Option<f64> {
 /// The rows of regions whose labels are the totals except at `at` (and, in a cohort, the
 /// measure `before`).
 fn series<'a>(c: &'a Comparison, at: Option<usize>) -> Vec<&'a ComparisonRow> {
+    let category = first_category(c);
     c.rows
         .iter()
-        .filter(|r| r.kind == RowKind::Region && r.category.is_none())
+        .filter(|r| r.kind == RowKind::Region && r.category == category)
         .filter(|r| {
             r.labels.iter().enumerate().all(|(i, l)| {
                 let l = l.as_deref().unwrap_or("");
@@ -186,6 +188,12 @@ fn series<'a>(c: &'a Comparison, at: Option<usize>) -> Vec<&'a ComparisonRow> {
             })
         })
         .collect()
+}
+
+/// The category whose rows a check reads: none for a single value; for a distribution its
+/// first category (every category's row carries the same units as its denominator).
+fn first_category(c: &Comparison) -> Option<String> {
+    c.rows.iter().find_map(|r| r.category.clone())
 }
 
 /// Builds the profile of `recipe` over `period` by asking the federation.
@@ -293,7 +301,8 @@ pub async fn profile(asker: &(impl Federation + ?Sized), recipe: &str, period: &
         let e_at = c.breakdowns.iter().position(|b| *b == Breakdown::Education);
         let known = norrsken_model::geography::kommun_codes();
         let label = |r: &ComparisonRow, at: Option<usize>| at.and_then(|i| r.labels.get(i).cloned().flatten());
-        let rows: Vec<&ComparisonRow> = c.rows.iter().filter(|r| r.kind == RowKind::Region && r.category.is_none()).collect();
+        let category = first_category(&c);
+        let rows: Vec<&ComparisonRow> = c.rows.iter().filter(|r| r.kind == RowKind::Region && r.category == category).collect();
         // Per region: units in all and in kommun `unknown` (codes outside the vocabulary).
         let mut outside: BTreeMap<(String, String), (Option<f64>, Option<f64>)> = BTreeMap::new();
         // Per (region, kommun): units in all and without education.

@@ -284,7 +284,7 @@ fn render_evaluation(t: &AnalysisTable, lang: Lang, out: &mut String) {
     let _ = writeln!(out, "{}", w(&format!("design.{design}")));
     let keys: Vec<String> = t.keys.iter().map(|b| b.name().to_string()).collect();
     let mut header = vec![w("region").to_string()];
-    header.extend(keys.iter().cloned());
+    header.extend(t.keys.iter().map(|b| vocabulary::names::breakdown(*b, lang.words()).to_string()));
     header.extend(["n", "before", "after", "change", "ratio"].map(|k| w(k).to_string()));
     if design == "did" {
         header.extend(["comparison_n", "comparison_change"].map(|k| w(k).to_string()));
@@ -299,7 +299,11 @@ fn render_evaluation(t: &AnalysisTable, lang: Lang, out: &mut String) {
             other => w(other).to_string(),
         };
         let mut line = vec![name];
-        line.extend(keys.iter().map(|k| text(r, k)));
+        // Key values by their names (Kvinnor, not female).
+        line.extend(t.keys.iter().map(|b| {
+            let v = text(r, b.name());
+            if v.is_empty() { v } else { vocabulary::names::value_text(*b, &v, lang.words()) }
+        }));
         let n = t.get(r, "n").and_then(Value::as_int).map(|n| n.to_string()).unwrap_or_else(|| "·".into());
         let change = if num(r, "change").is_some() { format!("{} ({})", val(num(r, "change")), ci(r, "change")) } else { "·".into() };
         line.extend([n, val(num(r, "before")), val(num(r, "after")), change, ratio(r)]);
@@ -316,12 +320,17 @@ fn render_evaluation(t: &AnalysisTable, lang: Lang, out: &mut String) {
     }
     let n = 1 + keys.len();
     out.push_str(&grid(&header, &rows, |i| i >= n && i + 1 < header.len()));
-    if let Some(r) = t.rows.iter().find(|r| text(r, "row") == "random") {
+    // One verdict per group of the question's other breakdowns (one line without them).
+    for r in t.rows.iter().filter(|r| text(r, "row") == "random") {
+        let group: Vec<String> = t.keys.iter().map(|b| (b, text(r, b.name()))).filter(|(_, v)| !v.is_empty()).map(|(b, v)| vocabulary::names::value_text(*b, &v, lang.words())).collect();
+        if !group.is_empty() {
+            let _ = write!(out, "{}: ", group.join(", "));
+        }
         let pct = |x: Option<f64>| x.map(|v| format!("{} %", vocabulary::format_number(100.0 * v, 0, lang.words()))).unwrap_or_else(|| "·".into());
         if num(r, "i2").is_some() {
-            let _ = writeln!(
+            let _ = write!(
                 out,
-                "I² {} ({}–{}), τ² {}, Q {} (p {}), {} {}",
+                "I² {} ({}–{}), τ² {}, Q {} (p {}), {} {}. ",
                 pct(num(r, "i2")),
                 pct(num(r, "i2_lower")),
                 pct(num(r, "i2_upper")),

@@ -301,7 +301,7 @@
       const own = q.by && !["arm", "measure"].includes(q.by) ? [q.by] : [];
       const evaluateTicket = ticket(r, q, own, { kind: "evaluate", against: "pooled" });
       await Promise.all([
-        fill(sections.evaluate, T("sec.evaluate"), T("sec.evaluate.desc"), evaluateTicket, (s, a) => drawEvaluation(s, r, a), `${base}-utvardering`),
+        fill(sections.evaluate, T("sec.evaluate"), T("sec.evaluate.desc"), evaluateTicket, (s, a) => drawEvaluation(s, r, a, own[0]), `${base}-utvardering`),
         ask(ticket(r, q, own, null)).then((a) => {
           showPartial(partial, a.metadata);
           drawCells(sections.cells, r, a, ticket(r, q, own, null), `${base}-celler`);
@@ -681,12 +681,13 @@
   // An evaluation: a forest plot of each region's effect with its 95 % interval, the
   // random-effects estimate and the prediction interval for a new region; the verdict in
   // words; a table with the before/after means, the changes and the weights.
-  function drawEvaluation(section, r, answer) {
+  function drawEvaluation(section, r, answer, by) {
     const md = answer.metadata;
     const rows = answer.rows;
     const ev = (key) => words("evaluation", key);
-    const nameOf = (x) => (x.row === "region" ? x.region_name : x.row === "pooled" ? `${x.region_name} (${T("pooled")})` : ev(x.row));
-    const random = rows.find((x) => x.row === "random");
+    // With a breakdown (by sex, say), each group has its own regions and meta-analysis.
+    const group = (x) => (by && x[by] != null ? ` · ${words(`value.${by}`, x[by])}` : "");
+    const nameOf = (x) => (x.row === "region" ? x.region_name : x.row === "pooled" ? `${x.region_name} (${T("pooled")})` : ev(x.row)) + group(x);
     const forest = rows.filter((x) => ["region", "random", "prediction"].includes(x.row) && x.effect != null && x.effect_lower != null && x.effect_upper != null)
       .map((x) => ({ name: nameOf(x), row: x.row, region: x.region, effect: x.effect, lower: x.effect_lower, upper: x.effect_upper }));
     let plot = null;
@@ -706,8 +707,10 @@
         ],
       });
     }
-    const verdict = random?.consistency ? el("p", { class: "verdict", "data-consistency": random.consistency, text: words("consistency", random.consistency) }) : null;
-    const heterogeneity = random?.i2 != null ? el("p", { class: "desc", text: `I² ${fmtNum(100 * random.i2, 0)} % (${fmtNum(100 * random.i2_lower, 0)}–${fmtNum(100 * random.i2_upper, 0)} %), τ² ${fmtNum(random.tau2)}, Q ${fmtNum(random.q, 2)} (p ${fmtNum(random.q_p)}), ${random.k} ${ev("regions")}` }) : null;
+    // One verdict per group (one without a breakdown).
+    const randoms = rows.filter((x) => x.row === "random");
+    const verdict = randoms.map((x) => el("p", { class: "verdict", "data-consistency": x.consistency, text: `${group(x) ? `${group(x).slice(3)}: ` : ""}${words("consistency", x.consistency)}` }));
+    const heterogeneity = randoms.filter((x) => x.i2 != null).map((x) => el("p", { class: "desc", text: `${group(x) ? `${group(x).slice(3)}: ` : ""}I² ${fmtNum(100 * x.i2, 0)} % (${fmtNum(100 * x.i2_lower, 0)}–${fmtNum(100 * x.i2_upper, 0)} %), τ² ${fmtNum(x.tau2)}, Q ${fmtNum(x.q, 2)} (p ${fmtNum(x.q_p)}), ${x.k} ${ev("regions")}` }));
     const m = (v) => fmt(unit, v);
     const withCi = (x, key) => (x[key] == null ? T("none") : `${m(x[key])} (${fmtCi(unit, x[`${key}_lower`], x[`${key}_upper`])})`);
     const did = md["norrsken.design"] === "did";
@@ -721,7 +724,7 @@
       line.push([withCi(x, "effect"), true], [x.weight == null ? "" : `${fmtNum(x.weight, 0)} %`, true], [x.note ? x.note.split("; ").map(noteText).join("; ") : ""]);
       return line;
     });
-    section.append(el("p", { class: "desc", text: ev(`design.${md["norrsken.design"]}`) }), verdict, heterogeneity,
+    section.append(el("p", { class: "desc", text: ev(`design.${md["norrsken.design"]}`) }), ...verdict, ...heterogeneity,
       el("div", { class: "chart-and-table" },
         figure(plot, T("chart.forest", titleOf(r))),
         table(T("sec.evaluate"), headers, cells, null, (i) => ({ row: shown[i].row, region: shown[i].region, effect: shown[i].effect, lower: shown[i].effect_lower, upper: shown[i].effect_upper }), "evaluation-table")));
