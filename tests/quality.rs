@@ -100,3 +100,61 @@ async fn each_injected_defect_is_found_by_its_check_and_clean_data_gives_none() 
         assert!(p.outcomes.iter().any(|o| o.band == Band::Ok), "{indicator}: checks ran");
     }
 }
+
+/// A copy of a generated region folder's tables and manifest into `to` (replacing it).
+fn copy_region(from: &std::path::Path, to: &std::path::Path) {
+    for table in ["persons", "contacts", "diagnoses", "procedures", "drugs", "measurements"] {
+        let _ = std::fs::remove_dir_all(to.join(table));
+        crate::audit::copy_dir(&from.join(table), &to.join(table));
+    }
+    std::fs::copy(from.join("manifest.json"), to.join("manifest.json")).unwrap();
+}
+
+/// Release over release: a reloaded data version with a month loaded twice is compared with
+/// the version before it, and the agent's health names the recipes and the year whose
+/// volume changed (band and whole per cent, never a count); the clean years show nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_data_version_is_compared_with_the_one_before() {
+    let f = federation();
+    let tmp = TempDir::new("release-check");
+    let (clean, broken) = (tmp.path().join("clean"), tmp.path().join("broken"));
+    let options = |out: &std::path::Path, defects: Vec<Defect>| SynthOptions { out: out.to_path_buf(), scale: 0.03, seed: 5, regions: vec!["23".into()], defects, ..Default::default() };
+    generate(&options(&clean, vec![])).unwrap();
+    generate(&options(&broken, vec![Defect::parse("duplicate-month:23:2024-03").unwrap()])).unwrap();
+    let live = tmp.path().join("live");
+    copy_region(&clean.join("jamtland"), &live);
+    let mut config = norrsken::local::agent_config("23", &live, &f.federation.dir, "127.0.0.1:0");
+    config.audit = norrsken::local::audit_config(tmp.path(), "agent-23");
+    let agent = norrsken_agent::server::start(config).await.unwrap();
+    let url = format!("https://{}", agent.server.addr);
+    let mut client = crate::fixtures::client_as(&url, &f.certs, "coordinator", &norrsken_common::pki::agent_dns_name("23")).await;
+    async fn health(client: &mut arrow_flight::FlightClient) -> serde_json::Value {
+        let body: Vec<bytes::Bytes> = futures::TryStreamExt::try_collect(client.do_action(arrow_flight::Action::new("health", "")).await.unwrap()).await.unwrap();
+        serde_json::from_slice(&body.concat()).unwrap()
+    }
+    assert!(health(&mut client).await["release_check"].is_null(), "no reload yet");
+    // The version in force is profiled once its tables are built.
+    let mut baseline = serde_json::Value::Null;
+    for _ in 0..600 {
+        baseline = health(&mut client).await["release_baseline"].clone();
+        if baseline.is_string() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(baseline.is_string(), "the version in force is profiled");
+
+    copy_region(&broken.join("jamtland"), &live);
+    let reloaded = agent.reload_all().await.unwrap();
+    assert!(reloaded.contains("data "), "{reloaded}");
+    let check = health(&mut client).await["release_check"].clone();
+    let changes = check["changes"].as_array().unwrap_or_else(|| panic!("{check}"));
+    assert!(check["recipes_compared"].as_u64().unwrap() > 10, "{check}");
+    let kpp: Vec<&serde_json::Value> = changes.iter().filter(|c| c["recipe"] == "kpp_cost").collect();
+    assert_eq!(kpp.len(), 1, "{check}");
+    assert_eq!(kpp[0]["year"], 2024);
+    assert!(kpp[0]["change_pct"].as_i64().unwrap() >= 6 && kpp[0]["band"] == "warning", "a twelfth more contacts in 2024: {check}");
+    assert!(changes.iter().all(|c| c["year"] == 2024), "only the year with the doubled month: {check}");
+    assert!(changes.iter().all(|c| c.get("units").is_none() && c.get("count").is_none()), "no counts: {check}");
+    agent.stop(std::time::Duration::from_secs(5)).await.unwrap();
+}

@@ -6,6 +6,7 @@ pub mod datalager;
 pub mod disclosure;
 pub mod engine;
 pub mod node;
+pub mod release_check;
 pub mod secure;
 pub mod server;
 pub mod service;

@@ -63,6 +63,10 @@ pub struct AgentNode {
     stopping: tokio::sync::watch::Sender<bool>,
     /// A reloaded data version whose prepared tables are being built.
     loading: std::sync::Mutex<Option<Arc<Engine>>>,
+    /// The last reload's comparison with the version before it (release over release).
+    release_check: std::sync::Mutex<Option<crate::release_check::ReleaseReport>>,
+    /// The yearly volumes of the version in force, for the next version to be compared with.
+    volumes: tokio::sync::Mutex<Option<crate::release_check::Volumes>>,
     /// Secure sums with the other regions' agents, when configured.
     pub secure: Option<crate::secure::SecureSum>,
     /// Role, catalog, audit log and actions (see `Node`).
@@ -118,6 +122,8 @@ impl AgentNode {
             versions: tokio::sync::watch::Sender::new(versions),
             stopping: tokio::sync::watch::Sender::new(false),
             loading: std::sync::Mutex::new(None),
+            release_check: std::sync::Mutex::new(None),
+            volumes: tokio::sync::Mutex::new(None),
             secure,
             base: NodeBase {
                 role: "agent",
@@ -179,6 +185,22 @@ impl AgentNode {
         // The previous version answers until the new one's tables are built.
         self.set_loading(Some(engine.clone()));
         self.prepare(&engine).await;
+        // Release over release: each recipe's yearly volumes against the version in force
+        // (profiled while it was in force: its files may already be gone).
+        let fresh = crate::release_check::volumes(&engine, &self.base.catalog).await;
+        let mut kept = self.volumes.lock().await;
+        if let Some(old) = kept.as_ref() {
+            let report = crate::release_check::compare(old, &fresh);
+            if !report.changes.is_empty() {
+                tracing::warn!(region = self.region.code, changes = report.changes.len(), "the new data version changes recipes' yearly volumes");
+            }
+            match self.release_check.lock() {
+                Ok(mut r) => *r = Some(report),
+                Err(poisoned) => *poisoned.into_inner() = Some(report),
+            }
+        }
+        *kept = Some(fresh);
+        drop(kept);
         self.set_loading(None);
         match self.engine.write() {
             Ok(mut e) => *e = engine,
@@ -208,7 +230,18 @@ impl AgentNode {
     /// Builds every recipe's prepared tables for the data in force (at start, in the
     /// background: questions meanwhile wait for the table they need or take the SQL path).
     pub async fn prepare_in_force(&self) {
-        self.prepare(&self.engine()).await;
+        let engine = self.engine();
+        self.prepare(&engine).await;
+        // The volumes the next data version is compared with (from the prepared tables: a
+        // few milliseconds a recipe; not profiled when the agent prepares nothing at load).
+        if !self.config.engine.prepare_at_load {
+            return;
+        }
+        let profiled = crate::release_check::volumes(&engine, &self.base.catalog).await;
+        let mut kept = self.volumes.lock().await;
+        if kept.is_none() {
+            *kept = Some(profiled);
+        }
     }
 
     /// Builds `engine`'s prepared tables when the agent prepares at load, until it stops.
@@ -490,6 +523,9 @@ impl Node for AgentNode {
                     // reloaded version being prepared before it takes over.
                     "prepare": engine.progress().to_json(),
                     "loading": self.loading().map(|e| json!({"data_version": e.data_version(), "prepare": e.progress().to_json()})),
+                    // The last reload against the version before it (docs/data-quality.md).
+                    "release_check": self.release_check.lock().ok().and_then(|r| r.clone()),
+                    "release_baseline": self.volumes.try_lock().ok().and_then(|v| v.as_ref().map(|v| v.version.clone())),
                     "uptime_s": self.started.elapsed().as_secs(),
                 })
             }
