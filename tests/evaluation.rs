@@ -19,7 +19,7 @@ use norrsken_synth::{generate, InterventionSettings, InterventionTruth, SynthOpt
 use crate::attacks::{ask, node_at, node_with_ledger, perturbing_policy, truth, with};
 use norrsken_agent::engine::EngineOptions;
 use crate::federation::query;
-use crate::fixtures::{client_as, fetch, off_runtime, TempDir};
+use crate::fixtures::{client_as, fetch, norrsken_as_analyst, off_runtime, TempDir};
 
 const K: i64 = 5;
 
@@ -105,16 +105,7 @@ async fn an_evaluation_recovers_the_known_effects_and_finds_them_heterogeneous()
     // The command-line tool, in Swedish.
     let certs = federation.certs.clone();
     let url = federation.coordinator_url();
-    let out = off_runtime(|| {
-        Command::new(env!("CARGO_BIN_EXE_norrsken"))
-            .args(["evaluate", "mobile_team_inpatient", "--period", "2023..2025", "--lang", "sv"])
-            .env("NORRSKEN_COORDINATOR", &url)
-            .env("NORRSKEN_CERT", certs.join("analyst.pem"))
-            .env("NORRSKEN_KEY", certs.join("analyst.key"))
-            .env("NORRSKEN_CA", certs.join("ca.pem"))
-            .output()
-            .unwrap()
-    });
+    let out = norrsken_as_analyst(&url, &certs, &["evaluate", "mobile_team_inpatient", "--period", "2023..2025", "--lang", "sv"]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{}\n{}", stdout, String::from_utf8_lossy(&out.stderr));
     assert!(stdout.contains("Skillnad i skillnader") && stdout.contains("Metaanalys, slumpeffekt") && stdout.contains("varierar mellan regionerna"), "{stdout}");
@@ -124,17 +115,12 @@ async fn an_evaluation_recovers_the_known_effects_and_finds_them_heterogeneous()
     // effect, the verdict; in the summary too; and as a PDF.
     for out in ["report.json", "report.pdf"] {
         let path = tmp.path().join(out);
-        let run = off_runtime(|| {
-            Command::new(env!("CARGO_BIN_EXE_norrsken"))
-                .args(["report", "--region", "23", "--indicators", "mobile_team_inpatient,stroke_reperfusion", "--period", "2023..2025", "--lang", "sv", "--out"])
-                .arg(&path)
-                .env("NORRSKEN_COORDINATOR", &url)
-                .env("NORRSKEN_CERT", certs.join("analyst.pem"))
-                .env("NORRSKEN_KEY", certs.join("analyst.key"))
-                .env("NORRSKEN_CA", certs.join("ca.pem"))
-                .output()
-                .unwrap()
-        });
+        let path_arg = path.to_string_lossy().to_string();
+        let run = norrsken_as_analyst(
+            &url,
+            &certs,
+            &["report", "--region", "23", "--indicators", "mobile_team_inpatient,stroke_reperfusion", "--period", "2023..2025", "--lang", "sv", "--out", &path_arg],
+        );
         assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
         if out.ends_with(".json") {
             let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();

@@ -111,6 +111,21 @@ pub fn off_runtime<T: Send>(f: impl FnOnce() -> T + Send) -> T {
     std::thread::scope(|s| s.spawn(f).join().expect("thread"))
 }
 
+/// The command-line tool run as the development analyst against the coordinator at `url`
+/// (certificates in `certs`), off any async runtime.
+pub fn norrsken_as_analyst(url: &str, certs: &Path, args: &[&str]) -> std::process::Output {
+    off_runtime(|| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_norrsken"))
+            .args(args)
+            .env("NORRSKEN_COORDINATOR", url)
+            .env("NORRSKEN_CERT", certs.join("analyst.pem"))
+            .env("NORRSKEN_KEY", certs.join("analyst.key"))
+            .env("NORRSKEN_CA", certs.join("ca.pem"))
+            .output()
+            .expect("run the norrsken command")
+    })
+}
+
 /// The plain-Rust view of one region's datalager, loaded once.
 pub fn data(slug: &str, code: &str) -> std::sync::Arc<Data> {
     static CACHE: OnceLock<Mutex<HashMap<String, std::sync::Arc<Data>>>> = OnceLock::new();

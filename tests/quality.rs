@@ -3,30 +3,18 @@
 //! recipes the defects touch. Each defect must be found by its check, in its region and at
 //! its month, year or kommun; the clean datalager must give no finding for the same recipes.
 
-use std::process::Command;
 
 use norrsken::local::{LocalFederation, LocalOptions};
 use norrsken_present::quality::{Band, Check, QualityProfile};
 use norrsken_synth::defects::Defect;
 use norrsken_synth::{generate, SynthOptions};
 
-use crate::fixtures::{federation, off_runtime, TempDir, TEST_SCALE, TEST_SEED};
+use crate::fixtures::{federation, norrsken_as_analyst, TempDir, TEST_SCALE, TEST_SEED};
 
 /// `norrsken quality` against a coordinator, as JSON (and the table in Swedish, checked to
 /// name every finding's check).
 fn profile(url: &str, certs: &std::path::Path, indicator: &str, period: &str) -> QualityProfile {
-    let run = |format: &str| {
-        off_runtime(|| {
-            Command::new(env!("CARGO_BIN_EXE_norrsken"))
-                .args(["quality", indicator, "--period", period, "--format", format, "--lang", "sv"])
-                .env("NORRSKEN_COORDINATOR", url)
-                .env("NORRSKEN_CERT", certs.join("analyst.pem"))
-                .env("NORRSKEN_KEY", certs.join("analyst.key"))
-                .env("NORRSKEN_CA", certs.join("ca.pem"))
-                .output()
-                .unwrap()
-        })
-    };
+    let run = |format: &str| norrsken_as_analyst(url, certs, &["quality", indicator, "--period", period, "--format", format, "--lang", "sv"]);
     let out = run("json");
     assert!(out.status.success(), "{indicator}: {}", String::from_utf8_lossy(&out.stderr));
     let p: QualityProfile = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)));
@@ -72,16 +60,7 @@ async fn each_injected_defect_is_found_by_its_check_and_clean_data_gives_none() 
     assert!(!hba1c.findings.iter().any(|f| f.check == Check::Plausibility && f.region != "25"), "{:#?}", hba1c.findings);
     // Every answer carries a quality declaration: how many cells were withheld, that values
     // are perturbed, the data versions, whether every region answered.
-    let out = off_runtime(|| {
-        Command::new(env!("CARGO_BIN_EXE_norrsken"))
-            .args(["query", "kpp_cost", "--by", "sex", "--period", "2021..2025", "--lang", "sv"])
-            .env("NORRSKEN_COORDINATOR", &url)
-            .env("NORRSKEN_CERT", certs.join("analyst.pem"))
-            .env("NORRSKEN_KEY", certs.join("analyst.key"))
-            .env("NORRSKEN_CA", certs.join("ca.pem"))
-            .output()
-            .unwrap()
-    });
+    let out = norrsken_as_analyst(&url, &certs, &["query", "kpp_cost", "--by", "sex", "--period", "2021..2025", "--lang", "sv"]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(

@@ -196,6 +196,18 @@ fn first_category(c: &Comparison) -> Option<String> {
     c.rows.iter().find_map(|r| r.category.clone())
 }
 
+/// Each region's volumes by the time breakdown `by` (month or year labels, in the answer's
+/// order; a withheld cell has none), keyed by region code and name.
+fn over_time(c: &Comparison, by: Breakdown, kind: Kind) -> BTreeMap<(String, String), Vec<(String, Option<f64>)>> {
+    let at = c.breakdowns.iter().position(|b| *b == by);
+    let mut out: BTreeMap<(String, String), Vec<(String, Option<f64>)>> = BTreeMap::new();
+    for r in series(c, at) {
+        let label = at.and_then(|i| r.labels[i].clone()).unwrap_or_default();
+        out.entry((r.region.clone(), r.region_name.clone())).or_default().push((label, volume(kind, r)));
+    }
+    out
+}
+
 /// Builds the profile of `recipe` over `period` by asking the federation.
 pub async fn profile(asker: &(impl Federation + ?Sized), recipe: &str, period: &str) -> Result<QualityProfile, NodeError> {
     let ask = |by: &[Breakdown]| IndicatorQuery {
@@ -253,13 +265,7 @@ pub async fn profile(asker: &(impl Federation + ?Sized), recipe: &str, period: &
     if allows(Breakdown::Month) {
         let c = comparison(asker.ask(ask(&[Breakdown::Month])).await?)?;
         out.query_ids.push(c.meta.query_id.clone());
-        let at = c.breakdowns.iter().position(|b| *b == Breakdown::Month);
-        let mut by_region: BTreeMap<(String, String), Vec<(String, Option<f64>)>> = BTreeMap::new();
-        for r in series(&c, at) {
-            let month = at.and_then(|i| r.labels[i].clone()).unwrap_or_default();
-            by_region.entry((r.region.clone(), r.region_name.clone())).or_default().push((month, volume(kind, r)));
-        }
-        for ((region, name), mut months) in by_region {
+        for ((region, name), mut months) in over_time(&c, Breakdown::Month, kind) {
             months.sort_by(|a, b| a.0.cmp(&b.0));
             for i in 0..months.len() {
                 let before: Vec<f64> = months[i.saturating_sub(12)..i].iter().filter_map(|m| m.1).collect();
@@ -275,13 +281,7 @@ pub async fn profile(asker: &(impl Federation + ?Sized), recipe: &str, period: &
     if allows(Breakdown::Year) {
         let c = comparison(asker.ask(ask(&[Breakdown::Year])).await?)?;
         out.query_ids.push(c.meta.query_id.clone());
-        let at = c.breakdowns.iter().position(|b| *b == Breakdown::Year);
-        let mut by_region: BTreeMap<(String, String), Vec<(String, Option<f64>)>> = BTreeMap::new();
-        for r in series(&c, at) {
-            let year = at.and_then(|i| r.labels[i].clone()).unwrap_or_default();
-            by_region.entry((r.region.clone(), r.region_name.clone())).or_default().push((year, volume(kind, r)));
-        }
-        for ((region, name), years) in by_region {
+        for ((region, name), years) in over_time(&c, Breakdown::Year, kind) {
             for (i, (year, x)) in years.iter().enumerate() {
                 let others: Vec<f64> = years.iter().enumerate().filter(|(j, _)| *j != i).filter_map(|(_, y)| y.1).collect();
                 let (Some(x), true) = (*x, others.len() >= 2) else { continue };

@@ -586,30 +586,9 @@ fn distribution_section(id: &str, recipe: &serde_json::Value, lang: Lang) -> Rep
 async fn section(asker: &(impl Federation + ?Sized), id: &str, period: &str, focus: &str, lang: Lang) -> Result<ReportIndicator, NodeError> {
     let [compare_q, trend_q] = questions(id, period);
     let mut out = blank(id);
-    let compare = match read(asker, &compare_q).await {
-        Ok(t) => t,
-        Err(Unanswered::Refused(e)) => return Err(e),
-        Err(Unanswered::Failed(e)) => {
-            out.error = Some(e);
-            out.unassessed = Some(Unassessed::Failed);
-            return Ok(out);
-        }
-    };
+    let Some(compare) = first(asker, &compare_q, &mut out).await? else { return Ok(out) };
+    describe(&mut out, &compare, id, lang);
     let meta = |t: &AnalysisTable, k: &str| t.meta(k).filter(|s| !s.is_empty()).map(str::to_string);
-    out.recipe = meta(&compare, "recipe").unwrap_or_default();
-    out.title = meta(&compare, "title").unwrap_or_else(|| id.to_string());
-    out.title_sv = meta(&compare, "title_sv").unwrap_or_else(|| out.title.clone());
-    out.kind = meta(&compare, "kind").and_then(|k| Kind::parse(&k));
-    out.value = meta(&compare, "value").unwrap_or_default();
-    out.axis = meta(&compare, if lang == Lang::Sv { "axis_sv" } else { "axis_en" }).unwrap_or_default();
-    out.better = meta(&compare, "better");
-    out.target = meta(&compare, "target").and_then(|s| s.parse().ok());
-    out.target_source = meta(&compare, "target_source");
-    out.followup_through = meta(&compare, "followup_through");
-    out.declaration = meta(&compare, if lang == Lang::Sv { "declaration_sv" } else { "declaration_en" });
-    out.query_ids.extend(meta(&compare, "query_id"));
-    out.sources = meta(&compare, "regions").and_then(|s| serde_json::from_str(&s).ok()).unwrap_or_default();
-    out.missing = out.sources.iter().filter(|r| r.status != RegionState::Ok).map(|r| r.name.clone()).collect();
     for r in compare.compare_rows() {
         out.regions.push(RegionValue {
             region: r.region,
@@ -687,28 +666,14 @@ async fn evaluation_section(asker: &(impl Federation + ?Sized), id: &str, period
         ..IndicatorQuery::default()
     };
     let mut out = blank(id);
-    let t = match read(asker, &q).await {
-        Ok(t) => t,
-        Err(Unanswered::Refused(e)) => return Err(e),
-        Err(Unanswered::Failed(e)) => {
-            out.error = Some(e);
-            out.unassessed = Some(Unassessed::Failed);
-            return Ok(out);
-        }
-    };
+    let Some(t) = first(asker, &q, &mut out).await? else { return Ok(out) };
+    describe(&mut out, &t, id, lang);
     let meta = |k: &str| t.meta(k).filter(|s| !s.is_empty()).map(str::to_string);
-    out.recipe = meta("recipe").unwrap_or_default();
-    out.title = meta("title").unwrap_or_else(|| id.to_string());
-    out.title_sv = meta("title_sv").unwrap_or_else(|| out.title.clone());
+    // The value is the effect on the cohort's outcome.
     out.kind = Some(Kind::Mean);
     let outcome = meta("outcome").unwrap_or_default();
     out.value = format!("{}: {}", evaluation_word("effect", Lang::En), evaluation_word(&format!("outcome.{outcome}"), Lang::En));
     out.axis = format!("{} · {}", evaluation_word("effect", lang), evaluation_word(&format!("outcome.{outcome}"), lang));
-    out.followup_through = meta("followup_through");
-    out.declaration = meta(if lang == Lang::Sv { "declaration_sv" } else { "declaration_en" });
-    out.query_ids.extend(meta("query_id"));
-    out.sources = meta("regions").and_then(|s| serde_json::from_str(&s).ok()).unwrap_or_default();
-    out.missing = out.sources.iter().filter(|r| r.status != RegionState::Ok).map(|r| r.name.clone()).collect();
     let text = |r: &[Value], c: &str| t.get(r, c).and_then(Value::as_text).map(str::to_string);
     let num = |r: &[Value], c: &str| t.get(r, c).and_then(Value::as_float);
     for r in &t.rows {
@@ -754,6 +719,41 @@ async fn evaluation_section(asker: &(impl Federation + ?Sized), id: &str, period
         Some(_) => Some(Unassessed::Withheld),
     };
     Ok(out)
+}
+
+/// A section's first question: its table, or none with the section marked failed (a refused
+/// question is the report's error).
+async fn first(asker: &(impl Federation + ?Sized), q: &IndicatorQuery, out: &mut ReportIndicator) -> Result<Option<AnalysisTable>, NodeError> {
+    match read(asker, q).await {
+        Ok(t) => Ok(Some(t)),
+        Err(Unanswered::Refused(e)) => Err(e),
+        Err(Unanswered::Failed(e)) => {
+            out.error = Some(e);
+            out.unassessed = Some(Unassessed::Failed);
+            Ok(None)
+        }
+    }
+}
+
+/// A section's description from its first table: the recipe and its titles, the value and
+/// its axis, direction and target, the follow-up's edge, the quality declaration, the query
+/// id and each region's state.
+fn describe(out: &mut ReportIndicator, t: &AnalysisTable, id: &str, lang: Lang) {
+    let meta = |k: &str| t.meta(k).filter(|s| !s.is_empty()).map(str::to_string);
+    out.recipe = meta("recipe").unwrap_or_default();
+    out.title = meta("title").unwrap_or_else(|| id.to_string());
+    out.title_sv = meta("title_sv").unwrap_or_else(|| out.title.clone());
+    out.kind = meta("kind").and_then(|k| Kind::parse(&k));
+    out.value = meta("value").unwrap_or_default();
+    out.axis = meta(if lang == Lang::Sv { "axis_sv" } else { "axis_en" }).unwrap_or_default();
+    out.better = meta("better");
+    out.target = meta("target").and_then(|s| s.parse().ok());
+    out.target_source = meta("target_source");
+    out.followup_through = meta("followup_through");
+    out.declaration = meta(if lang == Lang::Sv { "declaration_sv" } else { "declaration_en" });
+    out.query_ids.extend(meta("query_id"));
+    out.sources = meta("regions").and_then(|s| serde_json::from_str(&s).ok()).unwrap_or_default();
+    out.missing = out.sources.iter().filter(|r| r.status != RegionState::Ok).map(|r| r.name.clone()).collect();
 }
 
 async fn read(asker: &(impl Federation + ?Sized), q: &IndicatorQuery) -> Result<AnalysisTable, Unanswered> {

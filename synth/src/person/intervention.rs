@@ -152,19 +152,7 @@ impl Sim<'_> {
                 }
                 continue;
             }
-            self.add_contact(ContactRow {
-                contact_id: 0,
-                start,
-                end,
-                care_type: "inpatient",
-                acute: true,
-                profession: "doctor",
-                unit,
-                main_diagnosis: Some(dx),
-                cost,
-                secondary: Vec::new(),
-                procedures: Vec::new(),
-            });
+            self.add_stay(unit, start, end, true, dx, cost);
         }
         if let (Some(at), Some(e)) = (joined, exposure.as_mut()) {
             // The first contact at the index time carries the code; then a visit every two

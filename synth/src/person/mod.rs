@@ -312,6 +312,11 @@ impl<'a> Sim<'a> {
         let start = micros_of_day(day) + hour * MICROS_PER_HOUR + self.rng.range(0, 59) * 60_000_000;
         let end = start + los_days * MICROS_PER_DAY + self.rng.range(1, 8) * MICROS_PER_HOUR;
         let cost = self.cost(unit, model::COST_INPATIENT_PER_DAY * los_days.max(1) as f64, 0.35, 0.05);
+        self.add_stay(unit, start, end, acute, dx, cost)
+    }
+
+    /// An inpatient stay whose times and cost are drawn.
+    fn add_stay(&mut self, unit: CareUnit, start: i64, end: i64, acute: bool, dx: &'static str, cost: f64) -> usize {
         self.add_contact(ContactRow {
             contact_id: 0,
             start,
